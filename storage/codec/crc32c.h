@@ -1,0 +1,12 @@
+// CRC-32C (Castagnoli), as used by the Zarr v3 crc32c codec and jigsaw checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace jigsaw {
+
+// Extends `crc` (0 to start) over `data`. Uses the SSE4.2 instruction when the CPU has it.
+uint32_t Crc32c(std::string_view data, uint32_t crc = 0);
+
+}  // namespace jigsaw

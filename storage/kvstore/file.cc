@@ -1,0 +1,178 @@
+// Files under a root directory; a key is a relative path. Writes are atomic: the value goes to a temporary
+// file in the key's directory (named "<key>.__jigsaw_tmp.<pid>.<n>", never listed) and is renamed over
+// the key. With WriteOptions::sync the file and then its directory are fsync'ed.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <functional>
+
+#include "storage/kvstore/kvstore.h"
+
+namespace jigsaw {
+namespace {
+
+constexpr std::string_view kTempMarker = ".__jigsaw_tmp.";
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { if (fd_ >= 0) ::close(fd_); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { int f = fd_; fd_ = -1; return f; }
+
+ private:
+  int fd_;
+};
+
+Status MakeDirs(const std::string& dir) {
+  if (dir.empty()) return OkStatus();
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return OkStatus();
+    return FailedPreconditionError("not a directory: " + dir);
+  }
+  size_t slash = dir.rfind('/');
+  if (slash != std::string::npos && slash > 0) RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
+  if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) return ErrnoToStatus(errno, "mkdir " + dir);
+  return OkStatus();
+}
+
+Status FsyncPath(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoToStatus(errno, "open " + path);
+  if (::fsync(fd.get()) != 0) return ErrnoToStatus(errno, "fsync " + path);
+  return OkStatus();
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "write " + path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return OkStatus();
+}
+
+class FileKvStore final : public KvStore {
+ public:
+  explicit FileKvStore(std::string root) : root_(std::move(root)) {
+    while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  }
+
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = PathOf(key);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return ReadResult{true, {}};
+      return ErrnoToStatus(errno, "open " + path);
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
+    if (S_ISDIR(st.st_mode)) return ReadResult{true, {}};
+    ASSIGN_OR_RETURN(auto span, ResolveByteRange(range, st.st_size));
+    ReadResult result;
+    result.value.resize(static_cast<size_t>(span.second - span.first));
+    size_t done = 0;
+    while (done < result.value.size()) {
+      ssize_t n = ::pread(fd.get(), result.value.data() + done, result.value.size() - done,
+                          span.first + static_cast<off_t>(done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoToStatus(errno, "read " + path);
+      }
+      if (n == 0) return DataLossError("file shrank while reading: " + path);
+      done += static_cast<size_t>(n);
+    }
+    return result;
+  }
+
+  Status Write(std::string_view key, std::string_view value, WriteOptions options) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = PathOf(key);
+    std::string dir = path.substr(0, path.rfind('/'));
+    RETURN_IF_ERROR(MakeDirs(dir));
+    static std::atomic<uint64_t> counter{0};
+    std::string tmp = path + std::string(kTempMarker) + std::to_string(::getpid()) + "." +
+                      std::to_string(counter.fetch_add(1));
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+    if (fd.get() < 0) return ErrnoToStatus(errno, "create " + tmp);
+    Status st = WriteAll(fd.get(), value, tmp);
+    if (st.ok() && options.sync && ::fsync(fd.get()) != 0) st = ErrnoToStatus(errno, "fsync " + tmp);
+    if (st.ok() && ::close(fd.release()) != 0) st = ErrnoToStatus(errno, "close " + tmp);
+    if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoToStatus(errno, "rename to " + path);
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    if (options.sync) return FsyncPath(dir);
+    return OkStatus();
+  }
+
+  Status Delete(std::string_view key) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = PathOf(key);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
+      return ErrnoToStatus(errno, "delete " + path);
+    }
+    return OkStatus();
+  }
+
+  Result<std::vector<ListEntry>> List(std::string_view prefix) override {
+    // Walk only the deepest directory the prefix names.
+    std::string start_dir;
+    size_t slash = prefix.rfind('/');
+    if (slash != std::string_view::npos) start_dir = std::string(prefix.substr(0, slash));
+    std::vector<ListEntry> out;
+    Status st;
+    std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+      std::string dir_path = rel.empty() ? root_ : root_ + "/" + rel;
+      DIR* dir = ::opendir(dir_path.c_str());
+      if (dir == nullptr) {
+        if (errno != ENOENT && errno != ENOTDIR && st.ok()) st = ErrnoToStatus(errno, "list " + dir_path);
+        return;
+      }
+      while (struct dirent* e = ::readdir(dir)) {
+        std::string_view name = e->d_name;
+        if (name == "." || name == ".." || name.find(kTempMarker) != std::string_view::npos) continue;
+        std::string key = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
+        struct stat s;
+        if (::stat((root_ + "/" + key).c_str(), &s) != 0) continue;  // removed meanwhile
+        if (S_ISDIR(s.st_mode)) {
+          // Descend only where keys under this directory can match the prefix.
+          std::string as_dir = key + "/";
+          if (as_dir.starts_with(prefix) || prefix.starts_with(as_dir)) walk(key);
+        } else if (S_ISREG(s.st_mode) && std::string_view(key).starts_with(prefix)) {
+          out.push_back({key, static_cast<int64_t>(s.st_size)});
+        }
+      }
+      ::closedir(dir);
+    };
+    walk(start_dir);
+    if (!st.ok()) return st;
+    std::sort(out.begin(), out.end(), [](const ListEntry& a, const ListEntry& b) { return a.key < b.key; });
+    return out;
+  }
+
+  std::string url() const override { return root_.starts_with("/") ? "file://" + root_ : root_; }
+
+ private:
+  std::string PathOf(std::string_view key) const { return root_ + "/" + std::string(key); }
+  std::string root_;
+};
+
+}  // namespace
+
+std::unique_ptr<KvStore> NewFileKvStore(std::string root) { return std::make_unique<FileKvStore>(std::move(root)); }
+
+}  // namespace jigsaw

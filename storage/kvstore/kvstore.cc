@@ -1,0 +1,103 @@
+#include "storage/kvstore/kvstore.h"
+
+#include <map>
+
+namespace jigsaw {
+
+std::string ByteRange::ToString() const {
+  if (suffix_length >= 0) return "bytes=-" + std::to_string(suffix_length);
+  std::string s = "bytes=" + std::to_string(inclusive_min) + "-";
+  if (exclusive_max >= 0) s += std::to_string(exclusive_max - 1);
+  return s;
+}
+
+Status ValidateKey(std::string_view key) {
+  auto bad = [&](std::string_view why) {
+    return InvalidArgumentError("invalid key \"" + std::string(key) + "\": " + std::string(why));
+  };
+  if (key.empty()) return bad("empty");
+  if (key.front() == '/') return bad("absolute path");
+  if (key.find('\\') != std::string_view::npos) return bad("backslash");
+  if (key.find('\0') != std::string_view::npos) return bad("NUL byte");
+  size_t start = 0;
+  while (start <= key.size()) {
+    size_t end = key.find('/', start);
+    if (end == std::string_view::npos) end = key.size();
+    std::string_view seg = key.substr(start, end - start);
+    if (seg.empty()) return bad("empty path segment");
+    if (seg == "." || seg == "..") return bad("'.' or '..' segment");
+    start = end + 1;
+  }
+  return OkStatus();
+}
+
+Result<std::pair<int64_t, int64_t>> ResolveByteRange(const ByteRange& r, int64_t size) {
+  if (r.suffix_length >= 0) return std::make_pair(std::max<int64_t>(0, size - r.suffix_length), size);
+  int64_t end = r.exclusive_max < 0 ? size : r.exclusive_max;
+  if (r.inclusive_min < 0 || r.inclusive_min > end || end > size) {
+    return OutOfRangeError("byte range " + r.ToString() + " outside a value of " + std::to_string(size) +
+                           " bytes");
+  }
+  return std::make_pair(r.inclusive_min, end);
+}
+
+std::string JoinKey(std::string_view a, std::string_view b) {
+  while (!a.empty() && a.back() == '/') a.remove_suffix(1);
+  while (!b.empty() && b.front() == '/') b.remove_prefix(1);
+  if (a.empty()) return std::string(b);
+  if (b.empty()) return std::string(a);
+  return std::string(a) + "/" + std::string(b);
+}
+
+namespace {
+
+class PrefixedKvStore final : public KvStore {
+ public:
+  PrefixedKvStore(KvStore* base, std::string prefix) : base_(base), prefix_(std::move(prefix)) {}
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
+    return base_->Read(JoinKey(prefix_, key), range);
+  }
+  Status Write(std::string_view key, std::string_view value, WriteOptions o) override {
+    return base_->Write(JoinKey(prefix_, key), value, o);
+  }
+  Status Delete(std::string_view key) override { return base_->Delete(JoinKey(prefix_, key)); }
+  Result<std::vector<ListEntry>> List(std::string_view prefix) override {
+    std::string full = prefix_.empty() ? std::string(prefix) : prefix_ + "/" + std::string(prefix);
+    ASSIGN_OR_RETURN(auto entries, base_->List(full));
+    size_t strip = prefix_.empty() ? 0 : prefix_.size() + 1;
+    for (auto& e : entries) e.key = e.key.substr(strip);
+    return entries;
+  }
+  std::string url() const override { return JoinKey(base_->url(), prefix_); }
+
+ private:
+  KvStore* base_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+std::unique_ptr<KvStore> NewPrefixedKvStore(KvStore* base, std::string prefix) {
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  return std::make_unique<PrefixedKvStore>(base, std::move(prefix));
+}
+
+Result<std::unique_ptr<KvStore>> OpenKvStore(std::string_view url) {
+  if (url.starts_with("memory://")) return NewMemoryKvStore(url.substr(9));
+  if (url.starts_with("file://")) {
+    std::string_view path = url.substr(7);
+    if (path.empty() || path.front() != '/') {
+      return InvalidArgumentError("file URL must be absolute (file:///path): " + std::string(url));
+    }
+    return NewFileKvStore(std::string(path));
+  }
+  size_t scheme = url.find("://");
+  if (scheme != std::string_view::npos) {
+    return UnimplementedError("unsupported store URL scheme \"" + std::string(url.substr(0, scheme)) +
+                              "://\" in " + std::string(url) + " (supported: file paths, file://, memory://)");
+  }
+  if (url.empty()) return InvalidArgumentError("empty store path");
+  return NewFileKvStore(std::string(url));
+}
+
+}  // namespace jigsaw

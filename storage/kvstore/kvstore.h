@@ -1,0 +1,84 @@
+// KvStore: the one interface between jigsaw and where bytes live (memory, files; HTTP and S3 later).
+//
+// Contract:
+// - Keys are '/'-separated relative paths ("data/zarr.json"). ValidateKey() refuses "", "..", ".",
+//   empty segments ("a//b"), absolute paths and backslashes; every backend calls it.
+// - Read() of a missing key is not an error: the result's `missing` is true. Errors are for I/O faults.
+// - A ByteRange maps one-to-one onto an HTTP Range header: [inclusive_min, exclusive_max), with
+//   exclusive_max = -1 meaning "to the end"; Suffix(n) is the last n bytes (the whole value when shorter).
+//   A range that starts or ends past the value is kOutOfRange.
+// - Write() replaces the whole value atomically: a reader sees the old value or the new one, never a mix.
+//   With `sync`, the value is durable when Write() returns.
+// - Delete() of a missing key succeeds. List(prefix) returns every key starting with prefix, sorted.
+// - All methods are safe to call from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/status.h"
+
+namespace jigsaw {
+
+struct ByteRange {
+  int64_t inclusive_min = 0;
+  int64_t exclusive_max = -1;  // -1: to the end
+  int64_t suffix_length = -1;  // >= 0: the last suffix_length bytes; the other fields are ignored
+
+  static ByteRange All() { return {}; }
+  static ByteRange Suffix(int64_t n) { return {0, -1, n}; }
+  static ByteRange Span(int64_t begin, int64_t end) { return {begin, end, -1}; }
+  bool is_all() const { return suffix_length < 0 && inclusive_min == 0 && exclusive_max < 0; }
+  std::string ToString() const;
+};
+
+struct ReadResult {
+  bool missing = false;
+  std::string value;  // the bytes of the requested range; empty when missing
+};
+
+struct WriteOptions {
+  bool sync = false;  // fsync the value (and its directory) before returning
+};
+
+struct ListEntry {
+  std::string key;
+  int64_t size = 0;
+};
+
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+  virtual Result<ReadResult> Read(std::string_view key, ByteRange range = {}) = 0;
+  virtual Status Write(std::string_view key, std::string_view value, WriteOptions options = {}) = 0;
+  virtual Status Delete(std::string_view key) = 0;
+  virtual Result<std::vector<ListEntry>> List(std::string_view prefix) = 0;
+  // A URL naming this store (for messages and for reopening), never containing credentials.
+  virtual std::string url() const = 0;
+};
+
+Status ValidateKey(std::string_view key);
+
+// Applies `range` to a whole value of `size` bytes; returns [begin, end) or kOutOfRange.
+Result<std::pair<int64_t, int64_t>> ResolveByteRange(const ByteRange& range, int64_t size);
+
+// The reference implementation: values in a map. Stores opened with the same name in one process share
+// their contents (so "memory://x" can be opened twice); an empty name gives a private store.
+std::unique_ptr<KvStore> NewMemoryKvStore(std::string_view name = "");
+
+// Files under `root` (created on first write). Writes go to a temporary file beside the key, then rename.
+std::unique_ptr<KvStore> NewFileKvStore(std::string root);
+
+// Opens "memory://name", "file:///abs/path", or a plain path.
+Result<std::unique_ptr<KvStore>> OpenKvStore(std::string_view url);
+
+// A kvstore seen under a key prefix of another one ("group/sub/"), owning or borrowing it.
+std::unique_ptr<KvStore> NewPrefixedKvStore(KvStore* base, std::string prefix);
+
+// Joins key segments with '/', skipping empty ones.
+std::string JoinKey(std::string_view a, std::string_view b);
+
+}  // namespace jigsaw

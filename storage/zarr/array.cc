@@ -1,0 +1,328 @@
+#include "storage/zarr/array.h"
+
+#include <tbb/parallel_for.h>
+
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <mutex>
+
+namespace jigsaw {
+
+int64_t Box::num_elements() const {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+std::string Box::ToString() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(origin[i]) + ":" + std::to_string(origin[i] + shape[i]);
+  }
+  return s + "]";
+}
+
+namespace {
+
+// Calls fn(index) for each index of the grid box [lo, hi) in C order.
+template <typename Fn>
+void ForEachIndex(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi, Fn fn) {
+  const size_t n = lo.size();
+  for (size_t i = 0; i < n; ++i)
+    if (lo[i] >= hi[i]) return;
+  std::vector<int64_t> idx = lo;
+  while (true) {
+    fn(idx);
+    size_t d = n;
+    while (d-- > 0) {
+      if (++idx[d] < hi[d]) break;
+      idx[d] = lo[d];
+    }
+    if (d == static_cast<size_t>(-1)) return;
+  }
+}
+
+// The stored chunks a box touches, in C order.
+std::vector<std::vector<int64_t>> ChunksOf(const Box& box, std::span<const int64_t> chunk) {
+  std::vector<int64_t> lo(box.shape.size()), hi(box.shape.size());
+  for (size_t i = 0; i < lo.size(); ++i) {
+    lo[i] = box.origin[i] / chunk[i];
+    hi[i] = box.shape[i] == 0 ? lo[i] : (box.origin[i] + box.shape[i] - 1) / chunk[i] + 1;
+  }
+  std::vector<std::vector<int64_t>> out;
+  if (lo.empty()) {
+    out.push_back({});
+    return out;
+  }
+  ForEachIndex(lo, hi, [&](const std::vector<int64_t>& i) { out.push_back(i); });
+  return out;
+}
+
+// The part of `box` inside the chunk region `chunk` (origin, shape), in absolute coordinates.
+Box Intersect(const Box& a, const Box& b) {
+  Box r;
+  for (size_t i = 0; i < a.shape.size(); ++i) {
+    int64_t lo = std::max(a.origin[i], b.origin[i]);
+    int64_t hi = std::min(a.origin[i] + a.shape[i], b.origin[i] + b.shape[i]);
+    r.origin.push_back(lo);
+    r.shape.push_back(std::max<int64_t>(0, hi - lo));
+  }
+  return r;
+}
+
+std::vector<int64_t> Minus(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  std::vector<int64_t> r(a.size());
+  for (size_t i = 0; i < a.size(); ++i) r[i] = a[i] - b[i];
+  return r;
+}
+
+Box ChunkBox(std::span<const int64_t> index, std::span<const int64_t> chunk) {
+  Box b;
+  for (size_t i = 0; i < index.size(); ++i) {
+    b.origin.push_back(index[i] * chunk[i]);
+    b.shape.push_back(chunk[i]);
+  }
+  return b;
+}
+
+// Collects the first error of a parallel loop.
+class FirstError {
+ public:
+  void Set(Status s) {
+    if (s.ok()) return;
+    std::lock_guard lock(mu_);
+    if (first_.ok()) first_ = std::move(s);
+    failed_.store(true, std::memory_order_relaxed);
+  }
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  Status Get() {
+    std::lock_guard lock(mu_);
+    return first_;
+  }
+
+ private:
+  std::atomic<bool> failed_{false};
+  std::mutex mu_;
+  Status first_;
+};
+
+Status CheckBox(const Box& box, const ArrayMetadata& m, size_t bytes, std::string_view what) {
+  if (box.origin.size() != m.shape.size() || box.shape.size() != m.shape.size()) {
+    return InvalidArgumentError(std::string(what) + " box " + box.ToString() + " has the wrong rank");
+  }
+  for (size_t i = 0; i < m.shape.size(); ++i) {
+    if (box.origin[i] < 0 || box.shape[i] < 0 || box.origin[i] + box.shape[i] > m.shape[i]) {
+      return OutOfRangeError(std::string(what) + " box " + box.ToString() + " outside the array's shape");
+    }
+  }
+  if (bytes != static_cast<size_t>(box.num_elements() * m.dtype.size)) {
+    return InternalError(std::string(what) + " buffer size does not match the box");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+std::string Array::url() const { return JoinKey(store_->url(), path_); }
+
+std::string Array::ChunkKey(std::span<const int64_t> index) const { return JoinKey(path_, meta_.ChunkKey(index)); }
+
+Result<bool> Array::ReadChunk(std::span<const int64_t> index, std::span<char> out) const {
+  std::string key = ChunkKey(index);
+  ASSIGN_OR_RETURN(ReadResult r, store_->Read(key));
+  if (r.missing) {
+    FillWith(out, meta_.fill);
+    return false;
+  }
+  RETURN_IF_ERROR(meta_.codecs->Decode(r.value, out).Annotate(store_->url() + ": chunk " + key));
+  return true;
+}
+
+Status Array::WriteChunk(std::span<const int64_t> index, std::string_view data) const {
+  std::string key = ChunkKey(index);
+  if (AllEqualTo(data, meta_.fill)) return store_->Delete(key);
+  ASSIGN_OR_RETURN(std::string encoded, meta_.codecs->Encode(data));
+  return store_->Write(key, encoded);
+}
+
+Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_box, const Box& box,
+                               std::span<char> out) const {
+  const ShardingSpec& sh = *meta_.codecs->sharding();
+  const std::string key = ChunkKey(index);
+  const std::vector<int64_t>& inner = sh.inner_shape;
+  std::vector<int64_t> grid(inner.size());
+  int64_t count = 1;
+  for (size_t i = 0; i < inner.size(); ++i) count *= grid[i] = meta_.chunks[i] / inner[i];
+  const int64_t index_bytes = sh.IndexBytes(count);
+  ASSIGN_OR_RETURN(ReadResult ir, store_->Read(key, sh.index_at_end ? ByteRange::Suffix(index_bytes)
+                                                                    : ByteRange::Span(0, index_bytes)));
+  const Box want = Intersect(box, chunk_box);
+  if (ir.missing) {
+    std::string fill(want.num_elements() * meta_.dtype.size, '\0');
+    FillWith(fill, meta_.fill);
+    CopyBox(fill.data(), want.shape, std::vector<int64_t>(want.shape.size(), 0), out.data(), box.shape,
+            Minus(want.origin, box.origin), want.shape, meta_.dtype.size);
+    return OkStatus();
+  }
+  // The shard's size is unknown without a second request; entries are checked against the index's own
+  // end (start location) or are bounded by the read below, which fails cleanly past the object's end.
+  ASSIGN_OR_RETURN(auto entries, sh.DecodeIndex(ir.value, count, std::numeric_limits<int64_t>::max() / 2));
+  Box local{Minus(want.origin, chunk_box.origin), want.shape};
+  auto inner_chunks = ChunksOf(local, inner);
+  FirstError err;
+  tbb::parallel_for(size_t{0}, inner_chunks.size(), [&](size_t k) {
+    if (err.failed()) return;
+    const auto& ci = inner_chunks[k];
+    int64_t linear = 0;
+    for (size_t d = 0; d < ci.size(); ++d) linear = linear * grid[d] + ci[d];
+    Box ib = ChunkBox(ci, inner);  // relative to the shard
+    Box part = Intersect(local, ib);
+    std::string buf(sh.inner->layout().num_bytes(), '\0');
+    const auto& e = entries[linear];
+    if (e.empty()) {
+      FillWith(buf, meta_.fill);
+    } else {
+      auto r = store_->Read(key, ByteRange::Span(static_cast<int64_t>(e.offset), static_cast<int64_t>(e.offset + e.nbytes)));
+      if (!r.ok()) return err.Set(r.status().Annotate("inner chunk " + std::to_string(linear)));
+      if (r->missing) return err.Set(DataLossError("shard vanished while reading"));
+      Status s = sh.inner->Decode(r->value, buf);
+      if (!s.ok()) return err.Set(s.Annotate("inner chunk " + std::to_string(linear)));
+    }
+    std::vector<int64_t> dst(part.origin.size());
+    for (size_t d = 0; d < dst.size(); ++d) dst[d] = part.origin[d] + chunk_box.origin[d] - box.origin[d];
+    CopyBox(buf.data(), inner, Minus(part.origin, ib.origin), out.data(), box.shape, dst, part.shape,
+            meta_.dtype.size);
+  });
+  return err.Get().Annotate(store_->url() + ": shard " + key);
+}
+
+Status Array::Read(const Box& box, std::span<char> out) const {
+  RETURN_IF_ERROR(CheckBox(box, meta_, out.size(), "read"));
+  if (box.num_elements() == 0) return OkStatus();
+  auto chunks = ChunksOf(box, meta_.chunks);
+  const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
+  FirstError err;
+  tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
+    if (err.failed()) return;
+    const auto& index = chunks[k];
+    Box cb = ChunkBox(index, meta_.chunks);
+    Box part = Intersect(box, cb);
+    bool whole = part.shape == cb.shape;
+    if (meta_.codecs->sharding() && !whole) {
+      return err.Set(ReadPartialShard(index, cb, box, out));
+    }
+    if (whole && box.shape == cb.shape) {  // the box is exactly this chunk: decode in place
+      auto r = ReadChunk(index, out);
+      return err.Set(r.status());
+    }
+    std::string buf(chunk_bytes, '\0');
+    auto r = ReadChunk(index, buf);
+    if (!r.ok()) return err.Set(r.status());
+    CopyBox(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), out.data(), box.shape,
+            Minus(part.origin, box.origin), part.shape, meta_.dtype.size);
+  });
+  return err.Get();
+}
+
+Status Array::Write(const Box& box, std::string_view data) {
+  RETURN_IF_ERROR(CheckBox(box, meta_, data.size(), "write"));
+  if (box.num_elements() == 0) return OkStatus();
+  auto chunks = ChunksOf(box, meta_.chunks);
+  const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
+  FirstError err;
+  tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
+    if (err.failed()) return;
+    const auto& index = chunks[k];
+    Box cb = ChunkBox(index, meta_.chunks);
+    Box part = Intersect(box, cb);
+    Box inside = Intersect(cb, full_box());  // edge chunks extend past the array
+    std::string buf(chunk_bytes, '\0');
+    if (part.shape == inside.shape) {
+      FillWith(buf, meta_.fill);
+    } else {  // read-modify-write of a partly covered chunk
+      auto r = ReadChunk(index, buf);
+      if (!r.ok()) return err.Set(r.status());
+    }
+    CopyBox(data.data(), box.shape, Minus(part.origin, box.origin), buf.data(), meta_.chunks,
+            Minus(part.origin, cb.origin), part.shape, meta_.dtype.size);
+    Status s = WriteChunk(index, buf);
+    err.Set(s.Annotate(store_->url() + ": chunk " + ChunkKey(index)));
+  });
+  return err.Get();
+}
+
+Status Array::WriteMetadata() const {
+  if (meta_.zarr_format == 3) {
+    return store_->Write(JoinKey(path_, "zarr.json"), ArrayMetadataToV3(meta_).dump(2));
+  }
+  json zarray, zattrs;
+  RETURN_IF_ERROR(ArrayMetadataToV2(meta_, &zarray, &zattrs));
+  RETURN_IF_ERROR(store_->Write(JoinKey(path_, ".zarray"), zarray.dump(2)));
+  if (zattrs.empty()) return store_->Delete(JoinKey(path_, ".zattrs"));
+  return store_->Write(JoinKey(path_, ".zattrs"), zattrs.dump(2));
+}
+
+Result<std::unique_ptr<Array>> Array::Create(KvStore* store, std::string path, ArrayMetadata metadata) {
+  auto a = std::unique_ptr<Array>(new Array(store, std::move(path), std::move(metadata)));
+  RETURN_IF_ERROR(a->WriteMetadata().Annotate(a->url()));
+  return a;
+}
+
+Result<std::unique_ptr<Array>> Array::Open(KvStore* store, std::string path) {
+  ASSIGN_OR_RETURN(NodeMetadata node, ReadNodeMetadata(store, path));
+  if (!node.is_array) return InvalidArgumentError(JoinKey(store->url(), path) + " is a group, not an array");
+  return std::unique_ptr<Array>(new Array(store, std::move(path), std::move(*node.array)));
+}
+
+Result<NodeMetadata> ReadNodeMetadata(KvStore* store, const std::string& path) {
+  auto read_json = [&](const std::string& name) -> Result<std::optional<json>> {
+    std::string key = JoinKey(path, name);
+    ASSIGN_OR_RETURN(ReadResult r, store->Read(key));
+    if (r.missing) return std::optional<json>();
+    ASSIGN_OR_RETURN(json j, ParseJson(r.value, JoinKey(store->url(), key)));
+    return std::optional<json>(std::move(j));
+  };
+  NodeMetadata node;
+  ASSIGN_OR_RETURN(auto v3, read_json("zarr.json"));
+  if (v3) {
+    const std::string where = JoinKey(store->url(), JoinKey(path, "zarr.json"));
+    if (!v3->is_object() || v3->value("zarr_format", 0) != 3) {
+      return InvalidArgumentError(where + ": not Zarr v3 metadata (zarr_format must be 3)");
+    }
+    std::string type = v3->value("node_type", "");
+    if (type == "group") {
+      node.attributes = v3->value("attributes", json::object());
+      if (v3->contains("consolidated_metadata")) node.consolidated = (*v3)["consolidated_metadata"];
+      return node;
+    }
+    if (type != "array") return InvalidArgumentError(where + ": node_type must be \"array\" or \"group\"");
+    node.is_array = true;
+    auto m = ParseArrayMetadataV3(*v3);
+    if (!m.ok()) return m.status().Annotate(where);
+    node.attributes = m->attributes;
+    node.array = std::move(*m);
+    return node;
+  }
+  node.zarr_format = 2;
+  ASSIGN_OR_RETURN(auto zattrs, read_json(".zattrs"));
+  if (zattrs) node.attributes = *zattrs;
+  ASSIGN_OR_RETURN(auto zarray, read_json(".zarray"));
+  if (zarray) {
+    node.is_array = true;
+    auto m = ParseArrayMetadataV2(*zarray, node.attributes);
+    if (!m.ok()) return m.status().Annotate(JoinKey(store->url(), JoinKey(path, ".zarray")));
+    node.array = std::move(*m);
+    return node;
+  }
+  ASSIGN_OR_RETURN(auto zgroup, read_json(".zgroup"));
+  if (!zgroup) return NotFoundError("no Zarr array or group at " + JoinKey(store->url(), path));
+  if (path.empty()) {
+    ASSIGN_OR_RETURN(auto zmeta, read_json(".zmetadata"));
+    if (zmeta) node.consolidated = *zmeta;
+  }
+  return node;
+}
+
+}  // namespace jigsaw

@@ -1,0 +1,72 @@
+// A Zarr array (v2 or v3) in a KvStore: read and write any box; chunk I/O and codecs run in parallel (TBB).
+//
+// Missing chunks read as the fill value. A chunk written that holds only the fill value is deleted rather
+// than stored (zarr-python's write_empty_chunks=False). Reads of a sharded array fetch the shard index and
+// only the inner chunks that the box touches, unless the box covers the whole shard.
+// An Array is safe to read from many threads; concurrent writes must touch disjoint chunks.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "storage/kvstore/kvstore.h"
+#include "storage/zarr/metadata.h"
+
+namespace jigsaw {
+
+struct Box {
+  std::vector<int64_t> origin, shape;
+  int64_t num_elements() const;
+  std::string ToString() const;  // "[0:2, 10:20]"
+};
+
+class Array {
+ public:
+  // Opens the array whose metadata is at `path` ("" for the root) of `store`; detects v2 or v3.
+  // `store` must outlive the Array.
+  static Result<std::unique_ptr<Array>> Open(KvStore* store, std::string path);
+  // Writes the metadata of a new array (replacing any at `path`) and returns it.
+  static Result<std::unique_ptr<Array>> Create(KvStore* store, std::string path, ArrayMetadata metadata);
+
+  const ArrayMetadata& metadata() const { return meta_; }
+  const std::string& path() const { return path_; }
+  std::string url() const;  // store URL + path, for messages
+  Box full_box() const { return {std::vector<int64_t>(meta_.rank(), 0), meta_.shape}; }
+
+  // `out` receives the box in C order, native byte order (box.num_elements() * dtype.size bytes).
+  Status Read(const Box& box, std::span<char> out) const;
+  Status Write(const Box& box, std::string_view data);
+
+  // The store key of a chunk (shard) index: path + chunk key.
+  std::string ChunkKey(std::span<const int64_t> index) const;
+  // Reads and decodes one stored chunk whole into `out` (chunk_layout().num_bytes()); false when missing.
+  Result<bool> ReadChunk(std::span<const int64_t> index, std::span<char> out) const;
+  // Encodes and stores (or deletes, when all fill) one whole chunk.
+  Status WriteChunk(std::span<const int64_t> index, std::string_view data) const;
+
+  Status WriteMetadata() const;
+
+ private:
+  Array(KvStore* store, std::string path, ArrayMetadata meta)
+      : store_(store), path_(std::move(path)), meta_(std::move(meta)) {}
+  Status ReadPartialShard(std::span<const int64_t> index, const Box& chunk_box, const Box& box,
+                          std::span<char> out) const;
+
+  KvStore* store_;
+  std::string path_;
+  ArrayMetadata meta_;
+};
+
+// Reads the metadata of the node at `path`: sets *is_array and fills *array (arrays) or *attributes.
+// Result is the zarr format (2 or 3), or kNotFound when no Zarr node is there.
+struct NodeMetadata {
+  int zarr_format = 3;
+  bool is_array = false;
+  json attributes = json::object();
+  std::optional<ArrayMetadata> array;
+  json consolidated;  // the consolidated metadata found at this node (null when none)
+};
+Result<NodeMetadata> ReadNodeMetadata(KvStore* store, const std::string& path);
+
+}  // namespace jigsaw

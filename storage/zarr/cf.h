@@ -1,0 +1,43 @@
+// CF / xarray conventions used by reanalysis stores: time coordinates "<unit> since <date>" in the
+// standard / gregorian / proleptic_gregorian calendars, and packed values (scale_factor, add_offset,
+// _FillValue, missing_value).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/status.h"
+#include "storage/zarr/metadata.h"
+
+namespace jigsaw {
+
+// Seconds since 1970-01-01T00:00:00 of a date "YYYY-MM-DD[( |T)hh[:mm[:ss[.fff]]]][Z|+00:00]".
+Result<int64_t> ParseIsoTime(std::string_view text);
+// "YYYY-MM-DDThh:mm:ss".
+std::string FormatIsoTime(int64_t seconds_since_epoch);
+
+struct CfTimeUnits {
+  int64_t seconds_per_unit = 1;
+  int64_t epoch = 0;  // the reference date, in seconds since 1970-01-01
+};
+// Parses "hours since 1900-01-01 00:00:00.0"; refuses calendars jigsaw cannot convert exactly.
+Result<CfTimeUnits> ParseCfTimeUnits(std::string_view units, std::string_view calendar);
+// Values (in units) to seconds since 1970-01-01, rounded to the nearest second.
+std::vector<int64_t> DecodeCfTimes(std::span<const double> values, const CfTimeUnits& units);
+
+struct CfPacking {
+  double scale_factor = 1.0;
+  double add_offset = 0.0;
+  std::vector<double> missing;  // raw values that mean "missing": _FillValue, missing_value
+  bool is_packed() const { return scale_factor != 1.0 || add_offset != 0.0 || !missing.empty(); }
+};
+// From an array's attributes (and, as xarray does for Zarr v2, its fill_value when no _FillValue is given).
+CfPacking CfPackingOf(const ArrayMetadata& array);
+// raw * scale_factor + add_offset, NaN where raw is missing. `raw` holds elements of `dtype`.
+void UnpackCf(const char* raw, const DataType& dtype, int64_t count, const CfPacking& packing, double* out);
+
+}  // namespace jigsaw

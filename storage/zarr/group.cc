@@ -1,0 +1,85 @@
+#include "storage/zarr/group.h"
+
+#include <set>
+
+namespace jigsaw {
+namespace {
+
+// The node path of a metadata key, or nullopt when the key is not a metadata key.
+std::optional<std::string> NodePathOf(const std::string& key) {
+  for (std::string_view name : {"zarr.json", ".zarray", ".zgroup"}) {
+    if (key == name) return std::string();
+    if (key.size() > name.size() && key.ends_with(name) && key[key.size() - name.size() - 1] == '/') {
+      return key.substr(0, key.size() - name.size() - 1);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::vector<Node>> ListNodes(KvStore* store) {
+  ASSIGN_OR_RETURN(auto keys, store->List(""));
+  std::set<std::string> paths;
+  for (const auto& e : keys)
+    if (auto p = NodePathOf(e.key)) paths.insert(*p);
+  if (!paths.count("")) {
+    // A store whose root holds no metadata is still browsable when arrays sit below it.
+    if (paths.empty()) return NotFoundError("no Zarr metadata in " + store->url());
+  }
+  std::vector<Node> nodes;
+  for (const auto& p : paths) {
+    ASSIGN_OR_RETURN(NodeMetadata m, ReadNodeMetadata(store, p));
+    nodes.push_back({p, std::move(m)});
+  }
+  return nodes;
+}
+
+Status WriteGroup(KvStore* store, const std::string& path, int zarr_format, const json& attributes) {
+  if (zarr_format == 3) {
+    json j = {{"zarr_format", 3}, {"node_type", "group"}, {"attributes", attributes}};
+    return store->Write(JoinKey(path, "zarr.json"), j.dump(2));
+  }
+  RETURN_IF_ERROR(store->Write(JoinKey(path, ".zgroup"), json{{"zarr_format", 2}}.dump(2)));
+  if (attributes.empty()) return store->Delete(JoinKey(path, ".zattrs"));
+  return store->Write(JoinKey(path, ".zattrs"), attributes.dump(2));
+}
+
+Result<json> BuildConsolidated(KvStore* store, int zarr_format) {
+  ASSIGN_OR_RETURN(auto nodes, ListNodes(store));
+  if (zarr_format == 2) {
+    json meta = json::object();
+    for (const auto& n : nodes) {
+      if (n.meta.zarr_format != 2) continue;
+      for (std::string_view name : {".zgroup", ".zarray", ".zattrs"}) {
+        std::string key = JoinKey(n.path, name);
+        ASSIGN_OR_RETURN(ReadResult r, store->Read(key));
+        if (r.missing) continue;
+        ASSIGN_OR_RETURN(meta[key], ParseJson(r.value, JoinKey(store->url(), key)));
+      }
+    }
+    return json{{"zarr_consolidated_format", 1}, {"metadata", meta}};
+  }
+  json meta = json::object();
+  for (const auto& n : nodes) {
+    if (n.path.empty() || n.meta.zarr_format != 3) continue;
+    std::string key = JoinKey(n.path, "zarr.json");
+    ASSIGN_OR_RETURN(ReadResult r, store->Read(key));
+    ASSIGN_OR_RETURN(json j, ParseJson(r.value, JoinKey(store->url(), key)));
+    j.erase("consolidated_metadata");
+    meta[n.path] = j;
+  }
+  return json{{"kind", "inline"}, {"must_understand", false}, {"metadata", meta}};
+}
+
+Status WriteConsolidated(KvStore* store, int zarr_format) {
+  ASSIGN_OR_RETURN(json c, BuildConsolidated(store, zarr_format));
+  if (zarr_format == 2) return store->Write(".zmetadata", c.dump(2));
+  ASSIGN_OR_RETURN(ReadResult r, store->Read("zarr.json"));
+  if (r.missing) return FailedPreconditionError(store->url() + ": no root group to consolidate into");
+  ASSIGN_OR_RETURN(json root, ParseJson(r.value, store->url() + "/zarr.json"));
+  root["consolidated_metadata"] = c;
+  return store->Write("zarr.json", root.dump(2));
+}
+
+}  // namespace jigsaw

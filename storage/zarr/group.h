@@ -1,0 +1,30 @@
+// Zarr groups: attributes, the tree of nodes under a root, and consolidated metadata
+// (v2 ".zmetadata"; v3 inline "consolidated_metadata" in the root zarr.json, as zarr-python 3 writes it).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "storage/kvstore/kvstore.h"
+#include "storage/zarr/array.h"
+
+namespace jigsaw {
+
+struct Node {
+  std::string path;  // "" for the root, "a/b" below it
+  NodeMetadata meta;
+};
+
+// Every group and array under the root of `store`, the root first, then in path order. Found by listing
+// metadata keys (consolidated metadata is not trusted for this; see VerifyStore for its check).
+Result<std::vector<Node>> ListNodes(KvStore* store);
+
+// Writes group metadata (zarr.json or .zgroup + .zattrs) at `path`.
+Status WriteGroup(KvStore* store, const std::string& path, int zarr_format, const json& attributes);
+
+// The consolidated metadata document for the nodes of `store` as they are now.
+Result<json> BuildConsolidated(KvStore* store, int zarr_format);
+// Writes it: v2 .zmetadata, or v3 the root zarr.json with consolidated_metadata.
+Status WriteConsolidated(KvStore* store, int zarr_format);
+
+}  // namespace jigsaw

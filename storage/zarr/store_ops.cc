@@ -1,0 +1,434 @@
+#include "storage/zarr/store_ops.h"
+
+#include <tbb/parallel_for.h>
+
+#include <atomic>
+#include <charconv>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "storage/zarr/cf.h"
+#include "storage/zarr/group.h"
+#include "storage/zarr/npy.h"
+
+namespace jigsaw {
+namespace {
+
+bool IsMetadataKey(std::string_view key) {
+  for (std::string_view n : {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
+    if (key == n || (key.ends_with(n) && key[key.size() - n.size() - 1] == '/')) return true;
+  return false;
+}
+
+std::string Join(const std::vector<int64_t>& v, std::string_view sep = ", ") {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? std::string(sep) : "") + std::to_string(v[i]);
+  return s;
+}
+
+std::string HumanBytes(int64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+struct Stored {
+  int64_t bytes = 0, objects = 0;
+};
+
+// Chunk objects (not metadata) per array path, from one listing.
+std::map<std::string, Stored> StoredPerArray(const std::vector<ListEntry>& keys, const std::vector<Node>& nodes) {
+  std::map<std::string, Stored> out;
+  for (const auto& n : nodes)
+    if (n.meta.is_array) out[n.path];
+  for (const auto& e : keys) {
+    if (IsMetadataKey(e.key)) continue;
+    // The longest array path that prefixes the key.
+    std::string best;
+    bool found = false;
+    for (auto& [path, s] : out) {
+      if (path.empty() || e.key.starts_with(path + "/")) {
+        if (!found || path.size() > best.size()) best = path;
+        found = true;
+      }
+    }
+    if (found) {
+      out[best].bytes += e.size;
+      out[best].objects += 1;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Status ListStore(KvStore* store, bool as_json, std::ostream& out) {
+  ASSIGN_OR_RETURN(auto nodes, ListNodes(store));
+  ASSIGN_OR_RETURN(auto keys, store->List(""));
+  auto stored = StoredPerArray(keys, nodes);
+  json j = {{"url", store->url()}, {"nodes", json::array()}};
+  for (const auto& n : nodes) {
+    json e = {{"path", n.path.empty() ? "/" : n.path},
+              {"type", n.meta.is_array ? "array" : "group"},
+              {"zarr_format", n.meta.zarr_format},
+              {"attributes", n.meta.attributes}};
+    if (n.meta.is_array) {
+      const ArrayMetadata& m = *n.meta.array;
+      const ShardingSpec* sh = m.codecs->sharding();
+      e["shape"] = m.shape;
+      e["dtype"] = m.dtype.name;
+      e["chunks"] = sh ? sh->inner_shape : m.chunks;
+      if (sh) e["shard"] = m.chunks;
+      e["codecs"] = m.codecs->Describe();
+      e["fill_value"] = FillValueToJson(m.fill, m.dtype);
+      e["dimension_names"] = m.dimension_names;
+      e["stored_bytes"] = stored[n.path].bytes;
+      e["stored_objects"] = stored[n.path].objects;
+      e["decoded_bytes"] = [&] {
+        int64_t b = m.dtype.size;
+        for (int64_t s : m.shape) b *= s;
+        return b;
+      }();
+    }
+    j["nodes"].push_back(e);
+  }
+  if (as_json) {
+    out << j.dump(2) << "\n";
+    return OkStatus();
+  }
+  out << store->url() << "\n";
+  for (const auto& e : j["nodes"]) {
+    std::string path = e["path"];
+    int depth = path == "/" ? 0 : 1 + static_cast<int>(std::count(path.begin(), path.end(), '/'));
+    std::string indent(2 * depth, ' ');
+    std::string name = path == "/" ? "/" : path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+    out << indent << name << "  " << e["type"].get<std::string>() << " (zarr v" << e["zarr_format"] << ")";
+    if (e["type"] == "array") {
+      out << "  " << e["dtype"].get<std::string>() << " [" << Join(e["shape"].get<std::vector<int64_t>>()) << "]";
+      if (!e["dimension_names"].empty()) {
+        std::string dims;
+        for (const auto& d : e["dimension_names"]) dims += (dims.empty() ? "" : ", ") + d.get<std::string>();
+        out << " (" << dims << ")";
+      }
+      out << "\n" << indent << "  chunks [" << Join(e["chunks"].get<std::vector<int64_t>>()) << "]";
+      if (e.contains("shard")) out << " in shards [" << Join(e["shard"].get<std::vector<int64_t>>()) << "]";
+      out << "  " << e["codecs"].get<std::string>() << "  fill " << e["fill_value"].dump();
+      out << "\n" << indent << "  stored " << HumanBytes(e["stored_bytes"]) << " in " << e["stored_objects"]
+          << " objects (" << HumanBytes(e["decoded_bytes"]) << " decoded)";
+    }
+    if (!e["attributes"].empty()) out << "\n" << indent << "  " << e["attributes"].size() << " attributes";
+    out << "\n";
+  }
+  return OkStatus();
+}
+
+Result<Box> ParseSlice(std::string_view text, const std::vector<int64_t>& shape, std::vector<int64_t>* kept) {
+  Box box{std::vector<int64_t>(shape.size(), 0), shape};
+  *kept = shape;
+  if (text.empty()) return box;
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    size_t c = text.find(',', start);
+    parts.push_back(text.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
+    if (c == std::string_view::npos) break;
+    start = c + 1;
+  }
+  if (parts.size() > shape.size()) {
+    return InvalidArgumentError("slice \"" + std::string(text) + "\" has " + std::to_string(parts.size()) +
+                                " parts for " + std::to_string(shape.size()) + " dimensions");
+  }
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+    return s;
+  };
+  auto parse_int = [&](std::string_view s, int64_t dim, int64_t def, int64_t* out) -> Status {
+    s = trim(s);
+    if (s.empty()) {
+      *out = def;
+      return OkStatus();
+    }
+    int64_t v;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) {
+      return InvalidArgumentError("slice \"" + std::string(text) + "\": \"" + std::string(s) + "\" is not an integer");
+    }
+    if (v < 0) v += dim;
+    *out = std::clamp<int64_t>(v, 0, dim);
+    return OkStatus();
+  };
+  std::vector<int64_t> keep;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i >= parts.size()) {
+      keep.push_back(shape[i]);
+      continue;
+    }
+    std::string_view p = trim(parts[i]);
+    size_t colon = p.find(':');
+    if (colon == std::string_view::npos) {
+      int64_t v;
+      auto [q, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+      if (ec != std::errc() || q != p.data() + p.size()) {
+        return InvalidArgumentError("slice \"" + std::string(text) + "\": \"" + std::string(p) + "\" is not an index");
+      }
+      if (v < 0) v += shape[i];
+      if (v < 0 || v >= shape[i]) {
+        return OutOfRangeError("slice \"" + std::string(text) + "\": index " + std::string(p) +
+                               " outside dimension " + std::to_string(i) + " of length " + std::to_string(shape[i]));
+      }
+      box.origin[i] = v;
+      box.shape[i] = 1;
+      continue;
+    }
+    if (p.find(':', colon + 1) != std::string_view::npos) {
+      return UnimplementedError("slice \"" + std::string(text) + "\": steps are not supported");
+    }
+    int64_t a, b;
+    RETURN_IF_ERROR(parse_int(p.substr(0, colon), shape[i], 0, &a));
+    RETURN_IF_ERROR(parse_int(p.substr(colon + 1), shape[i], shape[i], &b));
+    box.origin[i] = a;
+    box.shape[i] = std::max<int64_t>(0, b - a);
+    keep.push_back(box.shape[i]);
+  }
+  *kept = keep;
+  return box;
+}
+
+Result<std::string> GetArrayNpy(KvStore* store, const std::string& array_path, const GetOptions& options) {
+  ASSIGN_OR_RETURN(auto array, Array::Open(store, array_path));
+  const ArrayMetadata& m = array->metadata();
+  std::vector<int64_t> kept;
+  ASSIGN_OR_RETURN(Box box, ParseSlice(options.slice, m.shape, &kept));
+  std::string data(box.num_elements() * m.dtype.size, '\0');
+  RETURN_IF_ERROR(array->Read(box, data));
+  if (!options.decode_cf) return EncodeNpy(m.dtype, kept, data);
+  const int64_t n = box.num_elements();
+  if (m.attributes.contains("units") && m.attributes["units"].is_string() &&
+      m.attributes["units"].get<std::string>().find(" since ") != std::string::npos) {
+    ASSIGN_OR_RETURN(CfTimeUnits units, ParseCfTimeUnits(m.attributes["units"].get<std::string>(),
+                                                         m.attributes.value("calendar", "")));
+    std::vector<double> raw(n);
+    for (int64_t i = 0; i < n; ++i) raw[i] = ElementToDouble(data.data() + i * m.dtype.size, m.dtype);
+    auto secs = DecodeCfTimes(raw, units);
+    ASSIGN_OR_RETURN(DataType i64, DataTypeFromName("int64"));
+    return EncodeNpy(i64, kept, std::string_view(reinterpret_cast<const char*>(secs.data()), secs.size() * 8));
+  }
+  std::vector<double> values(n);
+  UnpackCf(data.data(), m.dtype, n, CfPackingOf(m), values.data());
+  ASSIGN_OR_RETURN(DataType f64, DataTypeFromName("float64"));
+  return EncodeNpy(f64, kept, std::string_view(reinterpret_cast<const char*>(values.data()), values.size() * 8));
+}
+
+namespace {
+
+Result<ArrayMetadata> DestinationMetadata(const ArrayMetadata& src, const CopyOptions& o, int format) {
+  const ShardingSpec* sh = src.codecs->sharding();
+  const CodecChain& data_chain = sh ? *sh->inner : *src.codecs;
+  ArraySpec spec;
+  spec.zarr_format = format;
+  spec.shape = src.shape;
+  spec.dtype = src.dtype;
+  spec.chunks = sh ? sh->inner_shape : src.chunks;
+  spec.fill_value = src.fill_null && format == 2 ? json() : FillValueToJson(src.fill, src.dtype);
+  spec.dimension_names = src.dimension_names;
+  spec.attributes = src.attributes;
+  spec.separator = src.zarr_format == format ? src.separator : 0;
+  if (format == 3 && !o.no_shard) spec.shard = !o.shard.empty() ? o.shard : sh ? src.chunks : std::vector<int64_t>{};
+  if (!spec.shard.empty() && spec.shard.size() != spec.shape.size()) {
+    return InvalidArgumentError("--shard has " + std::to_string(spec.shard.size()) + " dimensions, the array has " +
+                                std::to_string(spec.shape.size()));
+  }
+  if (!o.codec.empty()) {
+    spec.codec = o.codec;
+    return MakeArrayMetadata(spec);
+  }
+  // Keep the source's compression: rebuild its bytes->bytes codecs.
+  spec.codec = "none";
+  ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(spec));
+  std::vector<std::unique_ptr<BytesCodec>> codecs;
+  for (const auto& c : data_chain.bytes_codecs()) {
+    if (format == 2 && c->name() == "crc32c") continue;  // no v2 form; the data is unchanged without it
+    ASSIGN_OR_RETURN(auto copy, BytesCodecFromV3(c->ToV3(), src.dtype.size));
+    codecs.push_back(std::move(copy));
+  }
+  if (format == 2 && codecs.size() > 1) {
+    return UnimplementedError("the source's codecs (" + data_chain.Describe() + ") have no Zarr v2 form; choose --codec");
+  }
+  if (!spec.shard.empty()) {
+    auto s = std::make_unique<ShardingSpec>();
+    s->inner_shape = spec.chunks;
+    s->inner = CodecChain::Make({spec.chunks, src.dtype.size, m.fill}, {}, false, std::move(codecs));
+    m.codecs = CodecChain::Make(m.chunk_layout(), {}, false, {}, std::move(s));
+  } else {
+    m.codecs = CodecChain::Make(m.chunk_layout(), {}, false, std::move(codecs));
+  }
+  return m;
+}
+
+}  // namespace
+
+Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream& log) {
+  ASSIGN_OR_RETURN(auto nodes, ListNodes(src));
+  int format = o.zarr_format;
+  if (format == 0) format = nodes.front().meta.zarr_format;
+  int64_t total = 0;
+  for (const auto& n : nodes) {
+    if (!n.meta.is_array) continue;
+    int64_t b = n.meta.array->dtype.size;
+    for (int64_t s : n.meta.array->shape) b *= s;
+    total += b;
+  }
+  std::atomic<int64_t> done{0};
+  if (nodes.front().path != "") RETURN_IF_ERROR(WriteGroup(dst, "", format, json::object()));
+  for (const auto& n : nodes) {
+    if (!n.meta.is_array) {
+      RETURN_IF_ERROR(WriteGroup(dst, n.path, format, n.meta.attributes).Annotate(dst->url()));
+      continue;
+    }
+    ASSIGN_OR_RETURN(auto in, Array::Open(src, n.path));
+    auto meta = DestinationMetadata(in->metadata(), o, format);
+    if (!meta.ok()) return meta.status().Annotate(in->url());
+    ASSIGN_OR_RETURN(auto out, Array::Create(dst, n.path, std::move(*meta)));
+    const ArrayMetadata& dm = out->metadata();
+    // One destination chunk (shard) per task: read its box from the source, write it whole.
+    const auto grid = dm.grid();
+    const int64_t count = dm.num_chunks();
+    std::mutex mu;
+    Status first;
+    std::atomic<bool> failed{false};
+    tbb::parallel_for(int64_t{0}, count, [&](int64_t k) {
+      if (failed.load()) return;
+      Box box;
+      int64_t rest = k;
+      box.origin.resize(grid.size());
+      box.shape.resize(grid.size());
+      for (size_t d = grid.size(); d-- > 0;) {
+        int64_t i = rest % grid[d];
+        rest /= grid[d];
+        box.origin[d] = i * dm.chunks[d];
+        box.shape[d] = std::min(dm.chunks[d], dm.shape[d] - box.origin[d]);
+      }
+      std::string buf(box.num_elements() * dm.dtype.size, '\0');
+      Status s = in->Read(box, buf);
+      if (s.ok()) s = out->Write(box, buf);
+      if (!s.ok()) {
+        std::lock_guard lock(mu);
+        if (first.ok()) first = s;
+        failed = true;
+        return;
+      }
+      int64_t now = done.fetch_add(static_cast<int64_t>(buf.size())) + static_cast<int64_t>(buf.size());
+      if (o.progress) o.progress(now, total);
+    });
+    RETURN_IF_ERROR(first);
+    log << "copied " << (n.path.empty() ? "/" : n.path) << " [" << Join(dm.shape) << "] " << dm.dtype.name << " -> "
+        << dm.codecs->Describe() << "\n";
+  }
+  RETURN_IF_ERROR(WriteConsolidated(dst, format).Annotate(dst->url()));
+  return OkStatus();
+}
+
+Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
+  VerifyReport report;
+  std::mutex mu;
+  auto problem = [&](std::string p) {
+    std::lock_guard lock(mu);
+    report.problems.push_back(std::move(p));
+  };
+  ASSIGN_OR_RETURN(auto keys, store->List(""));
+  std::vector<Node> nodes;
+  {
+    // Parse each metadata document on its own so that one bad document is reported, not fatal.
+    std::set<std::string> paths;
+    for (const auto& e : keys) {
+      for (std::string_view name : {"zarr.json", ".zarray", ".zgroup"}) {
+        if (e.key == name) paths.insert("");
+        else if (e.key.ends_with(std::string("/") + std::string(name))) paths.insert(e.key.substr(0, e.key.size() - name.size() - 1));
+      }
+    }
+    if (paths.empty()) return NotFoundError("no Zarr metadata in " + store->url());
+    for (const auto& p : paths) {
+      auto m = ReadNodeMetadata(store, p);
+      if (!m.ok()) {
+        problem(m.status().message());
+        continue;
+      }
+      nodes.push_back({p, std::move(*m)});
+    }
+  }
+  // Chunk keys per array.
+  std::vector<std::pair<const Node*, std::string>> work;  // (array node, chunk key relative to the array)
+  for (const auto& e : keys) {
+    if (IsMetadataKey(e.key)) continue;
+    const Node* owner = nullptr;
+    for (const auto& n : nodes) {
+      if (!n.meta.is_array) continue;
+      if ((n.path.empty() || e.key.starts_with(n.path + "/")) && (!owner || n.path.size() > owner->path.size())) owner = &n;
+    }
+    if (!owner) {
+      problem(store->url() + ": key \"" + e.key + "\" belongs to no array");
+      continue;
+    }
+    work.emplace_back(owner, owner->path.empty() ? e.key : e.key.substr(owner->path.size() + 1));
+  }
+  for (const auto& n : nodes) report.arrays += n.meta.is_array;
+  std::atomic<int64_t> done{0};
+  tbb::parallel_for(size_t{0}, work.size(), [&](size_t k) {
+    const auto& [node, rel] = work[k];
+    const ArrayMetadata& m = *node->meta.array;
+    const std::string key = JoinKey(node->path, rel);
+    auto idx = m.ParseChunkKey(rel);
+    if (!idx) {
+      problem(store->url() + ": key \"" + key + "\" is not a chunk key of array /" + node->path);
+    } else {
+      auto grid = m.grid();
+      bool inside = true;
+      for (size_t d = 0; d < grid.size(); ++d) inside &= (*idx)[d] >= 0 && (*idx)[d] < grid[d];
+      if (!inside) {
+        problem(store->url() + ": chunk \"" + key + "\" lies outside the array's shape");
+      } else {
+        auto r = store->Read(key);
+        if (!r.ok()) {
+          problem(r.status().Annotate(store->url() + ": chunk " + key).message());
+        } else {
+          std::string buf(m.chunk_layout().num_bytes(), '\0');
+          Status s = m.codecs->Decode(r->value, buf);
+          if (!s.ok()) problem(store->url() + ": chunk " + key + ": " + s.message());
+        }
+      }
+    }
+    int64_t now = ++done;
+    if (progress) progress(now, static_cast<int64_t>(work.size()));
+  });
+  report.chunks_checked = static_cast<int64_t>(work.size());
+  // Consolidated metadata must describe the nodes as they are.
+  for (const auto& n : nodes) {
+    if (!n.path.empty() || n.meta.consolidated.is_null()) continue;
+    auto fresh = BuildConsolidated(store, n.meta.zarr_format);
+    if (!fresh.ok()) {
+      problem(fresh.status().message());
+      continue;
+    }
+    const json& have = n.meta.consolidated.contains("metadata") ? n.meta.consolidated["metadata"] : json::object();
+    const json& want = (*fresh)["metadata"];
+    for (const auto& [k, v] : want.items()) {
+      if (!have.contains(k)) problem(store->url() + ": consolidated metadata lacks \"" + k + "\"");
+      else if (have[k] != v) problem(store->url() + ": consolidated metadata for \"" + k + "\" differs from the node's own");
+    }
+    for (const auto& [k, v] : have.items())
+      if (!want.contains(k)) problem(store->url() + ": consolidated metadata names \"" + k + "\", which does not exist");
+  }
+  std::sort(report.problems.begin(), report.problems.end());
+  return report;
+}
+
+}  // namespace jigsaw
