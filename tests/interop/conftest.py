@@ -1,0 +1,53 @@
+"""Shared fixtures for the interop and CLI tests: the jigsaw binaries, run as a user runs them."""
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BIN_DIR = Path(os.environ.get("JIGSAW_BIN_DIR", Path(__file__).resolve().parents[2] / "build" / "cli"))
+
+
+class Jigsaw:
+    def __init__(self, bin_dir: Path):
+        self.bin_dir = bin_dir
+
+    def run(self, tool, *args, check=True, timeout=300):
+        """Runs a jigsaw tool; returns CompletedProcess. check=True asserts exit 0."""
+        proc = subprocess.run([str(self.bin_dir / tool), *map(str, args)], capture_output=True, text=True,
+                              timeout=timeout)
+        assert proc.returncode >= 0, f"{tool} {args} died from signal {-proc.returncode}: {proc.stderr}"
+        if check:
+            assert proc.returncode == 0, f"{tool} {args} failed ({proc.returncode}):\n{proc.stderr}"
+        return proc
+
+    def store(self, *args, **kw):
+        return self.run("jigsaw-store", *args, **kw)
+
+    def get(self, url, array, tmp_path, slice_=None, decode_cf=False):
+        out = tmp_path / f"get-{abs(hash((str(url), array, slice_, decode_cf)))}.npy"
+        args = ["get", url, array, "--out", out]
+        if slice_ is not None:
+            args += ["--slice", slice_]
+        if decode_cf:
+            args.append("--decode-cf")
+        self.store(*args)
+        return np.load(out)
+
+
+@pytest.fixture(scope="session")
+def jigsaw():
+    assert (BIN_DIR / "jigsaw-store").exists(), f"build jigsaw first (looked in {BIN_DIR})"
+    return Jigsaw(BIN_DIR)
+
+
+def assert_same(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    native = lambda d: d.newbyteorder("=")  # noqa: E731  (byte order is storage, not value)
+    assert native(a.dtype) == native(b.dtype), (a.dtype, b.dtype)
+    if a.dtype.kind == "f":
+        np.testing.assert_array_equal(a, b)  # NaN == NaN here
+    else:
+        assert np.array_equal(a, b)
