@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
       "jigsaw-store: inspect, read, copy/convert and verify Zarr v2/v3 stores.\n"
       "Stores are paths, file:///paths or memory://names."};
   app.require_subcommand(1);
+  app.fallthrough();
   int threads = 0;
   app.add_option("--threads", threads, "worker threads (default: all cores)");
 
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"zarr2", "zarr3"}));
   copy->add_option("--codec", codec, "blosc-lz4, blosc-lz4hc, blosc-zstd, blosc-zlib, blosc-blosclz, zstd, gzip, zlib "
                                      "or none (default: as the source)");
-  copy->add_option("--shard", shard, "v3 shard shape, a multiple of the chunk shape, e.g. 8,1,721,720");
+  copy->add_option("--shard", shard, "v3 shard shape, a multiple of the chunk shape, e.g. 8,1,721,720; applies to arrays of its rank");
   copy->add_flag("--no-shard", no_shard, "write plain chunks even when the source is sharded");
 
   auto* verify = app.add_subcommand("verify", "decode every chunk, check checksums and metadata; non-zero exit on problems");

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "storage/codec/codec.h"
+#include "storage/codec/json_fields.h"
 
 namespace jigsaw {
 namespace {
@@ -113,21 +114,24 @@ Result<std::unique_ptr<BytesCodec>> NewBloscCodec(std::string cname, int clevel,
 
 Result<std::unique_ptr<BytesCodec>> BloscFromV3(const json& config, int item_size) {
   std::string cname = config.value("cname", "lz4");
-  int clevel = config.value("clevel", 5);
+  ASSIGN_OR_RETURN(int64_t clevel, IntField(config, "clevel", 5, 0, 9));
   std::string shuffle_name = config.value("shuffle", "noshuffle");
   int shuffle = -1;
   for (int i = 0; i < 3; ++i)
     if (shuffle_name == kShuffleNames[i]) shuffle = i;
   if (shuffle < 0) return InvalidArgumentError("blosc: unknown shuffle \"" + shuffle_name + "\"");
-  int typesize = config.value("typesize", item_size);
-  return NewBloscCodec(cname, clevel, shuffle, typesize, config.value("blocksize", int64_t{0}));
+  ASSIGN_OR_RETURN(int64_t typesize, IntField(config, "typesize", item_size, 1, BLOSC_MAX_TYPESIZE));
+  ASSIGN_OR_RETURN(int64_t blocksize, IntField(config, "blocksize", 0, 0, BLOSC_MAX_BUFFERSIZE));
+  return NewBloscCodec(cname, static_cast<int>(clevel), shuffle, static_cast<int>(typesize), blocksize);
 }
 
 Result<std::unique_ptr<BytesCodec>> BloscFromV2(const json& config, int item_size) {
-  int shuffle = config.value("shuffle", 1);
+  ASSIGN_OR_RETURN(int64_t shuffle, IntField(config, "shuffle", 1, -1, 2));
   if (shuffle == -1) shuffle = item_size == 1 ? 2 : 1;  // numcodecs AUTOSHUFFLE
-  return NewBloscCodec(config.value("cname", "lz4"), config.value("clevel", 5), shuffle, item_size,
-                       config.value("blocksize", int64_t{0}));
+  ASSIGN_OR_RETURN(int64_t clevel, IntField(config, "clevel", 5, 0, 9));
+  ASSIGN_OR_RETURN(int64_t blocksize, IntField(config, "blocksize", 0, 0, BLOSC_MAX_BUFFERSIZE));
+  return NewBloscCodec(config.value("cname", "lz4"), static_cast<int>(clevel), static_cast<int>(shuffle), item_size,
+                       blocksize);
 }
 
 }  // namespace jigsaw

@@ -5,6 +5,7 @@
 
 #include "storage/codec/codec.h"
 #include "storage/codec/crc32c.h"
+#include "storage/codec/json_fields.h"
 
 namespace jigsaw {
 
@@ -306,9 +307,14 @@ Result<std::unique_ptr<BytesCodec>> BytesCodecFromV3(const json& codec, int item
   std::string name = codec.is_string() ? codec.get<std::string>() : codec.value("name", "");
   json config = codec.is_object() ? codec.value("configuration", json::object()) : json::object();
   if (name == "blosc") return BloscFromV3(config, item_size);
-  if (name == "zstd") return NewZstdCodec(config.value("level", 0), config.value("checksum", false));
-  if (name == "gzip") return NewGzipCodec(config.value("level", 5));
-  if (name == "numcodecs.zlib" || name == "zlib") return NewZlibCodec(config.value("level", 5));
+  if (name == "zstd") {
+    ASSIGN_OR_RETURN(int64_t level, IntField(config, "level", 0, -131072, 22));
+    return NewZstdCodec(static_cast<int>(level), config.value("checksum", false));
+  }
+  if (name == "gzip" || name == "numcodecs.zlib" || name == "zlib") {
+    ASSIGN_OR_RETURN(int64_t level, IntField(config, "level", 5, 0, 9));
+    return name == "gzip" ? NewGzipCodec(static_cast<int>(level)) : NewZlibCodec(static_cast<int>(level));
+  }
   if (name == "crc32c") return NewCrc32cCodec();
   return UnimplementedError("unsupported codec \"" + name + "\"");
 }
@@ -317,9 +323,14 @@ Result<std::unique_ptr<BytesCodec>> BytesCodecFromV2(const json& compressor, int
   RETURN_IF_ERROR(NeedObject(compressor, "compressor"));
   std::string id = compressor.value("id", "");
   if (id == "blosc") return BloscFromV2(compressor, item_size);
-  if (id == "zstd") return NewZstdCodec(compressor.value("level", 1), compressor.value("checksum", false));
-  if (id == "gzip") return NewGzipCodec(compressor.value("level", 1));
-  if (id == "zlib") return NewZlibCodec(compressor.value("level", 1));
+  if (id == "zstd") {
+    ASSIGN_OR_RETURN(int64_t level, IntField(compressor, "level", 1, -131072, 22));
+    return NewZstdCodec(static_cast<int>(level), compressor.value("checksum", false));
+  }
+  if (id == "gzip" || id == "zlib") {
+    ASSIGN_OR_RETURN(int64_t level, IntField(compressor, "level", 1, 0, 9));
+    return id == "gzip" ? NewGzipCodec(static_cast<int>(level)) : NewZlibCodec(static_cast<int>(level));
+  }
   return UnimplementedError("unsupported numcodecs compressor \"" + id + "\"");
 }
 
@@ -360,7 +371,8 @@ Result<std::shared_ptr<const CodecChain>> ParseV3(const json& codecs, const Chun
         std::iota(transpose.begin(), transpose.end(), 0);
         if (order == "F") std::reverse(transpose.begin(), transpose.end());
       } else {
-        transpose = order.get<std::vector<int>>();
+        ASSIGN_OR_RETURN(auto o, IntList(order, "transpose order", 0, 64));
+        transpose.assign(o.begin(), o.end());
       }
       std::vector<int> sorted = transpose;
       std::sort(sorted.begin(), sorted.end());
@@ -380,7 +392,7 @@ Result<std::shared_ptr<const CodecChain>> ParseV3(const json& codecs, const Chun
       if (have_array_to_bytes) return InvalidArgumentError("more than one array->bytes codec");
       have_array_to_bytes = true;
       auto sh = std::make_unique<ShardingSpec>();
-      sh->inner_shape = config.at("chunk_shape").get<std::vector<int64_t>>();
+      ASSIGN_OR_RETURN(sh->inner_shape, IntList(config.at("chunk_shape"), "sharding chunk_shape", 1));
       if (sh->inner_shape.size() != shape.size()) return InvalidArgumentError("sharding: chunk_shape rank differs from the array's");
       for (size_t i = 0; i < shape.size(); ++i)
         if (sh->inner_shape[i] <= 0 || shape[i] % sh->inner_shape[i] != 0)

@@ -288,7 +288,7 @@ Result<NodeMetadata> ReadNodeMetadata(KvStore* store, const std::string& path) {
   ASSIGN_OR_RETURN(auto v3, read_json("zarr.json"));
   if (v3) {
     const std::string where = JoinKey(store->url(), JoinKey(path, "zarr.json"));
-    if (!v3->is_object() || v3->value("zarr_format", 0) != 3) {
+    if (!v3->is_object() || v3->value("zarr_format", json()) != 3) {
       return InvalidArgumentError(where + ": not Zarr v3 metadata (zarr_format must be 3)");
     }
     std::string type = v3->value("node_type", "");

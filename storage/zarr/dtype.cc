@@ -44,7 +44,14 @@ Result<std::string> IntFill(const json& v) {
       return InvalidArgumentError("fill value " + v.dump() + " out of range");
     return Bytes<T>(static_cast<T>(i));
   }
-  if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) return Bytes<T>(static_cast<T>(v.get<double>()));
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    const double limit = std::ldexp(1.0, 8 * sizeof(T) - (std::is_signed_v<T> ? 1 : 0));  // exclusive max
+    if (std::floor(d) == d && d >= static_cast<double>(std::numeric_limits<T>::min()) && d < limit) {
+      return Bytes<T>(static_cast<T>(d));
+    }
+    return InvalidArgumentError("fill value " + v.dump() + " is not an integer in range");
+  }
   return InvalidArgumentError("fill value " + v.dump() + " is not an integer");
 }
 

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "storage/codec/json_fields.h"
+
 namespace jigsaw {
 
 std::vector<int64_t> ArrayMetadata::grid() const {
@@ -89,18 +91,18 @@ std::vector<std::string> NamesFromJson(const json& j) {
 
 Result<ArrayMetadata> ParseV3(const json& j) {
   if (!j.is_object()) return InvalidArgumentError("zarr.json is not an object");
-  if (j.value("zarr_format", 0) != 3) return InvalidArgumentError("zarr_format is not 3");
+  if (j.value("zarr_format", json()) != 3) return InvalidArgumentError("zarr_format is not 3");
   if (j.value("node_type", "") != "array") return InvalidArgumentError("node_type is not \"array\"");
   ArrayMetadata m;
   m.zarr_format = 3;
-  m.shape = j.at("shape").get<std::vector<int64_t>>();
+  ASSIGN_OR_RETURN(m.shape, IntList(j.at("shape"), "shape"));
   const json& dt = j.at("data_type");
   ASSIGN_OR_RETURN(m.dtype, DataTypeFromName(dt.is_string() ? dt.get<std::string>() : dt.value("name", "")));
   const json& grid = j.at("chunk_grid");
   if (grid.value("name", "") != "regular") {
     return UnimplementedError("chunk grid \"" + grid.value("name", "") + "\" (only \"regular\" is supported)");
   }
-  m.chunks = grid.at("configuration").at("chunk_shape").get<std::vector<int64_t>>();
+  ASSIGN_OR_RETURN(m.chunks, IntList(grid.at("configuration").at("chunk_shape"), "chunk_shape"));
   json cke = j.value("chunk_key_encoding", json{{"name", "default"}});
   std::string enc = cke.value("name", "default");
   json cfg = cke.value("configuration", json::object());
@@ -132,11 +134,11 @@ Result<ArrayMetadata> ParseV3(const json& j) {
 
 Result<ArrayMetadata> ParseV2(const json& j, const json& attrs) {
   if (!j.is_object()) return InvalidArgumentError(".zarray is not an object");
-  if (j.value("zarr_format", 0) != 2) return InvalidArgumentError("zarr_format is not 2");
+  if (j.value("zarr_format", json()) != 2) return InvalidArgumentError("zarr_format is not 2");
   ArrayMetadata m;
   m.zarr_format = 2;
-  m.shape = j.at("shape").get<std::vector<int64_t>>();
-  m.chunks = j.at("chunks").get<std::vector<int64_t>>();
+  ASSIGN_OR_RETURN(m.shape, IntList(j.at("shape"), "shape"));
+  ASSIGN_OR_RETURN(m.chunks, IntList(j.at("chunks"), "chunks"));
   bool big_endian = false;
   const json& dt = j.at("dtype");
   if (!dt.is_string()) return UnimplementedError("structured dtypes are not supported: " + dt.dump());

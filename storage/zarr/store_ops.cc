@@ -242,10 +242,10 @@ Result<ArrayMetadata> DestinationMetadata(const ArrayMetadata& src, const CopyOp
   spec.dimension_names = src.dimension_names;
   spec.attributes = src.attributes;
   spec.separator = src.zarr_format == format ? src.separator : 0;
-  if (format == 3 && !o.no_shard) spec.shard = !o.shard.empty() ? o.shard : sh ? src.chunks : std::vector<int64_t>{};
-  if (!spec.shard.empty() && spec.shard.size() != spec.shape.size()) {
-    return InvalidArgumentError("--shard has " + std::to_string(spec.shard.size()) + " dimensions, the array has " +
-                                std::to_string(spec.shape.size()));
+  // --shard applies to the arrays of its rank (the data variables); others (coordinates) stay unsharded.
+  if (format == 3 && !o.no_shard) {
+    if (!o.shard.empty()) spec.shard = o.shard.size() == spec.shape.size() ? o.shard : std::vector<int64_t>{};
+    else if (sh) spec.shard = src.chunks;
   }
   if (!o.codec.empty()) {
     spec.codec = o.codec;

@@ -32,7 +32,7 @@ Result<std::string> GetArrayNpy(KvStore* store, const std::string& array_path, c
 struct CopyOptions {
   int zarr_format = 0;              // 0: as the source
   std::string codec;                // "": as the source; else a BytesCodecFromName() name
-  std::vector<int64_t> shard;       // shard shape (v3); empty: keep the source's sharding (when v3)
+  std::vector<int64_t> shard;       // shard shape (v3) for arrays of its rank; empty: keep the source's
   bool no_shard = false;            // write plain chunks even when the source is sharded
   ProgressFn progress;              // bytes of array data copied
 };

@@ -27,6 +27,8 @@ std::string TempDir() {
   return dir.string();
 }
 
+void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
+
 class KvStoreConformance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override { store_ = GetParam().open(); }

@@ -142,6 +142,8 @@ struct Format {
   std::string codec;
 };
 
+void PrintTo(const Format& f, std::ostream* os) { *os << "v" << f.zarr_format << " " << f.codec << (f.shard.empty() ? "" : " sharded"); }
+
 class ArrayIo : public ::testing::TestWithParam<Format> {};
 
 TEST_P(ArrayIo, WriteAndReadBoxesIncludingEdgesAndMissingChunks) {

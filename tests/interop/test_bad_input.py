@@ -1,0 +1,126 @@
+"""Bad input gives an error naming the store and key, a non-zero exit, and never a crash."""
+import json
+import struct
+
+import numcodecs
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import ShardingCodec, ZstdCodec
+
+
+def make_v3(tmp_path, **kw):
+    path = tmp_path / "s.zarr"
+    arr = zarr.create_array(store=str(path), name="a", shape=(8, 8), chunks=(4, 4), dtype="float32",
+                            zarr_format=3, **kw)
+    arr[...] = np.arange(64, dtype="float32").reshape(8, 8)
+    return path
+
+
+def make_v2(tmp_path):
+    path = tmp_path / "v2.zarr"
+    arr = zarr.create_array(store=str(path), name="a", shape=(8, 8), chunks=(4, 4), dtype="<f4", zarr_format=2,
+                            compressors=numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE))
+    arr[...] = np.arange(64, dtype="float32").reshape(8, 8)
+    return path
+
+
+def expect_failure(jigsaw, tmp_path, path, *needles, array="a"):
+    """Both get and verify fail, naming each needle; neither crashes."""
+    get = jigsaw.store("get", path, array, "--out", tmp_path / "x.npy", check=False)
+    assert get.returncode != 0
+    for n in needles:
+        assert n in get.stderr, f"{n!r} not in {get.stderr!r}"
+    verify = jigsaw.store("verify", path, check=False)
+    assert verify.returncode != 0
+    assert str(path) in verify.stdout + verify.stderr
+    return get.stderr
+
+
+def edit_json(path, fn):
+    j = json.loads(path.read_text())
+    fn(j)
+    path.write_text(json.dumps(j))
+
+
+def test_malformed_json(jigsaw, tmp_path):
+    path = make_v3(tmp_path)
+    (path / "a" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "array", "shape": [8,')
+    expect_failure(jigsaw, tmp_path, path, str(path), "a/zarr.json", "malformed JSON")
+
+
+def test_unknown_codec(jigsaw, tmp_path):
+    path = make_v3(tmp_path)
+    edit_json(path / "a" / "zarr.json", lambda j: j["codecs"].append({"name": "lzma9000"}))
+    expect_failure(jigsaw, tmp_path, path, "a/zarr.json", "lzma9000")
+
+
+def test_unknown_dtype(jigsaw, tmp_path):
+    path = make_v2(tmp_path)
+    edit_json(path / "a" / ".zarray", lambda j: j.update(dtype="<c16"))
+    expect_failure(jigsaw, tmp_path, path, "a/.zarray", "<c16")
+
+
+def test_truncated_chunk(jigsaw, tmp_path):
+    path = make_v2(tmp_path)
+    chunk = path / "a" / "1.0"
+    chunk.write_bytes(chunk.read_bytes()[:20])
+    expect_failure(jigsaw, tmp_path, path, str(path), "a/1.0")
+
+
+def test_corrupted_chunk_with_checksum(jigsaw, tmp_path):
+    from zarr.codecs import Crc32cCodec
+    path = make_v3(tmp_path, compressors=[Crc32cCodec()])
+    chunk = path / "a" / "c" / "0" / "1"
+    b = bytearray(chunk.read_bytes())
+    b[5] ^= 0xFF
+    chunk.write_bytes(bytes(b))
+    expect_failure(jigsaw, tmp_path, path, "a/c/0/1", "crc32c")
+
+
+def test_wrong_chunk_size(jigsaw, tmp_path):
+    path = make_v2(tmp_path)
+    (path / "a" / "0.0").write_bytes(numcodecs.Blosc("lz4").encode(np.zeros(10, "float32")))
+    expect_failure(jigsaw, tmp_path, path, "a/0.0")
+    path = make_v3(tmp_path, compressors=None)
+    (path / "a" / "c" / "1" / "1").write_bytes(b"\0" * 60)  # uncompressed chunk of the wrong size
+    expect_failure(jigsaw, tmp_path, path, "a/c/1/1", "expected 64")
+
+
+def test_shard_index_pointing_outside(jigsaw, tmp_path):
+    path = tmp_path / "sh.zarr"
+    arr = zarr.create_array(store=str(path), name="a", shape=(8, 8), chunks=(2, 2), shards=(4, 8), dtype="float32",
+                            compressors=[ZstdCodec()], zarr_format=3)
+    arr[...] = np.arange(64, dtype="float32").reshape(8, 8)
+    shard = path / "a" / "c" / "0" / "0"
+    b = bytearray(shard.read_bytes())
+    # Index at the end: 8 entries of 16 bytes + crc32c. Point entry 0 far outside and fix the checksum.
+    idx = len(b) - (8 * 16 + 4)
+    struct.pack_into("<Q", b, idx, 10**9)
+    import crc32c
+    struct.pack_into("<I", b, len(b) - 4, crc32c.crc32c(bytes(b[idx:len(b) - 4])))
+    shard.write_bytes(bytes(b))
+    err = expect_failure(jigsaw, tmp_path, path, "a/c/0/0")
+    assert "outside" in err
+
+
+def test_missing_store_and_array(jigsaw, tmp_path):
+    r = jigsaw.store("ls", tmp_path / "nothing", check=False)
+    assert r.returncode == 2 and "no Zarr metadata" in r.stderr
+    path = make_v3(tmp_path)
+    r = jigsaw.store("get", path, "b", "--out", tmp_path / "x.npy", check=False)
+    assert r.returncode == 2 and "no Zarr array or group" in r.stderr and str(path) in r.stderr
+    r = jigsaw.store("get", path, "a", "--slice", "0,99", "--out", tmp_path / "x.npy", check=False)
+    assert r.returncode != 0 and "outside" in r.stderr
+
+
+def test_copy_refuses_non_empty_destination_and_bad_flags(jigsaw, tmp_path):
+    path = make_v3(tmp_path)
+    r = jigsaw.store("copy", path, path, check=False)
+    assert r.returncode != 0 and "not empty" in r.stderr
+    r = jigsaw.store("copy", path, tmp_path / "d1", "--codec", "snappy9", check=False)
+    assert r.returncode != 0 and "snappy9" in r.stderr
+    r = jigsaw.store("copy", path, tmp_path / "d2", "--shard", "3,8", check=False)
+    assert r.returncode != 0 and "multiple" in r.stderr
+    r = jigsaw.store("copy", path, tmp_path / "d3", "--format", "zarr4", check=False)
+    assert r.returncode != 0
