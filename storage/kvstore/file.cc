@@ -70,31 +70,53 @@ class FileKvStore final : public KvStore {
   }
 
   Result<ReadResult> Read(std::string_view key, ByteRange range) override {
+    ReadResult result;
+    ASSIGN_OR_RETURN(bool found, ReadInto(key, range, &result.value));
+    result.missing = !found;
+    return result;
+  }
+
+  Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));
     std::string path = PathOf(key);
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
-      if (errno == ENOENT || errno == ENOTDIR) return ReadResult{true, {}};
+      if (errno == ENOENT || errno == ENOTDIR) {
+        value->clear();
+        return false;
+      }
       return ErrnoToStatus(errno, "open " + path);
     }
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
-    if (S_ISDIR(st.st_mode)) return ReadResult{true, {}};
-    ASSIGN_OR_RETURN(auto span, ResolveByteRange(range, st.st_size));
-    ReadResult result;
-    result.value.resize(static_cast<size_t>(span.second - span.first));
-    size_t done = 0;
-    while (done < result.value.size()) {
-      ssize_t n = ::pread(fd.get(), result.value.data() + done, result.value.size() - done,
-                          span.first + static_cast<off_t>(done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoToStatus(errno, "read " + path);
-      }
-      if (n == 0) return DataLossError("file shrank while reading: " + path);
-      done += static_cast<size_t>(n);
+    if (S_ISDIR(st.st_mode)) {
+      value->clear();
+      return false;
     }
-    return result;
+    ASSIGN_OR_RETURN(auto span, ResolveByteRange(range, st.st_size));
+    Status status;
+    // No zero-fill: every byte is overwritten by pread, or the value is cleared on failure. The size is
+    // taken from `n` of our own, not the callback's argument: libstdc++ 12 passes the grown capacity there.
+    const size_t n = static_cast<size_t>(span.second - span.first);
+    value->resize_and_overwrite(n, [&](char* p, size_t) {
+      size_t done = 0;
+      while (done < n) {
+        ssize_t got = ::pread(fd.get(), p + done, n - done, span.first + static_cast<off_t>(done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+          status = ErrnoToStatus(errno, "read " + path);
+          return size_t{0};
+        }
+        if (got == 0) {
+          status = DataLossError("file shrank while reading: " + path);
+          return size_t{0};
+        }
+        done += static_cast<size_t>(got);
+      }
+      return n;
+    });
+    RETURN_IF_ERROR(status);
+    return true;
   }
 
   Status Write(std::string_view key, std::string_view value, WriteOptions options) override {

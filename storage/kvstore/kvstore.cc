@@ -11,6 +11,12 @@ std::string ByteRange::ToString() const {
   return s;
 }
 
+Result<bool> KvStore::ReadInto(std::string_view key, ByteRange range, std::string* value) {
+  ASSIGN_OR_RETURN(ReadResult r, Read(key, range));
+  *value = std::move(r.value);
+  return !r.missing;
+}
+
 Status ValidateKey(std::string_view key) {
   auto bad = [&](std::string_view why) {
     return InvalidArgumentError("invalid key \"" + std::string(key) + "\": " + std::string(why));

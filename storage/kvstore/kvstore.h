@@ -53,6 +53,9 @@ class KvStore {
  public:
   virtual ~KvStore() = default;
   virtual Result<ReadResult> Read(std::string_view key, ByteRange range = {}) = 0;
+  // As Read(), into *value, reusing its capacity (hot loops keep one buffer per thread and so avoid an
+  // allocation and its page faults per chunk). Returns false when the key is missing.
+  virtual Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value);
   virtual Status Write(std::string_view key, std::string_view value, WriteOptions options = {}) = 0;
   virtual Status Delete(std::string_view key) = 0;
   virtual Result<std::vector<ListEntry>> List(std::string_view prefix) = 0;
