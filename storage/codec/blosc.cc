@@ -22,11 +22,15 @@ class BloscCodec final : public BytesCodec {
       return InvalidArgumentError("blosc: chunk of " + std::to_string(in.size()) +
                                   " bytes exceeds blosc's 2 GiB limit; use smaller chunks");
     }
-    std::string out(in.size() + BLOSC_MAX_OVERHEAD, '\0');
-    int n = blosc_compress_ctx(clevel_, shuffle_, static_cast<size_t>(typesize_), in.size(), in.data(),
-                               out.data(), out.size(), cname_.c_str(), static_cast<size_t>(blocksize_), 1);
+    std::string out;
+    int n = 0;
+    const size_t bound = in.size() + BLOSC_MAX_OVERHEAD;
+    out.resize_and_overwrite(bound, [&](char* p, size_t) {  // no zero-fill of the output
+      n = blosc_compress_ctx(clevel_, shuffle_, static_cast<size_t>(typesize_), in.size(), in.data(), p, bound,
+                             cname_.c_str(), static_cast<size_t>(blocksize_), 1);
+      return n > 0 ? static_cast<size_t>(n) : 0;
+    });
     if (n <= 0) return InternalError("blosc: compression failed (" + std::to_string(n) + ")");
-    out.resize(static_cast<size_t>(n));
     return out;
   }
 

@@ -17,11 +17,15 @@ class ZstdCodec final : public BytesCodec {
     ZSTD_CCtx* cctx = ZSTD_createCCtx();
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level_);
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, checksum_ ? 1 : 0);
-    std::string out(ZSTD_compressBound(in.size()), '\0');
-    size_t n = ZSTD_compress2(cctx, out.data(), out.size(), in.data(), in.size());
+    std::string out;
+    size_t n = 0;
+    const size_t bound = ZSTD_compressBound(in.size());
+    out.resize_and_overwrite(bound, [&](char* p, size_t) {  // no zero-fill of the output
+      n = ZSTD_compress2(cctx, p, bound, in.data(), in.size());
+      return ZSTD_isError(n) ? 0 : n;
+    });
     ZSTD_freeCCtx(cctx);
     if (ZSTD_isError(n)) return InternalError(std::string("zstd: ") + ZSTD_getErrorName(n));
-    out.resize(n);
     return out;
   }
 
