@@ -1,0 +1,184 @@
+// jigsaw-shard: reanalysis data -> tile-aligned Zarr stores with normalisation statistics.
+#include <tbb/global_control.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/progress.h"
+#include "pipeline/shard/plan.h"
+#include "pipeline/shard/shard_store.h"
+#include "pipeline/shard/synthetic.h"
+
+namespace {
+
+using namespace jigsaw;
+
+int Fail(const Status& s) {
+  std::cerr << "jigsaw-shard: " << s.message() << "\n";
+  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
+}
+
+std::vector<std::string> SplitList(const std::vector<std::string>& items) {
+  std::vector<std::string> out;
+  for (const auto& item : items) {
+    size_t start = 0;
+    while (start <= item.size()) {
+      size_t c = item.find(',', start);
+      if (c == std::string::npos) c = item.size();
+      if (c > start) out.push_back(item.substr(start, c - start));
+      start = c + 1;
+    }
+  }
+  return out;
+}
+
+struct PlanFlags {
+  std::vector<std::string> sources, vars, levels;
+  std::string format = "zarr3";
+  ShardOptions options;
+
+  void Add(CLI::App* cmd, bool run) {
+    cmd->add_option("--source", sources, "Zarr store (path or URL) or NetCDF file/glob; repeat to combine")->required();
+    cmd->add_option("--vars", vars, "variables in channel order, comma-separated (WB2 long names or CDS short names)")
+        ->required();
+    cmd->add_option("--levels", levels, "pressure levels in hPa, comma-separated, in channel order (default: all, 1000 first)");
+    cmd->add_option("--start", options.start, "first time, e.g. 2020-01-01T00")->required();
+    cmd->add_option("--end", options.end, "last time (inclusive)")->required();
+    cmd->add_option("--step", options.step, "time step: 6h, 1h, 30m, 1d (default 6h)");
+    cmd->add_option("--tiles", options.tiles, "tile grid LATxLONxCH, e.g. 1x2x2")->required();
+    cmd->add_option("--format", format, "zarr3 (default) or zarr2")->check(CLI::IsMember({"zarr2", "zarr3"}));
+    cmd->add_option("--dtype", options.dtype, "float32 (default), bfloat16 or float16")
+        ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+    cmd->add_option("--codec", options.codec, "blosc-lz4 (default), blosc-zstd, zstd, none, ...");
+    cmd->add_option("--time-per-shard", options.time_per_shard, "v3: K time steps of a tile in one shard object");
+    cmd->add_option("--stats-start", options.stats_start, "first time of the statistics window");
+    cmd->add_option("--stats-end", options.stats_end, "last time of the statistics window");
+    cmd->add_option("--lat-crop", options.lat_crop, "drop N southernmost latitude rows (e.g. 1: 721 -> 720)");
+    cmd->add_flag("--allow-missing", options.allow_missing, "write NaN for times no source holds (recorded)");
+    (void)run;
+  }
+
+  Result<std::pair<ShardPlan, std::vector<std::unique_ptr<Source>>>> Make() {
+    options.vars = SplitList(vars);
+    options.zarr_format = format == "zarr2" ? 2 : 3;
+    for (const auto& l : SplitList(levels)) {
+      try {
+        options.levels.push_back(std::stod(l));
+      } catch (...) {
+        return InvalidArgumentError("level \"" + l + "\" is not a number");
+      }
+    }
+    std::vector<std::unique_ptr<Source>> opened;
+    for (const auto& s : sources) {
+      ASSIGN_OR_RETURN(auto group, OpenSources(s));
+      for (auto& g : group) opened.push_back(std::move(g));
+    }
+    ASSIGN_OR_RETURN(ShardPlan plan, MakeShardPlan(options, opened));
+    return std::make_pair(std::move(plan), std::move(opened));
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "jigsaw-shard: turn reanalysis data (WeatherBench2/ARCO Zarr stores, Copernicus NetCDF files) into a Zarr\n"
+      "store whose chunks are exactly the Jigsaw tiles, with per-channel normalisation statistics."};
+  app.require_subcommand(1);
+  app.fallthrough();
+  int threads = 0;
+  bool as_json = false;
+  app.add_option("--threads", threads, "worker threads (default: all cores)");
+
+  PlanFlags plan_flags, run_flags;
+  auto* plan = app.add_subcommand("plan", "print the channels, tiles, bytes and objects a run would write; writes nothing");
+  plan_flags.Add(plan, false);
+  plan->add_flag("--json", as_json, "machine-readable output");
+
+  std::string out_url;
+  auto* run = app.add_subcommand("run", "write the store (resumes a store of the same plan; refuses another plan)");
+  run_flags.Add(run, true);
+  run->add_option("--out", out_url, "output store path or URL")->required();
+
+  std::string url;
+  auto* verify = app.add_subcommand("verify", "check completeness, checksums and metadata against the plan");
+  verify->add_option("URL", url, "store written by jigsaw-shard run")->required();
+  verify->add_flag("--json", as_json, "machine-readable output");
+
+  auto* info = app.add_subcommand("info", "describe a store written by jigsaw-shard: plan, layout, statistics");
+  info->add_option("URL", url, "store")->required();
+  info->add_flag("--json", as_json, "machine-readable output");
+
+  SyntheticSpec synth_spec;
+  std::string grid = "33x64", synth_format = "zarr2";
+  auto* synth = app.add_subcommand("synth", "write a small synthetic ERA5-like source in the WeatherBench2 layout");
+  synth->add_option("OUT", url, "output store (must not exist)")->required();
+  synth->add_option("--grid", grid, "NLATxNLON (default 33x64)");
+  synth->add_option("--times", synth_spec.ntime, "number of time steps (default 8)");
+  synth->add_option("--start", synth_spec.start, "first time (default 2020-01-01T00)");
+  synth->add_flag("--lat-ascending", synth_spec.lat_ascending, "latitude south -> north");
+  synth->add_flag("--lon-signed", synth_spec.lon_signed, "longitude in [-180, 180)");
+  synth->add_flag("--levels-descending", synth_spec.levels_descending, "1000 hPa first");
+  synth->add_option("--format", synth_format, "zarr2 (default, as xarray) or zarr3")->check(CLI::IsMember({"zarr2", "zarr3"}));
+
+  CLI11_PARSE(app, argc, argv);
+  std::unique_ptr<tbb::global_control> limit;
+  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+
+  if (plan->parsed()) {
+    auto made = plan_flags.Make();
+    if (!made.ok()) return Fail(made.status());
+    PrintPlan(made->first, as_json, std::cout);
+    return 0;
+  }
+  if (run->parsed()) {
+    auto made = run_flags.Make();
+    if (!made.ok()) return Fail(made.status());
+    auto out = OpenKvStore(out_url);
+    if (!out.ok()) return Fail(out.status());
+    cli::ProgressBar bar("shard", true);
+    auto report = RunShard(made->first, made->second, out->get(), [&](int64_t d, int64_t t) { bar.Update(d, t); }, std::cerr);
+    bar.Finish();
+    if (!report.ok()) return Fail(report.status());
+    std::cout << (*out)->url() << ": " << report->times_written << " time steps written, " << report->times_skipped
+              << " already present; " << report->bytes_written / 1e9 << " GB in " << report->seconds << " s";
+    if (report->seconds > 0 && report->bytes_written > 0) std::cout << " = " << report->bytes_written / 1e9 / report->seconds << " GB/s";
+    std::cout << "\n";
+    return 0;
+  }
+  auto store = OpenKvStore(url);
+  if (!store.ok()) return Fail(store.status());
+  if (verify->parsed()) {
+    auto problems = VerifyShardStore(store->get());
+    if (!problems.ok()) return Fail(problems.status());
+    if (as_json) {
+      std::cout << nlohmann::json{{"url", (*store)->url()}, {"ok", problems->empty()}, {"problems", *problems}}.dump(2) << "\n";
+    } else {
+      for (const auto& p : *problems) std::cout << "problem: " << p << "\n";
+      std::cout << (*store)->url() << ": " << (problems->empty() ? "ok" : std::to_string(problems->size()) + " problems") << "\n";
+    }
+    return problems->empty() ? 0 : 1;
+  }
+  if (info->parsed()) {
+    Status s = PrintShardStoreInfo(store->get(), as_json, std::cout);
+    return s.ok() ? 0 : Fail(s);
+  }
+  if (synth->parsed()) {
+    auto x = grid.find('x');
+    try {
+      synth_spec.nlat = std::stoll(grid.substr(0, x));
+      synth_spec.nlon = std::stoll(grid.substr(x + 1));
+    } catch (...) {
+      return Fail(InvalidArgumentError("--grid must be NLATxNLON, e.g. 33x64"));
+    }
+    synth_spec.zarr_format = synth_format == "zarr3" ? 3 : 2;
+    auto keys = (*store)->List("");
+    if (keys.ok() && !keys->empty()) return Fail(FailedPreconditionError(url + " is not empty"));
+    Status s = WriteSyntheticEra5(store->get(), synth_spec);
+    if (!s.ok()) return Fail(s);
+    std::cout << "wrote " << (*store)->url() << ": " << synth_spec.ntime << " times, " << synth_spec.nlat << "x"
+              << synth_spec.nlon << ", 5 pressure variables x 13 levels + 4 surface variables\n";
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,77 @@
+// ShardPlan: everything jigsaw-shard will do, decided before anything is written: the channel list, the
+// times and where each comes from, the tile grid and the output layout. Its fingerprint identifies the
+// plan in the output store, so a second run resumes the same plan or refuses a different one.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pipeline/grid/tile_grid.h"
+#include "pipeline/sources/source.h"
+
+namespace jigsaw {
+
+struct ShardOptions {
+  std::vector<std::string> vars;    // in output order; CDS short names accepted
+  std::vector<double> levels;       // empty: every source level, 1000 hPa first
+  std::string start, end;           // inclusive, "2020-01-01T00"
+  std::string step = "6h";          // "6h", "30m", "1d", "3600s"
+  std::string tiles = "1x1x1";      // LATxLONxCH
+  int zarr_format = 3;
+  std::string dtype = "float32";    // float32, bfloat16, float16
+  std::string codec = "blosc-lz4";
+  int64_t time_per_shard = 1;       // v3: K time steps of one tile per shard object
+  std::string stats_start, stats_end;  // statistics window (default: all selected times)
+  int64_t lat_crop = 0;             // drop this many southernmost latitude rows (721 -> 720)
+  bool allow_missing = false;       // times no source holds become NaN (recorded, excluded from stats)
+};
+
+struct ShardChannel {
+  std::string name;                 // "geopotential_500", "2m_temperature"
+  std::string variable;
+  std::optional<double> level;
+};
+
+struct ShardPlan {
+  ShardOptions options;
+  std::vector<ShardChannel> channels;
+  std::vector<int64_t> times;       // seconds since 1970
+  int64_t step_seconds = 0;
+  TileGrid tiles;
+  SourceGrid grid;                  // after the latitude crop
+  std::vector<std::string> sources;
+  // One read per (variable, time): which source and time index holds it (-1: missing).
+  struct VariableRead {
+    std::string variable;
+    std::vector<int64_t> level_indices;  // into the source variable's levels, in channel order
+    int64_t first_channel = 0;           // channels [first_channel, first_channel + max(1, levels))
+    std::vector<int> source;             // per time
+    std::vector<int64_t> index;          // per time
+  };
+  std::vector<VariableRead> reads;
+  std::vector<int64_t> missing_times;
+  int64_t stats_begin = 0, stats_end = 0;  // indices into times, [begin, end)
+
+  int64_t num_channels() const { return static_cast<int64_t>(channels.size()); }
+  int64_t nlat() const { return static_cast<int64_t>(grid.latitude.size()); }
+  int64_t nlon() const { return static_cast<int64_t>(grid.longitude.size()); }
+  std::vector<int64_t> tile_shape() const;  // [channels, lat, lon] of one tile (the regular chunk)
+  int element_size() const;
+  // The plan's identity: options that shape the output, times, grid and channels.
+  nlohmann::json ToJson() const;
+  std::string fingerprint() const;
+};
+
+Result<int64_t> ParseStep(std::string_view text);  // seconds
+
+Result<ShardPlan> MakeShardPlan(const ShardOptions& options, const std::vector<std::unique_ptr<Source>>& sources);
+
+// The human (or --json) description printed by `jigsaw-shard plan`.
+void PrintPlan(const ShardPlan& plan, bool as_json, std::ostream& out);
+
+}  // namespace jigsaw

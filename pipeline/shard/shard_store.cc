@@ -1,0 +1,481 @@
+#include "pipeline/shard/shard_store.h"
+
+#include <tbb/parallel_for.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <set>
+
+#include "storage/zarr/cf.h"
+#include "storage/zarr/group.h"
+#include "storage/zarr/store_ops.h"
+
+namespace jigsaw {
+namespace {
+
+constexpr int kStoreVersion = 1;
+const char* const kStatNames[] = {"mean", "std", "min", "max", "tendency_mean", "tendency_std"};
+
+// Running statistics, combined across chunks with Chan et al.'s parallel update.
+struct Moments {
+  double n = 0, mean = 0, m2 = 0, min = INFINITY, max = -INFINITY;
+  void Add(const Moments& o) {
+    if (o.n == 0) return;
+    double total = n + o.n, delta = o.mean - mean;
+    mean += delta * o.n / total;
+    m2 += o.m2 + delta * delta * n * o.n / total;
+    n = total;
+    min = std::min(min, o.min);
+    max = std::max(max, o.max);
+  }
+  // Two passes over values in cache: exact mean, then squared deviations. NaN is skipped.
+  template <typename Get>
+  static Moments Of(int64_t count, Get get) {
+    Moments m;
+    double sum = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      double v = get(i);
+      if (std::isnan(v)) continue;
+      sum += v;
+      m.n += 1;
+      m.min = std::min(m.min, v);
+      m.max = std::max(m.max, v);
+    }
+    if (m.n == 0) return m;
+    m.mean = sum / m.n;
+    for (int64_t i = 0; i < count; ++i) {
+      double v = get(i);
+      if (!std::isnan(v)) m.m2 += (v - m.mean) * (v - m.mean);
+    }
+    return m;
+  }
+};
+
+DataType OutputType(const ShardPlan& p) { return DataTypeFromName(p.options.dtype).value(); }
+
+float LoadElement(const char* p, const DataType& t) {
+  if (t.size == 4) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return t.name == "float16" ? HalfToFloat(h) : BFloat16ToFloat(h);
+}
+
+Status WriteCoordinate(KvStore* store, int format, const std::string& name, const std::string& dtype,
+                       std::string_view bytes, int64_t n, json attrs) {
+  ArraySpec s;
+  s.zarr_format = format;
+  s.shape = {n};
+  s.chunks = {n};
+  s.dtype = DataTypeFromName(dtype).value();
+  s.codec = "zstd";
+  s.fill_value = dtype == "int64" ? json(0) : json("NaN");
+  s.dimension_names = {name};
+  s.attributes = std::move(attrs);
+  ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
+  ASSIGN_OR_RETURN(auto a, Array::Create(store, name, std::move(m)));
+  return a->Write(a->full_box(), bytes);
+}
+
+Result<ArrayMetadata> DataMetadata(const ShardPlan& p) {
+  auto tile = p.tile_shape();
+  ArraySpec s;
+  s.zarr_format = p.options.zarr_format;
+  s.shape = {static_cast<int64_t>(p.times.size()), p.num_channels(), p.nlat(), p.nlon()};
+  s.chunks = {1, tile[0], tile[1], tile[2]};
+  if (p.options.time_per_shard > 1) s.shard = {p.options.time_per_shard, tile[0], tile[1], tile[2]};
+  s.dtype = OutputType(p);
+  s.fill_value = "NaN";
+  s.codec = p.options.codec;
+  s.dimension_names = {"time", "channel", "latitude", "longitude"};
+  json names = json::array();
+  for (const auto& c : p.channels) names.push_back(c.name);
+  s.attributes = {{"channels", names}, {"long_name", "Jigsaw tiles: one chunk per rank per time step"}};
+  return MakeArrayMetadata(s);
+}
+
+json RootAttributes(const ShardPlan& p, bool complete, const json& statistics) {
+  json names = json::array();
+  for (const auto& c : p.channels) names.push_back(c.name);
+  return {{"channels", names},
+          {"tile_grid", {p.tiles.lat, p.tiles.lon, p.tiles.ch}},
+          {"jigsaw",
+           {{"store", "jigsaw-shard"},
+            {"version", kStoreVersion},
+            {"complete", complete},
+            {"plan", p.ToJson()},
+            {"plan_fingerprint", p.fingerprint()},
+            {"sources", p.sources},
+            {"statistics", statistics}}}};
+}
+
+// Explains how the plan recorded in a store differs from `plan`.
+std::string PlanDifference(const json& stored, const json& want) {
+  std::string diff;
+  for (const auto& [k, v] : want.items()) {
+    if (!stored.contains(k)) diff += "\n  " + k + ": (absent) vs " + v.dump();
+    else if (stored[k] != v) diff += "\n  " + k + ": " + stored[k].dump().substr(0, 200) + " in the store vs " + v.dump().substr(0, 200) + " now";
+  }
+  return diff.empty() ? "\n  (same options, different fingerprint: a different jigsaw version)" : diff;
+}
+
+// Reads the sources for times [t0, t1) into buf [t][channel][lat][lon] (float32), NaN where missing.
+Status ReadSources(const ShardPlan& p, const std::vector<std::unique_ptr<Source>>& sources, int64_t t0, int64_t t1,
+                   std::vector<float>& buf) {
+  const int64_t plane = p.nlat() * p.nlon(), C = p.num_channels();
+  const int64_t full_plane = static_cast<int64_t>(sources.front()->grid().latitude.size()) * p.nlon();
+  std::vector<std::pair<int64_t, size_t>> work;  // (time, read)
+  for (int64_t t = t0; t < t1; ++t)
+    for (size_t r = 0; r < p.reads.size(); ++r) work.emplace_back(t, r);
+  std::mutex mu;
+  Status first;
+  tbb::parallel_for(size_t{0}, work.size(), [&](size_t w) {
+    auto [t, r] = work[w];
+    const auto& read = p.reads[r];
+    const int64_t nch = std::max<int64_t>(1, read.level_indices.size());
+    float* dst = buf.data() + ((t - t0) * C + read.first_channel) * plane;
+    if (read.source[t] < 0) {
+      std::fill(dst, dst + nch * plane, NAN);
+      return;
+    }
+    const Source& src = *sources[read.source[t]];
+    Status s;
+    if (p.options.lat_crop == 0) {
+      s = src.Read(read.variable, read.index[t], read.level_indices, dst);
+    } else {  // read full planes, keep the northern rows
+      thread_local std::vector<float> full;
+      full.resize(nch * full_plane);
+      s = src.Read(read.variable, read.index[t], read.level_indices, full.data());
+      for (int64_t l = 0; s.ok() && l < nch; ++l) std::memcpy(dst + l * plane, full.data() + l * full_plane, plane * sizeof(float));
+    }
+    if (!s.ok()) {
+      std::lock_guard lock(mu);
+      if (first.ok()) first = s.Annotate("source " + src.url());
+    }
+  });
+  return first;
+}
+
+Result<json> ComputeStatistics(const ShardPlan& p, const Array& data, std::ostream& log) {
+  const int64_t C = p.num_channels();
+  const auto tile = p.tile_shape();
+  const DataType dt = data.metadata().dtype;
+  std::set<int64_t> missing(p.missing_times.begin(), p.missing_times.end());
+  struct TileStats {
+    std::vector<Moments> value, tendency;
+  };
+  std::vector<TileStats> per_tile(p.tiles.num_tiles());
+  std::mutex mu;
+  Status first;
+  tbb::parallel_for(int64_t{0}, p.tiles.num_tiles(), [&](int64_t r) {
+    TileGrid::Tile t = p.tiles.TileOfRank(r);
+    auto [c0, c1] = SplitPart(C, p.tiles.ch, t.k);
+    auto [y0, y1] = SplitPart(p.nlat(), p.tiles.lat, t.i);
+    auto [x0, x1] = SplitPart(p.nlon(), p.tiles.lon, t.j);
+    const int64_t nc = c1 - c0, plane = (y1 - y0) * (x1 - x0);
+    TileStats& ts = per_tile[r];
+    ts.value.assign(nc, {});
+    ts.tendency.assign(nc, {});
+    std::string cur(nc * plane * dt.size, '\0'), prev;
+    bool have_prev = false;
+    for (int64_t ti = p.stats_begin; ti < p.stats_end; ++ti) {
+      if (missing.count(p.times[ti])) {
+        have_prev = false;
+        continue;
+      }
+      Box box{{ti, c0, y0, x0}, {1, nc, y1 - y0, x1 - x0}};
+      Status s = data.Read(box, cur);
+      if (!s.ok()) {
+        std::lock_guard lock(mu);
+        if (first.ok()) first = s;
+        return;
+      }
+      for (int64_t c = 0; c < nc; ++c) {
+        const char* base = cur.data() + c * plane * dt.size;
+        ts.value[c].Add(Moments::Of(plane, [&](int64_t i) { return LoadElement(base + i * dt.size, dt); }));
+        if (have_prev) {
+          const char* pb = prev.data() + c * plane * dt.size;
+          ts.tendency[c].Add(Moments::Of(plane, [&](int64_t i) {
+            return static_cast<double>(LoadElement(base + i * dt.size, dt)) - LoadElement(pb + i * dt.size, dt);
+          }));
+        }
+      }
+      std::swap(prev, cur);
+      cur.resize(prev.size());
+      have_prev = true;
+    }
+    (void)tile;
+  });
+  RETURN_IF_ERROR(first);
+  std::vector<Moments> value(C), tendency(C);
+  for (int64_t r = 0; r < p.tiles.num_tiles(); ++r) {
+    TileGrid::Tile t = p.tiles.TileOfRank(r);
+    int64_t c0 = SplitPart(C, p.tiles.ch, t.k).first;
+    for (size_t c = 0; c < per_tile[r].value.size(); ++c) {
+      value[c0 + c].Add(per_tile[r].value[c]);
+      tendency[c0 + c].Add(per_tile[r].tendency[c]);
+    }
+  }
+  json stats;
+  std::vector<double> cols[6];
+  for (int64_t c = 0; c < C; ++c) {
+    const Moments& v = value[c];
+    const Moments& d = tendency[c];
+    cols[0].push_back(v.n ? v.mean : NAN);
+    cols[1].push_back(v.n ? std::sqrt(v.m2 / v.n) : NAN);
+    cols[2].push_back(v.n ? v.min : NAN);
+    cols[3].push_back(v.n ? v.max : NAN);
+    cols[4].push_back(d.n ? d.mean : NAN);
+    cols[5].push_back(d.n ? std::sqrt(d.m2 / d.n) : NAN);
+  }
+  for (int i = 0; i < 6; ++i) stats[kStatNames[i]] = cols[i];
+  log << "statistics over " << (p.stats_end - p.stats_begin - 0) << " time steps in the window\n";
+  return stats;
+}
+
+}  // namespace
+
+Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::unique_ptr<Source>>& sources, KvStore* out,
+                                const ShardProgressFn& progress, std::ostream& log) {
+  auto start = std::chrono::steady_clock::now();
+  ShardRunReport report;
+  const int format = p.options.zarr_format;
+  // What is there already?
+  auto existing = ReadNodeMetadata(out, "");
+  bool resume = false;
+  if (existing.ok()) {
+    const json& attrs = existing->attributes;
+    if (!attrs.contains("jigsaw") || attrs["jigsaw"].value("store", "") != "jigsaw-shard") {
+      return FailedPreconditionError(out->url() + " holds a Zarr store that jigsaw-shard did not write; choose a new --out");
+    }
+    if (attrs["jigsaw"].value("plan_fingerprint", "") != p.fingerprint()) {
+      return FailedPreconditionError(out->url() + " holds another plan; differences:" +
+                                     PlanDifference(attrs["jigsaw"].value("plan", json::object()), p.ToJson()) +
+                                     "\nchoose a new --out, or delete the store to start over");
+    }
+    resume = true;
+  } else if (existing.status().code() != StatusCode::kNotFound) {
+    return existing.status();
+  } else {
+    ASSIGN_OR_RETURN(auto keys, out->List(""));
+    if (!keys.empty()) return FailedPreconditionError(out->url() + " is not empty and is not a jigsaw-shard store; choose a new --out");
+  }
+  if (resume && existing->attributes["jigsaw"].value("complete", false)) {
+    log << out->url() << " is already complete for this plan; nothing to do\n";
+    report.times_skipped = static_cast<int64_t>(p.times.size());
+    return report;
+  }
+  // Metadata first, marked incomplete; coordinates.
+  RETURN_IF_ERROR(WriteGroup(out, "", format, RootAttributes(p, false, nullptr)));
+  ASSIGN_OR_RETURN(ArrayMetadata dm, DataMetadata(p));
+  ASSIGN_OR_RETURN(auto data, Array::Create(out, "data", dm));
+  RETURN_IF_ERROR(WriteCoordinate(out, format, "time", "int64",
+                                  std::string_view(reinterpret_cast<const char*>(p.times.data()), p.times.size() * 8),
+                                  p.times.size(), {{"units", "seconds since 1970-01-01"}, {"calendar", "proleptic_gregorian"},
+                                                   {"standard_name", "time"}}));
+  RETURN_IF_ERROR(WriteCoordinate(out, format, "latitude", "float64",
+                                  std::string_view(reinterpret_cast<const char*>(p.grid.latitude.data()), p.nlat() * 8),
+                                  p.nlat(), {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
+  RETURN_IF_ERROR(WriteCoordinate(out, format, "longitude", "float64",
+                                  std::string_view(reinterpret_cast<const char*>(p.grid.longitude.data()), p.nlon() * 8),
+                                  p.nlon(), {{"units", "degrees_east"}, {"standard_name", "longitude"}}));
+
+  // Data, K time steps (one shard row) at a time; blocks whose objects all exist are skipped.
+  std::set<std::string> present;
+  ASSIGN_OR_RETURN(auto keys, out->List("data/"));
+  for (const auto& e : keys) present.insert(e.key);
+  const int64_t T = static_cast<int64_t>(p.times.size()), K = dm.chunks[0];
+  const int64_t sample = p.num_channels() * p.nlat() * p.nlon();
+  const int64_t total_bytes = T * sample * p.element_size();
+  const DataType dt = dm.dtype;
+  const auto grid = dm.grid();
+  std::vector<float> buf;
+  std::string converted;
+  for (int64_t t0 = 0; t0 < T; t0 += K) {
+    const int64_t t1 = std::min(T, t0 + K);
+    bool all_there = true;
+    for (int64_t c = 0; c < grid[1] && all_there; ++c)
+      for (int64_t y = 0; y < grid[2] && all_there; ++y)
+        for (int64_t x = 0; x < grid[3] && all_there; ++x) {
+          std::vector<int64_t> idx = {t0 / K, c, y, x};
+          all_there = present.count(data->ChunkKey(idx)) > 0;
+        }
+    if (all_there) {
+      report.times_skipped += t1 - t0;
+    } else {
+      buf.resize((t1 - t0) * sample);
+      RETURN_IF_ERROR(ReadSources(p, sources, t0, t1, buf));
+      std::string_view bytes(reinterpret_cast<const char*>(buf.data()), buf.size() * 4);
+      if (dt.size == 2) {
+        converted.resize(buf.size() * 2);
+        tbb::parallel_for(size_t{0}, buf.size(), [&](size_t i) {
+          uint16_t h = dt.name == "float16" ? FloatToHalf(buf[i]) : FloatToBFloat16(buf[i]);
+          std::memcpy(&converted[i * 2], &h, 2);
+        });
+        bytes = converted;
+      }
+      Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
+      RETURN_IF_ERROR(data->Write(box, bytes));
+      report.times_written += t1 - t0;
+      report.bytes_written += static_cast<int64_t>(bytes.size());
+    }
+    if (progress) progress(t1 * sample * p.element_size(), total_bytes);
+  }
+  // Statistics, from the stored values, then the last metadata write marks the store complete.
+  ASSIGN_OR_RETURN(json stats, ComputeStatistics(p, *data, log));
+  for (int i = 0; i < 6; ++i) {
+    std::vector<double> v = stats[kStatNames[i]].get<std::vector<double>>();
+    ArraySpec s;
+    s.zarr_format = format;
+    s.shape = {p.num_channels()};
+    s.chunks = {p.num_channels()};
+    s.dtype = DataTypeFromName("float64").value();
+    s.codec = "none";
+    s.fill_value = "NaN";
+    s.dimension_names = {"channel"};
+    ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
+    ASSIGN_OR_RETURN(auto a, Array::Create(out, kStatNames[i], std::move(m)));
+    RETURN_IF_ERROR(a->Write(a->full_box(), std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * 8)));
+  }
+  json stat_info = {{"start", FormatIsoTime(p.times[p.stats_begin])},
+                    {"end", FormatIsoTime(p.times[p.stats_end - 1])},
+                    {"excluded_missing_times", p.missing_times.size()},
+                    {"tendency", "x(t + step) - x(t) over consecutive selected times"}};
+  RETURN_IF_ERROR(WriteGroup(out, "", format, RootAttributes(p, true, stat_info)));
+  RETURN_IF_ERROR(WriteConsolidated(out, format));
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store) {
+  ASSIGN_OR_RETURN(NodeMetadata root, ReadNodeMetadata(store, ""));
+  if (!root.attributes.contains("jigsaw") || root.attributes["jigsaw"].value("store", "") != "jigsaw-shard") {
+    return InvalidArgumentError(store->url() + " is not a jigsaw-shard store (no \"jigsaw\" root attributes)");
+  }
+  ShardStoreInfo info;
+  info.attributes = root.attributes["jigsaw"];
+  if (info.attributes.value("version", 0) > kStoreVersion) {
+    return UnimplementedError(store->url() + " was written by a newer jigsaw (store version " +
+                              std::to_string(info.attributes.value("version", 0)) + ")");
+  }
+  info.complete = info.attributes.value("complete", false);
+  return info;
+}
+
+Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out) {
+  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));
+  ASSIGN_OR_RETURN(auto data, Array::Open(store, "data"));
+  const ArrayMetadata& m = data->metadata();
+  json j = info.attributes;
+  j["url"] = store->url();
+  j["data_shape"] = m.shape;
+  j["tile_shape"] = m.codecs->sharding() ? m.codecs->sharding()->inner_shape : m.chunks;
+  j["data_codecs"] = m.codecs->Describe();
+  if (info.complete) {
+    for (const char* name : kStatNames) {
+      ASSIGN_OR_RETURN(auto a, Array::Open(store, name));
+      std::vector<double> v(a->metadata().shape[0]);
+      RETURN_IF_ERROR(a->Read(a->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * 8)));
+      j["statistics_values"][name] = v;
+    }
+  }
+  if (as_json) {
+    out << j.dump(2) << "\n";
+    return OkStatus();
+  }
+  const json& plan = info.attributes["plan"];
+  out << store->url() << ": " << (info.complete ? "complete" : "INCOMPLETE (run jigsaw-shard run again to finish)") << "\n";
+  out << "data " << m.dtype.name << " [" << m.shape[0] << " time, " << m.shape[1] << " channel, " << m.shape[2]
+      << " lat, " << m.shape[3] << " lon], tiles " << plan.value("tiles", "?") << " of ["
+      << j["tile_shape"][1] << ", " << j["tile_shape"][2] << ", " << j["tile_shape"][3] << "], " << j["data_codecs"].get<std::string>() << "\n";
+  out << "times " << plan.value("start", "?") << " .. " << plan.value("end", "?") << " every "
+      << plan.value("step_seconds", 0) / 3600.0 << " h; " << plan["missing_times"].size() << " missing\n";
+  out << "sources:";
+  for (const auto& s : info.attributes["sources"]) out << " " << s.get<std::string>();
+  out << "\n";
+  if (info.complete) {
+    out << "channel                          mean           std           min           max    tend.mean     tend.std\n";
+    const auto& names = plan["channels"];
+    const auto& sv = j["statistics_values"];
+    for (size_t c = 0; c < names.size(); ++c) {
+      char line[256];
+      std::snprintf(line, sizeof line, "%-24s %13.6g %13.6g %13.6g %13.6g %12.4g %12.4g\n",
+                    names[c].get<std::string>().c_str(), sv["mean"][c].get<double>(), sv["std"][c].get<double>(),
+                    sv["min"][c].get<double>(), sv["max"][c].get<double>(), sv["tendency_mean"][c].get<double>(),
+                    sv["tendency_std"][c].get<double>());
+      out << line;
+    }
+  }
+  return OkStatus();
+}
+
+Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
+  std::vector<std::string> problems;
+  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));
+  if (!info.complete) problems.push_back(store->url() + ": the store is not complete (the run did not finish)");
+  ASSIGN_OR_RETURN(VerifyReport report, VerifyStore(store, nullptr));
+  problems.insert(problems.end(), report.problems.begin(), report.problems.end());
+  const json& plan = info.attributes.value("plan", json::object());
+  auto data = Array::Open(store, "data");
+  if (!data.ok()) {
+    problems.push_back(data.status().message());
+    return problems;
+  }
+  const ArrayMetadata& m = (*data)->metadata();
+  const int64_t T = plan.value("num_times", int64_t{-1});
+  const int64_t C = static_cast<int64_t>(plan.value("channels", json::array()).size());
+  auto g = plan.value("grid", json::array({-1, -1}));
+  std::vector<int64_t> want_shape = {T, C, g[0].get<int64_t>(), g[1].get<int64_t>()};
+  if (m.shape != want_shape) problems.push_back(store->url() + ": data shape differs from the recorded plan");
+  auto tiles = TileGrid::Parse(plan.value("tiles", ""));
+  if (!tiles.ok()) {
+    problems.push_back(store->url() + ": the recorded plan has no valid tile grid");
+  } else if (m.shape == want_shape) {
+    std::vector<int64_t> tile = {1, SplitLength(C, tiles->ch), SplitLength(want_shape[2], tiles->lat),
+                                 SplitLength(want_shape[3], tiles->lon)};
+    const auto* sh = m.codecs->sharding();
+    if ((sh ? sh->inner_shape : m.chunks) != tile) problems.push_back(store->url() + ": data chunks are not the plan's tiles");
+    // Every time step that is not missing must have its chunks stored.
+    std::set<std::string> missing;
+    for (const auto& s : plan.value("missing_times", json::array())) missing.insert(s.get<std::string>());
+    auto tvals = Array::Open(store, "time");
+    if (tvals.ok() && info.complete) {
+      std::vector<int64_t> times(T);
+      if ((*tvals)->Read((*tvals)->full_box(), std::span<char>(reinterpret_cast<char*>(times.data()), T * 8)).ok()) {
+        ASSIGN_OR_RETURN(auto keys, store->List("data/"));
+        std::set<std::string> present;
+        for (const auto& e : keys) present.insert(e.key);
+        auto grid = m.grid();
+        for (int64_t t = 0; t < T; ++t) {
+          if (missing.count(FormatIsoTime(times[t]))) continue;
+          for (int64_t c = 0; c < grid[1]; ++c)
+            for (int64_t y = 0; y < grid[2]; ++y)
+              for (int64_t x = 0; x < grid[3]; ++x) {
+                std::vector<int64_t> idx = {t / m.chunks[0], c, y, x};
+                std::string key = (*data)->ChunkKey(idx);
+                if (!present.count(key)) {
+                  problems.push_back(store->url() + ": chunk " + key + " for " + FormatIsoTime(times[t]) + " is absent");
+                  present.insert(key);  // once per object
+                }
+              }
+        }
+      }
+    }
+  }
+  for (const char* name : kStatNames) {
+    if (!info.complete) break;
+    auto a = Array::Open(store, name);
+    if (!a.ok() || (*a)->metadata().shape != std::vector<int64_t>{C}) {
+      problems.push_back(store->url() + ": statistics array " + name + " missing or of the wrong shape");
+    }
+  }
+  return problems;
+}
+
+}  // namespace jigsaw

@@ -1,0 +1,43 @@
+// The dataset store written by jigsaw-shard (DESIGN.md, "Dataset store written by jigsaw-shard"):
+//   data      [time, channel, latitude, longitude], chunk = one tile of one time step (a v3 shard may hold
+//             K time steps of one tile), fill NaN
+//   time      int64 seconds since 1970-01-01; latitude (descending), longitude (ascending in [0, 360))
+//   mean, std, min, max, tendency_mean, tendency_std: float64 [channel]
+//   root attributes: channels, tile_grid, sources, plan (and its fingerprint), complete
+// A store is complete only when its last metadata write says so; `run` resumes a store of the same plan.
+#pragma once
+
+#include <functional>
+#include <ostream>
+
+#include "pipeline/shard/plan.h"
+#include "storage/kvstore/kvstore.h"
+
+namespace jigsaw {
+
+using ShardProgressFn = std::function<void(int64_t bytes_done, int64_t bytes_total)>;
+
+struct ShardRunReport {
+  int64_t times_written = 0;  // time steps read from the sources and written in this run
+  int64_t times_skipped = 0;  // already present (resumed)
+  int64_t bytes_written = 0;  // uncompressed
+  double seconds = 0;
+};
+
+// Writes (or resumes) the store at `out` for `plan`. Refuses an output that holds another plan, naming the
+// difference, or anything that is not a jigsaw-shard store.
+Result<ShardRunReport> RunShard(const ShardPlan& plan, const std::vector<std::unique_ptr<Source>>& sources,
+                                KvStore* out, const ShardProgressFn& progress, std::ostream& log);
+
+struct ShardStoreInfo {
+  nlohmann::json attributes;  // the root's "jigsaw" attributes
+  bool complete = false;
+};
+Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store);
+Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out);
+
+// Completeness, chunk checksums and decodability, and metadata against the recorded plan. Problems are
+// listed (each naming the key); an error Status means the check could not run.
+Result<std::vector<std::string>> VerifyShardStore(KvStore* store);
+
+}  // namespace jigsaw

@@ -1,0 +1,96 @@
+// Names as found in the wild, mapped onto WeatherBench2's.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "pipeline/sources/source.h"
+
+namespace jigsaw {
+
+std::string CanonicalVariableName(std::string_view name) {
+  static const std::pair<const char*, const char*> kAliases[] = {
+      {"z", "geopotential"},
+      {"t", "temperature"},
+      {"q", "specific_humidity"},
+      {"u", "u_component_of_wind"},
+      {"v", "v_component_of_wind"},
+      {"w", "vertical_velocity"},
+      {"r", "relative_humidity"},
+      {"t2m", "2m_temperature"},
+      {"msl", "mean_sea_level_pressure"},
+      {"u10", "10m_u_component_of_wind"},
+      {"v10", "10m_v_component_of_wind"},
+      {"sp", "surface_pressure"},
+      {"tp", "total_precipitation"},
+      {"tcwv", "total_column_water_vapour"},
+  };
+  for (const auto& [s, l] : kAliases)
+    if (name == s) return l;
+  return std::string(name);
+}
+
+DimRole RoleOfDimension(std::string_view n) {
+  if (n == "time" || n == "valid_time") return DimRole::kTime;
+  if (n == "level" || n == "pressure_level" || n == "isobaricInhPa" || n == "plev") return DimRole::kLevel;
+  if (n == "latitude" || n == "lat") return DimRole::kLatitude;
+  if (n == "longitude" || n == "lon") return DimRole::kLongitude;
+  return DimRole::kOther;
+}
+
+const VariableInfo* Source::FindVariable(std::string_view name) const {
+  std::string canonical = CanonicalVariableName(name);
+  for (const auto& v : variables())
+    if (v.name == canonical) return &v;
+  return nullptr;
+}
+
+Result<PlaneOrientation> PlaneOrientation::From(const std::vector<double>& lat, const std::vector<double>& lon,
+                                                SourceGrid* grid) {
+  PlaneOrientation o;
+  if (lat.size() < 2 || lon.size() < 2) return InvalidArgumentError("latitude and longitude need at least 2 points");
+  bool asc = lat[1] > lat[0];
+  for (size_t i = 1; i < lat.size(); ++i)
+    if ((lat[i] > lat[i - 1]) != asc || lat[i] == lat[i - 1]) return InvalidArgumentError("latitude is not monotonic");
+  o.flip_lat = asc;
+  grid->latitude = lat;
+  if (asc) std::reverse(grid->latitude.begin(), grid->latitude.end());
+  std::vector<double> wrapped(lon.size());
+  for (size_t i = 0; i < lon.size(); ++i) {
+    double w = std::fmod(lon[i], 360.0);
+    if (w < 0) w += 360.0;
+    wrapped[i] = w;
+  }
+  o.lon_source.resize(lon.size());
+  std::iota(o.lon_source.begin(), o.lon_source.end(), 0);
+  std::stable_sort(o.lon_source.begin(), o.lon_source.end(), [&](int64_t a, int64_t b) { return wrapped[a] < wrapped[b]; });
+  grid->longitude.resize(lon.size());
+  for (size_t i = 0; i < lon.size(); ++i) {
+    grid->longitude[i] = wrapped[o.lon_source[i]];
+    if (i && grid->longitude[i] == grid->longitude[i - 1]) return InvalidArgumentError("longitude has duplicates");
+  }
+  return o;
+}
+
+void PlaneOrientation::Apply(const float* src, int64_t lat_stride, int64_t lon_stride, int64_t nlat,
+                             float* out) const {
+  const int64_t nlon = static_cast<int64_t>(lon_source.size());
+  for (int64_t y = 0; y < nlat; ++y) {
+    const float* row = src + (flip_lat ? nlat - 1 - y : y) * lat_stride;
+    float* dst = out + y * nlon;
+    if (lon_stride == 1) {
+      // Longitudes are a rotation in the common cases: copy contiguous runs.
+      int64_t x = 0;
+      while (x < nlon) {
+        int64_t start = lon_source[x], run = 1;
+        while (x + run < nlon && lon_source[x + run] == start + run) ++run;
+        std::memcpy(dst + x, row + start, run * sizeof(float));
+        x += run;
+      }
+    } else {
+      for (int64_t x = 0; x < nlon; ++x) dst[x] = row[lon_source[x] * lon_stride];
+    }
+  }
+}
+
+}  // namespace jigsaw

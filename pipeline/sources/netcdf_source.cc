@@ -1,0 +1,248 @@
+// NetCDF files as the Copernicus CDS delivers them: the new layout (valid_time, pressure_level, float32,
+// number/expver coordinates) and the legacy one (time, level, int16 packed with per-file scale_factor /
+// add_offset). libnetcdf is not thread-safe: every call into it holds one process-wide lock.
+#include <glob.h>
+#include <netcdf.h>
+
+#include <cmath>
+#include <map>
+#include <mutex>
+
+#include "pipeline/sources/source.h"
+#include "storage/zarr/cf.h"
+
+namespace jigsaw {
+namespace {
+
+std::mutex& NetcdfLock() {
+  static std::mutex mu;
+  return mu;
+}
+
+Status NcStatus(int rc, const std::string& what) {
+  if (rc == NC_NOERR) return OkStatus();
+  return (rc == NC_ENOTVAR || rc == ENOENT ? NotFoundError("") : IoError("")).Annotate(what + ": " + nc_strerror(rc));
+}
+
+struct NcVariable {
+  int varid = -1;
+  std::vector<DimRole> roles;
+  std::vector<size_t> dims;
+  double scale = 1.0, offset = 0.0;
+  std::vector<double> missing;
+};
+
+class NetcdfSource final : public Source {
+ public:
+  static Result<std::unique_ptr<Source>> Open(std::string_view path) {
+    auto src = std::unique_ptr<NetcdfSource>(new NetcdfSource());
+    src->path_ = path;
+    std::lock_guard lock(NetcdfLock());
+    RETURN_IF_ERROR(NcStatus(nc_open(src->path_.c_str(), NC_NOWRITE, &src->ncid_), "open " + src->path_));
+    RETURN_IF_ERROR(src->Load().Annotate(src->path_));
+    return std::unique_ptr<Source>(std::move(src));
+  }
+  ~NetcdfSource() override {
+    if (ncid_ >= 0) {
+      std::lock_guard lock(NetcdfLock());
+      nc_close(ncid_);
+    }
+  }
+
+  std::string url() const override { return path_; }
+  const SourceGrid& grid() const override { return grid_; }
+  const std::vector<VariableInfo>& variables() const override { return variables_; }
+  const std::vector<int64_t>& times() const override { return times_; }
+
+  Status Read(const std::string& name, int64_t t, std::span<const int64_t> levels, float* out) const override {
+    auto it = vars_.find(name);
+    if (it == vars_.end()) return NotFoundError(path_ + ": no variable \"" + name + "\"");
+    const NcVariable& v = it->second;
+    const size_t rank = v.dims.size();
+    std::vector<size_t> start(rank, 0), count(rank, 1);
+    int64_t lmin = 0, lmax = 0;
+    if (!levels.empty()) {
+      lmin = *std::min_element(levels.begin(), levels.end());
+      lmax = *std::max_element(levels.begin(), levels.end());
+    }
+    int lat_dim = -1, lon_dim = -1, level_dim = -1;
+    for (size_t d = 0; d < rank; ++d) {
+      switch (v.roles[d]) {
+        case DimRole::kTime: start[d] = t; break;
+        case DimRole::kLevel: start[d] = lmin; count[d] = lmax - lmin + 1; level_dim = d; break;
+        case DimRole::kLatitude: count[d] = v.dims[d]; lat_dim = d; break;
+        case DimRole::kLongitude: count[d] = v.dims[d]; lon_dim = d; break;
+        case DimRole::kOther: break;
+      }
+    }
+    std::vector<int64_t> stride(rank);
+    int64_t n = 1;
+    for (size_t d = rank; d-- > 0;) {
+      stride[d] = n;
+      n *= count[d];
+    }
+    std::vector<double> raw(n);
+    {
+      std::lock_guard lock(NetcdfLock());
+      RETURN_IF_ERROR(NcStatus(nc_get_vara_double(ncid_, v.varid, start.data(), count.data(), raw.data()),
+                               path_ + ": read " + name + " at " + FormatIsoTime(times_[t])));
+    }
+    std::vector<float> values(n);
+    for (int64_t i = 0; i < n; ++i) {
+      bool miss = false;
+      for (double m : v.missing) miss |= raw[i] == m;
+      values[i] = miss ? NAN : static_cast<float>(raw[i] * v.scale + v.offset);
+    }
+    const int64_t plane = grid_.latitude.size() * grid_.longitude.size();
+    const int64_t nlevels = levels.empty() ? 1 : static_cast<int64_t>(levels.size());
+    for (int64_t li = 0; li < nlevels; ++li) {
+      const float* base = values.data() + (levels.empty() ? 0 : (levels[li] - lmin) * stride[level_dim]);
+      orientation_.Apply(base, stride[lat_dim], stride[lon_dim], grid_.latitude.size(), out + li * plane);
+    }
+    return OkStatus();
+  }
+
+ private:
+  Result<std::string> TextAttribute(int varid, const char* name) {
+    size_t len = 0;
+    if (nc_inq_attlen(ncid_, varid, name, &len) != NC_NOERR) return NotFoundError(name);
+    std::string s(len, '\0');
+    RETURN_IF_ERROR(NcStatus(nc_get_att_text(ncid_, varid, name, s.data()), name));
+    while (!s.empty() && s.back() == '\0') s.pop_back();
+    return s;
+  }
+  std::optional<double> NumberAttribute(int varid, const char* name) {
+    double v;
+    size_t len = 0;
+    if (nc_inq_attlen(ncid_, varid, name, &len) != NC_NOERR || len != 1) return std::nullopt;
+    if (nc_get_att_double(ncid_, varid, name, &v) != NC_NOERR) return std::nullopt;
+    return v;
+  }
+  Result<std::vector<double>> Coordinate(const std::string& name) {
+    int varid;
+    RETURN_IF_ERROR(NcStatus(nc_inq_varid(ncid_, name.c_str(), &varid), "coordinate " + name));
+    int ndims;
+    int dimids[NC_MAX_VAR_DIMS];
+    RETURN_IF_ERROR(NcStatus(nc_inq_var(ncid_, varid, nullptr, nullptr, &ndims, dimids, nullptr), name));
+    if (ndims != 1) return InvalidArgumentError("coordinate " + name + " is not one-dimensional");
+    size_t len;
+    RETURN_IF_ERROR(NcStatus(nc_inq_dimlen(ncid_, dimids[0], &len), name));
+    std::vector<double> v(len);
+    RETURN_IF_ERROR(NcStatus(nc_get_var_double(ncid_, varid, v.data()), "read " + name));
+    return v;
+  }
+
+  Status Load() {
+    int ndims_total, nvars;
+    RETURN_IF_ERROR(NcStatus(nc_inq(ncid_, &ndims_total, &nvars, nullptr, nullptr), "inquire"));
+    std::map<DimRole, std::string> coord;
+    std::vector<std::string> dim_names(ndims_total);
+    std::vector<size_t> dim_lens(ndims_total);
+    for (int d = 0; d < ndims_total; ++d) {
+      char name[NC_MAX_NAME + 1];
+      RETURN_IF_ERROR(NcStatus(nc_inq_dim(ncid_, d, name, &dim_lens[d]), "dimension"));
+      dim_names[d] = name;
+      DimRole r = RoleOfDimension(name);
+      if (r != DimRole::kOther) coord[r] = name;
+    }
+    for (DimRole r : {DimRole::kTime, DimRole::kLatitude, DimRole::kLongitude})
+      if (!coord.count(r)) return InvalidArgumentError("no time/valid_time, latitude or longitude dimension");
+    int tvar;
+    RETURN_IF_ERROR(NcStatus(nc_inq_varid(ncid_, coord[DimRole::kTime].c_str(), &tvar), "time coordinate"));
+    auto units = TextAttribute(tvar, "units");
+    if (!units.ok()) return InvalidArgumentError("time coordinate \"" + coord[DimRole::kTime] + "\" has no units");
+    auto calendar = TextAttribute(tvar, "calendar");
+    ASSIGN_OR_RETURN(CfTimeUnits cf, ParseCfTimeUnits(*units, calendar.ok() ? *calendar : ""));
+    ASSIGN_OR_RETURN(auto tv, Coordinate(coord[DimRole::kTime]));
+    times_ = DecodeCfTimes(tv, cf);
+    for (size_t i = 1; i < times_.size(); ++i)
+      if (times_[i] <= times_[i - 1]) return InvalidArgumentError("times are not strictly increasing at " + FormatIsoTime(times_[i]));
+    ASSIGN_OR_RETURN(auto lat, Coordinate(coord[DimRole::kLatitude]));
+    ASSIGN_OR_RETURN(auto lon, Coordinate(coord[DimRole::kLongitude]));
+    ASSIGN_OR_RETURN(orientation_, PlaneOrientation::From(lat, lon, &grid_));
+    std::vector<double> levels;
+    if (coord.count(DimRole::kLevel)) {
+      ASSIGN_OR_RETURN(levels, Coordinate(coord[DimRole::kLevel]));
+    }
+    for (int varid = 0; varid < nvars; ++varid) {
+      char name[NC_MAX_NAME + 1];
+      int ndims;
+      int dimids[NC_MAX_VAR_DIMS];
+      nc_type type;
+      RETURN_IF_ERROR(NcStatus(nc_inq_var(ncid_, varid, name, &type, &ndims, dimids, nullptr), "variable"));
+      if (type == NC_CHAR || type == NC_STRING) continue;
+      NcVariable v;
+      v.varid = varid;
+      bool has[5] = {}, usable = true;
+      for (int d = 0; d < ndims; ++d) {
+        DimRole r = RoleOfDimension(dim_names[dimids[d]]);
+        v.roles.push_back(r);
+        v.dims.push_back(dim_lens[dimids[d]]);
+        has[static_cast<int>(r)] = true;
+        if (r == DimRole::kOther && dim_lens[dimids[d]] != 1) usable = false;
+      }
+      if (!has[static_cast<int>(DimRole::kTime)] || !has[static_cast<int>(DimRole::kLatitude)] ||
+          !has[static_cast<int>(DimRole::kLongitude)]) {
+        continue;
+      }
+      if (!usable) {
+        return UnimplementedError(std::string("variable \"") + name +
+                                  "\" has a dimension besides time/level/latitude/longitude longer than 1 "
+                                  "(e.g. an expver or ensemble dimension); select one first");
+      }
+      if (auto s = NumberAttribute(varid, "scale_factor")) v.scale = *s;
+      if (auto o = NumberAttribute(varid, "add_offset")) v.offset = *o;
+      for (const char* a : {"_FillValue", "missing_value"})
+        if (auto m = NumberAttribute(varid, a)) v.missing.push_back(*m);
+      VariableInfo info{CanonicalVariableName(name), {}};
+      if (has[static_cast<int>(DimRole::kLevel)]) info.levels = levels;
+      variables_.push_back(info);
+      vars_[info.name] = std::move(v);
+    }
+    if (variables_.empty()) return InvalidArgumentError("no variable with time, latitude and longitude dimensions");
+    return OkStatus();
+  }
+
+  std::string path_;
+  int ncid_ = -1;
+  SourceGrid grid_;
+  PlaneOrientation orientation_;
+  std::vector<int64_t> times_;
+  std::vector<VariableInfo> variables_;
+  std::map<std::string, NcVariable, std::less<>> vars_;
+};
+
+bool IsNetcdfPath(std::string_view p) {
+  return p.ends_with(".nc") || p.ends_with(".nc4") || p.ends_with(".netcdf") || p.ends_with(".cdf");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Source>> OpenNetcdfSource(std::string_view path) { return NetcdfSource::Open(path); }
+
+Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec) {
+  std::vector<std::string> paths;
+  if (spec.find_first_of("*?[") != std::string_view::npos && spec.find("://") == std::string_view::npos) {
+    glob_t g{};
+    int rc = glob(std::string(spec).c_str(), 0, nullptr, &g);
+    if (rc == 0)
+      for (size_t i = 0; i < g.gl_pathc; ++i) paths.push_back(g.gl_pathv[i]);
+    globfree(&g);
+    if (paths.empty()) return NotFoundError("no file matches " + std::string(spec));
+  } else {
+    paths.push_back(std::string(spec));
+  }
+  std::vector<std::unique_ptr<Source>> out;
+  for (const auto& p : paths) {
+    if (IsNetcdfPath(p)) {
+      ASSIGN_OR_RETURN(auto s, OpenNetcdfSource(p));
+      out.push_back(std::move(s));
+    } else {
+      ASSIGN_OR_RETURN(auto s, OpenZarrSource(p));
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+}  // namespace jigsaw

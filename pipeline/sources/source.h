@@ -1,0 +1,68 @@
+// A reanalysis source (Zarr store, NetCDF files) seen in one canonical orientation:
+// latitude north -> south (descending), longitude ascending in [0, 360), values float32 with CF packing
+// undone (missing values as NaN), times as seconds since 1970-01-01, variable names as WeatherBench2's
+// long names (CDS short names are accepted as aliases).
+//
+// A Source is immutable after opening and safe to read from many threads.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "storage/status.h"
+
+namespace jigsaw {
+
+struct VariableInfo {
+  std::string name;            // canonical long name ("temperature")
+  std::vector<double> levels;  // pressure levels as stored (hPa), empty for a surface variable
+};
+
+struct SourceGrid {
+  std::vector<double> latitude;   // descending
+  std::vector<double> longitude;  // ascending, in [0, 360)
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual std::string url() const = 0;
+  virtual const SourceGrid& grid() const = 0;
+  virtual const std::vector<VariableInfo>& variables() const = 0;
+  virtual const std::vector<int64_t>& times() const = 0;  // ascending
+  // Reads variable `name` at time index `t` for the given level indices (into VariableInfo::levels; empty
+  // for a surface variable) into out[level][lat][lon], canonical orientation.
+  virtual Status Read(const std::string& name, int64_t t, std::span<const int64_t> levels, float* out) const = 0;
+
+  const VariableInfo* FindVariable(std::string_view name) const;
+};
+
+// A Zarr store in the WB2 / ARCO layout (any dimension order, either latitude order, longitude in
+// [0, 360) or [-180, 180), levels in any order, CF times).
+Result<std::unique_ptr<Source>> OpenZarrSource(std::string_view url);
+// One NetCDF file as downloaded from the Copernicus CDS, new layout (valid_time, pressure_level) or legacy
+// (time, level, int16 packed).
+Result<std::unique_ptr<Source>> OpenNetcdfSource(std::string_view path);
+// Chooses by the path: *.nc / *.nc4 / *.netcdf files are NetCDF, everything else Zarr; globs expand to
+// one source per matching file (sorted).
+Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec);
+
+// Name aliases: CDS short names and dimension names.
+std::string CanonicalVariableName(std::string_view name);  // "t2m" -> "2m_temperature"; others unchanged
+enum class DimRole { kTime, kLevel, kLatitude, kLongitude, kOther };
+DimRole RoleOfDimension(std::string_view name);
+
+// How a source's (lat, lon) plane maps onto the canonical one, and the copy that applies it.
+struct PlaneOrientation {
+  bool flip_lat = false;               // source latitude ascending
+  std::vector<int64_t> lon_source;     // canonical longitude index -> source longitude index
+  // Builds it from source coordinates, returning the canonical grid in *grid.
+  static Result<PlaneOrientation> From(const std::vector<double>& lat, const std::vector<double>& lon,
+                                       SourceGrid* grid);
+  // out[y][x] = src[lat_src(y) * lat_stride + lon_source[x] * lon_stride].
+  void Apply(const float* src, int64_t lat_stride, int64_t lon_stride, int64_t nlat, float* out) const;
+};
+
+}  // namespace jigsaw

@@ -1,0 +1,187 @@
+// Zarr reanalysis stores (WeatherBench2 / ARCO-ERA5 layouts), any dimension order and orientation.
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "pipeline/sources/source.h"
+#include "storage/zarr/cf.h"
+#include "storage/zarr/group.h"
+
+namespace jigsaw {
+namespace {
+
+struct ZarrVariable {
+  std::unique_ptr<Array> array;
+  std::vector<DimRole> roles;  // per array dimension
+  CfPacking packing;
+};
+
+Result<std::vector<double>> ReadDoubles(const Array& a) {
+  const ArrayMetadata& m = a.metadata();
+  std::string raw(a.full_box().num_elements() * m.dtype.size, '\0');
+  RETURN_IF_ERROR(a.Read(a.full_box(), raw));
+  std::vector<double> out(a.full_box().num_elements());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = ElementToDouble(raw.data() + i * m.dtype.size, m.dtype);
+  return out;
+}
+
+class ZarrSource final : public Source {
+ public:
+  static Result<std::unique_ptr<Source>> Open(std::string_view url) {
+    auto src = std::unique_ptr<ZarrSource>(new ZarrSource());
+    ASSIGN_OR_RETURN(src->store_, OpenKvStore(url));
+    RETURN_IF_ERROR(src->Load().Annotate(std::string(url)));
+    return std::unique_ptr<Source>(std::move(src));
+  }
+
+  std::string url() const override { return store_->url(); }
+  const SourceGrid& grid() const override { return grid_; }
+  const std::vector<VariableInfo>& variables() const override { return variables_; }
+  const std::vector<int64_t>& times() const override { return times_; }
+
+  Status Read(const std::string& name, int64_t t, std::span<const int64_t> levels, float* out) const override {
+    auto it = vars_.find(name);
+    if (it == vars_.end()) return NotFoundError(url() + ": no variable \"" + name + "\"");
+    const ZarrVariable& v = it->second;
+    const ArrayMetadata& m = v.array->metadata();
+    int64_t lmin = 0, lmax = 0;
+    if (!levels.empty()) {
+      lmin = *std::min_element(levels.begin(), levels.end());
+      lmax = *std::max_element(levels.begin(), levels.end());
+    }
+    Box box{std::vector<int64_t>(m.rank(), 0), std::vector<int64_t>(m.rank(), 1)};
+    int64_t lat_dim = -1, lon_dim = -1, level_dim = -1;
+    for (int d = 0; d < m.rank(); ++d) {
+      switch (v.roles[d]) {
+        case DimRole::kTime: box.origin[d] = t; break;
+        case DimRole::kLevel:
+          box.origin[d] = lmin;
+          box.shape[d] = lmax - lmin + 1;
+          level_dim = d;
+          break;
+        case DimRole::kLatitude: box.shape[d] = m.shape[d]; lat_dim = d; break;
+        case DimRole::kLongitude: box.shape[d] = m.shape[d]; lon_dim = d; break;
+        case DimRole::kOther: break;
+      }
+    }
+    std::vector<int64_t> stride(m.rank());
+    int64_t n = 1;
+    for (int d = m.rank(); d-- > 0;) {
+      stride[d] = n;
+      n *= box.shape[d];
+    }
+    thread_local std::string raw;
+    thread_local std::vector<float> converted;
+    raw.resize(n * m.dtype.size);
+    RETURN_IF_ERROR(v.array->Read(box, raw).Annotate("variable " + name + " at " + FormatIsoTime(times_[t])));
+    const float* values;
+    if (m.dtype.name == "float32" && !v.packing.is_packed()) {
+      values = reinterpret_cast<const float*>(raw.data());
+    } else {
+      converted.resize(n);
+      thread_local std::vector<double> tmp;
+      tmp.resize(n);
+      UnpackCf(raw.data(), m.dtype, n, v.packing, tmp.data());
+      for (int64_t i = 0; i < n; ++i) converted[i] = static_cast<float>(tmp[i]);
+      values = converted.data();
+    }
+    const int64_t plane = grid_.latitude.size() * grid_.longitude.size();
+    const int64_t nlevels = levels.empty() ? 1 : static_cast<int64_t>(levels.size());
+    for (int64_t li = 0; li < nlevels; ++li) {
+      const float* base = values + (levels.empty() ? 0 : (levels[li] - lmin) * stride[level_dim]);
+      orientation_.Apply(base, stride[lat_dim], stride[lon_dim], grid_.latitude.size(), out + li * plane);
+    }
+    return OkStatus();
+  }
+
+ private:
+  Status Load() {
+    ASSIGN_OR_RETURN(auto nodes, ListNodes(store_.get()));
+    std::map<DimRole, std::string> coord;  // role -> array path of the coordinate
+    for (const auto& n : nodes) {
+      if (!n.meta.is_array) continue;
+      const auto& dims = n.meta.array->dimension_names;
+      if (dims.size() == 1 && dims[0] == n.path && RoleOfDimension(n.path) != DimRole::kOther) {
+        coord[RoleOfDimension(n.path)] = n.path;
+      }
+    }
+    for (DimRole r : {DimRole::kTime, DimRole::kLatitude, DimRole::kLongitude}) {
+      if (!coord.count(r)) {
+        return InvalidArgumentError(std::string("no ") +
+                                    (r == DimRole::kTime ? "time (or valid_time)" : r == DimRole::kLatitude ? "latitude (or lat)" : "longitude (or lon)") +
+                                    " coordinate array (with _ARRAY_DIMENSIONS / dimension_names)");
+      }
+    }
+    ASSIGN_OR_RETURN(auto time_array, Array::Open(store_.get(), coord[DimRole::kTime]));
+    const json& tattrs = time_array->metadata().attributes;
+    if (!tattrs.contains("units") || !tattrs["units"].is_string()) {
+      return InvalidArgumentError("time coordinate \"" + coord[DimRole::kTime] + "\" has no CF units attribute");
+    }
+    ASSIGN_OR_RETURN(CfTimeUnits units, ParseCfTimeUnits(tattrs["units"].get<std::string>(), tattrs.value("calendar", "")));
+    ASSIGN_OR_RETURN(auto tvals, ReadDoubles(*time_array));
+    times_ = DecodeCfTimes(tvals, units);
+    for (size_t i = 1; i < times_.size(); ++i) {
+      if (times_[i] <= times_[i - 1]) return InvalidArgumentError("times are not strictly increasing at " + FormatIsoTime(times_[i]));
+    }
+    ASSIGN_OR_RETURN(auto lat_array, Array::Open(store_.get(), coord[DimRole::kLatitude]));
+    ASSIGN_OR_RETURN(auto lon_array, Array::Open(store_.get(), coord[DimRole::kLongitude]));
+    ASSIGN_OR_RETURN(auto lat, ReadDoubles(*lat_array));
+    ASSIGN_OR_RETURN(auto lon, ReadDoubles(*lon_array));
+    ASSIGN_OR_RETURN(orientation_, PlaneOrientation::From(lat, lon, &grid_));
+    std::vector<double> levels;
+    if (coord.count(DimRole::kLevel)) {
+      ASSIGN_OR_RETURN(auto level_array, Array::Open(store_.get(), coord[DimRole::kLevel]));
+      ASSIGN_OR_RETURN(levels, ReadDoubles(*level_array));
+    }
+    for (const auto& n : nodes) {
+      if (!n.meta.is_array) continue;
+      const ArrayMetadata& m = *n.meta.array;
+      if (m.dimension_names.size() != m.shape.size()) continue;
+      ZarrVariable v;
+      bool has[5] = {};
+      bool usable = true;
+      for (size_t d = 0; d < m.shape.size(); ++d) {
+        DimRole r = RoleOfDimension(m.dimension_names[d]);
+        v.roles.push_back(r);
+        has[static_cast<int>(r)] = true;
+        if (r == DimRole::kOther && m.shape[d] != 1) usable = false;  // e.g. an ensemble member dimension
+      }
+      if (!has[static_cast<int>(DimRole::kTime)] || !has[static_cast<int>(DimRole::kLatitude)] ||
+          !has[static_cast<int>(DimRole::kLongitude)] || !usable) {
+        continue;  // a coordinate or an auxiliary array
+      }
+      for (size_t d = 0; d < m.shape.size(); ++d) {
+        int64_t want = v.roles[d] == DimRole::kTime        ? static_cast<int64_t>(times_.size())
+                       : v.roles[d] == DimRole::kLatitude  ? static_cast<int64_t>(lat.size())
+                       : v.roles[d] == DimRole::kLongitude ? static_cast<int64_t>(lon.size())
+                       : v.roles[d] == DimRole::kLevel     ? static_cast<int64_t>(levels.size())
+                                                           : 1;
+        if (m.shape[d] != want) {
+          return InvalidArgumentError("variable \"" + n.path + "\" has " + std::to_string(m.shape[d]) + " along " +
+                                      m.dimension_names[d] + ", its coordinate " + std::to_string(want));
+        }
+      }
+      VariableInfo info{CanonicalVariableName(n.path), {}};
+      if (has[static_cast<int>(DimRole::kLevel)]) info.levels = levels;
+      ASSIGN_OR_RETURN(v.array, Array::Open(store_.get(), n.path));
+      v.packing = CfPackingOf(v.array->metadata());
+      variables_.push_back(info);
+      vars_[info.name] = std::move(v);
+    }
+    if (variables_.empty()) return InvalidArgumentError("no variable with time, latitude and longitude dimensions");
+    return OkStatus();
+  }
+
+  std::unique_ptr<KvStore> store_;
+  SourceGrid grid_;
+  PlaneOrientation orientation_;
+  std::vector<int64_t> times_;
+  std::vector<VariableInfo> variables_;
+  std::map<std::string, ZarrVariable, std::less<>> vars_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Source>> OpenZarrSource(std::string_view url) { return ZarrSource::Open(url); }
+
+}  // namespace jigsaw
