@@ -25,6 +25,9 @@ class Jigsaw:
     def store(self, *args, **kw):
         return self.run("jigsaw-store", *args, **kw)
 
+    def shard(self, *args, **kw):
+        return self.run("jigsaw-shard", *args, **kw)
+
     def get(self, url, array, tmp_path, slice_=None, decode_cf=False):
         out = tmp_path / f"get-{abs(hash((str(url), array, slice_, decode_cf)))}.npy"
         args = ["get", url, array, "--out", out]

@@ -1,0 +1,308 @@
+"""jigsaw-shard against independent code: sources written by xarray and netCDF4 in each layout, output read
+back with zarr-python 3 and TensorStore, compared tile by tile with a numpy re-arrangement of the source;
+statistics against numpy."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import pytest
+import tensorstore as ts
+import xarray as xr
+import zarr
+
+LEVELS = np.array([50, 250, 500, 850, 1000])
+
+
+def make_dataset(nt=6, nlat=19, nlon=24, start="2020-01-01T00", seed=0, lat_asc=False, lon_signed=False,
+                 levels_desc=False):
+    rng = np.random.default_rng(seed)
+    lat = np.linspace(90, -90, nlat)
+    if lat_asc:
+        lat = lat[::-1]
+    lon = np.arange(nlon) * 360.0 / nlon
+    if lon_signed:
+        lon = lon - 180.0
+    lev = LEVELS[::-1] if levels_desc else LEVELS
+    times = pd.date_range(start, periods=nt, freq="6h")
+    ds = xr.Dataset(
+        {"temperature": (("time", "level", "latitude", "longitude"),
+                         (250 + 20 * rng.standard_normal((nt, len(lev), nlat, nlon))).astype("float32")),
+         "geopotential": (("time", "level", "latitude", "longitude"),
+                          (5e4 + 5e3 * rng.standard_normal((nt, len(lev), nlat, nlon))).astype("float32")),
+         "2m_temperature": (("time", "latitude", "longitude"),
+                            (280 + 10 * rng.standard_normal((nt, nlat, nlon))).astype("float32"))},
+        coords={"time": times, "level": lev, "latitude": lat, "longitude": lon})
+    return ds
+
+
+def expected_array(ds, vars_, levels):
+    """The canonical [time, channel, lat, lon] array, computed with xarray/numpy only."""
+    c = ds.copy()
+    c = c.assign_coords(longitude=np.mod(c.longitude.values, 360.0)).sortby("longitude").sortby("latitude", ascending=False)
+    chans, names = [], []
+    for v in vars_:
+        if "level" in c[v].dims:
+            for l in levels:
+                chans.append(c[v].sel(level=l).values)
+                names.append(f"{v}_{l:g}")
+        else:
+            chans.append(c[v].values)
+            names.append(v)
+    return np.stack(chans, axis=1).astype("float32"), names
+
+
+def split(n, p):
+    c = -(-n // p)
+    return [(q * c, min((q + 1) * c, n)) for q in range(p)]
+
+
+def check_tiles(store, want, tiles, fmt):
+    """Reads the store with zarr-python 3 and TensorStore; compares each tile of each time with `want`."""
+    z = zarr.open_array(os.path.join(store, "data"), mode="r", zarr_format=fmt)
+    assert z.shape == want.shape
+    plat, plon, pch = tiles
+    assert z.chunks if fmt == 2 else True
+    t = ts.open({"driver": "zarr3" if fmt == 3 else "zarr",
+                 "kvstore": {"driver": "file", "path": os.path.join(store, "data")}}).result()
+    got_ts = t.read().result()
+    for ti in range(want.shape[0]):
+        for c0, c1 in split(want.shape[1], pch):
+            for y0, y1 in split(want.shape[2], plat):
+                for x0, x1 in split(want.shape[3], plon):
+                    np.testing.assert_array_equal(z[ti, c0:c1, y0:y1, x0:x1], want[ti, c0:c1, y0:y1, x0:x1])
+    np.testing.assert_array_equal(got_ts, want)
+
+
+def check_stats(store, want, fmt):
+    g = zarr.open_group(store, mode="r", zarr_format=fmt)
+    x = want.astype("float64")
+    np.testing.assert_allclose(g["mean"][...], x.mean(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(g["std"][...], x.std(axis=(0, 2, 3)), rtol=1e-8)
+    np.testing.assert_array_equal(g["min"][...], x.min(axis=(0, 2, 3)))
+    np.testing.assert_array_equal(g["max"][...], x.max(axis=(0, 2, 3)))
+    d = x[1:] - x[:-1]
+    np.testing.assert_allclose(g["tendency_mean"][...], d.mean(axis=(0, 2, 3)), rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(g["tendency_std"][...], d.std(axis=(0, 2, 3)), rtol=1e-8)
+
+
+COMMON = ["--vars", "temperature,geopotential,2m_temperature", "--levels", "1000,500,50",
+          "--start", "2020-01-01T00", "--end", "2020-01-02T06"]
+
+
+@pytest.mark.parametrize("layout", ["wb2", "lat_asc_lon_signed_levels_desc", "wb2_regridded_dims", "zarr3_source"])
+@pytest.mark.parametrize("out_format,extra", [("zarr3", []), ("zarr2", []), ("zarr3", ["--time-per-shard", "4"])])
+def test_zarr_sources(jigsaw, tmp_path, layout, out_format, extra):
+    kw = {}
+    if layout == "lat_asc_lon_signed_levels_desc":
+        kw = dict(lat_asc=True, lon_signed=True, levels_desc=True)
+    ds = make_dataset(**kw)
+    src = str(tmp_path / "src.zarr")
+    if layout == "wb2_regridded_dims":  # WB2 regridded stores are (time, level, longitude, latitude)
+        ds.transpose("time", "level", "longitude", "latitude").to_zarr(src, zarr_format=2, consolidated=True)
+    else:
+        ds.to_zarr(src, zarr_format=3 if layout == "zarr3_source" else 2, consolidated=True)
+    out = str(tmp_path / "out.zarr")
+    jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "2x3x2", "--format", out_format, "--out", out, *extra)
+    want, names = expected_array(ds, ["temperature", "geopotential", "2m_temperature"], [1000, 500, 50])
+    fmt = 3 if out_format == "zarr3" else 2
+    check_tiles(out, want, (2, 3, 2), fmt)
+    check_stats(out, want, fmt)
+    g = zarr.open_group(out, mode="r", zarr_format=fmt)
+    assert g.attrs["channels"] == names
+    assert g.attrs["tile_grid"] == [2, 3, 2]
+    assert g.attrs["jigsaw"]["complete"] is True
+    opened = xr.open_zarr(out, zarr_format=fmt, chunks=None)
+    assert opened["data"].dims == ("time", "channel", "latitude", "longitude")
+    assert (np.diff(opened.latitude.values) < 0).all() and (np.diff(opened.longitude.values) > 0).all()
+    np.testing.assert_array_equal(opened.time.values, ds.time.values)
+    jigsaw.shard("verify", out)
+
+
+def write_cds_netcdf(path, ds, legacy, scale_seed=0):
+    """A CDS-style NetCDF file written with netCDF4: new layout (valid_time, pressure_level, short names,
+    number/expver) or legacy (time, level, int16 packed with this file's own scale/offset)."""
+    short = {"temperature": "t", "geopotential": "z", "2m_temperature": "t2m"}
+    with netCDF4.Dataset(path, "w") as nc:
+        tname, lname = ("time", "level") if legacy else ("valid_time", "pressure_level")
+        nc.createDimension(tname, ds.sizes["time"])
+        nc.createDimension(lname, ds.sizes["level"])
+        nc.createDimension("latitude", ds.sizes["latitude"])
+        nc.createDimension("longitude", ds.sizes["longitude"])
+        tv = nc.createVariable(tname, "i4" if legacy else "i8", (tname,))
+        if legacy:
+            tv.units = "hours since 1900-01-01 00:00:00.0"
+            tv.calendar = "gregorian"
+            tv[:] = ((ds.time.values - np.datetime64("1900-01-01")) // np.timedelta64(1, "h")).astype("i4")
+        else:
+            tv.units = "seconds since 1970-01-01"
+            tv.calendar = "proleptic_gregorian"
+            tv[:] = (ds.time.values - np.datetime64("1970-01-01")) // np.timedelta64(1, "s")
+        nc.createVariable(lname, "f8", (lname,))[:] = ds.level.values
+        nc.createVariable("latitude", "f8", ("latitude",))[:] = ds.latitude.values
+        nc.createVariable("longitude", "f8", ("longitude",))[:] = ds.longitude.values
+        if not legacy:
+            nc.createVariable("number", "i8", ())[...] = 0
+            ev = nc.createVariable("expver", str, (tname,))
+            for i in range(ds.sizes["time"]):
+                ev[i] = "0001"
+        packed = {}
+        for v, s in short.items():
+            dims = (tname, lname, "latitude", "longitude") if "level" in ds[v].dims else (tname, "latitude", "longitude")
+            data = ds[v].values.astype("float64")
+            if legacy:
+                lo, hi = data.min(), data.max()
+                scale = (hi - lo) / (2 ** 16 - 3) * (1 + 0.1 * scale_seed)
+                offset = (hi + lo) / 2
+                var = nc.createVariable(s, "i2", dims, fill_value=-32767)
+                var.scale_factor = scale
+                var.add_offset = offset
+                var.set_auto_maskandscale(True)
+                var[:] = data
+                packed[v] = np.round((data - offset) / scale) * scale + offset
+            else:
+                var = nc.createVariable(s, "f4", dims, zlib=True)
+                var[:] = data.astype("float32")
+                packed[v] = data.astype("float32")
+    return packed
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_netcdf_monthly_files(jigsaw, tmp_path, legacy):
+    """Two files (as one download per period) combined by a glob; legacy files pack with different scales."""
+    ds = make_dataset(nt=6)
+    a, b = ds.isel(time=slice(0, 3)), ds.isel(time=slice(3, 6))
+    pa = write_cds_netcdf(str(tmp_path / "era5_a.nc"), a, legacy, 0)
+    pb = write_cds_netcdf(str(tmp_path / "era5_b.nc"), b, legacy, 1)
+    # What each file decodes to, independently of jigsaw (netCDF4's own unpacking).
+    decoded = ds.copy()
+    for v in ["temperature", "geopotential", "2m_temperature"]:
+        decoded[v] = (ds[v].dims, np.concatenate([pa[v], pb[v]]).astype("float32"))
+    out = str(tmp_path / "out.zarr")
+    # Short names work on both kinds of source.
+    jigsaw.shard("run", "--source", str(tmp_path / "era5_*.nc"), "--vars", "t,z,t2m", "--levels", "1000,500,50",
+                 "--start", "2020-01-01T00", "--end", "2020-01-02T06", "--tiles", "1x2x3", "--out", out)
+    want, _ = expected_array(decoded, ["temperature", "geopotential", "2m_temperature"], [1000, 500, 50])
+    z = zarr.open_array(os.path.join(out, "data"), mode="r")
+    np.testing.assert_allclose(z[...], want, rtol=1e-6)
+    check_stats(out, z[...], 3)
+
+
+def test_plan_prints_and_writes_nothing(jigsaw, tmp_path):
+    src = str(tmp_path / "src.zarr")
+    make_dataset().to_zarr(src, zarr_format=2, consolidated=True)
+    j = json.loads(jigsaw.shard("plan", "--source", src, *COMMON, "--tiles", "1x2x2", "--json").stdout)
+    assert j["channels"][:3] == ["temperature_1000", "temperature_500", "temperature_50"]
+    assert j["tile_shape"] == [4, 19, 12] and j["data_objects"] == 6 * 4
+    assert j["bytes_per_rank_per_sample"] == 4 * 19 * 12 * 4
+    assert sorted(os.listdir(tmp_path)) == ["src.zarr"]
+
+
+def assert_same_tree(a_root, b_root):
+    def files(root):
+        return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    assert files(a_root) == files(b_root)
+    for rel in files(a_root):
+        with open(os.path.join(a_root, rel), "rb") as fa, open(os.path.join(b_root, rel), "rb") as fb:
+            assert fa.read() == fb.read(), rel
+
+
+def test_resume_after_kill_is_identical(jigsaw, tmp_path):
+    """A run killed at random moments and started again ends byte-identical to an uninterrupted run."""
+    src = str(tmp_path / "big.zarr")
+    jigsaw.shard("synth", src, "--grid", "91x180", "--times", "40")
+    args = ["--source", src, "--vars", "geopotential,temperature,u_component_of_wind,2m_temperature",
+            "--start", "2020-01-01T00", "--end", "2020-01-10T18", "--tiles", "1x2x2", "--threads", "2"]
+    ref = str(tmp_path / "ref.zarr")
+    t0 = time.time()
+    jigsaw.shard("run", *args, "--out", ref)
+    full = time.time() - t0
+    out = str(tmp_path / "out.zarr")
+    rng = np.random.default_rng(7)
+    kills = 0
+    for _ in range(6):
+        p = subprocess.Popen([str(jigsaw.bin_dir / "jigsaw-shard"), "run", *args, "--out", out],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.02, max(0.05, full)))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        # Whatever the moment of the kill, a store that verifies as complete is the finished store.
+        if jigsaw.shard("verify", out, check=False).returncode == 0:
+            assert_same_tree(ref, out)
+    r = jigsaw.shard("run", *args, "--out", out)
+    assert kills > 0, "the run was too quick to be interrupted; enlarge the synthetic source"
+    assert_same_tree(ref, out)
+    jigsaw.shard("verify", out)
+    assert "already" in r.stdout or "written" in r.stdout
+
+
+def test_another_plan_is_refused_naming_the_difference(jigsaw, tmp_path):
+    src = str(tmp_path / "src.zarr")
+    make_dataset().to_zarr(src, zarr_format=2, consolidated=True)
+    out = str(tmp_path / "out.zarr")
+    jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--out", out)
+    r = jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x1", "--out", out, check=False)
+    assert r.returncode != 0 and "another plan" in r.stderr and "tiles" in r.stderr
+    again = jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--out", out)
+    assert "already complete" in again.stderr + again.stdout
+    r = jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--out", src, check=False)
+    assert r.returncode != 0 and "did not write" in r.stderr
+
+
+def test_missing_times_allowed_become_nan_and_are_excluded(jigsaw, tmp_path):
+    ds = make_dataset(nt=6)
+    src = str(tmp_path / "src.zarr")
+    ds.isel(time=[0, 1, 2, 4, 5]).to_zarr(src, zarr_format=2, consolidated=True)
+    out = str(tmp_path / "out.zarr")
+    r = jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x1x1", "--out", out, check=False)
+    assert r.returncode == 2 and "2020-01-01T18:00:00" in r.stderr and "temperature" in r.stderr
+    jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x1x1", "--out", out, "--allow-missing")
+    g = zarr.open_group(out, mode="r")
+    assert np.isnan(g["data"][3]).all()
+    assert g.attrs["jigsaw"]["plan"]["missing_times"] == ["2020-01-01T18:00:00"]
+    want, _ = expected_array(ds.isel(time=[0, 1, 2, 4, 5]), ["temperature", "geopotential", "2m_temperature"], [1000, 500, 50])
+    np.testing.assert_allclose(g["mean"][...], want.astype("float64").mean(axis=(0, 2, 3)), rtol=1e-10)
+    # Tendencies only over consecutive present times: (0,1), (1,2), (4,5).
+    x = want.astype("float64")
+    d = np.concatenate([x[1:3] - x[0:2], x[4:5] - x[3:4]])
+    np.testing.assert_allclose(g["tendency_mean"][...], d.mean(axis=(0, 2, 3)), rtol=1e-8, atol=1e-9)
+    jigsaw.shard("verify", out)
+
+
+def test_bad_input_names_source_variable_and_time(jigsaw, tmp_path):
+    src = str(tmp_path / "src.zarr")
+    make_dataset().to_zarr(src, zarr_format=2, consolidated=True, encoding={"geopotential": {"chunks": (1, 5, 19, 24)}})
+    out = str(tmp_path / "out.zarr")
+    base = ["--start", "2020-01-01T00", "--end", "2020-01-02T06", "--tiles", "1x1x1", "--out", out]
+    r = jigsaw.shard("run", "--source", src, "--vars", "vorticity", *base, check=False)
+    assert r.returncode == 2 and "vorticity" in r.stderr
+    r = jigsaw.shard("run", "--source", src, "--vars", "temperature", "--levels", "700", *base, check=False)
+    assert r.returncode == 2 and "700" in r.stderr and "temperature" in r.stderr
+    r = jigsaw.shard("run", "--source", src, "--vars", "temperature", "--levels", "500",
+                     "--start", "2020-01-01T00", "--end", "2020-01-02T06", "--tiles", "1x1x9", "--out", out, check=False)
+    assert r.returncode == 2 and "empty" in r.stderr
+    other = str(tmp_path / "other.zarr")
+    make_dataset(nlat=10).to_zarr(other, zarr_format=2, consolidated=True)
+    r = jigsaw.shard("run", "--source", src, "--source", other, "--vars", "temperature", *base, check=False)
+    assert r.returncode == 2 and "mismatched grids" in r.stderr and "other.zarr" in r.stderr
+    r = jigsaw.shard("run", "--source", src, "--source", src, "--vars", "temperature", *base, check=False)
+    assert r.returncode == 2 and "overlapping times" in r.stderr
+    # A corrupt chunk in the source: the error names the source, the variable, the time; nothing complete.
+    chunk = os.path.join(src, "geopotential", "3.0.0.0")
+    with open(chunk, "r+b") as f:
+        f.seek(20)
+        f.write(b"\xff" * 16)
+    r = jigsaw.shard("run", "--source", src, "--vars", "geopotential", *base, check=False)
+    assert r.returncode == 1
+    for needle in ("src.zarr", "geopotential", "2020-01-01T18:00:00"):
+        assert needle in r.stderr, (needle, r.stderr)
+    v = jigsaw.shard("verify", out, check=False)
+    assert v.returncode != 0 and "not complete" in v.stdout
+    info = jigsaw.shard("info", out)
+    assert "INCOMPLETE" in info.stdout
