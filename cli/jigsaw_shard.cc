@@ -143,7 +143,8 @@ int main(int argc, char** argv) {
     std::cout << (*out)->url() << ": " << report->times_written << " time steps written, " << report->times_skipped
               << " already present; " << report->bytes_written / 1e9 << " GB in " << report->seconds << " s";
     if (report->seconds > 0 && report->bytes_written > 0) std::cout << " = " << report->bytes_written / 1e9 / report->seconds << " GB/s";
-    std::cout << "\n";
+    std::cout << " (reading sources " << report->read_seconds << " s, encoding and writing " << report->write_seconds
+              << " s, statistics " << report->stats_seconds << " s)\n";
     return 0;
   }
   auto store = OpenKvStore(url);

@@ -1,5 +1,7 @@
 #include "pipeline/shard/shard_store.h"
 
+#include "pipeline/shard/moments.h"
+
 #include <tbb/parallel_for.h>
 
 #include <atomic>
@@ -19,52 +21,21 @@ namespace {
 constexpr int kStoreVersion = 1;
 const char* const kStatNames[] = {"mean", "std", "min", "max", "tendency_mean", "tendency_std"};
 
-// Running statistics, combined across chunks with Chan et al.'s parallel update.
-struct Moments {
-  double n = 0, mean = 0, m2 = 0, min = INFINITY, max = -INFINITY;
-  void Add(const Moments& o) {
-    if (o.n == 0) return;
-    double total = n + o.n, delta = o.mean - mean;
-    mean += delta * o.n / total;
-    m2 += o.m2 + delta * delta * n * o.n / total;
-    n = total;
-    min = std::min(min, o.min);
-    max = std::max(max, o.max);
-  }
-  // Two passes over values in cache: exact mean, then squared deviations. NaN is skipped.
-  template <typename Get>
-  static Moments Of(int64_t count, Get get) {
-    Moments m;
-    double sum = 0;
-    for (int64_t i = 0; i < count; ++i) {
-      double v = get(i);
-      if (std::isnan(v)) continue;
-      sum += v;
-      m.n += 1;
-      m.min = std::min(m.min, v);
-      m.max = std::max(m.max, v);
-    }
-    if (m.n == 0) return m;
-    m.mean = sum / m.n;
-    for (int64_t i = 0; i < count; ++i) {
-      double v = get(i);
-      if (!std::isnan(v)) m.m2 += (v - m.mean) * (v - m.mean);
-    }
-    return m;
-  }
-};
-
 DataType OutputType(const ShardPlan& p) { return DataTypeFromName(p.options.dtype).value(); }
 
-float LoadElement(const char* p, const DataType& t) {
+// Widens stored elements (float32, float16, bfloat16) to float32.
+void ToFloats(const std::string& bytes, const DataType& t, std::vector<float>* out) {
+  const size_t n = bytes.size() / t.size;
+  out->resize(n);
   if (t.size == 4) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
+    std::memcpy(out->data(), bytes.data(), n * 4);
+    return;
   }
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return t.name == "float16" ? HalfToFloat(h) : BFloat16ToFloat(h);
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, bytes.data() + 2 * i, 2);
+    (*out)[i] = t.name == "float16" ? HalfToFloat(h) : BFloat16ToFloat(h);
+  }
 }
 
 Status WriteCoordinate(KvStore* store, int format, const std::string& name, const std::string& dtype,
@@ -162,82 +133,55 @@ Status ReadSources(const ShardPlan& p, const std::vector<std::unique_ptr<Source>
   return first;
 }
 
-Result<json> ComputeStatistics(const ShardPlan& p, const Array& data, std::ostream& log) {
-  const int64_t C = p.num_channels();
-  const auto tile = p.tile_shape();
-  const DataType dt = data.metadata().dtype;
-  std::set<int64_t> missing(p.missing_times.begin(), p.missing_times.end());
-  struct TileStats {
-    std::vector<Moments> value, tendency;
-  };
-  std::vector<TileStats> per_tile(p.tiles.num_tiles());
-  std::mutex mu;
-  Status first;
-  tbb::parallel_for(int64_t{0}, p.tiles.num_tiles(), [&](int64_t r) {
-    TileGrid::Tile t = p.tiles.TileOfRank(r);
-    auto [c0, c1] = SplitPart(C, p.tiles.ch, t.k);
-    auto [y0, y1] = SplitPart(p.nlat(), p.tiles.lat, t.i);
-    auto [x0, x1] = SplitPart(p.nlon(), p.tiles.lon, t.j);
-    const int64_t nc = c1 - c0, plane = (y1 - y0) * (x1 - x0);
-    TileStats& ts = per_tile[r];
-    ts.value.assign(nc, {});
-    ts.tendency.assign(nc, {});
-    std::string cur(nc * plane * dt.size, '\0'), prev;
-    bool have_prev = false;
-    for (int64_t ti = p.stats_begin; ti < p.stats_end; ++ti) {
-      if (missing.count(p.times[ti])) {
-        have_prev = false;
-        continue;
-      }
-      Box box{{ti, c0, y0, x0}, {1, nc, y1 - y0, x1 - x0}};
-      Status s = data.Read(box, cur);
-      if (!s.ok()) {
-        std::lock_guard lock(mu);
-        if (first.ok()) first = s;
-        return;
-      }
-      for (int64_t c = 0; c < nc; ++c) {
-        const char* base = cur.data() + c * plane * dt.size;
-        ts.value[c].Add(Moments::Of(plane, [&](int64_t i) { return LoadElement(base + i * dt.size, dt); }));
-        if (have_prev) {
-          const char* pb = prev.data() + c * plane * dt.size;
-          ts.tendency[c].Add(Moments::Of(plane, [&](int64_t i) {
-            return static_cast<double>(LoadElement(base + i * dt.size, dt)) - LoadElement(pb + i * dt.size, dt);
-          }));
-        }
-      }
-      std::swap(prev, cur);
-      cur.resize(prev.size());
-      have_prev = true;
+// Per-channel statistics over the window, fed one time step at a time in time order (so the result does
+// not depend on threads or on which steps a resumed run read back from the store).
+class StatisticsAccumulator {
+ public:
+  explicit StatisticsAccumulator(const ShardPlan& p)
+      : p_(p), value_(p.num_channels()), tendency_(p.num_channels()),
+        missing_(p.missing_times.begin(), p.missing_times.end()) {}
+
+  // `sample` is time step ti: [channel][lat][lon] as stored (widened to float); `previous` is step ti - 1
+  // (or null). Both must stay valid until the next call.
+  void Add(int64_t ti, const float* sample, const float* previous) {
+    const bool use = ti >= p_.stats_begin && ti < p_.stats_end && !missing_.count(p_.times[ti]);
+    if (!use) {
+      prev_used_ = false;
+      return;
     }
-    (void)tile;
-  });
-  RETURN_IF_ERROR(first);
-  std::vector<Moments> value(C), tendency(C);
-  for (int64_t r = 0; r < p.tiles.num_tiles(); ++r) {
-    TileGrid::Tile t = p.tiles.TileOfRank(r);
-    int64_t c0 = SplitPart(C, p.tiles.ch, t.k).first;
-    for (size_t c = 0; c < per_tile[r].value.size(); ++c) {
-      value[c0 + c].Add(per_tile[r].value[c]);
-      tendency[c0 + c].Add(per_tile[r].tendency[c]);
+    const bool tendency = prev_used_ && previous != nullptr;
+    const int64_t plane = p_.nlat() * p_.nlon();
+    tbb::parallel_for(int64_t{0}, p_.num_channels(), [&](int64_t c) {
+      const float* x = sample + c * plane;
+      value_[c].Add(Moments::Of(x, plane));
+      if (tendency) tendency_[c].Add(Moments::OfDifference(x, previous + c * plane, plane));
+    });
+    prev_used_ = true;
+  }
+
+  json Result() const {
+    json stats;
+    std::vector<double> cols[6];
+    for (int64_t c = 0; c < p_.num_channels(); ++c) {
+      const Moments& v = value_[c];
+      const Moments& d = tendency_[c];
+      cols[0].push_back(v.n ? v.mean : NAN);
+      cols[1].push_back(v.population_std());
+      cols[2].push_back(v.n ? v.min : NAN);
+      cols[3].push_back(v.n ? v.max : NAN);
+      cols[4].push_back(d.n ? d.mean : NAN);
+      cols[5].push_back(d.population_std());
     }
+    for (int i = 0; i < 6; ++i) stats[kStatNames[i]] = cols[i];
+    return stats;
   }
-  json stats;
-  std::vector<double> cols[6];
-  for (int64_t c = 0; c < C; ++c) {
-    const Moments& v = value[c];
-    const Moments& d = tendency[c];
-    cols[0].push_back(v.n ? v.mean : NAN);
-    cols[1].push_back(v.n ? std::sqrt(v.m2 / v.n) : NAN);
-    cols[2].push_back(v.n ? v.min : NAN);
-    cols[3].push_back(v.n ? v.max : NAN);
-    cols[4].push_back(d.n ? d.mean : NAN);
-    cols[5].push_back(d.n ? std::sqrt(d.m2 / d.n) : NAN);
-  }
-  for (int i = 0; i < 6; ++i) stats[kStatNames[i]] = cols[i];
-  log << "statistics over " << (p.stats_end - p.stats_begin - 0) << " time steps in the window\n";
-  return stats;
-}
+
+ private:
+  const ShardPlan& p_;
+  std::vector<Moments> value_, tendency_;
+  std::set<int64_t> missing_;
+  bool prev_used_ = false;  // the previous step was in the window and present
+};
 
 }  // namespace
 
@@ -295,8 +239,11 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   const int64_t total_bytes = T * sample * p.element_size();
   const DataType dt = dm.dtype;
   const auto grid = dm.grid();
-  std::vector<float> buf;
+  // Two sample buffers, swapped per block, so that the previous step stays readable for the tendencies.
+  std::vector<float> buf, prev_buf;
+  bool have_prev_block = false;
   std::string converted;
+  StatisticsAccumulator stats(p);
   for (int64_t t0 = 0; t0 < T; t0 += K) {
     const int64_t t1 = std::min(T, t0 + K);
     bool all_there = true;
@@ -306,11 +253,21 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
           std::vector<int64_t> idx = {t0 / K, c, y, x};
           all_there = present.count(data->ChunkKey(idx)) > 0;
         }
+    auto r0 = std::chrono::steady_clock::now();
     if (all_there) {
       report.times_skipped += t1 - t0;
+      // Read the block back for the statistics (only when the window needs it).
+      if (t0 < p.stats_end && t1 > p.stats_begin) {
+        Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
+        converted.resize((t1 - t0) * sample * dt.size);
+        RETURN_IF_ERROR(data->Read(box, converted));
+        ToFloats(converted, dt, &buf);
+      }
     } else {
       buf.resize((t1 - t0) * sample);
       RETURN_IF_ERROR(ReadSources(p, sources, t0, t1, buf));
+      auto r1 = std::chrono::steady_clock::now();
+      report.read_seconds += std::chrono::duration<double>(r1 - r0).count();
       std::string_view bytes(reinterpret_cast<const char*>(buf.data()), buf.size() * 4);
       if (dt.size == 2) {
         converted.resize(buf.size() * 2);
@@ -322,15 +279,31 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
       }
       Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
       RETURN_IF_ERROR(data->Write(box, bytes));
+      report.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - r1).count();
       report.times_written += t1 - t0;
       report.bytes_written += static_cast<int64_t>(bytes.size());
+      if (dt.size == 2) ToFloats(converted, dt, &buf);  // statistics of the values as stored
     }
+    auto s0 = std::chrono::steady_clock::now();
+    const bool in_window = t0 < p.stats_end && t1 > p.stats_begin;
+    if (in_window) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* previous = t > t0 ? buf.data() + (t - 1 - t0) * sample
+                                : have_prev_block ? prev_buf.data() + (K - 1) * sample
+                                                  : nullptr;
+        stats.Add(t, buf.data() + (t - t0) * sample, previous);
+      }
+    }
+    std::swap(buf, prev_buf);
+    have_prev_block = in_window && t1 - t0 == K;
+    report.stats_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+    (void)r0;
     if (progress) progress(t1 * sample * p.element_size(), total_bytes);
   }
-  // Statistics, from the stored values, then the last metadata write marks the store complete.
-  ASSIGN_OR_RETURN(json stats, ComputeStatistics(p, *data, log));
+  // Statistics arrays, then the last metadata write marks the store complete.
+  json result = stats.Result();
   for (int i = 0; i < 6; ++i) {
-    std::vector<double> v = stats[kStatNames[i]].get<std::vector<double>>();
+    std::vector<double> v = result[kStatNames[i]].get<std::vector<double>>();
     ArraySpec s;
     s.zarr_format = format;
     s.shape = {p.num_channels()};

@@ -22,6 +22,7 @@ struct ShardRunReport {
   int64_t times_skipped = 0;  // already present (resumed)
   int64_t bytes_written = 0;  // uncompressed
   double seconds = 0;
+  double read_seconds = 0, write_seconds = 0, stats_seconds = 0;  // sources; convert+encode+store; statistics
 };
 
 // Writes (or resumes) the store at `out` for `plan`. Refuses an output that holds another plan, naming the

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <map>
 
+#include <tbb/task_arena.h>
+
 #include "pipeline/sources/source.h"
 #include "storage/zarr/cf.h"
 #include "storage/zarr/group.h"
@@ -73,7 +75,11 @@ class ZarrSource final : public Source {
     thread_local std::string raw;
     thread_local std::vector<float> converted;
     raw.resize(n * m.dtype.size);
-    RETURN_IF_ERROR(v.array->Read(box, raw).Annotate("variable " + name + " at " + FormatIsoTime(times_[t])));
+    // Isolated: while this thread waits for the chunk reads, it must not pick up another Read() of the
+    // caller's parallel loop, which would reuse `raw` underneath us.
+    Status read_status;
+    tbb::this_task_arena::isolate([&] { read_status = v.array->Read(box, raw); });
+    RETURN_IF_ERROR(read_status.Annotate("variable " + name + " at " + FormatIsoTime(times_[t])));
     const float* values;
     if (m.dtype.name == "float32" && !v.packing.is_packed()) {
       values = reinterpret_cast<const float*>(raw.data());

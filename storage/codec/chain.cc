@@ -193,6 +193,14 @@ Result<std::string> CodecChain::Encode(std::string_view decoded) const {
   if (static_cast<int64_t>(decoded.size()) != layout_.num_bytes()) {
     return InternalError("encode: chunk buffer has the wrong size");
   }
+  if (transpose_.empty() && !sharding_ && !big_endian_ && !codecs_.empty()) {
+    // The first codec reads the caller's bytes directly: no copy of the chunk.
+    ASSIGN_OR_RETURN(std::string cur, codecs_[0]->Encode(decoded));
+    for (size_t i = 1; i < codecs_.size(); ++i) {
+      ASSIGN_OR_RETURN(cur, codecs_[i]->Encode(cur));
+    }
+    return cur;
+  }
   ASSIGN_OR_RETURN(std::string cur, EncodeArray(decoded));
   for (const auto& c : codecs_) {
     ASSIGN_OR_RETURN(cur, c->Encode(cur));

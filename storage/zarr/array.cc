@@ -241,9 +241,15 @@ Status Array::Write(const Box& box, std::string_view data) {
     Box cb = ChunkBox(index, meta_.chunks);
     Box part = Intersect(box, cb);
     Box inside = Intersect(cb, full_box());  // edge chunks extend past the array
-    std::string buf(chunk_bytes, '\0');
-    if (part.shape == inside.shape) {
-      FillWith(buf, meta_.fill);
+    if (box.shape == cb.shape) {  // the box is exactly this chunk: encode the caller's bytes in place
+      return err.Set(WriteChunk(index, data).Annotate(store_->url() + ": chunk " + ChunkKey(index)));
+    }
+    thread_local std::string buf;  // reused: no allocation or page faults per chunk
+    buf.resize(chunk_bytes);
+    if (part.shape == cb.shape) {
+      // Every element is overwritten below.
+    } else if (part.shape == inside.shape) {
+      FillWith(buf, meta_.fill);  // the part past the array's edge
     } else {  // read-modify-write of a partly covered chunk
       auto r = ReadChunk(index, buf);
       if (!r.ok()) return err.Set(r.status());
