@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Quickstart: make a tiny ERA5-like store, inspect it, convert it to a sharded Zarr v3 store, verify it,
-# and read a box back. Run from the repository root after scripts/setup.
+# Quickstart: generate a small synthetic ERA5-like source (WeatherBench2 layout), plan and write a
+# tile-aligned store for a 4-way Jigsaw grid (1x2x2), inspect and verify it, and read one rank's tile back.
+# Run from the repository root after scripts/setup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/jigsaw-quickstart}
+BIN=${JIGSAW_BIN_DIR:-build/cli}
 rm -rf "$OUT" && mkdir -p "$OUT"
-.venv/bin/python examples/make_tiny_era5.py "$OUT/era5.zarr"
-build/cli/jigsaw-store ls "$OUT/era5.zarr"
-build/cli/jigsaw-store copy "$OUT/era5.zarr" "$OUT/era5-v3.zarr" --format zarr3 --codec blosc-zstd --shard 8,5,33,64
-build/cli/jigsaw-store verify "$OUT/era5-v3.zarr"
-build/cli/jigsaw-store get "$OUT/era5-v3.zarr" temperature --slice "0,2,:,:" --out "$OUT/t500.npy"
-.venv/bin/python -c "import numpy as np; a = np.load('$OUT/t500.npy'); print('temperature at 500 hPa, t=0:', a.shape, a.dtype, float(a.min()), float(a.max()))"
+VARS=geopotential,temperature,u_component_of_wind,v_component_of_wind,specific_humidity,2m_temperature,mean_sea_level_pressure,10m_u_component_of_wind,10m_v_component_of_wind
+SEL=(--source "$OUT/era5.zarr" --vars "$VARS" --start 2020-01-01T00 --end 2020-01-02T18 --step 6h --tiles 1x2x2)
+
+$BIN/jigsaw-shard synth "$OUT/era5.zarr" --grid 33x64 --times 8
+$BIN/jigsaw-shard plan "${SEL[@]}"
+$BIN/jigsaw-shard run "${SEL[@]}" --out "$OUT/tiles.zarr" --time-per-shard 4
+$BIN/jigsaw-shard info "$OUT/tiles.zarr"
+$BIN/jigsaw-shard verify "$OUT/tiles.zarr"
+# Rank 3 of 1x2x2 owns tile (i=0, j=1, k=1): channels 35..68, all latitudes, longitudes 32..63.
+$BIN/jigsaw-store get "$OUT/tiles.zarr" data --slice "0,35:69,:,32:64" --out "$OUT/rank3_t0.npy"
+echo "rank 3's tile of the first sample: $OUT/rank3_t0.npy"

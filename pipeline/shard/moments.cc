@@ -19,7 +19,7 @@ struct Sums {
 
 // Eight independent lanes so that the compiler can keep them in vector registers.
 template <bool kDifference>
-inline Sums Accumulate(const float* x, const float* y, int64_t count, double shift) {
+__attribute__((always_inline)) inline Sums Accumulate(const float* x, const float* y, int64_t count, double shift) {
   constexpr int W = 8;
   double s[W] = {}, ss[W] = {}, n[W] = {}, lo[W], hi[W];
   for (int k = 0; k < W; ++k) {

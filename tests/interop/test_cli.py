@@ -39,3 +39,16 @@ def test_get_slices_and_memory_copy(jigsaw, tmp_path):
     np.testing.assert_array_equal(zarr.open_array(str(out / "x"), mode="r")[...], data)
     v = json.loads(jigsaw.store("verify", out, "--json").stdout)
     assert v["ok"] and v["arrays"] == 1 and v["chunks_checked"] == 2 * 3 * 2
+
+
+def test_quickstart_runs_as_the_readme_says(jigsaw, tmp_path):
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    r = subprocess.run(["bash", os.path.join(root, "examples", "quickstart.sh"), str(tmp_path / "qs")], cwd=root,
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "complete" in r.stdout and (tmp_path / "qs" / "rank3_t0.npy").exists()
+    tile = np.load(tmp_path / "qs" / "rank3_t0.npy")
+    assert tile.shape == (34, 33, 32) and np.isfinite(tile).all()
