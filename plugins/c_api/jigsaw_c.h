@@ -1,0 +1,76 @@
+/* jigsaw C API.
+ *
+ * Conventions (as LevelDB's C API):
+ * - Objects are opaque handles created by *_open and destroyed by *_close.
+ * - Functions that can fail return 0 on success and a non-zero status code otherwise; when `errptr` is not
+ *   NULL it then receives a malloc'ed, NUL-terminated message that the caller frees with jigsaw_free().
+ * - No C++ exception ever crosses this boundary.
+ * - A loader handle is used by one thread at a time.
+ */
+#ifndef JIGSAW_C_H_
+#define JIGSAW_C_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct jigsaw_loader jigsaw_loader;
+
+typedef struct {
+  int64_t rank;        /* model-parallel rank: which tile */
+  int64_t dp_rank;     /* data-parallel replica */
+  int64_t dp_size;
+  int64_t batch_size;
+  int64_t lead_steps;  /* targets at t + 1..lead_steps steps */
+  int normalize;       /* (x - mean) / std with the store's statistics */
+  const char* dtype;   /* "float32" or "bfloat16" (raw 16-bit words) */
+  uint64_t seed;
+  int shuffle;
+  const char* start;   /* time window, inclusive; NULL or "" for all */
+  const char* end;
+  int64_t prefetch;    /* batches in flight */
+  int threads;         /* pipeline worker threads, 0 for all cores */
+} jigsaw_loader_options;
+
+typedef struct {
+  int64_t batches;
+  int64_t bytes_read;
+  int64_t bytes_decoded;
+  int64_t bytes_delivered;
+  double seconds;
+  double consumer_wait_seconds;
+  double read_amplification;
+} jigsaw_loader_stats;
+
+/* Fills `options` with the defaults (rank 0, one replica, batch 1, lead 1, float32, shuffled, seed 0). */
+void jigsaw_loader_options_init(jigsaw_loader_options* options);
+
+int jigsaw_loader_open(const char* url, const jigsaw_loader_options* options, jigsaw_loader** loader, char** errptr);
+
+/* The batch shape [batch, 1 + lead_steps, channels, lat, lon] and its size in bytes. */
+void jigsaw_loader_shape(const jigsaw_loader* loader, int64_t shape[5]);
+size_t jigsaw_loader_batch_bytes(const jigsaw_loader* loader);
+int64_t jigsaw_loader_batches_per_epoch(const jigsaw_loader* loader);
+
+/* The next batch. With `dst` (of `dst_bytes` >= batch bytes) the batch is copied there; without it
+ * *data points into a loader-owned buffer valid until the next call on this loader. `times` (batch_size
+ * entries, may be NULL) receives the input times in seconds since 1970. */
+int jigsaw_loader_next(jigsaw_loader* loader, void* dst, size_t dst_bytes, const void** data, int64_t* times,
+                       char** errptr);
+
+/* The position of the next batch; restore continues exactly there. */
+void jigsaw_loader_state(const jigsaw_loader* loader, int64_t* epoch, int64_t* batch);
+int jigsaw_loader_restore(jigsaw_loader* loader, int64_t epoch, int64_t batch, char** errptr);
+void jigsaw_loader_get_stats(const jigsaw_loader* loader, jigsaw_loader_stats* stats);
+
+void jigsaw_loader_close(jigsaw_loader* loader);
+void jigsaw_free(void* p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* JIGSAW_C_H_ */

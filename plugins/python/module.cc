@@ -1,0 +1,135 @@
+// The `jigsaw._jigsaw` extension: Loader batches as NumPy arrays that own their buffer (no copy).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "pipeline/loader/loader.h"
+
+namespace py = pybind11;
+using namespace jigsaw;
+
+namespace {
+
+[[noreturn]] void Throw(const Status& s) {
+  if (s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kOutOfRange) throw py::value_error(s.message());
+  if (s.code() == StatusCode::kNotFound) throw py::key_error(s.message());
+  throw std::runtime_error(s.message());
+}
+
+template <typename T>
+T Unwrap(Result<T> r) {
+  if (!r.ok()) Throw(r.status());
+  return std::move(r).value();
+}
+
+// A NumPy view of the batch, keeping the batch alive through the array's base object.
+py::array AsArray(std::shared_ptr<Batch> b, bool bf16) {
+  auto* holder = new std::shared_ptr<Batch>(b);
+  py::capsule base(holder, [](void* p) { delete static_cast<std::shared_ptr<Batch>*>(p); });
+  std::vector<py::ssize_t> shape(b->shape().begin(), b->shape().end()), strides(shape.size());
+  py::ssize_t stride = bf16 ? 2 : 4;  // C order, explicitly
+  for (size_t d = shape.size(); d-- > 0;) {
+    strides[d] = stride;
+    stride *= shape[d];
+  }
+  return py::array(py::dtype(bf16 ? "uint16" : "float32"), shape, strides, b->data(), base);
+}
+
+class PyLoader {
+ public:
+  PyLoader(const std::string& url, int64_t rank, int64_t dp_rank, int64_t dp_size, int64_t batch_size,
+           int64_t lead_steps, bool normalize, const std::string& dtype, uint64_t seed, bool shuffle,
+           const std::string& start, const std::string& end, int64_t prefetch, int threads) {
+    LoaderOptions o;
+    o.rank = rank;
+    o.dp_rank = dp_rank;
+    o.dp_size = dp_size;
+    o.batch_size = batch_size;
+    o.lead_steps = lead_steps;
+    o.normalize = normalize;
+    o.dtype = dtype;
+    o.seed = seed;
+    o.shuffle = shuffle;
+    o.start = start;
+    o.end = end;
+    o.prefetch = prefetch;
+    o.threads = threads;
+    bf16_ = dtype == "bfloat16";
+    py::gil_scoped_release release;
+    loader_ = Unwrap(Loader::Open(url, o));
+  }
+
+  py::dict NextBatch() {
+    std::shared_ptr<Batch> b;
+    {
+      py::gil_scoped_release release;  // the consumer may wait; let other Python threads run
+      b = Unwrap(loader_->Next());
+    }
+    py::dict d;
+    d["data"] = AsArray(b, bf16_);
+    d["times"] = b->times();
+    d["epoch"] = b->epoch();
+    d["index"] = b->index();
+    return d;
+  }
+
+  py::dict State() const {
+    auto s = loader_->state();
+    py::dict d;
+    d["epoch"] = s.epoch;
+    d["batch"] = s.batch;
+    return d;
+  }
+  void Restore(const py::dict& d) {
+    LoaderState s{d["epoch"].cast<int64_t>(), d["batch"].cast<int64_t>()};
+    py::gil_scoped_release release;
+    Status st = loader_->Restore(s);
+    if (!st.ok()) {
+      py::gil_scoped_acquire acquire;
+      Throw(st);
+    }
+  }
+  py::dict Stats() const {
+    auto s = loader_->stats();
+    py::dict d;
+    d["batches"] = s.batches;
+    d["bytes_read"] = s.bytes_read;
+    d["bytes_decoded"] = s.bytes_decoded;
+    d["bytes_delivered"] = s.bytes_delivered;
+    d["seconds"] = s.seconds;
+    d["consumer_wait_seconds"] = s.consumer_wait_seconds;
+    d["read_amplification"] = s.read_amplification();
+    return d;
+  }
+  Loader& loader() { return *loader_; }
+
+ private:
+  std::unique_ptr<Loader> loader_;
+  bool bf16_ = false;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_jigsaw, m) {
+  m.doc() = "jigsaw: tile-aligned weather data for Jigsaw-parallel training (C++ core)";
+  py::class_<PyLoader>(m, "Loader")
+      .def(py::init<const std::string&, int64_t, int64_t, int64_t, int64_t, int64_t, bool, const std::string&, uint64_t,
+                    bool, const std::string&, const std::string&, int64_t, int>(),
+           py::arg("url"), py::kw_only(), py::arg("rank") = 0, py::arg("dp_rank") = 0, py::arg("dp_size") = 1,
+           py::arg("batch_size") = 1, py::arg("lead_steps") = 1, py::arg("normalize") = false,
+           py::arg("dtype") = "float32", py::arg("seed") = 0, py::arg("shuffle") = true, py::arg("start") = "",
+           py::arg("end") = "", py::arg("prefetch") = 4, py::arg("threads") = 0,
+           "Opens a jigsaw-shard store for one model-parallel rank (its tile) and one data-parallel replica.")
+      .def("next_batch", &PyLoader::NextBatch,
+           "The next batch: {'data': array [batch, 1 + lead_steps, channels, lat, lon] (float32, or uint16 words "
+           "of bfloat16), 'times': input times (seconds since 1970), 'epoch', 'index'}.")
+      .def("state", &PyLoader::State, "The position of the next batch: {'epoch', 'batch'}.")
+      .def("restore", &PyLoader::Restore, py::arg("state"), "Continues exactly at a state() taken earlier.")
+      .def("stats", &PyLoader::Stats, "Batches, bytes read/decoded/delivered, read amplification, consumer wait.")
+      .def_property_readonly("batches_per_epoch", [](PyLoader& l) { return l.loader().batches_per_epoch(); })
+      .def_property_readonly("batch_shape", [](PyLoader& l) { return l.loader().batch_shape(); })
+      .def_property_readonly("channels", [](PyLoader& l) { return l.loader().channels(); })
+      .def_property_readonly("tile_origin", [](PyLoader& l) { return l.loader().tile_origin(); })
+      .def_property_readonly("tile_shape", [](PyLoader& l) { return l.loader().tile_shape(); })
+      .def_property_readonly("allocator", [](PyLoader& l) { return l.loader().allocator_name(); });
+}
