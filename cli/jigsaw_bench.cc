@@ -2,10 +2,12 @@
 #include <tbb/global_control.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "pipeline/loader/loader.h"
 #include "storage/zarr/throughput.h"
 
 namespace {
@@ -47,6 +49,19 @@ int main(int argc, char** argv) {
   codec->add_option("--dtype", dtype_name, "element type of FILE (default float32)");
   codec->add_option("--codecs", codecs, "codec names (default: all)");
 
+  LoaderOptions lo;
+  double seconds = 10;
+  auto* loader = app.add_subcommand("loader", "run the prefetch loader for one rank and report what it delivers");
+  loader->add_option("URL", url, "store written by jigsaw-shard")->required();
+  loader->add_option("--rank", lo.rank, "model-parallel rank (its tile)");
+  loader->add_option("--batch-size", lo.batch_size, "samples per batch (default 1)");
+  loader->add_option("--lead-steps", lo.lead_steps, "targets per sample (default 1)");
+  loader->add_option("--prefetch", lo.prefetch, "batches in flight (default 4)");
+  loader->add_flag("--normalize", lo.normalize, "normalise with the store's statistics");
+  loader->add_option("--dtype", lo.dtype, "float32 or bfloat16");
+  loader->add_option("--seconds", seconds, "how long to run (default 10)");
+  loader->add_option("--max-batches", repeats, "stop after this many batches (default: by time)");
+
   CLI11_PARSE(app, argc, argv);
   std::unique_ptr<tbb::global_control> limit;
   if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
@@ -84,6 +99,45 @@ int main(int argc, char** argv) {
         std::cout << "codec-only ceiling " << j["ceiling_gb_per_s"].get<double>() << " GB/s; reads reach "
                   << 100 * j["fraction_of_ceiling"].get<double>() << "% of it\n";
       }
+    }
+    return 0;
+  }
+  if (loader->parsed()) {
+    lo.threads = threads;
+    if (loader->count("--max-batches") == 0) repeats = -1;
+    auto l = Loader::Open(url, lo);
+    if (!l.ok()) return Fail(l.status());
+    auto start = std::chrono::steady_clock::now();
+    int64_t batches = 0;
+    while (true) {
+      auto b = (*l)->Next();
+      if (!b.ok()) return Fail(b.status());
+      ++batches;
+      if (repeats > 0 && batches >= repeats) break;
+      if (repeats < 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= seconds) break;
+    }
+    LoaderStats st = (*l)->stats();
+    const double samples = static_cast<double>(batches * lo.batch_size);
+    nlohmann::json j = {{"url", url},
+                        {"rank", lo.rank},
+                        {"batches", batches},
+                        {"samples", samples},
+                        {"seconds", st.seconds},
+                        {"samples_per_s", samples / st.seconds},
+                        {"gb_per_s", st.bytes_delivered / st.seconds / 1e9},
+                        {"read_amplification", st.read_amplification()},
+                        {"consumer_wait_seconds", st.consumer_wait_seconds},
+                        {"bytes_read", st.bytes_read},
+                        {"batch_bytes", (*l)->batch_bytes()},
+                        {"allocator", (*l)->allocator_name()}};
+    if (as_json) {
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::printf("rank %lld: %lld batches, %.2f samples/s, %.3f GB/s delivered, read amplification %.2f, "
+                  "consumer waited %.2f s of %.2f s (%s)\n",
+                  static_cast<long long>(lo.rank), static_cast<long long>(batches), samples / st.seconds,
+                  st.bytes_delivered / st.seconds / 1e9, st.read_amplification(), st.consumer_wait_seconds, st.seconds,
+                  (*l)->allocator_name().c_str());
     }
     return 0;
   }

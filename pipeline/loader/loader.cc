@@ -47,15 +47,55 @@ class CountingKvStore final : public KvStore {
   std::atomic<int64_t> bytes_{0};
 };
 
+// Batch buffers of one size, recycled: a buffer whose batch the consumer dropped is handed to the next
+// batch instead of being freed, so that steady state allocates nothing and takes no page faults. Shared
+// with the batches, which may outlive the loader (a NumPy array holding one, say).
+class BufferPool {
+ public:
+  BufferPool(std::shared_ptr<BufferAllocator> alloc, size_t bytes, size_t keep)
+      : alloc_(std::move(alloc)), bytes_(bytes), keep_(keep) {}
+  ~BufferPool() {
+    for (void* p : free_) alloc_->release(p, bytes_);
+  }
+  void* Get() {
+    {
+      std::lock_guard lock(mu_);
+      if (!free_.empty()) {
+        void* p = free_.back();
+        free_.pop_back();
+        return p;
+      }
+    }
+    return alloc_->allocate(bytes_);
+  }
+  void Put(void* p) {
+    {
+      std::lock_guard lock(mu_);
+      if (free_.size() < keep_) {
+        free_.push_back(p);
+        return;
+      }
+    }
+    alloc_->release(p, bytes_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  std::shared_ptr<BufferAllocator> alloc_;
+  size_t bytes_, keep_;
+  std::mutex mu_;
+  std::vector<void*> free_;  // guarded by mu_
+};
+
 class OwnedBatch final : public Batch {
  public:
-  OwnedBatch(std::shared_ptr<BufferAllocator> alloc, size_t bytes, std::vector<int64_t> shape)
-      : alloc_(std::move(alloc)), bytes_(bytes) {
-    data_ = alloc_->allocate(bytes);
+  OwnedBatch(std::shared_ptr<BufferPool> pool, std::vector<int64_t> shape)
+      : pool_(std::move(pool)), bytes_(pool_->bytes()) {
+    data_ = pool_->Get();
     shape_ = std::move(shape);
   }
   ~OwnedBatch() override {
-    if (data_) alloc_->release(data_, bytes_);
+    if (data_) pool_->Put(data_);
   }
   void* data() override { return data_; }
   size_t bytes() const override { return bytes_; }
@@ -68,7 +108,7 @@ class OwnedBatch final : public Batch {
   }
 
  private:
-  std::shared_ptr<BufferAllocator> alloc_;
+  std::shared_ptr<BufferPool> pool_;
   size_t bytes_;
   void* data_ = nullptr;
 };
@@ -293,6 +333,7 @@ class LoaderImpl final : public Loader {
     }
     delivered_per_batch_ = o_.batch_size * (1 + o_.lead_steps) * tile_shape_[0] * tile_shape_[1] * tile_shape_[2] *
                            data_->metadata().dtype.size;
+    if (!pool_) pool_ = std::make_shared<BufferPool>(o_.allocator, batch_bytes(), 2 * o_.prefetch + 2);
     producer_ = std::thread([this, from] { Produce(from); });
   }
 
@@ -312,6 +353,7 @@ class LoaderImpl final : public Loader {
     std::vector<int64_t> order;
     const auto shape = batch_shape();
     const size_t bytes = batch_bytes();
+    (void)bytes;
     tbb::task_arena arena(o_.threads > 0 ? o_.threads : tbb::task_arena::automatic);
     arena.execute([&] { tbb::parallel_pipeline(
         static_cast<size_t>(o_.prefetch),
@@ -333,7 +375,7 @@ class LoaderImpl final : public Loader {
                                         }
                                         w->indices.assign(order.begin() + index * o_.batch_size,
                                                           order.begin() + (index + 1) * o_.batch_size);
-                                        w->batch = std::make_shared<OwnedBatch>(o_.allocator, bytes, shape);
+                                        w->batch = std::make_shared<OwnedBatch>(pool_, shape);
                                         std::vector<int64_t> t;
                                         for (int64_t i : w->indices) t.push_back(times_[i]);
                                         w->batch->Set(epoch, index, std::move(t));
@@ -369,6 +411,7 @@ class LoaderImpl final : public Loader {
   std::vector<std::string> channels_;
   std::vector<double> mean_, inv_std_;
   std::unique_ptr<Sampler> sampler_;
+  std::shared_ptr<BufferPool> pool_;
   std::thread producer_;
   int64_t delivered_per_batch_ = 0;
   bool started_ = false;
