@@ -1,8 +1,10 @@
 // Files under a root directory; a key is a relative path. Writes are atomic: the value goes to a temporary
 // file in the key's directory (named "<key>.__jigsaw_tmp.<pid>.<n>", never listed) and is renamed over
-// the key. With WriteOptions::sync the file and then its directory are fsync'ed.
+// the key. With WriteOptions::sync the file and then its directory are fsync'ed. List() deletes the
+// temporary files of writers that died.
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,7 +168,11 @@ class FileKvStore final : public KvStore {
       }
       while (struct dirent* e = ::readdir(dir)) {
         std::string_view name = e->d_name;
-        if (name == "." || name == ".." || name.find(kTempMarker) != std::string_view::npos) continue;
+        if (name == "." || name == "..") continue;
+        if (size_t m = name.find(kTempMarker); m != std::string_view::npos) {
+          RemoveIfOrphaned(dir_path + "/" + std::string(name), name.substr(m + kTempMarker.size()));
+          continue;
+        }
         std::string key = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
         struct stat s;
         if (::stat((root_ + "/" + key).c_str(), &s) != 0) continue;  // removed meanwhile
@@ -187,6 +193,19 @@ class FileKvStore final : public KvStore {
   }
 
   std::string url() const override { return root_.starts_with("/") ? "file://" + root_ : root_; }
+
+  // A temporary file whose writer process is gone (killed mid-write) is never a value; List() removes it so
+  // that a resumed job ends with exactly the files of an uninterrupted one. `suffix` is "<pid>.<n>".
+  static void RemoveIfOrphaned(const std::string& path, std::string_view suffix) {
+    pid_t pid = 0;
+    for (char c : suffix.substr(0, suffix.find('.'))) {
+      if (c < '0' || c > '9') return;
+      pid = pid * 10 + (c - '0');
+    }
+    if (pid <= 0 || pid == ::getpid()) return;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) return;  // alive, or not ours to judge
+    ::unlink(path.c_str());
+  }
 
  private:
   std::string PathOf(std::string_view key) const { return root_ + "/" + std::string(key); }

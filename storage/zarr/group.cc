@@ -3,9 +3,6 @@
 #include <set>
 
 namespace jigsaw {
-namespace {
-
-// The node path of a metadata key, or nullopt when the key is not a metadata key.
 std::optional<std::string> NodePathOf(const std::string& key) {
   for (std::string_view name : {"zarr.json", ".zarray", ".zgroup"}) {
     if (key == name) return std::string();
@@ -16,17 +13,13 @@ std::optional<std::string> NodePathOf(const std::string& key) {
   return std::nullopt;
 }
 
-}  // namespace
-
 Result<std::vector<Node>> ListNodes(KvStore* store) {
   ASSIGN_OR_RETURN(auto keys, store->List(""));
   std::set<std::string> paths;
   for (const auto& e : keys)
     if (auto p = NodePathOf(e.key)) paths.insert(*p);
-  if (!paths.count("")) {
-    // A store whose root holds no metadata is still browsable when arrays sit below it.
-    if (paths.empty()) return NotFoundError("no Zarr metadata in " + store->url());
-  }
+  // A store whose root holds no metadata is still browsable when nodes sit below it.
+  if (paths.empty()) return NotFoundError("no Zarr metadata in " + store->url());
   std::vector<Node> nodes;
   for (const auto& p : paths) {
     ASSIGN_OR_RETURN(NodeMetadata m, ReadNodeMetadata(store, p));

@@ -2,6 +2,7 @@
 // (v2 ".zmetadata"; v3 inline "consolidated_metadata" in the root zarr.json, as zarr-python 3 writes it).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,10 @@ struct Node {
   std::string path;  // "" for the root, "a/b" below it
   NodeMetadata meta;
 };
+
+// The node path of a metadata key ("a/b/zarr.json" -> "a/b", ".zgroup" -> ""), or nullopt when the key is not
+// a zarr.json, .zarray or .zgroup.
+std::optional<std::string> NodePathOf(const std::string& key);
 
 // Every group and array under the root of `store`, the root first, then in path order. Found by listing
 // metadata keys (consolidated metadata is not trusted for this; see VerifyStore for its check).

@@ -349,12 +349,8 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
   {
     // Parse each metadata document on its own so that one bad document is reported, not fatal.
     std::set<std::string> paths;
-    for (const auto& e : keys) {
-      for (std::string_view name : {"zarr.json", ".zarray", ".zgroup"}) {
-        if (e.key == name) paths.insert("");
-        else if (e.key.ends_with(std::string("/") + std::string(name))) paths.insert(e.key.substr(0, e.key.size() - name.size() - 1));
-      }
-    }
+    for (const auto& e : keys)
+      if (auto p = NodePathOf(e.key)) paths.insert(*p);
     if (paths.empty()) return NotFoundError("no Zarr metadata in " + store->url());
     for (const auto& p : paths) {
       auto m = ReadNodeMetadata(store, p);

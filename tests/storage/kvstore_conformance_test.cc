@@ -1,6 +1,7 @@
 // The kvstore conformance suite: the same checks against every backend. A new backend (HTTP, S3) adds a
 // row to the parameter list below.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -149,9 +150,18 @@ TEST(FileKvStore, NoTemporaryFilesLeftOrListed) {
   int files = 0;
   for (auto& e : std::filesystem::recursive_directory_iterator(dir)) files += e.is_regular_file();
   EXPECT_EQ(files, 1);
-  // A leftover temporary file from a crashed writer is never listed as a key.
-  std::ofstream(dir + "/x/y.__jigsaw_tmp.1.2") << "partial";
+  // A leftover temporary file from a crashed writer is never listed as a key, and List() removes it once
+  // its writer is gone; one of a live writer stays.
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, nullptr, 0);
+  std::string orphan = dir + "/x/y.__jigsaw_tmp." + std::to_string(dead) + ".2";
+  std::string live = dir + "/x/z.__jigsaw_tmp." + std::to_string(getppid()) + ".3";
+  std::ofstream(orphan) << "partial";
+  std::ofstream(live) << "in progress";
   EXPECT_EQ(s->List("")->size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(orphan));
+  EXPECT_TRUE(std::filesystem::exists(live));
 }
 
 TEST(FileKvStore, WriteIntoAFileInTheWayFails) {
