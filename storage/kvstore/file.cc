@@ -26,6 +26,11 @@ class Fd {
   ~Fd() { if (fd_ >= 0) ::close(fd_); }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&& o) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+    return *this;
+  }
   int get() const { return fd_; }
   int release() { int f = fd_; fd_ = -1; return f; }
 
@@ -130,6 +135,11 @@ class FileKvStore final : public KvStore {
     std::string tmp = path + std::string(kTempMarker) + std::to_string(::getpid()) + "." +
                       std::to_string(counter.fetch_add(1));
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+    for (int retry = 0; fd.get() < 0 && errno == ENOENT && retry < 3; ++retry) {
+      // A concurrent Delete() removed the directory it had emptied: make it again.
+      RETURN_IF_ERROR(MakeDirs(dir));
+      fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+    }
     if (fd.get() < 0) return ErrnoToStatus(errno, "create " + tmp);
     Status st = WriteAll(fd.get(), value, tmp);
     if (st.ok() && options.sync && ::fsync(fd.get()) != 0) st = ErrnoToStatus(errno, "fsync " + tmp);
@@ -146,9 +156,11 @@ class FileKvStore final : public KvStore {
   Status Delete(std::string_view key) override {
     RETURN_IF_ERROR(ValidateKey(key));
     std::string path = PathOf(key);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
+    if (::unlink(path.c_str()) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return OkStatus();
       return ErrnoToStatus(errno, "delete " + path);
     }
+    RemoveEmptyParents(path);
     return OkStatus();
   }
 
@@ -196,7 +208,14 @@ class FileKvStore final : public KvStore {
 
   // A temporary file whose writer process is gone (killed mid-write) is never a value; List() removes it so
   // that a resumed job ends with exactly the files of an uninterrupted one. `suffix` is "<pid>.<n>".
-  static void RemoveIfOrphaned(const std::string& path, std::string_view suffix) {
+  // Directories exist only for keys: removes the ones a deletion left empty (rmdir fails on a non-empty one).
+  void RemoveEmptyParents(const std::string& path) const {
+    for (size_t slash = path.rfind('/'); slash != std::string::npos && slash > root_.size(); slash = path.rfind('/', slash - 1)) {
+      if (::rmdir(path.substr(0, slash).c_str()) != 0) break;
+    }
+  }
+
+  void RemoveIfOrphaned(const std::string& path, std::string_view suffix) const {
     pid_t pid = 0;
     for (char c : suffix.substr(0, suffix.find('.'))) {
       if (c < '0' || c > '9') return;
@@ -204,7 +223,7 @@ class FileKvStore final : public KvStore {
     }
     if (pid <= 0 || pid == ::getpid()) return;
     if (::kill(pid, 0) == 0 || errno != ESRCH) return;  // alive, or not ours to judge
-    ::unlink(path.c_str());
+    if (::unlink(path.c_str()) == 0) RemoveEmptyParents(path);
   }
 
  private:

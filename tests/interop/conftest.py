@@ -28,6 +28,9 @@ class Jigsaw:
     def shard(self, *args, **kw):
         return self.run("jigsaw-shard", *args, **kw)
 
+    def ckpt(self, *args, **kw):
+        return self.run("jigsaw-ckpt", *args, **kw)
+
     def get(self, url, array, tmp_path, slice_=None, decode_cf=False):
         out = tmp_path / f"get-{abs(hash((str(url), array, slice_, decode_cf)))}.npy"
         args = ["get", url, array, "--out", out]

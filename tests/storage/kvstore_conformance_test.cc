@@ -164,6 +164,21 @@ TEST(FileKvStore, NoTemporaryFilesLeftOrListed) {
   EXPECT_TRUE(std::filesystem::exists(live));
 }
 
+TEST(FileKvStore, DeleteRemovesDirectoriesItEmptied) {
+  std::string dir = TempDir();
+  auto s = NewFileKvStore(dir);
+  ASSERT_TRUE(s->Write("a/b/c", "1").ok());
+  ASSERT_TRUE(s->Write("a/d", "2").ok());
+  ASSERT_TRUE(s->Delete("a/b/c").ok());
+  EXPECT_FALSE(std::filesystem::exists(dir + "/a/b"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/a/d"));
+  ASSERT_TRUE(s->Delete("a/d").ok());
+  EXPECT_FALSE(std::filesystem::exists(dir + "/a"));
+  EXPECT_TRUE(std::filesystem::exists(dir));
+  ASSERT_TRUE(s->Write("a/b/c", "again").ok());
+  EXPECT_EQ(s->Read("a/b/c")->value, "again");
+}
+
 TEST(FileKvStore, WriteIntoAFileInTheWayFails) {
   std::string dir = TempDir();
   auto s = NewFileKvStore(dir);

@@ -1,0 +1,157 @@
+// jigsaw-ckpt: inspect, verify, reshard, import and export sharded checkpoints.
+#include <tbb/global_control.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "storage/checkpoint/checkpoint.h"
+
+namespace {
+
+using namespace jigsaw;
+
+int Fail(const Status& s) {
+  std::cerr << "jigsaw-ckpt: " << s.message() << "\n";
+  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
+}
+
+// "ROOT/step-00000010" -> (ROOT, step-00000010); "ROOT" -> (ROOT, the LATEST step).
+Result<std::pair<std::unique_ptr<KvStore>, std::string>> OpenStep(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  size_t slash = path.rfind('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (base.starts_with("step-")) {
+    ASSIGN_OR_RETURN(auto root, OpenKvStore(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash)));
+    return std::make_pair(std::move(root), base);
+  }
+  ASSIGN_OR_RETURN(auto root, OpenKvStore(path));
+  ASSIGN_OR_RETURN(std::string step, LatestStep(root.get()));
+  return std::make_pair(std::move(root), step);
+}
+
+Result<std::function<PartitionSpec(const TensorSpec&)>> PartitionFile(const std::string& path, bool keep_when_empty) {
+  if (path.empty()) {
+    if (keep_when_empty) return std::function<PartitionSpec(const TensorSpec&)>();
+    return LoadPartitionRules(nlohmann::json::object());
+  }
+  std::ifstream f(path);
+  if (!f) return NotFoundError("cannot open partition file " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(ss.str(), path));
+  auto rules = LoadPartitionRules(j);
+  if (!rules.ok()) return rules.status().Annotate(path);
+  return rules;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"jigsaw-ckpt: sharded checkpoints: inspect, verify, reshard between GPU counts, import/export safetensors."};
+  app.require_subcommand(1);
+  app.fallthrough();
+  int threads = 0;
+  bool as_json = false, no_sync = false;
+  app.add_option("--threads", threads, "worker threads (default: all cores)");
+  std::string path, out, mesh_text, partition_path;
+  int64_t step = 0;
+
+  auto* inspect = app.add_subcommand("inspect", "mesh, step, tensors and their tiles");
+  inspect->add_option("ROOT_OR_STEP", path, "checkpoint root (its LATEST step) or a step directory")->required();
+  inspect->add_flag("--json", as_json, "the manifest as JSON");
+
+  auto* verify = app.add_subcommand("verify", "read every tile and check its crc32c; exit 1 naming each problem");
+  verify->add_option("STEP", path, "step directory or root")->required();
+  verify->add_flag("--json", as_json, "machine-readable output");
+
+  auto* reshard = app.add_subcommand("reshard", "rewrite a step for another mesh, streaming tile intersections");
+  reshard->add_option("STEP", path, "step directory or root")->required();
+  reshard->add_option("--mesh", mesh_text, "target mesh, e.g. domain=4,tensor=2")->required();
+  reshard->add_option("--partition", partition_path, "JSON: tensor name or glob -> partition spec (default: keep)");
+  reshard->add_option("--out", out, "target checkpoint root")->required();
+
+  auto* import = app.add_subcommand("import", "a safetensors file -> a sharded checkpoint");
+  import->add_option("FILE", path, "the .safetensors file")->required();
+  import->add_option("--mesh", mesh_text, "mesh, e.g. domain=2,tensor=2")->required();
+  import->add_option("--partition", partition_path, "JSON: tensor name or glob -> partition spec; unmatched: replicated");
+  import->add_option("--out", out, "checkpoint root")->required();
+  import->add_option("--step", step, "step number (default 0)");
+
+  auto* exp = app.add_subcommand("export", "a step -> one safetensors file (tensor by tensor, in bounded slabs)");
+  exp->add_option("STEP", path, "step directory or root")->required();
+  exp->add_option("--out", out, "the .safetensors file to write")->required();
+
+  app.add_flag("--no-sync", no_sync, "skip fsync (tests, scratch space)");
+  CLI11_PARSE(app, argc, argv);
+  std::unique_ptr<tbb::global_control> limit;
+  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+  SaveOptions save;
+  save.sync = !no_sync;
+
+  if (import->parsed()) {
+    auto mesh = Mesh::Parse(mesh_text);
+    if (!mesh.ok()) return Fail(mesh.status());
+    auto rules = PartitionFile(partition_path, false);
+    if (!rules.ok()) return Fail(rules.status());
+    auto root = OpenKvStore(out);
+    if (!root.ok()) return Fail(root.status());
+    Status s = ImportSafetensors(path, root->get(), step, *mesh, *rules, save);
+    if (!s.ok()) return Fail(s);
+    std::cout << "imported " << path << " as " << (*root)->url() << "/" << StepDirectory(step) << " on mesh " << mesh->ToString() << "\n";
+    return 0;
+  }
+  auto opened = OpenStep(path);
+  if (!opened.ok()) return Fail(opened.status());
+  auto& [root, step_dir] = *opened;
+  if (inspect->parsed()) {
+    auto m = ReadManifest(root.get(), step_dir);
+    if (!m.ok()) return Fail(m.status());
+    if (as_json) {
+      std::cout << m->ToJson().dump(2) << "\n";
+      return 0;
+    }
+    int64_t bytes = 0;
+    for (const auto& t : m->tensors)
+      for (const auto& tile : t.tiles) bytes += tile.nbytes;
+    std::cout << root->url() << "/" << step_dir << ": step " << m->step << ", mesh " << m->mesh.ToString() << " ("
+              << m->mesh.size() << " ranks), " << m->tensors.size() << " tensors, " << bytes / 1e6 << " MB\n";
+    for (const auto& t : m->tensors) {
+      std::cout << "  " << t.spec.name << "  " << t.spec.dtype.name << " [";
+      for (size_t d = 0; d < t.spec.shape.size(); ++d) std::cout << (d ? ", " : "") << t.spec.shape[d];
+      std::cout << "]  partition " << PartitionSpecToJson(t.spec.partition).dump() << "  " << t.tiles.size() << " tiles\n";
+    }
+    return 0;
+  }
+  if (verify->parsed()) {
+    auto problems = VerifyCheckpoint(root.get(), step_dir);
+    if (!problems.ok()) return Fail(problems.status());
+    if (as_json) {
+      std::cout << nlohmann::json{{"ok", problems->empty()}, {"problems", *problems}}.dump(2) << "\n";
+    } else {
+      for (const auto& p : *problems) std::cout << "problem: " << p << "\n";
+      std::cout << root->url() << "/" << step_dir << ": " << (problems->empty() ? "ok" : std::to_string(problems->size()) + " problems") << "\n";
+    }
+    return problems->empty() ? 0 : 1;
+  }
+  if (reshard->parsed()) {
+    auto mesh = Mesh::Parse(mesh_text);
+    if (!mesh.ok()) return Fail(mesh.status());
+    auto rules = PartitionFile(partition_path, true);
+    if (!rules.ok()) return Fail(rules.status());
+    auto dst = OpenKvStore(out);
+    if (!dst.ok()) return Fail(dst.status());
+    Status s = ReshardCheckpoint(root.get(), step_dir, *mesh, *rules, dst->get(), save);
+    if (!s.ok()) return Fail(s);
+    std::cout << "resharded " << root->url() << "/" << step_dir << " onto mesh " << mesh->ToString() << " in " << (*dst)->url() << "\n";
+    return 0;
+  }
+  if (exp->parsed()) {
+    Status s = ExportSafetensors(root.get(), step_dir, out);
+    if (!s.ok()) return Fail(s);
+    std::cout << "exported " << root->url() << "/" << step_dir << " to " << out << "\n";
+    return 0;
+  }
+  return 0;
+}

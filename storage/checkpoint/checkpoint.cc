@@ -1,0 +1,588 @@
+#include "storage/checkpoint/checkpoint.h"
+
+#include <fnmatch.h>
+#include <tbb/parallel_for.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "storage/codec/codec.h"
+#include "storage/codec/crc32c.h"
+#include "storage/codec/json_fields.h"
+
+namespace jigsaw {
+namespace {
+
+constexpr int64_t kAlign = 4096;
+constexpr int64_t kBlock = 1 << 20;
+
+std::string RankFile(int64_t rank) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "rank-%05lld.bin", static_cast<long long>(rank));
+  return buf;
+}
+
+int64_t Volume(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+std::vector<uint32_t> BlockCrcs(std::string_view bytes) {
+  std::vector<uint32_t> out;
+  for (size_t b = 0; b < bytes.size(); b += kBlock) out.push_back(Crc32c(bytes.substr(b, kBlock)));
+  return out;
+}
+
+bool Overlap(const Box& a, const Box& b) {
+  for (size_t d = 0; d < a.shape.size(); ++d)
+    if (a.origin[d] + a.shape[d] <= b.origin[d] || b.origin[d] + b.shape[d] <= a.origin[d]) return false;
+  return true;
+}
+
+Box Intersection(const Box& a, const Box& b) {
+  Box r;
+  for (size_t d = 0; d < a.shape.size(); ++d) {
+    int64_t lo = std::max(a.origin[d], b.origin[d]), hi = std::min(a.origin[d] + a.shape[d], b.origin[d] + b.shape[d]);
+    r.origin.push_back(lo);
+    r.shape.push_back(std::max<int64_t>(0, hi - lo));
+  }
+  return r;
+}
+
+// A rank owns its tile when its coordinates on the axes the tensor does not use are all zero: the lowest
+// of the ranks holding the same (replicated) tile.
+bool Owns(const TensorSpec& t, const Mesh& mesh, int64_t rank) {
+  for (const auto& [axis, size] : mesh.axes) {
+    bool used = false;
+    for (const auto& p : t.partition) used |= p && *p == axis;
+    if (!used && mesh.Coordinate(rank, axis) != 0) return false;
+  }
+  return true;
+}
+
+Result<std::string> ReadText(KvStore* root, const std::string& key) {
+  ASSIGN_OR_RETURN(ReadResult r, root->Read(key));
+  if (r.missing) return NotFoundError(root->url() + ": no " + key);
+  return r.value;
+}
+
+}  // namespace
+
+// ---- mesh and partition specs ----
+
+Result<Mesh> Mesh::Parse(std::string_view text) {
+  Mesh m;
+  if (text.empty()) return m;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view item = text.substr(start, end - start);
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) return InvalidArgumentError("mesh \"" + std::string(text) + "\" is not like domain=2,tensor=2");
+    int64_t size = 0;
+    try {
+      size = std::stoll(std::string(item.substr(eq + 1)));
+    } catch (...) {
+      size = 0;
+    }
+    if (size < 1) return InvalidArgumentError("mesh axis \"" + std::string(item) + "\" needs a positive size");
+    std::string name(item.substr(0, eq));
+    if (m.AxisSize(name)) return InvalidArgumentError("mesh axis \"" + name + "\" given twice");
+    m.axes.emplace_back(name, size);
+    start = end + 1;
+  }
+  return m;
+}
+
+std::string Mesh::ToString() const {
+  std::string s;
+  for (const auto& [a, n] : axes) s += (s.empty() ? "" : ",") + a + "=" + std::to_string(n);
+  return s;
+}
+
+int64_t Mesh::size() const {
+  int64_t n = 1;
+  for (const auto& [a, s] : axes) n *= s;
+  return n;
+}
+
+int64_t Mesh::AxisSize(std::string_view axis) const {
+  for (const auto& [a, s] : axes)
+    if (a == axis) return s;
+  return 0;
+}
+
+int64_t Mesh::Coordinate(int64_t rank, std::string_view axis) const {
+  int64_t stride = 1;
+  for (size_t i = axes.size(); i-- > 0;) {
+    if (axes[i].first == axis) return (rank / stride) % axes[i].second;
+    stride *= axes[i].second;
+  }
+  return 0;
+}
+
+Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j) {
+  if (j.is_null()) return PartitionSpec{};
+  if (!j.is_array()) return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
+  PartitionSpec p;
+  for (const auto& e : j) {
+    if (e.is_null()) p.push_back(std::nullopt);
+    else if (e.is_string()) p.push_back(e.get<std::string>());
+    else return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
+  }
+  return p;
+}
+
+nlohmann::json PartitionSpecToJson(const PartitionSpec& p) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& e : p) j.push_back(e ? nlohmann::json(*e) : nlohmann::json());
+  return j;
+}
+
+Result<Box> TileOf(const TensorSpec& t, const Mesh& mesh, int64_t rank) {
+  if (!t.partition.empty() && t.partition.size() != t.shape.size()) {
+    return InvalidArgumentError("tensor " + t.name + ": partition spec has " + std::to_string(t.partition.size()) +
+                                " entries for " + std::to_string(t.shape.size()) + " dimensions");
+  }
+  Box b{std::vector<int64_t>(t.shape.size(), 0), t.shape};
+  for (size_t d = 0; d < t.partition.size(); ++d) {
+    if (!t.partition[d]) continue;
+    const std::string& axis = *t.partition[d];
+    for (size_t e = 0; e < d; ++e)
+      if (t.partition[e] && *t.partition[e] == axis) return InvalidArgumentError("tensor " + t.name + ": axis " + axis + " used twice");
+    int64_t parts = mesh.AxisSize(axis);
+    if (parts == 0) return InvalidArgumentError("tensor " + t.name + ": mesh " + mesh.ToString() + " has no axis \"" + axis + "\"");
+    // A split that would leave a part empty is refused (DESIGN.md).
+    int64_t c = (t.shape[d] + parts - 1) / parts;
+    if (parts > t.shape[d] || (parts - 1) * c >= t.shape[d]) {
+      return InvalidArgumentError("tensor " + t.name + ": dimension " + std::to_string(d) + " of length " +
+                                  std::to_string(t.shape[d]) + " cannot be split in " + std::to_string(parts) + " non-empty parts");
+    }
+    int64_t q = mesh.Coordinate(rank, axis);
+    b.origin[d] = q * c;
+    b.shape[d] = std::min((q + 1) * c, t.shape[d]) - b.origin[d];
+  }
+  return b;
+}
+
+// ---- manifest ----
+
+std::string StepDirectory(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+nlohmann::json Manifest::ToJson() const {
+  nlohmann::json mesh_j = nlohmann::json::array();
+  for (const auto& [a, s] : mesh.axes) mesh_j.push_back({a, s});
+  nlohmann::json tj = nlohmann::json::object();
+  for (const auto& t : tensors) {
+    nlohmann::json tiles = nlohmann::json::array();
+    for (const auto& tile : t.tiles) {
+      tiles.push_back({{"file", RankFile(tile.rank)}, {"rank", tile.rank}, {"origin", tile.box.origin},
+                       {"shape", tile.box.shape}, {"offset", tile.offset}, {"nbytes", tile.nbytes},
+                       {"crc32c", tile.crc32c}, {"block_crc32c", tile.block_crc32c}});
+    }
+    tj[t.spec.name] = {{"dtype", t.spec.dtype.name}, {"shape", t.spec.shape},
+                       {"partition", PartitionSpecToJson(t.spec.partition)}, {"tiles", tiles}};
+  }
+  return {{"format", "jigsaw-checkpoint"}, {"version", {kMajor, kMinor}}, {"step", step}, {"mesh", mesh_j},
+          {"block_bytes", kBlock}, {"tensors", tj}, {"metadata", metadata}};
+}
+
+Result<Manifest> Manifest::FromJson(const nlohmann::json& j) {
+  try {
+    if (!j.is_object() || j.value("format", "") != "jigsaw-checkpoint") return InvalidArgumentError("not a jigsaw checkpoint manifest");
+    ASSIGN_OR_RETURN(int64_t major, AsInt(j.at("version").at(0), "version"));
+    if (major != kMajor) {
+      return UnimplementedError("checkpoint format version " + std::to_string(major) + " (this jigsaw reads version " +
+                                std::to_string(kMajor) + ")");
+    }
+    Manifest m;
+    ASSIGN_OR_RETURN(m.step, AsInt(j.at("step"), "step"));
+    for (const auto& a : j.at("mesh")) {
+      ASSIGN_OR_RETURN(int64_t size, AsInt(a.at(1), "mesh axis size", 1));
+      m.mesh.axes.emplace_back(a.at(0).get<std::string>(), size);
+    }
+    for (const auto& [name, t] : j.at("tensors").items()) {
+      TensorRecord r;
+      r.spec.name = name;
+      ASSIGN_OR_RETURN(r.spec.dtype, DataTypeFromName(t.at("dtype").get<std::string>()));
+      ASSIGN_OR_RETURN(r.spec.shape, IntList(t.at("shape"), "shape"));
+      ASSIGN_OR_RETURN(r.spec.partition, ParsePartitionSpec(t.at("partition")));
+      for (const auto& tile : t.at("tiles")) {
+        TileRecord tr;
+        ASSIGN_OR_RETURN(tr.rank, AsInt(tile.at("rank"), "rank", 0));
+        ASSIGN_OR_RETURN(tr.box.origin, IntList(tile.at("origin"), "origin"));
+        ASSIGN_OR_RETURN(tr.box.shape, IntList(tile.at("shape"), "shape"));
+        ASSIGN_OR_RETURN(tr.offset, AsInt(tile.at("offset"), "offset", 0));
+        ASSIGN_OR_RETURN(tr.nbytes, AsInt(tile.at("nbytes"), "nbytes", 0));
+        ASSIGN_OR_RETURN(int64_t crc, AsInt(tile.at("crc32c"), "crc32c", 0, 0xFFFFFFFFll));
+        tr.crc32c = static_cast<uint32_t>(crc);
+        ASSIGN_OR_RETURN(auto blocks, IntList(tile.at("block_crc32c"), "block_crc32c", 0, 0xFFFFFFFFll));
+        for (int64_t b : blocks) tr.block_crc32c.push_back(static_cast<uint32_t>(b));
+        if (tr.box.origin.size() != r.spec.shape.size() || tr.box.shape.size() != r.spec.shape.size() ||
+            tr.nbytes != Volume(tr.box.shape) * r.spec.dtype.size ||
+            static_cast<int64_t>(tr.block_crc32c.size()) != (tr.nbytes + kBlock - 1) / kBlock) {
+          return DataLossError("tensor " + name + ": a tile record is inconsistent");
+        }
+        r.tiles.push_back(std::move(tr));
+      }
+      m.tensors.push_back(std::move(r));
+    }
+    m.metadata = j.value("metadata", nlohmann::json::object());
+    return m;
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(std::string("malformed manifest: ") + e.what());
+  }
+}
+
+const TensorRecord* Manifest::Find(std::string_view name) const {
+  for (const auto& t : tensors)
+    if (t.spec.name == name) return &t;
+  return nullptr;
+}
+
+// ---- save ----
+
+Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                      const TileProvider& provider, const SaveOptions& options) {
+  const std::string dir = StepDirectory(step);
+  // Garbage first: step directories without a manifest are unfinished saves.
+  ASSIGN_OR_RETURN(auto keys, root->List("step-"));
+  std::set<std::string> committed;
+  for (const auto& e : keys)
+    if (e.key.ends_with("/manifest.json")) committed.insert(e.key.substr(0, e.key.find('/')));
+  if (committed.count(dir)) return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
+  for (const auto& e : keys)
+    if (!committed.count(e.key.substr(0, e.key.find('/')))) RETURN_IF_ERROR(root->Delete(e.key));
+
+  Manifest m;
+  m.step = step;
+  m.mesh = mesh;
+  m.metadata = options.metadata;
+  for (const auto& t : tensors) {
+    for (int64_t r = 0; r < mesh.size(); ++r) RETURN_IF_ERROR(TileOf(t, mesh, r).status());
+    m.tensors.push_back({t, {}});
+  }
+  std::mutex mu;
+  Status first;
+  tbb::parallel_for(int64_t{0}, mesh.size(), [&](int64_t rank) {
+    std::string file;
+    std::vector<std::pair<size_t, TileRecord>> mine;
+    for (size_t ti = 0; ti < tensors.size(); ++ti) {
+      const TensorSpec& t = tensors[ti];
+      if (!Owns(t, mesh, rank)) continue;
+      Box box = TileOf(t, mesh, rank).value();
+      auto bytes = provider(rank, t, box);
+      Status s = bytes.status();
+      if (s.ok() && static_cast<int64_t>(bytes->size()) != Volume(box.shape) * t.dtype.size) {
+        s = InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + " supplied " +
+                                 std::to_string(bytes->size()) + " bytes for tile " + box.ToString());
+      }
+      if (!s.ok()) {
+        std::lock_guard lock(mu);
+        if (first.ok()) first = s;
+        return;
+      }
+      file.resize((file.size() + kAlign - 1) / kAlign * kAlign, '\0');
+      TileRecord rec{rank, box, static_cast<int64_t>(file.size()), static_cast<int64_t>(bytes->size()), Crc32c(*bytes),
+                     BlockCrcs(*bytes)};
+      file += *bytes;
+      mine.emplace_back(ti, std::move(rec));
+    }
+    Status s = OkStatus();
+    if (!mine.empty()) s = root->Write(dir + "/" + RankFile(rank), file, {.sync = options.sync});
+    std::lock_guard lock(mu);
+    if (!s.ok() && first.ok()) first = s;
+    for (auto& [ti, rec] : mine) m.tensors[ti].tiles.push_back(std::move(rec));
+  });
+  RETURN_IF_ERROR(first);
+  // Coverage: every element of every tensor exactly once.
+  for (auto& t : m.tensors) {
+    std::sort(t.tiles.begin(), t.tiles.end(), [](const TileRecord& a, const TileRecord& b) { return a.rank < b.rank; });
+    int64_t covered = 0;
+    for (size_t i = 0; i < t.tiles.size(); ++i) {
+      covered += Volume(t.tiles[i].box.shape);
+      for (size_t k = 0; k < i; ++k)
+        if (Overlap(t.tiles[i].box, t.tiles[k].box)) return InternalError("tensor " + t.spec.name + ": tiles overlap");
+    }
+    if (covered != Volume(t.spec.shape)) return InternalError("tensor " + t.spec.name + ": tiles do not cover the tensor");
+  }
+  RETURN_IF_ERROR(root->Write(dir + "/manifest.json", m.ToJson().dump(1), {.sync = options.sync}));
+  return root->Write("LATEST", dir + "\n", {.sync = options.sync});
+}
+
+// ---- read ----
+
+Result<std::string> LatestStep(KvStore* root) {
+  ASSIGN_OR_RETURN(std::string latest, ReadText(root, "LATEST"));
+  while (!latest.empty() && (latest.back() == '\n' || latest.back() == ' ')) latest.pop_back();
+  if (latest.empty() || latest.find('/') != std::string::npos) return DataLossError(root->url() + ": LATEST is malformed");
+  return latest;
+}
+
+Result<Manifest> ReadManifest(KvStore* root, std::string step_dir) {
+  if (step_dir.empty()) {
+    ASSIGN_OR_RETURN(step_dir, LatestStep(root));
+  }
+  const std::string key = step_dir + "/manifest.json";
+  ASSIGN_OR_RETURN(std::string text, ReadText(root, key));
+  ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(text, root->url() + "/" + key));
+  auto m = Manifest::FromJson(j);
+  if (!m.ok()) return m.status().Annotate(root->url() + "/" + key);
+  return m;
+}
+
+Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, const Manifest&, const TensorRecord& t,
+                                  const Box& box) {
+  const int64_t es = t.spec.dtype.size;
+  const size_t rank = t.spec.shape.size();
+  std::string out(Volume(box.shape) * es, '\0');
+  for (const TileRecord& tile : t.tiles) {
+    Box part = Intersection(tile.box, box);
+    if (Volume(part.shape) == 0) continue;
+    // The slab of the tile's outermost dimension that holds the part, widened to whole checksum blocks.
+    int64_t outer_stride = es;
+    for (size_t d = 1; d < rank; ++d) outer_stride *= tile.box.shape[d];
+    const int64_t a = rank ? part.origin[0] - tile.box.origin[0] : 0;
+    const int64_t b = rank ? a + part.shape[0] : 1;
+    const int64_t lo = a * outer_stride, hi = std::min(tile.nbytes, b * outer_stride);
+    const int64_t blo = lo / kBlock * kBlock, bhi = std::min(tile.nbytes, (hi + kBlock - 1) / kBlock * kBlock);
+    const std::string key = step_dir + "/" + RankFile(tile.rank);
+    ASSIGN_OR_RETURN(ReadResult r, root->Read(key, ByteRange::Span(tile.offset + blo, tile.offset + bhi)));
+    if (r.missing) return DataLossError(root->url() + ": " + key + " is missing (tensor " + t.spec.name + ")");
+    for (int64_t k = blo; k < bhi; k += kBlock) {
+      std::string_view block = std::string_view(r.value).substr(k - blo, std::min(kBlock, bhi - k));
+      if (Crc32c(block) != tile.block_crc32c[k / kBlock]) {
+        return DataLossError(root->url() + ": " + key + ": crc32c mismatch in tensor " + t.spec.name + " tile " +
+                             tile.box.ToString() + " (block " + std::to_string(k / kBlock) + ")");
+      }
+    }
+    std::vector<int64_t> slab_shape = tile.box.shape;
+    if (rank) slab_shape[0] = b - a;
+    std::vector<int64_t> src_origin(rank), dst_origin(rank);
+    for (size_t d = 0; d < rank; ++d) {
+      src_origin[d] = part.origin[d] - tile.box.origin[d] - (d == 0 ? a : 0);
+      dst_origin[d] = part.origin[d] - box.origin[d];
+    }
+    CopyBox(r.value.data() + (lo - blo), slab_shape, src_origin, out.data(), box.shape, dst_origin, part.shape, es);
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> VerifyCheckpoint(KvStore* root, const std::string& step_dir) {
+  ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, step_dir));
+  std::vector<std::string> problems;
+  std::mutex mu;
+  std::vector<std::pair<const TensorRecord*, const TileRecord*>> all;
+  for (const auto& t : m.tensors)
+    for (const auto& tile : t.tiles) all.emplace_back(&t, &tile);
+  tbb::parallel_for(size_t{0}, all.size(), [&](size_t i) {
+    const auto& [t, tile] = all[i];
+    const std::string key = step_dir + "/" + RankFile(tile->rank);
+    auto r = root->Read(key, ByteRange::Span(tile->offset, tile->offset + tile->nbytes));
+    std::string p;
+    if (!r.ok()) p = r.status().message();
+    else if (r->missing) p = root->url() + ": " + key + " is missing";
+    else if (Crc32c(r->value) != tile->crc32c) {
+      p = root->url() + ": " + key + ": crc32c mismatch in tensor " + t->spec.name + " tile " + tile->box.ToString();
+    }
+    if (!p.empty()) {
+      std::lock_guard lock(mu);
+      problems.push_back(p + " (tensor " + t->spec.name + ")");
+    }
+  });
+  std::sort(problems.begin(), problems.end());
+  return problems;
+}
+
+Status ReshardCheckpoint(KvStore* src_root, const std::string& step_dir, const Mesh& mesh,
+                         const std::function<PartitionSpec(const TensorSpec&)>& partition, KvStore* dst_root,
+                         const SaveOptions& options) {
+  ASSIGN_OR_RETURN(Manifest m, ReadManifest(src_root, step_dir));
+  std::vector<TensorSpec> specs;
+  for (const auto& t : m.tensors) {
+    TensorSpec s = t.spec;
+    if (partition) s.partition = partition(t.spec);
+    specs.push_back(std::move(s));
+  }
+  SaveOptions o = options;
+  if (o.metadata.empty()) o.metadata = m.metadata;
+  return SaveCheckpoint(dst_root, m.step, mesh, specs,
+                        [&](int64_t, const TensorSpec& t, const Box& box) {
+                          return ReadTensorBox(src_root, step_dir, m, *m.Find(t.name), box);
+                        },
+                        o);
+}
+
+Result<std::function<PartitionSpec(const TensorSpec&)>> LoadPartitionRules(const nlohmann::json& rules) {
+  if (!rules.is_object()) return InvalidArgumentError("a partition file is a JSON object of name pattern -> spec");
+  std::vector<std::pair<std::string, PartitionSpec>> list;
+  for (const auto& [pattern, spec] : rules.items()) {
+    auto p = ParsePartitionSpec(spec);
+    if (!p.ok()) return p.status().Annotate("pattern " + pattern);
+    list.emplace_back(pattern, *p);
+  }
+  return std::function<PartitionSpec(const TensorSpec&)>([list](const TensorSpec& t) {
+    for (const auto& [pattern, spec] : list)
+      if (fnmatch(pattern.c_str(), t.name.c_str(), 0) == 0) return spec;
+    return PartitionSpec{};
+  });
+}
+
+// ---- safetensors ----
+
+namespace {
+
+const std::pair<const char*, const char*> kSafetensorsTypes[] = {
+    {"F64", "float64"}, {"F32", "float32"}, {"F16", "float16"}, {"BF16", "bfloat16"}, {"I64", "int64"},
+    {"I32", "int32"},   {"I16", "int16"},   {"I8", "int8"},     {"U64", "uint64"},    {"U32", "uint32"},
+    {"U16", "uint16"},  {"U8", "uint8"},    {"BOOL", "bool"}};
+
+struct SafetensorsFile {
+  std::unique_ptr<KvStore> dir;
+  std::string key;
+  int64_t data_start = 0;
+  struct Entry {
+    TensorSpec spec;
+    int64_t begin = 0, end = 0;
+  };
+  std::vector<Entry> entries;
+  nlohmann::json metadata;
+};
+
+Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
+  SafetensorsFile f;
+  size_t slash = path.rfind('/');
+  f.dir = NewFileKvStore(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash));
+  f.key = slash == std::string::npos ? path : path.substr(slash + 1);
+  ASSIGN_OR_RETURN(ReadResult head, f.dir->Read(f.key, ByteRange::Span(0, 8)));
+  if (head.missing) return NotFoundError("no file " + path);
+  uint64_t n;
+  std::memcpy(&n, head.value.data(), 8);
+  if (n > (100u << 20)) return InvalidArgumentError(path + ": safetensors header of " + std::to_string(n) + " bytes is implausible");
+  ASSIGN_OR_RETURN(ReadResult hj, f.dir->Read(f.key, ByteRange::Span(8, 8 + static_cast<int64_t>(n))));
+  ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(hj.value, path));
+  f.data_start = 8 + static_cast<int64_t>(n);
+  try {
+    for (const auto& [name, t] : j.items()) {
+      if (name == "__metadata__") {
+        f.metadata = t;
+        continue;
+      }
+      SafetensorsFile::Entry e;
+      e.spec.name = name;
+      std::string dt = t.at("dtype").get<std::string>();
+      std::string ours;
+      for (const auto& [s, o] : kSafetensorsTypes)
+        if (dt == s) ours = o;
+      if (ours.empty()) return UnimplementedError(path + ": tensor " + name + " has unsupported dtype " + dt);
+      e.spec.dtype = DataTypeFromName(ours).value();
+      ASSIGN_OR_RETURN(e.spec.shape, IntList(t.at("shape"), "shape"));
+      ASSIGN_OR_RETURN(auto off, IntList(t.at("data_offsets"), "data_offsets"));
+      if (off.size() != 2 || off[1] - off[0] != Volume(e.spec.shape) * e.spec.dtype.size) {
+        return InvalidArgumentError(path + ": tensor " + name + " has data_offsets that do not match its shape");
+      }
+      e.begin = off[0];
+      e.end = off[1];
+      f.entries.push_back(std::move(e));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(path + ": malformed safetensors header: " + e.what());
+  }
+  return f;
+}
+
+}  // namespace
+
+Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, const Mesh& mesh,
+                         const std::function<PartitionSpec(const TensorSpec&)>& partition, const SaveOptions& options) {
+  ASSIGN_OR_RETURN(SafetensorsFile f, OpenSafetensors(path));
+  std::vector<TensorSpec> specs;
+  std::map<std::string, const SafetensorsFile::Entry*> by_name;
+  for (auto& e : f.entries) {
+    e.spec.partition = partition ? partition(e.spec) : PartitionSpec{};
+    specs.push_back(e.spec);
+    by_name[e.spec.name] = &e;
+  }
+  SaveOptions o = options;
+  if (!f.metadata.is_null()) o.metadata["safetensors_metadata"] = f.metadata;
+  return SaveCheckpoint(root, step, mesh, specs,
+                        [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
+                          // Read the slab of outer rows holding the box, then cut the box out of it.
+                          const auto* e = by_name.at(t.name);
+                          const size_t rank = t.shape.size();
+                          int64_t outer = t.dtype.size;
+                          for (size_t d = 1; d < rank; ++d) outer *= t.shape[d];
+                          const int64_t a = rank ? box.origin[0] : 0, b = rank ? a + box.shape[0] : 1;
+                          ASSIGN_OR_RETURN(ReadResult r, f.dir->Read(f.key, ByteRange::Span(f.data_start + e->begin + a * outer,
+                                                                                              f.data_start + e->begin + b * outer)));
+                          std::vector<int64_t> slab = t.shape, src(rank), dst(rank, 0);
+                          if (rank) slab[0] = b - a;
+                          for (size_t d = 0; d < rank; ++d) src[d] = d == 0 ? 0 : box.origin[d];
+                          std::string out(Volume(box.shape) * t.dtype.size, '\0');
+                          CopyBox(r.value.data(), slab, src, out.data(), box.shape, dst, box.shape, t.dtype.size);
+                          return out;
+                        },
+                        o);
+}
+
+Status ExportSafetensors(KvStore* root, const std::string& step, const std::string& path) {
+  std::string step_dir = step;
+  if (step_dir.empty()) {
+    ASSIGN_OR_RETURN(step_dir, LatestStep(root));
+  }
+  ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, step_dir));
+  std::vector<const TensorRecord*> order;
+  for (const auto& t : m.tensors) order.push_back(&t);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->spec.name < b->spec.name; });
+  nlohmann::json header = nlohmann::json::object();
+  int64_t offset = 0;
+  for (const auto* t : order) {
+    std::string dt;
+    for (const auto& [s, o] : kSafetensorsTypes)
+      if (t->spec.dtype.name == o) dt = s;
+    int64_t n = Volume(t->spec.shape) * t->spec.dtype.size;
+    header[t->spec.name] = {{"dtype", dt}, {"shape", t->spec.shape}, {"data_offsets", {offset, offset + n}}};
+    offset += n;
+  }
+  header["__metadata__"] = {{"format", "pt"}, {"jigsaw_step", std::to_string(m.step)}};
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // data starts 8-byte aligned
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  uint64_t n = h.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out.write(h.data(), static_cast<std::streamsize>(h.size()));
+  // Tensor by tensor, in slabs of outer rows of at most 64 MiB: never a whole tensor in memory.
+  for (const auto* t : order) {
+    const size_t rank = t->spec.shape.size();
+    int64_t row = t->spec.dtype.size;
+    for (size_t d = 1; d < rank; ++d) row *= t->spec.shape[d];
+    const int64_t rows = rank ? t->spec.shape[0] : 1;
+    const int64_t per = std::max<int64_t>(1, (64 << 20) / std::max<int64_t>(row, 1));
+    for (int64_t r0 = 0; r0 < rows; r0 += per) {
+      Box box{std::vector<int64_t>(rank, 0), t->spec.shape};
+      if (rank) {
+        box.origin[0] = r0;
+        box.shape[0] = std::min(per, rows - r0);
+      }
+      ASSIGN_OR_RETURN(std::string bytes, ReadTensorBox(root, step_dir, m, *t, box));
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+  }
+  out.close();
+  if (!out) return IoError("cannot write " + tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoToStatus(errno, "rename to " + path);
+  return OkStatus();
+}
+
+}  // namespace jigsaw

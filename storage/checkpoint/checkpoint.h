@@ -1,0 +1,119 @@
+// Sharded checkpoints (DESIGN.md, "Sharded checkpoints"):
+//   ROOT/LATEST                       name of the newest committed step (replaced atomically)
+//   ROOT/step-00001000/manifest.json  mesh, tensors (dtype, shape, partition, tiles), step, metadata
+//   ROOT/step-00001000/rank-00003.bin the tiles rank 3 owns, each at a 4 KiB-aligned offset
+// The manifest is written last: a step directory without one is garbage (removed by the next save).
+// Each tile carries crc32c checksums of its 1 MiB blocks, so that partial reads are checked too.
+//
+// Mesh and partition specs follow JAX: named axes ("domain=2,tensor=2"), and per tensor one axis name or
+// null per dimension. A dimension of n split in p parts has parts of ceil(n/p) (DESIGN.md's rule); a
+// replicated tile is written once, by the lowest rank that holds it.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "storage/kvstore/kvstore.h"
+#include "storage/zarr/array.h"
+#include "storage/zarr/dtype.h"
+
+namespace jigsaw {
+
+struct Mesh {
+  std::vector<std::pair<std::string, int64_t>> axes;  // in order; rank = row-major over the axes
+
+  static Result<Mesh> Parse(std::string_view text);  // "domain=2,tensor=2"; "" is one rank
+  std::string ToString() const;
+  int64_t size() const;
+  int64_t AxisSize(std::string_view axis) const;     // 0 when absent
+  int64_t Coordinate(int64_t rank, std::string_view axis) const;
+};
+
+using PartitionSpec = std::vector<std::optional<std::string>>;
+Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j);  // ["domain", null]
+nlohmann::json PartitionSpecToJson(const PartitionSpec& p);
+
+struct TensorSpec {
+  std::string name;
+  DataType dtype;
+  std::vector<int64_t> shape;
+  PartitionSpec partition;  // empty: replicated
+};
+
+// The box of `tensor` that `rank` holds on `mesh`.
+Result<Box> TileOf(const TensorSpec& tensor, const Mesh& mesh, int64_t rank);
+
+struct TileRecord {
+  int64_t rank = 0;  // the file rank-<rank>.bin
+  Box box;
+  int64_t offset = 0, nbytes = 0;
+  uint32_t crc32c = 0;
+  std::vector<uint32_t> block_crc32c;  // per 1 MiB block
+};
+
+struct TensorRecord {
+  TensorSpec spec;
+  std::vector<TileRecord> tiles;
+};
+
+struct Manifest {
+  static constexpr int kMajor = 1, kMinor = 0;
+  int64_t step = 0;
+  Mesh mesh;
+  std::vector<TensorRecord> tensors;
+  nlohmann::json metadata = nlohmann::json::object();
+
+  nlohmann::json ToJson() const;
+  static Result<Manifest> FromJson(const nlohmann::json& j);
+  const TensorRecord* Find(std::string_view name) const;
+};
+
+std::string StepDirectory(int64_t step);  // "step-00001000"
+
+// Supplies the bytes of `box` of tensor `tensor` (C order, dtype elements) as rank `rank` holds them.
+using TileProvider = std::function<Result<std::string>(int64_t rank, const TensorSpec& tensor, const Box& box)>;
+
+struct SaveOptions {
+  bool sync = true;                                  // fsync data and manifest before LATEST moves
+  nlohmann::json metadata = nlohmann::json::object();  // optimiser, RNG, loader cursor, model config
+};
+
+// Saves step `step` for every rank of `mesh` from one process (tools, tests): each rank's owned tiles go
+// to its file (ranks in parallel), coverage of every element exactly once is checked, the manifest is
+// written, then LATEST. Leftovers of unfinished saves (steps without a manifest) are removed first.
+Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                      const TileProvider& provider, const SaveOptions& options);
+
+// The manifest of a step directory ("step-00001000") or, when `step_dir` is empty, of LATEST.
+Result<Manifest> ReadManifest(KvStore* root, std::string step_dir = "");
+Result<std::string> LatestStep(KvStore* root);
+
+// Reads `box` of a tensor: only the byte runs of the tiles it intersects, whole 1 MiB blocks at a time,
+// each block checked against its crc32c.
+Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, const Manifest& m,
+                                  const TensorRecord& t, const Box& box);
+
+// Every tile fully read and checked; problems name the tensor, tile and file.
+Result<std::vector<std::string>> VerifyCheckpoint(KvStore* root, const std::string& step_dir);
+
+// Rewrites a step on another mesh (partition specs as given per tensor name; tensors not named keep
+// theirs), streaming tile intersections: memory holds one target tile at a time per worker.
+Status ReshardCheckpoint(KvStore* src_root, const std::string& step_dir, const Mesh& mesh,
+                         const std::function<PartitionSpec(const TensorSpec&)>& partition, KvStore* dst_root,
+                         const SaveOptions& options);
+
+// Partition files: {"pattern or name": ["domain", null], ...}; first matching pattern wins ('*' and '?'
+// globs); unmatched tensors are replicated.
+Result<std::function<PartitionSpec(const TensorSpec&)>> LoadPartitionRules(const nlohmann::json& rules);
+
+// safetensors (https://github.com/huggingface/safetensors format: 8-byte little-endian header length, JSON
+// header with dtype/shape/data_offsets per tensor, then the data).
+Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, const Mesh& mesh,
+                         const std::function<PartitionSpec(const TensorSpec&)>& partition, const SaveOptions& options);
+Status ExportSafetensors(KvStore* root, const std::string& step_dir, const std::string& path);
+
+}  // namespace jigsaw
