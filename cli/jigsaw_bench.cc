@@ -1,13 +1,19 @@
 // jigsaw-bench: measure jigsaw's throughput on the user's own data and storage.
 #include <tbb/global_control.h>
 
+#include <tbb/parallel_for.h>
+
 #include <CLI/CLI.hpp>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "pipeline/loader/loader.h"
+#include "storage/checkpoint/checkpoint.h"
 #include "storage/zarr/throughput.h"
 
 namespace {
@@ -61,6 +67,14 @@ int main(int argc, char** argv) {
   loader->add_option("--dtype", lo.dtype, "float32 or bfloat16");
   loader->add_option("--seconds", seconds, "how long to run (default 10)");
   loader->add_option("--max-batches", repeats, "stop after this many batches (default: by time)");
+
+  std::string ckpt_dir, ckpt_mesh = "domain=2,tensor=2", reshard_mesh = "domain=4,tensor=2";
+  double gb = 2.0;
+  auto* ckpt = app.add_subcommand("ckpt", "save (with fsync), load and reshard a synthetic checkpoint");
+  ckpt->add_option("DIR", ckpt_dir, "scratch directory (replaced)")->required();
+  ckpt->add_option("--gb", gb, "checkpoint size in GB (16 float32 tensors, default 2)");
+  ckpt->add_option("--mesh", ckpt_mesh, "mesh to save on (default domain=2,tensor=2)");
+  ckpt->add_option("--reshard-mesh", reshard_mesh, "mesh to reshard to (default domain=4,tensor=2)");
 
   CLI11_PARSE(app, argc, argv);
   std::unique_ptr<tbb::global_control> limit;
@@ -139,6 +153,78 @@ int main(int argc, char** argv) {
                   st.bytes_delivered / st.seconds / 1e9, st.read_amplification(), st.consumer_wait_seconds, st.seconds,
                   (*l)->allocator_name().c_str());
     }
+    return 0;
+  }
+  if (ckpt->parsed()) {
+    auto mesh = Mesh::Parse(ckpt_mesh);
+    auto target = Mesh::Parse(reshard_mesh);
+    if (!mesh.ok()) return Fail(mesh.status());
+    if (!target.ok()) return Fail(target.status());
+    std::filesystem::remove_all(ckpt_dir);
+    const int64_t n = static_cast<int64_t>(gb * 1e9 / 4 / 16);
+    std::vector<TensorSpec> specs;
+    std::vector<std::string> data(16);
+    for (int i = 0; i < 16; ++i) {
+      specs.push_back({"blocks." + std::to_string(i) + ".w", DataTypeFromName("float32").value(), {n / 1024, 1024},
+                       {"domain", "tensor"}});
+      data[i].resize(static_cast<size_t>(n / 1024 * 1024 * 4));
+      uint64_t x = 88172645463325252ull + i;
+      for (size_t k = 0; k + 8 <= data[i].size(); k += 8) {  // xorshift noise: incompressible, like weights
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::memcpy(&data[i][k], &x, 8);
+      }
+    }
+    int64_t total = 0;
+    for (const auto& d : data) total += static_cast<int64_t>(d.size());
+    auto root = OpenKvStore(ckpt_dir + "/a");
+    auto now = [] { return std::chrono::steady_clock::now(); };
+    auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    auto t0 = now();
+    Status s = SaveCheckpoint(root->get(), 1, *mesh, specs,
+                              [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
+                                int idx = std::stoi(t.name.substr(7));
+                                std::string out(box.num_elements() * 4, '\0');
+                                std::vector<int64_t> zero(2, 0);
+                                CopyBox(data[idx].data(), t.shape, box.origin, out.data(), box.shape, zero, box.shape, 4);
+                                return out;
+                              },
+                              {});
+    auto t1 = now();
+    if (!s.ok()) return Fail(s);
+    data.clear();
+    data.shrink_to_fit();
+    // Cold reads where the machine allows dropping the page cache (root on a real host); warm otherwise.
+    (void)std::system("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null");
+    auto m = ReadManifest(root->get());
+    if (!m.ok()) return Fail(m.status());
+    auto t2 = now();
+    std::mutex mu;
+    Status first;
+    tbb::parallel_for(int64_t{0}, mesh->size(), [&](int64_t rank) {
+      for (const auto& t : m->tensors) {
+        auto box = TileOf(t.spec, *mesh, rank);
+        auto r = box.ok() ? ReadTensorBox(root->get(), StepDirectory(1), *m, t, *box) : Result<std::string>(box.status());
+        if (!r.ok()) {
+          std::lock_guard lock(mu);
+          first = r.status();
+        }
+      }
+    });
+    auto t3 = now();
+    if (!first.ok()) return Fail(first);
+    auto dst = OpenKvStore(ckpt_dir + "/b");
+    auto t4 = now();
+    s = ReshardCheckpoint(root->get(), StepDirectory(1), *target, nullptr, dst->get(), {});
+    auto t5 = now();
+    if (!s.ok()) return Fail(s);
+    (void)std::system(("cp -r " + ckpt_dir + "/a " + ckpt_dir + "/copy && sync").c_str());
+    auto t6 = now();
+    nlohmann::json j = {{"bytes", total},          {"save_seconds", secs(t0, t1)},  {"load_seconds", secs(t2, t3)},
+                        {"reshard_seconds", secs(t4, t5)}, {"copy_seconds", secs(t5, t6)},
+                        {"save_gb_per_s", total / secs(t0, t1) / 1e9}, {"load_gb_per_s", total / secs(t2, t3) / 1e9}};
+    std::cout << j.dump(2) << "\n";
     return 0;
   }
   if (codec->parsed()) {
