@@ -3,7 +3,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
+#include <optional>
+
 #include "pipeline/loader/loader.h"
+#include "storage/checkpoint/checkpoint.h"
 
 namespace py = pybind11;
 using namespace jigsaw;
@@ -108,9 +112,109 @@ class PyLoader {
   bool bf16_ = false;
 };
 
+// "ROOT/step-00000010" -> (ROOT, step dir); "ROOT" -> (ROOT, LATEST).
+std::pair<std::unique_ptr<KvStore>, std::string> OpenStep(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  size_t slash = path.rfind('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (base.starts_with("step-")) {
+    auto root = Unwrap(OpenKvStore(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash)));
+    return {std::move(root), base};
+  }
+  auto root = Unwrap(OpenKvStore(path));
+  std::string step = Unwrap(LatestStep(root.get()));
+  return {std::move(root), step};
+}
+
+std::string NumpyDtype(const DataType& t) { return t.name == "bfloat16" ? "uint16" : t.name; }  // our names are NumPy's
+
+std::string CheckpointManifest(const std::string& path) {
+  auto [root, step] = OpenStep(path);
+  return Unwrap(ReadManifest(root.get(), step)).ToJson().dump();
+}
+
+py::array CheckpointRead(const std::string& path, const std::string& name, std::optional<std::vector<int64_t>> origin,
+                         std::optional<std::vector<int64_t>> shape) {
+  auto [root, step] = OpenStep(path);
+  Manifest m = Unwrap(ReadManifest(root.get(), step));
+  const TensorRecord* t = m.Find(name);
+  if (!t) throw py::key_error("no tensor \"" + name + "\" in " + root->url() + "/" + step);
+  Box box{origin.value_or(std::vector<int64_t>(t->spec.shape.size(), 0)), shape.value_or(t->spec.shape)};
+  std::string bytes;
+  {
+    py::gil_scoped_release release;
+    auto r = ReadTensorBox(root.get(), step, m, *t, box);
+    if (!r.ok()) {
+      py::gil_scoped_acquire acquire;
+      Throw(r.status());
+    }
+    bytes = std::move(*r);
+  }
+  std::vector<py::ssize_t> shape_(box.shape.begin(), box.shape.end()), strides(shape_.size());
+  py::ssize_t stride = t->spec.dtype.size;  // C order, explicitly (pybind11 2.10 infers none here)
+  for (size_t d = shape_.size(); d-- > 0;) {
+    strides[d] = stride;
+    stride *= shape_[d];
+  }
+  py::array out(py::dtype(NumpyDtype(t->spec.dtype)), shape_, strides);
+  std::memcpy(out.mutable_data(), bytes.data(), bytes.size());
+  return out;
+}
+
+void CheckpointSave(const std::string& root_url, int64_t step, const std::string& mesh_text, const py::dict& tensors,
+                    const std::string& metadata_json, bool sync) {
+  Mesh mesh = Unwrap(Mesh::Parse(mesh_text));
+  std::vector<TensorSpec> specs;
+  std::vector<py::array> arrays;
+  for (const auto& [key, value] : tensors) {
+    auto pair = value.cast<py::tuple>();
+    py::array a = py::array::ensure(pair[0], py::array::c_style);
+    TensorSpec s;
+    s.name = key.cast<std::string>();
+    std::string dt = pair.size() > 2 ? pair[2].cast<std::string>() : py::str(a.dtype()).cast<std::string>();
+    s.dtype = Unwrap(DataTypeFromName(dt == "bool" ? "bool" : dt));
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) s.shape.push_back(a.shape(d));
+    if (!pair[1].is_none()) {
+      for (auto p : pair[1].cast<py::list>()) {
+        if (p.is_none()) s.partition.push_back(std::nullopt);
+        else s.partition.push_back(p.cast<std::string>());
+      }
+    }
+    specs.push_back(s);
+    arrays.push_back(a);
+  }
+  std::vector<const char*> data;
+  for (auto& a : arrays) data.push_back(static_cast<const char*>(a.data()));
+  SaveOptions o;
+  o.sync = sync;
+  o.metadata = Unwrap(ParseJson(metadata_json, "metadata"));
+  auto root = Unwrap(OpenKvStore(root_url));
+  Status st;
+  {
+    py::gil_scoped_release release;
+    st = SaveCheckpoint(root.get(), step, mesh, specs,
+                        [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
+                          size_t i = 0;
+                          while (specs[i].name != t.name) ++i;
+                          std::string out(box.num_elements() * t.dtype.size, '\0');
+                          std::vector<int64_t> zero(box.shape.size(), 0);
+                          CopyBox(data[i], t.shape, box.origin, out.data(), box.shape, zero, box.shape, t.dtype.size);
+                          return out;
+                        },
+                        o);
+  }
+  if (!st.ok()) Throw(st);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_jigsaw, m) {
+  m.def("checkpoint_manifest", &CheckpointManifest, py::arg("path"), "The manifest of a step (or a root's LATEST), as JSON text.");
+  m.def("checkpoint_read", &CheckpointRead, py::arg("path"), py::arg("name"), py::arg("origin") = py::none(),
+        py::arg("shape") = py::none(), "A box of a tensor (the whole tensor by default) as a NumPy array.");
+  m.def("checkpoint_save", &CheckpointSave, py::arg("root"), py::arg("step"), py::arg("mesh"), py::arg("tensors"),
+        py::arg("metadata") = "{}", py::arg("sync") = true,
+        "Saves {name: (array, partition[, dtype])} for every rank of the mesh from this process.");
   m.doc() = "jigsaw: tile-aligned weather data for Jigsaw-parallel training (C++ core)";
   py::class_<PyLoader>(m, "Loader")
       .def(py::init<const std::string&, int64_t, int64_t, int64_t, int64_t, int64_t, bool, const std::string&, uint64_t,

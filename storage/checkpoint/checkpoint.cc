@@ -252,6 +252,23 @@ const TensorRecord* Manifest::Find(std::string_view name) const {
 
 // ---- save ----
 
+namespace {
+
+// The manifest carries a crc32c of its own text (computed with the field absent), so that a flipped byte
+// that leaves the JSON valid (a digit of an offset, say) is still caught.
+uint32_t ManifestChecksum(nlohmann::json j) {
+  j.erase("manifest_crc32c");
+  return Crc32c(j.dump(1));
+}
+
+std::string ManifestText(const Manifest& m) {
+  nlohmann::json j = m.ToJson();
+  j["manifest_crc32c"] = ManifestChecksum(j);
+  return j.dump(1);
+}
+
+}  // namespace
+
 Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                       const TileProvider& provider, const SaveOptions& options) {
   const std::string dir = StepDirectory(step);
@@ -316,7 +333,7 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
     }
     if (covered != Volume(t.spec.shape)) return InternalError("tensor " + t.spec.name + ": tiles do not cover the tensor");
   }
-  RETURN_IF_ERROR(root->Write(dir + "/manifest.json", m.ToJson().dump(1), {.sync = options.sync}));
+  RETURN_IF_ERROR(root->Write(dir + "/manifest.json", ManifestText(m), {.sync = options.sync}));
   return root->Write("LATEST", dir + "\n", {.sync = options.sync});
 }
 
@@ -336,6 +353,9 @@ Result<Manifest> ReadManifest(KvStore* root, std::string step_dir) {
   const std::string key = step_dir + "/manifest.json";
   ASSIGN_OR_RETURN(std::string text, ReadText(root, key));
   ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(text, root->url() + "/" + key));
+  if (!j.is_object() || !j.contains("manifest_crc32c") || j["manifest_crc32c"] != ManifestChecksum(j)) {
+    return DataLossError(root->url() + "/" + key + ": manifest checksum mismatch (the manifest is corrupt)");
+  }
   auto m = Manifest::FromJson(j);
   if (!m.ok()) return m.status().Annotate(root->url() + "/" + key);
   return m;

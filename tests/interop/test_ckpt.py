@@ -107,7 +107,13 @@ def test_flipped_byte_is_found_and_named(jigsaw, tmp_path, source):
     r = jigsaw.ckpt("export", root, "--out", tmp_path / "x.safetensors", check=False)
     assert r.returncode != 0 and "crc32c mismatch" in r.stderr
     manifest = root / "step-00000000" / "manifest.json"
-    manifest.write_text(manifest.read_text()[:-40])
+    text = manifest.read_text()
+    # A flipped digit keeps the JSON valid: the manifest's own checksum catches it.
+    i = text.index('"offset": 4096')
+    manifest.write_text(text[:i] + '"offset": 4097' + text[i + len('"offset": 4096'):])
+    r = jigsaw.ckpt("inspect", root, check=False)
+    assert r.returncode != 0 and "manifest.json" in r.stderr and "checksum" in r.stderr
+    manifest.write_text(text[:-40])
     r = jigsaw.ckpt("inspect", root, check=False)
     assert r.returncode != 0 and "manifest.json" in r.stderr
 

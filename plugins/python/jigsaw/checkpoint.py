@@ -1,0 +1,90 @@
+"""Sharded checkpoints from Python: list tensors, read any box as NumPy, save and load PyTorch state dicts.
+
+    jigsaw.checkpoint.save("ckpt", 100, "domain=2,tensor=2", model.state_dict(),
+                           partition={"encoder.*.weight": ["domain", "tensor"]}, metadata={"lr": 1e-3})
+    jigsaw.checkpoint.tensors("ckpt")                         # {name: {"dtype", "shape", "partition"}}
+    jigsaw.checkpoint.read("ckpt", "encoder.0.weight", origin=[0, 0], shape=[8, 8])
+    state = jigsaw.checkpoint.load_torch("ckpt", mesh="domain=4,tensor=2", rank=3,
+                                         partition={"encoder.*.weight": ["domain", "tensor"]})
+
+`save` writes every rank's tiles from this process (tools, tests, single-node jobs); `load_torch` with a
+mesh and rank reads only that rank's tiles, on any mesh.
+"""
+import fnmatch
+import json
+
+import numpy as np
+
+from ._jigsaw import checkpoint_manifest, checkpoint_read, checkpoint_save
+
+__all__ = ["manifest", "tensors", "read", "save", "load_torch"]
+
+
+def manifest(path):
+    return json.loads(checkpoint_manifest(str(path)))
+
+
+def tensors(path):
+    return {k: {"dtype": v["dtype"], "shape": v["shape"], "partition": v["partition"]}
+            for k, v in manifest(path)["tensors"].items()}
+
+
+def read(path, name, origin=None, shape=None):
+    return checkpoint_read(str(path), name, origin, shape)
+
+
+def _spec(name, partition):
+    for pattern, spec in (partition or {}).items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return spec
+    return None
+
+
+def save(root, step, mesh, state_dict, partition=None, metadata=None, sync=True):
+    """state_dict: name -> NumPy array or torch tensor; partition: name/glob -> spec (default replicated)."""
+    arrays = {}
+    for name, value in state_dict.items():
+        dtype = None
+        if hasattr(value, "detach"):  # a torch tensor
+            t = value.detach().cpu().contiguous()
+            if str(t.dtype) == "torch.bfloat16":
+                import torch
+                value, dtype = t.view(torch.int16).numpy().view(np.uint16), "bfloat16"
+            else:
+                value = t.numpy()
+        value = np.ascontiguousarray(value)
+        arrays[name] = (value, _spec(name, partition)) if dtype is None else (value, _spec(name, partition), dtype)
+    checkpoint_save(str(root), int(step), mesh, arrays, json.dumps(metadata or {}), sync)
+
+
+def _tile(shape, spec, mesh_axes, rank):
+    origin, size = [0] * len(shape), list(shape)
+    coords, stride = {}, 1
+    for axis, n in reversed(mesh_axes):
+        coords[axis] = (rank // stride) % n
+        stride *= n
+    for d, axis in enumerate(spec or []):
+        if axis is None:
+            continue
+        n = dict(mesh_axes)[axis]
+        c = -(-shape[d] // n)
+        origin[d] = coords[axis] * c
+        size[d] = min((coords[axis] + 1) * c, shape[d]) - origin[d]
+    return origin, size
+
+
+def load_torch(path, mesh=None, rank=0, partition=None):
+    """Whole tensors, or with `mesh` ("domain=4,tensor=2") the tiles that `rank` holds on it (partition specs
+    from `partition`, else as saved)."""
+    import torch
+    out = {}
+    for name, info in tensors(path).items():
+        origin = shape = None
+        if mesh is not None:
+            axes = [(a.split("=")[0], int(a.split("=")[1])) for a in mesh.split(",") if a]
+            spec = _spec(name, partition) if partition is not None else info["partition"]
+            origin, shape = _tile(info["shape"], spec, axes, rank)
+        a = read(path, name, origin, shape)
+        t = torch.from_numpy(a.view(np.int16) if info["dtype"] == "bfloat16" else a)
+        out[name] = t.view(torch.bfloat16) if info["dtype"] == "bfloat16" else t
+    return out
