@@ -269,31 +269,79 @@ std::string ManifestText(const Manifest& m) {
 
 }  // namespace
 
-Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                      const TileProvider& provider, const SaveOptions& options) {
-  const std::string dir = StepDirectory(step);
-  // Garbage first: step directories without a manifest are unfinished saves.
-  ASSIGN_OR_RETURN(auto keys, root->List("step-"));
-  std::set<std::string> committed;
-  for (const auto& e : keys)
-    if (e.key.ends_with("/manifest.json")) committed.insert(e.key.substr(0, e.key.find('/')));
-  if (committed.count(dir)) return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
-  for (const auto& e : keys)
-    if (!committed.count(e.key.substr(0, e.key.find('/')))) RETURN_IF_ERROR(root->Delete(e.key));
+namespace {
 
-  Manifest m;
-  m.step = step;
-  m.mesh = mesh;
-  m.metadata = options.metadata;
-  for (const auto& t : tensors) {
+nlohmann::json TileToJson(size_t tensor, const TileRecord& t) {
+  return {{"tensor", tensor}, {"rank", t.rank}, {"origin", t.box.origin}, {"shape", t.box.shape}, {"offset", t.offset},
+          {"nbytes", t.nbytes}, {"crc32c", t.crc32c}, {"block_crc32c", t.block_crc32c}};
+}
+
+TileRecord TileFromJson(const nlohmann::json& j) {
+  TileRecord t;
+  t.rank = j["rank"];
+  t.box.origin = j["origin"].get<std::vector<int64_t>>();
+  t.box.shape = j["shape"].get<std::vector<int64_t>>();
+  t.offset = j["offset"];
+  t.nbytes = j["nbytes"];
+  t.crc32c = j["crc32c"];
+  t.block_crc32c = j["block_crc32c"].get<std::vector<uint32_t>>();
+  return t;
+}
+
+// Rank 0 decides; every rank returns its verdict.
+Status Agree(Communicator* comm, Status local) {
+  std::string verdict = local.ok() ? "" : local.message();
+  RETURN_IF_ERROR(comm->Broadcast(&verdict));
+  if (verdict.empty()) return OkStatus();
+  return local.ok() ? Status(StatusCode::kFailedPrecondition, verdict) : local;
+}
+
+}  // namespace
+
+Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                      const TileProvider& provider, const SaveOptions& options, Communicator* comm) {
+  std::unique_ptr<Communicator> local;
+  if (!comm) {
+    local = NewLocalCommunicator();
+    comm = local.get();
+  }
+  if (comm->size() > 1 && comm->size() != mesh.size()) {
+    return InvalidArgumentError("mesh " + mesh.ToString() + " has " + std::to_string(mesh.size()) + " ranks but " +
+                                std::to_string(comm->size()) + " processes save it");
+  }
+  const std::string dir = StepDirectory(step);
+  // Rank 0 removes the garbage of unfinished saves (steps without a manifest) before anyone writes.
+  Status prepared;
+  if (comm->rank() == 0) {
+    prepared = [&]() -> Status {
+      ASSIGN_OR_RETURN(auto keys, root->List("step-"));
+      std::set<std::string> committed;
+      for (const auto& e : keys)
+        if (e.key.ends_with("/manifest.json")) committed.insert(e.key.substr(0, e.key.find('/')));
+      if (committed.count(dir)) return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
+      for (const auto& e : keys)
+        if (!committed.count(e.key.substr(0, e.key.find('/')))) RETURN_IF_ERROR(root->Delete(e.key));
+      return OkStatus();
+    }();
+  }
+  RETURN_IF_ERROR(Agree(comm, prepared));
+  for (const auto& t : tensors)
     for (int64_t r = 0; r < mesh.size(); ++r) RETURN_IF_ERROR(TileOf(t, mesh, r).status());
-    m.tensors.push_back({t, {}});
+
+  // This process's ranks write their files.
+  std::vector<int64_t> mine;
+  if (comm->size() == 1) {
+    for (int64_t r = 0; r < mesh.size(); ++r) mine.push_back(r);
+  } else {
+    mine.push_back(comm->rank());
   }
   std::mutex mu;
   Status first;
-  tbb::parallel_for(int64_t{0}, mesh.size(), [&](int64_t rank) {
+  nlohmann::json records = nlohmann::json::array();
+  tbb::parallel_for(size_t{0}, mine.size(), [&](size_t k) {
+    const int64_t rank = mine[k];
     std::string file;
-    std::vector<std::pair<size_t, TileRecord>> mine;
+    std::vector<nlohmann::json> written;
     for (size_t ti = 0; ti < tensors.size(); ++ti) {
       const TensorSpec& t = tensors[ti];
       if (!Owns(t, mesh, rank)) continue;
@@ -313,28 +361,46 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
       TileRecord rec{rank, box, static_cast<int64_t>(file.size()), static_cast<int64_t>(bytes->size()), Crc32c(*bytes),
                      BlockCrcs(*bytes)};
       file += *bytes;
-      mine.emplace_back(ti, std::move(rec));
+      written.push_back(TileToJson(ti, rec));
     }
     Status s = OkStatus();
-    if (!mine.empty()) s = root->Write(dir + "/" + RankFile(rank), file, {.sync = options.sync});
+    if (!written.empty()) s = root->Write(dir + "/" + RankFile(rank), file, {.sync = options.sync});
     std::lock_guard lock(mu);
     if (!s.ok() && first.ok()) first = s;
-    for (auto& [ti, rec] : mine) m.tensors[ti].tiles.push_back(std::move(rec));
+    for (auto& w : written) records.push_back(std::move(w));
   });
-  RETURN_IF_ERROR(first);
-  // Coverage: every element of every tensor exactly once.
-  for (auto& t : m.tensors) {
-    std::sort(t.tiles.begin(), t.tiles.end(), [](const TileRecord& a, const TileRecord& b) { return a.rank < b.rank; });
-    int64_t covered = 0;
-    for (size_t i = 0; i < t.tiles.size(); ++i) {
-      covered += Volume(t.tiles[i].box.shape);
-      for (size_t k = 0; k < i; ++k)
-        if (Overlap(t.tiles[i].box, t.tiles[k].box)) return InternalError("tensor " + t.spec.name + ": tiles overlap");
-    }
-    if (covered != Volume(t.spec.shape)) return InternalError("tensor " + t.spec.name + ": tiles do not cover the tensor");
+  nlohmann::json payload = {{"error", first.ok() ? "" : first.message()}, {"tiles", records}};
+  ASSIGN_OR_RETURN(auto gathered, comm->Gather(payload.dump()));
+
+  // Rank 0: every element of every tensor exactly once, then the manifest, then LATEST.
+  Status committed;
+  if (comm->rank() == 0) {
+    committed = [&]() -> Status {
+      Manifest m;
+      m.step = step;
+      m.mesh = mesh;
+      m.metadata = options.metadata;
+      for (const auto& t : tensors) m.tensors.push_back({t, {}});
+      for (const auto& text : gathered) {
+        nlohmann::json j = nlohmann::json::parse(text);
+        if (!j["error"].get<std::string>().empty()) return Status(StatusCode::kIo, j["error"].get<std::string>());
+        for (const auto& tile : j["tiles"]) m.tensors[tile["tensor"].get<size_t>()].tiles.push_back(TileFromJson(tile));
+      }
+      for (auto& t : m.tensors) {
+        std::sort(t.tiles.begin(), t.tiles.end(), [](const TileRecord& a, const TileRecord& b) { return a.rank < b.rank; });
+        int64_t covered = 0;
+        for (size_t i = 0; i < t.tiles.size(); ++i) {
+          covered += Volume(t.tiles[i].box.shape);
+          for (size_t k = 0; k < i; ++k)
+            if (Overlap(t.tiles[i].box, t.tiles[k].box)) return InternalError("tensor " + t.spec.name + ": tiles overlap");
+        }
+        if (covered != Volume(t.spec.shape)) return InternalError("tensor " + t.spec.name + ": tiles do not cover the tensor");
+      }
+      RETURN_IF_ERROR(root->Write(dir + "/manifest.json", ManifestText(m), {.sync = options.sync}));
+      return root->Write("LATEST", dir + "\n", {.sync = options.sync});
+    }();
   }
-  RETURN_IF_ERROR(root->Write(dir + "/manifest.json", ManifestText(m), {.sync = options.sync}));
-  return root->Write("LATEST", dir + "\n", {.sync = options.sync});
+  return Agree(comm, committed);
 }
 
 // ---- read ----

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "storage/checkpoint/communicator.h"
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/dtype.h"
@@ -82,11 +83,13 @@ struct SaveOptions {
   nlohmann::json metadata = nlohmann::json::object();  // optimiser, RNG, loader cursor, model config
 };
 
-// Saves step `step` for every rank of `mesh` from one process (tools, tests): each rank's owned tiles go
-// to its file (ranks in parallel), coverage of every element exactly once is checked, the manifest is
-// written, then LATEST. Leftovers of unfinished saves (steps without a manifest) are removed first.
+// Saves step `step` collectively. Without `comm` (or with a communicator of size 1) this process saves every
+// rank of `mesh` (tools, tests); under MPI each of mesh.size() processes saves its own rank. Rank 0 first
+// removes unfinished saves (steps without a manifest); each rank writes its owned tiles to its file; rank 0
+// gathers the tile records, checks that every element of every tensor is covered exactly once, writes the
+// manifest, then LATEST. Every rank returns the same verdict.
 Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                      const TileProvider& provider, const SaveOptions& options);
+                      const TileProvider& provider, const SaveOptions& options, Communicator* comm = nullptr);
 
 // The manifest of a step directory ("step-00001000") or, when `step_dir` is empty, of LATEST.
 Result<Manifest> ReadManifest(KvStore* root, std::string step_dir = "");

@@ -1,0 +1,29 @@
+// How the ranks of a collective checkpoint save talk: gather to rank 0, broadcast, barrier. One process
+// per rank under MPI, or a single process (size 1) that saves for every rank itself.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/status.h"
+
+namespace jigsaw {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int64_t rank() const = 0;
+  virtual int64_t size() const = 0;
+  // Rank 0 receives every rank's payload (in rank order); the others get an empty vector.
+  virtual Result<std::vector<std::string>> Gather(const std::string& payload) = 0;
+  // Rank 0's *value reaches every rank.
+  virtual Status Broadcast(std::string* value) = 0;
+  virtual Status Barrier() = 0;
+};
+
+std::unique_ptr<Communicator> NewLocalCommunicator();
+// MPI_COMM_WORLD; requires MPI to be initialised by the caller. kUnimplemented when built without MPI.
+Result<std::unique_ptr<Communicator>> NewMpiCommunicator();
+
+}  // namespace jigsaw
