@@ -17,20 +17,6 @@ int Fail(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
 }
 
-// "ROOT/step-00000010" -> (ROOT, step-00000010); "ROOT" -> (ROOT, the LATEST step).
-Result<std::pair<std::unique_ptr<KvStore>, std::string>> OpenStep(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  size_t slash = path.rfind('/');
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (base.starts_with("step-")) {
-    ASSIGN_OR_RETURN(auto root, OpenKvStore(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash)));
-    return std::make_pair(std::move(root), base);
-  }
-  ASSIGN_OR_RETURN(auto root, OpenKvStore(path));
-  ASSIGN_OR_RETURN(std::string step, LatestStep(root.get()));
-  return std::make_pair(std::move(root), step);
-}
-
 Result<std::function<PartitionSpec(const TensorSpec&)>> PartitionFile(const std::string& path, bool keep_when_empty) {
   if (path.empty()) {
     if (keep_when_empty) return std::function<PartitionSpec(const TensorSpec&)>();
@@ -102,7 +88,7 @@ int main(int argc, char** argv) {
     std::cout << "imported " << path << " as " << (*root)->url() << "/" << StepDirectory(step) << " on mesh " << mesh->ToString() << "\n";
     return 0;
   }
-  auto opened = OpenStep(path);
+  auto opened = OpenCheckpointStep(path);
   if (!opened.ok()) return Fail(opened.status());
   auto& [root, step_dir] = *opened;
   if (inspect->parsed()) {

@@ -112,18 +112,8 @@ class PyLoader {
   bool bf16_ = false;
 };
 
-// "ROOT/step-00000010" -> (ROOT, step dir); "ROOT" -> (ROOT, LATEST).
-std::pair<std::unique_ptr<KvStore>, std::string> OpenStep(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  size_t slash = path.rfind('/');
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (base.starts_with("step-")) {
-    auto root = Unwrap(OpenKvStore(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash)));
-    return {std::move(root), base};
-  }
-  auto root = Unwrap(OpenKvStore(path));
-  std::string step = Unwrap(LatestStep(root.get()));
-  return {std::move(root), step};
+std::pair<std::unique_ptr<KvStore>, std::string> OpenStep(const std::string& path) {
+  return Unwrap(OpenCheckpointStep(path));
 }
 
 std::string NumpyDtype(const DataType& t) { return t.name == "bfloat16" ? "uint16" : t.name; }  // our names are NumPy's

@@ -412,6 +412,19 @@ Result<std::string> LatestStep(KvStore* root) {
   return latest;
 }
 
+Result<std::pair<std::unique_ptr<KvStore>, std::string>> OpenCheckpointStep(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  size_t slash = path.rfind('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (base.starts_with("step-")) {
+    ASSIGN_OR_RETURN(auto root, OpenKvStore(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash)));
+    return std::make_pair(std::move(root), base);
+  }
+  ASSIGN_OR_RETURN(auto root, OpenKvStore(path));
+  ASSIGN_OR_RETURN(std::string step, LatestStep(root.get()));
+  return std::make_pair(std::move(root), step);
+}
+
 Result<Manifest> ReadManifest(KvStore* root, std::string step_dir) {
   if (step_dir.empty()) {
     ASSIGN_OR_RETURN(step_dir, LatestStep(root));

@@ -91,6 +91,9 @@ struct SaveOptions {
 Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                       const TileProvider& provider, const SaveOptions& options, Communicator* comm = nullptr);
 
+// Opens "ROOT/step-00001000" as (ROOT, "step-00001000"), or "ROOT" as (ROOT, its LATEST step).
+Result<std::pair<std::unique_ptr<KvStore>, std::string>> OpenCheckpointStep(std::string path);
+
 // The manifest of a step directory ("step-00001000") or, when `step_dir` is empty, of LATEST.
 Result<Manifest> ReadManifest(KvStore* root, std::string step_dir = "");
 Result<std::string> LatestStep(KvStore* root);
