@@ -37,7 +37,7 @@ struct PlanFlags {
   std::string format = "zarr3";
   ShardOptions options;
 
-  void Add(CLI::App* cmd, bool run) {
+  void Add(CLI::App* cmd) {
     cmd->add_option("--source", sources, "Zarr store (path or URL) or NetCDF file/glob; repeat to combine")->required();
     cmd->add_option("--vars", vars, "variables in channel order, comma-separated (WB2 long names or CDS short names)")
         ->required();
@@ -55,7 +55,6 @@ struct PlanFlags {
     cmd->add_option("--stats-end", options.stats_end, "last time of the statistics window");
     cmd->add_option("--lat-crop", options.lat_crop, "drop N southernmost latitude rows (e.g. 1: 721 -> 720)");
     cmd->add_flag("--allow-missing", options.allow_missing, "write NaN for times no source holds (recorded)");
-    (void)run;
   }
 
   Result<std::pair<ShardPlan, std::vector<std::unique_ptr<Source>>>> Make() {
@@ -92,12 +91,12 @@ int main(int argc, char** argv) {
 
   PlanFlags plan_flags, run_flags;
   auto* plan = app.add_subcommand("plan", "print the channels, tiles, bytes and objects a run would write; writes nothing");
-  plan_flags.Add(plan, false);
+  plan_flags.Add(plan);
   plan->add_flag("--json", as_json, "machine-readable output");
 
   std::string out_url;
   auto* run = app.add_subcommand("run", "write the store (resumes a store of the same plan; refuses another plan)");
-  run_flags.Add(run, true);
+  run_flags.Add(run);
   run->add_option("--out", out_url, "output store path or URL")->required();
 
   std::string url;
