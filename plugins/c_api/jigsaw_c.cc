@@ -7,6 +7,13 @@
 #include <memory>
 
 #include "pipeline/loader/loader.h"
+#include "storage/checkpoint/checkpoint.h"
+
+struct jigsaw_checkpoint {
+  std::unique_ptr<jigsaw::KvStore> root;
+  std::string step_dir;
+  jigsaw::Manifest manifest;
+};
 
 struct jigsaw_loader {
   std::unique_ptr<jigsaw::Loader> loader;
@@ -109,6 +116,58 @@ void jigsaw_loader_get_stats(const jigsaw_loader* l, jigsaw_loader_stats* out) {
 }
 
 void jigsaw_loader_close(jigsaw_loader* l) { delete l; }
+
+int jigsaw_checkpoint_open(const char* path, jigsaw_checkpoint** out, char** errptr) {
+  return Guard(errptr, [&]() -> jigsaw::Status {
+    if (!path || !out) return jigsaw::InvalidArgumentError("jigsaw_checkpoint_open: NULL argument");
+    ASSIGN_OR_RETURN(auto opened, jigsaw::OpenCheckpointStep(path));
+    ASSIGN_OR_RETURN(jigsaw::Manifest m, jigsaw::ReadManifest(opened.first.get(), opened.second));
+    *out = new jigsaw_checkpoint{std::move(opened.first), opened.second, std::move(m)};
+    return jigsaw::OkStatus();
+  });
+}
+
+int64_t jigsaw_checkpoint_step(const jigsaw_checkpoint* c) { return c->manifest.step; }
+int64_t jigsaw_checkpoint_num_tensors(const jigsaw_checkpoint* c) { return static_cast<int64_t>(c->manifest.tensors.size()); }
+
+int jigsaw_checkpoint_tensor(const jigsaw_checkpoint* c, int64_t index, const char** name, const char** dtype, int* ndim,
+                             int64_t shape[8], char** errptr) {
+  return Guard(errptr, [&]() -> jigsaw::Status {
+    if (index < 0 || index >= jigsaw_checkpoint_num_tensors(c)) {
+      return jigsaw::OutOfRangeError("tensor index " + std::to_string(index) + " out of range");
+    }
+    const auto& t = c->manifest.tensors[index].spec;
+    if (t.shape.size() > 8) return jigsaw::UnimplementedError("tensor " + t.name + " has more than 8 dimensions");
+    if (name) *name = t.name.c_str();
+    if (dtype) *dtype = t.dtype.name.c_str();
+    if (ndim) *ndim = static_cast<int>(t.shape.size());
+    if (shape)
+      for (size_t d = 0; d < t.shape.size(); ++d) shape[d] = t.shape[d];
+    return jigsaw::OkStatus();
+  });
+}
+
+int jigsaw_checkpoint_read(const jigsaw_checkpoint* c, const char* name, const int64_t* origin, const int64_t* shape,
+                           void* dst, size_t dst_bytes, char** errptr) {
+  return Guard(errptr, [&]() -> jigsaw::Status {
+    const jigsaw::TensorRecord* t = name ? c->manifest.Find(name) : nullptr;
+    if (!t) return jigsaw::NotFoundError(std::string("no tensor \"") + (name ? name : "(null)") + "\"");
+    const size_t rank = t->spec.shape.size();
+    jigsaw::Box box{std::vector<int64_t>(origin, origin + rank), std::vector<int64_t>(shape, shape + rank)};
+    for (size_t d = 0; d < rank; ++d) {
+      if (box.origin[d] < 0 || box.shape[d] < 0 || box.origin[d] + box.shape[d] > t->spec.shape[d]) {
+        return jigsaw::OutOfRangeError("box " + box.ToString() + " outside tensor " + t->spec.name);
+      }
+    }
+    const size_t n = static_cast<size_t>(box.num_elements() * t->spec.dtype.size);
+    if (!dst || dst_bytes < n) return jigsaw::InvalidArgumentError("destination smaller than the box (" + std::to_string(n) + " bytes)");
+    ASSIGN_OR_RETURN(std::string bytes, jigsaw::ReadTensorBox(c->root.get(), c->step_dir, c->manifest, *t, box));
+    std::memcpy(dst, bytes.data(), n);
+    return jigsaw::OkStatus();
+  });
+}
+
+void jigsaw_checkpoint_close(jigsaw_checkpoint* c) { delete c; }
 void jigsaw_free(void* p) { std::free(p); }
 
 }  // extern "C"

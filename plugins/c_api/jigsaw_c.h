@@ -67,6 +67,21 @@ int jigsaw_loader_restore(jigsaw_loader* loader, int64_t epoch, int64_t batch, c
 void jigsaw_loader_get_stats(const jigsaw_loader* loader, jigsaw_loader_stats* stats);
 
 void jigsaw_loader_close(jigsaw_loader* loader);
+
+/* Sharded checkpoints: list tensors and read any box. `path` is a checkpoint root (its LATEST step) or a
+ * step directory. */
+typedef struct jigsaw_checkpoint jigsaw_checkpoint;
+
+int jigsaw_checkpoint_open(const char* path, jigsaw_checkpoint** checkpoint, char** errptr);
+int64_t jigsaw_checkpoint_step(const jigsaw_checkpoint* checkpoint);
+int64_t jigsaw_checkpoint_num_tensors(const jigsaw_checkpoint* checkpoint);
+/* Tensor `index`: name and dtype ("float32", ...) stay valid while the handle lives; up to 8 dimensions. */
+int jigsaw_checkpoint_tensor(const jigsaw_checkpoint* checkpoint, int64_t index, const char** name, const char** dtype,
+                             int* ndim, int64_t shape[8], char** errptr);
+/* The box [origin, origin + shape) of tensor `name`, C order, into `dst` (at least dst_bytes). */
+int jigsaw_checkpoint_read(const jigsaw_checkpoint* checkpoint, const char* name, const int64_t* origin,
+                           const int64_t* shape, void* dst, size_t dst_bytes, char** errptr);
+void jigsaw_checkpoint_close(jigsaw_checkpoint* checkpoint);
 void jigsaw_free(void* p);
 
 #ifdef __cplusplus

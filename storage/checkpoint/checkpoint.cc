@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "storage/codec/codec.h"
 #include "storage/codec/crc32c.h"
@@ -401,6 +402,50 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
     }();
   }
   return Agree(comm, committed);
+}
+
+// ---- async ----
+
+struct AsyncCheckpointSaver::State {
+  std::thread worker;
+  Status status;
+};
+
+AsyncCheckpointSaver::~AsyncCheckpointSaver() { (void)Wait(); }
+
+bool AsyncCheckpointSaver::in_flight() const { return state_ && state_->worker.joinable(); }
+
+Status AsyncCheckpointSaver::Wait() {
+  if (!state_) return OkStatus();
+  if (state_->worker.joinable()) state_->worker.join();
+  Status s = state_->status;
+  state_.reset();
+  return s;
+}
+
+Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                                   const TileProvider& provider, const SaveOptions& options) {
+  Status previous = Wait();  // at most one save in flight
+  // Copy every owned tile now; the background save reads only these copies.
+  auto tiles = std::make_shared<std::map<std::pair<int64_t, std::string>, std::string>>();
+  for (const auto& t : tensors) {
+    for (int64_t r = 0; r < mesh.size(); ++r) {
+      if (!Owns(t, mesh, r)) continue;
+      ASSIGN_OR_RETURN(Box box, TileOf(t, mesh, r));
+      ASSIGN_OR_RETURN(std::string bytes, provider(r, t, box));
+      (*tiles)[{r, t.name}] = std::move(bytes);
+    }
+  }
+  state_ = std::make_shared<State>();
+  auto state = state_;
+  state->worker = std::thread([state, tiles, root, step, mesh, tensors, options] {
+    state->status = SaveCheckpoint(root, step, mesh, tensors,
+                                   [&](int64_t rank, const TensorSpec& t, const Box&) -> Result<std::string> {
+                                     return std::move(tiles->at({rank, t.name}));
+                                   },
+                                   options);
+  });
+  return previous;
 }
 
 // ---- read ----

@@ -91,6 +91,27 @@ struct SaveOptions {
 Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                       const TileProvider& provider, const SaveOptions& options, Communicator* comm = nullptr);
 
+// Asynchronous saves: Start() copies every tile the provider supplies (so the caller may change its tensors
+// as soon as it returns) and writes in the background; at most one save is in flight (Start waits for the
+// previous one); Wait() returns its status. Destruction waits too.
+class AsyncCheckpointSaver {
+ public:
+  AsyncCheckpointSaver() = default;
+  ~AsyncCheckpointSaver();
+  AsyncCheckpointSaver(const AsyncCheckpointSaver&) = delete;
+  AsyncCheckpointSaver& operator=(const AsyncCheckpointSaver&) = delete;
+
+  // `root` must outlive the save. Returns once the tiles are copied (or the copy failed).
+  Status Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+               const TileProvider& provider, const SaveOptions& options);
+  Status Wait();
+  bool in_flight() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
 // Opens "ROOT/step-00001000" as (ROOT, "step-00001000"), or "ROOT" as (ROOT, its LATEST step).
 Result<std::pair<std::unique_ptr<KvStore>, std::string>> OpenCheckpointStep(std::string path);
 

@@ -89,6 +89,34 @@ TEST(Checkpoint, SaveReadBoxesAcrossTilesAndBlocks) {
   EXPECT_TRUE(ReadTensorBox(root.get(), "step-00000007", *m, *t, {{400, 0}, {10, 700}}).ok());
 }
 
+TEST(Checkpoint, AsyncSaveCopiesBuffersAndKeepsOneInFlight) {
+  auto root = NewMemoryKvStore();
+  auto mesh = *Mesh::Parse("domain=2");
+  std::vector<TensorSpec> specs = {{"w", *DataTypeFromName("float32"), {64, 8}, {"domain", std::nullopt}}};
+  std::string weights = Iota(64 * 8);
+  auto provider = [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
+    std::string out(box.num_elements() * 4, '\0');
+    std::vector<int64_t> zero(2, 0);
+    CopyBox(weights.data(), t.shape, box.origin, out.data(), box.shape, zero, box.shape, 4);
+    return out;
+  };
+  AsyncCheckpointSaver saver;
+  ASSERT_TRUE(saver.Start(root.get(), 1, mesh, specs, provider, {.sync = false}).ok());
+  const std::string saved = weights;
+  std::fill(weights.begin(), weights.end(), '\x7f');  // training goes on and changes the weights
+  ASSERT_TRUE(saver.Start(root.get(), 2, mesh, specs, provider, {.sync = false}).ok());  // waits for step 1
+  ASSERT_TRUE(saver.Wait().ok());
+  EXPECT_FALSE(saver.in_flight());
+  auto m1 = *ReadManifest(root.get(), "step-00000001");
+  EXPECT_EQ(*ReadTensorBox(root.get(), "step-00000001", m1, *m1.Find("w"), {{0, 0}, {64, 8}}), saved);
+  auto m2 = *ReadManifest(root.get());
+  EXPECT_EQ(m2.step, 2);
+  EXPECT_EQ(*ReadTensorBox(root.get(), "step-00000002", m2, *m2.Find("w"), {{0, 0}, {64, 8}}), weights);
+  // A failing save reports through Wait().
+  ASSERT_TRUE(saver.Start(root.get(), 2, mesh, specs, provider, {.sync = false}).ok());
+  EXPECT_EQ(saver.Wait().code(), StatusCode::kFailedPrecondition);  // step 2 is already committed
+}
+
 TEST(Checkpoint, UnknownMajorVersionIsRefused) {
   Manifest m;
   nlohmann::json j = m.ToJson();
