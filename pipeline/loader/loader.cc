@@ -352,8 +352,6 @@ class LoaderImpl final : public Loader {
     int64_t cached_epoch = -1;
     std::vector<int64_t> order;
     const auto shape = batch_shape();
-    const size_t bytes = batch_bytes();
-    (void)bytes;
     tbb::task_arena arena(o_.threads > 0 ? o_.threads : tbb::task_arena::automatic);
     arena.execute([&] { tbb::parallel_pipeline(
         static_cast<size_t>(o_.prefetch),
@@ -379,7 +377,7 @@ class LoaderImpl final : public Loader {
                                         std::vector<int64_t> t;
                                         for (int64_t i : w->indices) t.push_back(times_[i]);
                                         w->batch->Set(epoch, index, std::move(t));
-                                        if (!w->batch->ok()) w->status = IoError("cannot allocate a batch buffer of " + std::to_string(bytes) + " bytes");
+                                        if (!w->batch->ok()) w->status = IoError("cannot allocate a batch buffer of " + std::to_string(batch_bytes()) + " bytes");
                                         return w;
                                       }) &
             tbb::make_filter<Work*, Work*>(tbb::filter_mode::parallel,

@@ -253,11 +253,12 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
           std::vector<int64_t> idx = {t0 / K, c, y, x};
           all_there = present.count(data->ChunkKey(idx)) > 0;
         }
+    const bool in_window = t0 < p.stats_end && t1 > p.stats_begin;
     auto r0 = std::chrono::steady_clock::now();
     if (all_there) {
       report.times_skipped += t1 - t0;
       // Read the block back for the statistics (only when the window needs it).
-      if (t0 < p.stats_end && t1 > p.stats_begin) {
+      if (in_window) {
         Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
         converted.resize((t1 - t0) * sample * dt.size);
         RETURN_IF_ERROR(data->Read(box, converted));
@@ -285,7 +286,6 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
       if (dt.size == 2) ToFloats(converted, dt, &buf);  // statistics of the values as stored
     }
     auto s0 = std::chrono::steady_clock::now();
-    const bool in_window = t0 < p.stats_end && t1 > p.stats_begin;
     if (in_window) {
       for (int64_t t = t0; t < t1; ++t) {
         const float* previous = t > t0 ? buf.data() + (t - 1 - t0) * sample
@@ -297,7 +297,6 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
     std::swap(buf, prev_buf);
     have_prev_block = in_window && t1 - t0 == K;
     report.stats_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-    (void)r0;
     if (progress) progress(t1 * sample * p.element_size(), total_bytes);
   }
   // Statistics arrays, then the last metadata write marks the store complete.
