@@ -15,6 +15,7 @@
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
 #include "storage/zarr/throughput.h"
+#include "storage/first_error.h"
 
 namespace {
 
@@ -200,20 +201,15 @@ int main(int argc, char** argv) {
     auto m = ReadManifest(root->get());
     if (!m.ok()) return Fail(m.status());
     auto t2 = now();
-    std::mutex mu;
-    Status first;
+    FirstError err;
     tbb::parallel_for(int64_t{0}, mesh->size(), [&](int64_t rank) {
       for (const auto& t : m->tensors) {
         auto box = TileOf(t.spec, *mesh, rank);
-        auto r = box.ok() ? ReadTensorBox(root->get(), StepDirectory(1), *m, t, *box) : Result<std::string>(box.status());
-        if (!r.ok()) {
-          std::lock_guard lock(mu);
-          first = r.status();
-        }
+        err.Set(box.ok() ? ReadTensorBox(root->get(), StepDirectory(1), *m, t, *box).status() : box.status());
       }
     });
     auto t3 = now();
-    if (!first.ok()) return Fail(first);
+    if (Status s = err.Get(); !s.ok()) return Fail(s);
     auto dst = OpenKvStore(ckpt_dir + "/b");
     auto t4 = now();
     s = ReshardCheckpoint(root->get(), StepDirectory(1), *target, nullptr, dst->get(), {});

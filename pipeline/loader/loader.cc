@@ -18,6 +18,7 @@
 #include "pipeline/shard/shard_store.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/cf.h"
+#include "storage/first_error.h"
 
 namespace jigsaw {
 namespace {
@@ -275,8 +276,7 @@ class LoaderImpl final : public Loader {
     const int64_t tile_elems = tile_shape_[0] * plane;
     const DataType& stored = data_->metadata().dtype;
     const bool bf16_out = o_.dtype == "bfloat16";
-    std::mutex mu;
-    Status first;
+    FirstError err;
     tbb::parallel_for(int64_t{0}, o_.batch_size * k1, [&](int64_t job) {
       const int64_t s = job / k1, j = job % k1;
       const int64_t ti = w.indices[s] + j;
@@ -290,11 +290,7 @@ class LoaderImpl final : public Loader {
       Status st;
       tbb::this_task_arena::isolate([&] { st = data_->Read(box, target); });
       w.batch->decoded += DecodedBytes(box);
-      if (!st.ok()) {
-        std::lock_guard lock(mu);
-        if (first.ok()) first = st.Annotate("time " + FormatIsoTime(times_[ti]));
-        return;
-      }
+      if (!st.ok()) return err.Set(st.Annotate("time " + FormatIsoTime(times_[ti])));
       // Widen, normalise, narrow: one pass per element.
       for (int64_t c = 0; c < tile_shape_[0]; ++c) {
         const double mean = o_.normalize ? mean_[c] : 0.0, inv = o_.normalize ? inv_std_[c] : 1.0;
@@ -320,7 +316,7 @@ class LoaderImpl final : public Loader {
         if (direct && !o_.normalize) break;  // nothing to do per element
       }
     });
-    return first;
+    return err.Get();
   }
 
   void StartProducer(LoaderState from) {

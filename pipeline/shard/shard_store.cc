@@ -14,6 +14,7 @@
 #include "storage/zarr/cf.h"
 #include "storage/zarr/group.h"
 #include "storage/zarr/store_ops.h"
+#include "storage/first_error.h"
 
 namespace jigsaw {
 namespace {
@@ -104,8 +105,7 @@ Status ReadSources(const ShardPlan& p, const std::vector<std::unique_ptr<Source>
   std::vector<std::pair<int64_t, size_t>> work;  // (time, read)
   for (int64_t t = t0; t < t1; ++t)
     for (size_t r = 0; r < p.reads.size(); ++r) work.emplace_back(t, r);
-  std::mutex mu;
-  Status first;
+  FirstError err;
   tbb::parallel_for(size_t{0}, work.size(), [&](size_t w) {
     auto [t, r] = work[w];
     const auto& read = p.reads[r];
@@ -125,12 +125,9 @@ Status ReadSources(const ShardPlan& p, const std::vector<std::unique_ptr<Source>
       s = src.Read(read.variable, read.index[t], read.level_indices, full.data());
       for (int64_t l = 0; s.ok() && l < nch; ++l) std::memcpy(dst + l * plane, full.data() + l * full_plane, plane * sizeof(float));
     }
-    if (!s.ok()) {
-      std::lock_guard lock(mu);
-      if (first.ok()) first = s.Annotate("source " + src.url());
-    }
+    err.Set(s.Annotate("source " + src.url()));
   });
-  return first;
+  return err.Get();
 }
 
 // Per-channel statistics over the window, fed one time step at a time in time order (so the result does

@@ -1,4 +1,5 @@
 #include "storage/zarr/array.h"
+#include "storage/first_error.h"
 
 #include <tbb/parallel_for.h>
 
@@ -86,27 +87,6 @@ Box ChunkBox(std::span<const int64_t> index, std::span<const int64_t> chunk) {
   }
   return b;
 }
-
-// Collects the first error of a parallel loop.
-class FirstError {
- public:
-  void Set(Status s) {
-    if (s.ok()) return;
-    std::lock_guard lock(mu_);
-    if (first_.ok()) first_ = std::move(s);
-    failed_.store(true, std::memory_order_relaxed);
-  }
-  bool failed() const { return failed_.load(std::memory_order_relaxed); }
-  Status Get() {
-    std::lock_guard lock(mu_);
-    return first_;
-  }
-
- private:
-  std::atomic<bool> failed_{false};
-  std::mutex mu_;
-  Status first_;
-};
 
 Status CheckBox(const Box& box, const ArrayMetadata& m, size_t bytes, std::string_view what) {
   if (box.origin.size() != m.shape.size() || box.shape.size() != m.shape.size()) {

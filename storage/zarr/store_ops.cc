@@ -11,6 +11,7 @@
 #include "storage/zarr/cf.h"
 #include "storage/zarr/group.h"
 #include "storage/zarr/npy.h"
+#include "storage/first_error.h"
 
 namespace jigsaw {
 namespace {
@@ -302,11 +303,9 @@ Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream&
     // One destination chunk (shard) per task: read its box from the source, write it whole.
     const auto grid = dm.grid();
     const int64_t count = dm.num_chunks();
-    std::mutex mu;
-    Status first;
-    std::atomic<bool> failed{false};
+    FirstError err;
     tbb::parallel_for(int64_t{0}, count, [&](int64_t k) {
-      if (failed.load()) return;
+      if (err.failed()) return;
       Box box;
       int64_t rest = k;
       box.origin.resize(grid.size());
@@ -320,16 +319,11 @@ Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream&
       std::string buf(box.num_elements() * dm.dtype.size, '\0');
       Status s = in->Read(box, buf);
       if (s.ok()) s = out->Write(box, buf);
-      if (!s.ok()) {
-        std::lock_guard lock(mu);
-        if (first.ok()) first = s;
-        failed = true;
-        return;
-      }
+      if (!s.ok()) return err.Set(s);
       int64_t now = done.fetch_add(static_cast<int64_t>(buf.size())) + static_cast<int64_t>(buf.size());
       if (o.progress) o.progress(now, total);
     });
-    RETURN_IF_ERROR(first);
+    RETURN_IF_ERROR(err.Get());
     log << "copied " << (n.path.empty() ? "/" : n.path) << " [" << Join(dm.shape) << "] " << dm.dtype.name << " -> "
         << dm.codecs->Describe() << "\n";
   }

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "storage/zarr/array.h"
+#include "storage/first_error.h"
 
 namespace jigsaw {
 namespace {
@@ -58,8 +59,7 @@ Result<ReadThroughput> MeasureChunkReads(KvStore* store, const std::string& path
   const int repeats = o.fresh_output ? o.repeats : o.repeats + 1;  // reused: one extra, cold, run first
   for (int rep = 0; rep < repeats; ++rep) {
     if (o.fresh_output || !buffer) buffer.reset(new char[out.decoded_bytes]);
-    std::mutex mu;
-    Status first;
+    FirstError err;
     double t0 = Now();
     tbb::parallel_for(size_t{0}, chunk_keys.size(), [&](size_t i) {
       std::span<char> slot(buffer.get() + i * chunk_bytes, chunk_bytes);
@@ -71,13 +71,10 @@ Result<ReadThroughput> MeasureChunkReads(KvStore* store, const std::string& path
         auto r = store->ReadInto(chunk_keys[i], {}, &bytes);
         s = !r.ok() ? r.status() : *r ? m.codecs->Decode(bytes, slot) : DataLossError("chunk vanished");
       }
-      if (!s.ok()) {
-        std::lock_guard lock(mu);
-        if (first.ok()) first = s.Annotate(store->url() + ": chunk " + chunk_keys[i]);
-      }
+      err.Set(s.Annotate(store->url() + ": chunk " + chunk_keys[i]));
     }, tbb::simple_partitioner());
     if (o.fresh_output || rep > 0) out.seconds.push_back(Now() - t0);
-    RETURN_IF_ERROR(first);
+    RETURN_IF_ERROR(err.Get());
   }
   return out;
 }
