@@ -72,6 +72,45 @@ Result<PlaneOrientation> PlaneOrientation::From(const std::vector<double>& lat, 
   return o;
 }
 
+SourceBlock BlockFor(std::span<const DimRole> roles, std::span<const int64_t> dims, int64_t t,
+                     std::span<const int64_t> levels) {
+  SourceBlock b;
+  const size_t rank = roles.size();
+  b.start.assign(rank, 0);
+  b.count.assign(rank, 1);
+  int64_t lmax = 0;
+  if (!levels.empty()) {
+    b.lmin = *std::min_element(levels.begin(), levels.end());
+    lmax = *std::max_element(levels.begin(), levels.end());
+  }
+  for (size_t d = 0; d < rank; ++d) {
+    const int dim = static_cast<int>(d);
+    switch (roles[d]) {
+      case DimRole::kTime: b.start[d] = t; break;
+      case DimRole::kLevel: b.start[d] = b.lmin; b.count[d] = lmax - b.lmin + 1; b.level_dim = dim; break;
+      case DimRole::kLatitude: b.count[d] = dims[d]; b.lat_dim = dim; break;
+      case DimRole::kLongitude: b.count[d] = dims[d]; b.lon_dim = dim; break;
+      case DimRole::kOther: break;
+    }
+  }
+  b.stride.assign(rank, 0);
+  for (size_t d = rank; d-- > 0;) {
+    b.stride[d] = b.elements;
+    b.elements *= b.count[d];
+  }
+  return b;
+}
+
+void PlaneOrientation::ApplyLevels(const float* values, const SourceBlock& b, std::span<const int64_t> levels,
+                                   int64_t nlat, float* out) const {
+  const int64_t plane = nlat * static_cast<int64_t>(lon_source.size());
+  const int64_t nlevels = levels.empty() ? 1 : static_cast<int64_t>(levels.size());
+  for (int64_t li = 0; li < nlevels; ++li) {
+    const float* base = values + (levels.empty() ? 0 : (levels[li] - b.lmin) * b.stride[b.level_dim]);
+    Apply(base, b.stride[b.lat_dim], b.stride[b.lon_dim], nlat, out + li * plane);
+  }
+}
+
 void PlaneOrientation::Apply(const float* src, int64_t lat_stride, int64_t lon_stride, int64_t nlat,
                              float* out) const {
   const int64_t nlon = static_cast<int64_t>(lon_source.size());

@@ -27,7 +27,7 @@ Status NcStatus(int rc, const std::string& what) {
 struct NcVariable {
   int varid = -1;
   std::vector<DimRole> roles;
-  std::vector<size_t> dims;
+  std::vector<int64_t> dims;
   double scale = 1.0, offset = 0.0;
   std::vector<double> missing;
 };
@@ -58,29 +58,9 @@ class NetcdfSource final : public Source {
     auto it = vars_.find(name);
     if (it == vars_.end()) return NotFoundError(path_ + ": no variable \"" + name + "\"");
     const NcVariable& v = it->second;
-    const size_t rank = v.dims.size();
-    std::vector<size_t> start(rank, 0), count(rank, 1);
-    int64_t lmin = 0, lmax = 0;
-    if (!levels.empty()) {
-      lmin = *std::min_element(levels.begin(), levels.end());
-      lmax = *std::max_element(levels.begin(), levels.end());
-    }
-    int lat_dim = -1, lon_dim = -1, level_dim = -1;
-    for (size_t d = 0; d < rank; ++d) {
-      switch (v.roles[d]) {
-        case DimRole::kTime: start[d] = t; break;
-        case DimRole::kLevel: start[d] = lmin; count[d] = lmax - lmin + 1; level_dim = d; break;
-        case DimRole::kLatitude: count[d] = v.dims[d]; lat_dim = d; break;
-        case DimRole::kLongitude: count[d] = v.dims[d]; lon_dim = d; break;
-        case DimRole::kOther: break;
-      }
-    }
-    std::vector<int64_t> stride(rank);
-    int64_t n = 1;
-    for (size_t d = rank; d-- > 0;) {
-      stride[d] = n;
-      n *= count[d];
-    }
+    const SourceBlock block = BlockFor(v.roles, v.dims, t, levels);
+    const int64_t n = block.elements;
+    const std::vector<size_t> start(block.start.begin(), block.start.end()), count(block.count.begin(), block.count.end());
     std::vector<double> raw(n);
     {
       std::lock_guard lock(NetcdfLock());
@@ -93,12 +73,7 @@ class NetcdfSource final : public Source {
       for (double m : v.missing) miss |= raw[i] == m;
       values[i] = miss ? NAN : static_cast<float>(raw[i] * v.scale + v.offset);
     }
-    const int64_t plane = grid_.latitude.size() * grid_.longitude.size();
-    const int64_t nlevels = levels.empty() ? 1 : static_cast<int64_t>(levels.size());
-    for (int64_t li = 0; li < nlevels; ++li) {
-      const float* base = values.data() + (levels.empty() ? 0 : (levels[li] - lmin) * stride[level_dim]);
-      orientation_.Apply(base, stride[lat_dim], stride[lon_dim], grid_.latitude.size(), out + li * plane);
-    }
+    orientation_.ApplyLevels(values.data(), block, levels, grid_.latitude.size(), out);
     return OkStatus();
   }
 
@@ -177,7 +152,7 @@ class NetcdfSource final : public Source {
       for (int d = 0; d < ndims; ++d) {
         DimRole r = RoleOfDimension(dim_names[dimids[d]]);
         v.roles.push_back(r);
-        v.dims.push_back(dim_lens[dimids[d]]);
+        v.dims.push_back(static_cast<int64_t>(dim_lens[dimids[d]]));
         has[static_cast<int>(r)] = true;
         if (r == DimRole::kOther && dim_lens[dimids[d]] != 1) usable = false;
       }

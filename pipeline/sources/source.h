@@ -54,6 +54,16 @@ std::string CanonicalVariableName(std::string_view name);  // "t2m" -> "2m_tempe
 enum class DimRole { kTime, kLevel, kLatitude, kLongitude, kOther };
 DimRole RoleOfDimension(std::string_view name);
 
+// The block a source reads for one time and a set of level indices: per dimension (of the variable, in its
+// order) the start and count, and the C-order strides of the block.
+struct SourceBlock {
+  std::vector<int64_t> start, count, stride;
+  int64_t elements = 1, lmin = 0;
+  int lat_dim = -1, lon_dim = -1, level_dim = -1;
+};
+SourceBlock BlockFor(std::span<const DimRole> roles, std::span<const int64_t> dims, int64_t t,
+                     std::span<const int64_t> levels);
+
 // How a source's (lat, lon) plane maps onto the canonical one, and the copy that applies it.
 struct PlaneOrientation {
   bool flip_lat = false;               // source latitude ascending
@@ -63,6 +73,9 @@ struct PlaneOrientation {
                                        SourceGrid* grid);
   // out[y][x] = src[lat_src(y) * lat_stride + lon_source[x] * lon_stride].
   void Apply(const float* src, int64_t lat_stride, int64_t lon_stride, int64_t nlat, float* out) const;
+  // out[level][lat][lon] for the requested levels from a block's values (float32, the block's C order).
+  void ApplyLevels(const float* values, const SourceBlock& block, std::span<const int64_t> levels, int64_t nlat,
+                   float* out) const;
 };
 
 }  // namespace jigsaw

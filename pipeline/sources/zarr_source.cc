@@ -46,32 +46,9 @@ class ZarrSource final : public Source {
     if (it == vars_.end()) return NotFoundError(url() + ": no variable \"" + name + "\"");
     const ZarrVariable& v = it->second;
     const ArrayMetadata& m = v.array->metadata();
-    int64_t lmin = 0, lmax = 0;
-    if (!levels.empty()) {
-      lmin = *std::min_element(levels.begin(), levels.end());
-      lmax = *std::max_element(levels.begin(), levels.end());
-    }
-    Box box{std::vector<int64_t>(m.rank(), 0), std::vector<int64_t>(m.rank(), 1)};
-    int64_t lat_dim = -1, lon_dim = -1, level_dim = -1;
-    for (int d = 0; d < m.rank(); ++d) {
-      switch (v.roles[d]) {
-        case DimRole::kTime: box.origin[d] = t; break;
-        case DimRole::kLevel:
-          box.origin[d] = lmin;
-          box.shape[d] = lmax - lmin + 1;
-          level_dim = d;
-          break;
-        case DimRole::kLatitude: box.shape[d] = m.shape[d]; lat_dim = d; break;
-        case DimRole::kLongitude: box.shape[d] = m.shape[d]; lon_dim = d; break;
-        case DimRole::kOther: break;
-      }
-    }
-    std::vector<int64_t> stride(m.rank());
-    int64_t n = 1;
-    for (int d = m.rank(); d-- > 0;) {
-      stride[d] = n;
-      n *= box.shape[d];
-    }
+    const SourceBlock block = BlockFor(v.roles, m.shape, t, levels);
+    const Box box{block.start, block.count};
+    const int64_t n = block.elements;
     thread_local std::string raw;
     thread_local std::vector<float> converted;
     raw.resize(n * m.dtype.size);
@@ -91,12 +68,7 @@ class ZarrSource final : public Source {
       for (int64_t i = 0; i < n; ++i) converted[i] = static_cast<float>(tmp[i]);
       values = converted.data();
     }
-    const int64_t plane = grid_.latitude.size() * grid_.longitude.size();
-    const int64_t nlevels = levels.empty() ? 1 : static_cast<int64_t>(levels.size());
-    for (int64_t li = 0; li < nlevels; ++li) {
-      const float* base = values + (levels.empty() ? 0 : (levels[li] - lmin) * stride[level_dim]);
-      orientation_.Apply(base, stride[lat_dim], stride[lon_dim], grid_.latitude.size(), out + li * plane);
-    }
+    orientation_.ApplyLevels(values, block, levels, grid_.latitude.size(), out);
     return OkStatus();
   }
 
