@@ -26,17 +26,22 @@ T Unwrap(Result<T> r) {
   return std::move(r).value();
 }
 
+// C-order strides, always given explicitly: pybind11 2.10 left them zero when they were omitted here.
+std::vector<py::ssize_t> CStrides(const std::vector<py::ssize_t>& shape, py::ssize_t item) {
+  std::vector<py::ssize_t> strides(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    strides[d] = item;
+    item *= shape[d];
+  }
+  return strides;
+}
+
 // A NumPy view of the batch, keeping the batch alive through the array's base object.
 py::array AsArray(std::shared_ptr<Batch> b, bool bf16) {
   auto* holder = new std::shared_ptr<Batch>(b);
   py::capsule base(holder, [](void* p) { delete static_cast<std::shared_ptr<Batch>*>(p); });
-  std::vector<py::ssize_t> shape(b->shape().begin(), b->shape().end()), strides(shape.size());
-  py::ssize_t stride = bf16 ? 2 : 4;  // C order, explicitly
-  for (size_t d = shape.size(); d-- > 0;) {
-    strides[d] = stride;
-    stride *= shape[d];
-  }
-  return py::array(py::dtype(bf16 ? "uint16" : "float32"), shape, strides, b->data(), base);
+  std::vector<py::ssize_t> shape(b->shape().begin(), b->shape().end());
+  return py::array(py::dtype(bf16 ? "uint16" : "float32"), shape, CStrides(shape, bf16 ? 2 : 4), b->data(), base);
 }
 
 class PyLoader {
@@ -140,13 +145,8 @@ py::array CheckpointRead(const std::string& path, const std::string& name, std::
     }
     bytes = std::move(*r);
   }
-  std::vector<py::ssize_t> shape_(box.shape.begin(), box.shape.end()), strides(shape_.size());
-  py::ssize_t stride = t->spec.dtype.size;  // C order, explicitly (pybind11 2.10 infers none here)
-  for (size_t d = shape_.size(); d-- > 0;) {
-    strides[d] = stride;
-    stride *= shape_[d];
-  }
-  py::array out(py::dtype(NumpyDtype(t->spec.dtype)), shape_, strides);
+  std::vector<py::ssize_t> dims(box.shape.begin(), box.shape.end());
+  py::array out(py::dtype(NumpyDtype(t->spec.dtype)), dims, CStrides(dims, t->spec.dtype.size));
   std::memcpy(out.mutable_data(), bytes.data(), bytes.size());
   return out;
 }

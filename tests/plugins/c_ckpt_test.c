@@ -5,14 +5,7 @@
 #include <string.h>
 
 #include "plugins/c_api/jigsaw_c.h"
-
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-      return 1;                                                                   \
-    }                                                                             \
-  } while (0)
+#include "tests/plugins/check.h"
 
 int main(int argc, char** argv) {
   CHECK(argc == 2);
