@@ -1,4 +1,4 @@
-// KvStore: the one interface between jigsaw and where bytes live (memory, files; HTTP and S3 later).
+// KvStore: the one interface between jigsaw and where bytes live (memory, files, HTTP, GCS, S3).
 //
 // Contract:
 // - Keys are '/'-separated relative paths ("data/zarr.json"). ValidateKey() refuses "", "..", ".",
@@ -75,7 +75,8 @@ std::unique_ptr<KvStore> NewMemoryKvStore(std::string_view name = "");
 // Files under `root` (created on first write). Writes go to a temporary file beside the key, then rename.
 std::unique_ptr<KvStore> NewFileKvStore(std::string root);
 
-// Opens "memory://name", "file:///abs/path", or a plain path.
+// Opens "memory://name", "file:///abs/path", a plain path, "s3://bucket/prefix" (S3OptionsFromEnvironment),
+// "gs://bucket/prefix" (anonymous, read-only) or "http(s)://host/path" (read-only).
 Result<std::unique_ptr<KvStore>> OpenKvStore(std::string_view url);
 
 // A kvstore seen under a key prefix of another one ("group/sub/"), owning or borrowing it.

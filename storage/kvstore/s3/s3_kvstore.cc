@@ -1,0 +1,317 @@
+#include "storage/kvstore/s3/s3_kvstore.h"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "storage/first_error.h"
+#include "storage/kvstore/http/http_client.h"
+#include "storage/kvstore/http/http_kvstore.h"
+
+namespace jigsaw {
+namespace {
+
+using Query = std::vector<std::pair<std::string, std::string>>;
+
+// The text of the first <tag>...</tag> in `xml` at or after `from`, XML entities decoded; "" if none.
+std::string XmlText(std::string_view xml, std::string_view tag, size_t from = 0, size_t* end_out = nullptr) {
+  std::string open = "<" + std::string(tag) + ">", close = "</" + std::string(tag) + ">";
+  size_t b = xml.find(open, from);
+  if (b == std::string_view::npos) return "";
+  b += open.size();
+  size_t e = xml.find(close, b);
+  if (e == std::string_view::npos) return "";
+  if (end_out) *end_out = e + close.size();
+  std::string out;
+  for (size_t i = b; i < e; ++i) {
+    if (xml[i] != '&') {
+      out += xml[i];
+      continue;
+    }
+    size_t semi = xml.find(';', i);
+    std::string_view entity = xml.substr(i + 1, semi - i - 1);
+    if (entity == "amp") out += '&';
+    else if (entity == "lt") out += '<';
+    else if (entity == "gt") out += '>';
+    else if (entity == "quot") out += '"';
+    else if (entity == "apos") out += '\'';
+    else if (entity.starts_with("#x")) out += static_cast<char>(std::strtol(std::string(entity.substr(2)).c_str(), nullptr, 16));
+    else if (entity.starts_with("#")) out += static_cast<char>(std::atoi(std::string(entity.substr(1)).c_str()));
+    i = semi;
+  }
+  return out;
+}
+
+// " (AccessDenied: Access Denied)" from an S3 error body; "" when there is none.
+std::string Detail(const std::string& body) {
+  std::string code = XmlText(body, "Code"), message = XmlText(body, "Message");
+  if (code.empty()) return "";
+  return " (" + code + (message.empty() ? "" : ": " + message) + ")";
+}
+
+// "HTTP 403 (AccessDenied: Access Denied)", for messages.
+std::string Describe(const HttpResponse& r, const std::string& body) { return "HTTP " + std::to_string(r.status) + Detail(body); }
+
+class S3KvStore : public KvStore {
+ public:
+  S3KvStore(std::string scheme, std::string bucket, std::string prefix, S3Options o, HttpClient* http)
+      : scheme_(std::move(scheme)), bucket_(std::move(bucket)), prefix_(std::move(prefix)), o_(std::move(o)), http_(http) {
+    std::string endpoint = o_.endpoint;
+    if (endpoint.empty()) endpoint = "https://s3." + o_.region + ".amazonaws.com";
+    while (endpoint.ends_with('/')) endpoint.pop_back();
+    size_t host_begin = endpoint.find("://") + 3;
+    if (o_.path_style) {
+      base_ = endpoint + "/" + bucket_;
+      host_ = endpoint.substr(host_begin);
+      path_base_ = "/" + s3::UriEncode(bucket_, false);
+    } else {
+      base_ = endpoint.substr(0, host_begin) + bucket_ + "." + endpoint.substr(host_begin);
+      host_ = bucket_ + "." + endpoint.substr(host_begin);
+    }
+    size_t slash = host_.find('/');
+    if (slash != std::string::npos) host_.resize(slash);
+  }
+
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
+    ReadResult r;
+    ASSIGN_OR_RETURN(bool found, ReadInto(key, range, &r.value));
+    r.missing = !found;
+    return r;
+  }
+
+  Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    Status st = ReadObject(key, range, value);
+    if (st.code() == StatusCode::kNotFound) {
+      value->clear();
+      return false;
+    }
+    RETURN_IF_ERROR(st.Annotate(ObjectUrl(key)));
+    return true;
+  }
+
+  Status Write(std::string_view key, std::string_view value, WriteOptions) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    if (o_.read_only) return UnimplementedError(ObjectUrl(key) + ": this store is read-only");
+    Status st = static_cast<int64_t>(value.size()) >= o_.multipart_threshold ? WriteMultipart(key, value)
+                                                                              : WriteSingle(key, value);
+    return st.Annotate(ObjectUrl(key));
+  }
+
+  Status Delete(std::string_view key) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    if (o_.read_only) return UnimplementedError(ObjectUrl(key) + ": this store is read-only");
+    std::string body;
+    ASSIGN_OR_RETURN(auto r, Send("DELETE", ObjectPath(key), {}, {}, "", &body));
+    if (r.status != 204 && r.status != 200) return IoError(ObjectUrl(key) + ": delete: " + Describe(r, body));
+    return OkStatus();
+  }
+
+  Result<std::vector<ListEntry>> List(std::string_view prefix) override {
+    std::string full = FullKey(prefix);
+    if (prefix.empty() && !prefix_.empty()) full += '/';
+    std::vector<ListEntry> out;
+    std::string token, body;
+    do {
+      Query q = {{"list-type", "2"}, {"prefix", full}};
+      if (!token.empty()) q.emplace_back("continuation-token", token);
+      ASSIGN_OR_RETURN(auto r, Send("GET", path_base_.empty() ? "/" : path_base_, q, {}, "", &body));
+      if (r.status != 200) return IoError(url() + ": list \"" + std::string(prefix) + "\": " + Describe(r, body));
+      size_t pos = 0, end = 0;
+      while ((pos = body.find("<Contents>", pos)) != std::string::npos) {
+        std::string k = XmlText(body, "Key", pos, &end);
+        int64_t size = std::atoll(XmlText(body, "Size", pos).c_str());
+        if (prefix_.empty() || k.starts_with(prefix_ + "/")) {
+          out.push_back({prefix_.empty() ? k : k.substr(prefix_.size() + 1), size});
+        }
+        pos = end;
+      }
+      token = XmlText(body, "IsTruncated") == "true" ? XmlText(body, "NextContinuationToken") : "";
+    } while (!token.empty());
+    std::sort(out.begin(), out.end(), [](const ListEntry& a, const ListEntry& b) { return a.key < b.key; });
+    return out;
+  }
+
+  std::string url() const override { return scheme_ + "://" + bucket_ + (prefix_.empty() ? "" : "/" + prefix_); }
+
+ private:
+  std::string FullKey(std::string_view key) const {
+    if (prefix_.empty()) return std::string(key);
+    return key.empty() ? prefix_ : prefix_ + "/" + std::string(key);
+  }
+  std::string ObjectPath(std::string_view key) const { return path_base_ + "/" + s3::UriEncode(FullKey(key), true); }
+  std::string ObjectUrl(std::string_view key) const { return url() + "/" + std::string(key); }
+
+  Result<HttpResponse> Send(std::string method, const std::string& path, const Query& query, HttpHeaders headers,
+                            std::string_view payload, std::string* body) {
+    HttpRequest request;
+    request.method = method;
+    std::string qs = s3::CanonicalQuery(query);
+    // An empty-valued parameter goes on the wire as "?uploads", and is signed as "uploads=".
+    request.url = base_ + path.substr(path_base_.size()) + (qs.empty() ? "" : "?" + qs);
+    request.body = payload;
+    request.headers = headers;
+    HttpClient::Prepare sign;
+    if (!o_.anonymous) {
+      std::string payload_hash = payload.size() <= (1u << 20) ? s3::Sha256Hex(payload) : "UNSIGNED-PAYLOAD";
+      sign = [this, method, path, query, headers, payload_hash](HttpRequest& r) {
+        s3::SigningInput in{method, host_, path.empty() ? "/" : path, query, headers, payload_hash,
+                            o_.region, "s3", s3::AmzDateNow()};
+        r.headers = s3::Sign(in, o_.credentials);
+      };
+    }
+    return http_->Send(std::move(request), sign, body);
+  }
+
+  Status ReadObject(std::string_view key, ByteRange range, std::string* value) {
+    std::string path = ObjectPath(key);
+    SendFn send = [&](const std::string& method, HttpHeaders headers, std::string* body) {
+      return Send(method, path, {}, std::move(headers), "", body);
+    };
+    Status st = ReadObjectRange(send, range, value);
+    if (st.code() == StatusCode::kNotFound && XmlText(*value, "Code") == "NoSuchBucket") {
+      return FailedPreconditionError("bucket \"" + bucket_ + "\" does not exist");
+    }
+    if (st.code() == StatusCode::kIo) return IoError("read: " + st.message() + Detail(*value));
+    return st;
+  }
+
+  Status WriteSingle(std::string_view key, std::string_view value) {
+    std::string body;
+    ASSIGN_OR_RETURN(auto r, Send("PUT", ObjectPath(key), {}, {}, value, &body));
+    if (r.status != 200) return IoError("write: " + Describe(r, body));
+    return OkStatus();
+  }
+
+  Status WriteMultipart(std::string_view key, std::string_view value) {
+    std::string path = ObjectPath(key), body;
+    ASSIGN_OR_RETURN(auto start, Send("POST", path, {{"uploads", ""}}, {}, "", &body));
+    std::string upload_id = XmlText(body, "UploadId");
+    if (start.status != 200 || upload_id.empty()) return IoError("start multipart upload: " + Describe(start, body));
+    const int64_t part = std::max<int64_t>(o_.part_size, 1);
+    const int64_t parts = (static_cast<int64_t>(value.size()) + part - 1) / part;
+    std::vector<std::string> etags(parts);
+    FirstError error;
+    tbb::parallel_for(int64_t{0}, parts, [&](int64_t i) {
+      if (error.failed()) return;
+      std::string_view bytes = value.substr(i * part, part);
+      std::string part_body;
+      auto r = Send("PUT", path, {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}}, {}, bytes, &part_body);
+      if (!r.ok()) return error.Set(r.status());
+      if (r->status != 200 || r->header("etag").empty()) {
+        return error.Set(IoError("upload part " + std::to_string(i + 1) + ": " + Describe(*r, part_body)));
+      }
+      etags[i] = r->header("etag");
+    });
+    Status st = error.Get();
+    if (st.ok()) {
+      std::string xml = "<CompleteMultipartUpload>";
+      for (int64_t i = 0; i < parts; ++i) {
+        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + etags[i] + "</ETag></Part>";
+      }
+      xml += "</CompleteMultipartUpload>";
+      auto r = Send("POST", path, {{"uploadId", upload_id}}, {}, xml, &body);
+      if (!r.ok()) {
+        st = r.status();
+      } else if (r->status == 404 && XmlText(body, "Code") == "NoSuchUpload") {
+        // A retried completion whose first attempt succeeded but whose answer was lost: the object is
+        // there if it has the size we sent.
+        std::string head_body;
+        auto h = Send("HEAD", path, {}, {}, "", &head_body);
+        bool there = h.ok() && h->status == 200 && std::atoll(h->header("content-length").c_str()) == static_cast<int64_t>(value.size());
+        if (!there) st = IoError("complete multipart upload: " + Describe(*r, body));
+      } else if (r->status != 200 || body.find("<Error>") != std::string::npos) {
+        st = IoError("complete multipart upload: " + Describe(*r, body));
+      }
+    }
+    if (!st.ok()) {
+      std::string abort_body;
+      (void)Send("DELETE", path, {{"uploadId", upload_id}}, {}, "", &abort_body);  // best effort
+    }
+    return st;
+  }
+
+  const std::string scheme_, bucket_, prefix_;
+  const S3Options o_;
+  HttpClient* http_;
+  std::string base_;       // https://host[/bucket]
+  std::string host_;       // host[:port] as signed
+  std::string path_base_;  // "/bucket" (path style) or ""
+};
+
+Status ReadEnvBytes(const char* name, int64_t* out) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return OkStatus();
+  char* end = nullptr;
+  long long x = std::strtoll(v, &end, 10);
+  if (*end != '\0' || x <= 0) return InvalidArgumentError(std::string("environment variable ") + name + "=\"" + v + "\": expected a positive byte count");
+  *out = x;
+  return OkStatus();
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// Splits "s3://bucket/a/b/" into ("bucket", "a/b").
+Status SplitBucketUrl(std::string_view url, std::string_view scheme, std::string* bucket, std::string* prefix) {
+  std::string_view rest = url.substr(scheme.size() + 3);
+  size_t slash = rest.find('/');
+  *bucket = std::string(rest.substr(0, slash));
+  *prefix = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
+  while (!prefix->empty() && prefix->back() == '/') prefix->pop_back();
+  if (bucket->empty()) return InvalidArgumentError("no bucket in store URL " + std::string(url));
+  if (!prefix->empty()) {
+    Status st = ValidateKey(*prefix);
+    if (!st.ok()) return InvalidArgumentError("bad path in store URL " + std::string(url) + ": " + st.message());
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<S3Options> S3OptionsFromEnvironment() {
+  S3Options o;
+  o.endpoint = Env("AWS_ENDPOINT_URL_S3");
+  if (o.endpoint.empty()) o.endpoint = Env("AWS_ENDPOINT_URL");
+  if (!o.endpoint.empty() && o.endpoint.find("://") == std::string::npos) {
+    return InvalidArgumentError("AWS_ENDPOINT_URL=\"" + o.endpoint + "\": expected http://host:port or https://host");
+  }
+  o.path_style = !o.endpoint.empty() && Env("JIGSAW_S3_VIRTUAL_HOSTS") != "1";
+  if (!Env("AWS_REGION").empty()) o.region = Env("AWS_REGION");
+  else if (!Env("AWS_DEFAULT_REGION").empty()) o.region = Env("AWS_DEFAULT_REGION");
+  o.credentials = {Env("AWS_ACCESS_KEY_ID"), Env("AWS_SECRET_ACCESS_KEY"), Env("AWS_SESSION_TOKEN")};
+  o.anonymous = Env("JIGSAW_S3_ANONYMOUS") == "1" || Env("AWS_NO_SIGN_REQUEST") == "1" ||
+                Env("AWS_NO_SIGN_REQUEST") == "true";
+  RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_MULTIPART_THRESHOLD", &o.multipart_threshold));
+  RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_PART_SIZE", &o.part_size));
+  return o;
+}
+
+Result<std::unique_ptr<KvStore>> NewS3KvStore(std::string_view url, S3Options options) {
+  std::string bucket, prefix;
+  RETURN_IF_ERROR(SplitBucketUrl(url, "s3", &bucket, &prefix));
+  if (!options.anonymous && (options.credentials.access_key_id.empty() || options.credentials.secret_access_key.empty())) {
+    return InvalidArgumentError(
+        "no S3 credentials for " + std::string(url) +
+        ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_NO_SIGN_REQUEST=1 for a public bucket");
+  }
+  ASSIGN_OR_RETURN(HttpClient * http, SharedHttpClient());
+  return std::unique_ptr<KvStore>(std::make_unique<S3KvStore>("s3", bucket, prefix, std::move(options), http));
+}
+
+Result<std::unique_ptr<KvStore>> NewGcsKvStore(std::string_view url) {
+  std::string bucket, prefix;
+  RETURN_IF_ERROR(SplitBucketUrl(url, "gs", &bucket, &prefix));
+  S3Options o;
+  o.endpoint = Env("JIGSAW_GCS_ENDPOINT").empty() ? "https://storage.googleapis.com" : Env("JIGSAW_GCS_ENDPOINT");
+  o.path_style = true;
+  o.anonymous = true;
+  o.read_only = true;
+  ASSIGN_OR_RETURN(HttpClient * http, SharedHttpClient());
+  return std::unique_ptr<KvStore>(std::make_unique<S3KvStore>("gs", bucket, prefix, std::move(o), http));
+}
+
+}  // namespace jigsaw
