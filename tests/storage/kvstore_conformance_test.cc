@@ -1,5 +1,4 @@
-// The kvstore conformance suite: the same checks against every backend. A new backend (HTTP, S3) adds a
-// row to the parameter list below.
+// The local backends under the kvstore conformance suite (kvstore_conformance.h), and their own checks.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,14 +10,10 @@
 
 #include "storage/kvstore/faulty.h"
 #include "storage/kvstore/kvstore.h"
+#include "tests/storage/kvstore_conformance.h"
 
 namespace jigsaw {
 namespace {
-
-struct Backend {
-  std::string name;
-  std::function<std::unique_ptr<KvStore>()> open;  // a fresh, empty store
-};
 
 std::string TempDir() {
   static std::atomic<int> n{0};
@@ -26,99 +21,6 @@ std::string TempDir() {
              ("jigsaw-kv-" + std::to_string(getpid()) + "-" + std::to_string(n++));
   std::filesystem::remove_all(dir);
   return dir.string();
-}
-
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
-
-class KvStoreConformance : public ::testing::TestWithParam<Backend> {
- protected:
-  void SetUp() override { store_ = GetParam().open(); }
-  std::unique_ptr<KvStore> store_;
-};
-
-TEST_P(KvStoreConformance, MissingKeyIsAStateNotAnError) {
-  auto r = store_->Read("nope/zarr.json");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_TRUE(r->missing);
-  EXPECT_TRUE(store_->Delete("nope/zarr.json").ok());
-}
-
-TEST_P(KvStoreConformance, WriteReadOverwriteDelete) {
-  ASSERT_TRUE(store_->Write("a/b/c", "hello").ok());
-  auto r = store_->Read("a/b/c");
-  ASSERT_TRUE(r.ok());
-  EXPECT_FALSE(r->missing);
-  EXPECT_EQ(r->value, "hello");
-  ASSERT_TRUE(store_->Write("a/b/c", "bye", {.sync = true}).ok());
-  EXPECT_EQ(store_->Read("a/b/c")->value, "bye");
-  ASSERT_TRUE(store_->Write("a/empty", "").ok());
-  EXPECT_FALSE(store_->Read("a/empty")->missing);
-  EXPECT_EQ(store_->Read("a/empty")->value, "");
-  ASSERT_TRUE(store_->Delete("a/b/c").ok());
-  EXPECT_TRUE(store_->Read("a/b/c")->missing);
-}
-
-TEST_P(KvStoreConformance, ByteRanges) {
-  ASSERT_TRUE(store_->Write("k", "0123456789").ok());
-  EXPECT_EQ(store_->Read("k", ByteRange::Span(2, 5))->value, "234");
-  EXPECT_EQ(store_->Read("k", ByteRange::Span(7, -1))->value, "789");
-  EXPECT_EQ(store_->Read("k", ByteRange::Suffix(3))->value, "789");
-  EXPECT_EQ(store_->Read("k", ByteRange::Suffix(30))->value, "0123456789");
-  EXPECT_EQ(store_->Read("k", ByteRange::Span(10, 10))->value, "");
-  auto bad = store_->Read("k", ByteRange::Span(5, 11));
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), StatusCode::kOutOfRange);
-  EXPECT_FALSE(store_->Read("k", ByteRange::Span(11, -1)).ok());
-  EXPECT_TRUE(store_->Read("missing", ByteRange::Span(0, 4))->missing);
-}
-
-TEST_P(KvStoreConformance, ListByPrefixSortedWithSizes) {
-  for (const char* k : {"g/b/c/0", "g/a/zarr.json", "g/b/zarr.json", "h/x", "g/a/c/1"}) {
-    ASSERT_TRUE(store_->Write(k, k).ok());
-  }
-  auto all = store_->List("");
-  ASSERT_TRUE(all.ok());
-  ASSERT_EQ(all->size(), 5u);
-  EXPECT_EQ((*all)[0].key, "g/a/c/1");
-  EXPECT_EQ((*all)[0].size, 7);
-  auto g = store_->List("g/b");
-  ASSERT_TRUE(g.ok());
-  ASSERT_EQ(g->size(), 2u);
-  EXPECT_EQ((*g)[0].key, "g/b/c/0");
-  EXPECT_EQ((*g)[1].key, "g/b/zarr.json");
-  EXPECT_EQ(store_->List("g/a/")->size(), 2u);
-  EXPECT_TRUE(store_->List("zzz")->empty());
-}
-
-TEST_P(KvStoreConformance, InvalidKeysAreRefused) {
-  for (const char* k : {"", "/abs", "a/../b", "..", "a//b", "a/./b", "a/", "a\\b"}) {
-    EXPECT_EQ(store_->Write(k, "x").code(), StatusCode::kInvalidArgument) << k;
-    EXPECT_FALSE(store_->Read(k).ok()) << k;
-    EXPECT_FALSE(store_->Delete(k).ok()) << k;
-  }
-}
-
-TEST_P(KvStoreConformance, ConcurrentWritersNeverTearValues) {
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      std::string v(10000, static_cast<char>('a' + t));
-      for (int i = 0; i < 50; ++i) ASSERT_TRUE(store_->Write("shared", v).ok());
-    });
-  }
-  std::atomic<bool> torn{false};
-  std::thread reader([&] {
-    for (int i = 0; i < 200; ++i) {
-      auto r = store_->Read("shared");
-      if (r.ok() && !r->missing) {
-        const std::string& v = r->value;
-        if (v.size() != 10000 || v.find_first_not_of(v[0]) != std::string::npos) torn = true;
-      }
-    }
-  });
-  for (auto& t : threads) t.join();
-  reader.join();
-  EXPECT_FALSE(torn);
 }
 
 INSTANTIATE_TEST_SUITE_P(

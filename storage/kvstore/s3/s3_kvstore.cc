@@ -116,6 +116,7 @@ class S3KvStore : public KvStore {
     do {
       Query q = {{"list-type", "2"}, {"prefix", full}};
       if (!token.empty()) q.emplace_back("continuation-token", token);
+      if (o_.list_page > 0) q.emplace_back("max-keys", std::to_string(o_.list_page));
       ASSIGN_OR_RETURN(auto r, Send("GET", path_base_.empty() ? "/" : path_base_, q, {}, "", &body));
       if (r.status != 200) return IoError(url() + ": list \"" + std::string(prefix) + "\": " + Describe(r, body));
       size_t pos = 0, end = 0;
@@ -287,6 +288,7 @@ Result<S3Options> S3OptionsFromEnvironment() {
                 Env("AWS_NO_SIGN_REQUEST") == "true";
   RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_MULTIPART_THRESHOLD", &o.multipart_threshold));
   RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_PART_SIZE", &o.part_size));
+  RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_LIST_PAGE", &o.list_page));
   return o;
 }
 

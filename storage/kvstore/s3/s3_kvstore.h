@@ -26,6 +26,7 @@ struct S3Options {
   bool read_only = false;
   int64_t multipart_threshold = int64_t{64} << 20;  // JIGSAW_S3_MULTIPART_THRESHOLD (bytes)
   int64_t part_size = int64_t{16} << 20;            // JIGSAW_S3_PART_SIZE (bytes, >= 5 MiB for AWS)
+  int64_t list_page = 0;  // JIGSAW_S3_LIST_PAGE: keys per listing request (0: the server's default, 1000)
 };
 
 // The defaults above with the environment variables named beside them applied.

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""A fault-injecting HTTP proxy for tests: sits between jigsaw and a server (moto, nginx) and, for a
+chosen fraction of requests, returns a 503 SlowDown, resets the connection, truncates the body, or stalls.
+
+  fault_proxy.py --upstream http://127.0.0.1:9000 [--port 0] [--rate 0.1] [--seed 1]
+                 [--kinds 503,reset,truncate,stall] [--stall-s 3] [--gone-after N]
+
+Prints "port N" on stdout once listening. GET /__proxy_stats answers JSON counts of what it did.
+Requests that change state (PUT, POST, DELETE) are faulted only before they reach the server (503,
+reset, stall), as a dropped request would be; GET and HEAD can also be cut after the server answered
+(truncate). With --gone-after N the proxy stops listening after N requests, like a server that died.
+"""
+import argparse
+import http.client
+import json
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"}
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.lock = threading.Lock()
+        self.counts = {"requests": 0, "503": 0, "reset": 0, "truncate": 0, "stall": 0}
+        self.kinds = [k for k in args.kinds.split(",") if k]
+
+    def choose(self, method):
+        with self.lock:
+            self.counts["requests"] += 1
+            n = self.counts["requests"]
+            if self.rng.random() >= self.args.rate:
+                return None, n
+            kinds = self.kinds if method in ("GET", "HEAD") else [k for k in self.kinds if k != "truncate"]
+            kind = self.rng.choice(kinds) if kinds else None
+            if kind:
+                self.counts[kind] += 1
+            return kind, n
+
+
+def make_handler(state, upstream):
+    up = urllib.parse.urlsplit(upstream)
+    local = threading.local()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _upstream(self):
+            if getattr(local, "conn", None) is None:
+                local.conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+            return local.conn
+
+        def _reset(self):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+        def _handle(self):
+            if self.path == "/__proxy_stats":
+                body = json.dumps(state.counts).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            kind, n = state.choose(self.command)
+            if state.args.gone_after and n > state.args.gone_after:
+                threading.Thread(target=self.server.shutdown, daemon=True).start()
+                return self._reset()
+            if kind == "503":
+                err = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                self.send_response(503)
+                self.send_header("Content-Length", str(len(err)))
+                self.end_headers()
+                self.wfile.write(err)
+                return
+            if kind == "reset":
+                return self._reset()
+            if kind == "stall":
+                time.sleep(state.args.stall_s)
+                return self._reset()
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+            for attempt in range(2):
+                conn = self._upstream()
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    break
+                except (ConnectionError, http.client.HTTPException, OSError):
+                    local.conn = None
+                    if attempt == 1:
+                        return self._reset()
+            self.send_response(resp.status, resp.reason)
+            for k, v in resp.getheaders():
+                if k.lower() not in HOP_HEADERS and (k.lower() != "content-length" or self.command == "HEAD"):
+                    self.send_header(k, v)
+            if self.command != "HEAD":
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if kind == "truncate" and self.command == "GET" and len(data) >= 2:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                return self._reset()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+    return Handler
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--upstream", required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--rate", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--kinds", default="503,reset,truncate,stall")
+    p.add_argument("--stall-s", type=float, default=3.0)
+    p.add_argument("--gone-after", type=int, default=0)
+    args = p.parse_args()
+    state = State(args)
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.daemon_threads = True
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state, args.upstream))
+    print(f"port {server.server_address[1]}", flush=True)
+    server.serve_forever()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
