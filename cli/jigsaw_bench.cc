@@ -12,6 +12,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/common_flags.h"
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
 #include "storage/zarr/throughput.h"
@@ -32,9 +33,10 @@ int main(int argc, char** argv) {
   CLI::App app{"jigsaw-bench: measure jigsaw's storage throughput on your own data."};
   app.require_subcommand(1);
   app.fallthrough();
-  int threads = 0, repeats = 3;
+  int repeats = 3;
+  cli::CommonFlags common;
+  cli::AddCommonFlags(app, &common);
   bool as_json = false;
-  app.add_option("--threads", threads, "worker threads (default: all cores)");
   app.add_option("--repeats", repeats, "timed repetitions; medians are reported")->check(CLI::PositiveNumber);
   app.add_flag("--json", as_json, "machine-readable output");
 
@@ -78,8 +80,7 @@ int main(int argc, char** argv) {
   ckpt->add_option("--reshard-mesh", reshard_mesh, "mesh to reshard to (default domain=4,tensor=2)");
 
   CLI11_PARSE(app, argc, argv);
-  std::unique_ptr<tbb::global_control> limit;
-  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+  auto limit = cli::ApplyCommonFlags(common);
 
   if (read->parsed()) {
     auto store = OpenKvStore(url);
@@ -118,7 +119,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (loader->parsed()) {
-    lo.threads = threads;
+    lo.threads = common.threads;
     if (loader->count("--max-batches") == 0) repeats = -1;
     auto l = Loader::Open(url, lo);
     if (!l.ok()) return Fail(l.status());

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/common_flags.h"
 #include "storage/checkpoint/checkpoint.h"
 
 namespace {
@@ -38,9 +39,9 @@ int main(int argc, char** argv) {
   CLI::App app{"jigsaw-ckpt: sharded checkpoints: inspect, verify, reshard between GPU counts, import/export safetensors."};
   app.require_subcommand(1);
   app.fallthrough();
-  int threads = 0;
+  cli::CommonFlags common;
+  cli::AddCommonFlags(app, &common);
   bool as_json = false, no_sync = false;
-  app.add_option("--threads", threads, "worker threads (default: all cores)");
   std::string path, out, mesh_text, partition_path;
   int64_t step = 0;
 
@@ -71,8 +72,7 @@ int main(int argc, char** argv) {
 
   app.add_flag("--no-sync", no_sync, "skip fsync (tests, scratch space)");
   CLI11_PARSE(app, argc, argv);
-  std::unique_ptr<tbb::global_control> limit;
-  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+  auto limit = cli::ApplyCommonFlags(common);
   SaveOptions save;
   save.sync = !no_sync;
 

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cli/common_flags.h"
 #include "cli/progress.h"
 #include "pipeline/shard/plan.h"
 #include "pipeline/shard/shard_store.h"
@@ -85,9 +86,9 @@ int main(int argc, char** argv) {
       "store whose chunks are exactly the Jigsaw tiles, with per-channel normalisation statistics."};
   app.require_subcommand(1);
   app.fallthrough();
-  int threads = 0;
+  cli::CommonFlags common;
+  cli::AddCommonFlags(app, &common);
   bool as_json = false;
-  app.add_option("--threads", threads, "worker threads (default: all cores)");
 
   PlanFlags plan_flags, run_flags;
   auto* plan = app.add_subcommand("plan", "print the channels, tiles, bytes and objects a run would write; writes nothing");
@@ -121,8 +122,7 @@ int main(int argc, char** argv) {
   synth->add_option("--format", synth_format, "zarr2 (default, as xarray) or zarr3")->check(CLI::IsMember({"zarr2", "zarr3"}));
 
   CLI11_PARSE(app, argc, argv);
-  std::unique_ptr<tbb::global_control> limit;
-  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+  auto limit = cli::ApplyCommonFlags(common);
 
   if (plan->parsed()) {
     auto made = plan_flags.Make();

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/common_flags.h"
 #include "cli/progress.h"
 #include "storage/zarr/store_ops.h"
 
@@ -51,11 +52,12 @@ Status WriteFileAtomic(const std::string& path, const std::string& data) {
 int main(int argc, char** argv) {
   CLI::App app{
       "jigsaw-store: inspect, read, copy/convert and verify Zarr v2/v3 stores.\n"
-      "Stores are paths, file:///paths or memory://names."};
+      "Stores are paths, file:///paths, s3://bucket/prefix, gs://bucket/prefix (read-only), http(s)://... (read-only)\n"
+      "or memory://names."};
   app.require_subcommand(1);
   app.fallthrough();
-  int threads = 0;
-  app.add_option("--threads", threads, "worker threads (default: all cores)");
+  cli::CommonFlags common;
+  cli::AddCommonFlags(app, &common);
 
   std::string url, array, slice, out_path, dst;
   bool as_json = false, decode_cf = false, no_shard = false;
@@ -89,8 +91,7 @@ int main(int argc, char** argv) {
   verify->add_flag("--json", as_json, "machine-readable output");
 
   CLI11_PARSE(app, argc, argv);
-  std::unique_ptr<tbb::global_control> limit;
-  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+  auto limit = cli::ApplyCommonFlags(common);
 
   auto src = OpenKvStore(url);
   if (!src.ok()) return Fail(src.status());

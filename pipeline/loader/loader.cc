@@ -19,6 +19,7 @@
 #include "storage/zarr/array.h"
 #include "storage/zarr/cf.h"
 #include "storage/first_error.h"
+#include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {
 namespace {
@@ -41,6 +42,7 @@ class CountingKvStore final : public KvStore {
   Status Delete(std::string_view key) override { return base_->Delete(key); }
   Result<std::vector<ListEntry>> List(std::string_view prefix) override { return base_->List(prefix); }
   std::string url() const override { return base_->url(); }
+  int io_threads() const override { return base_->io_threads(); }
   int64_t bytes() const { return bytes_.load(); }
 
  private:
@@ -277,44 +279,46 @@ class LoaderImpl final : public Loader {
     const DataType& stored = data_->metadata().dtype;
     const bool bf16_out = o_.dtype == "bfloat16";
     FirstError err;
-    tbb::parallel_for(int64_t{0}, o_.batch_size * k1, [&](int64_t job) {
-      const int64_t s = job / k1, j = job % k1;
-      const int64_t ti = w.indices[s] + j;
-      Box box{{ti, tile_origin_[0], tile_origin_[1], tile_origin_[2]}, {1, tile_shape_[0], tile_shape_[1], tile_shape_[2]}};
-      // Decode straight into the batch when the types agree; else through a scratch buffer.
-      std::vector<char> scratch;
-      char* dst = static_cast<char*>(w.batch->data()) + job * tile_elems * (bf16_out ? 2 : 4);
-      const bool direct = stored.name == "float32" && !bf16_out;
-      if (!direct) scratch.resize(tile_elems * stored.size);
-      std::span<char> target = direct ? std::span<char>(dst, tile_elems * 4) : std::span<char>(scratch);
-      Status st;
-      tbb::this_task_arena::isolate([&] { st = data_->Read(box, target); });
-      w.batch->decoded += DecodedBytes(box);
-      if (!st.ok()) return err.Set(st.Annotate("time " + FormatIsoTime(times_[ti])));
-      // Widen, normalise, narrow: one pass per element.
-      for (int64_t c = 0; c < tile_shape_[0]; ++c) {
-        const double mean = o_.normalize ? mean_[c] : 0.0, inv = o_.normalize ? inv_std_[c] : 1.0;
-        for (int64_t i = c * plane; i < (c + 1) * plane; ++i) {
-          float v;
-          if (direct) {
-            std::memcpy(&v, dst + i * 4, 4);
-          } else if (stored.size == 4) {
-            std::memcpy(&v, scratch.data() + i * 4, 4);
-          } else {
-            uint16_t h;
-            std::memcpy(&h, scratch.data() + i * 2, 2);
-            v = stored.name == "float16" ? HalfToFloat(h) : BFloat16ToFloat(h);
+    RunWithIoThreads(*store_, [&] {
+      tbb::parallel_for(int64_t{0}, o_.batch_size * k1, [&](int64_t job) {
+        const int64_t s = job / k1, j = job % k1;
+        const int64_t ti = w.indices[s] + j;
+        Box box{{ti, tile_origin_[0], tile_origin_[1], tile_origin_[2]}, {1, tile_shape_[0], tile_shape_[1], tile_shape_[2]}};
+        // Decode straight into the batch when the types agree; else through a scratch buffer.
+        std::vector<char> scratch;
+        char* dst = static_cast<char*>(w.batch->data()) + job * tile_elems * (bf16_out ? 2 : 4);
+        const bool direct = stored.name == "float32" && !bf16_out;
+        if (!direct) scratch.resize(tile_elems * stored.size);
+        std::span<char> target = direct ? std::span<char>(dst, tile_elems * 4) : std::span<char>(scratch);
+        Status st;
+        tbb::this_task_arena::isolate([&] { st = data_->Read(box, target); });
+        w.batch->decoded += DecodedBytes(box);
+        if (!st.ok()) return err.Set(st.Annotate("time " + FormatIsoTime(times_[ti])));
+        // Widen, normalise, narrow: one pass per element.
+        for (int64_t c = 0; c < tile_shape_[0]; ++c) {
+          const double mean = o_.normalize ? mean_[c] : 0.0, inv = o_.normalize ? inv_std_[c] : 1.0;
+          for (int64_t i = c * plane; i < (c + 1) * plane; ++i) {
+            float v;
+            if (direct) {
+              std::memcpy(&v, dst + i * 4, 4);
+            } else if (stored.size == 4) {
+              std::memcpy(&v, scratch.data() + i * 4, 4);
+            } else {
+              uint16_t h;
+              std::memcpy(&h, scratch.data() + i * 2, 2);
+              v = stored.name == "float16" ? HalfToFloat(h) : BFloat16ToFloat(h);
+            }
+            if (o_.normalize) v = static_cast<float>((v - mean) * inv);
+            if (bf16_out) {
+              uint16_t h = FloatToBFloat16(v);
+              std::memcpy(dst + i * 2, &h, 2);
+            } else if (!direct || o_.normalize) {
+              std::memcpy(dst + i * 4, &v, 4);
+            }
           }
-          if (o_.normalize) v = static_cast<float>((v - mean) * inv);
-          if (bf16_out) {
-            uint16_t h = FloatToBFloat16(v);
-            std::memcpy(dst + i * 2, &h, 2);
-          } else if (!direct || o_.normalize) {
-            std::memcpy(dst + i * 4, &v, 4);
-          }
+          if (direct && !o_.normalize) break;  // nothing to do per element
         }
-        if (direct && !o_.normalize) break;  // nothing to do per element
-      }
+      });
     });
     return err.Get();
   }

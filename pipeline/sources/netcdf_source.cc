@@ -3,12 +3,17 @@
 // add_offset). libnetcdf is not thread-safe: every call into it holds one process-wide lock.
 #include <glob.h>
 #include <netcdf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <cmath>
 #include <map>
 #include <mutex>
 
 #include "pipeline/sources/source.h"
+#include "storage/kvstore/kvstore.h"
 #include "storage/zarr/cf.h"
 
 namespace jigsaw {
@@ -34,11 +39,12 @@ struct NcVariable {
 
 class NetcdfSource final : public Source {
  public:
-  static Result<std::unique_ptr<Source>> Open(std::string_view path) {
+  // `local` is the file libnetcdf opens; `path` names the source in messages (a URL for remote files).
+  static Result<std::unique_ptr<Source>> Open(std::string_view path, std::string_view local) {
     auto src = std::unique_ptr<NetcdfSource>(new NetcdfSource());
     src->path_ = path;
     std::lock_guard lock(NetcdfLock());
-    RETURN_IF_ERROR(NcStatus(nc_open(src->path_.c_str(), NC_NOWRITE, &src->ncid_), "open " + src->path_));
+    RETURN_IF_ERROR(NcStatus(nc_open(std::string(local).c_str(), NC_NOWRITE, &src->ncid_), "open " + src->path_));
     RETURN_IF_ERROR(src->Load().Annotate(src->path_));
     return std::unique_ptr<Source>(std::move(src));
   }
@@ -193,11 +199,49 @@ bool IsNetcdfPath(std::string_view p) {
 
 }  // namespace
 
-Result<std::unique_ptr<Source>> OpenNetcdfSource(std::string_view path) { return NetcdfSource::Open(path); }
+// libnetcdf reads local files only: a NetCDF object in an object store is fetched once into a temporary
+// file, unlinked as soon as it is open (so nothing is left behind, even after a crash).
+Result<std::unique_ptr<Source>> OpenRemoteNetcdf(std::string_view url) {
+  size_t slash = url.rfind('/');
+  if (slash == std::string_view::npos || slash + 1 == url.size() || url.substr(0, slash).ends_with(":/")) {
+    return InvalidArgumentError("cannot split " + std::string(url) + " into a store and a file name");
+  }
+  ASSIGN_OR_RETURN(auto store, OpenKvStore(url.substr(0, slash)));
+  ASSIGN_OR_RETURN(ReadResult r, store->Read(url.substr(slash + 1)));
+  if (r.missing) return NotFoundError(std::string(url) + " does not exist");
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmp = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/jigsaw-netcdf-XXXXXX";
+  int fd = mkstemp(tmp.data());
+  if (fd < 0) return ErrnoToStatus(errno, "create a temporary file for " + std::string(url));
+  size_t done = 0;
+  while (done < r.value.size()) {
+    ssize_t n = ::write(fd, r.value.data() + done, r.value.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Status st = ErrnoToStatus(errno, "write " + tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  auto source = NetcdfSource::Open(url, tmp);
+  ::unlink(tmp.c_str());
+  return source;
+}
+
+Result<std::unique_ptr<Source>> OpenNetcdfSource(std::string_view path) {
+  if (path.find("://") != std::string_view::npos) return OpenRemoteNetcdf(path);
+  return NetcdfSource::Open(path, path);
+}
 
 Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec) {
   std::vector<std::string> paths;
-  if (spec.find_first_of("*?[") != std::string_view::npos && spec.find("://") == std::string_view::npos) {
+  if (spec.find_first_of("*?[") != std::string_view::npos && spec.find("://") != std::string_view::npos) {
+    return InvalidArgumentError("globs work on local files only; list each object of " + std::string(spec));
+  }
+  if (spec.find_first_of("*?[") != std::string_view::npos) {
     glob_t g{};
     int rc = glob(std::string(spec).c_str(), 0, nullptr, &g);
     if (rc == 0)

@@ -26,6 +26,7 @@ class FaultyKvStore final : public KvStore {
     return base_->List(prefix);
   }
   std::string url() const override { return base_->url(); }
+  int io_threads() const override { return base_->io_threads(); }
 
  private:
   Status Before(std::string_view op, std::string_view key) {

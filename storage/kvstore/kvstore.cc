@@ -78,6 +78,7 @@ class PrefixedKvStore final : public KvStore {
     return entries;
   }
   std::string url() const override { return JoinKey(base_->url(), prefix_); }
+  int io_threads() const override { return base_->io_threads(); }
 
  private:
   KvStore* base_;

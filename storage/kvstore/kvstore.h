@@ -61,6 +61,9 @@ class KvStore {
   virtual Result<std::vector<ListEntry>> List(std::string_view prefix) = 0;
   // A URL naming this store (for messages and for reopening), never containing credentials.
   virtual std::string url() const = 0;
+  // How many threads should wait on this store's requests at once: 0 for local stores (as many as
+  // cores); remote stores ask for more (see RunWithIoThreads in io_threads.h).
+  virtual int io_threads() const { return 0; }
 };
 
 Status ValidateKey(std::string_view key);

@@ -1,5 +1,4 @@
 #include "storage/zarr/array.h"
-#include "storage/first_error.h"
 
 #include <tbb/parallel_for.h>
 
@@ -7,6 +6,9 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+
+#include "storage/first_error.h"
+#include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {
 
@@ -154,28 +156,30 @@ Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_
   Box local{Minus(want.origin, chunk_box.origin), want.shape};
   auto inner_chunks = ChunksOf(local, inner);
   FirstError err;
-  tbb::parallel_for(size_t{0}, inner_chunks.size(), [&](size_t k) {
-    if (err.failed()) return;
-    const auto& ci = inner_chunks[k];
-    int64_t linear = 0;
-    for (size_t d = 0; d < ci.size(); ++d) linear = linear * grid[d] + ci[d];
-    Box ib = ChunkBox(ci, inner);  // relative to the shard
-    Box part = Intersect(local, ib);
-    std::string buf(sh.inner->layout().num_bytes(), '\0');
-    const auto& e = entries[linear];
-    if (e.empty()) {
-      FillWith(buf, meta_.fill);
-    } else {
-      auto r = store_->Read(key, ByteRange::Span(static_cast<int64_t>(e.offset), static_cast<int64_t>(e.offset + e.nbytes)));
-      if (!r.ok()) return err.Set(r.status().Annotate("inner chunk " + std::to_string(linear)));
-      if (r->missing) return err.Set(DataLossError("shard vanished while reading"));
-      Status s = sh.inner->Decode(r->value, buf);
-      if (!s.ok()) return err.Set(s.Annotate("inner chunk " + std::to_string(linear)));
-    }
-    std::vector<int64_t> dst(part.origin.size());
-    for (size_t d = 0; d < dst.size(); ++d) dst[d] = part.origin[d] + chunk_box.origin[d] - box.origin[d];
-    CopyBox(buf.data(), inner, Minus(part.origin, ib.origin), out.data(), box.shape, dst, part.shape,
-            meta_.dtype.size);
+  RunWithIoThreads(*store_, [&] {
+    tbb::parallel_for(size_t{0}, inner_chunks.size(), [&](size_t k) {
+      if (err.failed()) return;
+      const auto& ci = inner_chunks[k];
+      int64_t linear = 0;
+      for (size_t d = 0; d < ci.size(); ++d) linear = linear * grid[d] + ci[d];
+      Box ib = ChunkBox(ci, inner);  // relative to the shard
+      Box part = Intersect(local, ib);
+      std::string buf(sh.inner->layout().num_bytes(), '\0');
+      const auto& e = entries[linear];
+      if (e.empty()) {
+        FillWith(buf, meta_.fill);
+      } else {
+        auto r = store_->Read(key, ByteRange::Span(static_cast<int64_t>(e.offset), static_cast<int64_t>(e.offset + e.nbytes)));
+        if (!r.ok()) return err.Set(r.status().Annotate("inner chunk " + std::to_string(linear)));
+        if (r->missing) return err.Set(DataLossError("shard vanished while reading"));
+        Status s = sh.inner->Decode(r->value, buf);
+        if (!s.ok()) return err.Set(s.Annotate("inner chunk " + std::to_string(linear)));
+      }
+      std::vector<int64_t> dst(part.origin.size());
+      for (size_t d = 0; d < dst.size(); ++d) dst[d] = part.origin[d] + chunk_box.origin[d] - box.origin[d];
+      CopyBox(buf.data(), inner, Minus(part.origin, ib.origin), out.data(), box.shape, dst, part.shape,
+              meta_.dtype.size);
+    });
   });
   return err.Get().Annotate(store_->url() + ": shard " + key);
 }
@@ -186,25 +190,27 @@ Status Array::Read(const Box& box, std::span<char> out) const {
   auto chunks = ChunksOf(box, meta_.chunks);
   const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
   FirstError err;
-  tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
-    if (err.failed()) return;
-    const auto& index = chunks[k];
-    Box cb = ChunkBox(index, meta_.chunks);
-    Box part = Intersect(box, cb);
-    bool whole = part.shape == cb.shape;
-    if (meta_.codecs->sharding() && !whole) {
-      return err.Set(ReadPartialShard(index, cb, box, out));
-    }
-    if (whole && box.shape == cb.shape) {  // the box is exactly this chunk: decode in place
-      auto r = ReadChunk(index, out);
-      return err.Set(r.status());
-    }
-    thread_local std::string buf;
-    buf.resize(chunk_bytes);
-    auto r = ReadChunk(index, buf);
-    if (!r.ok()) return err.Set(r.status());
-    CopyBox(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), out.data(), box.shape,
-            Minus(part.origin, box.origin), part.shape, meta_.dtype.size);
+  RunWithIoThreads(*store_, [&] {
+    tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
+      if (err.failed()) return;
+      const auto& index = chunks[k];
+      Box cb = ChunkBox(index, meta_.chunks);
+      Box part = Intersect(box, cb);
+      bool whole = part.shape == cb.shape;
+      if (meta_.codecs->sharding() && !whole) {
+        return err.Set(ReadPartialShard(index, cb, box, out));
+      }
+      if (whole && box.shape == cb.shape) {  // the box is exactly this chunk: decode in place
+        auto r = ReadChunk(index, out);
+        return err.Set(r.status());
+      }
+      thread_local std::string buf;
+      buf.resize(chunk_bytes);
+      auto r = ReadChunk(index, buf);
+      if (!r.ok()) return err.Set(r.status());
+      CopyBox(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), out.data(), box.shape,
+              Minus(part.origin, box.origin), part.shape, meta_.dtype.size);
+    });
   });
   return err.Get();
 }
@@ -215,29 +221,31 @@ Status Array::Write(const Box& box, std::string_view data) {
   auto chunks = ChunksOf(box, meta_.chunks);
   const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
   FirstError err;
-  tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
-    if (err.failed()) return;
-    const auto& index = chunks[k];
-    Box cb = ChunkBox(index, meta_.chunks);
-    Box part = Intersect(box, cb);
-    Box inside = Intersect(cb, full_box());  // edge chunks extend past the array
-    if (box.shape == cb.shape) {  // the box is exactly this chunk: encode the caller's bytes in place
-      return err.Set(WriteChunk(index, data).Annotate(store_->url() + ": chunk " + ChunkKey(index)));
-    }
-    thread_local std::string buf;  // reused: no allocation or page faults per chunk
-    buf.resize(chunk_bytes);
-    if (part.shape == cb.shape) {
-      // Every element is overwritten below.
-    } else if (part.shape == inside.shape) {
-      FillWith(buf, meta_.fill);  // the part past the array's edge
-    } else {  // read-modify-write of a partly covered chunk
-      auto r = ReadChunk(index, buf);
-      if (!r.ok()) return err.Set(r.status());
-    }
-    CopyBox(data.data(), box.shape, Minus(part.origin, box.origin), buf.data(), meta_.chunks,
-            Minus(part.origin, cb.origin), part.shape, meta_.dtype.size);
-    Status s = WriteChunk(index, buf);
-    err.Set(s.Annotate(store_->url() + ": chunk " + ChunkKey(index)));
+  RunWithIoThreads(*store_, [&] {
+    tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
+      if (err.failed()) return;
+      const auto& index = chunks[k];
+      Box cb = ChunkBox(index, meta_.chunks);
+      Box part = Intersect(box, cb);
+      Box inside = Intersect(cb, full_box());  // edge chunks extend past the array
+      if (box.shape == cb.shape) {  // the box is exactly this chunk: encode the caller's bytes in place
+        return err.Set(WriteChunk(index, data).Annotate(store_->url() + ": chunk " + ChunkKey(index)));
+      }
+      thread_local std::string buf;  // reused: no allocation or page faults per chunk
+      buf.resize(chunk_bytes);
+      if (part.shape == cb.shape) {
+        // Every element is overwritten below.
+      } else if (part.shape == inside.shape) {
+        FillWith(buf, meta_.fill);  // the part past the array's edge
+      } else {  // read-modify-write of a partly covered chunk
+        auto r = ReadChunk(index, buf);
+        if (!r.ok()) return err.Set(r.status());
+      }
+      CopyBox(data.data(), box.shape, Minus(part.origin, box.origin), buf.data(), meta_.chunks,
+              Minus(part.origin, cb.origin), part.shape, meta_.dtype.size);
+      Status s = WriteChunk(index, buf);
+      err.Set(s.Annotate(store_->url() + ": chunk " + ChunkKey(index)));
+    });
   });
   return err.Get();
 }

@@ -12,6 +12,7 @@
 #include "storage/zarr/group.h"
 #include "storage/zarr/npy.h"
 #include "storage/first_error.h"
+#include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {
 namespace {
@@ -304,24 +305,26 @@ Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream&
     const auto grid = dm.grid();
     const int64_t count = dm.num_chunks();
     FirstError err;
-    tbb::parallel_for(int64_t{0}, count, [&](int64_t k) {
-      if (err.failed()) return;
-      Box box;
-      int64_t rest = k;
-      box.origin.resize(grid.size());
-      box.shape.resize(grid.size());
-      for (size_t d = grid.size(); d-- > 0;) {
-        int64_t i = rest % grid[d];
-        rest /= grid[d];
-        box.origin[d] = i * dm.chunks[d];
-        box.shape[d] = std::min(dm.chunks[d], dm.shape[d] - box.origin[d]);
-      }
-      std::string buf(box.num_elements() * dm.dtype.size, '\0');
-      Status s = in->Read(box, buf);
-      if (s.ok()) s = out->Write(box, buf);
-      if (!s.ok()) return err.Set(s);
-      int64_t now = done.fetch_add(static_cast<int64_t>(buf.size())) + static_cast<int64_t>(buf.size());
-      if (o.progress) o.progress(now, total);
+    RunWithIoThreads(std::max(src->io_threads(), dst->io_threads()), [&] {
+      tbb::parallel_for(int64_t{0}, count, [&](int64_t k) {
+        if (err.failed()) return;
+        Box box;
+        int64_t rest = k;
+        box.origin.resize(grid.size());
+        box.shape.resize(grid.size());
+        for (size_t d = grid.size(); d-- > 0;) {
+          int64_t i = rest % grid[d];
+          rest /= grid[d];
+          box.origin[d] = i * dm.chunks[d];
+          box.shape[d] = std::min(dm.chunks[d], dm.shape[d] - box.origin[d]);
+        }
+        std::string buf(box.num_elements() * dm.dtype.size, '\0');
+        Status s = in->Read(box, buf);
+        if (s.ok()) s = out->Write(box, buf);
+        if (!s.ok()) return err.Set(s);
+        int64_t now = done.fetch_add(static_cast<int64_t>(buf.size())) + static_cast<int64_t>(buf.size());
+        if (o.progress) o.progress(now, total);
+      });
     });
     RETURN_IF_ERROR(err.Get());
     log << "copied " << (n.path.empty() ? "/" : n.path) << " [" << Join(dm.shape) << "] " << dm.dtype.name << " -> "
@@ -372,32 +375,34 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
   }
   for (const auto& n : nodes) report.arrays += n.meta.is_array;
   std::atomic<int64_t> done{0};
-  tbb::parallel_for(size_t{0}, work.size(), [&](size_t k) {
-    const auto& [node, rel] = work[k];
-    const ArrayMetadata& m = *node->meta.array;
-    const std::string key = JoinKey(node->path, rel);
-    auto idx = m.ParseChunkKey(rel);
-    if (!idx) {
-      problem(store->url() + ": key \"" + key + "\" is not a chunk key of array /" + node->path);
-    } else {
-      auto grid = m.grid();
-      bool inside = true;
-      for (size_t d = 0; d < grid.size(); ++d) inside &= (*idx)[d] >= 0 && (*idx)[d] < grid[d];
-      if (!inside) {
-        problem(store->url() + ": chunk \"" + key + "\" lies outside the array's shape");
+  RunWithIoThreads(*store, [&] {
+    tbb::parallel_for(size_t{0}, work.size(), [&](size_t k) {
+      const auto& [node, rel] = work[k];
+      const ArrayMetadata& m = *node->meta.array;
+      const std::string key = JoinKey(node->path, rel);
+      auto idx = m.ParseChunkKey(rel);
+      if (!idx) {
+        problem(store->url() + ": key \"" + key + "\" is not a chunk key of array /" + node->path);
       } else {
-        auto r = store->Read(key);
-        if (!r.ok()) {
-          problem(r.status().Annotate(store->url() + ": chunk " + key).message());
+        auto grid = m.grid();
+        bool inside = true;
+        for (size_t d = 0; d < grid.size(); ++d) inside &= (*idx)[d] >= 0 && (*idx)[d] < grid[d];
+        if (!inside) {
+          problem(store->url() + ": chunk \"" + key + "\" lies outside the array's shape");
         } else {
-          std::string buf(m.chunk_layout().num_bytes(), '\0');
-          Status s = m.codecs->Decode(r->value, buf);
-          if (!s.ok()) problem(store->url() + ": chunk " + key + ": " + s.message());
+          auto r = store->Read(key);
+          if (!r.ok()) {
+            problem(r.status().Annotate(store->url() + ": chunk " + key).message());
+          } else {
+            std::string buf(m.chunk_layout().num_bytes(), '\0');
+            Status s = m.codecs->Decode(r->value, buf);
+            if (!s.ok()) problem(store->url() + ": chunk " + key + ": " + s.message());
+          }
         }
       }
-    }
-    int64_t now = ++done;
-    if (progress) progress(now, static_cast<int64_t>(work.size()));
+      int64_t now = ++done;
+      if (progress) progress(now, static_cast<int64_t>(work.size()));
+    });
   });
   report.chunks_checked = static_cast<int64_t>(work.size());
   // Consolidated metadata must describe the nodes as they are.

@@ -9,6 +9,7 @@
 
 #include "storage/zarr/array.h"
 #include "storage/first_error.h"
+#include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {
 namespace {
@@ -61,18 +62,20 @@ Result<ReadThroughput> MeasureChunkReads(KvStore* store, const std::string& path
     if (o.fresh_output || !buffer) buffer.reset(new char[out.decoded_bytes]);
     FirstError err;
     double t0 = Now();
-    tbb::parallel_for(size_t{0}, chunk_keys.size(), [&](size_t i) {
-      std::span<char> slot(buffer.get() + i * chunk_bytes, chunk_bytes);
-      Status s;
-      if (o.from_memory) {
-        s = m.codecs->Decode(encoded[i], slot);
-      } else {
-        thread_local std::string bytes;
-        auto r = store->ReadInto(chunk_keys[i], {}, &bytes);
-        s = !r.ok() ? r.status() : *r ? m.codecs->Decode(bytes, slot) : DataLossError("chunk vanished");
-      }
-      err.Set(s.Annotate(store->url() + ": chunk " + chunk_keys[i]));
-    }, tbb::simple_partitioner());
+    RunWithIoThreads(*store, [&] {
+      tbb::parallel_for(size_t{0}, chunk_keys.size(), [&](size_t i) {
+        std::span<char> slot(buffer.get() + i * chunk_bytes, chunk_bytes);
+        Status s;
+        if (o.from_memory) {
+          s = m.codecs->Decode(encoded[i], slot);
+        } else {
+          thread_local std::string bytes;
+          auto r = store->ReadInto(chunk_keys[i], {}, &bytes);
+          s = !r.ok() ? r.status() : *r ? m.codecs->Decode(bytes, slot) : DataLossError("chunk vanished");
+        }
+        err.Set(s.Annotate(store->url() + ": chunk " + chunk_keys[i]));
+      }, tbb::simple_partitioner());
+    });
     if (o.fresh_output || rep > 0) out.seconds.push_back(Now() - t0);
     RETURN_IF_ERROR(err.Get());
   }

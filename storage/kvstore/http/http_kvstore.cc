@@ -56,6 +56,7 @@ class HttpKvStore : public KvStore {
   Result<std::vector<ListEntry>> List(std::string_view) override {
     return UnimplementedError(url() + ": an HTTP server cannot list keys (open the bucket as s3:// or gs:// instead)");
   }
+  int io_threads() const override { return http_->options().max_in_flight; }
   std::string url() const override { return RedactUrl(base_); }
 
  private:

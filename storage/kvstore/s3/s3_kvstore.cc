@@ -134,6 +134,7 @@ class S3KvStore : public KvStore {
     return out;
   }
 
+  int io_threads() const override { return http_->options().max_in_flight; }
   std::string url() const override { return scheme_ + "://" + bucket_ + (prefix_.empty() ? "" : "/" + prefix_); }
 
  private:

@@ -1,0 +1,51 @@
+// Flags every jigsaw tool takes: worker threads and object-store settings. The object-store flags set
+// the environment variables the S3/HTTP backends read (storage/kvstore/s3/s3_kvstore.h,
+// storage/kvstore/http/http_client.h), so a flag and its variable always mean the same thing.
+// Credentials are taken from the environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+// AWS_SESSION_TOKEN): a command line is visible to every user of the machine.
+#pragma once
+
+#include <tbb/global_control.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+namespace jigsaw::cli {
+
+struct CommonFlags {
+  int threads = 0;
+  std::string s3_endpoint, s3_region;
+  bool s3_anonymous = false;
+  int max_in_flight = 0, retries = -1;
+};
+
+inline void AddCommonFlags(CLI::App& app, CommonFlags* f) {
+  app.add_option("--threads", f->threads, "limit on worker threads, I/O threads for object stores included (default: no limit)");
+  app.add_option("--s3-endpoint", f->s3_endpoint,
+                 "S3 endpoint for s3:// URLs, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL, else AWS); "
+                 "credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN")
+      ->group("Object stores");
+  app.add_option("--s3-region", f->s3_region, "S3 region (default: $AWS_REGION, else us-east-1)")->group("Object stores");
+  app.add_flag("--s3-anonymous", f->s3_anonymous, "unsigned S3 requests, for public buckets")->group("Object stores");
+  app.add_option("--max-in-flight", f->max_in_flight, "HTTP requests in flight at once (default 32, $JIGSAW_HTTP_MAX_IN_FLIGHT)")
+      ->check(CLI::Range(1, 4096))
+      ->group("Object stores");
+  app.add_option("--retries", f->retries, "retries of a failed HTTP request, with backoff (default 8, $JIGSAW_HTTP_RETRIES)")
+      ->check(CLI::Range(0, 100))
+      ->group("Object stores");
+}
+
+// Applies the flags; keep the result alive for the run (it holds the thread limit).
+inline std::unique_ptr<tbb::global_control> ApplyCommonFlags(const CommonFlags& f) {
+  if (!f.s3_endpoint.empty()) ::setenv("AWS_ENDPOINT_URL", f.s3_endpoint.c_str(), 1);
+  if (!f.s3_region.empty()) ::setenv("AWS_REGION", f.s3_region.c_str(), 1);
+  if (f.s3_anonymous) ::setenv("JIGSAW_S3_ANONYMOUS", "1", 1);
+  if (f.max_in_flight > 0) ::setenv("JIGSAW_HTTP_MAX_IN_FLIGHT", std::to_string(f.max_in_flight).c_str(), 1);
+  if (f.retries >= 0) ::setenv("JIGSAW_HTTP_RETRIES", std::to_string(f.retries).c_str(), 1);
+  if (f.threads <= 0) return nullptr;
+  return std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, f.threads);
+}
+
+}  // namespace jigsaw::cli
