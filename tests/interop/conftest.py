@@ -13,10 +13,11 @@ class Jigsaw:
     def __init__(self, bin_dir: Path):
         self.bin_dir = bin_dir
 
-    def run(self, tool, *args, check=True, timeout=300):
-        """Runs a jigsaw tool; returns CompletedProcess. check=True asserts exit 0."""
+    def run(self, tool, *args, check=True, timeout=300, env=None):
+        """Runs a jigsaw tool (with `env` added to the environment); returns CompletedProcess. check=True
+        asserts exit 0."""
         proc = subprocess.run([str(self.bin_dir / tool), *map(str, args)], capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env={**os.environ, **(env or {})})
         assert proc.returncode >= 0, f"{tool} {args} died from signal {-proc.returncode}: {proc.stderr}"
         if check:
             assert proc.returncode == 0, f"{tool} {args} failed ({proc.returncode}):\n{proc.stderr}"

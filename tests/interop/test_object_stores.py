@@ -1,0 +1,173 @@
+"""Object stores end to end, against real server processes started here (tests/tools/servers.py): moto's
+S3 server, nginx, and the fault-injecting proxy. Independent clients (boto3, zarr-python 3, TensorStore)
+check what jigsaw writes and write what jigsaw reads."""
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from servers import FaultProxy, Moto, Nginx  # noqa: E402
+
+from conftest import assert_same  # noqa: E402
+
+SHARD_ARGS = ["--vars", "t2m,msl,z,t", "--levels", "500,850", "--start", "2020-01-01T00", "--end", "2020-01-02T18",
+              "--tiles", "1x2x2"]
+# Short stalls and quick giving up, so that faults cost seconds, not minutes.
+FAST = {"JIGSAW_HTTP_STALL_TIMEOUT": "1", "JIGSAW_S3_MULTIPART_THRESHOLD": str(5 << 20),
+        "JIGSAW_S3_PART_SIZE": str(5 << 20)}
+
+
+@pytest.fixture(scope="module")
+def moto():
+    with Moto() as m:
+        m.create_bucket("bkt")
+        m.create_public_bucket("public")
+        yield m
+
+
+@pytest.fixture(scope="module")
+def source(jigsaw, tmp_path_factory):
+    d = tmp_path_factory.mktemp("src")
+    jigsaw.shard("synth", d / "src.zarr", "--grid", "19x36", "--times", "8")
+    return d / "src.zarr"
+
+
+def objects(moto, bucket, prefix):
+    """{key below prefix: sha256} of every object, read with boto3."""
+    s3 = moto.client()
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for o in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            out[o["Key"][len(prefix) + 1:]] = hashlib.sha256(body).hexdigest()
+    return out
+
+
+def local_objects(root):
+    root = Path(root)
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_copy_to_s3_reads_back_byte_for_byte_with_boto3(jigsaw, moto, source, tmp_path):
+    jigsaw.store("copy", source, tmp_path / "local.zarr")
+    jigsaw.store("copy", source, "s3://bkt/copy.zarr", env=moto.env())
+    theirs = objects(moto, "bkt", "copy.zarr")
+    assert theirs == local_objects(tmp_path / "local.zarr")
+    # and jigsaw reads its S3 copy as it reads the local one
+    a = jigsaw.get(tmp_path / "local.zarr", "temperature", tmp_path)
+    proc = jigsaw.store("get", "s3://bkt/copy.zarr", "temperature", "--out", tmp_path / "s3.npy", env=moto.env())
+    assert_same(np.load(tmp_path / "s3.npy"), a)
+    assert jigsaw.store("verify", "s3://bkt/copy.zarr", env=moto.env()).returncode == 0
+
+
+def test_reads_what_zarr_python_and_tensorstore_put_on_s3(jigsaw, moto, tmp_path):
+    import tensorstore as ts
+    data = np.arange(4 * 10 * 12, dtype="float32").reshape(4, 10, 12) / 7
+    # TensorStore writes to the S3 server itself.
+    spec = {"driver": "zarr3", "kvstore": {"driver": "s3", "bucket": "bkt", "path": "ts.zarr/",
+                                           "endpoint": moto.endpoint, "aws_region": "us-east-1",
+                                           "aws_credentials": {"type": "environment"}}}
+    import os
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    t = ts.open(spec, create=True, dtype="float32", shape=data.shape,
+                chunk_layout=ts.ChunkLayout(chunk_shape=[1, 5, 6])).result()
+    t[...] = data
+    got = tmp_path / "ts.npy"
+    jigsaw.store("get", "s3://bkt/ts.zarr", "/", "--out", got, env=moto.env())
+    assert_same(np.load(got), data)
+    # zarr-python 3 writes a sharded v3 array; its files go to S3 unchanged with boto3.
+    z = zarr.create_array(tmp_path / "zp.zarr", shape=data.shape, chunks=(1, 5, 6), shards=(2, 10, 12), dtype="float32")
+    z[...] = data
+    s3 = moto.client()
+    for p in (tmp_path / "zp.zarr").rglob("*"):
+        if p.is_file():
+            s3.put_object(Bucket="bkt", Key="zp.zarr/" + str(p.relative_to(tmp_path / "zp.zarr")), Body=p.read_bytes())
+    jigsaw.store("get", "s3://bkt/zp.zarr", "/", "--slice", "1:3,2:9,:", "--out", got, env=moto.env())
+    assert_same(np.load(got), data[1:3, 2:9, :])
+
+
+def test_http_and_gcs_urls_read_the_same_store(jigsaw, moto, source, tmp_path):
+    www = tmp_path / "www"
+    jigsaw.store("copy", source, www / "era5.zarr")
+    jigsaw.store("copy", source, "s3://public/era5.zarr", env=moto.env())
+    want = jigsaw.get(www / "era5.zarr", "geopotential", tmp_path, slice_="2,:,3:9,:")
+    with Nginx(www) as nginx:
+        got = tmp_path / "http.npy"
+        jigsaw.store("get", nginx.url + "/era5.zarr", "geopotential", "--slice", "2,:,3:9,:", "--out", got)
+        assert_same(np.load(got), want)
+        proc = jigsaw.store("ls", nginx.url + "/era5.zarr", check=False)
+        assert proc.returncode != 0 and "cannot list" in proc.stderr
+    # gs:// is anonymous HTTPS to storage.googleapis.com; here it points at the public bucket on moto.
+    gcs = {"JIGSAW_GCS_ENDPOINT": moto.endpoint}
+    got = tmp_path / "gs.npy"
+    jigsaw.store("get", "gs://public/era5.zarr", "geopotential", "--slice", "2,:,3:9,:", "--out", got, env=gcs)
+    assert_same(np.load(got), want)
+    assert "geopotential" in jigsaw.store("ls", "gs://public/era5.zarr", env=gcs).stdout
+
+
+def test_shard_from_and_to_s3_equals_local(jigsaw, moto, source, tmp_path):
+    jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", tmp_path / "tiles.zarr")
+    jigsaw.store("copy", source, "s3://bkt/src-for-shard.zarr", env=moto.env())
+    jigsaw.shard("run", "--source", "s3://bkt/src-for-shard.zarr", *SHARD_ARGS, "--out", "s3://bkt/tiles.zarr",
+                 env=moto.env())
+    assert jigsaw.shard("verify", "s3://bkt/tiles.zarr", env=moto.env()).returncode == 0
+    mine, theirs = local_objects(tmp_path / "tiles.zarr"), objects(moto, "bkt", "tiles.zarr")
+    # Every chunk is identical; the metadata differs only where it names the source.
+    chunks = {k for k in mine if "/c/" in k or k.startswith("data/")}
+    assert chunks and {k: mine[k] for k in chunks} == {k: theirs[k] for k in chunks}
+    assert set(mine) == set(theirs)
+
+
+def test_ten_percent_faults_change_nothing(jigsaw, moto, source, tmp_path):
+    jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://bkt/clean.zarr", env=moto.env())
+    jigsaw.store("copy", source, "s3://bkt/clean-copy.zarr", env=moto.env())
+    with FaultProxy(moto.endpoint, rate=0.1, seed=7, stall_s=2) as proxy:
+        env = {**moto.env(proxy.url), **FAST}
+        jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://bkt/faulty.zarr", env=env, timeout=600)
+        jigsaw.store("copy", source, "s3://bkt/faulty-copy.zarr", env=env, timeout=600)
+        stats = proxy.stats()
+    assert stats["503"] + stats["reset"] + stats["truncate"] + stats["stall"] >= 5, stats
+    assert objects(moto, "bkt", "faulty.zarr") == objects(moto, "bkt", "clean.zarr")
+    assert objects(moto, "bkt", "faulty-copy.zarr") == objects(moto, "bkt", "clean-copy.zarr")
+
+
+def test_server_gone_fails_clearly_then_resumes(jigsaw, moto, source, tmp_path):
+    jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://bkt/ref.zarr", env=moto.env())
+    with FaultProxy(moto.endpoint, rate=0, gone_after=25) as proxy:
+        env = {**moto.env(proxy.url), **FAST, "JIGSAW_HTTP_RETRIES": "3"}
+        proc = jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://bkt/gone.zarr", env=env,
+                            check=False, timeout=300)
+    assert proc.returncode != 0
+    assert "gave up after 4 attempts" in proc.stderr, proc.stderr
+    assert "testing" not in proc.stderr  # the secret key
+    assert jigsaw.shard("verify", "s3://bkt/gone.zarr", env=moto.env(), check=False).returncode != 0
+    jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://bkt/gone.zarr", env=moto.env())
+    assert objects(moto, "bkt", "gone.zarr") == objects(moto, "bkt", "ref.zarr")
+
+
+def test_loader_streams_from_s3(jigsaw, moto, source, tmp_path):
+    jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://bkt/loader.zarr", env=moto.env())
+    proc = jigsaw.run("jigsaw-bench", "loader", "s3://bkt/loader.zarr", "--rank", "3", "--seconds", "1", "--json",
+                      env=moto.env())
+    import json
+    report = json.loads(proc.stdout)
+    assert report["read_amplification"] == pytest.approx(1.0)
+    assert report["samples"] > 0
+
+
+def test_bad_urls_and_credentials_are_named(jigsaw, moto):
+    proc = jigsaw.store("ls", "s3://bkt/x.zarr", check=False, env={**moto.env(), "AWS_ACCESS_KEY_ID": "",
+                                                                  "AWS_SECRET_ACCESS_KEY": ""})
+    assert proc.returncode != 0 and "AWS_ACCESS_KEY_ID" in proc.stderr
+    proc = jigsaw.store("ls", "s3://no-such-bucket/x.zarr", check=False, env=moto.env())
+    assert proc.returncode != 0 and "no-such-bucket" in proc.stderr
+    proc = jigsaw.store("ls", "ftp://host/x", check=False)
+    assert proc.returncode != 0 and "s3://" in proc.stderr
+    proc = jigsaw.store("copy", "s3://bkt/none.zarr", "gs://public/y.zarr", check=False,
+                        env={**moto.env(), "JIGSAW_GCS_ENDPOINT": moto.endpoint})
+    assert proc.returncode != 0
