@@ -2,6 +2,7 @@
 
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
+#include <tbb/info.h>
 #include <tbb/task_arena.h>
 
 #include <atomic>
@@ -352,7 +353,11 @@ class LoaderImpl final : public Loader {
     int64_t cached_epoch = -1;
     std::vector<int64_t> order;
     const auto shape = batch_shape();
-    tbb::task_arena arena(o_.threads > 0 ? o_.threads : tbb::task_arena::automatic);
+    // From a remote store, every batch in flight is fetched at once (each waits on the network).
+    int threads = o_.threads > 0                 ? o_.threads
+                  : store_->io_threads() > 0     ? std::max<int>(tbb::info::default_concurrency(), o_.prefetch)
+                                                 : tbb::task_arena::automatic;
+    tbb::task_arena arena(threads);
     arena.execute([&] { tbb::parallel_pipeline(
         static_cast<size_t>(o_.prefetch),
         tbb::make_filter<void, Work*>(tbb::filter_mode::serial_in_order,
