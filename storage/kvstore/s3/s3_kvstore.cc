@@ -8,44 +8,16 @@
 #include "storage/first_error.h"
 #include "storage/kvstore/http/http_client.h"
 #include "storage/kvstore/http/http_kvstore.h"
+#include "storage/kvstore/s3/s3_xml.h"
 
 namespace jigsaw {
 namespace {
 
 using Query = std::vector<std::pair<std::string, std::string>>;
 
-// The text of the first <tag>...</tag> in `xml` at or after `from`, XML entities decoded; "" if none.
-std::string XmlText(std::string_view xml, std::string_view tag, size_t from = 0, size_t* end_out = nullptr) {
-  std::string open = "<" + std::string(tag) + ">", close = "</" + std::string(tag) + ">";
-  size_t b = xml.find(open, from);
-  if (b == std::string_view::npos) return "";
-  b += open.size();
-  size_t e = xml.find(close, b);
-  if (e == std::string_view::npos) return "";
-  if (end_out) *end_out = e + close.size();
-  std::string out;
-  for (size_t i = b; i < e; ++i) {
-    if (xml[i] != '&') {
-      out += xml[i];
-      continue;
-    }
-    size_t semi = xml.find(';', i);
-    std::string_view entity = xml.substr(i + 1, semi - i - 1);
-    if (entity == "amp") out += '&';
-    else if (entity == "lt") out += '<';
-    else if (entity == "gt") out += '>';
-    else if (entity == "quot") out += '"';
-    else if (entity == "apos") out += '\'';
-    else if (entity.starts_with("#x")) out += static_cast<char>(std::strtol(std::string(entity.substr(2)).c_str(), nullptr, 16));
-    else if (entity.starts_with("#")) out += static_cast<char>(std::atoi(std::string(entity.substr(1)).c_str()));
-    i = semi;
-  }
-  return out;
-}
-
 // " (AccessDenied: Access Denied)" from an S3 error body; "" when there is none.
 std::string Detail(const std::string& body) {
-  std::string code = XmlText(body, "Code"), message = XmlText(body, "Message");
+  std::string code = s3::XmlText(body, "Code"), message = s3::XmlText(body, "Message");
   if (code.empty()) return "";
   return " (" + code + (message.empty() ? "" : ": " + message) + ")";
 }
@@ -119,16 +91,15 @@ class S3KvStore : public KvStore {
       if (o_.list_page > 0) q.emplace_back("max-keys", std::to_string(o_.list_page));
       ASSIGN_OR_RETURN(auto r, Send("GET", path_base_.empty() ? "/" : path_base_, q, {}, "", &body));
       if (r.status != 200) return IoError(url() + ": list \"" + std::string(prefix) + "\": " + Describe(r, body));
-      size_t pos = 0, end = 0;
-      while ((pos = body.find("<Contents>", pos)) != std::string::npos) {
-        std::string k = XmlText(body, "Key", pos, &end);
-        int64_t size = std::atoll(XmlText(body, "Size", pos).c_str());
-        if (prefix_.empty() || k.starts_with(prefix_ + "/")) {
-          out.push_back({prefix_.empty() ? k : k.substr(prefix_.size() + 1), size});
+      ASSIGN_OR_RETURN(s3::ListPage page, s3::ParseListObjectsV2(body));
+      for (auto& e : page.entries) {
+        if (prefix_.empty()) {
+          out.push_back(std::move(e));
+        } else if (e.key.starts_with(prefix_ + "/")) {
+          out.push_back({e.key.substr(prefix_.size() + 1), e.size});
         }
-        pos = end;
       }
-      token = XmlText(body, "IsTruncated") == "true" ? XmlText(body, "NextContinuationToken") : "";
+      token = page.next_token;
     } while (!token.empty());
     std::sort(out.begin(), out.end(), [](const ListEntry& a, const ListEntry& b) { return a.key < b.key; });
     return out;
@@ -172,7 +143,7 @@ class S3KvStore : public KvStore {
       return Send(method, path, {}, std::move(headers), "", body);
     };
     Status st = ReadObjectRange(send, range, value);
-    if (st.code() == StatusCode::kNotFound && XmlText(*value, "Code") == "NoSuchBucket") {
+    if (st.code() == StatusCode::kNotFound && s3::XmlText(*value, "Code") == "NoSuchBucket") {
       return FailedPreconditionError("bucket \"" + bucket_ + "\" does not exist");
     }
     if (st.code() == StatusCode::kIo) return IoError("read: " + st.message() + Detail(*value));
@@ -189,7 +160,7 @@ class S3KvStore : public KvStore {
   Status WriteMultipart(std::string_view key, std::string_view value) {
     std::string path = ObjectPath(key), body;
     ASSIGN_OR_RETURN(auto start, Send("POST", path, {{"uploads", ""}}, {}, "", &body));
-    std::string upload_id = XmlText(body, "UploadId");
+    std::string upload_id = s3::XmlText(body, "UploadId");
     if (start.status != 200 || upload_id.empty()) return IoError("start multipart upload: " + Describe(start, body));
     const int64_t part = std::max<int64_t>(o_.part_size, 1);
     const int64_t parts = (static_cast<int64_t>(value.size()) + part - 1) / part;
@@ -216,7 +187,7 @@ class S3KvStore : public KvStore {
       auto r = Send("POST", path, {{"uploadId", upload_id}}, {}, xml, &body);
       if (!r.ok()) {
         st = r.status();
-      } else if (r->status == 404 && XmlText(body, "Code") == "NoSuchUpload") {
+      } else if (r->status == 404 && s3::XmlText(body, "Code") == "NoSuchUpload") {
         // A retried completion whose first attempt succeeded but whose answer was lost: the object is
         // there if it has the size we sent.
         std::string head_body;
