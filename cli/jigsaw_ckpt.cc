@@ -66,9 +66,13 @@ int main(int argc, char** argv) {
   import->add_option("--out", out, "checkpoint root")->required();
   import->add_option("--step", step, "step number (default 0)");
 
-  auto* exp = app.add_subcommand("export", "a step -> one safetensors file (tensor by tensor, in bounded slabs)");
+  std::string export_format, codec = "zstd";
+  auto* exp = app.add_subcommand("export", "a step -> one safetensors file, or a Zarr v3 group with one array per tensor");
   exp->add_option("STEP", path, "step directory or root")->required();
-  exp->add_option("--out", out, "the .safetensors file to write")->required();
+  exp->add_option("--out", out, "a .safetensors file (local), or a Zarr store (path or URL, must be empty)")->required();
+  exp->add_option("--format", export_format, "safetensors or zarr (default: safetensors for *.safetensors, else zarr)")
+      ->check(CLI::IsMember({"safetensors", "zarr"}));
+  exp->add_option("--codec", codec, "Zarr export: none, zstd, blosc-lz4, gzip, ... (default zstd)");
 
   app.add_flag("--no-sync", no_sync, "skip fsync (tests, scratch space)");
   CLI11_PARSE(app, argc, argv);
@@ -134,7 +138,19 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (exp->parsed()) {
-    Status s = ExportSafetensors(root.get(), step_dir, out);
+    if (export_format.empty()) export_format = out.ends_with(".safetensors") ? "safetensors" : "zarr";
+    Status s;
+    if (export_format == "zarr") {
+      auto dst = OpenKvStore(out);
+      if (!dst.ok()) return Fail(dst.status());
+      auto existing = (*dst)->List("");
+      if (existing.ok() && !existing->empty()) return Fail(FailedPreconditionError(out + " is not empty; choose a new destination"));
+      s = ExportZarr(root.get(), step_dir, dst->get(), codec);
+    } else if (out.find("://") != std::string::npos) {
+      s = UnimplementedError("safetensors export writes a local file, not " + out + " (export --format zarr to a URL)");
+    } else {
+      s = ExportSafetensors(root.get(), step_dir, out);
+    }
     if (!s.ok()) return Fail(s);
     std::cout << "exported " << root->url() << "/" << step_dir << " to " << out << "\n";
     return 0;

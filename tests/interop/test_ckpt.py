@@ -69,6 +69,27 @@ def test_round_trip_over_meshes_is_bit_exact(jigsaw, tmp_path, source):
             assert tile["offset"] % 4096 == 0
 
 
+def test_zarr_export_reads_in_zarr_python_and_tensorstore(jigsaw, tmp_path, source):
+    import tensorstore as ts
+    import zarr
+    tensors, path, part = source
+    jigsaw.ckpt("import", path, "--mesh", "domain=3,tensor=2", "--partition", part, "--out", tmp_path / "c",
+                "--no-sync")
+    jigsaw.ckpt("export", tmp_path / "c", "--out", tmp_path / "c.zarr")
+    group = zarr.open_group(tmp_path / "c.zarr", mode="r")
+    assert group.attrs["jigsaw_mesh"] == [["domain", 3], ["tensor", 2]]
+    for name, want in tensors.items():
+        got = group[name][...]
+        assert got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes(), name
+        t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tmp_path / "c.zarr" / name)}}).result()
+        assert t.read().result().tobytes() == want.tobytes(), name
+    # one chunk per tile of the saved mesh (uneven 37 rows over 3: chunks of 13)
+    assert group["encoder.0.weight"].chunks == (13, 11)
+    assert group["encoder.0.weight"].attrs["jigsaw_partition"] == ["domain", "tensor"]
+    r = jigsaw.ckpt("export", tmp_path / "c", "--out", tmp_path / "c.zarr", check=False)
+    assert r.returncode != 0 and "not empty" in r.stderr
+
+
 def test_exported_file_reads_in_pytorch(jigsaw, tmp_path, source):
     tensors, path, part = source
     jigsaw.ckpt("import", path, "--mesh", "domain=2,tensor=2", "--partition", part, "--out", tmp_path / "c", "--no-sync")

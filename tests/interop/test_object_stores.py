@@ -171,3 +171,25 @@ def test_bad_urls_and_credentials_are_named(jigsaw, moto):
     proc = jigsaw.store("copy", "s3://bkt/none.zarr", "gs://public/y.zarr", check=False,
                         env={**moto.env(), "JIGSAW_GCS_ENDPOINT": moto.endpoint})
     assert proc.returncode != 0
+
+
+def test_checkpoints_on_s3(jigsaw, moto, tmp_path):
+    import json
+    from safetensors.numpy import load_file, save_file
+    rng = np.random.default_rng(3)
+    tensors = {"w": rng.standard_normal((37, 22)).astype("float32"), "b": rng.standard_normal(30).astype("float16")}
+    save_file(tensors, str(tmp_path / "m.safetensors"))
+    (tmp_path / "p.json").write_text(json.dumps({"w": ["domain", "tensor"], "b": ["tensor"]}))
+    env = moto.env()
+    jigsaw.ckpt("import", tmp_path / "m.safetensors", "--mesh", "domain=2,tensor=2", "--partition", tmp_path / "p.json",
+                "--out", "s3://bkt/ckpt", "--step", "7", env=env)
+    jigsaw.ckpt("verify", "s3://bkt/ckpt/step-00000007", env=env)
+    jigsaw.ckpt("reshard", "s3://bkt/ckpt", "--mesh", "domain=4,tensor=2", "--out", "s3://bkt/ckpt8", env=env)
+    jigsaw.ckpt("export", "s3://bkt/ckpt8", "--out", tmp_path / "back.safetensors", env=env)
+    back = load_file(str(tmp_path / "back.safetensors"))
+    assert all(back[k].tobytes() == v.tobytes() for k, v in tensors.items())
+    jigsaw.ckpt("export", "s3://bkt/ckpt8", "--out", "s3://bkt/ckpt8.zarr", env=env)
+    got = tmp_path / "w.npy"
+    jigsaw.store("get", "s3://bkt/ckpt8.zarr", "w", "--out", got, env=env)
+    assert np.load(got).tobytes() == tensors["w"].tobytes()
+    assert "LATEST" in objects(moto, "bkt", "ckpt8")
