@@ -341,31 +341,33 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
   nlohmann::json records = nlohmann::json::array();
   tbb::parallel_for(size_t{0}, mine.size(), [&](size_t k) {
     const int64_t rank = mine[k];
-    std::string file;
+    // Tiles stream into the rank file as the provider hands them over: never the whole file in memory.
+    std::unique_ptr<KvWriter> file;
+    int64_t size = 0;
     std::vector<nlohmann::json> written;
-    for (size_t ti = 0; ti < tensors.size(); ++ti) {
-      const TensorSpec& t = tensors[ti];
-      if (!Owns(t, mesh, rank)) continue;
-      Box box = TileOf(t, mesh, rank).value();
-      auto bytes = provider(rank, t, box);
-      Status s = bytes.status();
-      if (s.ok() && static_cast<int64_t>(bytes->size()) != Volume(box.shape) * t.dtype.size) {
-        s = InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + " supplied " +
-                                 std::to_string(bytes->size()) + " bytes for tile " + box.ToString());
+    Status s = [&]() -> Status {
+      for (size_t ti = 0; ti < tensors.size(); ++ti) {
+        const TensorSpec& t = tensors[ti];
+        if (!Owns(t, mesh, rank)) continue;
+        Box box = TileOf(t, mesh, rank).value();
+        ASSIGN_OR_RETURN(std::string bytes, provider(rank, t, box));
+        if (static_cast<int64_t>(bytes.size()) != Volume(box.shape) * t.dtype.size) {
+          return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + " supplied " +
+                                      std::to_string(bytes.size()) + " bytes for tile " + box.ToString());
+        }
+        if (!file) {
+          ASSIGN_OR_RETURN(file, root->OpenWriter(dir + "/" + RankFile(rank), {.sync = options.sync}));
+        }
+        const int64_t offset = (size + kAlign - 1) / kAlign * kAlign;
+        static const std::string kZeros(kAlign, '\0');
+        RETURN_IF_ERROR(file->Append(std::string_view(kZeros).substr(0, offset - size)));
+        RETURN_IF_ERROR(file->Append(bytes));
+        size = offset + static_cast<int64_t>(bytes.size());
+        TileRecord rec{rank, box, offset, static_cast<int64_t>(bytes.size()), Crc32c(bytes), BlockCrcs(bytes)};
+        written.push_back(TileToJson(ti, rec));
       }
-      if (!s.ok()) {
-        std::lock_guard lock(mu);
-        if (first.ok()) first = s;
-        return;
-      }
-      file.resize((file.size() + kAlign - 1) / kAlign * kAlign, '\0');
-      TileRecord rec{rank, box, static_cast<int64_t>(file.size()), static_cast<int64_t>(bytes->size()), Crc32c(*bytes),
-                     BlockCrcs(*bytes)};
-      file += *bytes;
-      written.push_back(TileToJson(ti, rec));
-    }
-    Status s = OkStatus();
-    if (!written.empty()) s = root->Write(dir + "/" + RankFile(rank), file, {.sync = options.sync});
+      return file ? file->Commit() : OkStatus();
+    }();
     std::lock_guard lock(mu);
     if (!s.ok() && first.ok()) first = s;
     for (auto& w : written) records.push_back(std::move(w));

@@ -26,6 +26,7 @@ class Fd {
   ~Fd() { if (fd_ >= 0) ::close(fd_); }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
   Fd& operator=(Fd&& o) noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = o.release();
@@ -69,6 +70,38 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   }
   return OkStatus();
 }
+
+// The bytes go straight to the temporary file; Commit() fsyncs (with sync), renames it over the key and
+// fsyncs the directory. Dropped without Commit(), the temporary file is removed.
+class FileWriter final : public KvWriter {
+ public:
+  FileWriter(Fd fd, std::string tmp, std::string path, std::string dir, WriteOptions options)
+      : fd_(std::move(fd)), tmp_(std::move(tmp)), path_(std::move(path)), dir_(std::move(dir)), options_(options) {}
+  ~FileWriter() override {
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+
+  Status Append(std::string_view bytes) override {
+    if (committed_) return FailedPreconditionError("append to " + path_ + " after commit");
+    return WriteAll(fd_.get(), bytes, tmp_);
+  }
+
+  Status Commit() override {
+    if (committed_) return FailedPreconditionError(path_ + " committed twice");
+    if (options_.sync && ::fsync(fd_.get()) != 0) return ErrnoToStatus(errno, "fsync " + tmp_);
+    if (::close(fd_.release()) != 0) return ErrnoToStatus(errno, "close " + tmp_);
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) return ErrnoToStatus(errno, "rename to " + path_);
+    committed_ = true;
+    if (options_.sync) return FsyncPath(dir_);
+    return OkStatus();
+  }
+
+ private:
+  Fd fd_;
+  const std::string tmp_, path_, dir_;
+  const WriteOptions options_;
+  bool committed_ = false;
+};
 
 class FileKvStore final : public KvStore {
  public:
@@ -127,6 +160,12 @@ class FileKvStore final : public KvStore {
   }
 
   Status Write(std::string_view key, std::string_view value, WriteOptions options) override {
+    ASSIGN_OR_RETURN(auto writer, OpenWriter(key, options));
+    RETURN_IF_ERROR(writer->Append(value));
+    return writer->Commit();
+  }
+
+  Result<std::unique_ptr<KvWriter>> OpenWriter(std::string_view key, WriteOptions options) override {
     RETURN_IF_ERROR(ValidateKey(key));
     std::string path = PathOf(key);
     std::string dir = path.substr(0, path.rfind('/'));
@@ -141,16 +180,8 @@ class FileKvStore final : public KvStore {
       fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
     }
     if (fd.get() < 0) return ErrnoToStatus(errno, "create " + tmp);
-    Status st = WriteAll(fd.get(), value, tmp);
-    if (st.ok() && options.sync && ::fsync(fd.get()) != 0) st = ErrnoToStatus(errno, "fsync " + tmp);
-    if (st.ok() && ::close(fd.release()) != 0) st = ErrnoToStatus(errno, "close " + tmp);
-    if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoToStatus(errno, "rename to " + path);
-    if (!st.ok()) {
-      ::unlink(tmp.c_str());
-      return st;
-    }
-    if (options.sync) return FsyncPath(dir);
-    return OkStatus();
+    return std::unique_ptr<KvWriter>(std::make_unique<FileWriter>(std::move(fd), std::move(tmp), std::move(path),
+                                                                  std::move(dir), options));
   }
 
   Status Delete(std::string_view key) override {

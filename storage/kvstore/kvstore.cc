@@ -14,6 +14,32 @@ std::string ByteRange::ToString() const {
   return s;
 }
 
+namespace {
+
+class BufferingWriter final : public KvWriter {
+ public:
+  BufferingWriter(KvStore* store, std::string key, WriteOptions options)
+      : store_(store), key_(std::move(key)), options_(options) {}
+  Status Append(std::string_view bytes) override {
+    value_.append(bytes);
+    return OkStatus();
+  }
+  Status Commit() override { return store_->Write(key_, value_, options_); }
+
+ private:
+  KvStore* store_;
+  const std::string key_;
+  const WriteOptions options_;
+  std::string value_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<KvWriter>> KvStore::OpenWriter(std::string_view key, WriteOptions options) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  return std::unique_ptr<KvWriter>(std::make_unique<BufferingWriter>(this, std::string(key), options));
+}
+
 Result<bool> KvStore::ReadInto(std::string_view key, ByteRange range, std::string* value) {
   ASSIGN_OR_RETURN(ReadResult r, Read(key, range));
   *value = std::move(r.value);
@@ -79,6 +105,10 @@ class PrefixedKvStore final : public KvStore {
   }
   std::string url() const override { return JoinKey(base_->url(), prefix_); }
   int io_threads() const override { return base_->io_threads(); }
+  Result<std::unique_ptr<KvWriter>> OpenWriter(std::string_view key, WriteOptions options) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    return base_->OpenWriter(JoinKey(prefix_, key), options);
+  }
 
  private:
   KvStore* base_;

@@ -49,6 +49,16 @@ struct ListEntry {
   int64_t size = 0;
 };
 
+// A value written in pieces (a checkpoint's rank file, tile after tile), without holding it in memory
+// where the backend can avoid it. Nothing is visible until Commit(), which replaces the value atomically
+// as Write() does; a writer dropped without Commit() leaves no trace. One thread at a time.
+class KvWriter {
+ public:
+  virtual ~KvWriter() = default;
+  virtual Status Append(std::string_view bytes) = 0;
+  virtual Status Commit() = 0;
+};
+
 class KvStore {
  public:
   virtual ~KvStore() = default;
@@ -57,6 +67,9 @@ class KvStore {
   // allocation and its page faults per chunk). Returns false when the key is missing.
   virtual Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value);
   virtual Status Write(std::string_view key, std::string_view value, WriteOptions options = {}) = 0;
+  // A writer for `key`. The default collects the pieces and Write()s them on Commit(); the file store
+  // streams them to disk.
+  virtual Result<std::unique_ptr<KvWriter>> OpenWriter(std::string_view key, WriteOptions options = {});
   virtual Status Delete(std::string_view key) = 0;
   virtual Result<std::vector<ListEntry>> List(std::string_view prefix) = 0;
   // A URL naming this store (for messages and for reopening), never containing credentials.

@@ -109,6 +109,38 @@ TEST_P(KvStoreConformance, LargeValuesRoundTrip) {
   ASSERT_TRUE(middle.ok());
   EXPECT_EQ(middle->value, big.substr(5 << 20, 1000));
   EXPECT_EQ((*store_->List("big/"))[0].size, static_cast<int64_t>(big.size()));
+  // The same bytes through a writer, 1 MiB at a time (S3: a streamed multipart upload).
+  auto w = store_->OpenWriter("big/streamed");
+  ASSERT_TRUE(w.ok());
+  for (size_t off = 0; off < big.size(); off += 1 << 20) ASSERT_TRUE((*w)->Append(std::string_view(big).substr(off, 1 << 20)).ok());
+  ASSERT_TRUE((*w)->Commit().ok());
+  auto streamed = store_->Read("big/streamed");
+  ASSERT_TRUE(streamed.ok()) << streamed.status().ToString();
+  EXPECT_TRUE(streamed->value == big);
+}
+
+TEST_P(KvStoreConformance, WritersCommitAtomicallyAndLeaveNothingWhenDropped) {
+  {
+    auto w = store_->OpenWriter("w/value");
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE((*w)->Append("abc").ok());
+    ASSERT_TRUE((*w)->Append("").ok());
+    ASSERT_TRUE((*w)->Append(std::string(5000, 'd')).ok());
+    EXPECT_TRUE(store_->Read("w/value")->missing);  // nothing visible before Commit()
+    ASSERT_TRUE((*w)->Commit().ok());
+  }
+  EXPECT_EQ(store_->Read("w/value")->value, "abc" + std::string(5000, 'd'));
+  {
+    auto w = store_->OpenWriter("w/dropped");
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append("partial").ok());
+  }
+  EXPECT_TRUE(store_->Read("w/dropped")->missing);
+  auto listed = store_->List("w/");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].key, "w/value");
+  EXPECT_FALSE(store_->OpenWriter("a//b").ok());
 }
 
 TEST_P(KvStoreConformance, InvalidKeysAreRefused) {

@@ -3,6 +3,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdlib>
 
 #include "storage/first_error.h"
@@ -106,6 +107,12 @@ class S3KvStore : public KvStore {
   }
 
   int io_threads() const override { return http_->options().max_in_flight; }
+
+  Result<std::unique_ptr<KvWriter>> OpenWriter(std::string_view key, WriteOptions) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    if (o_.read_only) return UnimplementedError(ObjectUrl(key) + ": this store is read-only");
+    return std::unique_ptr<KvWriter>(std::make_unique<Writer>(this, std::string(key)));
+  }
   std::string url() const override { return scheme_ + "://" + bucket_ + (prefix_.empty() ? "" : "/" + prefix_); }
 
  private:
@@ -157,53 +164,121 @@ class S3KvStore : public KvStore {
     return OkStatus();
   }
 
+  // One multipart upload: Start(), parts (any order, in parallel), then Complete() or Abort().
+  struct Upload {
+    std::string path, id;
+    std::vector<std::string> etags;  // by part number - 1
+    int64_t bytes = 0;
+  };
+
+  Result<Upload> StartUpload(std::string_view key) {
+    Upload u{ObjectPath(key), "", {}, 0};
+    std::string body;
+    ASSIGN_OR_RETURN(auto r, Send("POST", u.path, {{"uploads", ""}}, {}, "", &body));
+    u.id = s3::XmlText(body, "UploadId");
+    if (r.status != 200 || u.id.empty()) return IoError("start multipart upload: " + Describe(r, body));
+    return u;
+  }
+
+  Result<std::string> UploadPart(const Upload& u, int64_t number, std::string_view bytes) {
+    std::string body;
+    ASSIGN_OR_RETURN(auto r, Send("PUT", u.path, {{"partNumber", std::to_string(number)}, {"uploadId", u.id}}, {}, bytes, &body));
+    if (r.status != 200 || r.header("etag").empty()) {
+      return IoError("upload part " + std::to_string(number) + ": " + Describe(r, body));
+    }
+    return r.header("etag");
+  }
+
+  Status CompleteUpload(const Upload& u) {
+    std::string xml = "<CompleteMultipartUpload>", body;
+    for (size_t i = 0; i < u.etags.size(); ++i) {
+      xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + u.etags[i] + "</ETag></Part>";
+    }
+    xml += "</CompleteMultipartUpload>";
+    ASSIGN_OR_RETURN(auto r, Send("POST", u.path, {{"uploadId", u.id}}, {}, xml, &body));
+    if (r.status == 404 && s3::XmlText(body, "Code") == "NoSuchUpload") {
+      // A retried completion whose first attempt succeeded but whose answer was lost: the object is there
+      // if it has the size we sent.
+      std::string head_body;
+      auto h = Send("HEAD", u.path, {}, {}, "", &head_body);
+      if (h.ok() && h->status == 200 && std::atoll(h->header("content-length").c_str()) == u.bytes) return OkStatus();
+    }
+    if (r.status != 200 || body.find("<Error>") != std::string::npos) {
+      return IoError("complete multipart upload: " + Describe(r, body));
+    }
+    return OkStatus();
+  }
+
+  void AbortUpload(const Upload& u) {
+    std::string body;
+    (void)Send("DELETE", u.path, {{"uploadId", u.id}}, {}, "", &body);  // best effort
+  }
+
   Status WriteMultipart(std::string_view key, std::string_view value) {
-    std::string path = ObjectPath(key), body;
-    ASSIGN_OR_RETURN(auto start, Send("POST", path, {{"uploads", ""}}, {}, "", &body));
-    std::string upload_id = s3::XmlText(body, "UploadId");
-    if (start.status != 200 || upload_id.empty()) return IoError("start multipart upload: " + Describe(start, body));
+    ASSIGN_OR_RETURN(Upload u, StartUpload(key));
     const int64_t part = std::max<int64_t>(o_.part_size, 1);
     const int64_t parts = (static_cast<int64_t>(value.size()) + part - 1) / part;
-    std::vector<std::string> etags(parts);
+    u.etags.resize(parts);
+    u.bytes = static_cast<int64_t>(value.size());
     FirstError error;
     tbb::parallel_for(int64_t{0}, parts, [&](int64_t i) {
       if (error.failed()) return;
-      std::string_view bytes = value.substr(i * part, part);
-      std::string part_body;
-      auto r = Send("PUT", path, {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}}, {}, bytes, &part_body);
-      if (!r.ok()) return error.Set(r.status());
-      if (r->status != 200 || r->header("etag").empty()) {
-        return error.Set(IoError("upload part " + std::to_string(i + 1) + ": " + Describe(*r, part_body)));
-      }
-      etags[i] = r->header("etag");
+      auto etag = UploadPart(u, i + 1, value.substr(i * part, part));
+      if (!etag.ok()) return error.Set(etag.status());
+      u.etags[i] = std::move(*etag);
     });
     Status st = error.Get();
-    if (st.ok()) {
-      std::string xml = "<CompleteMultipartUpload>";
-      for (int64_t i = 0; i < parts; ++i) {
-        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + etags[i] + "</ETag></Part>";
-      }
-      xml += "</CompleteMultipartUpload>";
-      auto r = Send("POST", path, {{"uploadId", upload_id}}, {}, xml, &body);
-      if (!r.ok()) {
-        st = r.status();
-      } else if (r->status == 404 && s3::XmlText(body, "Code") == "NoSuchUpload") {
-        // A retried completion whose first attempt succeeded but whose answer was lost: the object is
-        // there if it has the size we sent.
-        std::string head_body;
-        auto h = Send("HEAD", path, {}, {}, "", &head_body);
-        bool there = h.ok() && h->status == 200 && std::atoll(h->header("content-length").c_str()) == static_cast<int64_t>(value.size());
-        if (!there) st = IoError("complete multipart upload: " + Describe(*r, body));
-      } else if (r->status != 200 || body.find("<Error>") != std::string::npos) {
-        st = IoError("complete multipart upload: " + Describe(*r, body));
-      }
-    }
-    if (!st.ok()) {
-      std::string abort_body;
-      (void)Send("DELETE", path, {{"uploadId", upload_id}}, {}, "", &abort_body);  // best effort
-    }
+    if (st.ok()) st = CompleteUpload(u);
+    if (!st.ok()) AbortUpload(u);
     return st;
   }
+
+  // Streams a value as a multipart upload, one part_size part at a time (a small value is one PUT on
+  // Commit); dropped without Commit(), the upload is aborted and nothing appears.
+  class Writer final : public KvWriter {
+   public:
+    Writer(S3KvStore* store, std::string key) : store_(store), key_(std::move(key)) {}
+    ~Writer() override {
+      if (upload_ && !done_) store_->AbortUpload(*upload_);
+    }
+    Status Append(std::string_view bytes) override {
+      const size_t part = static_cast<size_t>(std::max<int64_t>(store_->o_.part_size, 1));
+      while (!bytes.empty()) {
+        size_t n = std::min(bytes.size(), part - buffer_.size());
+        buffer_.append(bytes.substr(0, n));
+        bytes.remove_prefix(n);
+        if (buffer_.size() == part) RETURN_IF_ERROR(Flush().Annotate(store_->ObjectUrl(key_)));
+      }
+      return OkStatus();
+    }
+    Status Commit() override {
+      done_ = true;
+      if (!upload_) return store_->Write(key_, buffer_, {});
+      Status st = buffer_.empty() ? OkStatus() : Flush();
+      if (st.ok()) st = store_->CompleteUpload(*upload_);
+      if (!st.ok()) store_->AbortUpload(*upload_);
+      return st.Annotate(store_->ObjectUrl(key_));
+    }
+
+   private:
+    Status Flush() {
+      if (!upload_) {
+        ASSIGN_OR_RETURN(Upload u, store_->StartUpload(key_));
+        upload_ = std::move(u);
+      }
+      ASSIGN_OR_RETURN(std::string etag, store_->UploadPart(*upload_, static_cast<int64_t>(upload_->etags.size()) + 1, buffer_));
+      upload_->etags.push_back(std::move(etag));
+      upload_->bytes += static_cast<int64_t>(buffer_.size());
+      buffer_.clear();
+      return OkStatus();
+    }
+
+    S3KvStore* store_;
+    const std::string key_;
+    std::string buffer_;
+    std::optional<Upload> upload_;
+    bool done_ = false;
+  };
 
   const std::string scheme_, bucket_, prefix_;
   const S3Options o_;
