@@ -290,6 +290,19 @@ TileRecord TileFromJson(const nlohmann::json& j) {
 }
 
 // Rank 0 decides; every rank returns its verdict.
+// Every element of the tensor in exactly one tile: no overlaps, and the volumes add up to the tensor's.
+Status CheckCoverage(const TensorRecord& t) {
+  int64_t covered = 0;
+  for (size_t i = 0; i < t.tiles.size(); ++i) {
+    covered += Volume(t.tiles[i].box.shape);
+    for (size_t k = 0; k < i; ++k) {
+      if (Overlap(t.tiles[i].box, t.tiles[k].box)) return DataLossError("tensor " + t.spec.name + ": tiles overlap");
+    }
+  }
+  if (covered != Volume(t.spec.shape)) return DataLossError("tensor " + t.spec.name + ": tiles do not cover the tensor");
+  return OkStatus();
+}
+
 Status Agree(Communicator* comm, Status local) {
   std::string verdict = local.ok() ? "" : local.message();
   RETURN_IF_ERROR(comm->Broadcast(&verdict));
@@ -391,13 +404,8 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
       }
       for (auto& t : m.tensors) {
         std::sort(t.tiles.begin(), t.tiles.end(), [](const TileRecord& a, const TileRecord& b) { return a.rank < b.rank; });
-        int64_t covered = 0;
-        for (size_t i = 0; i < t.tiles.size(); ++i) {
-          covered += Volume(t.tiles[i].box.shape);
-          for (size_t k = 0; k < i; ++k)
-            if (Overlap(t.tiles[i].box, t.tiles[k].box)) return InternalError("tensor " + t.spec.name + ": tiles overlap");
-        }
-        if (covered != Volume(t.spec.shape)) return InternalError("tensor " + t.spec.name + ": tiles do not cover the tensor");
+        Status covered = CheckCoverage(t);
+        if (!covered.ok()) return InternalError(covered.message());
       }
       RETURN_IF_ERROR(root->Write(dir + "/manifest.json", ManifestText(m), {.sync = options.sync}));
       return root->Write("LATEST", dir + "\n", {.sync = options.sync});
@@ -484,6 +492,8 @@ Result<Manifest> ReadManifest(KvStore* root, std::string step_dir) {
   }
   auto m = Manifest::FromJson(j);
   if (!m.ok()) return m.status().Annotate(root->url() + "/" + key);
+  // Readers rely on it (ReadTensorBox fills boxes from the tiles alone).
+  for (const auto& t : m->tensors) RETURN_IF_ERROR(CheckCoverage(t).Annotate(root->url() + "/" + key));
   return m;
 }
 
@@ -491,7 +501,11 @@ Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, co
                                   const Box& box) {
   const int64_t es = t.spec.dtype.size;
   const size_t rank = t.spec.shape.size();
-  std::string out(Volume(box.shape) * es, '\0');
+  const size_t n = static_cast<size_t>(Volume(box.shape) * es);
+  // Not zero-filled: the tiles cover the tensor exactly once (checked when the step was saved), so every
+  // byte of the box is written below. (libstdc++ 12 passes the capacity to the callback, hence `n`.)
+  std::string out;
+  out.resize_and_overwrite(n, [n](char*, size_t) { return n; });
   for (const TileRecord& tile : t.tiles) {
     Box part = Intersection(tile.box, box);
     if (Volume(part.shape) == 0) continue;
@@ -503,15 +517,30 @@ Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, co
     const int64_t lo = a * outer_stride, hi = std::min(tile.nbytes, b * outer_stride);
     const int64_t blo = lo / kBlock * kBlock, bhi = std::min(tile.nbytes, (hi + kBlock - 1) / kBlock * kBlock);
     const std::string key = step_dir + "/" + RankFile(tile.rank);
-    ASSIGN_OR_RETURN(ReadResult r, root->Read(key, ByteRange::Span(tile.offset + blo, tile.offset + bhi)));
-    if (r.missing) return DataLossError(root->url() + ": " + key + " is missing (tensor " + t.spec.name + ")");
-    for (int64_t k = blo; k < bhi; k += kBlock) {
-      std::string_view block = std::string_view(r.value).substr(k - blo, std::min(kBlock, bhi - k));
-      if (Crc32c(block) != tile.block_crc32c[k / kBlock]) {
-        return DataLossError(root->url() + ": " + key + ": crc32c mismatch in tensor " + t.spec.name + " tile " +
-                             tile.box.ToString() + " (block " + std::to_string(k / kBlock) + ")");
+    auto check_blocks = [&](std::string_view bytes) -> Status {
+      for (int64_t k = blo; k < bhi; k += kBlock) {
+        if (Crc32c(bytes.substr(k - blo, std::min(kBlock, bhi - k))) != tile.block_crc32c[k / kBlock]) {
+          return DataLossError(root->url() + ": " + key + ": crc32c mismatch in tensor " + t.spec.name + " tile " +
+                               tile.box.ToString() + " (block " + std::to_string(k / kBlock) + ")");
+        }
       }
+      return OkStatus();
+    };
+    auto missing = [&] { return DataLossError(root->url() + ": " + key + " is missing (tensor " + t.spec.name + ")"); };
+    // The box is one run of whole checksum blocks of this tile (a rank's own tile; half of one along the
+    // outer dimension): read it straight into the result, no copy.
+    bool run = part.shape == box.shape && lo == blo && hi == bhi;
+    for (size_t d = 1; d < rank; ++d) run = run && part.shape[d] == tile.box.shape[d];
+    if (run) {
+      ASSIGN_OR_RETURN(bool found, root->ReadInto(key, ByteRange::Span(tile.offset + lo, tile.offset + hi), &out));
+      if (!found) return missing();
+      RETURN_IF_ERROR(check_blocks(out));
+      return out;
     }
+    thread_local std::string slab;
+    ASSIGN_OR_RETURN(bool found, root->ReadInto(key, ByteRange::Span(tile.offset + blo, tile.offset + bhi), &slab));
+    if (!found) return missing();
+    RETURN_IF_ERROR(check_blocks(slab));
     std::vector<int64_t> slab_shape = tile.box.shape;
     if (rank) slab_shape[0] = b - a;
     std::vector<int64_t> src_origin(rank), dst_origin(rank);
@@ -519,7 +548,7 @@ Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, co
       src_origin[d] = part.origin[d] - tile.box.origin[d] - (d == 0 ? a : 0);
       dst_origin[d] = part.origin[d] - box.origin[d];
     }
-    CopyBox(r.value.data() + (lo - blo), slab_shape, src_origin, out.data(), box.shape, dst_origin, part.shape, es);
+    CopyBox(slab.data() + (lo - blo), slab_shape, src_origin, out.data(), box.shape, dst_origin, part.shape, es);
   }
   return out;
 }
