@@ -45,9 +45,53 @@ uint32_t Crc32cTable(const unsigned char* p, size_t n, uint32_t c) {
   return c;
 }
 
+// Polynomial arithmetic modulo the CRC-32C polynomial, bit-reflected (bit 31 is x^0), to join CRCs of
+// pieces computed independently: the register after A then B is (register after A) * x^(8 |B|) xor the
+// register of B alone.
+constexpr uint32_t kPolyReflected = 0x82F63B78;
+
+uint32_t MulModP(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (uint32_t m = 1u << 31; m != 0; m >>= 1) {
+    if (a & m) product ^= b;
+    b = b & 1 ? (b >> 1) ^ kPolyReflected : b >> 1;  // b *= x
+  }
+  return product;
+}
+
+// x^(8 * bytes) mod P.
+uint32_t XPow8n(uint64_t bytes) {
+  uint32_t result = 1u << 31, base = 1u << 30;  // x^0, x^1
+  for (uint64_t e = 8 * bytes; e != 0; e >>= 1) {
+    if (e & 1) result = MulModP(result, base);
+    base = MulModP(base, base);
+  }
+  return result;
+}
+
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) uint32_t Crc32cHardware(const unsigned char* p, size_t n, uint32_t c) {
   uint64_t c64 = c;
+  // The instruction has a latency of 3 cycles and a throughput of 1: three independent streams over
+  // three consecutive lanes of a round keep it busy, and the lanes' registers are joined after each round.
+  constexpr size_t kLane = 4096;
+  static const uint32_t kShift = XPow8n(kLane);
+  while (n >= 3 * kLane) {
+    uint64_t a = c64, b = 0, d = 0;
+    for (size_t i = 0; i < kLane; i += 8) {
+      uint64_t va, vb, vd;
+      std::memcpy(&va, p + i, 8);
+      std::memcpy(&vb, p + kLane + i, 8);
+      std::memcpy(&vd, p + 2 * kLane + i, 8);
+      a = _mm_crc32_u64(a, va);
+      b = _mm_crc32_u64(b, vb);
+      d = _mm_crc32_u64(d, vd);
+    }
+    uint32_t joined = MulModP(kShift, static_cast<uint32_t>(a)) ^ static_cast<uint32_t>(b);
+    c64 = MulModP(kShift, joined) ^ static_cast<uint32_t>(d);
+    p += 3 * kLane;
+    n -= 3 * kLane;
+  }
   while (n >= 8) {
     uint64_t v;
     std::memcpy(&v, p, 8);
@@ -109,6 +153,11 @@ uint32_t Crc32c(std::string_view data, uint32_t crc) {
   if (hw) return ~Crc32cHardware(p, data.size(), c);
 #endif
   return ~Crc32cTable(p, data.size(), c);
+}
+
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
+  // Linear in the register, and the initial and final inversions cancel (see MulModP).
+  return MulModP(XPow8n(length_b), crc_a) ^ crc_b;
 }
 
 std::unique_ptr<BytesCodec> NewCrc32cCodec() { return std::make_unique<Crc32cCodec>(); }

@@ -9,4 +9,7 @@ namespace jigsaw {
 // Extends `crc` (0 to start) over `data`. Uses the SSE4.2 instruction when the CPU has it.
 uint32_t Crc32c(std::string_view data, uint32_t crc = 0);
 
+// The CRC of A followed by B, from the CRCs of A and of B and the length of B (no pass over the bytes).
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b);
+
 }  // namespace jigsaw
