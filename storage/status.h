@@ -38,7 +38,8 @@ class [[nodiscard]] Status {
   const std::string& message() const { return message_; }
   std::string ToString() const;
 
-  // Returns this status with "context: " put before the message; OK stays OK.
+  // Returns this status with "context: " put before the message; OK stays OK, and so does a message that
+  // already starts with the context.
   Status Annotate(std::string_view context) const;
 
  private:

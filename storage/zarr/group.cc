@@ -13,11 +13,47 @@ std::optional<std::string> NodePathOf(const std::string& key) {
   return std::nullopt;
 }
 
-Result<std::vector<Node>> ListNodes(KvStore* store) {
-  ASSIGN_OR_RETURN(auto keys, store->List(""));
+namespace {
+
+// The node paths named by consolidated metadata (v2 .zmetadata, v3 consolidated_metadata in the root
+// zarr.json), for stores that cannot list (HTTP); empty when there is none.
+Result<std::set<std::string>> ConsolidatedPaths(KvStore* store) {
   std::set<std::string> paths;
-  for (const auto& e : keys)
-    if (auto p = NodePathOf(e.key)) paths.insert(*p);
+  ASSIGN_OR_RETURN(ReadResult v2, store->Read(".zmetadata"));
+  if (!v2.missing) {
+    ASSIGN_OR_RETURN(json j, ParseJson(v2.value, JoinKey(store->url(), ".zmetadata")));
+    if (j.contains("metadata") && j["metadata"].is_object()) {
+      for (const auto& [key, value] : j["metadata"].items())
+        if (auto p = NodePathOf(key)) paths.insert(*p);
+    }
+    return paths;
+  }
+  ASSIGN_OR_RETURN(ReadResult v3, store->Read("zarr.json"));
+  if (v3.missing) return paths;
+  ASSIGN_OR_RETURN(json j, ParseJson(v3.value, JoinKey(store->url(), "zarr.json")));
+  const json* c = j.contains("consolidated_metadata") ? &j["consolidated_metadata"] : nullptr;
+  if (c && c->is_object() && c->contains("metadata") && (*c)["metadata"].is_object()) {
+    paths.insert("");
+    for (const auto& [key, value] : (*c)["metadata"].items()) paths.insert(key);
+  }
+  return paths;
+}
+
+}  // namespace
+
+Result<std::vector<Node>> ListNodes(KvStore* store) {
+  auto keys = store->List("");
+  std::set<std::string> paths;
+  if (!keys.ok() && keys.status().code() == StatusCode::kUnimplemented) {
+    ASSIGN_OR_RETURN(paths, ConsolidatedPaths(store));
+    if (paths.empty()) {
+      return Status(keys.status().code(), keys.status().message() + "; nor has it consolidated metadata to read instead");
+    }
+  } else {
+    RETURN_IF_ERROR(keys.status());
+    for (const auto& e : *keys)
+      if (auto p = NodePathOf(e.key)) paths.insert(*p);
+  }
   // A store whose root holds no metadata is still browsable when nodes sit below it.
   if (paths.empty()) return NotFoundError("no Zarr metadata in " + store->url());
   std::vector<Node> nodes;

@@ -74,8 +74,11 @@ std::map<std::string, Stored> StoredPerArray(const std::vector<ListEntry>& keys,
 
 Status ListStore(KvStore* store, bool as_json, std::ostream& out) {
   ASSIGN_OR_RETURN(auto nodes, ListNodes(store));
-  ASSIGN_OR_RETURN(auto keys, store->List(""));
-  auto stored = StoredPerArray(keys, nodes);
+  // A store that cannot list (HTTP) shows its arrays from consolidated metadata, without stored sizes.
+  auto keys = store->List("");
+  const bool listed = keys.ok();
+  if (!listed && keys.status().code() != StatusCode::kUnimplemented) return keys.status();
+  auto stored = StoredPerArray(listed ? *keys : std::vector<ListEntry>{}, nodes);
   json j = {{"url", store->url()}, {"nodes", json::array()}};
   for (const auto& n : nodes) {
     json e = {{"path", n.path.empty() ? "/" : n.path},
@@ -92,8 +95,8 @@ Status ListStore(KvStore* store, bool as_json, std::ostream& out) {
       e["codecs"] = m.codecs->Describe();
       e["fill_value"] = FillValueToJson(m.fill, m.dtype);
       e["dimension_names"] = m.dimension_names;
-      e["stored_bytes"] = stored[n.path].bytes;
-      e["stored_objects"] = stored[n.path].objects;
+      e["stored_bytes"] = listed ? json(stored[n.path].bytes) : json(nullptr);
+      e["stored_objects"] = listed ? json(stored[n.path].objects) : json(nullptr);
       e["decoded_bytes"] = [&] {
         int64_t b = m.dtype.size;
         for (int64_t s : m.shape) b *= s;
@@ -123,8 +126,12 @@ Status ListStore(KvStore* store, bool as_json, std::ostream& out) {
       out << "\n" << indent << "  chunks [" << Join(e["chunks"].get<std::vector<int64_t>>()) << "]";
       if (e.contains("shard")) out << " in shards [" << Join(e["shard"].get<std::vector<int64_t>>()) << "]";
       out << "  " << e["codecs"].get<std::string>() << "  fill " << e["fill_value"].dump();
-      out << "\n" << indent << "  stored " << HumanBytes(e["stored_bytes"]) << " in " << e["stored_objects"]
-          << " objects (" << HumanBytes(e["decoded_bytes"]) << " decoded)";
+      if (e["stored_bytes"].is_null()) {
+        out << "\n" << indent << "  " << HumanBytes(e["decoded_bytes"]) << " decoded (stored size unknown: the store cannot list)";
+      } else {
+        out << "\n" << indent << "  stored " << HumanBytes(e["stored_bytes"]) << " in " << e["stored_objects"]
+            << " objects (" << HumanBytes(e["decoded_bytes"]) << " decoded)";
+      }
     }
     if (!e["attributes"].empty()) out << "\n" << indent << "  " << e["attributes"].size() << " attributes";
     out << "\n";

@@ -100,8 +100,16 @@ def test_http_and_gcs_urls_read_the_same_store(jigsaw, moto, source, tmp_path):
         got = tmp_path / "http.npy"
         jigsaw.store("get", nginx.url + "/era5.zarr", "geopotential", "--slice", "2,:,3:9,:", "--out", got)
         assert_same(np.load(got), want)
-        proc = jigsaw.store("ls", nginx.url + "/era5.zarr", check=False)
-        assert proc.returncode != 0 and "cannot list" in proc.stderr
+        # A web server cannot list: arrays come from the consolidated metadata jigsaw wrote.
+        assert "geopotential" in jigsaw.store("ls", nginx.url + "/era5.zarr").stdout
+        jigsaw.shard("run", "--source", nginx.url + "/era5.zarr", *SHARD_ARGS, "--out", tmp_path / "from-http.zarr")
+        jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", tmp_path / "from-disk.zarr")
+        assert ({k: v for k, v in local_objects(tmp_path / "from-http.zarr").items() if k.startswith("data/")} ==
+                {k: v for k, v in local_objects(tmp_path / "from-disk.zarr").items() if k.startswith("data/")})
+        (www / "bare.zarr").mkdir()
+        (www / "bare.zarr" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+        proc = jigsaw.store("ls", nginx.url + "/bare.zarr", check=False)
+        assert proc.returncode != 0 and "cannot list" in proc.stderr and "consolidated" in proc.stderr
     # gs:// is anonymous HTTPS to storage.googleapis.com; here it points at the public bucket on moto.
     gcs = {"JIGSAW_GCS_ENDPOINT": moto.endpoint}
     got = tmp_path / "gs.npy"
