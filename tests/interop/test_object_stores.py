@@ -201,3 +201,15 @@ def test_checkpoints_on_s3(jigsaw, moto, tmp_path):
     jigsaw.store("get", "s3://bkt/ckpt8.zarr", "w", "--out", got, env=env)
     assert np.load(got).tobytes() == tensors["w"].tobytes()
     assert "LATEST" in objects(moto, "bkt", "ckpt8")
+
+
+def test_requests_in_flight_are_bounded_and_overlap(jigsaw, moto, source):
+    # The proxy counts how many requests it serves at once (the server is otherwise fault-free).
+    for limit in (1, 6):
+        with FaultProxy(moto.endpoint, rate=0) as proxy:
+            env = {**moto.env(proxy.url), "JIGSAW_HTTP_MAX_IN_FLIGHT": str(limit)}
+            jigsaw.store("copy", source, f"s3://bkt/inflight-{limit}.zarr", env=env)
+            seen = proxy.stats()["max_in_flight"]  # jigsaw is done: the stats request is alone
+        assert 1 <= seen <= limit, (limit, seen)
+        if limit > 1:
+            assert seen >= 3, seen  # requests overlap, though this machine has 2 cores

@@ -5,7 +5,8 @@ chosen fraction of requests, returns a 503 SlowDown, resets the connection, trun
   fault_proxy.py --upstream http://127.0.0.1:9000 [--port 0] [--rate 0.1] [--seed 1]
                  [--kinds 503,reset,truncate,stall] [--stall-s 3] [--gone-after N]
 
-Prints "port N" on stdout once listening. GET /__proxy_stats answers JSON counts of what it did.
+Prints "port N" on stdout once listening. GET /__proxy_stats answers JSON counts of what it did, and the
+most requests it had in flight at once.
 Requests that change state (PUT, POST, DELETE) are faulted only before they reach the server (503,
 reset, stall), as a dropped request would be; GET and HEAD can also be cut after the server answered
 (truncate). With --gone-after N the proxy stops listening after N requests, like a server that died.
@@ -30,7 +31,8 @@ class State:
         self.args = args
         self.rng = random.Random(args.seed)
         self.lock = threading.Lock()
-        self.counts = {"requests": 0, "503": 0, "reset": 0, "truncate": 0, "stall": 0}
+        self.counts = {"requests": 0, "503": 0, "reset": 0, "truncate": 0, "stall": 0, "max_in_flight": 0}
+        self.in_flight = 0
         self.kinds = [k for k in args.kinds.split(",") if k]
 
     def choose(self, method):
@@ -67,6 +69,16 @@ def make_handler(state, upstream):
             self.connection.close()
 
         def _handle(self):
+            with state.lock:
+                state.in_flight += 1
+                state.counts["max_in_flight"] = max(state.counts["max_in_flight"], state.in_flight)
+            try:
+                self._serve()
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+
+        def _serve(self):
             if self.path == "/__proxy_stats":
                 body = json.dumps(state.counts).encode()
                 self.send_response(200)
