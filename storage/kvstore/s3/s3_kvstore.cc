@@ -3,6 +3,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <fstream>
 #include <optional>
 #include <cstdlib>
 
@@ -298,6 +299,28 @@ Status ReadEnvBytes(const char* name, int64_t* out) {
   return OkStatus();
 }
 
+// The value of `key` in [section] of an INI file (the AWS CLI's credentials and config files); nullopt
+// when the file, section or key is absent.
+std::optional<std::string> IniValue(const std::string& path, const std::string& section, const std::string& key) {
+  std::ifstream f(path);
+  std::string line, current;
+  auto trim = [](std::string s) {
+    size_t b = s.find_first_not_of(" \t\r"), e = s.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  };
+  while (std::getline(f, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      current = trim(line.substr(1, line.size() - 2));
+      continue;
+    }
+    size_t eq = line.find('=');
+    if (current == section && eq != std::string::npos && trim(line.substr(0, eq)) == key) return trim(line.substr(eq + 1));
+  }
+  return std::nullopt;
+}
+
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
@@ -328,9 +351,21 @@ Result<S3Options> S3OptionsFromEnvironment() {
     return InvalidArgumentError("AWS_ENDPOINT_URL=\"" + o.endpoint + "\": expected http://host:port or https://host");
   }
   o.path_style = !o.endpoint.empty() && Env("JIGSAW_S3_VIRTUAL_HOSTS") != "1";
+  // The environment first, then the shared files the AWS CLI writes (profile AWS_PROFILE, else "default").
+  const std::string profile = Env("AWS_PROFILE").empty() ? "default" : Env("AWS_PROFILE");
+  const std::string home = Env("HOME");
+  const std::string credentials_file =
+      !Env("AWS_SHARED_CREDENTIALS_FILE").empty() ? Env("AWS_SHARED_CREDENTIALS_FILE") : home + "/.aws/credentials";
+  const std::string config_file = !Env("AWS_CONFIG_FILE").empty() ? Env("AWS_CONFIG_FILE") : home + "/.aws/config";
   if (!Env("AWS_REGION").empty()) o.region = Env("AWS_REGION");
   else if (!Env("AWS_DEFAULT_REGION").empty()) o.region = Env("AWS_DEFAULT_REGION");
+  else if (auto r = IniValue(config_file, profile == "default" ? "default" : "profile " + profile, "region")) o.region = *r;
   o.credentials = {Env("AWS_ACCESS_KEY_ID"), Env("AWS_SECRET_ACCESS_KEY"), Env("AWS_SESSION_TOKEN")};
+  if (o.credentials.access_key_id.empty() && o.credentials.secret_access_key.empty()) {
+    o.credentials.access_key_id = IniValue(credentials_file, profile, "aws_access_key_id").value_or("");
+    o.credentials.secret_access_key = IniValue(credentials_file, profile, "aws_secret_access_key").value_or("");
+    o.credentials.session_token = IniValue(credentials_file, profile, "aws_session_token").value_or("");
+  }
   o.anonymous = Env("JIGSAW_S3_ANONYMOUS") == "1" || Env("AWS_NO_SIGN_REQUEST") == "1" ||
                 Env("AWS_NO_SIGN_REQUEST") == "true";
   RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_MULTIPART_THRESHOLD", &o.multipart_threshold));

@@ -18,8 +18,10 @@ namespace jigsaw {
 
 struct S3Options {
   std::string endpoint;            // AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; "" = AWS itself
-  std::string region = "us-east-1";  // AWS_REGION / AWS_DEFAULT_REGION
-  s3::Credentials credentials;     // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+  std::string region = "us-east-1";  // AWS_REGION / AWS_DEFAULT_REGION / ~/.aws/config
+  s3::Credentials credentials;     // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, else the
+                                   // profile AWS_PROFILE (or default) of ~/.aws/credentials
+                                   // (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE move the files)
   bool anonymous = false;          // JIGSAW_S3_ANONYMOUS=1 or AWS_NO_SIGN_REQUEST=1: unsigned requests
   bool path_style = true;          // endpoint/bucket/key (local servers); false: bucket.endpoint/key.
                                    // Default: path style with an endpoint, virtual hosts on AWS.
