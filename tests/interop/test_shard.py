@@ -3,6 +3,7 @@ back with zarr-python 3 and TensorStore, compared tile by tile with a numpy re-a
 statistics against numpy."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -224,17 +225,21 @@ def test_resume_after_kill_is_identical(jigsaw, tmp_path):
     out = str(tmp_path / "out.zarr")
     rng = np.random.default_rng(7)
     kills = 0
-    for _ in range(6):
+    for _ in range(15):
+        if kills >= 5:
+            break
         p = subprocess.Popen([str(jigsaw.bin_dir / "jigsaw-shard"), "run", *args, "--out", out],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.02, max(0.05, full)))
+        time.sleep(rng.uniform(0.01, max(0.03, 0.8 * full)))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.wait()
-        # Whatever the moment of the kill, a store that verifies as complete is the finished store.
+        # Whatever the moment of the kill, a store that verifies as complete is the finished store; then
+        # start over, so that later runs have something left to be killed in.
         if jigsaw.shard("verify", out, check=False).returncode == 0:
             assert_same_tree(ref, out)
+            shutil.rmtree(out)
     r = jigsaw.shard("run", *args, "--out", out)
     assert kills > 0, "the run was too quick to be interrupted; enlarge the synthetic source"
     assert_same_tree(ref, out)
