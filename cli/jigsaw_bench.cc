@@ -187,7 +187,10 @@ int main(int argc, char** argv) {
     Status s = SaveCheckpoint(root->get(), 1, *mesh, specs,
                               [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
                                 int idx = std::stoi(t.name.substr(7));
-                                std::string out(box.num_elements() * 4, '\0');
+                                // One copy of the rank's tile, as a trainer's provider makes (no zero fill first).
+                                const size_t n = static_cast<size_t>(box.num_elements() * 4);
+                                std::string out;
+                                out.resize_and_overwrite(n, [n](char*, size_t) { return n; });
                                 std::vector<int64_t> zero(2, 0);
                                 CopyBox(data[idx].data(), t.shape, box.origin, out.data(), box.shape, zero, box.shape, 4);
                                 return out;
