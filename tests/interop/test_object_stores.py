@@ -2,6 +2,7 @@
 S3 server, nginx, and the fault-injecting proxy. Independent clients (boto3, zarr-python 3, TensorStore)
 check what jigsaw writes and write what jigsaw reads."""
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -60,20 +61,20 @@ def test_copy_to_s3_reads_back_byte_for_byte_with_boto3(jigsaw, moto, source, tm
     assert theirs == local_objects(tmp_path / "local.zarr")
     # and jigsaw reads its S3 copy as it reads the local one
     a = jigsaw.get(tmp_path / "local.zarr", "temperature", tmp_path)
-    proc = jigsaw.store("get", "s3://bkt/copy.zarr", "temperature", "--out", tmp_path / "s3.npy", env=moto.env())
+    jigsaw.store("get", "s3://bkt/copy.zarr", "temperature", "--out", tmp_path / "s3.npy", env=moto.env())
     assert_same(np.load(tmp_path / "s3.npy"), a)
     assert jigsaw.store("verify", "s3://bkt/copy.zarr", env=moto.env()).returncode == 0
 
 
-def test_reads_what_zarr_python_and_tensorstore_put_on_s3(jigsaw, moto, tmp_path):
+def test_reads_what_zarr_python_and_tensorstore_put_on_s3(jigsaw, moto, tmp_path, monkeypatch):
     import tensorstore as ts
     data = np.arange(4 * 10 * 12, dtype="float32").reshape(4, 10, 12) / 7
     # TensorStore writes to the S3 server itself.
     spec = {"driver": "zarr3", "kvstore": {"driver": "s3", "bucket": "bkt", "path": "ts.zarr/",
                                            "endpoint": moto.endpoint, "aws_region": "us-east-1",
                                            "aws_credentials": {"type": "environment"}}}
-    import os
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    for k, v in moto.env().items():
+        monkeypatch.setenv(k, v)  # TensorStore's "environment" credentials
     t = ts.open(spec, create=True, dtype="float32", shape=data.shape,
                 chunk_layout=ts.ChunkLayout(chunk_shape=[1, 5, 6])).result()
     t[...] = data
@@ -162,7 +163,6 @@ def test_loader_streams_from_s3(jigsaw, moto, source, tmp_path):
     jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://bkt/loader.zarr", env=moto.env())
     proc = jigsaw.run("jigsaw-bench", "loader", "s3://bkt/loader.zarr", "--rank", "3", "--seconds", "1", "--json",
                       env=moto.env())
-    import json
     report = json.loads(proc.stdout)
     assert report["read_amplification"] == pytest.approx(1.0)
     assert report["samples"] > 0
@@ -182,7 +182,6 @@ def test_bad_urls_and_credentials_are_named(jigsaw, moto):
 
 
 def test_checkpoints_on_s3(jigsaw, moto, tmp_path):
-    import json
     from safetensors.numpy import load_file, save_file
     rng = np.random.default_rng(3)
     tensors = {"w": rng.standard_normal((37, 22)).astype("float32"), "b": rng.standard_normal(30).astype("float16")}
