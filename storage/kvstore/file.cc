@@ -109,12 +109,7 @@ class FileKvStore final : public KvStore {
     while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   }
 
-  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
-    ReadResult result;
-    ASSIGN_OR_RETURN(bool found, ReadInto(key, range, &result.value));
-    result.missing = !found;
-    return result;
-  }
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override { return ReadThroughReadInto(this, key, range); }
 
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));

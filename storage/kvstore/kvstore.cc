@@ -40,6 +40,13 @@ Result<std::unique_ptr<KvWriter>> KvStore::OpenWriter(std::string_view key, Writ
   return std::unique_ptr<KvWriter>(std::make_unique<BufferingWriter>(this, std::string(key), options));
 }
 
+Result<ReadResult> ReadThroughReadInto(KvStore* store, std::string_view key, ByteRange range) {
+  ReadResult r;
+  ASSIGN_OR_RETURN(bool found, store->ReadInto(key, range, &r.value));
+  r.missing = !found;
+  return r;
+}
+
 Result<bool> KvStore::ReadInto(std::string_view key, ByteRange range, std::string* value) {
   ASSIGN_OR_RETURN(ReadResult r, Read(key, range));
   *value = std::move(r.value);

@@ -81,6 +81,9 @@ class KvStore {
 
 Status ValidateKey(std::string_view key);
 
+// Read() for backends whose native read is ReadInto() (file, HTTP, S3).
+Result<ReadResult> ReadThroughReadInto(KvStore* store, std::string_view key, ByteRange range);
+
 // Applies `range` to a whole value of `size` bytes; returns [begin, end) or kOutOfRange.
 Result<std::pair<int64_t, int64_t>> ResolveByteRange(const ByteRange& range, int64_t size);
 

@@ -28,12 +28,7 @@ class HttpKvStore : public KvStore {
  public:
   HttpKvStore(std::string base, HttpClient* http) : base_(std::move(base)), http_(http) {}
 
-  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
-    ReadResult r;
-    ASSIGN_OR_RETURN(bool found, ReadInto(key, range, &r.value));
-    r.missing = !found;
-    return r;
-  }
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override { return ReadThroughReadInto(this, key, range); }
 
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));

@@ -47,12 +47,7 @@ class S3KvStore : public KvStore {
     if (slash != std::string::npos) host_.resize(slash);
   }
 
-  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
-    ReadResult r;
-    ASSIGN_OR_RETURN(bool found, ReadInto(key, range, &r.value));
-    r.missing = !found;
-    return r;
-  }
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override { return ReadThroughReadInto(this, key, range); }
 
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));
