@@ -11,27 +11,18 @@ import itertools
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import tensorstore as ts
 import zarr
 
+from timing import median_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers"
-
-
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def chunk_boxes(shape, chunks):
@@ -66,8 +57,8 @@ def main():
         results[f"jigsaw codec-only ceiling, {mode}"] = j["ceiling_seconds"]
 
     boxes = list(chunk_boxes(shape, chunks))
-    results["zarr-python 3, whole array"] = timed(lambda: z[...], a.repeats)
-    results["zarr-python 3, chunk by chunk"] = timed(lambda: [z[b] for b in boxes], a.repeats)
+    results["zarr-python 3, whole array"] = median_seconds(lambda: z[...], a.repeats)
+    results["zarr-python 3, chunk by chunk"] = median_seconds(lambda: [z[b] for b in boxes], a.repeats)
 
     t = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": str(store / "data")}}, read=True).result()
 
@@ -75,8 +66,8 @@ def main():
         futures = [t[b].read() for b in boxes]
         for f in futures:
             f.result()
-    results["TensorStore, all chunks concurrently"] = timed(ts_chunks, a.repeats)
-    results["TensorStore, whole array"] = timed(lambda: t.read().result(), a.repeats)
+    results["TensorStore, all chunks concurrently"] = median_seconds(ts_chunks, a.repeats)
+    results["TensorStore, whole array"] = median_seconds(lambda: t.read().result(), a.repeats)
 
     # shared/peers: Debian's zarr 2 reading rank 0's tile of every time step (one chunk per sample).
     peer = subprocess.run(["/usr/bin/python3", str(PEERS / "peer_loader.py"), "zarr", str(store), "1", "2", "2", "0",

@@ -11,13 +11,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
 from servers import Moto  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 BIN = ROOT / "build" / "cli"
 
@@ -25,15 +25,6 @@ BIN = ROOT / "build" / "cli"
 def run(*args, env=None):
     return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}).stdout
-
-
-def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():
@@ -68,7 +59,7 @@ def main():
 
         urls = Path(tmp) / "curl.cfg"
         urls.write_text("".join(f'url = "{moto.endpoint}/bench/{k}"\noutput = "/dev/null"\n' for k in keys))
-        t_curl = median_time(lambda: run("curl", "-s", "-f", "--parallel", "--parallel-max", a.in_flight,
+        t_curl = median_seconds(lambda: run("curl", "-s", "-f", "--parallel", "--parallel-max", a.in_flight,
                                          "-K", urls), a.repeats)
 
         import botocore.config
@@ -85,8 +76,8 @@ def main():
             with ThreadPoolExecutor(a.in_flight) as ex:
                 list(ex.map(lambda k: client_pool.get_object(Bucket="bench", Key=k)["Body"].read(), keys))
 
-        t_boto = median_time(boto_serial, a.repeats)
-        t_boto_threads = median_time(boto_threads, a.repeats)
+        t_boto = median_seconds(boto_serial, a.repeats)
+        t_boto_threads = median_seconds(boto_threads, a.repeats)
 
         # The prefetch loader on the same store, from S3 and from local disk (a copy).
         run(BIN / "jigsaw-store", "copy", "s3://bench/tiles.zarr", f"{tmp}/tiles.zarr", env=env)
