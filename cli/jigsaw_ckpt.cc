@@ -143,8 +143,6 @@ int main(int argc, char** argv) {
     if (export_format == "zarr") {
       auto dst = OpenKvStore(out);
       if (!dst.ok()) return Fail(dst.status());
-      auto existing = (*dst)->List("");
-      if (existing.ok() && !existing->empty()) return Fail(FailedPreconditionError(out + " is not empty; choose a new destination"));
       s = ExportZarr(root.get(), step_dir, dst->get(), codec);
     } else if (out.find("://") != std::string::npos) {
       s = UnimplementedError("safetensors export writes a local file, not " + out + " (export --format zarr to a URL)");

@@ -110,10 +110,7 @@ int main(int argc, char** argv) {
   if (copy->parsed()) {
     auto out = OpenKvStore(dst);
     if (!out.ok()) return Fail(out.status());
-    auto existing = (*out)->List("");
-    if (existing.ok() && !existing->empty()) {
-      return Fail(FailedPreconditionError(dst + " is not empty; choose a new destination"));
-    }
+    if (Status empty = RequireEmpty(out->get()); !empty.ok()) return Fail(empty);
     CopyOptions o;
     o.zarr_format = format == "zarr2" ? 2 : format == "zarr3" ? 3 : 0;
     o.codec = codec;

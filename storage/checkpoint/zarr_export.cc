@@ -17,6 +17,7 @@ Status ExportZarr(KvStore* root, const std::string& step, KvStore* dst, const st
     ASSIGN_OR_RETURN(step_dir, LatestStep(root));
   }
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, step_dir));
+  RETURN_IF_ERROR(RequireEmpty(dst));
   nlohmann::json mesh = nlohmann::json::array();
   for (const auto& [axis, size] : m.mesh.axes) mesh.push_back({axis, size});
   RETURN_IF_ERROR(WriteGroup(dst, "", 3, {{"jigsaw_step", m.step}, {"jigsaw_mesh", mesh}, {"metadata", m.metadata}}));

@@ -40,6 +40,14 @@ Result<std::unique_ptr<KvWriter>> KvStore::OpenWriter(std::string_view key, Writ
   return std::unique_ptr<KvWriter>(std::make_unique<BufferingWriter>(this, std::string(key), options));
 }
 
+Status RequireEmpty(KvStore* store) {
+  auto existing = store->List("");
+  if (existing.ok() && !existing->empty()) {
+    return FailedPreconditionError(store->url() + " is not empty; choose a new destination");
+  }
+  return OkStatus();
+}
+
 Result<ReadResult> ReadThroughReadInto(KvStore* store, std::string_view key, ByteRange range) {
   ReadResult r;
   ASSIGN_OR_RETURN(bool found, store->ReadInto(key, range, &r.value));

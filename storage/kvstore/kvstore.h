@@ -81,6 +81,10 @@ class KvStore {
 
 Status ValidateKey(std::string_view key);
 
+// kFailedPrecondition naming the store when it holds any key: destinations of whole-store writes (a copy,
+// an export) must be new. A store that cannot list is taken as empty.
+Status RequireEmpty(KvStore* store);
+
 // Read() for backends whose native read is ReadInto() (file, HTTP, S3).
 Result<ReadResult> ReadThroughReadInto(KvStore* store, std::string_view key, ByteRange range);
 
