@@ -27,6 +27,18 @@ def main():
                           capture_output=True, text=True, check=True).stdout
     m = re.search(r"= ([0-9.]+) GB/s; torch.load \(cold\): ([0-9.]+) GB/s", peer)
     peer_save, peer_load = float(m.group(1)), float(m.group(2))
+    pt = d / "torch" / "model.pt"
+    # The disk's ceiling for a cold load: dd reading the peer's file after the page cache is dropped.
+    subprocess.run("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null", shell=True)
+    t0 = time.perf_counter()
+    subprocess.run(["dd", f"if={pt}", "of=/dev/null", "bs=16M"], capture_output=True, check=True)
+    dd_read_gbs = pt.stat().st_size / (time.perf_counter() - t0) / 1e9
+    # The peer's torch.load again with the file in the page cache (a load soon after a save, or a second one).
+    warm = subprocess.run(["/usr/bin/python3", "-c", "import sys, time, torch\n"
+                           "torch.load(sys.argv[1]); t = time.perf_counter(); sd = torch.load(sys.argv[1])\n"
+                           "print(sum(v.numel() * 4 for v in sd.values()) / (time.perf_counter() - t) / 1e9)", str(pt)],
+                          capture_output=True, text=True, check=True)
+    peer_warm_load = float(warm.stdout)
     shutil.rmtree(d / "torch")
     nbytes = int(a.gb * 1e9)
     subprocess.run(["dd", "if=/dev/urandom", f"of={d}/rnd", "bs=4M", f"count={nbytes // (4 << 20)}"], capture_output=True,
@@ -45,8 +57,14 @@ def main():
     print(f"{'dd write + fsync':40s} {dd_gbs:7.2f}")
     print(f"{'jigsaw save (fsync, manifest, LATEST)':40s} {j['save_gb_per_s']:7.2f}   "
           f"{j['save_gb_per_s'] / peer_save:.2f}x torch.save, {j['save_gb_per_s'] / dd_gbs:.0%} of dd")
+    print(f"{'dd read, cold (the disk)':40s} {dd_read_gbs:7.2f}")
     print(f"{'torch.load (peer, cold if allowed)':40s} {peer_load:7.2f}")
-    print(f"{'jigsaw load, 4 ranks in parallel':40s} {j['load_gb_per_s']:7.2f}   {j['load_gb_per_s'] / peer_load:.2f}x torch.load")
+    print(f"{'jigsaw load, 4 ranks in parallel, cold':40s} {j['load_gb_per_s']:7.2f}   {j['load_gb_per_s'] / peer_load:.2f}x torch.load, "
+          f"{j['load_gb_per_s'] / dd_read_gbs:.0%} of dd")
+    print(f"{'  the same, copying (read, no mapping)':40s} {j['read_load_gb_per_s']:7.2f}")
+    print(f"{'torch.load, warm page cache':40s} {peer_warm_load:7.2f}")
+    print(f"{'jigsaw load, warm page cache':40s} {j['warm_load_gb_per_s']:7.2f}   {j['warm_load_gb_per_s'] / peer_warm_load:.2f}x torch.load")
+    print(f"{'  the same, copying (read, no mapping)':40s} {j['warm_read_load_gb_per_s']:7.2f}")
     print(f"reshard 2x2 -> 4x2: {j['reshard_seconds']:.2f} s; plain copy of the files (cp -r + sync): "
           f"{j['copy_seconds']:.2f} s; ratio {j['reshard_seconds'] / j['copy_seconds']:.2f}")
 

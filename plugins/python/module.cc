@@ -2,12 +2,14 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <tbb/parallel_for.h>
 
 #include <cstring>
 #include <optional>
 
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
+#include "storage/first_error.h"
 
 namespace py = pybind11;
 using namespace jigsaw;
@@ -128,26 +130,43 @@ std::string CheckpointManifest(const std::string& path) {
   return Unwrap(ReadManifest(root.get(), step)).ToJson().dump();
 }
 
-py::array CheckpointRead(const std::string& path, const std::string& name, std::optional<std::vector<int64_t>> origin,
-                         std::optional<std::vector<int64_t>> shape) {
+// Boxes of tensors, {name: (origin or None, shape or None)} -> {name: array}, loaded in parallel with the GIL
+// released. The arrays own what LoadTensorBox gave them: a private mapping of the rank file for a rank's
+// own tiles on a local disk (no copy; writable, copy-on-write), memory of their own otherwise.
+py::dict CheckpointLoad(const std::string& path, const py::dict& requests) {
   auto [root, step] = OpenStep(path);
   Manifest m = Unwrap(ReadManifest(root.get(), step));
-  const TensorRecord* t = m.Find(name);
-  if (!t) throw py::key_error("no tensor \"" + name + "\" in " + root->url() + "/" + step);
-  Box box{origin.value_or(std::vector<int64_t>(t->spec.shape.size(), 0)), shape.value_or(t->spec.shape)};
-  std::string bytes;
+  std::vector<const TensorRecord*> tensors;
+  std::vector<Box> boxes;
+  for (const auto& [key, value] : requests) {
+    const std::string name = key.cast<std::string>();
+    const TensorRecord* t = m.Find(name);
+    if (!t) throw py::key_error("no tensor \"" + name + "\" in " + root->url() + "/" + step);
+    auto pair = value.cast<py::tuple>();
+    tensors.push_back(t);
+    boxes.push_back({pair[0].is_none() ? std::vector<int64_t>(t->spec.shape.size(), 0) : pair[0].cast<std::vector<int64_t>>(),
+                     pair[1].is_none() ? t->spec.shape : pair[1].cast<std::vector<int64_t>>()});
+  }
+  std::vector<std::optional<LoadedBox>> loaded(tensors.size());
+  FirstError err;
   {
     py::gil_scoped_release release;
-    auto r = ReadTensorBox(root.get(), step, m, *t, box);
-    if (!r.ok()) {
-      py::gil_scoped_acquire acquire;
-      Throw(r.status());
-    }
-    bytes = std::move(*r);
+    tbb::parallel_for(size_t{0}, tensors.size(), [&](size_t i) {
+      auto r = LoadTensorBox(root.get(), step, m, *tensors[i], boxes[i]);
+      if (r.ok()) loaded[i].emplace(std::move(*r));
+      else err.Set(r.status());
+    });
   }
-  std::vector<py::ssize_t> dims(box.shape.begin(), box.shape.end());
-  py::array out(py::dtype(NumpyDtype(t->spec.dtype)), dims, CStrides(dims, t->spec.dtype.size));
-  std::memcpy(out.mutable_data(), bytes.data(), bytes.size());
+  if (Status st = err.Get(); !st.ok()) Throw(st);
+  py::dict out;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    auto* owner = new LoadedBox(std::move(*loaded[i]));
+    py::capsule base(owner, [](void* p) { delete static_cast<LoadedBox*>(p); });
+    std::vector<py::ssize_t> dims(boxes[i].shape.begin(), boxes[i].shape.end());
+    const DataType& dtype = tensors[i]->spec.dtype;
+    out[py::str(tensors[i]->spec.name)] =
+        py::array(py::dtype(NumpyDtype(dtype)), dims, CStrides(dims, dtype.size), owner->data(), base);
+  }
   return out;
 }
 
@@ -200,8 +219,9 @@ void CheckpointSave(const std::string& root_url, int64_t step, const std::string
 
 PYBIND11_MODULE(_jigsaw, m) {
   m.def("checkpoint_manifest", &CheckpointManifest, py::arg("path"), "The manifest of a step (or a root's LATEST), as JSON text.");
-  m.def("checkpoint_read", &CheckpointRead, py::arg("path"), py::arg("name"), py::arg("origin") = py::none(),
-        py::arg("shape") = py::none(), "A box of a tensor (the whole tensor by default) as a NumPy array.");
+  m.def("checkpoint_load", &CheckpointLoad, py::arg("path"), py::arg("boxes"),
+        "Boxes of tensors, {name: (origin or None, shape or None)} -> {name: NumPy array}, loaded in parallel; "
+        "a rank's own tiles on a local disk are mapped, not copied.");
   m.def("checkpoint_save", &CheckpointSave, py::arg("root"), py::arg("step"), py::arg("mesh"), py::arg("tensors"),
         py::arg("metadata") = "{}", py::arg("sync") = true,
         "Saves {name: (array, partition[, dtype])} for every rank of the mesh from this process.");

@@ -502,6 +502,56 @@ Result<Manifest> ReadManifest(KvStore* root, std::string step_dir) {
   return m;
 }
 
+namespace {
+
+// Where a box meets one tile: the part, and the slab of the tile's outermost dimension that holds it
+// ([lo, hi) bytes into the tile), widened to whole checksum blocks ([blo, bhi)).
+struct TileSlab {
+  Box part;
+  int64_t a = 0, b = 1;  // the slab's rows of the outermost dimension, relative to the tile
+  int64_t lo = 0, hi = 0, blo = 0, bhi = 0;
+  // The whole box is one run of whole blocks of this tile (a rank's own tile; half of one along the outer
+  // dimension), so its bytes can go to the caller as they are stored.
+  bool whole_run = false;
+};
+
+TileSlab SlabOf(const TensorRecord& t, const TileRecord& tile, const Box& box) {
+  const int64_t es = t.spec.dtype.size;
+  const size_t rank = t.spec.shape.size();
+  TileSlab s;
+  s.part = Intersection(tile.box, box);
+  if (Volume(s.part.shape) == 0) return s;
+  int64_t outer_stride = es;
+  for (size_t d = 1; d < rank; ++d) outer_stride *= tile.box.shape[d];
+  s.a = rank ? s.part.origin[0] - tile.box.origin[0] : 0;
+  s.b = rank ? s.a + s.part.shape[0] : 1;
+  s.lo = s.a * outer_stride;
+  s.hi = std::min(tile.nbytes, s.b * outer_stride);
+  s.blo = s.lo / kBlock * kBlock;
+  s.bhi = std::min(tile.nbytes, (s.hi + kBlock - 1) / kBlock * kBlock);
+  s.whole_run = s.part.shape == box.shape && s.lo == s.blo && s.hi == s.bhi;
+  for (size_t d = 1; d < rank; ++d) s.whole_run = s.whole_run && s.part.shape[d] == tile.box.shape[d];
+  return s;
+}
+
+// `bytes` are the blocks [s.blo, s.bhi) of `tile`.
+Status CheckBlocks(KvStore* root, const std::string& key, const TensorRecord& t, const TileRecord& tile,
+                   const TileSlab& s, std::string_view bytes) {
+  for (int64_t k = s.blo; k < s.bhi; k += kBlock) {
+    if (Crc32c(bytes.substr(k - s.blo, std::min(kBlock, s.bhi - k))) != tile.block_crc32c[k / kBlock]) {
+      return DataLossError(root->url() + ": " + key + ": crc32c mismatch in tensor " + t.spec.name + " tile " +
+                           tile.box.ToString() + " (block " + std::to_string(k / kBlock) + ")");
+    }
+  }
+  return OkStatus();
+}
+
+Status MissingRankFile(KvStore* root, const std::string& key, const TensorRecord& t) {
+  return DataLossError(root->url() + ": " + key + " is missing (tensor " + t.spec.name + ")");
+}
+
+}  // namespace
+
 Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, const Manifest&, const TensorRecord& t,
                                   const Box& box) {
   const int64_t es = t.spec.dtype.size;
@@ -512,50 +562,45 @@ Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, co
   std::string out;
   out.resize_and_overwrite(n, [n](char*, size_t) { return n; });
   for (const TileRecord& tile : t.tiles) {
-    Box part = Intersection(tile.box, box);
-    if (Volume(part.shape) == 0) continue;
-    // The slab of the tile's outermost dimension that holds the part, widened to whole checksum blocks.
-    int64_t outer_stride = es;
-    for (size_t d = 1; d < rank; ++d) outer_stride *= tile.box.shape[d];
-    const int64_t a = rank ? part.origin[0] - tile.box.origin[0] : 0;
-    const int64_t b = rank ? a + part.shape[0] : 1;
-    const int64_t lo = a * outer_stride, hi = std::min(tile.nbytes, b * outer_stride);
-    const int64_t blo = lo / kBlock * kBlock, bhi = std::min(tile.nbytes, (hi + kBlock - 1) / kBlock * kBlock);
+    const TileSlab s = SlabOf(t, tile, box);
+    if (Volume(s.part.shape) == 0) continue;
     const std::string key = step_dir + "/" + RankFile(tile.rank);
-    auto check_blocks = [&](std::string_view bytes) -> Status {
-      for (int64_t k = blo; k < bhi; k += kBlock) {
-        if (Crc32c(bytes.substr(k - blo, std::min(kBlock, bhi - k))) != tile.block_crc32c[k / kBlock]) {
-          return DataLossError(root->url() + ": " + key + ": crc32c mismatch in tensor " + t.spec.name + " tile " +
-                               tile.box.ToString() + " (block " + std::to_string(k / kBlock) + ")");
-        }
-      }
-      return OkStatus();
-    };
-    auto missing = [&] { return DataLossError(root->url() + ": " + key + " is missing (tensor " + t.spec.name + ")"); };
-    // The box is one run of whole checksum blocks of this tile (a rank's own tile; half of one along the
-    // outer dimension): read it straight into the result, no copy.
-    bool run = part.shape == box.shape && lo == blo && hi == bhi;
-    for (size_t d = 1; d < rank; ++d) run = run && part.shape[d] == tile.box.shape[d];
-    if (run) {
-      ASSIGN_OR_RETURN(bool found, root->ReadInto(key, ByteRange::Span(tile.offset + lo, tile.offset + hi), &out));
-      if (!found) return missing();
-      RETURN_IF_ERROR(check_blocks(out));
+    if (s.whole_run) {  // straight into the result, no copy
+      ASSIGN_OR_RETURN(bool found, root->ReadInto(key, ByteRange::Span(tile.offset + s.lo, tile.offset + s.hi), &out));
+      if (!found) return MissingRankFile(root, key, t);
+      RETURN_IF_ERROR(CheckBlocks(root, key, t, tile, s, out));
       return out;
     }
     thread_local std::string slab;
-    ASSIGN_OR_RETURN(bool found, root->ReadInto(key, ByteRange::Span(tile.offset + blo, tile.offset + bhi), &slab));
-    if (!found) return missing();
-    RETURN_IF_ERROR(check_blocks(slab));
+    ASSIGN_OR_RETURN(bool found, root->ReadInto(key, ByteRange::Span(tile.offset + s.blo, tile.offset + s.bhi), &slab));
+    if (!found) return MissingRankFile(root, key, t);
+    RETURN_IF_ERROR(CheckBlocks(root, key, t, tile, s, slab));
     std::vector<int64_t> slab_shape = tile.box.shape;
-    if (rank) slab_shape[0] = b - a;
+    if (rank) slab_shape[0] = s.b - s.a;
     std::vector<int64_t> src_origin(rank), dst_origin(rank);
     for (size_t d = 0; d < rank; ++d) {
-      src_origin[d] = part.origin[d] - tile.box.origin[d] - (d == 0 ? a : 0);
-      dst_origin[d] = part.origin[d] - box.origin[d];
+      src_origin[d] = s.part.origin[d] - tile.box.origin[d] - (d == 0 ? s.a : 0);
+      dst_origin[d] = s.part.origin[d] - box.origin[d];
     }
-    CopyBox(slab.data() + (lo - blo), slab_shape, src_origin, out.data(), box.shape, dst_origin, part.shape, es);
+    CopyBox(slab.data() + (s.lo - s.blo), slab_shape, src_origin, out.data(), box.shape, dst_origin, s.part.shape, es);
   }
   return out;
+}
+
+Result<LoadedBox> LoadTensorBox(KvStore* root, const std::string& step_dir, const Manifest& m, const TensorRecord& t,
+                                const Box& box) {
+  for (const TileRecord& tile : t.tiles) {
+    const TileSlab s = SlabOf(t, tile, box);
+    if (Volume(s.part.shape) == 0) continue;
+    if (!s.whole_run || s.hi - s.lo < kMinMappedBytes) break;
+    const std::string key = step_dir + "/" + RankFile(tile.rank);
+    ASSIGN_OR_RETURN(auto mapped, root->Map(key, ByteRange::Span(tile.offset + s.lo, tile.offset + s.hi)));
+    if (!mapped) break;  // a store that cannot map, or a missing file (the read below names it)
+    RETURN_IF_ERROR(CheckBlocks(root, key, t, tile, s, std::string_view(mapped->data(), mapped->size())));
+    return LoadedBox(std::move(mapped));
+  }
+  ASSIGN_OR_RETURN(std::string bytes, ReadTensorBox(root, step_dir, m, t, box));
+  return LoadedBox(std::move(bytes));
 }
 
 Result<std::vector<std::string>> VerifyCheckpoint(KvStore* root, const std::string& step_dir) {

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -152,6 +153,27 @@ class FileKvStore final : public KvStore {
     });
     RETURN_IF_ERROR(status);
     return true;
+  }
+
+  Result<std::unique_ptr<MappedBytes>> Map(std::string_view key, ByteRange range) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = PathOf(key);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return std::unique_ptr<MappedBytes>();
+      return ErrnoToStatus(errno, "open " + path);
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
+    if (!S_ISREG(st.st_mode)) return std::unique_ptr<MappedBytes>();
+    ASSIGN_OR_RETURN(auto span, ResolveByteRange(range, st.st_size));
+    const int64_t page = ::sysconf(_SC_PAGESIZE);
+    const int64_t start = span.first / page * page, length = span.second - start;
+    if (span.second == span.first) return std::unique_ptr<MappedBytes>();  // nothing to map: read instead
+    void* base = ::mmap(nullptr, static_cast<size_t>(length), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), start);
+    if (base == MAP_FAILED) return ErrnoToStatus(errno, "mmap " + path);
+    return std::make_unique<MappedBytes>(base, static_cast<size_t>(length), static_cast<size_t>(span.first - start),
+                                         static_cast<size_t>(span.second - span.first));
   }
 
   Status Write(std::string_view key, std::string_view value, WriteOptions options) override {

@@ -1,5 +1,7 @@
 #include "storage/kvstore/kvstore.h"
 
+#include <sys/mman.h>
+
 #include <map>
 
 #include "storage/kvstore/http/http_kvstore.h"
@@ -55,6 +57,12 @@ Result<ReadResult> ReadThroughReadInto(KvStore* store, std::string_view key, Byt
   return r;
 }
 
+MappedBytes::~MappedBytes() { ::munmap(base_, length_); }
+
+Result<std::unique_ptr<MappedBytes>> KvStore::Map(std::string_view, ByteRange) {
+  return std::unique_ptr<MappedBytes>();
+}
+
 Result<bool> KvStore::ReadInto(std::string_view key, ByteRange range, std::string* value) {
   ASSIGN_OR_RETURN(ReadResult r, Read(key, range));
   *value = std::move(r.value);
@@ -106,6 +114,12 @@ class PrefixedKvStore final : public KvStore {
   PrefixedKvStore(KvStore* base, std::string prefix) : base_(base), prefix_(std::move(prefix)) {}
   Result<ReadResult> Read(std::string_view key, ByteRange range) override {
     return base_->Read(JoinKey(prefix_, key), range);
+  }
+  Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
+    return base_->ReadInto(JoinKey(prefix_, key), range, value);
+  }
+  Result<std::unique_ptr<MappedBytes>> Map(std::string_view key, ByteRange range) override {
+    return base_->Map(JoinKey(prefix_, key), range);
   }
   Status Write(std::string_view key, std::string_view value, WriteOptions o) override {
     return base_->Write(JoinKey(prefix_, key), value, o);

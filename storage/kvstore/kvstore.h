@@ -59,6 +59,28 @@ class KvWriter {
   virtual Status Commit() = 0;
 };
 
+// Part of a stored value mapped into memory instead of copied (the file store): a private, copy-on-write
+// mapping, so pages are shared with the page cache until written and writes stay in this process. Valid
+// while the object lives, also after the value is replaced or deleted (file stores only ever rename over
+// or unlink files, never rewrite them in place).
+class MappedBytes {
+ public:
+  // Takes over the mapping [base, base + length); the value's bytes start `skip` bytes in.
+  MappedBytes(void* base, size_t length, size_t skip, size_t size)
+      : base_(base), length_(length), data_(static_cast<char*>(base) + skip), size_(size) {}
+  ~MappedBytes();
+  MappedBytes(const MappedBytes&) = delete;
+  MappedBytes& operator=(const MappedBytes&) = delete;
+  char* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* base_;
+  size_t length_;
+  char* data_;
+  size_t size_;
+};
+
 class KvStore {
  public:
   virtual ~KvStore() = default;
@@ -66,6 +88,10 @@ class KvStore {
   // As Read(), into *value, reusing its capacity (hot loops keep one buffer per thread and so avoid an
   // allocation and its page faults per chunk). Returns false when the key is missing.
   virtual Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value);
+  // `range` of a value mapped into memory (see MappedBytes); nullptr where the store cannot map (remote
+  // stores, the default) or the key is missing: callers then read. For large reads of values that are
+  // only read, as a checkpoint's tiles, this saves the copy and the first-touch faults of a buffer.
+  virtual Result<std::unique_ptr<MappedBytes>> Map(std::string_view key, ByteRange range);
   virtual Status Write(std::string_view key, std::string_view value, WriteOptions options = {}) = 0;
   // A writer for `key`. The default collects the pieces and Write()s them on Commit(); the file store
   // streams them to disk.

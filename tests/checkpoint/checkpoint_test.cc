@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 
 namespace jigsaw {
@@ -87,6 +88,55 @@ TEST(Checkpoint, SaveReadBoxesAcrossTilesAndBlocks) {
   EXPECT_EQ(VerifyCheckpoint(root.get(), "step-00000007")->size(), 1u);
   EXPECT_EQ(ReadTensorBox(root.get(), "step-00000007", *m, *t, {{0, 0}, {334, 350}}).status().code(), StatusCode::kDataLoss);
   EXPECT_TRUE(ReadTensorBox(root.get(), "step-00000007", *m, *t, {{400, 0}, {10, 700}}).ok());
+}
+
+TEST(Checkpoint, LoadMapsWholeRunsOfLocalTilesAndChecksThem) {
+  char dir[] = "/tmp/jigsaw_ckpt_map_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  auto root = NewFileKvStore(dir);
+  auto mesh = *Mesh::Parse("domain=2");
+  // 1024 x 1024 float32 in two 2 MiB tiles (two checksum blocks each), and a small tensor below the threshold.
+  std::vector<TensorSpec> specs = {{"w", *DataTypeFromName("float32"), {1024, 1024}, {"domain", std::nullopt}},
+                                   {"b", *DataTypeFromName("float32"), {1024}, {"domain"}}};
+  const std::string w = Iota(1024 * 1024), b = Iota(1024);
+  auto provider = [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
+    const std::string& all = t.name == "w" ? w : b;
+    std::string out(box.num_elements() * 4, '\0');
+    std::vector<int64_t> zero(box.shape.size(), 0);
+    CopyBox(all.data(), t.shape, box.origin, out.data(), box.shape, zero, box.shape, 4);
+    return out;
+  };
+  ASSERT_TRUE(SaveCheckpoint(root.get(), 1, mesh, specs, provider, {.sync = false}).ok());
+  auto m = *ReadManifest(root.get());
+  const TensorRecord& t = *m.Find("w");
+  struct Case {
+    Box box;
+    bool mapped;
+  };
+  // Rank 1's tile; the second block of rank 0's tile; a box across both tiles; a box not of whole rows.
+  for (const Case& c : {Case{{{512, 0}, {512, 1024}}, true}, Case{{{256, 0}, {256, 1024}}, true},
+                        Case{{{0, 0}, {1024, 1024}}, false}, Case{{{0, 0}, {512, 512}}, false}}) {
+    auto got = LoadTensorBox(root.get(), "step-00000001", m, t, c.box);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->mapped(), c.mapped) << c.box.ToString();
+    EXPECT_EQ(std::string(got->data(), got->size()), *ReadTensorBox(root.get(), "step-00000001", m, t, c.box));
+  }
+  auto small = LoadTensorBox(root.get(), "step-00000001", m, *m.Find("b"), {{0}, {512}});
+  ASSERT_TRUE(small.ok());
+  EXPECT_FALSE(small->mapped());  // under kMinMappedBytes: read
+  // A flipped byte in rank 1's second block: the mapped load names the tensor and block; the first block still loads.
+  const std::string file = std::string(dir) + "/step-00000001/rank-00001.bin";
+  std::string bytes = root->Read("step-00000001/rank-00001.bin")->value;
+  const TileRecord& tile = t.tiles[1];
+  ASSERT_EQ(tile.rank, 1);
+  bytes[tile.offset + (1 << 20) + 5] ^= 1;
+  ASSERT_TRUE(root->Write("step-00000001/rank-00001.bin", bytes).ok());
+  auto bad = LoadTensorBox(root.get(), "step-00000001", m, t, {{512, 0}, {512, 1024}});
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("tensor w"), std::string::npos) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find("block 1"), std::string::npos) << bad.status().ToString();
+  EXPECT_TRUE(LoadTensorBox(root.get(), "step-00000001", m, t, {{512, 0}, {256, 1024}}).ok());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Checkpoint, AsyncSaveCopiesBuffersAndKeepsOneInFlight) {

@@ -1,6 +1,7 @@
 """jigsaw.checkpoint from Python: save a PyTorch state dict (Debian python3-torch) on one mesh, load a rank's
 tiles on another, read boxes as NumPy; values equal the originals."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 
 sys.path.insert(0, os.environ.get("JIGSAW_PYTHONPATH", str(Path(__file__).resolve().parents[2] / "build" / "python")))
 import jigsaw.checkpoint as jc  # noqa: E402
+from jigsaw._jigsaw import checkpoint_load  # noqa: E402
 
 
 def test_numpy_save_read_boxes(tmp_path):
@@ -47,3 +49,20 @@ print("ok")
     r = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_own_tiles_load_mapped_writable_and_outlive_the_files(tmp_path):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((1024, 768)).astype("float32")  # two 1.5 MiB tiles on domain=2
+    jc.save(tmp_path / "m", 3, "domain=2", {"w": w, "b": w[0, :8].copy()}, partition={"w": ["domain", None]},
+            sync=False)
+    tiles = checkpoint_load(str(tmp_path / "m"), {"w": ([512, 0], [512, 768]), "b": (None, None)})
+    t = tiles["w"]
+    np.testing.assert_array_equal(t, w[512:])
+    maps = Path("/proc/self/maps").read_text()
+    assert str(tmp_path / "m" / "step-00000003" / "rank-00001.bin") in maps  # mapped, not copied
+    t[0, 0] = 42.0  # copy-on-write: ours to change, the checkpoint keeps its value
+    assert jc.read(tmp_path / "m", "w", [512, 0], [1, 1])[0, 0] == w[512, 0]
+    shutil.rmtree(tmp_path / "m")
+    np.testing.assert_array_equal(t[1:], w[513:])  # still there after the files are gone
+    np.testing.assert_array_equal(tiles["b"], w[0, :8])

@@ -90,6 +90,41 @@ TEST(FileKvStore, WriteIntoAFileInTheWayFails) {
   EXPECT_NE(st.message().find(dir), std::string::npos) << st.message();
 }
 
+TEST(FileKvStore, MapsRangesPrivatelyAndOutlivesTheValue) {
+  auto store = NewFileKvStore(TempDir());
+  std::string value(3 * 4096 + 100, '\0');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 7);
+  ASSERT_TRUE(store->Write("d/v", value).ok());
+  // An offset inside a page, to the end, and all of it.
+  for (ByteRange range : {ByteRange::Span(4096 + 10, 3 * 4096 + 50), ByteRange::Span(5000, -1), ByteRange::All()}) {
+    auto m = store->Map("d/v", range);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    ASSERT_NE(*m, nullptr);
+    EXPECT_EQ(std::string((*m)->data(), (*m)->size()), store->Read("d/v", range)->value) << range.ToString();
+  }
+  auto m = store->Map("d/v", ByteRange::Span(4096, 8192));
+  ASSERT_TRUE(m.ok() && *m);
+  (*m)->data()[0] = 'X';  // copy-on-write: the file keeps its byte
+  EXPECT_EQ(store->Read("d/v", ByteRange::Span(4096, 4097))->value, value.substr(4096, 1));
+  // Replaced, then deleted: the mapping still shows the bytes it mapped.
+  ASSERT_TRUE(store->Write("d/v", std::string(value.size(), 'z')).ok());
+  ASSERT_TRUE(store->Delete("d/v").ok());
+  EXPECT_EQ(std::string((*m)->data() + 1, 4095), value.substr(4097, 4095));
+  // Missing keys and empty ranges map to nothing (callers read instead); a range past the end is refused.
+  EXPECT_EQ(*store->Map("d/v", {}), nullptr);
+  ASSERT_TRUE(store->Write("e", "").ok());
+  EXPECT_EQ(*store->Map("e", {}), nullptr);
+  ASSERT_TRUE(store->Write("f", "abc").ok());
+  EXPECT_EQ(store->Map("f", ByteRange::Span(2, 9)).status().code(), StatusCode::kOutOfRange);
+  // Seen through a prefix too; stores that cannot map say so with nullptr.
+  auto prefixed = NewPrefixedKvStore(store.get(), "d");
+  ASSERT_TRUE(store->Write("d/w", "mapped").ok());
+  EXPECT_EQ(std::string((*prefixed->Map("w", {}))->data(), 6), "mapped");
+  auto memory = NewMemoryKvStore();
+  ASSERT_TRUE(memory->Write("k", "v").ok());
+  EXPECT_EQ(*memory->Map("k", {}), nullptr);
+}
+
 TEST(OpenKvStore, Urls) {
   EXPECT_TRUE(OpenKvStore("/tmp/x").ok());
   EXPECT_EQ((*OpenKvStore("file:///tmp/x"))->url(), "file:///tmp/x");

@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from ._jigsaw import checkpoint_manifest, checkpoint_read, checkpoint_save
+from ._jigsaw import checkpoint_load, checkpoint_manifest, checkpoint_save
 
 __all__ = ["manifest", "tensors", "read", "save", "load_torch"]
 
@@ -30,7 +30,7 @@ def tensors(path):
 
 
 def read(path, name, origin=None, shape=None):
-    return checkpoint_read(str(path), name, origin, shape)
+    return checkpoint_load(str(path), {name: (origin, shape)})[name]
 
 
 def _spec(name, partition):
@@ -57,6 +57,13 @@ def save(root, step, mesh, state_dict, partition=None, metadata=None, sync=True)
     checkpoint_save(str(root), int(step), mesh, arrays, json.dumps(metadata or {}), sync)
 
 
+def _step_path(path):
+    path = str(path).rstrip("/")
+    if path.rsplit("/", 1)[-1].startswith("step-"):
+        return path
+    return f"{path}/step-{manifest(path)['step']:08d}"
+
+
 def _tile(shape, spec, mesh_axes, rank):
     origin, size = [0] * len(shape), list(shape)
     coords, stride = {}, 1
@@ -75,16 +82,22 @@ def _tile(shape, spec, mesh_axes, rank):
 
 def load_torch(path, mesh=None, rank=0, partition=None):
     """Whole tensors, or with `mesh` ("domain=4,tensor=2") the tiles that `rank` holds on it (partition specs
-    from `partition`, else as saved)."""
+    from `partition`, else as saved). Tensors are read in parallel; a rank's own tiles on a local disk are
+    mapped from the checkpoint's files instead of copied (writable: writes stay in this process)."""
     import torch
-    out = {}
-    for name, info in tensors(path).items():
+    path = _step_path(path)  # one step throughout, even if a newer one commits meanwhile
+    infos = tensors(path)
+    boxes = {}
+    for name, info in infos.items():
         origin = shape = None
         if mesh is not None:
             axes = [(a.split("=")[0], int(a.split("=")[1])) for a in mesh.split(",") if a]
             spec = _spec(name, partition) if partition is not None else info["partition"]
             origin, shape = _tile(info["shape"], spec, axes, rank)
-        a = read(path, name, origin, shape)
-        t = torch.from_numpy(a.view(np.int16) if info["dtype"] == "bfloat16" else a)
-        out[name] = t.view(torch.bfloat16) if info["dtype"] == "bfloat16" else t
+        boxes[name] = (origin, shape)
+    out = {}
+    for name, a in checkpoint_load(str(path), boxes).items():
+        bf16 = infos[name]["dtype"] == "bfloat16"
+        t = torch.from_numpy(a.view(np.int16) if bf16 else a)
+        out[name] = t.view(torch.bfloat16) if bf16 else t
     return out
