@@ -303,6 +303,23 @@ Status CheckCoverage(const TensorRecord& t) {
   return OkStatus();
 }
 
+// Names the first thing rank `r`'s save plan disagrees on with rank 0's.
+std::string DescribePlanDifference(size_t r, const nlohmann::json& theirs, const nlohmann::json& ours) {
+  const std::string who = "rank " + std::to_string(r) + " saves ";
+  if (theirs["step"] != ours["step"]) return who + "step " + theirs["step"].dump() + ", rank 0 step " + ours["step"].dump();
+  if (theirs["mesh"] != ours["mesh"]) {
+    return who + "on mesh " + theirs["mesh"].get<std::string>() + ", rank 0 on " + ours["mesh"].get<std::string>();
+  }
+  const auto& a = theirs["tensors"];
+  const auto& b = ours["tensors"];
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    if (i >= a.size()) return who + "no tensor " + b[i][0].dump() + " (rank 0 does)";
+    if (i >= b.size()) return who + "tensor " + a[i][0].dump() + ", which rank 0 does not";
+    if (a[i] != b[i]) return who + "tensor " + a[i].dump() + " where rank 0 saves " + b[i].dump();
+  }
+  return who + "something else than rank 0";
+}
+
 Status Agree(Communicator* comm, Status local) {
   std::string verdict = local.ok() ? "" : local.message();
   RETURN_IF_ERROR(comm->Broadcast(&verdict));
@@ -319,15 +336,35 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
     local = NewLocalCommunicator();
     comm = local.get();
   }
-  if (comm->size() > 1 && comm->size() != mesh.size()) {
-    return InvalidArgumentError("mesh " + mesh.ToString() + " has " + std::to_string(mesh.size()) + " ranks but " +
-                                std::to_string(comm->size()) + " processes save it");
-  }
+  // Every rank checks its arguments and sends rank 0 what it was asked to save: ranks that disagree on the
+  // step, the mesh or the tensors (a name, shape, dtype, partition or their order) would make a manifest
+  // that fits none of them. No rank leaves before the verdict, so none waits on a rank that left.
   const std::string dir = StepDirectory(step);
-  // Rank 0 removes the garbage of unfinished saves (steps without a manifest) before anyone writes.
+  Status valid = [&]() -> Status {
+    if (comm->size() > 1 && comm->size() != mesh.size()) {
+      return InvalidArgumentError("mesh " + mesh.ToString() + " has " + std::to_string(mesh.size()) + " ranks but " +
+                                  std::to_string(comm->size()) + " processes save it");
+    }
+    for (const auto& t : tensors)
+      for (int64_t r = 0; r < mesh.size(); ++r) RETURN_IF_ERROR(TileOf(t, mesh, r).status());
+    return OkStatus();
+  }();
+  nlohmann::json plan = {{"step", step}, {"mesh", mesh.ToString()}, {"tensors", nlohmann::json::array()}};
+  for (const auto& t : tensors) {
+    plan["tensors"].push_back({t.name, t.dtype.name, t.shape, PartitionSpecToJson(t.partition)});
+  }
+  nlohmann::json hello = {{"error", valid.ok() ? "" : valid.message()}, {"plan", plan}};
+  ASSIGN_OR_RETURN(auto plans, comm->Gather(hello.dump()));
+  // Rank 0 then removes the garbage of unfinished saves (steps without a manifest) before anyone writes.
   Status prepared;
   if (comm->rank() == 0) {
     prepared = [&]() -> Status {
+      for (size_t r = 0; r < plans.size(); ++r) {
+        nlohmann::json j = nlohmann::json::parse(plans[r]);
+        const std::string who = comm->size() > 1 ? "rank " + std::to_string(r) + ": " : "";
+        if (!j["error"].get<std::string>().empty()) return InvalidArgumentError(who + j["error"].get<std::string>());
+        if (j["plan"] != plan) return InvalidArgumentError(DescribePlanDifference(r, j["plan"], plan));
+      }
       ASSIGN_OR_RETURN(auto keys, root->List("step-"));
       std::set<std::string> committed;
       for (const auto& e : keys)
@@ -339,8 +376,6 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
     }();
   }
   RETURN_IF_ERROR(Agree(comm, prepared));
-  for (const auto& t : tensors)
-    for (int64_t r = 0; r < mesh.size(); ++r) RETURN_IF_ERROR(TileOf(t, mesh, r).status());
 
   // This process's ranks write their files.
   std::vector<int64_t> mine;

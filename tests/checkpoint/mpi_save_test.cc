@@ -36,8 +36,7 @@ int main(int argc, char** argv) {
                                    {"bias", DataTypeFromName("float32").value(), {22}, {"tensor"}},
                                    {"scale", DataTypeFromName("float32").value(), {3, 3}, {}}};
   auto root = OpenKvStore(argv[1]).value();
-  Status s = SaveCheckpoint(root.get(), 42, mesh, specs,
-                            [&](int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
+  TileProvider provider = [&](int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
                               if (rank != me) return InternalError("asked for another rank's tile");
                               const int64_t cols = t.shape.size() > 1 ? t.shape[1] : 1;
                               std::string out(box.num_elements() * 4, '\0');
@@ -52,8 +51,9 @@ int main(int argc, char** argv) {
                                   std::memcpy(&out[k * 4], &v, 4);
                                 }
                               return out;
-                            },
-                            {.sync = true, .metadata = {{"optimizer", "adam"}}}, comm->get());
+                            };
+  Status s = SaveCheckpoint(root.get(), 42, mesh, specs, provider, {.sync = true, .metadata = {{"optimizer", "adam"}}},
+                            comm->get());
   if (!s.ok()) return Fail("save: " + s.ToString());
   auto m = ReadManifest(root.get());
   if (!m.ok()) return Fail("manifest: " + m.status().ToString());
@@ -86,6 +86,18 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // Ranks that disagree on what they save: every rank fails (none waits forever), rank 0 names the odd one
+  // out, and LATEST still names step 42.
+  auto odd = specs;
+  if (me == 2) odd[0].shape = {38, 22};
+  s = SaveCheckpoint(root.get(), 43, mesh, odd, provider, {.sync = false}, comm->get());
+  if (s.ok()) return Fail("a save whose ranks disagree succeeded");
+  if (me == 0 && s.message().find("rank 2 saves tensor [\"w\",\"float32\",[38,22]") == std::string::npos) {
+    return Fail("unexpected message: " + s.ToString());
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto latest = LatestStep(root.get());
+  if (!latest.ok() || *latest != StepDirectory(42)) return Fail("LATEST moved after a failed save");
   std::printf("rank %lld: saved its tiles; %lld values checked on meshes of 1, 2 and 8 ranks\n",
               static_cast<long long>(me), static_cast<long long>(checked));
   MPI_Finalize();
