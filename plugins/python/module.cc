@@ -170,21 +170,93 @@ py::dict CheckpointLoad(const std::string& path, const py::dict& requests) {
   return out;
 }
 
+// A Communicator over a Python object: `rank`, `size`, gather(bytes) -> [bytes per rank] on rank 0 (None
+// elsewhere), bcast(bytes) -> rank 0's bytes, barrier() (jigsaw.checkpoint wraps torch.distributed so).
+// Called with the GIL released; each call takes it back.
+class PyCommunicator final : public Communicator {
+ public:
+  explicit PyCommunicator(py::object comm)
+      : comm_(std::move(comm)), rank_(comm_.attr("rank").cast<int64_t>()), size_(comm_.attr("size").cast<int64_t>()) {}
+  ~PyCommunicator() override {
+    py::gil_scoped_acquire acquire;
+    comm_ = py::object();
+  }
+  int64_t rank() const override { return rank_; }
+  int64_t size() const override { return size_; }
+  Result<std::vector<std::string>> Gather(const std::string& payload) override {
+    return Call("gather", [&]() {
+      py::object got = comm_.attr("gather")(py::bytes(payload));
+      std::vector<std::string> out;
+      if (!got.is_none())
+        for (auto item : got) out.push_back(item.cast<std::string>());
+      return out;
+    });
+  }
+  Status Broadcast(std::string* value) override {
+    return Call("bcast", [&]() {
+             *value = comm_.attr("bcast")(py::bytes(*value)).cast<std::string>();
+             return true;
+           }).status();
+  }
+  Status Barrier() override {
+    return Call("barrier", [&]() {
+             comm_.attr("barrier")();
+             return true;
+           }).status();
+  }
+
+ private:
+  template <typename F>
+  auto Call(const char* what, F f) -> Result<decltype(f())> {
+    py::gil_scoped_acquire acquire;
+    try {
+      return f();
+    } catch (py::error_already_set& e) {
+      return InternalError(std::string("communicator ") + what + ": " + e.what());
+    } catch (py::cast_error& e) {
+      return InternalError(std::string("communicator ") + what + " returned the wrong type: " + e.what());
+    }
+  }
+
+  py::object comm_;
+  int64_t rank_, size_;
+};
+
+// Python's atexit finalises MPI when this module initialised it.
+std::unique_ptr<Communicator> MpiCommunicatorForPython() {
+  static bool initialised_here = [] {
+    bool did = Unwrap(InitializeMpi());
+    if (did) py::module_::import("atexit").attr("register")(py::cpp_function([] { FinalizeMpi(); }));
+    return did;
+  }();
+  (void)initialised_here;
+  return Unwrap(NewMpiCommunicator());
+}
+
+// tensors: {name: (array, partition or None, dtype name or None, global shape or None)}. Without `comm`,
+// the arrays are whole tensors and this process saves every rank of the mesh; with one ("mpi", or an
+// object as PyCommunicator takes), this process is one rank and each array is that rank's tile of a tensor
+// of the global shape given (default: the array's).
 void CheckpointSave(const std::string& root_url, int64_t step, const std::string& mesh_text, const py::dict& tensors,
-                    const std::string& metadata_json, bool sync) {
+                    const std::string& metadata_json, bool sync, const py::object& comm_arg) {
   Mesh mesh = Unwrap(Mesh::Parse(mesh_text));
+  std::unique_ptr<Communicator> comm;
+  if (py::isinstance<py::str>(comm_arg) && comm_arg.cast<std::string>() == "mpi") comm = MpiCommunicatorForPython();
+  else if (!comm_arg.is_none()) comm = std::make_unique<PyCommunicator>(comm_arg);
   std::vector<TensorSpec> specs;
   std::vector<py::array> arrays;
   for (const auto& [key, value] : tensors) {
-    auto pair = value.cast<py::tuple>();
-    py::array a = py::array::ensure(pair[0], py::array::c_style);
+    auto entry = value.cast<py::tuple>();
+    py::array a = py::array::ensure(entry[0], py::array::c_style);
+    if (!a) throw py::value_error("tensor " + key.cast<std::string>() + ": not an array");
     TensorSpec s;
     s.name = key.cast<std::string>();
-    std::string dt = pair.size() > 2 ? pair[2].cast<std::string>() : py::str(a.dtype()).cast<std::string>();
-    s.dtype = Unwrap(DataTypeFromName(dt == "bool" ? "bool" : dt));
+    std::string dt = entry.size() > 2 && !entry[2].is_none() ? entry[2].cast<std::string>() : py::str(a.dtype()).cast<std::string>();
+    s.dtype = Unwrap(DataTypeFromName(dt));
     for (py::ssize_t d = 0; d < a.ndim(); ++d) s.shape.push_back(a.shape(d));
-    if (!pair[1].is_none()) {
-      for (auto p : pair[1].cast<py::list>()) {
+    if (entry.size() > 3 && !entry[3].is_none()) s.shape = entry[3].cast<std::vector<int64_t>>();
+    if (!entry[1].is_none()) {
+      for (auto p : entry[1].cast<py::list>()) {
         if (p.is_none()) s.partition.push_back(std::nullopt);
         else s.partition.push_back(p.cast<std::string>());
       }
@@ -193,7 +265,12 @@ void CheckpointSave(const std::string& root_url, int64_t step, const std::string
     arrays.push_back(a);
   }
   std::vector<const char*> data;
-  for (auto& a : arrays) data.push_back(static_cast<const char*>(a.data()));
+  std::vector<std::vector<int64_t>> array_shapes;
+  for (auto& a : arrays) {
+    data.push_back(static_cast<const char*>(a.data()));
+    array_shapes.emplace_back(a.shape(), a.shape() + a.ndim());
+  }
+  const bool local_tiles = comm && comm->size() > 1;
   SaveOptions o;
   o.sync = sync;
   o.metadata = Unwrap(ParseJson(metadata_json, "metadata"));
@@ -202,15 +279,24 @@ void CheckpointSave(const std::string& root_url, int64_t step, const std::string
   {
     py::gil_scoped_release release;
     st = SaveCheckpoint(root.get(), step, mesh, specs,
-                        [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
+                        [&](int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
                           size_t i = 0;
                           while (specs[i].name != t.name) ++i;
+                          if (local_tiles) {  // the array is this rank's tile: it must be the tile's shape
+                            if (array_shapes[i] != box.shape) {
+                              return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) +
+                                                          " holds an array of shape " +
+                                                          nlohmann::json(array_shapes[i]).dump() + " but its tile " +
+                                                          box.ToString() + " is " + nlohmann::json(box.shape).dump());
+                            }
+                            return std::string(data[i], box.num_elements() * t.dtype.size);
+                          }
                           std::string out(box.num_elements() * t.dtype.size, '\0');
                           std::vector<int64_t> zero(box.shape.size(), 0);
                           CopyBox(data[i], t.shape, box.origin, out.data(), box.shape, zero, box.shape, t.dtype.size);
                           return out;
                         },
-                        o);
+                        o, comm.get());
   }
   if (!st.ok()) Throw(st);
 }
@@ -223,8 +309,10 @@ PYBIND11_MODULE(_jigsaw, m) {
         "Boxes of tensors, {name: (origin or None, shape or None)} -> {name: NumPy array}, loaded in parallel; "
         "a rank's own tiles on a local disk are mapped, not copied.");
   m.def("checkpoint_save", &CheckpointSave, py::arg("root"), py::arg("step"), py::arg("mesh"), py::arg("tensors"),
-        py::arg("metadata") = "{}", py::arg("sync") = true,
-        "Saves {name: (array, partition[, dtype])} for every rank of the mesh from this process.");
+        py::arg("metadata") = "{}", py::arg("sync") = true, py::arg("comm") = py::none(),
+        "Saves {name: (array, partition, dtype or None, global shape or None)}: whole tensors for every rank of the "
+        "mesh from this process, or with `comm` (\"mpi\" or an object with rank, size, gather, bcast, barrier) "
+        "this rank's tiles, collectively.");
   m.doc() = "jigsaw: tile-aligned weather data for Jigsaw-parallel training (C++ core)";
   py::class_<PyLoader>(m, "Loader")
       .def(py::init<const std::string&, int64_t, int64_t, int64_t, int64_t, int64_t, bool, const std::string&, uint64_t,

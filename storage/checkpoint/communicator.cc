@@ -1,6 +1,7 @@
 #include "storage/checkpoint/communicator.h"
 
 #ifdef JIGSAW_HAVE_MPI
+#include <dlfcn.h>
 #include <mpi.h>
 #endif
 
@@ -82,6 +83,35 @@ Result<std::unique_ptr<Communicator>> NewMpiCommunicator() {
   return std::unique_ptr<Communicator>(new MpiCommunicator());
 #else
   return UnimplementedError("jigsaw was built without MPI");
+#endif
+}
+
+Result<bool> InitializeMpi() {
+#ifdef JIGSAW_HAVE_MPI
+  int initialised = 0, finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  if (finalised) return FailedPreconditionError("MPI was already finalised in this process");
+  if (initialised) return false;
+  // Loaded from a Python extension, libmpi's symbols are local to it, and Open MPI's plugins (which it
+  // loads with dlopen) could not resolve them: make them global first, as mpi4py does.
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&MPI_Init_thread), &info) && info.dli_fname) {
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
+  }
+  int provided = 0;
+  RETURN_IF_ERROR(MpiStatus(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread"));
+  return true;
+#else
+  return UnimplementedError("jigsaw was built without MPI");
+#endif
+}
+
+void FinalizeMpi() {
+#ifdef JIGSAW_HAVE_MPI
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (!finalised) MPI_Finalize();
 #endif
 }
 

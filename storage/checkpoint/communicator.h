@@ -26,4 +26,10 @@ std::unique_ptr<Communicator> NewLocalCommunicator();
 // MPI_COMM_WORLD; requires MPI to be initialised by the caller. kUnimplemented when built without MPI.
 Result<std::unique_ptr<Communicator>> NewMpiCommunicator();
 
+// For callers that cannot call MPI_Init themselves (the Python module): initialises MPI unless something in
+// the process already did (mpi4py, the application); true when this call did, and the caller then calls
+// FinalizeMpi() at exit. kUnimplemented when built without MPI.
+Result<bool> InitializeMpi();
+void FinalizeMpi();
+
 }  // namespace jigsaw

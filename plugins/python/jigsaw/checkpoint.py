@@ -7,8 +7,12 @@
     state = jigsaw.checkpoint.load_torch("ckpt", mesh="domain=4,tensor=2", rank=3,
                                          partition={"encoder.*.weight": ["domain", "tensor"]})
 
-`save` writes every rank's tiles from this process (tools, tests, single-node jobs); `load_torch` with a
-mesh and rank reads only that rank's tiles, on any mesh.
+`save` writes every rank's tiles from this process (tools, tests, single-node jobs), or, with `comm`, is
+collective: one process per rank, each passing only its tiles (training under torch.distributed or mpirun):
+
+    jigsaw.checkpoint.save("ckpt", 100, "domain=2,tensor=2", my_tiles, partition=..., comm="torch")
+
+`load_torch` with a mesh and rank reads only that rank's tiles, on any mesh.
 """
 import fnmatch
 import json
@@ -17,7 +21,7 @@ import numpy as np
 
 from ._jigsaw import checkpoint_load, checkpoint_manifest, checkpoint_save
 
-__all__ = ["manifest", "tensors", "read", "save", "load_torch"]
+__all__ = ["manifest", "tensors", "read", "save", "load_torch", "TorchCommunicator"]
 
 
 def manifest(path):
@@ -40,8 +44,22 @@ def _spec(name, partition):
     return None
 
 
-def save(root, step, mesh, state_dict, partition=None, metadata=None, sync=True):
-    """state_dict: name -> NumPy array or torch tensor; partition: name/glob -> spec (default replicated)."""
+def save(root, step, mesh, state_dict, partition=None, metadata=None, sync=True, *, comm=None, shapes=None):
+    """Saves step `step` of a checkpoint on `mesh` ("domain=2,tensor=2").
+
+    state_dict: name -> NumPy array or torch tensor; partition: name/glob -> spec (default replicated).
+    Without `comm`, the values are whole tensors and this process writes every rank's tiles.
+    With `comm`, the save is collective, one process per rank of the mesh (mesh rank = the process's rank):
+    each process passes only its own tiles and `shapes` maps split tensors to their global shapes (default:
+    the tile's shape times the parts of each split dimension, right for even splits). `comm` is "mpi" (the
+    processes of mpirun; MPI is initialised if nothing else did), "torch" (torch.distributed's default
+    group), a torch.distributed process group, or any object with `rank`, `size`, `gather(bytes)` (a list
+    on rank 0, None elsewhere), `bcast(bytes)` and `barrier()`. Every rank raises if any rank fails; ranks
+    that disagree on the step, the mesh or the tensors are refused before anything is written.
+    """
+    axes = dict(_mesh_axes(mesh))
+    comm = _communicator(comm)
+    collective = comm is not None
     arrays = {}
     for name, value in state_dict.items():
         dtype = None
@@ -53,8 +71,51 @@ def save(root, step, mesh, state_dict, partition=None, metadata=None, sync=True)
             else:
                 value = t.numpy()
         value = np.ascontiguousarray(value)
-        arrays[name] = (value, _spec(name, partition)) if dtype is None else (value, _spec(name, partition), dtype)
-    checkpoint_save(str(root), int(step), mesh, arrays, json.dumps(metadata or {}), sync)
+        spec = _spec(name, partition)
+        shape = None
+        if collective:
+            shape = (shapes or {}).get(name)
+            if shape is None:
+                shape = [n * (axes[a] if a is not None and a in axes else 1)
+                         for n, a in zip(value.shape, list(spec or []) + [None] * value.ndim)]
+        arrays[name] = (value, spec, dtype, None if shape is None else [int(n) for n in shape])
+    checkpoint_save(str(root), int(step), mesh, arrays, json.dumps(metadata or {}), sync, comm)
+
+
+class TorchCommunicator:
+    """torch.distributed (any backend that gathers objects, e.g. gloo) as a checkpoint communicator."""
+
+    def __init__(self, group=None):
+        import torch.distributed as dist
+        self._dist, self._group = dist, group
+        self.rank, self.size = dist.get_rank(group), dist.get_world_size(group)
+        get_global_rank = getattr(dist, "get_global_rank", None) or dist.distributed_c10d._get_global_rank
+        self._root = 0 if group is None else get_global_rank(group, 0)
+
+    def gather(self, payload):
+        out = [None] * self.size if self.rank == 0 else None
+        self._dist.gather_object(payload, out, dst=self._root, group=self._group)
+        return out
+
+    def bcast(self, payload):
+        box = [payload]
+        self._dist.broadcast_object_list(box, src=self._root, group=self._group)
+        return box[0]
+
+    def barrier(self):
+        self._dist.barrier(group=self._group)
+
+
+def _communicator(comm):
+    if comm is None or comm == "mpi" or hasattr(comm, "bcast"):
+        return comm
+    if comm == "torch":
+        return TorchCommunicator()
+    return TorchCommunicator(comm)  # a torch.distributed process group
+
+
+def _mesh_axes(mesh):
+    return [(a.split("=")[0], int(a.split("=")[1])) for a in mesh.split(",") if a]
 
 
 def _step_path(path):
@@ -91,7 +152,7 @@ def load_torch(path, mesh=None, rank=0, partition=None):
     for name, info in infos.items():
         origin = shape = None
         if mesh is not None:
-            axes = [(a.split("=")[0], int(a.split("=")[1])) for a in mesh.split(",") if a]
+            axes = _mesh_axes(mesh)
             spec = _spec(name, partition) if partition is not None else info["partition"]
             origin, shape = _tile(info["shape"], spec, axes, rank)
         boxes[name] = (origin, shape)
