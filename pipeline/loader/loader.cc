@@ -39,6 +39,11 @@ class CountingKvStore final : public KvStore {
     bytes_ += static_cast<int64_t>(value->size());
     return found;
   }
+  Result<std::unique_ptr<MappedBytes>> Map(std::string_view key, ByteRange range) override {
+    ASSIGN_OR_RETURN(auto mapped, base_->Map(key, range));
+    if (mapped) bytes_ += static_cast<int64_t>(mapped->size());
+    return mapped;
+  }
   Status Write(std::string_view key, std::string_view value, WriteOptions o) override { return base_->Write(key, value, o); }
   Status Delete(std::string_view key) override { return base_->Delete(key); }
   Result<std::vector<ListEntry>> List(std::string_view prefix) override { return base_->List(prefix); }

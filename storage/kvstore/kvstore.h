@@ -62,7 +62,9 @@ class KvWriter {
 // Part of a stored value mapped into memory instead of copied (the file store): a private, copy-on-write
 // mapping, so pages are shared with the page cache until written and writes stay in this process. Valid
 // while the object lives, also after the value is replaced or deleted (file stores only ever rename over
-// or unlink files, never rewrite them in place).
+// or unlink files, never rewrite them in place). A file that another program truncates in place while it
+// is mapped faults (SIGBUS) where a read would have failed: map only what is not being rewritten (stores
+// and checkpoints jigsaw wrote, or read-only datasets).
 class MappedBytes {
  public:
   // Takes over the mapping [base, base + length); the value's bytes start `skip` bytes in.

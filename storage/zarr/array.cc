@@ -113,6 +113,16 @@ std::string Array::ChunkKey(std::span<const int64_t> index) const { return JoinK
 
 Result<bool> Array::ReadChunk(std::span<const int64_t> index, std::span<char> out) const {
   std::string key = ChunkKey(index);
+  // A large chunk in a local file decodes straight from the page cache (a mapping): no copy of its encoded
+  // bytes. Small chunks are cheaper to copy than to map.
+  if (out.size() >= kMinMappedChunkBytes) {
+    ASSIGN_OR_RETURN(auto mapped, store_->Map(key, {}));
+    if (mapped) {
+      RETURN_IF_ERROR(meta_.codecs->Decode(std::string_view(mapped->data(), mapped->size()), out)
+                          .Annotate(store_->url() + ": chunk " + key));
+      return true;
+    }
+  }
   // One encoded-chunk buffer per thread, reused: no allocation or page faults per chunk.
   thread_local std::string encoded;
   ASSIGN_OR_RETURN(bool found, store_->ReadInto(key, {}, &encoded));

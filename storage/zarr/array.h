@@ -41,6 +41,8 @@ class Array {
   // The store key of a chunk (shard) index: path + chunk key.
   std::string ChunkKey(std::span<const int64_t> index) const;
   // Reads and decodes one stored chunk whole into `out` (chunk_layout().num_bytes()); false when missing.
+  // Chunks of kMinMappedChunkBytes or more decode from a mapping where the store can map (KvStore::Map).
+  static constexpr size_t kMinMappedChunkBytes = size_t{4} << 20;
   Result<bool> ReadChunk(std::span<const int64_t> index, std::span<char> out) const;
   // Encodes and stores (or deletes, when all fill) one whole chunk.
   Status WriteChunk(std::span<const int64_t> index, std::string_view data) const;

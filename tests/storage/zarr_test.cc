@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <sstream>
 
@@ -237,6 +238,42 @@ TEST(Array, CorruptChunkErrorNamesStoreAndKey) {
   EXPECT_EQ(st.code(), StatusCode::kDataLoss);
   EXPECT_NE(st.message().find("memory://corrupt-test"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("x/c/1"), std::string::npos) << st.message();
+}
+
+TEST(Array, LargeChunksInFilesDecodeFromAMappingAndFailCleanly) {
+  const auto dir = std::filesystem::temp_directory_path() / ("jigsaw-zarr-map-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  auto store = NewFileKvStore(dir.string());
+  ArraySpec s;
+  s.shape = {3, 1024, 1024};
+  s.chunks = {1, 1024, 1024};  // 4 MiB chunks: read through KvStore::Map
+  s.dtype = F32();
+  s.crc32c = true;
+  ASSERT_GE(size_t{4} << 20, Array::kMinMappedChunkBytes);
+  auto a = *Array::Create(store.get(), "x", *MakeArrayMetadata(s));
+  const std::string data = Iota(3 * 1024 * 1024);
+  ASSERT_TRUE(a->Write(a->full_box(), data).ok());
+  std::string out(data.size(), '\0');
+  ASSERT_TRUE(a->Read(a->full_box(), out).ok());
+  EXPECT_EQ(out, data);
+  std::string one(4 << 20, '\0');
+  ASSERT_TRUE(a->Read({{1, 0, 0}, {1, 1024, 1024}}, one).ok());  // decoded in place
+  EXPECT_EQ(one, data.substr(4 << 20, 4 << 20));
+  // A flipped byte in chunk 2 and a truncated chunk 1: errors name the chunk; a missing chunk is fill.
+  std::string c2 = store->Read("x/c/2/0/0")->value;
+  c2[c2.size() / 2] ^= 1;
+  ASSERT_TRUE(store->Write("x/c/2/0/0", c2).ok());
+  Status st = a->Read({{2, 0, 0}, {1, 1024, 1024}}, one);
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss);
+  EXPECT_NE(st.message().find("x/c/2/0/0"), std::string::npos) << st.message();
+  ASSERT_TRUE(store->Write("x/c/1/0/0", store->Read("x/c/1/0/0", ByteRange::Span(0, 1000))->value).ok());
+  st = a->Read({{1, 0, 0}, {1, 1024, 1024}}, one);
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss);
+  EXPECT_NE(st.message().find("x/c/1/0/0"), std::string::npos) << st.message();
+  ASSERT_TRUE(store->Delete("x/c/0/0/0").ok());
+  ASSERT_TRUE(a->Read({{0, 0, 0}, {1, 1024, 1024}}, one).ok());
+  EXPECT_EQ(one, std::string(4 << 20, '\0'));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Array, ShardIndexPointingOutsideTheObjectIsAnError) {
