@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "pipeline/grid/tile_grid.h"
+#include "pipeline/shard/moments.h"
 #include "pipeline/shard/plan.h"
 #include "pipeline/shard/synthetic.h"
 #include "pipeline/sources/source.h"
@@ -109,6 +111,62 @@ TEST(Plan, SyntheticSourceEndToEndInMemory) {
   for (int i = 0; i < 9 * 12; ++i) EXPECT_GT(f[i], f[9 * 12 + i]);
   o.end = "2020-01-02T00";
   EXPECT_NE(MakeShardPlan(o, sources).status().message().find("2020-01-02T00:00:00"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace jigsaw
+
+namespace jigsaw {
+namespace {
+
+// Two passes in long double: the reference for the one-pass vector kernels.
+Moments Reference(const std::vector<double>& v) {
+  Moments m;
+  long double sum = 0, m2 = 0;
+  for (double x : v) {
+    if (std::isnan(x)) continue;
+    sum += x;
+    m.n += 1;
+    m.min = std::min(m.min, x);
+    m.max = std::max(m.max, x);
+  }
+  if (m.n == 0) return m;
+  m.mean = static_cast<double>(sum / m.n);
+  for (double x : v)
+    if (!std::isnan(x)) m2 += (x - static_cast<long double>(m.mean)) * (x - static_cast<long double>(m.mean));
+  m.m2 = static_cast<double>(m2);
+  return m;
+}
+
+TEST(Moments, MatchTwoPassReferenceWithNaNsTailsAndLargeOffsets) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> noise(0.0f, 3.0f);
+  // Lengths around the 16-value vector step; an offset large against the spread (geopotential-like).
+  for (int64_t count : {0, 1, 15, 16, 17, 33, 1000, 100003}) {
+    for (float offset : {0.0f, -40.0f, 50000.0f}) {
+      std::vector<float> x(count), y(count);
+      for (int64_t i = 0; i < count; ++i) {
+        x[i] = offset + noise(rng);
+        y[i] = offset + noise(rng);
+        if (i % 97 == 5) x[i] = NAN;
+        if (i % 89 == 3) y[i] = NAN;
+      }
+      std::vector<double> xs(x.begin(), x.end()), ds(count);
+      for (int64_t i = 0; i < count; ++i) ds[i] = static_cast<double>(x[i]) - y[i];
+      for (auto [got, want] : {std::pair{Moments::Of(x.data(), count), Reference(xs)},
+                               std::pair{Moments::OfDifference(x.data(), y.data(), count), Reference(ds)}}) {
+        SCOPED_TRACE("count " + std::to_string(count) + " offset " + std::to_string(offset));
+        ASSERT_EQ(got.n, want.n);
+        if (want.n == 0) continue;
+        EXPECT_NEAR(got.mean, want.mean, 1e-9 * (1 + std::abs(want.mean)));
+        EXPECT_NEAR(got.population_std(), want.population_std(), 1e-7 * (1 + want.population_std()));
+        EXPECT_EQ(got.min, want.min);
+        EXPECT_EQ(got.max, want.max);
+      }
+    }
+  }
+  std::vector<float> nans(40, NAN);
+  EXPECT_EQ(Moments::Of(nans.data(), 40).n, 0);
 }
 
 }  // namespace
