@@ -18,20 +18,25 @@ class BloscCodec final : public BytesCodec {
         blocksize_(blocksize) {}
 
   Result<std::string> Encode(std::string_view in) const override {
+    std::string out;
+    RETURN_IF_ERROR(EncodeInto(in, &out));
+    return out;
+  }
+
+  Status EncodeInto(std::string_view in, std::string* out) const override {
     if (in.size() > static_cast<size_t>(BLOSC_MAX_BUFFERSIZE)) {
       return InvalidArgumentError("blosc: chunk of " + std::to_string(in.size()) +
                                   " bytes exceeds blosc's 2 GiB limit; use smaller chunks");
     }
-    std::string out;
     int n = 0;
     const size_t bound = in.size() + BLOSC_MAX_OVERHEAD;
-    out.resize_and_overwrite(bound, [&](char* p, size_t) {  // no zero-fill of the output
+    out->resize_and_overwrite(bound, [&](char* p, size_t) {  // no zero-fill of the output
       n = blosc_compress_ctx(clevel_, shuffle_, static_cast<size_t>(typesize_), in.size(), in.data(), p, bound,
                              cname_.c_str(), static_cast<size_t>(blocksize_), 1);
       return n > 0 ? static_cast<size_t>(n) : 0;
     });
     if (n <= 0) return InternalError("blosc: compression failed (" + std::to_string(n) + ")");
-    return out;
+    return OkStatus();
   }
 
   Result<std::string> Decode(std::string_view in, size_t max_size) const override {

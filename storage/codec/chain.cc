@@ -18,6 +18,11 @@ int64_t ChunkLayout::num_elements() const {
   return n;
 }
 
+Status BytesCodec::EncodeInto(std::string_view decoded, std::string* out) const {
+  ASSIGN_OR_RETURN(*out, Encode(decoded));
+  return OkStatus();
+}
+
 Status BytesCodec::DecodeInto(std::string_view encoded, std::span<char> out) const {
   ASSIGN_OR_RETURN(std::string s, Decode(encoded, out.size()));
   if (s.size() != out.size()) {
@@ -190,22 +195,28 @@ Result<std::string> CodecChain::EncodeArray(std::string_view decoded) const {
 }
 
 Result<std::string> CodecChain::Encode(std::string_view decoded) const {
+  std::string out;
+  RETURN_IF_ERROR(Encode(decoded, &out));
+  return out;
+}
+
+Status CodecChain::Encode(std::string_view decoded, std::string* out) const {
   if (static_cast<int64_t>(decoded.size()) != layout_.num_bytes()) {
     return InternalError("encode: chunk buffer has the wrong size");
   }
   if (transpose_.empty() && !sharding_ && !big_endian_ && !codecs_.empty()) {
-    // The first codec reads the caller's bytes directly: no copy of the chunk.
-    ASSIGN_OR_RETURN(std::string cur, codecs_[0]->Encode(decoded));
+    // The first codec reads the caller's bytes directly (no copy of the chunk) into the caller's buffer.
+    RETURN_IF_ERROR(codecs_[0]->EncodeInto(decoded, out));
     for (size_t i = 1; i < codecs_.size(); ++i) {
-      ASSIGN_OR_RETURN(cur, codecs_[i]->Encode(cur));
+      ASSIGN_OR_RETURN(*out, codecs_[i]->Encode(*out));
     }
-    return cur;
+    return OkStatus();
   }
-  ASSIGN_OR_RETURN(std::string cur, EncodeArray(decoded));
+  ASSIGN_OR_RETURN(*out, EncodeArray(decoded));
   for (const auto& c : codecs_) {
-    ASSIGN_OR_RETURN(cur, c->Encode(cur));
+    ASSIGN_OR_RETURN(*out, c->Encode(*out));
   }
-  return cur;
+  return OkStatus();
 }
 
 Status CodecChain::DecodeArray(std::string_view bytes, std::span<char> out) const {

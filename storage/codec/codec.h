@@ -33,6 +33,9 @@ class BytesCodec {
  public:
   virtual ~BytesCodec() = default;
   virtual Result<std::string> Encode(std::string_view decoded) const = 0;
+  // As Encode, into *out, reusing its capacity (writers keep one buffer per thread and so take no
+  // allocation and page faults per chunk). The default calls Encode.
+  virtual Status EncodeInto(std::string_view decoded, std::string* out) const;
   // Decodes into at most `max_size` bytes.
   virtual Result<std::string> Decode(std::string_view encoded, size_t max_size) const = 0;
   // Decodes into `out`, which must be filled exactly (the fast path for the last stage).
@@ -99,6 +102,8 @@ class CodecChain {
 
   // `decoded` is the chunk in native byte order, C order, exactly layout().num_bytes() bytes.
   Result<std::string> Encode(std::string_view decoded) const;
+  // As Encode, into *out, reusing its capacity where the codecs can (see BytesCodec::EncodeInto).
+  Status Encode(std::string_view decoded, std::string* out) const;
   // Fills `out` (layout().num_bytes() bytes) from an encoded chunk.
   Status Decode(std::string_view encoded, std::span<char> out) const;
 

@@ -14,19 +14,24 @@ class ZstdCodec final : public BytesCodec {
   ZstdCodec(int level, bool checksum) : level_(level), checksum_(checksum) {}
 
   Result<std::string> Encode(std::string_view in) const override {
+    std::string out;
+    RETURN_IF_ERROR(EncodeInto(in, &out));
+    return out;
+  }
+
+  Status EncodeInto(std::string_view in, std::string* out) const override {
     ZSTD_CCtx* cctx = ZSTD_createCCtx();
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level_);
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, checksum_ ? 1 : 0);
-    std::string out;
     size_t n = 0;
     const size_t bound = ZSTD_compressBound(in.size());
-    out.resize_and_overwrite(bound, [&](char* p, size_t) {  // no zero-fill of the output
+    out->resize_and_overwrite(bound, [&](char* p, size_t) {  // no zero-fill of the output
       n = ZSTD_compress2(cctx, p, bound, in.data(), in.size());
       return ZSTD_isError(n) ? 0 : n;
     });
     ZSTD_freeCCtx(cctx);
     if (ZSTD_isError(n)) return InternalError(std::string("zstd: ") + ZSTD_getErrorName(n));
-    return out;
+    return OkStatus();
   }
 
   Result<std::string> Decode(std::string_view in, size_t max_size) const override {
