@@ -233,73 +233,119 @@ std::unique_ptr<Communicator> MpiCommunicatorForPython() {
   return Unwrap(NewMpiCommunicator());
 }
 
-// tensors: {name: (array, partition or None, dtype name or None, global shape or None)}. Without `comm`,
-// the arrays are whole tensors and this process saves every rank of the mesh; with one ("mpi", or an
-// object as PyCommunicator takes), this process is one rank and each array is that rank's tile of a tensor
-// of the global shape given (default: the array's).
-void CheckpointSave(const std::string& root_url, int64_t step, const std::string& mesh_text, const py::dict& tensors,
-                    const std::string& metadata_json, bool sync, const py::object& comm_arg) {
-  Mesh mesh = Unwrap(Mesh::Parse(mesh_text));
-  std::unique_ptr<Communicator> comm;
-  if (py::isinstance<py::str>(comm_arg) && comm_arg.cast<std::string>() == "mpi") comm = MpiCommunicatorForPython();
-  else if (!comm_arg.is_none()) comm = std::make_unique<PyCommunicator>(comm_arg);
+// A save as Python describes it. tensors: {name: (array, partition or None, dtype name or None, global
+// shape or None)}. Without `comm`, the arrays are whole tensors and this process saves every rank of the
+// mesh; with one ("mpi", or an object as PyCommunicator takes), this process is one rank and each array is
+// that rank's tile of a tensor of the global shape given (default: the array's).
+struct PySave {
+  int64_t step = 0;
+  Mesh mesh;
   std::vector<TensorSpec> specs;
-  std::vector<py::array> arrays;
-  for (const auto& [key, value] : tensors) {
-    auto entry = value.cast<py::tuple>();
-    py::array a = py::array::ensure(entry[0], py::array::c_style);
-    if (!a) throw py::value_error("tensor " + key.cast<std::string>() + ": not an array");
-    TensorSpec s;
-    s.name = key.cast<std::string>();
-    std::string dt = entry.size() > 2 && !entry[2].is_none() ? entry[2].cast<std::string>() : py::str(a.dtype()).cast<std::string>();
-    s.dtype = Unwrap(DataTypeFromName(dt));
-    for (py::ssize_t d = 0; d < a.ndim(); ++d) s.shape.push_back(a.shape(d));
-    if (entry.size() > 3 && !entry[3].is_none()) s.shape = entry[3].cast<std::vector<int64_t>>();
-    if (!entry[1].is_none()) {
-      for (auto p : entry[1].cast<py::list>()) {
-        if (p.is_none()) s.partition.push_back(std::nullopt);
-        else s.partition.push_back(p.cast<std::string>());
-      }
-    }
-    specs.push_back(s);
-    arrays.push_back(a);
-  }
+  std::vector<py::array> arrays;  // kept alive while the provider may read them
   std::vector<const char*> data;
   std::vector<std::vector<int64_t>> array_shapes;
-  for (auto& a : arrays) {
-    data.push_back(static_cast<const char*>(a.data()));
-    array_shapes.emplace_back(a.shape(), a.shape() + a.ndim());
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<KvStore> root;
+  SaveOptions options;
+
+  PySave(const std::string& root_url, int64_t step_, const std::string& mesh_text, const py::dict& tensors,
+         const std::string& metadata_json, bool sync, const py::object& comm_arg)
+      : step(step_), mesh(Unwrap(Mesh::Parse(mesh_text))) {
+    if (py::isinstance<py::str>(comm_arg) && comm_arg.cast<std::string>() == "mpi") comm = MpiCommunicatorForPython();
+    else if (!comm_arg.is_none()) comm = std::make_unique<PyCommunicator>(comm_arg);
+    for (const auto& [key, value] : tensors) {
+      auto entry = value.cast<py::tuple>();
+      py::array a = py::array::ensure(entry[0], py::array::c_style);
+      if (!a) throw py::value_error("tensor " + key.cast<std::string>() + ": not an array");
+      TensorSpec s;
+      s.name = key.cast<std::string>();
+      std::string dt = entry.size() > 2 && !entry[2].is_none() ? entry[2].cast<std::string>()
+                                                               : py::str(a.dtype()).cast<std::string>();
+      s.dtype = Unwrap(DataTypeFromName(dt));
+      for (py::ssize_t d = 0; d < a.ndim(); ++d) s.shape.push_back(a.shape(d));
+      if (entry.size() > 3 && !entry[3].is_none()) s.shape = entry[3].cast<std::vector<int64_t>>();
+      if (!entry[1].is_none()) {
+        for (auto p : entry[1].cast<py::list>()) {
+          if (p.is_none()) s.partition.push_back(std::nullopt);
+          else s.partition.push_back(p.cast<std::string>());
+        }
+      }
+      specs.push_back(s);
+      data.push_back(static_cast<const char*>(a.data()));
+      array_shapes.emplace_back(a.shape(), a.shape() + a.ndim());
+      arrays.push_back(a);
+    }
+    options.sync = sync;
+    options.metadata = Unwrap(ParseJson(metadata_json, "metadata"));
+    root = Unwrap(OpenKvStore(root_url));
   }
-  const bool local_tiles = comm && comm->size() > 1;
-  SaveOptions o;
-  o.sync = sync;
-  o.metadata = Unwrap(ParseJson(metadata_json, "metadata"));
-  auto root = Unwrap(OpenKvStore(root_url));
+
+  // Tiles cut from whole tensors, or (collectively) this rank's arrays as they are, checked for shape.
+  TileProvider Provider() const {
+    const bool local_tiles = comm && comm->size() > 1;
+    return [this, local_tiles](int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
+      size_t i = 0;
+      while (specs[i].name != t.name) ++i;
+      if (local_tiles) {
+        if (array_shapes[i] != box.shape) {
+          return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + " holds an array of shape " +
+                                      nlohmann::json(array_shapes[i]).dump() + " but its tile " + box.ToString() + " is " +
+                                      nlohmann::json(box.shape).dump());
+        }
+        return std::string(data[i], box.num_elements() * t.dtype.size);
+      }
+      std::string out(box.num_elements() * t.dtype.size, '\0');
+      std::vector<int64_t> zero(box.shape.size(), 0);
+      CopyBox(data[i], t.shape, box.origin, out.data(), box.shape, zero, box.shape, t.dtype.size);
+      return out;
+    };
+  }
+};
+
+void CheckpointSave(const std::string& root_url, int64_t step, const std::string& mesh_text, const py::dict& tensors,
+                    const std::string& metadata_json, bool sync, const py::object& comm) {
+  PySave save(root_url, step, mesh_text, tensors, metadata_json, sync, comm);
   Status st;
   {
     py::gil_scoped_release release;
-    st = SaveCheckpoint(root.get(), step, mesh, specs,
-                        [&](int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
-                          size_t i = 0;
-                          while (specs[i].name != t.name) ++i;
-                          if (local_tiles) {  // the array is this rank's tile: it must be the tile's shape
-                            if (array_shapes[i] != box.shape) {
-                              return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) +
-                                                          " holds an array of shape " +
-                                                          nlohmann::json(array_shapes[i]).dump() + " but its tile " +
-                                                          box.ToString() + " is " + nlohmann::json(box.shape).dump());
-                            }
-                            return std::string(data[i], box.num_elements() * t.dtype.size);
-                          }
-                          std::string out(box.num_elements() * t.dtype.size, '\0');
-                          std::vector<int64_t> zero(box.shape.size(), 0);
-                          CopyBox(data[i], t.shape, box.origin, out.data(), box.shape, zero, box.shape, t.dtype.size);
-                          return out;
-                        },
-                        o, comm.get());
+    st = SaveCheckpoint(save.root.get(), save.step, save.mesh, save.specs, save.Provider(), save.options, save.comm.get());
   }
   if (!st.ok()) Throw(st);
 }
+
+// AsyncCheckpointSaver for Python: save() returns once this process's tiles are copied; wait() commits.
+class PyAsyncSaver {
+ public:
+  void Save(const std::string& root_url, int64_t step, const std::string& mesh_text, const py::dict& tensors,
+            const std::string& metadata_json, bool sync, const py::object& comm) {
+    auto next = std::make_unique<PySave>(root_url, step, mesh_text, tensors, metadata_json, sync, comm);
+    Status previous;
+    {
+      py::gil_scoped_release release;
+      previous = saver_.Start(next->root.get(), next->step, next->mesh, next->specs, next->Provider(), next->options,
+                              next->comm.get());
+    }
+    next->arrays.clear();  // copied: the caller may change its tensors now
+    current_ = std::move(next);  // its store and communicator serve the save until wait()
+    if (!previous.ok()) Throw(previous);
+  }
+
+  void Wait() {
+    Status st;
+    {
+      py::gil_scoped_release release;
+      st = saver_.Wait();
+    }
+    current_.reset();
+    if (!st.ok()) Throw(st);
+  }
+
+  bool in_flight() const { return saver_.in_flight(); }
+
+ private:
+  std::unique_ptr<PySave> current_;  // declared first: destroyed after saver_, which uses it
+  AsyncCheckpointSaver saver_;
+};
 
 }  // namespace
 
@@ -313,6 +359,14 @@ PYBIND11_MODULE(_jigsaw, m) {
         "Saves {name: (array, partition, dtype or None, global shape or None)}: whole tensors for every rank of the "
         "mesh from this process, or with `comm` (\"mpi\" or an object with rank, size, gather, bcast, barrier) "
         "this rank's tiles, collectively.");
+  py::class_<PyAsyncSaver>(m, "AsyncSaver")
+      .def(py::init<>())
+      .def("save", &PyAsyncSaver::Save, py::arg("root"), py::arg("step"), py::arg("mesh"), py::arg("tensors"),
+           py::arg("metadata") = "{}", py::arg("sync") = true, py::arg("comm") = py::none(),
+           "As checkpoint_save, in the background: returns once this process's tiles are copied (raising the "
+           "previous save's error, if any).")
+      .def("wait", &PyAsyncSaver::Wait, "Waits for the save in flight and commits it (collectively with a comm).")
+      .def_property_readonly("in_flight", &PyAsyncSaver::in_flight);
   m.doc() = "jigsaw: tile-aligned weather data for Jigsaw-parallel training (C++ core)";
   py::class_<PyLoader>(m, "Loader")
       .def(py::init<const std::string&, int64_t, int64_t, int64_t, int64_t, int64_t, bool, const std::string&, uint64_t,

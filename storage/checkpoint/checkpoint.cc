@@ -329,17 +329,29 @@ Status Agree(Communicator* comm, Status local) {
 
 }  // namespace
 
-Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                      const TileProvider& provider, const SaveOptions& options, Communicator* comm) {
-  std::unique_ptr<Communicator> local;
-  if (!comm) {
-    local = NewLocalCommunicator();
-    comm = local.get();
+namespace {
+
+// The ranks of `mesh` whose files this process writes: every one when it saves alone, else its own.
+std::vector<int64_t> RanksOf(const Mesh& mesh, Communicator* comm) {
+  std::vector<int64_t> mine;
+  if (comm->size() == 1) {
+    for (int64_t r = 0; r < mesh.size(); ++r) mine.push_back(r);
+  } else {
+    mine.push_back(comm->rank());
   }
+  return mine;
+}
+
+std::string SavePayload(const Status& error, nlohmann::json tiles) {
+  return nlohmann::json{{"error", error.ok() ? "" : error.message()}, {"tiles", std::move(tiles)}}.dump();
+}
+
+// Save, phase 1 (collective): the ranks agree on what they save, and rank 0 clears unfinished saves.
+Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                   Communicator* comm) {
   // Every rank checks its arguments and sends rank 0 what it was asked to save: ranks that disagree on the
   // step, the mesh or the tensors (a name, shape, dtype, partition or their order) would make a manifest
   // that fits none of them. No rank leaves before the verdict, so none waits on a rank that left.
-  const std::string dir = StepDirectory(step);
   Status valid = [&]() -> Status {
     if (comm->size() > 1 && comm->size() != mesh.size()) {
       return InvalidArgumentError("mesh " + mesh.ToString() + " has " + std::to_string(mesh.size()) + " ranks but " +
@@ -369,21 +381,20 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
       std::set<std::string> committed;
       for (const auto& e : keys)
         if (e.key.ends_with("/manifest.json")) committed.insert(e.key.substr(0, e.key.find('/')));
-      if (committed.count(dir)) return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
+      if (committed.count(StepDirectory(step))) return FailedPreconditionError(root->url() + ": step " + StepDirectory(step) + " is already committed");
       for (const auto& e : keys)
         if (!committed.count(e.key.substr(0, e.key.find('/')))) RETURN_IF_ERROR(root->Delete(e.key));
       return OkStatus();
     }();
   }
-  RETURN_IF_ERROR(Agree(comm, prepared));
+  return Agree(comm, prepared);
+}
 
-  // This process's ranks write their files.
-  std::vector<int64_t> mine;
-  if (comm->size() == 1) {
-    for (int64_t r = 0; r < mesh.size(); ++r) mine.push_back(r);
-  } else {
-    mine.push_back(comm->rank());
-  }
+// Save, phase 2 (this process alone): the files of ranks `mine`. Returns what rank 0 needs to commit (the
+// tile records, or the error), for CommitSave.
+std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                           const TileProvider& provider, const SaveOptions& options, const std::vector<int64_t>& mine) {
+  const std::string dir = StepDirectory(step);
   std::mutex mu;
   Status first;
   nlohmann::json records = nlohmann::json::array();
@@ -425,10 +436,16 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
     if (!s.ok() && first.ok()) first = s;
     for (auto& w : written) records.push_back(std::move(w));
   });
-  nlohmann::json payload = {{"error", first.ok() ? "" : first.message()}, {"tiles", records}};
-  ASSIGN_OR_RETURN(auto gathered, comm->Gather(payload.dump()));
+  return SavePayload(first, std::move(records));
+}
 
-  // Rank 0: every element of every tensor exactly once, then the manifest, then LATEST.
+// Save, phase 3 (collective): rank 0 gathers every rank's payload, checks that every element of every
+// tensor is covered exactly once, writes the manifest, then LATEST. Every rank returns the same verdict.
+Status CommitSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                  const SaveOptions& options, Communicator* comm, const std::string& payload) {
+  const std::string dir = StepDirectory(step);
+  ASSIGN_OR_RETURN(auto gathered, comm->Gather(payload));
+
   Status committed;
   if (comm->rank() == 0) {
     committed = [&]() -> Status {
@@ -454,46 +471,104 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
   return Agree(comm, committed);
 }
 
+
+}  // namespace
+
+Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                      const TileProvider& provider, const SaveOptions& options, Communicator* comm) {
+  std::unique_ptr<Communicator> local;
+  if (!comm) {
+    local = NewLocalCommunicator();
+    comm = local.get();
+  }
+  RETURN_IF_ERROR(PrepareSave(root, step, mesh, tensors, comm));
+  return CommitSave(root, step, mesh, tensors, options, comm,
+                    WriteRankFiles(root, step, mesh, tensors, provider, options, RanksOf(mesh, comm)));
+}
+
 // ---- async ----
 
 struct AsyncCheckpointSaver::State {
-  std::thread worker;
-  Status status;
+  KvStore* root = nullptr;
+  int64_t step = 0;
+  Mesh mesh;
+  std::vector<TensorSpec> tensors;
+  SaveOptions options;
+  Communicator* comm = nullptr;  // nullptr: this process saves alone
+  Status prepared;               // phase 1's verdict; when not ok there is nothing to commit
+  std::thread worker;            // phase 2
+  std::string payload;           // what it wrote, for phase 3
 };
 
-AsyncCheckpointSaver::~AsyncCheckpointSaver() { (void)Wait(); }
+AsyncCheckpointSaver::~AsyncCheckpointSaver() {
+  if (state_ && state_->comm) {
+    // A commit is collective: the other ranks may not be committing now. Finish writing, do not commit
+    // (the step stays unfinished; LATEST keeps the previous one; the next save clears it).
+    if (state_->worker.joinable()) state_->worker.join();
+    return;
+  }
+  (void)Wait();
+}
 
 bool AsyncCheckpointSaver::in_flight() const { return state_ && state_->worker.joinable(); }
 
 Status AsyncCheckpointSaver::Wait() {
   if (!state_) return OkStatus();
-  if (state_->worker.joinable()) state_->worker.join();
-  Status s = state_->status;
-  state_.reset();
-  return s;
+  std::shared_ptr<State> state = std::move(state_);
+  if (state->worker.joinable()) state->worker.join();
+  if (!state->prepared.ok()) return state->prepared;
+  std::unique_ptr<Communicator> local;
+  Communicator* comm = state->comm;
+  if (!comm) {
+    local = NewLocalCommunicator();
+    comm = local.get();
+  }
+  return CommitSave(state->root, state->step, state->mesh, state->tensors, state->options, comm, state->payload);
 }
 
 Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                                   const TileProvider& provider, const SaveOptions& options) {
+                                   const TileProvider& provider, const SaveOptions& options, Communicator* comm) {
   Status previous = Wait();  // at most one save in flight
-  // Copy every owned tile now; the background save reads only these copies.
-  auto tiles = std::make_shared<std::map<std::pair<int64_t, std::string>, std::string>>();
-  for (const auto& t : tensors) {
-    for (int64_t r = 0; r < mesh.size(); ++r) {
-      if (!Owns(t, mesh, r)) continue;
-      ASSIGN_OR_RETURN(Box box, TileOf(t, mesh, r));
-      ASSIGN_OR_RETURN(std::string bytes, provider(r, t, box));
-      (*tiles)[{r, t.name}] = std::move(bytes);
-    }
+  auto state = std::make_shared<State>();
+  state->root = root;
+  state->step = step;
+  state->mesh = mesh;
+  state->tensors = tensors;
+  state->options = options;
+  state->comm = comm;
+  state_ = state;
+  std::unique_ptr<Communicator> local;
+  if (!comm) {
+    local = NewLocalCommunicator();
+    comm = local.get();
   }
-  state_ = std::make_shared<State>();
-  auto state = state_;
-  state->worker = std::thread([state, tiles, root, step, mesh, tensors, options] {
-    state->status = SaveCheckpoint(root, step, mesh, tensors,
-                                   [&](int64_t rank, const TensorSpec& t, const Box&) -> Result<std::string> {
-                                     return std::move(tiles->at({rank, t.name}));
-                                   },
-                                   options);
+  state->prepared = PrepareSave(root, step, mesh, tensors, comm);
+  if (!state->prepared.ok()) return previous;
+  // Copy this process's tiles now; the background writer reads only these copies. A failed copy is
+  // committed as a failure by Wait(), so that no rank waits forever on this one.
+  const std::vector<int64_t> mine = RanksOf(mesh, comm);
+  auto tiles = std::make_shared<std::map<std::pair<int64_t, std::string>, std::string>>();
+  Status copied = [&]() -> Status {
+    for (const auto& t : tensors) {
+      for (int64_t r : mine) {
+        if (!Owns(t, mesh, r)) continue;
+        ASSIGN_OR_RETURN(Box box, TileOf(t, mesh, r));
+        ASSIGN_OR_RETURN(std::string bytes, provider(r, t, box));
+        (*tiles)[{r, t.name}] = std::move(bytes);
+      }
+    }
+    return OkStatus();
+  }();
+  if (!copied.ok()) {
+    state->payload = SavePayload(copied, nlohmann::json::array());
+    return previous;
+  }
+  state->worker = std::thread([state, tiles, mine] {
+    state->payload = WriteRankFiles(state->root, state->step, state->mesh, state->tensors,
+                                    [&](int64_t rank, const TensorSpec& t, const Box&) -> Result<std::string> {
+                                      return std::move(tiles->at({rank, t.name}));
+                                    },
+                                    state->options, mine);
   });
   return previous;
 }

@@ -19,9 +19,10 @@ import json
 
 import numpy as np
 
+from ._jigsaw import AsyncSaver as _AsyncSaver
 from ._jigsaw import checkpoint_load, checkpoint_manifest, checkpoint_save
 
-__all__ = ["manifest", "tensors", "read", "save", "load_torch", "TorchCommunicator"]
+__all__ = ["manifest", "tensors", "read", "save", "load_torch", "AsyncSaver", "TorchCommunicator"]
 
 
 def manifest(path):
@@ -57,6 +58,37 @@ def save(root, step, mesh, state_dict, partition=None, metadata=None, sync=True,
     on rank 0, None elsewhere), `bcast(bytes)` and `barrier()`. Every rank raises if any rank fails; ranks
     that disagree on the step, the mesh or the tensors are refused before anything is written.
     """
+    checkpoint_save(*_save_args(root, step, mesh, state_dict, partition, metadata, sync, comm, shapes))
+
+
+class AsyncSaver:
+    """Saves in the background, at most one save in flight:
+
+        saver = jigsaw.checkpoint.AsyncSaver()
+        saver.save("ckpt", step, "domain=2,tensor=2", my_tiles, partition=rules, comm="torch")  # copies, returns
+        ...  # training goes on and may change the tensors
+        saver.wait()  # commits (every rank calls it, as it calls save); raises this save's error
+
+    save() takes the arguments of jigsaw.checkpoint.save; it first waits for (and commits) the previous save,
+    raising its error if it had one. A collective save that is never waited for is never committed: LATEST
+    keeps naming the previous step, and the next save clears the unfinished one.
+    """
+
+    def __init__(self):
+        self._impl = _AsyncSaver()
+
+    def save(self, root, step, mesh, state_dict, partition=None, metadata=None, sync=True, *, comm=None, shapes=None):
+        self._impl.save(*_save_args(root, step, mesh, state_dict, partition, metadata, sync, comm, shapes))
+
+    def wait(self):
+        self._impl.wait()
+
+    @property
+    def in_flight(self):
+        return self._impl.in_flight
+
+
+def _save_args(root, step, mesh, state_dict, partition, metadata, sync, comm, shapes):
     axes = dict(_mesh_axes(mesh))
     comm = _communicator(comm)
     collective = comm is not None
@@ -79,7 +111,7 @@ def save(root, step, mesh, state_dict, partition=None, metadata=None, sync=True,
                 shape = [n * (axes[a] if a is not None and a in axes else 1)
                          for n, a in zip(value.shape, list(spec or []) + [None] * value.ndim)]
         arrays[name] = (value, spec, dtype, None if shape is None else [int(n) for n in shape])
-    checkpoint_save(str(root), int(step), mesh, arrays, json.dumps(metadata or {}), sync, comm)
+    return str(root), int(step), mesh, arrays, json.dumps(metadata or {}), sync, comm
 
 
 class TorchCommunicator:
