@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <mutex>
 
@@ -105,6 +106,23 @@ Status CheckBox(const Box& box, const ArrayMetadata& m, size_t bytes, std::strin
   return OkStatus();
 }
 
+// Runs fn(chunk index, chunk box, part of `box` in it) for every chunk `box` touches, in parallel (with I/O
+// threads where the store is remote); the first error wins and stops the chunks not yet started.
+Status ForEachChunk(const KvStore& store, const Box& box, const std::vector<int64_t>& chunk_shape,
+                    const std::function<Status(const std::vector<int64_t>&, const Box&, const Box&)>& fn) {
+  if (box.num_elements() == 0) return OkStatus();
+  auto chunks = ChunksOf(box, chunk_shape);
+  FirstError err;
+  RunWithIoThreads(store, [&] {
+    tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
+      if (err.failed()) return;
+      Box cb = ChunkBox(chunks[k], chunk_shape);
+      err.Set(fn(chunks[k], cb, Intersect(box, cb)));
+    });
+  });
+  return err.Get();
+}
+
 }  // namespace
 
 std::string Array::url() const { return JoinKey(store_->url(), path_); }
@@ -197,68 +215,41 @@ Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_
 
 Status Array::Read(const Box& box, std::span<char> out) const {
   RETURN_IF_ERROR(CheckBox(box, meta_, out.size(), "read"));
-  if (box.num_elements() == 0) return OkStatus();
-  auto chunks = ChunksOf(box, meta_.chunks);
   const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
-  FirstError err;
-  RunWithIoThreads(*store_, [&] {
-    tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
-      if (err.failed()) return;
-      const auto& index = chunks[k];
-      Box cb = ChunkBox(index, meta_.chunks);
-      Box part = Intersect(box, cb);
-      bool whole = part.shape == cb.shape;
-      if (meta_.codecs->sharding() && !whole) {
-        return err.Set(ReadPartialShard(index, cb, box, out));
-      }
-      if (whole && box.shape == cb.shape) {  // the box is exactly this chunk: decode in place
-        auto r = ReadChunk(index, out);
-        return err.Set(r.status());
-      }
-      thread_local std::string buf;
-      buf.resize(chunk_bytes);
-      auto r = ReadChunk(index, buf);
-      if (!r.ok()) return err.Set(r.status());
-      CopyBox(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), out.data(), box.shape,
-              Minus(part.origin, box.origin), part.shape, meta_.dtype.size);
-    });
+  return ForEachChunk(*store_, box, meta_.chunks, [&](const std::vector<int64_t>& index, const Box& cb, const Box& part) {
+    const bool whole = part.shape == cb.shape;
+    if (meta_.codecs->sharding() && !whole) return ReadPartialShard(index, cb, box, out);
+    if (whole && box.shape == cb.shape) return ReadChunk(index, out).status();  // exactly this chunk: in place
+    thread_local std::string buf;
+    buf.resize(chunk_bytes);
+    RETURN_IF_ERROR(ReadChunk(index, buf).status());
+    CopyBox(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), out.data(), box.shape,
+            Minus(part.origin, box.origin), part.shape, meta_.dtype.size);
+    return OkStatus();
   });
-  return err.Get();
 }
 
 Status Array::Write(const Box& box, std::string_view data) {
   RETURN_IF_ERROR(CheckBox(box, meta_, data.size(), "write"));
-  if (box.num_elements() == 0) return OkStatus();
-  auto chunks = ChunksOf(box, meta_.chunks);
   const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
-  FirstError err;
-  RunWithIoThreads(*store_, [&] {
-    tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
-      if (err.failed()) return;
-      const auto& index = chunks[k];
-      Box cb = ChunkBox(index, meta_.chunks);
-      Box part = Intersect(box, cb);
-      Box inside = Intersect(cb, full_box());  // edge chunks extend past the array
-      if (box.shape == cb.shape) {  // the box is exactly this chunk: encode the caller's bytes in place
-        return err.Set(WriteChunk(index, data).Annotate(store_->url() + ": chunk " + ChunkKey(index)));
-      }
-      thread_local std::string buf;  // reused: no allocation or page faults per chunk
-      buf.resize(chunk_bytes);
-      if (part.shape == cb.shape) {
-        // Every element is overwritten below.
-      } else if (part.shape == inside.shape) {
-        FillWith(buf, meta_.fill);  // the part past the array's edge
-      } else {  // read-modify-write of a partly covered chunk
-        auto r = ReadChunk(index, buf);
-        if (!r.ok()) return err.Set(r.status());
-      }
-      CopyBox(data.data(), box.shape, Minus(part.origin, box.origin), buf.data(), meta_.chunks,
-              Minus(part.origin, cb.origin), part.shape, meta_.dtype.size);
-      Status s = WriteChunk(index, buf);
-      err.Set(s.Annotate(store_->url() + ": chunk " + ChunkKey(index)));
-    });
+  return ForEachChunk(*store_, box, meta_.chunks, [&](const std::vector<int64_t>& index, const Box& cb, const Box& part) {
+    const Box inside = Intersect(cb, full_box());  // edge chunks extend past the array
+    if (box.shape == cb.shape) {  // the box is exactly this chunk: encode the caller's bytes in place
+      return WriteChunk(index, data).Annotate(store_->url() + ": chunk " + ChunkKey(index));
+    }
+    thread_local std::string buf;  // reused: no allocation or page faults per chunk
+    buf.resize(chunk_bytes);
+    if (part.shape == cb.shape) {
+      // Every element is overwritten below.
+    } else if (part.shape == inside.shape) {
+      FillWith(buf, meta_.fill);  // the part past the array's edge
+    } else {  // read-modify-write of a partly covered chunk
+      RETURN_IF_ERROR(ReadChunk(index, buf).status());
+    }
+    CopyBox(data.data(), box.shape, Minus(part.origin, box.origin), buf.data(), meta_.chunks,
+            Minus(part.origin, cb.origin), part.shape, meta_.dtype.size);
+    return WriteChunk(index, buf).Annotate(store_->url() + ": chunk " + ChunkKey(index));
   });
-  return err.Get();
 }
 
 Status Array::WriteMetadata() const {
