@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
   ckpt->add_option("--gb", gb, "checkpoint size in GB (16 float32 tensors, default 2)");
   ckpt->add_option("--mesh", ckpt_mesh, "mesh to save on (default domain=2,tensor=2)");
   ckpt->add_option("--reshard-mesh", reshard_mesh, "mesh to reshard to (default domain=4,tensor=2)");
+  bool buffered = false;
+  ckpt->add_flag("--buffered", buffered, "write rank files through the page cache (default: past it, O_DIRECT)");
 
   CLI11_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
@@ -196,7 +198,7 @@ int main(int argc, char** argv) {
                                 CopyBox(data[idx].data(), t.shape, box.origin, out.data(), box.shape, zero, box.shape, 4);
                                 return out;
                               },
-                              {});
+                              {.direct = !buffered});
     auto t1 = now();
     if (!s.ok()) return Fail(s);
     data.clear();

@@ -415,7 +415,7 @@ std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const 
                                       std::to_string(bytes.size()) + " bytes for tile " + box.ToString());
         }
         if (!file) {
-          ASSIGN_OR_RETURN(file, root->OpenWriter(dir + "/" + RankFile(rank), {.sync = options.sync}));
+          ASSIGN_OR_RETURN(file, root->OpenWriter(dir + "/" + RankFile(rank), {.sync = options.sync, .direct = options.direct}));
         }
         const int64_t offset = (size + kAlign - 1) / kAlign * kAlign;
         static const std::string kZeros(kAlign, '\0');

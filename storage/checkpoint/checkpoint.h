@@ -80,6 +80,8 @@ using TileProvider = std::function<Result<std::string>(int64_t rank, const Tenso
 
 struct SaveOptions {
   bool sync = true;                                  // fsync data and manifest before LATEST moves
+  bool direct = true;                                // rank files bypass the page cache where the file
+                                                     // system allows (WriteOptions::direct)
   nlohmann::json metadata = nlohmann::json::object();  // optimiser, RNG, loader cursor, model config
 };
 

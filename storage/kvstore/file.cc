@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 
 #include "storage/kvstore/kvstore.h"
@@ -73,22 +75,42 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 }
 
 // The bytes go straight to the temporary file; Commit() fsyncs (with sync), renames it over the key and
-// fsyncs the directory. Dropped without Commit(), the temporary file is removed.
+// fsyncs the directory. Dropped without Commit(), the temporary file is removed. With `direct` (an fd opened
+// O_DIRECT), the bytes gather in an aligned staging buffer written whenever it fills; Commit() writes the
+// tail padded to whole blocks and truncates the file back to its length.
 class FileWriter final : public KvWriter {
  public:
-  FileWriter(Fd fd, std::string tmp, std::string path, std::string dir, WriteOptions options)
-      : fd_(std::move(fd)), tmp_(std::move(tmp)), path_(std::move(path)), dir_(std::move(dir)), options_(options) {}
+  FileWriter(Fd fd, std::string tmp, std::string path, std::string dir, WriteOptions options, bool direct)
+      : fd_(std::move(fd)), tmp_(std::move(tmp)), path_(std::move(path)), dir_(std::move(dir)), options_(options) {
+    if (direct) stage_.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, kStageBytes)));
+    if (direct && !stage_) (void)::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) & ~O_DIRECT);  // no buffer
+  }
   ~FileWriter() override {
     if (!committed_) ::unlink(tmp_.c_str());
   }
 
   Status Append(std::string_view bytes) override {
     if (committed_) return FailedPreconditionError("append to " + path_ + " after commit");
-    return WriteAll(fd_.get(), bytes, tmp_);
+    if (!stage_) return WriteAll(fd_.get(), bytes, tmp_);
+    while (!bytes.empty()) {
+      const size_t n = std::min(bytes.size(), kStageBytes - staged_);
+      std::memcpy(stage_.get() + staged_, bytes.data(), n);
+      staged_ += n;
+      bytes.remove_prefix(n);
+      if (staged_ == kStageBytes) RETURN_IF_ERROR(FlushStage(kStageBytes));
+    }
+    return OkStatus();
   }
 
   Status Commit() override {
     if (committed_) return FailedPreconditionError(path_ + " committed twice");
+    if (stage_ && staged_ > 0) {
+      const size_t length = static_cast<size_t>(offset_) + staged_;
+      const size_t padded = (staged_ + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+      std::memset(stage_.get() + staged_, 0, padded - staged_);
+      RETURN_IF_ERROR(FlushStage(padded));
+      if (::ftruncate(fd_.get(), static_cast<off_t>(length)) != 0) return ErrnoToStatus(errno, "truncate " + tmp_);
+    }
     if (options_.sync && ::fsync(fd_.get()) != 0) return ErrnoToStatus(errno, "fsync " + tmp_);
     if (::close(fd_.release()) != 0) return ErrnoToStatus(errno, "close " + tmp_);
     if (::rename(tmp_.c_str(), path_.c_str()) != 0) return ErrnoToStatus(errno, "rename to " + path_);
@@ -97,10 +119,31 @@ class FileWriter final : public KvWriter {
     return OkStatus();
   }
 
+  static constexpr size_t kDirectAlign = 4096, kStageBytes = size_t{8} << 20;
+
  private:
+  Status FlushStage(size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t w = ::pwrite(fd_.get(), stage_.get() + done, n - done, offset_ + static_cast<off_t>(done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return ErrnoToStatus(errno, "write " + tmp_);
+      done += static_cast<size_t>(w);
+    }
+    offset_ += static_cast<off_t>(n);
+    staged_ = 0;
+    return OkStatus();
+  }
+
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
   Fd fd_;
   const std::string tmp_, path_, dir_;
   const WriteOptions options_;
+  std::unique_ptr<char, Free> stage_;  // set: direct writes
+  size_t staged_ = 0;
+  off_t offset_ = 0;
   bool committed_ = false;
 };
 
@@ -197,8 +240,10 @@ class FileKvStore final : public KvStore {
       fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
     }
     if (fd.get() < 0) return ErrnoToStatus(errno, "create " + tmp);
+    // Past the page cache where the file system allows it (not tmpfs, say): else as any other write.
+    const bool direct = options.direct && ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_DIRECT) == 0;
     return std::unique_ptr<KvWriter>(std::make_unique<FileWriter>(std::move(fd), std::move(tmp), std::move(path),
-                                                                  std::move(dir), options));
+                                                                  std::move(dir), options, direct));
   }
 
   Status Delete(std::string_view key) override {

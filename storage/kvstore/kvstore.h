@@ -42,6 +42,10 @@ struct ReadResult {
 
 struct WriteOptions {
   bool sync = false;  // fsync the value (and its directory) before returning
+  // For OpenWriter: large values written once and not read again soon (checkpoint rank files) bypass the
+  // page cache where the store and file system allow (O_DIRECT): no kernel copy, and the cache keeps what
+  // is read (the training data). Ignored elsewhere.
+  bool direct = false;
 };
 
 struct ListEntry {
