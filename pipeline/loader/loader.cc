@@ -300,6 +300,7 @@ class LoaderImpl final : public Loader {
         tbb::this_task_arena::isolate([&] { st = data_->Read(box, target); });
         w.batch->decoded += DecodedBytes(box);
         if (!st.ok()) return err.Set(st.Annotate("time " + FormatIsoTime(times_[ti])));
+        if (direct && !o_.normalize) return;  // decoded in place as delivered: nothing to do per element
         // Widen, normalise, narrow: one pass per element.
         for (int64_t c = 0; c < tile_shape_[0]; ++c) {
           const double mean = o_.normalize ? mean_[c] : 0.0, inv = o_.normalize ? inv_std_[c] : 1.0;
@@ -318,11 +319,10 @@ class LoaderImpl final : public Loader {
             if (bf16_out) {
               uint16_t h = FloatToBFloat16(v);
               std::memcpy(dst + i * 2, &h, 2);
-            } else if (!direct || o_.normalize) {
+            } else {
               std::memcpy(dst + i * 4, &v, 4);
             }
           }
-          if (direct && !o_.normalize) break;  // nothing to do per element
         }
       });
     });
