@@ -327,10 +327,6 @@ Status Agree(Communicator* comm, Status local) {
   return local.ok() ? Status(StatusCode::kFailedPrecondition, verdict) : local;
 }
 
-}  // namespace
-
-namespace {
-
 // The ranks of `mesh` whose files this process writes: every one when it saves alone, else its own.
 std::vector<int64_t> RanksOf(const Mesh& mesh, Communicator* comm) {
   std::vector<int64_t> mine;
@@ -381,7 +377,8 @@ Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vec
       std::set<std::string> committed;
       for (const auto& e : keys)
         if (e.key.ends_with("/manifest.json")) committed.insert(e.key.substr(0, e.key.find('/')));
-      if (committed.count(StepDirectory(step))) return FailedPreconditionError(root->url() + ": step " + StepDirectory(step) + " is already committed");
+      const std::string dir = StepDirectory(step);
+      if (committed.count(dir)) return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
       for (const auto& e : keys)
         if (!committed.count(e.key.substr(0, e.key.find('/')))) RETURN_IF_ERROR(root->Delete(e.key));
       return OkStatus();
@@ -656,6 +653,17 @@ Status CheckBlocks(KvStore* root, const std::string& key, const TensorRecord& t,
   return OkStatus();
 }
 
+// A box to read must lie within the tensor: the result is filled from the tiles it meets alone.
+Status CheckBoxWithin(const TensorRecord& t, const Box& box) {
+  bool ok = box.origin.size() == t.spec.shape.size() && box.shape.size() == t.spec.shape.size();
+  for (size_t d = 0; ok && d < box.origin.size(); ++d) {
+    ok = box.origin[d] >= 0 && box.shape[d] >= 0 && box.origin[d] + box.shape[d] <= t.spec.shape[d];
+  }
+  if (ok) return OkStatus();
+  return OutOfRangeError("box " + box.ToString() + " is not within tensor " + t.spec.name + " of shape " +
+                         nlohmann::json(t.spec.shape).dump());
+}
+
 Status MissingRankFile(KvStore* root, const std::string& key, const TensorRecord& t) {
   return DataLossError(root->url() + ": " + key + " is missing (tensor " + t.spec.name + ")");
 }
@@ -664,6 +672,7 @@ Status MissingRankFile(KvStore* root, const std::string& key, const TensorRecord
 
 Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, const Manifest&, const TensorRecord& t,
                                   const Box& box) {
+  RETURN_IF_ERROR(CheckBoxWithin(t, box));
   const int64_t es = t.spec.dtype.size;
   const size_t rank = t.spec.shape.size();
   const size_t n = static_cast<size_t>(Volume(box.shape) * es);
@@ -699,6 +708,7 @@ Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, co
 
 Result<LoadedBox> LoadTensorBox(KvStore* root, const std::string& step_dir, const Manifest& m, const TensorRecord& t,
                                 const Box& box) {
+  RETURN_IF_ERROR(CheckBoxWithin(t, box));
   for (const TileRecord& tile : t.tiles) {
     const TileSlab s = SlabOf(t, tile, box);
     if (Volume(s.part.shape) == 0) continue;

@@ -78,6 +78,13 @@ TEST(Checkpoint, SaveReadBoxesAcrossTilesAndBlocks) {
         ASSERT_EQ(f, static_cast<float>((box.origin[0] + i) * 700 + box.origin[1] + j));
       }
   }
+  // Boxes outside the tensor, or of another rank, are refused (they used to come back partly uninitialised).
+  for (const Box& bad : {Box{{990, 0}, {20, 700}}, Box{{-1, 0}, {2, 2}}, Box{{0}, {5}}, Box{{0, 0}, {1, 701}}}) {
+    auto r = ReadTensorBox(root.get(), "step-00000007", *m, *t, bad);
+    EXPECT_EQ(r.status().code(), StatusCode::kOutOfRange) << bad.ToString();
+    EXPECT_NE(r.status().message().find("tensor big"), std::string::npos) << r.status().ToString();
+    EXPECT_EQ(LoadTensorBox(root.get(), "step-00000007", *m, *t, bad).status().code(), StatusCode::kOutOfRange);
+  }
   auto problems = VerifyCheckpoint(root.get(), "step-00000007");
   ASSERT_TRUE(problems.ok());
   EXPECT_TRUE(problems->empty());

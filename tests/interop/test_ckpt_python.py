@@ -26,6 +26,8 @@ def test_numpy_save_read_boxes(tmp_path):
     np.testing.assert_array_equal(jc.read(tmp_path / "c", "w"), w)
     np.testing.assert_array_equal(jc.read(tmp_path / "c" / "step-00000005", "w", [17, 3], [10, 15]), w[17:27, 3:18])
     np.testing.assert_array_equal(jc.read(tmp_path / "c", "b"), b)
+    with pytest.raises(ValueError, match=r"box \[30:40, 0:22\] is not within tensor w of shape \[37,22\]"):
+        jc.read(tmp_path / "c", "w", [30, 0], [10, 22])
 
 
 def test_torch_state_dict_saved_on_one_mesh_loads_tiles_on_another(tmp_path):
