@@ -154,11 +154,7 @@ int jigsaw_checkpoint_read(const jigsaw_checkpoint* c, const char* name, const i
     if (!t) return jigsaw::NotFoundError(std::string("no tensor \"") + (name ? name : "(null)") + "\"");
     const size_t rank = t->spec.shape.size();
     jigsaw::Box box{std::vector<int64_t>(origin, origin + rank), std::vector<int64_t>(shape, shape + rank)};
-    for (size_t d = 0; d < rank; ++d) {
-      if (box.origin[d] < 0 || box.shape[d] < 0 || box.origin[d] + box.shape[d] > t->spec.shape[d]) {
-        return jigsaw::OutOfRangeError("box " + box.ToString() + " outside tensor " + t->spec.name);
-      }
-    }
+    RETURN_IF_ERROR(jigsaw::CheckBoxWithin(t->spec, box));
     const size_t n = static_cast<size_t>(box.num_elements() * t->spec.dtype.size);
     if (!dst || dst_bytes < n) return jigsaw::InvalidArgumentError("destination smaller than the box (" + std::to_string(n) + " bytes)");
     ASSIGN_OR_RETURN(std::string bytes, jigsaw::ReadTensorBox(c->root.get(), c->step_dir, c->manifest, *t, box));

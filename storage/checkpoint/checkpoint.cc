@@ -653,26 +653,25 @@ Status CheckBlocks(KvStore* root, const std::string& key, const TensorRecord& t,
   return OkStatus();
 }
 
-// A box to read must lie within the tensor: the result is filled from the tiles it meets alone.
-Status CheckBoxWithin(const TensorRecord& t, const Box& box) {
-  bool ok = box.origin.size() == t.spec.shape.size() && box.shape.size() == t.spec.shape.size();
-  for (size_t d = 0; ok && d < box.origin.size(); ++d) {
-    ok = box.origin[d] >= 0 && box.shape[d] >= 0 && box.origin[d] + box.shape[d] <= t.spec.shape[d];
-  }
-  if (ok) return OkStatus();
-  return OutOfRangeError("box " + box.ToString() + " is not within tensor " + t.spec.name + " of shape " +
-                         nlohmann::json(t.spec.shape).dump());
-}
-
 Status MissingRankFile(KvStore* root, const std::string& key, const TensorRecord& t) {
   return DataLossError(root->url() + ": " + key + " is missing (tensor " + t.spec.name + ")");
 }
 
 }  // namespace
 
+Status CheckBoxWithin(const TensorSpec& t, const Box& box) {
+  bool ok = box.origin.size() == t.shape.size() && box.shape.size() == t.shape.size();
+  for (size_t d = 0; ok && d < box.origin.size(); ++d) {
+    ok = box.origin[d] >= 0 && box.shape[d] >= 0 && box.origin[d] + box.shape[d] <= t.shape[d];
+  }
+  if (ok) return OkStatus();
+  return OutOfRangeError("box " + box.ToString() + " is not within tensor " + t.name + " of shape " +
+                         nlohmann::json(t.shape).dump());
+}
+
 Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, const Manifest&, const TensorRecord& t,
                                   const Box& box) {
-  RETURN_IF_ERROR(CheckBoxWithin(t, box));
+  RETURN_IF_ERROR(CheckBoxWithin(t.spec, box));
   const int64_t es = t.spec.dtype.size;
   const size_t rank = t.spec.shape.size();
   const size_t n = static_cast<size_t>(Volume(box.shape) * es);
@@ -708,7 +707,7 @@ Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, co
 
 Result<LoadedBox> LoadTensorBox(KvStore* root, const std::string& step_dir, const Manifest& m, const TensorRecord& t,
                                 const Box& box) {
-  RETURN_IF_ERROR(CheckBoxWithin(t, box));
+  RETURN_IF_ERROR(CheckBoxWithin(t.spec, box));
   for (const TileRecord& tile : t.tiles) {
     const TileSlab s = SlabOf(t, tile, box);
     if (Volume(s.part.shape) == 0) continue;

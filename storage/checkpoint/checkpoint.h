@@ -126,6 +126,10 @@ Result<std::pair<std::unique_ptr<KvStore>, std::string>> OpenCheckpointStep(std:
 Result<Manifest> ReadManifest(KvStore* root, std::string step_dir = "");
 Result<std::string> LatestStep(KvStore* root);
 
+// kOutOfRange naming the tensor unless `box` lies within it (same rank, inside its shape). The reads below
+// check it; callers check it first where they must size something by the box.
+Status CheckBoxWithin(const TensorSpec& t, const Box& box);
+
 // Reads `box` of a tensor: only the byte runs of the tiles it intersects, whole 1 MiB blocks at a time,
 // each block checked against its crc32c.
 Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, const Manifest& m,
