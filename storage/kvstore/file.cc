@@ -74,16 +74,39 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   return OkStatus();
 }
 
+// A value opened for reading, with `range` resolved against its size; fd < 0 when the key is missing (no
+// such file, or a directory: keys name files).
+struct Opened {
+  Fd fd{-1};
+  std::pair<int64_t, int64_t> span;
+};
+
+Result<Opened> OpenValue(const std::string& path, ByteRange range) {
+  Opened o;
+  o.fd = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (o.fd.get() < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return o;
+    return ErrnoToStatus(errno, "open " + path);
+  }
+  struct stat st;
+  if (::fstat(o.fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
+  if (S_ISDIR(st.st_mode)) return Opened{};
+  ASSIGN_OR_RETURN(o.span, ResolveByteRange(range, st.st_size));
+  return o;
+}
+
 // The bytes go straight to the temporary file; Commit() fsyncs (with sync), renames it over the key and
-// fsyncs the directory. Dropped without Commit(), the temporary file is removed. With `direct` (an fd opened
-// O_DIRECT), the bytes gather in an aligned staging buffer written whenever it fills; Commit() writes the
+// fsyncs the directory. Dropped without Commit(), the temporary file is removed. With options.direct (where
+// the file takes O_DIRECT), the bytes gather in an aligned staging buffer written whenever it fills; Commit() writes the
 // tail padded to whole blocks and truncates the file back to its length.
 class FileWriter final : public KvWriter {
  public:
-  FileWriter(Fd fd, std::string tmp, std::string path, std::string dir, WriteOptions options, bool direct)
+  FileWriter(Fd fd, std::string tmp, std::string path, std::string dir, WriteOptions options)
       : fd_(std::move(fd)), tmp_(std::move(tmp)), path_(std::move(path)), dir_(std::move(dir)), options_(options) {
-    if (direct) stage_.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, kStageBytes)));
-    if (direct && !stage_) (void)::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) & ~O_DIRECT);  // no buffer
+    if (!options.direct) return;
+    // Past the page cache where the file system allows it (not tmpfs, say): else as any other write.
+    stage_.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, kStageBytes)));
+    if (stage_ && ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_DIRECT) != 0) stage_.reset();
   }
   ~FileWriter() override {
     if (!committed_) ::unlink(tmp_.c_str());
@@ -158,21 +181,13 @@ class FileKvStore final : public KvStore {
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));
     std::string path = PathOf(key);
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      if (errno == ENOENT || errno == ENOTDIR) {
-        value->clear();
-        return false;
-      }
-      return ErrnoToStatus(errno, "open " + path);
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
-    if (S_ISDIR(st.st_mode)) {
+    ASSIGN_OR_RETURN(Opened file, OpenValue(path, range));
+    if (file.fd.get() < 0) {
       value->clear();
       return false;
     }
-    ASSIGN_OR_RETURN(auto span, ResolveByteRange(range, st.st_size));
+    Fd& fd = file.fd;
+    const auto span = file.span;
     Status status;
     // No zero-fill: every byte is overwritten by pread, or the value is cleared on failure. The size is
     // taken from `n` of our own, not the callback's argument: libstdc++ 12 passes the grown capacity there.
@@ -201,15 +216,10 @@ class FileKvStore final : public KvStore {
   Result<std::unique_ptr<MappedBytes>> Map(std::string_view key, ByteRange range) override {
     RETURN_IF_ERROR(ValidateKey(key));
     std::string path = PathOf(key);
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      if (errno == ENOENT || errno == ENOTDIR) return std::unique_ptr<MappedBytes>();
-      return ErrnoToStatus(errno, "open " + path);
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
-    if (!S_ISREG(st.st_mode)) return std::unique_ptr<MappedBytes>();
-    ASSIGN_OR_RETURN(auto span, ResolveByteRange(range, st.st_size));
+    ASSIGN_OR_RETURN(Opened file, OpenValue(path, range));
+    if (file.fd.get() < 0) return std::unique_ptr<MappedBytes>();  // missing: the caller reads, and says so
+    const auto span = file.span;
+    const Fd& fd = file.fd;
     const int64_t page = ::sysconf(_SC_PAGESIZE);
     const int64_t start = span.first / page * page, length = span.second - start;
     if (span.second == span.first) return std::unique_ptr<MappedBytes>();  // nothing to map: read instead
@@ -240,10 +250,8 @@ class FileKvStore final : public KvStore {
       fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
     }
     if (fd.get() < 0) return ErrnoToStatus(errno, "create " + tmp);
-    // Past the page cache where the file system allows it (not tmpfs, say): else as any other write.
-    const bool direct = options.direct && ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_DIRECT) == 0;
     return std::unique_ptr<KvWriter>(std::make_unique<FileWriter>(std::move(fd), std::move(tmp), std::move(path),
-                                                                  std::move(dir), options, direct));
+                                                                  std::move(dir), options));
   }
 
   Status Delete(std::string_view key) override {
