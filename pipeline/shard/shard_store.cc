@@ -208,7 +208,15 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
     if (!keys.empty()) return FailedPreconditionError(out->url() + " is not empty and is not a jigsaw-shard store; choose a new --out");
   }
   if (resume && existing->attributes["jigsaw"].value("complete", false)) {
-    log << out->url() << " is already complete for this plan; nothing to do\n";
+    // The consolidated metadata is written after the store is marked complete: a run killed between the two
+    // leaves it missing, and this run finishes the job.
+    ASSIGN_OR_RETURN(json consolidated, BuildConsolidated(out, format));
+    if (existing->consolidated != consolidated) {
+      RETURN_IF_ERROR(WriteConsolidated(out, format));
+      log << out->url() << " was complete but for its consolidated metadata, now written\n";
+    } else {
+      log << out->url() << " is already complete for this plan; nothing to do\n";
+    }
     report.times_skipped = static_cast<int64_t>(p.times.size());
     return report;
   }
@@ -388,6 +396,11 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
   std::vector<std::string> problems;
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));
   if (!info.complete) problems.push_back(store->url() + ": the store is not complete (the run did not finish)");
+  // Written last, after the store is marked complete (VerifyStore checks it against the nodes when present).
+  ASSIGN_OR_RETURN(NodeMetadata root, ReadNodeMetadata(store, ""));
+  if (root.consolidated.is_null()) {
+    problems.push_back(store->url() + ": no consolidated metadata (the run did not finish; run it again)");
+  }
   ASSIGN_OR_RETURN(VerifyReport report, VerifyStore(store, nullptr));
   problems.insert(problems.end(), report.problems.begin(), report.problems.end());
   const json& plan = info.attributes.value("plan", json::object());

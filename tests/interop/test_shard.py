@@ -247,6 +247,32 @@ def test_resume_after_kill_is_identical(jigsaw, tmp_path):
     assert "already" in r.stdout or "written" in r.stdout
 
 
+@pytest.mark.parametrize("fmt", ["zarr3", "zarr2"])
+def test_killed_between_complete_and_consolidated(jigsaw, tmp_path, fmt):
+    """The last two writes of a run mark the store complete, then consolidate its metadata. A kill between
+    them (seen under ASan in the kill test above) leaves a store that verify must refuse and a rerun must
+    finish to the uninterrupted bytes."""
+    src = str(tmp_path / "src.zarr")
+    make_dataset().to_zarr(src, zarr_format=2, consolidated=True)
+    ref, out = str(tmp_path / "ref.zarr"), str(tmp_path / "out.zarr")
+    jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--format", fmt, "--out", ref)
+    shutil.copytree(ref, out)
+    if fmt == "zarr2":
+        os.remove(os.path.join(out, ".zmetadata"))
+    else:
+        with open(os.path.join(out, "zarr.json")) as f:
+            root = json.load(f)
+        del root["consolidated_metadata"]
+        with open(os.path.join(out, "zarr.json"), "w") as f:
+            json.dump(root, f, indent=2)
+    r = jigsaw.shard("verify", out, check=False)
+    assert r.returncode != 0 and "no consolidated metadata" in r.stdout + r.stderr
+    r = jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--format", fmt, "--out", out)
+    assert "consolidated metadata, now written" in r.stdout + r.stderr
+    assert_same_tree(ref, out)
+    jigsaw.shard("verify", out)
+
+
 def test_another_plan_is_refused_naming_the_difference(jigsaw, tmp_path):
     src = str(tmp_path / "src.zarr")
     make_dataset().to_zarr(src, zarr_format=2, consolidated=True)
