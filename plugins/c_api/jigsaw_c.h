@@ -75,6 +75,8 @@ typedef struct jigsaw_checkpoint jigsaw_checkpoint;
 int jigsaw_checkpoint_open(const char* path, jigsaw_checkpoint** checkpoint, char** errptr);
 int64_t jigsaw_checkpoint_step(const jigsaw_checkpoint* checkpoint);
 int64_t jigsaw_checkpoint_num_tensors(const jigsaw_checkpoint* checkpoint);
+/* The metadata saved with the step (a JSON object, as text), valid while the handle lives. */
+const char* jigsaw_checkpoint_metadata(const jigsaw_checkpoint* checkpoint);
 /* Tensor `index`: name and dtype ("float32", ...) stay valid while the handle lives; up to 8 dimensions. */
 int jigsaw_checkpoint_tensor(const jigsaw_checkpoint* checkpoint, int64_t index, const char** name, const char** dtype,
                              int* ndim, int64_t shape[8], char** errptr);
@@ -82,6 +84,34 @@ int jigsaw_checkpoint_tensor(const jigsaw_checkpoint* checkpoint, int64_t index,
 int jigsaw_checkpoint_read(const jigsaw_checkpoint* checkpoint, const char* name, const int64_t* origin,
                            const int64_t* shape, void* dst, size_t dst_bytes, char** errptr);
 void jigsaw_checkpoint_close(jigsaw_checkpoint* checkpoint);
+/* Saving a checkpoint: open a save, add every tensor, then commit (or start + wait, asynchronously).
+ * `comm` NULL or "": this process saves every rank of `mesh`, and each tensor is given whole. "mpi": one
+ * process per rank (MPI_COMM_WORLD, of mesh-size processes, initialised by the caller), each giving its own
+ * tile of each tensor; open, add, commit, start and wait are then collective (every rank calls them, and
+ * every rank gets the same verdict). */
+typedef struct jigsaw_checkpoint_save jigsaw_checkpoint_save;
+
+int jigsaw_checkpoint_save_open(const char* root, int64_t step, const char* mesh, const char* comm,
+                                jigsaw_checkpoint_save** save, char** errptr);
+/* A tensor of global `shape` (ndim <= 8) and `dtype` ("float32", "bfloat16", ...), split as `partition`
+ * (JSON, one mesh axis or null per dimension: "[\"domain\", null]"; NULL or "" for replicated). `data`, C
+ * order: the whole tensor, or with "mpi" this rank's tile; `nbytes` must match it. The data are read at
+ * commit/start and must stay valid until that returns. */
+int jigsaw_checkpoint_save_add(jigsaw_checkpoint_save* save, const char* name, const char* dtype, int ndim,
+                               const int64_t* shape, const char* partition, const void* data, size_t nbytes,
+                               char** errptr);
+/* JSON object stored in the manifest (optimiser, RNG, loader cursor, model config...). */
+int jigsaw_checkpoint_save_set_metadata(jigsaw_checkpoint_save* save, const char* json, char** errptr);
+/* Writes and commits: the step becomes LATEST, durable (fsync) before this returns. */
+int jigsaw_checkpoint_save_commit(jigsaw_checkpoint_save* save, char** errptr);
+/* Asynchronous: start returns once the tiles are copied (the caller may change its tensors); the files are
+ * written in the background; wait commits and returns the save's verdict. */
+int jigsaw_checkpoint_save_start(jigsaw_checkpoint_save* save, char** errptr);
+int jigsaw_checkpoint_save_wait(jigsaw_checkpoint_save* save, char** errptr);
+/* Frees the handle. A save never committed leaves nothing that counts: the next save removes its files. A
+ * started save is waited for (and committed when saving alone; with "mpi" only wait commits). */
+void jigsaw_checkpoint_save_close(jigsaw_checkpoint_save* save);
+
 void jigsaw_free(void* p);
 
 #ifdef __cplusplus

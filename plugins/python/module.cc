@@ -242,8 +242,7 @@ struct PySave {
   Mesh mesh;
   std::vector<TensorSpec> specs;
   std::vector<py::array> arrays;  // kept alive while the provider may read them
-  std::vector<const char*> data;
-  std::vector<std::vector<int64_t>> array_shapes;
+  std::vector<TensorBuffer> buffers;
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<KvStore> root;
   SaveOptions options;
@@ -271,8 +270,7 @@ struct PySave {
         }
       }
       specs.push_back(s);
-      data.push_back(static_cast<const char*>(a.data()));
-      array_shapes.emplace_back(a.shape(), a.shape() + a.ndim());
+      buffers.push_back({static_cast<const char*>(a.data()), std::vector<int64_t>(a.shape(), a.shape() + a.ndim())});
       arrays.push_back(a);
     }
     options.sync = sync;
@@ -281,25 +279,7 @@ struct PySave {
   }
 
   // Tiles cut from whole tensors, or (collectively) this rank's arrays as they are, checked for shape.
-  TileProvider Provider() const {
-    const bool local_tiles = comm && comm->size() > 1;
-    return [this, local_tiles](int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
-      size_t i = 0;
-      while (specs[i].name != t.name) ++i;
-      if (local_tiles) {
-        if (array_shapes[i] != box.shape) {
-          return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + " holds an array of shape " +
-                                      nlohmann::json(array_shapes[i]).dump() + " but its tile " + box.ToString() + " is " +
-                                      nlohmann::json(box.shape).dump());
-        }
-        return std::string(data[i], box.num_elements() * t.dtype.size);
-      }
-      std::string out(box.num_elements() * t.dtype.size, '\0');
-      std::vector<int64_t> zero(box.shape.size(), 0);
-      CopyBox(data[i], t.shape, box.origin, out.data(), box.shape, zero, box.shape, t.dtype.size);
-      return out;
-    };
-  }
+  TileProvider Provider() const { return TilesFromMemory(specs, buffers, !(comm && comm->size() > 1)); }
 };
 
 void CheckpointSave(const std::string& root_url, int64_t step, const std::string& mesh_text, const py::dict& tensors,

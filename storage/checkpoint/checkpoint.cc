@@ -483,6 +483,29 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
                     WriteRankFiles(root, step, mesh, tensors, provider, options, RanksOf(mesh, comm)));
 }
 
+TileProvider TilesFromMemory(std::vector<TensorSpec> tensors, std::vector<TensorBuffer> buffers, bool whole) {
+  return [tensors = std::move(tensors), buffers = std::move(buffers), whole](
+             int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
+    size_t i = 0;
+    while (i < tensors.size() && tensors[i].name != t.name) ++i;
+    if (i == tensors.size() || i >= buffers.size()) return InternalError("tensor " + t.name + ": no buffer given");
+    const TensorBuffer& b = buffers[i];
+    const std::vector<int64_t>& expected = whole ? t.shape : box.shape;
+    if (b.shape != expected) {
+      return InvalidArgumentError("tensor " + t.name + ": " +
+                                  (whole ? "the whole tensor is " + nlohmann::json(t.shape).dump()
+                                         : "rank " + std::to_string(rank) + "'s tile " + box.ToString() + " is " +
+                                               nlohmann::json(box.shape).dump()) +
+                                  " but the buffer given is " + nlohmann::json(b.shape).dump());
+    }
+    if (!whole) return std::string(b.data, box.num_elements() * t.dtype.size);
+    std::string out(box.num_elements() * t.dtype.size, '\0');
+    std::vector<int64_t> zero(box.shape.size(), 0);
+    CopyBox(b.data, t.shape, box.origin, out.data(), box.shape, zero, box.shape, t.dtype.size);
+    return out;
+  };
+}
+
 // ---- async ----
 
 struct AsyncCheckpointSaver::State {

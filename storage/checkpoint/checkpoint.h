@@ -78,6 +78,17 @@ std::string StepDirectory(int64_t step);  // "step-00001000"
 // Supplies the bytes of `box` of tensor `tensor` (C order, dtype elements) as rank `rank` holds them.
 using TileProvider = std::function<Result<std::string>(int64_t rank, const TensorSpec& tensor, const Box& box)>;
 
+// Tensors in the caller's memory as a TileProvider, in one of two ways. `whole`: each buffer is a whole
+// tensor and tiles are cut out of it (one process saving every rank). Otherwise each buffer is the tile
+// that the saving rank holds (a collective save, one process per rank), checked against the tile's shape.
+// `buffers[i]` belongs to `tensors[i]`; shapes are checked when the provider runs, and the buffers must stay
+// valid until the save (or AsyncCheckpointSaver::Start) returns.
+struct TensorBuffer {
+  const char* data = nullptr;
+  std::vector<int64_t> shape;
+};
+TileProvider TilesFromMemory(std::vector<TensorSpec> tensors, std::vector<TensorBuffer> buffers, bool whole);
+
 struct SaveOptions {
   bool sync = true;                                  // fsync data and manifest before LATEST moves
   bool direct = true;                                // rank files bypass the page cache where the file

@@ -73,6 +73,18 @@ class MpiCommunicator final : public Communicator {
 
 }  // namespace
 
+Status AllOk(Communicator* comm, const Status& local) {
+  ASSIGN_OR_RETURN(auto messages, comm->Gather(local.ok() ? "" : local.message()));
+  std::string verdict;
+  for (size_t r = 0; r < messages.size() && verdict.empty(); ++r) {
+    if (!messages[r].empty()) verdict = "rank " + std::to_string(r) + ": " + messages[r];
+  }
+  RETURN_IF_ERROR(comm->Broadcast(&verdict));
+  if (!local.ok()) return local;
+  if (verdict.empty()) return OkStatus();
+  return Status(StatusCode::kFailedPrecondition, verdict);
+}
+
 std::unique_ptr<Communicator> NewLocalCommunicator() { return std::make_unique<LocalCommunicator>(); }
 
 Result<std::unique_ptr<Communicator>> NewMpiCommunicator() {

@@ -22,6 +22,10 @@ class Communicator {
   virtual Status Barrier() = 0;
 };
 
+// Collective: every rank learns whether every rank is ok. The first failure in rank order comes back on
+// every rank, as "rank R: message" (a rank's own failure comes back as it is).
+Status AllOk(Communicator* comm, const Status& local);
+
 std::unique_ptr<Communicator> NewLocalCommunicator();
 // MPI_COMM_WORLD; requires MPI to be initialised by the caller. kUnimplemented when built without MPI.
 Result<std::unique_ptr<Communicator>> NewMpiCommunicator();
