@@ -63,7 +63,32 @@ void FillWith(std::span<char> data, std::string_view fill) {
     std::memset(data.data(), fill[0], data.size());
     return;
   }
-  for (size_t i = 0; i + k <= data.size(); i += k) std::memcpy(data.data() + i, fill.data(), k);
+  // One element, then the filled prefix doubled: a few large copies instead of one per element.
+  const size_t n = data.size() / k * k;
+  if (n == 0) return;
+  std::memcpy(data.data(), fill.data(), k);
+  for (size_t done = k; done < n;) {
+    const size_t step = std::min(done, n - done);
+    std::memcpy(data.data() + done, data.data(), step);
+    done += step;
+  }
+}
+
+void FillOutside(char* data, std::span<const int64_t> shape, std::span<const int64_t> origin,
+                 std::span<const int64_t> extent, std::string_view fill) {
+  if (shape.empty()) return;
+  const int64_t item = static_cast<int64_t>(fill.size());
+  int64_t stride = item;  // bytes per index of the outermost dimension
+  for (size_t d = 1; d < shape.size(); ++d) stride *= shape[d];
+  FillWith(std::span<char>(data, origin[0] * stride), fill);
+  const int64_t end = origin[0] + extent[0];
+  FillWith(std::span<char>(data + end * stride, (shape[0] - end) * stride), fill);
+  bool inner_covered = true;
+  for (size_t d = 1; d < shape.size(); ++d) inner_covered &= origin[d] == 0 && extent[d] == shape[d];
+  if (inner_covered) return;
+  for (int64_t i = origin[0]; i < end; ++i) {
+    FillOutside(data + i * stride, shape.subspan(1), origin.subspan(1), extent.subspan(1), fill);
+  }
 }
 
 void CopyBox(const char* src, std::span<const int64_t> src_shape, std::span<const int64_t> src_origin, char* dst,

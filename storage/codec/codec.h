@@ -137,6 +137,10 @@ void TransposeCopy(const char* in, char* out, std::span<const int64_t> shape, st
                    int item_size);
 // Fills `data` with repeated copies of the element `fill`.
 void FillWith(std::span<char> data, std::string_view fill);
+// Fills every element of the C-order array `data` (of `shape`, elements of fill.size() bytes) that lies
+// outside the box `extent` at `origin` with `fill`; the box itself is left as it is.
+void FillOutside(char* data, std::span<const int64_t> shape, std::span<const int64_t> origin,
+                 std::span<const int64_t> extent, std::string_view fill);
 // Copies the box `extent` at `src_origin` of the C-order array `src` (shape src_shape) to `dst_origin` of
 // the C-order array `dst` (shape dst_shape).
 void CopyBox(const char* src, std::span<const int64_t> src_shape, std::span<const int64_t> src_origin, char* dst,

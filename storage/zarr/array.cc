@@ -241,8 +241,8 @@ Status Array::Write(const Box& box, std::string_view data) {
     buf.resize(chunk_bytes);
     if (part.shape == cb.shape) {
       // Every element is overwritten below.
-    } else if (part.shape == inside.shape) {
-      FillWith(buf, meta_.fill);  // the part past the array's edge
+    } else if (part.shape == inside.shape) {  // the part past the array's edge holds the fill value
+      FillOutside(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), part.shape, meta_.fill);
     } else {  // read-modify-write of a partly covered chunk
       RETURN_IF_ERROR(ReadChunk(index, buf).status());
     }

@@ -247,6 +247,34 @@ TEST(ArrayOps, CopyBoxAndFill) {
   FillWith(buf, std::string("\x01\x02\x03\x04", 4));
   EXPECT_TRUE(AllEqualTo(buf, std::string("\x01\x02\x03\x04", 4)));
   EXPECT_FALSE(AllEqualTo(buf, std::string("\x01\x02\x03\x05", 4)));
+  for (size_t n : {1, 2, 3, 7, 8, 9, 1000, 4097}) {  // element counts around the doubling steps
+    std::string b(n * 4 + 3, 'x');
+    FillWith(std::span<char>(b.data(), n * 4), std::string("\x01\x02\x03\x04", 4));
+    EXPECT_TRUE(AllEqualTo(b.substr(0, n * 4), std::string("\x01\x02\x03\x04", 4))) << n;
+    EXPECT_EQ(b.substr(n * 4), "xxx") << n;
+  }
+}
+
+TEST(ArrayOps, FillOutsideLeavesTheBoxAndFillsEverythingElse) {
+  const std::vector<int64_t> shape = {3, 4, 5};
+  const std::string fill("\xff\xff\xff\x7f", 4);
+  for (auto [origin, extent] : std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>>{
+           {{0, 0, 0}, {2, 4, 5}},    // an edge chunk: the last outer row is past the array
+           {{0, 0, 0}, {3, 4, 2}},    // past the array in the innermost dimension
+           {{1, 1, 2}, {1, 2, 3}},    // a box in the middle
+           {{0, 0, 0}, {3, 4, 5}}}) {  // everything covered: nothing filled
+    std::vector<int32_t> a(60);
+    for (int i = 0; i < 60; ++i) a[i] = i;
+    FillOutside(reinterpret_cast<char*>(a.data()), shape, origin, extent, fill);
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 4; ++j)
+        for (int64_t k = 0; k < 5; ++k) {
+          const bool inside = i >= origin[0] && i < origin[0] + extent[0] && j >= origin[1] &&
+                              j < origin[1] + extent[1] && k >= origin[2] && k < origin[2] + extent[2];
+          const int64_t at = (i * 4 + j) * 5 + k;
+          EXPECT_EQ(a[at], inside ? at : 0x7fffffff) << i << "," << j << "," << k;
+        }
+  }
 }
 
 }  // namespace
