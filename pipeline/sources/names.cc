@@ -111,6 +111,18 @@ void PlaneOrientation::ApplyLevels(const float* values, const SourceBlock& b, st
   }
 }
 
+bool PlaneOrientation::KeepsBlockAsIs(const SourceBlock& b, std::span<const int64_t> levels, int64_t nlat) const {
+  const int64_t nlon = static_cast<int64_t>(lon_source.size());
+  if (flip_lat || b.lat_dim < 0 || b.lon_dim < 0 || b.stride[b.lon_dim] != 1 || b.stride[b.lat_dim] != nlon) return false;
+  for (int64_t x = 0; x < nlon; ++x)
+    if (lon_source[x] != x) return false;
+  const int64_t nlevels = levels.empty() ? 1 : static_cast<int64_t>(levels.size());
+  for (int64_t li = 0; li < static_cast<int64_t>(levels.size()); ++li)
+    if (levels[li] - b.lmin != li) return false;
+  if (!levels.empty() && b.level_dim >= 0 && b.stride[b.level_dim] != nlat * nlon) return false;
+  return b.elements == nlevels * nlat * nlon;
+}
+
 void PlaneOrientation::Apply(const float* src, int64_t lat_stride, int64_t lon_stride, int64_t nlat,
                              float* out) const {
   const int64_t nlon = static_cast<int64_t>(lon_source.size());

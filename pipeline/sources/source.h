@@ -76,6 +76,9 @@ struct PlaneOrientation {
   // out[level][lat][lon] for the requested levels from a block's values (float32, the block's C order).
   void ApplyLevels(const float* values, const SourceBlock& block, std::span<const int64_t> levels, int64_t nlat,
                    float* out) const;
+  // True when ApplyLevels would copy the block as it is (canonical orientation, the levels in block order,
+  // nothing else in the block): a source may then decode straight into `out`.
+  bool KeepsBlockAsIs(const SourceBlock& block, std::span<const int64_t> levels, int64_t nlat) const;
 };
 
 }  // namespace jigsaw

@@ -49,6 +49,12 @@ class ZarrSource final : public Source {
     const SourceBlock block = BlockFor(v.roles, m.shape, t, levels);
     const Box box{block.start, block.count};
     const int64_t n = block.elements;
+    if (m.dtype.name == "float32" && !v.packing.is_packed() &&
+        orientation_.KeepsBlockAsIs(block, levels, static_cast<int64_t>(grid_.latitude.size()))) {
+      // Decoded where it belongs: no copy (and no thread-local buffer, so no isolation needed).
+      return v.array->Read(box, std::span<char>(reinterpret_cast<char*>(out), n * 4))
+          .Annotate("variable " + name + " at " + FormatIsoTime(times_[t]));
+    }
     thread_local std::string raw;
     thread_local std::vector<float> converted;
     raw.resize(n * m.dtype.size);

@@ -74,6 +74,26 @@ TEST(Sources, NamesAndOrientation) {
   EXPECT_FALSE(PlaneOrientation::From({0, 0, 1}, {0, 1}, &g).ok());
 }
 
+TEST(Names, ABlockIsKeptAsItIsOnlyWhenApplyingWouldCopyIt) {
+  SourceGrid g;
+  auto canonical = PlaneOrientation::From({10, 0, -10}, {0, 90, 180, 270}, &g);
+  auto flipped = PlaneOrientation::From({-10, 0, 10}, {0, 90, 180, 270}, &g);
+  auto rotated = PlaneOrientation::From({10, 0, -10}, {-180, -90, 0, 90}, &g);
+  ASSERT_TRUE(canonical.ok() && flipped.ok() && rotated.ok());
+  const DimRole tzyx[] = {DimRole::kTime, DimRole::kLevel, DimRole::kLatitude, DimRole::kLongitude};
+  const DimRole tzxy[] = {DimRole::kTime, DimRole::kLevel, DimRole::kLongitude, DimRole::kLatitude};
+  const DimRole tyx[] = {DimRole::kTime, DimRole::kLatitude, DimRole::kLongitude};
+  const int64_t dims4[] = {5, 6, 3, 4}, dims4t[] = {5, 6, 4, 3}, dims3[] = {5, 3, 4};
+  const std::vector<int64_t> in_order = {2, 3, 4}, reversed = {4, 3, 2}, gap = {2, 4};
+  EXPECT_TRUE(canonical->KeepsBlockAsIs(BlockFor(tzyx, dims4, 1, in_order), in_order, 3));
+  EXPECT_TRUE(canonical->KeepsBlockAsIs(BlockFor(tyx, dims3, 1, {}), {}, 3));
+  EXPECT_FALSE(canonical->KeepsBlockAsIs(BlockFor(tzyx, dims4, 1, reversed), reversed, 3));
+  EXPECT_FALSE(canonical->KeepsBlockAsIs(BlockFor(tzyx, dims4, 1, gap), gap, 3));  // level 3 in the block, not wanted
+  EXPECT_FALSE(canonical->KeepsBlockAsIs(BlockFor(tzxy, dims4t, 1, in_order), in_order, 3));  // (lon, lat) planes
+  EXPECT_FALSE(flipped->KeepsBlockAsIs(BlockFor(tzyx, dims4, 1, in_order), in_order, 3));
+  EXPECT_FALSE(rotated->KeepsBlockAsIs(BlockFor(tyx, dims3, 1, {}), {}, 3));
+}
+
 TEST(Plan, SyntheticSourceEndToEndInMemory) {
   auto store = NewMemoryKvStore("synthetic-plan-test");
   SyntheticSpec spec;
