@@ -21,7 +21,9 @@ VARS = ("geopotential,temperature,u_component_of_wind,v_component_of_wind,specif
 
 
 def timed(cmd):
-    """Runs cmd under /usr/bin/time; returns (wall seconds, peak RSS MB, stdout)."""
+    """Runs cmd under /usr/bin/time; returns (wall seconds, peak RSS MB, stdout). Every run starts with no dirty
+    pages: the previous writer's data reach the disk first (untimed), not during the next writer's run."""
+    subprocess.run(["sync"], check=True)
     p = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *cmd], capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"{cmd[0]} failed:\n{p.stderr}")
