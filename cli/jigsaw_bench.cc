@@ -16,6 +16,8 @@
 #include "cli/common_flags.h"
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
+#include "pipeline/grid/tile_grid.h"
+#include "storage/zarr/array.h"
 #include "storage/zarr/throughput.h"
 #include "storage/first_error.h"
 
@@ -26,6 +28,20 @@ using namespace jigsaw;
 int Fail(const Status& s) {
   std::cerr << "jigsaw-bench: " << s.message() << "\n";
   return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
+}
+
+// The chunks of `data` (time, channel, lat, lon) that are `rank`'s tiles in a jigsaw-shard store.
+Result<std::function<bool(const std::vector<int64_t>&)>> RankChunks(KvStore* store, int64_t rank) {
+  ASSIGN_OR_RETURN(NodeMetadata root, ReadNodeMetadata(store, ""));
+  const auto& g = root.attributes.value("tile_grid", nlohmann::json());
+  if (!g.is_array() || g.size() != 3) return InvalidArgumentError(store->url() + ": no tile_grid (not a jigsaw-shard store)");
+  TileGrid grid{g[0].get<int64_t>(), g[1].get<int64_t>(), g[2].get<int64_t>()};
+  if (rank >= grid.num_tiles()) {
+    return InvalidArgumentError("rank " + std::to_string(rank) + " is outside the " + grid.ToString() + " tile grid");
+  }
+  const TileGrid::Tile t = grid.TileOfRank(rank);
+  return std::function<bool(const std::vector<int64_t>&)>(
+      [t](const std::vector<int64_t>& i) { return i.size() == 4 && i[1] == t.k && i[2] == t.i && i[3] == t.j; });
 }
 
 }  // namespace
@@ -50,6 +66,10 @@ int main(int argc, char** argv) {
   read->add_option("URL", url, "store")->required();
   read->add_option("--array", array, "array path inside the store (default: the root array)");
   read->add_flag("--ceiling", ceiling, "also time decoding alone, from chunks already in memory");
+  int64_t read_rank = -1;
+  read->add_option("--rank", read_rank,
+                   "only this rank's tiles (a store written by jigsaw-shard: its chunks are the ranks' tiles), "
+                   "the bytes the loader reads for it");
   read->add_flag("--fresh-output", fresh,
                  "a new output buffer per repeat, paying its page faults (as peers that return new arrays); "
                  "default: one reused buffer, as a loader's batch buffers");
@@ -89,7 +109,12 @@ int main(int argc, char** argv) {
     auto store = OpenKvStore(url);
     if (!store.ok()) return Fail(store.status());
     std::string path = array == "/" ? "" : array;
-    ReadBenchOptions o{repeats, false, fresh};
+    ReadBenchOptions o{repeats, false, fresh, nullptr};
+    if (read_rank >= 0) {
+      auto keep = RankChunks(store->get(), read_rank);
+      if (!keep.ok()) return Fail(keep.status());
+      o.keep = *keep;
+    }
     auto r = MeasureChunkReads(store->get(), path, o);
     if (!r.ok()) return Fail(r.status());
     nlohmann::json j = {{"url", (*store)->url()},

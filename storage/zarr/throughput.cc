@@ -39,7 +39,7 @@ Result<ReadThroughput> MeasureChunkReads(KvStore* store, const std::string& path
   ReadThroughput out;
   for (const auto& e : keys) {
     std::string rel = e.key.substr(prefix.size());
-    if (auto index = m.ParseChunkKey(rel)) {
+    if (auto index = m.ParseChunkKey(rel); index && (!o.keep || o.keep(*index))) {
       chunk_keys.push_back(e.key);
       chunk_indices.push_back(std::move(*index));
       out.stored_bytes += e.size;

@@ -2,6 +2,7 @@
 // codec-only ceiling for the same chunks, and per-codec encode/decode speed.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,9 +27,11 @@ struct ReadBenchOptions {
   // otherwise one buffer reused across repeats, as a loader reuses its batch buffers (repeats > 1 then
   // measure warm buffers; the median discards the first, cold one).
   bool fresh_output = false;
+  // Only the chunks whose grid index it accepts (all when empty): one rank's tiles, say.
+  std::function<bool(const std::vector<int64_t>& chunk_index)> keep;
 };
 
-// Reads and decodes every stored chunk of the array at `path`, in parallel, each into its own slot of one
+// Reads and decodes every stored chunk (that options.keep accepts) of the array at `path`, in parallel, each into its own slot of one
 // output buffer (as a loader delivers tiles).
 Result<ReadThroughput> MeasureChunkReads(KvStore* store, const std::string& path, const ReadBenchOptions& options);
 

@@ -177,6 +177,33 @@ def test_bad_input_is_a_clear_error_and_never_hangs(stores, tmp_path):
         loader.next_batch()  # stays failed, does not block
 
 
+def test_bench_reads_exactly_the_chunks_the_loader_reads_for_a_rank(stores):
+    """`jigsaw-bench read --rank R` (the loader benchmark's codec-only ceiling) decodes that rank's tiles alone:
+    as many chunks as time steps, as many bytes per chunk as the loader's tile."""
+    from conftest import BIN_DIR
+    import json
+    bench = str(BIN_DIR / "jigsaw-bench")
+    path = str(stores / "tiles.zarr")
+    for rank in (0, 7, 11):
+        out = subprocess.run([bench, "--repeats", "1", "read", path, "--array", "data", "--rank", str(rank), "--ceiling",
+                              "--json"], check=True, capture_output=True, text=True).stdout
+        j = json.loads(out)
+        chunk_bytes = int(np.prod(zarr.open_array(path + "/data", mode="r").chunks)) * 4  # edge tiles are padded
+        assert j["chunks"] == 16 and j["decoded_bytes"] == 16 * chunk_bytes, (rank, j)
+        i, rest = divmod(rank, 2 * 3)
+        jj, k = divmod(rest, 3)
+        mine = sum((stores / "tiles.zarr" / "data" / "c" / str(t) / str(k) / str(i) / str(jj)).stat().st_size for t in range(16))
+        assert j["stored_bytes"] == mine, (rank, j["stored_bytes"], mine)
+        if rank == 0:
+            loader = jigsaw.Loader(path, rank=rank, batch_size=1, lead_steps=0)
+            assert chunk_bytes == int(np.prod(loader.tile_shape)) * 4
+    every = json.loads(subprocess.run([bench, "--repeats", "1", "read", path, "--array", "data", "--json"], check=True,
+                                      capture_output=True, text=True).stdout)
+    assert every["chunks"] == 16 * 12
+    p = subprocess.run([bench, "read", path, "--array", "data", "--rank", "12"], capture_output=True, text=True)
+    assert p.returncode == 2 and "rank 12 is outside the 2x2x3 tile grid" in p.stderr
+
+
 def test_torch_example_trains_with_four_ranks(stores):
     """examples/train_torch.py under Debian's python3 with python3-torch: 4 ranks of 1x2x2 as 4 processes."""
     env = dict(os.environ, PYTHONPATH=os.environ.get("JIGSAW_PYTHONPATH", str(ROOT / "build" / "python")))
