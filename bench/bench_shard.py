@@ -45,16 +45,24 @@ def main():
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     plat, plon, pch = a.tiles.split("x")
+    # Each writer starts as the first did, from an empty output directory: an output left in the page cache
+    # makes the next writer take fresh memory for its own pages, which this VM pays for on first touch.
+    # The last store is kept: bench_loader.py reads it.
     peer_s, peer_mb, _ = timed(["/usr/bin/python3", str(PEERS / "peer_shard_xarray.py"), str(src), str(out / "peer.zarr"),
                                plat, plon, pch])
+    shutil.rmtree(out / "peer.zarr")
     end = {8: "2020-01-02T18", 4: "2020-01-01T18"}
     results = []
-    for fmt, steps in (("zarr2", times), ("zarr3", times), ("zarr3", times // 2)):
+    runs = (("zarr2", times), ("zarr3", times // 2), ("zarr3", times))
+    for n, (fmt, steps) in enumerate(runs):
+        store = out / f"jigsaw-{fmt}-{steps}.zarr"
         args = [str(ROOT / "build/cli/jigsaw-shard"), "run", "--source", str(src), "--vars", VARS, "--start",
                 "2020-01-01T00", "--end", end.get(steps, "2020-01-02T18"), "--tiles", a.tiles, "--format", fmt,
-                "--codec", "blosc-lz4", "--out", str(out / f"jigsaw-{fmt}-{steps}.zarr")]
+                "--codec", "blosc-lz4", "--out", str(store)]
         s, mb, stdout = timed(args)
         results.append((fmt, steps, s, mb, stdout.strip()))
+        if n + 1 < len(runs):
+            shutil.rmtree(store)
     print(f"source {src}: {times} time steps, 69 channels, {nbytes / 1e9:.2f} GB uncompressed; tiles {a.tiles}")
     print(f"{'writer':46s} {'seconds':>8s} {'GB/s':>6s} {'vs peer':>8s} {'peak RSS':>9s}")
     print(f"{'peer_shard_xarray.py (xarray+dask+zarr 2)':46s} {peer_s:8.2f} {nbytes / peer_s / 1e9:6.3f} {1.0:7.2f}x "
