@@ -195,6 +195,10 @@ int jigsaw_checkpoint_save_open(const char* root, int64_t step, const char* mesh
     const std::string how = comm ? comm : "";
     if (how == "mpi") {
       ASSIGN_OR_RETURN(save->comm, jigsaw::NewMpiCommunicator());
+      if (save->comm->size() > 1 && save->comm->size() != save->mesh.size()) {  // the same verdict on every rank
+        return jigsaw::InvalidArgumentError("mesh " + save->mesh.ToString() + " has " + std::to_string(save->mesh.size()) +
+                                            " ranks but " + std::to_string(save->comm->size()) + " MPI processes save it");
+      }
     } else if (!how.empty()) {
       return jigsaw::InvalidArgumentError("unknown communicator \"" + how + "\" (NULL, \"\" or \"mpi\")");
     }

@@ -72,6 +72,13 @@ int main(int argc, char** argv) {
   const char* root = argv[1];
   char* err = NULL;
 
+  /* A mesh of another size than the job is refused by every rank at open. */
+  jigsaw_checkpoint_save* s = NULL;
+  CHECK(jigsaw_checkpoint_save_open(root, 1, "domain=2", "mpi", &s, &err) != 0);
+  CHECK(err && strstr(err, "mesh domain=2 has 2 ranks but 4 MPI processes save it"));
+  jigsaw_free(err);
+  err = NULL;
+
   /* Rank 2 gives the wrong byte count: every rank's commit fails, naming rank 2 and the tensor. */
   CHECK(Save(root, rank, 1, 0, 12, &err) != 0);
   CHECK(err && strstr(err, "tensor w: 12 bytes given"));
