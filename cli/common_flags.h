@@ -1,6 +1,7 @@
-// Flags every jigsaw tool takes: worker threads and object-store settings. The object-store flags set
-// the environment variables the S3/HTTP backends read (storage/kvstore/s3/s3_kvstore.h,
-// storage/kvstore/http/http_client.h), so a flag and its variable always mean the same thing.
+// What every jigsaw tool shares: worker threads and object-store flags, and how a failure is reported.
+// The object-store flags set the environment variables the S3/HTTP backends read
+// (storage/kvstore/s3/s3_kvstore.h, storage/kvstore/http/http_client.h), so a flag and its variable always
+// mean the same thing.
 // Credentials are taken from the environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 // AWS_SESSION_TOKEN): a command line is visible to every user of the machine.
 #pragma once
@@ -9,8 +10,11 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <string>
+
+#include "storage/status.h"
 
 namespace jigsaw::cli {
 
@@ -46,6 +50,13 @@ inline std::unique_ptr<tbb::global_control> ApplyCommonFlags(const CommonFlags& 
   if (f.retries >= 0) ::setenv("JIGSAW_HTTP_RETRIES", std::to_string(f.retries).c_str(), 1);
   if (f.threads <= 0) return nullptr;
   return std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, f.threads);
+}
+
+// Reports a failed command on stderr as "tool: message" and returns its exit code: 2 for bad input (an
+// invalid argument, something not found), 1 for everything else.
+inline int Fail(const char* tool, const Status& s) {
+  std::cerr << tool << ": " << s.message() << "\n";
+  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
 }
 
 }  // namespace jigsaw::cli

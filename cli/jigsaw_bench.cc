@@ -25,10 +25,7 @@ namespace {
 
 using namespace jigsaw;
 
-int Fail(const Status& s) {
-  std::cerr << "jigsaw-bench: " << s.message() << "\n";
-  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
-}
+int Fail(const Status& s) { return cli::Fail("jigsaw-bench", s); }
 
 // The chunks of `data` (time, channel, lat, lon) that are `rank`'s tiles in a jigsaw-shard store.
 Result<std::function<bool(const std::vector<int64_t>&)>> RankChunks(KvStore* store, int64_t rank) {

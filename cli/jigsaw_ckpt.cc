@@ -13,10 +13,7 @@ namespace {
 
 using namespace jigsaw;
 
-int Fail(const Status& s) {
-  std::cerr << "jigsaw-ckpt: " << s.message() << "\n";
-  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
-}
+int Fail(const Status& s) { return cli::Fail("jigsaw-ckpt", s); }
 
 Result<std::function<PartitionSpec(const TensorSpec&)>> PartitionFile(const std::string& path, bool keep_when_empty) {
   if (path.empty()) {

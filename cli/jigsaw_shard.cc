@@ -14,10 +14,7 @@ namespace {
 
 using namespace jigsaw;
 
-int Fail(const Status& s) {
-  std::cerr << "jigsaw-shard: " << s.message() << "\n";
-  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
-}
+int Fail(const Status& s) { return cli::Fail("jigsaw-shard", s); }
 
 std::vector<std::string> SplitList(const std::vector<std::string>& items) {
   std::vector<std::string> out;

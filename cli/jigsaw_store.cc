@@ -14,10 +14,7 @@ namespace {
 
 using namespace jigsaw;
 
-int Fail(const Status& s) {
-  std::cerr << "jigsaw-store: " << s.message() << "\n";
-  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
-}
+int Fail(const Status& s) { return cli::Fail("jigsaw-store", s); }
 
 Result<std::vector<int64_t>> ParseShape(const std::string& text) {
   std::vector<int64_t> out;
