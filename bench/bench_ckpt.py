@@ -15,6 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers"
 
 
+def timed(cmd):
+    """Runs cmd under /usr/bin/time; returns (stdout, peak RSS in MB)."""
+    p = subprocess.run(["/usr/bin/time", "-f", "PEAK_KB %M", *cmd], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed:\n{p.stderr}")
+    return p.stdout, int(re.search(r"PEAK_KB ([0-9]+)", p.stderr).group(1)) / 1024
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=2.0)
@@ -23,8 +31,7 @@ def main():
     d = Path(a.dir)
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
-    peer = subprocess.run(["/usr/bin/python3", str(PEERS / "peer_ckpt_torch.py"), str(d / "torch"), str(a.gb)],
-                          capture_output=True, text=True, check=True).stdout
+    peer, peer_mb = timed(["/usr/bin/python3", str(PEERS / "peer_ckpt_torch.py"), str(d / "torch"), str(a.gb)])
     m = re.search(r"= ([0-9.]+) GB/s; torch.load \(cold\): ([0-9.]+) GB/s", peer)
     peer_save, peer_load = float(m.group(1)), float(m.group(2))
     pt = d / "torch" / "model.pt"
@@ -67,6 +74,13 @@ def main():
     print(f"{'  the same, copying (read, no mapping)':40s} {j['warm_read_load_gb_per_s']:7.2f}")
     print(f"reshard 2x2 -> 4x2: {j['reshard_seconds']:.2f} s; plain copy of the files (cp -r + sync): "
           f"{j['copy_seconds']:.2f} s; ratio {j['reshard_seconds'] / j['copy_seconds']:.2f}")
+    # Peak memory. The peer holds the state dict and, loading, a second copy. jigsaw's save needs the tensors
+    # plus its buffers; `jigsaw-ckpt reshard`, a process of its own here, streams tile intersections.
+    _, reshard_mb = timed([str(ROOT / "build/cli/jigsaw-ckpt"), "reshard", str(d / "jigsaw" / "a"), "--mesh",
+                           "domain=4,tensor=2", "--out", str(d / "jigsaw" / "r")])
+    print(f"peak RSS: peer (torch.save then torch.load) {peer_mb:.0f} MB; jigsaw-bench's {j['peak_rss_tensors_mb']:.0f} MB "
+          f"of tensors + {j['peak_rss_after_save_mb'] - j['peak_rss_tensors_mb']:.0f} MB while saving; "
+          f"jigsaw-ckpt reshard 2x2 -> 4x2 of {j['bytes'] / 1e9:.1f} GB: {reshard_mb:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 // jigsaw-bench: measure jigsaw's throughput on the user's own data and storage.
+#include <sys/resource.h>
 #include <tbb/global_control.h>
 
 #include <tbb/parallel_for.h>
@@ -26,6 +27,13 @@ namespace {
 using namespace jigsaw;
 
 int Fail(const Status& s) { return cli::Fail("jigsaw-bench", s); }
+
+// This process's peak resident memory so far.
+double PeakRssMb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // KiB on Linux
+}
 
 // The chunks of `data` (time, channel, lat, lon) that are `rank`'s tiles in a jigsaw-shard store.
 Result<std::function<bool(const std::vector<int64_t>&)>> RankChunks(KvStore* store, int64_t rank) {
@@ -208,6 +216,7 @@ int main(int argc, char** argv) {
     auto root = OpenKvStore(ckpt_dir + "/a");
     auto now = [] { return std::chrono::steady_clock::now(); };
     auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    const double rss_tensors_mb = PeakRssMb();  // the tensors themselves
     auto t0 = now();
     Status s = SaveCheckpoint(root->get(), 1, *mesh, specs,
                               [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
@@ -223,6 +232,7 @@ int main(int argc, char** argv) {
                               {.direct = !buffered});
     auto t1 = now();
     if (!s.ok()) return Fail(s);
+    const double rss_save_mb = PeakRssMb();
     data.clear();
     data.shrink_to_fit();
     // Cold reads where the machine allows dropping the page cache (as root); warm otherwise.
@@ -277,7 +287,9 @@ int main(int argc, char** argv) {
                         {"save_gb_per_s", total / secs(t0, t1) / 1e9}, {"load_gb_per_s", total / *load_seconds / 1e9},
                         {"warm_load_gb_per_s", total / *warm_load_seconds / 1e9},
                         {"read_load_gb_per_s", total / *copy_load_seconds / 1e9},
-                        {"warm_read_load_gb_per_s", total / *warm_copy_load_seconds / 1e9}};
+                        {"warm_read_load_gb_per_s", total / *warm_copy_load_seconds / 1e9},
+                        {"peak_rss_tensors_mb", rss_tensors_mb},
+                        {"peak_rss_after_save_mb", rss_save_mb}};
     std::cout << j.dump(2) << "\n";
     return 0;
   }
