@@ -498,10 +498,14 @@ TileProvider TilesFromMemory(std::vector<TensorSpec> tensors, std::vector<Tensor
                                                nlohmann::json(box.shape).dump()) +
                                   " but the buffer given is " + nlohmann::json(b.shape).dump());
     }
-    if (!whole) return std::string(b.data, box.num_elements() * t.dtype.size);
-    std::string out(box.num_elements() * t.dtype.size, '\0');
-    std::vector<int64_t> zero(box.shape.size(), 0);
-    CopyBox(b.data, t.shape, box.origin, out.data(), box.shape, zero, box.shape, t.dtype.size);
+    const size_t n = static_cast<size_t>(box.num_elements() * t.dtype.size);
+    if (!whole) return std::string(b.data, n);
+    std::string out;
+    out.resize_and_overwrite(n, [&](char* p, size_t) {  // every byte is copied in: no zero fill first
+      std::vector<int64_t> zero(box.shape.size(), 0);
+      CopyBox(b.data, t.shape, box.origin, p, box.shape, zero, box.shape, t.dtype.size);
+      return n;
+    });
     return out;
   };
 }
