@@ -87,8 +87,9 @@ void jigsaw_checkpoint_close(jigsaw_checkpoint* checkpoint);
 /* Saving a checkpoint: open a save, add every tensor, then commit (or start + wait, asynchronously).
  * `comm` NULL or "": this process saves every rank of `mesh`, and each tensor is given whole. "mpi": one
  * process per rank (MPI_COMM_WORLD, of mesh-size processes, initialised by the caller), each giving its own
- * tile of each tensor; open, add, commit, start and wait are then collective (every rank calls them, and
- * every rank gets the same verdict). */
+ * tile of each tensor: every rank opens, adds the same tensors in the same order, and commits (or starts and
+ * waits); commit, start and wait are collective and give every rank the same verdict, so a rank whose add
+ * failed makes the commit fail everywhere, naming it, instead of leaving the others waiting. */
 typedef struct jigsaw_checkpoint_save jigsaw_checkpoint_save;
 
 int jigsaw_checkpoint_save_open(const char* root, int64_t step, const char* mesh, const char* comm,
