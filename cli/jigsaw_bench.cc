@@ -18,7 +18,7 @@
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
 #include "pipeline/grid/tile_grid.h"
-#include "storage/zarr/array.h"
+#include "pipeline/shard/shard_store.h"
 #include "storage/zarr/throughput.h"
 #include "storage/first_error.h"
 
@@ -37,10 +37,8 @@ double PeakRssMb() {
 
 // The chunks of `data` (time, channel, lat, lon) that are `rank`'s tiles in a jigsaw-shard store.
 Result<std::function<bool(const std::vector<int64_t>&)>> RankChunks(KvStore* store, int64_t rank) {
-  ASSIGN_OR_RETURN(NodeMetadata root, ReadNodeMetadata(store, ""));
-  const auto& g = root.attributes.value("tile_grid", nlohmann::json());
-  if (!g.is_array() || g.size() != 3) return InvalidArgumentError(store->url() + ": no tile_grid (not a jigsaw-shard store)");
-  TileGrid grid{g[0].get<int64_t>(), g[1].get<int64_t>(), g[2].get<int64_t>()};
+  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));  // the grid as the loader reads it
+  ASSIGN_OR_RETURN(TileGrid grid, TileGrid::Parse(info.attributes["plan"].value("tiles", "")));
   if (rank >= grid.num_tiles()) {
     return InvalidArgumentError("rank " + std::to_string(rank) + " is outside the " + grid.ToString() + " tile grid");
   }
