@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace jigsaw::cli {
 

@@ -20,7 +20,7 @@
 #include "pipeline/grid/tile_grid.h"
 #include "pipeline/shard/shard_store.h"
 #include "storage/zarr/throughput.h"
-#include "storage/first_error.h"
+#include "base/first_error.h"
 
 namespace {
 

@@ -31,18 +31,4 @@ TileGrid::Tile TileGrid::TileOfRank(int64_t rank) const {
   return {rest / lon, rest % lon, k};
 }
 
-std::pair<int64_t, int64_t> SplitPart(int64_t n, int64_t p, int64_t q) {
-  int64_t c = SplitLength(n, p);
-  return {std::min(q * c, n), std::min((q + 1) * c, n)};
-}
-
-Status CheckSplit(int64_t n, int64_t p, std::string_view what) {
-  if (p < 1 || p > n || (p - 1) * SplitLength(n, p) >= n) {
-    return InvalidArgumentError("cannot split " + std::string(what) + " of length " + std::to_string(n) + " in " +
-                                std::to_string(p) + " parts: a part would be empty (parts are ceil(n/p) = " +
-                                std::to_string(SplitLength(n, std::max<int64_t>(p, 1))) + " long)");
-  }
-  return OkStatus();
-}
-
 }  // namespace jigsaw

@@ -19,7 +19,7 @@
 #include "pipeline/shard/shard_store.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/cf.h"
-#include "storage/first_error.h"
+#include "base/first_error.h"
 #include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {

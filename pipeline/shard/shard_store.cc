@@ -14,7 +14,7 @@
 #include "storage/zarr/cf.h"
 #include "storage/zarr/group.h"
 #include "storage/zarr/store_ops.h"
-#include "storage/first_error.h"
+#include "base/first_error.h"
 
 namespace jigsaw {
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace jigsaw {
 

@@ -9,7 +9,7 @@
 
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
-#include "storage/first_error.h"
+#include "base/first_error.h"
 
 namespace py = pybind11;
 using namespace jigsaw;

@@ -1,5 +1,7 @@
 #include "storage/checkpoint/checkpoint.h"
 
+#include "parallel/split.h"
+
 #include <fnmatch.h>
 #include <tbb/parallel_for.h>
 
@@ -159,15 +161,10 @@ Result<Box> TileOf(const TensorSpec& t, const Mesh& mesh, int64_t rank) {
       if (t.partition[e] && *t.partition[e] == axis) return InvalidArgumentError("tensor " + t.name + ": axis " + axis + " used twice");
     int64_t parts = mesh.AxisSize(axis);
     if (parts == 0) return InvalidArgumentError("tensor " + t.name + ": mesh " + mesh.ToString() + " has no axis \"" + axis + "\"");
-    // A split that would leave a part empty is refused (DESIGN.md).
-    int64_t c = (t.shape[d] + parts - 1) / parts;
-    if (parts > t.shape[d] || (parts - 1) * c >= t.shape[d]) {
-      return InvalidArgumentError("tensor " + t.name + ": dimension " + std::to_string(d) + " of length " +
-                                  std::to_string(t.shape[d]) + " cannot be split in " + std::to_string(parts) + " non-empty parts");
-    }
-    int64_t q = mesh.Coordinate(rank, axis);
-    b.origin[d] = q * c;
-    b.shape[d] = std::min((q + 1) * c, t.shape[d]) - b.origin[d];
+    RETURN_IF_ERROR(CheckSplit(t.shape[d], parts, "dimension " + std::to_string(d)).Annotate("tensor " + t.name));
+    auto [begin, end] = SplitPart(t.shape[d], parts, mesh.Coordinate(rank, axis));
+    b.origin[d] = begin;
+    b.shape[d] = end - begin;
   }
   return b;
 }
@@ -904,6 +901,26 @@ Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, c
                           return out;
                         },
                         o);
+}
+
+const std::pair<TensorSpec, std::string>* SafetensorsContents::Find(std::string_view name) const {
+  for (const auto& t : tensors)
+    if (t.first.name == name) return &t;
+  return nullptr;
+}
+
+Result<SafetensorsContents> ReadSafetensors(const std::string& path) {
+  ASSIGN_OR_RETURN(SafetensorsFile f, OpenSafetensors(path));
+  SafetensorsContents out;
+  out.metadata = f.metadata;
+  for (const auto& e : f.entries) {
+    ASSIGN_OR_RETURN(ReadResult r, f.dir->Read(f.key, ByteRange::Span(f.data_start + e.begin, f.data_start + e.end)));
+    if (static_cast<int64_t>(r.value.size()) != e.end - e.begin) {
+      return DataLossError(path + ": tensor " + e.spec.name + " is cut short (the file ends early)");
+    }
+    out.tensors.emplace_back(e.spec, std::move(r.value));
+  }
+  return out;
 }
 
 Status ExportSafetensors(KvStore* root, const std::string& step, const std::string& path) {

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "storage/checkpoint/checkpoint.h"
-#include "storage/first_error.h"
+#include "base/first_error.h"
 #include "storage/kvstore/io_threads.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/group.h"

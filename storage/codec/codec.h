@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace jigsaw {
 

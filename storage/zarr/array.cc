@@ -8,7 +8,7 @@
 #include <limits>
 #include <mutex>
 
-#include "storage/first_error.h"
+#include "base/first_error.h"
 #include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "storage/status.h"
+#include "base/status.h"
 #include "storage/zarr/metadata.h"
 
 namespace jigsaw {

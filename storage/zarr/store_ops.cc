@@ -11,7 +11,7 @@
 #include "storage/zarr/cf.h"
 #include "storage/zarr/group.h"
 #include "storage/zarr/npy.h"
-#include "storage/first_error.h"
+#include "base/first_error.h"
 #include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {

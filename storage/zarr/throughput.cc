@@ -8,7 +8,7 @@
 #include <mutex>
 
 #include "storage/zarr/array.h"
-#include "storage/first_error.h"
+#include "base/first_error.h"
 #include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {

@@ -181,7 +181,7 @@ def test_bad_input(jigsaw, tmp_path, source):
     r = jigsaw.ckpt("import", path, "--mesh", "domain=2", "--partition", bad, "--out", tmp_path / "y", check=False)
     assert r.returncode == 2 and "nosuchaxis" in r.stderr
     r = jigsaw.ckpt("import", path, "--mesh", "domain=64,tensor=1", "--partition", part, "--out", tmp_path / "z", check=False)
-    assert r.returncode == 2 and "cannot be split" in r.stderr
+    assert r.returncode == 2 and "cannot split dimension" in r.stderr
     r = jigsaw.ckpt("inspect", tmp_path / "nothing", check=False)
     assert r.returncode == 2 and "LATEST" in r.stderr
     jigsaw.ckpt("import", path, "--mesh", "domain=1", "--out", tmp_path / "w", "--no-sync")

@@ -1,4 +1,4 @@
-#include "storage/status.h"
+#include "base/status.h"
 
 #include <gtest/gtest.h>
 

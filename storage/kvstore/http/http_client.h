@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace jigsaw {
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <cstdlib>
 
-#include "storage/first_error.h"
+#include "base/first_error.h"
 #include "storage/kvstore/http/http_client.h"
 #include "storage/kvstore/http/http_kvstore.h"
 #include "storage/kvstore/s3/s3_xml.h"

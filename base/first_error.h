@@ -5,7 +5,7 @@
 #include <atomic>
 #include <mutex>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace jigsaw {
 

@@ -1,0 +1,193 @@
+#include "parallel/communicator.h"
+
+#include <algorithm>
+#include <cstring>
+
+#ifdef JIGSAW_HAVE_MPI
+#include <dlfcn.h>
+#include <mpi.h>
+#endif
+
+namespace jigsaw {
+namespace {
+
+class LocalCommunicator final : public TensorCommunicator {
+ public:
+  int64_t rank() const override { return 0; }
+  int64_t size() const override { return 1; }
+  Result<std::vector<std::string>> Gather(const std::string& payload) override { return std::vector<std::string>{payload}; }
+  Status Broadcast(std::string*) override { return OkStatus(); }
+  Status Barrier() override { return OkStatus(); }
+  Status BroadcastData(float*, int64_t, int64_t root) override { return CheckRoot(root); }
+  Status ReduceSum(const float* send, float* recv, int64_t n, int64_t root) override {
+    RETURN_IF_ERROR(CheckRoot(root));
+    if (send != recv && n > 0) std::memcpy(recv, send, n * sizeof(float));
+    return OkStatus();
+  }
+  Status AllReduceSum(float*, int64_t) override { return OkStatus(); }
+  Result<std::unique_ptr<TensorCommunicator>> Split(int64_t, int64_t) override {
+    return std::unique_ptr<TensorCommunicator>(new LocalCommunicator());
+  }
+
+ private:
+  static Status CheckRoot(int64_t root) {
+    if (root != 0) return InvalidArgumentError("root " + std::to_string(root) + " outside a communicator of 1 rank");
+    return OkStatus();
+  }
+};
+
+#ifdef JIGSAW_HAVE_MPI
+Status MpiStatus(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return OkStatus();
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  return IoError(std::string(what) + ": " + std::string(msg, len));
+}
+
+// MPI counts are int: larger payloads go in pieces of this many elements.
+constexpr int64_t kMaxPiece = int64_t{1} << 30;
+
+class MpiCommunicator final : public TensorCommunicator {
+ public:
+  // Takes ownership of `comm` unless it is MPI_COMM_WORLD.
+  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+    int r, s;
+    MPI_Comm_rank(comm_, &r);
+    MPI_Comm_size(comm_, &s);
+    rank_ = r;
+    size_ = s;
+  }
+  ~MpiCommunicator() override {
+    int finalised = 0;
+    MPI_Finalized(&finalised);
+    if (comm_ != MPI_COMM_WORLD && !finalised) MPI_Comm_free(&comm_);
+  }
+  int64_t rank() const override { return rank_; }
+  int64_t size() const override { return size_; }
+
+  Result<std::vector<std::string>> Gather(const std::string& payload) override {
+    if (payload.size() > static_cast<size_t>(kMaxPiece)) return InvalidArgumentError("control message above 1 GiB");
+    int n = static_cast<int>(payload.size());
+    std::vector<int> sizes(size_), displs(size_);
+    RETURN_IF_ERROR(MpiStatus(MPI_Gather(&n, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, comm_), "MPI_Gather"));
+    std::string all;
+    if (rank_ == 0) {
+      int64_t total = 0;
+      for (int64_t i = 0; i < size_; ++i) {
+        displs[i] = static_cast<int>(total);
+        total += sizes[i];
+      }
+      if (total > kMaxPiece) return InvalidArgumentError("gathered control messages above 1 GiB");
+      all.resize(total);
+    }
+    RETURN_IF_ERROR(MpiStatus(
+        MPI_Gatherv(payload.data(), n, MPI_CHAR, all.data(), sizes.data(), displs.data(), MPI_CHAR, 0, comm_),
+        "MPI_Gatherv"));
+    std::vector<std::string> out;
+    if (rank_ == 0)
+      for (int64_t i = 0; i < size_; ++i) out.push_back(all.substr(displs[i], sizes[i]));
+    return out;
+  }
+  Status Broadcast(std::string* value) override {
+    int64_t n = static_cast<int64_t>(value->size());
+    RETURN_IF_ERROR(MpiStatus(MPI_Bcast(&n, 1, MPI_INT64_T, 0, comm_), "MPI_Bcast"));
+    value->resize(n);
+    for (int64_t at = 0; at < n; at += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - at));
+      RETURN_IF_ERROR(MpiStatus(MPI_Bcast(value->data() + at, piece, MPI_CHAR, 0, comm_), "MPI_Bcast"));
+    }
+    return OkStatus();
+  }
+  Status Barrier() override { return MpiStatus(MPI_Barrier(comm_), "MPI_Barrier"); }
+
+  Status BroadcastData(float* data, int64_t n, int64_t root) override {
+    for (int64_t at = 0; at < n; at += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - at));
+      RETURN_IF_ERROR(MpiStatus(MPI_Bcast(data + at, piece, MPI_FLOAT, static_cast<int>(root), comm_), "MPI_Bcast"));
+    }
+    return OkStatus();
+  }
+  Status ReduceSum(const float* send, float* recv, int64_t n, int64_t root) override {
+    for (int64_t at = 0; at < n; at += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - at));
+      const void* s = (send == recv && rank_ == root) ? MPI_IN_PLACE : static_cast<const void*>(send + at);
+      RETURN_IF_ERROR(
+          MpiStatus(MPI_Reduce(s, recv + at, piece, MPI_FLOAT, MPI_SUM, static_cast<int>(root), comm_), "MPI_Reduce"));
+    }
+    return OkStatus();
+  }
+  Status AllReduceSum(float* data, int64_t n) override {
+    // Reduce then broadcast: every rank ends with rank 0's bits (MPI_Allreduce does not promise that).
+    RETURN_IF_ERROR(ReduceSum(data, data, n, 0));
+    return BroadcastData(data, n, 0);
+  }
+  Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) override {
+    MPI_Comm sub;
+    RETURN_IF_ERROR(MpiStatus(MPI_Comm_split(comm_, static_cast<int>(color), static_cast<int>(key), &sub), "MPI_Comm_split"));
+    return std::unique_ptr<TensorCommunicator>(new MpiCommunicator(sub));
+  }
+
+ private:
+  MPI_Comm comm_;
+  int64_t rank_ = 0, size_ = 1;
+};
+#endif
+
+}  // namespace
+
+Status AllOk(Communicator* comm, const Status& local) {
+  ASSIGN_OR_RETURN(auto messages, comm->Gather(local.ok() ? "" : local.message()));
+  std::string verdict;
+  for (size_t r = 0; r < messages.size() && verdict.empty(); ++r) {
+    if (!messages[r].empty()) verdict = "rank " + std::to_string(r) + ": " + messages[r];
+  }
+  RETURN_IF_ERROR(comm->Broadcast(&verdict));
+  if (!local.ok()) return local;
+  if (verdict.empty()) return OkStatus();
+  return Status(StatusCode::kFailedPrecondition, verdict);
+}
+
+std::unique_ptr<TensorCommunicator> NewLocalCommunicator() { return std::make_unique<LocalCommunicator>(); }
+
+Result<std::unique_ptr<TensorCommunicator>> NewMpiCommunicator() {
+#ifdef JIGSAW_HAVE_MPI
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (!initialised) return FailedPreconditionError("MPI is not initialised (call MPI_Init first)");
+  return std::unique_ptr<TensorCommunicator>(new MpiCommunicator(MPI_COMM_WORLD));
+#else
+  return UnimplementedError("jigsaw was built without MPI");
+#endif
+}
+
+Result<bool> InitializeMpi() {
+#ifdef JIGSAW_HAVE_MPI
+  int initialised = 0, finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  if (finalised) return FailedPreconditionError("MPI was already finalised in this process");
+  if (initialised) return false;
+  // Loaded from a Python extension, libmpi's symbols are local to it, and Open MPI's plugins (which it
+  // loads with dlopen) could not resolve them: make them global first, as mpi4py does.
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&MPI_Init_thread), &info) && info.dli_fname) {
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
+  }
+  int provided = 0;
+  RETURN_IF_ERROR(MpiStatus(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread"));
+  return true;
+#else
+  return UnimplementedError("jigsaw was built without MPI");
+#endif
+}
+
+void FinalizeMpi() {
+#ifdef JIGSAW_HAVE_MPI
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (!finalised) MPI_Finalize();
+#endif
+}
+
+}  // namespace jigsaw

@@ -1,0 +1,69 @@
+// How the ranks of a job talk. Two interfaces: Communicator, the small control one (gather, broadcast,
+// barrier; checkpoint commits agree through it, and Python can supply one), and TensorCommunicator, which
+// adds the data calls the trainer needs (broadcast, reduce, all-reduce of float32 tensors, sub-
+// communicators). Backends: local (one process) and MPI (one process per rank, CPU buffers); NCCL (GPU
+// buffers, MPI handing out the id) slots in behind TensorCommunicator.
+//
+// Contract:
+// - Every call is collective over the communicator: every rank calls it, in the same order, with the
+//   same root and the same element count. A rank that skips a call leaves the others waiting.
+// - The MPI backend uses MPI_COMM_WORLD (NewMpiCommunicator) or a communicator split from it (Split);
+//   MPI must be initialised by the caller. Sizes are 64-bit; payloads above 2^30 elements go in pieces.
+// - A communicator is used from one thread at a time (MPI is initialised FUNNELED).
+// - Data calls take buffers on the communicator's device (host memory for local and MPI).
+// - Sums are deterministic and give bit-identical results on every rank: AllReduceSum reduces to rank 0
+//   in a fixed order and broadcasts, so replicated copies stay equal to the last bit.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace jigsaw {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int64_t rank() const = 0;
+  virtual int64_t size() const = 0;
+
+  // ---- control: small host messages (checkpoint commits, agreement) ----
+  // Rank 0 receives every rank's payload (in rank order); the others get an empty vector.
+  virtual Result<std::vector<std::string>> Gather(const std::string& payload) = 0;
+  // Rank 0's *value reaches every rank.
+  virtual Status Broadcast(std::string* value) = 0;
+  virtual Status Barrier() = 0;
+};
+
+class TensorCommunicator : public Communicator {
+ public:
+  // ---- data: float32 tensors on the communicator's device ----
+  // `root`'s data[0, n) reaches every rank.
+  virtual Status BroadcastData(float* data, int64_t n, int64_t root) = 0;
+  // recv (on `root` only; ignored elsewhere) = the sum over ranks of send[0, n). send may equal recv.
+  virtual Status ReduceSum(const float* send, float* recv, int64_t n, int64_t root) = 0;
+  // data = the sum over ranks of data, identical on every rank.
+  virtual Status AllReduceSum(float* data, int64_t n) = 0;
+
+  // The ranks with the same `color` form a new communicator, ordered by `key` (then by rank).
+  virtual Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) = 0;
+};
+
+// Collective: every rank learns whether every rank is ok. The first failure in rank order comes back on
+// every rank, as "rank R: message" (a rank's own failure comes back as it is).
+Status AllOk(Communicator* comm, const Status& local);
+
+std::unique_ptr<TensorCommunicator> NewLocalCommunicator();
+// MPI_COMM_WORLD; requires MPI to be initialised by the caller. kUnimplemented when built without MPI.
+Result<std::unique_ptr<TensorCommunicator>> NewMpiCommunicator();
+
+// For callers that cannot call MPI_Init themselves (the Python module): initialises MPI unless something in
+// the process already did (mpi4py, the application); true when this call did, and the caller then calls
+// FinalizeMpi() at exit. kUnimplemented when built without MPI.
+Result<bool> InitializeMpi();
+void FinalizeMpi();
+
+}  // namespace jigsaw
