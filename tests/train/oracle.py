@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""The PyTorch oracle of WeatherMixer (DESIGN.md, "Trainer"): the model written plainly in torch, its
+gradients by torch.autograd and its optimiser by torch.optim.AdamW. jigsaw's native trainer is checked
+against what this file writes (llm.c's habit): weights, a batch, the loss, every gradient, and the
+losses and weights after a few AdamW steps, in one safetensors file.
+
+Run with Debian's Python (/usr/bin/python3, python3-torch):
+  oracle.py OUT.safetensors [--seed 1] [--grid 8x16] [--channels 3] [--patch 2x2] [--dim 8] ...
+
+Tensor names in the file:
+  param/<name>   the initial weights (the state_dict names jigsaw exports under)
+  grad/<name>    d loss / d weight at the initial weights, for the batch x0 -> x1
+  after/<name>   the weights after `--steps` AdamW steps (the same batch every step)
+  x0, x1         [batch, C, H, W] inputs and targets; lat [H] latitudes (degrees, north to south);
+  channel_weight [C]; losses [steps + 1] (the loss before each step and after the last)
+  grad_norm [steps] (the global gradient norm each step, before clipping)
+The model and optimiser settings are in the header's __metadata__ (strings), read by the C++ tests.
+"""
+import argparse
+import json
+import math
+import struct
+import sys
+
+import torch
+import torch.nn as nn
+
+
+def split_len(n, p):
+    return (n + p - 1) // p
+
+
+class WeatherMixer(nn.Module):
+    """Per sample: x [C, H, W] -> prediction x + tendency. Tokens are ordered domain part first (the
+    domain grid lat_parts x lon_parts, row-major), then row-major inside the part; token features are
+    ordered (channel, py, px)."""
+
+    def __init__(self, c, h, w, ph, pw, dim, depth, token_hidden, channel_hidden, lat_parts, lon_parts):
+        super().__init__()
+        self.c, self.h, self.w, self.ph, self.pw = c, h, w, ph, pw
+        self.lat_parts, self.lon_parts = lat_parts, lon_parts
+        t = (h // ph) * (w // pw)
+        f = c * ph * pw
+        P = lambda *shape: nn.Parameter(torch.zeros(*shape))
+        self.embed_w, self.embed_b = P(f, dim), P(dim)
+        self.blocks = nn.ModuleList()
+        for _ in range(depth):
+            b = nn.Module()
+            b.token_norm_w, b.token_norm_b = P(dim), P(dim)
+            b.token_w1, b.token_b1 = P(t, token_hidden), P(token_hidden)
+            b.token_w2, b.token_b2 = P(token_hidden, t), P(t)
+            b.channel_norm_w, b.channel_norm_b = P(dim), P(dim)
+            b.channel_w1, b.channel_b1 = P(dim, channel_hidden), P(channel_hidden)
+            b.channel_w2, b.channel_b2 = P(channel_hidden, dim), P(dim)
+            self.blocks.append(b)
+        self.head_norm_w, self.head_norm_b = P(dim), P(dim)
+        self.head_w, self.head_b = P(dim, f), P(f)
+
+    def patchify(self, x):  # [C, H, W] -> [T, C ph pw]
+        c, ph, pw = self.c, self.ph, self.pw
+        hb, wb = self.h // self.lat_parts, self.w // self.lon_parts
+        out = []
+        for a in range(self.lat_parts):
+            for b in range(self.lon_parts):
+                blk = x[:, a * hb:(a + 1) * hb, b * wb:(b + 1) * wb]
+                blk = blk.reshape(c, hb // ph, ph, wb // pw, pw).permute(1, 3, 0, 2, 4)
+                out.append(blk.reshape(-1, c * ph * pw))
+        return torch.cat(out)
+
+    def unpatchify(self, y):  # inverse of patchify
+        c, ph, pw = self.c, self.ph, self.pw
+        hb, wb = self.h // self.lat_parts, self.w // self.lon_parts
+        per = (hb // ph) * (wb // pw)
+        rows = []
+        for a in range(self.lat_parts):
+            cols = []
+            for b in range(self.lon_parts):
+                blk = y[(a * self.lon_parts + b) * per:(a * self.lon_parts + b + 1) * per]
+                blk = blk.reshape(hb // ph, wb // pw, c, ph, pw).permute(2, 0, 3, 1, 4)
+                cols.append(blk.reshape(c, hb, wb))
+            rows.append(torch.cat(cols, dim=2))
+        return torch.cat(rows, dim=1)
+
+    def forward(self, x):
+        ln = lambda z, g, b: torch.nn.functional.layer_norm(z, (z.shape[-1],), g, b, eps=1e-5)
+        gelu = lambda a: torch.nn.functional.gelu(a)  # erf form
+        z = self.patchify(x) @ self.embed_w + self.embed_b
+        for b in self.blocks:
+            u = ln(z, b.token_norm_w, b.token_norm_b)
+            ht = gelu(b.token_w1.t() @ u + b.token_b1[:, None])  # [Hs, D]
+            z = z + b.token_w2.t() @ ht + b.token_b2[:, None]
+            v = ln(z, b.channel_norm_w, b.channel_norm_b)
+            z = z + gelu(v @ b.channel_w1 + b.channel_b1) @ b.channel_w2 + b.channel_b2
+        y = ln(z, self.head_norm_w, self.head_norm_b) @ self.head_w + self.head_b
+        return x + self.unpatchify(y)
+
+
+def latitude_weights(lat_deg):
+    """WeatherBench2's cell-area weights: sin(upper edge) - sin(lower edge), edges half way between rows
+    and clipped to the poles, over their mean."""
+    lat = torch.tensor(lat_deg, dtype=torch.float64)
+    n = len(lat)
+    edges = torch.empty(n + 1, dtype=torch.float64)
+    edges[1:-1] = (lat[1:] + lat[:-1]) / 2
+    edges[0] = 90.0 if lat[0] > lat[-1] else -90.0
+    edges[-1] = -edges[0]
+    area = (torch.sin(torch.deg2rad(edges[:-1])) - torch.sin(torch.deg2rad(edges[1:]))).abs()
+    return (area / area.mean()).float()
+
+
+def loss_fn(model, x0, x1, w_lat, w_c):
+    c, h, w = x0.shape[1:]
+    total = 0
+    for b in range(x0.shape[0]):
+        err = (model(x0[b]) - x1[b]) ** 2
+        total = total + (w_lat[None, :, None] * w_c[:, None, None] * err).sum() / (c * h * w)
+    return total / x0.shape[0]
+
+
+def learning_rate(step, lr, min_lr, warmup, total):
+    """Linear warm-up over `warmup` steps (step 0 runs at lr/warmup), then cosine from lr to min_lr at
+    step `total`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def init_uniform(seed, shape, bound):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1).mul(bound).float()
+
+
+def save_safetensors(path, tensors, metadata):
+    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
+    offset, blobs = 0, []
+    for name, t in tensors.items():
+        data = t.detach().contiguous().float().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--grid", default="8x16", help="H x W")
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--patch", default="2x2")
+    p.add_argument("--domain", default="1x1", help="domain parts LAT x LON (token order)")
+    p.add_argument("--dim", type=int, default=8)
+    p.add_argument("--depth", type=int, default=2)
+    p.add_argument("--token-hidden", type=int, default=12)
+    p.add_argument("--channel-hidden", type=int, default=16)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--min-lr", type=float, default=1e-3)
+    p.add_argument("--embed-lr-scale", type=float, default=0.5, help="learning-rate factor of embedding and head")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--total-steps", type=int, default=5)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--clip", type=float, default=0.5)
+    a = p.parse_args()
+
+    h, w = map(int, a.grid.split("x"))
+    ph, pw = map(int, a.patch.split("x"))
+    lat_parts, lon_parts = map(int, a.domain.split("x"))
+    c = a.channels
+    torch.manual_seed(a.seed)
+    m = WeatherMixer(c, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden, lat_parts, lon_parts)
+    # Random weights everywhere (gains and biases too, so that every gradient path is exercised).
+    with torch.no_grad():
+        for i, (name, prm) in enumerate(m.named_parameters()):
+            fan_in = prm.shape[0] if prm.dim() == 2 else 4
+            prm.copy_(init_uniform(a.seed * 1000 + i, prm.shape, 1 / math.sqrt(fan_in)))
+            if name.endswith("norm_w"):
+                prm.add_(1.0)
+    lat = [90 - 180 * (i + 0.5) / h for i in range(h)]
+    w_lat = latitude_weights(lat)
+    w_c = torch.linspace(0.5, 1.5, c)
+    g = torch.Generator().manual_seed(a.seed + 7)
+    x0 = torch.randn(a.batch, c, h, w, generator=g)
+    x1 = x0 + 0.3 * torch.randn(a.batch, c, h, w, generator=g)
+
+    names = [n for n, _ in m.named_parameters()]
+    params = dict(m.named_parameters())
+    out = {f"param/{n}": prm.detach().clone() for n, prm in params.items()}
+    embed_head = [n for n in names if n.startswith("embed_") or n.startswith("head_w") or n.startswith("head_b")]
+    groups = []
+    for scale, members in ((a.embed_lr_scale, embed_head), (1.0, [n for n in names if n not in embed_head])):
+        for decay in (True, False):
+            ps = [params[n] for n in members if (params[n].dim() == 2) == decay]
+            if ps:
+                groups.append({"params": ps, "scale": scale, "weight_decay": a.weight_decay if decay else 0.0})
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
+    losses, norms = [], []
+    for step in range(a.steps):
+        opt.zero_grad()
+        loss = loss_fn(m, x0, x1, w_lat, w_c)
+        loss.backward()
+        if step == 0:
+            for n, prm in params.items():
+                out[f"grad/{n}"] = prm.grad.detach().clone()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(m.parameters(), a.clip)))
+        lr = learning_rate(step, a.lr, a.min_lr, a.warmup, a.total_steps)
+        for grp in opt.param_groups:
+            grp["lr"] = lr * grp["scale"]
+        opt.step()
+        losses.append(float(loss))
+    with torch.no_grad():
+        losses.append(float(loss_fn(m, x0, x1, w_lat, w_c)))
+    for n, prm in params.items():
+        out[f"after/{n}"] = prm.detach().clone()
+    out.update({"x0": x0, "x1": x1, "lat": torch.tensor(lat), "channel_weight": w_c,
+                "losses": torch.tensor(losses), "grad_norm": torch.tensor(norms)})
+    meta = dict(grid=a.grid, channels=c, patch=a.patch, domain=a.domain, dim=a.dim, depth=a.depth,
+                token_hidden=a.token_hidden, channel_hidden=a.channel_hidden, batch=a.batch, steps=a.steps,
+                lr=a.lr, min_lr=a.min_lr, embed_lr_scale=a.embed_lr_scale, warmup=a.warmup,
+                total_steps=a.total_steps, weight_decay=a.weight_decay, clip=a.clip, beta1=0.9, beta2=0.95,
+                eps=1e-8)
+    save_safetensors(a.out, out, meta)
+    print(json.dumps({"losses": losses, "grad_norm": norms}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+// The operations the trainer runs on tensor data, behind one interface so that a CUDA backend (cuBLAS +
+// kernels) slots in beside the CPU one (OpenBLAS + loops). Every pointer is on the backend's device;
+// every matrix is row-major and dense (leading dimension = columns). Operations are synchronous as far
+// as the caller can tell: a following call on the same backend sees the result.
+//
+// Fused kernels exist where a separate pass would re-read memory: bias + GELU, LayerNorm in its
+// distributed parts (sums along a mesh row happen between the calls), the loss with its gradient, AdamW.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+
+namespace jigsaw::train {
+
+enum class Device { kCpu, kCuda };
+std::string DeviceName(Device d);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  // ---- memory ----
+  // n float32 elements, zeroed. Freed with Free.
+  virtual float* Alloc(int64_t n) = 0;
+  virtual void Free(float* p) = 0;
+  virtual void Upload(float* dst, const float* host, int64_t n) = 0;
+  virtual void Download(float* host, const float* src, int64_t n) = 0;
+  virtual void Copy(float* dst, const float* src, int64_t n) = 0;
+  virtual void Fill(float* x, int64_t n, float value) = 0;
+
+  // ---- GEMM: C[m, n] = alpha op(A) op(B) + beta C; op(A) is [m, k], A^T when trans_a ----
+  virtual void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                    const float* b, float beta, float* c) = 0;
+
+  // ---- elementwise and reductions on x[m, n] ----
+  virtual void Axpy(float alpha, const float* x, float* y, int64_t n) = 0;  // y += alpha x
+  virtual void Scale(float* x, int64_t n, float alpha) = 0;
+  // x[r, c] += col_bias[c] (col_bias may be null) + row_bias[r] (row_bias may be null).
+  virtual void AddBias(float* x, int64_t m, int64_t n, const float* col_bias, const float* row_bias) = 0;
+  // a += bias (as AddBias), then g = GELU(a) (erf form); a keeps the pre-activation for the backward.
+  virtual void BiasGelu(float* a, float* g, int64_t m, int64_t n, const float* col_bias, const float* row_bias) = 0;
+  // d = dg * GELU'(a), in place of dg allowed.
+  virtual void GeluBackward(const float* a, const float* dg, float* d, int64_t n) = 0;
+  virtual void ColSumsAdd(const float* x, int64_t m, int64_t n, float* out) = 0;  // out[c] += sum_r x[r, c]
+  virtual void RowSumsAdd(const float* x, int64_t m, int64_t n, float* out) = 0;  // out[r] += sum_c x[r, c]
+  virtual double SumSquares(const float* x, int64_t n) = 0;
+
+  // ---- LayerNorm over the columns of a row split along a mesh row (global width `width`) ----
+  // sums[r] = sum_c x[r, c]                                   (then summed along the mesh row)
+  virtual void LayerNormSums(const float* x, int64_t m, int64_t n, float* sums) = 0;
+  // sq[r] = sum_c (x[r, c] - mean_r)^2, mean_r = sums[r] / width (then summed along the mesh row)
+  virtual void LayerNormCentredSquares(const float* x, int64_t m, int64_t n, const float* sums, int64_t width,
+                                       float* sq) = 0;
+  // xhat = (x - mean) rstd, y = xhat gamma + beta, rstd[r] = 1 / sqrt(sq[r] / width + eps)
+  virtual void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq,
+                              int64_t width, float eps, const float* gamma, const float* beta, float* xhat,
+                              float* rstd, float* y) = 0;
+  // Backward, first half: sums[r] = sum_c dy gamma, sums[m + r] = sum_c dy gamma xhat (then summed along
+  // the mesh row); dgamma[c] += sum_r dy xhat, dbeta[c] += sum_r dy.
+  virtual void LayerNormBackwardSums(const float* dy, const float* xhat, const float* gamma, int64_t m, int64_t n,
+                                     float* sums, float* dgamma, float* dbeta) = 0;
+  // Second half: dx += rstd (dy gamma - sums[r] / width - xhat sums[m + r] / width).
+  virtual void LayerNormBackwardApply(const float* dy, const float* xhat, const float* gamma, const float* rstd,
+                                      const float* sums, int64_t m, int64_t n, int64_t width, float* dx) = 0;
+
+  // ---- patches: a block [c, h, w] of a tile <-> tokens [(h/ph)(w/pw), c ph pw], tokens row-major, features
+  // (c, py, px). The block's rows are `row_stride` apart, its channels `plane_stride` (w and h w for a
+  // whole tile) ----
+  struct Block {
+    int64_t c, h, w, row_stride, plane_stride;
+  };
+  virtual void Patchify(const float* tile, const Block& b, int64_t ph, int64_t pw, float* tokens) = 0;
+  virtual void Unpatchify(const float* tokens, const Block& b, int64_t ph, int64_t pw, float* tile) = 0;
+
+  // ---- loss: the tile's share of sum w_lat[y] w_c[c] (x0 + tendency - x1)^2 * scale ----
+  // Returns that share; writes d/d tendency into grad (same shape as the tile [c, h, w]).
+  virtual double WeightedSquaredError(const float* x0, const float* tendency, const float* x1, const float* w_lat,
+                                      const float* w_c, int64_t c, int64_t h, int64_t w, float scale,
+                                      float* grad) = 0;
+
+  // ---- AdamW (decoupled decay, PyTorch's update), fp32 moments; `step` counts from 1 ----
+  virtual void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+                     float eps, float weight_decay, int64_t step) = 0;
+};
+
+// The CPU backend over OpenBLAS. `threads` BLAS threads, set once here (0: OpenBLAS's default).
+std::unique_ptr<Backend> NewCpuBackend(int threads = 0);
+// The CUDA backend (cuBLAS + kernels) on the current device; kUnimplemented when built without CUDA.
+Result<std::unique_ptr<Backend>> NewCudaBackend();
+
+}  // namespace jigsaw::train

@@ -1,0 +1,56 @@
+// The Jigsaw block-matrix products (DESIGN.md, "Jigsaw partitioning"): three balanced SUMMA kernels that
+// do every product of the model, forward and backward, on an s x s mesh. Every operand is split into
+// s x s blocks and rank (i, j) holds block (i, j); a dimension's split is given by its part bounds (s + 1
+// numbers, see SplitBounds). In every kernel each rank runs s GEMMs and is the root of one broadcast per
+// step along one mesh axis, so GEMM FLOPs and bytes sent are the same on every rank when the splits are
+// even; both are counted (stats()).
+//
+//   NN  C[M, N] = A[M, K] B[K, N]     step k: A_ik along row i, B_kj along column j; C_ij += A_ik B_kj
+//   NT  C[M, N] = A[M, K] B[N, K]^T   step l: B_lk along column k; A_ik B_lk^T summed along row i into C_il
+//   TN  C[M, N] = A[K, M]^T B[K, N]   step l: A_kl along row k; A_kl^T B_kj summed along column j into C_lj
+//
+// C = beta C + product; beta is 0 or 1 in practice (1 accumulates gradients). On a 1x1 mesh each kernel
+// is one GEMM straight into C. All ranks of the group must call the same kernels in the same order.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "train/backend.h"
+#include "train/mesh.h"
+
+namespace jigsaw::train {
+
+using Bounds = std::vector<int64_t>;  // s + 1 part boundaries of one dimension
+
+struct BlockMatmulStats {
+  int64_t gemm_flops = 0;  // 2 m n k per local GEMM
+  int64_t bytes_sent = 0;  // a broadcast root counts its payload once per receiver; a reduce sender its payload
+};
+
+class BlockMatmul {
+ public:
+  BlockMatmul(Backend* backend, MeshComms* mesh) : backend_(backend), mesh_(mesh) {}
+  ~BlockMatmul();
+  BlockMatmul(const BlockMatmul&) = delete;
+  BlockMatmul& operator=(const BlockMatmul&) = delete;
+
+  Status NN(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta, float* c);
+  Status NT(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta, float* c);
+  Status TN(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta, float* c);
+
+  const BlockMatmulStats& stats() const { return stats_; }
+  void ResetStats() { stats_ = {}; }
+
+ private:
+  float* Scratch(int slot, int64_t n);
+  void Accumulate(float beta, const float* sum, float* c, int64_t n);
+
+  Backend* backend_;
+  MeshComms* mesh_;
+  BlockMatmulStats stats_;
+  float* scratch_[3] = {nullptr, nullptr, nullptr};
+  int64_t scratch_size_[3] = {0, 0, 0};
+};
+
+}  // namespace jigsaw::train

@@ -1,0 +1,124 @@
+#include "train/config.h"
+
+#include <cmath>
+
+#include "parallel/split.h"
+
+namespace jigsaw::train {
+namespace {
+
+std::string N(int64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+Status ModelConfig::Validate(int64_t s) const {
+  if (channels < 1 || height < 1 || width < 1 || patch_h < 1 || patch_w < 1 || dim < 1 || depth < 0 ||
+      token_hidden < 1 || channel_hidden < 1 || lat_parts < 1 || lon_parts < 1) {
+    return InvalidArgumentError("model: every size must be positive (channels " + N(channels) + ", grid " + N(height) +
+                                "x" + N(width) + ", patch " + N(patch_h) + "x" + N(patch_w) + ", dim " + N(dim) +
+                                ", depth " + N(depth) + ", token_hidden " + N(token_hidden) + ", channel_hidden " +
+                                N(channel_hidden) + ")");
+  }
+  if (s > 1 && lat_parts * lon_parts != s) {
+    return InvalidArgumentError("model: a " + N(s) + "x" + N(s) + " mesh needs " + N(s) + " domain parts, but the domain grid " +
+                                N(lat_parts) + "x" + N(lon_parts) + " has " + N(lat_parts * lon_parts));
+  }
+  // Every domain part holds the same number of whole patches.
+  if (height % lat_parts != 0 || (height / lat_parts) % patch_h != 0) {
+    return InvalidArgumentError("model: " + N(height) + " latitude rows do not split into " + N(lat_parts) +
+                                " parts of whole " + N(patch_h) + "-row patches (crop the grid, e.g. 721 -> 720 rows)");
+  }
+  if (width % lon_parts != 0 || (width / lon_parts) % patch_w != 0) {
+    return InvalidArgumentError("model: " + N(width) + " longitude columns do not split into " + N(lon_parts) +
+                                " parts of whole " + N(patch_w) + "-column patches");
+  }
+  RETURN_IF_ERROR(CheckSplit(channels, s, "channels").Annotate("model"));
+  RETURN_IF_ERROR(CheckSplit(dim, s, "dim").Annotate("model"));
+  RETURN_IF_ERROR(CheckSplit(token_hidden, s, "token_hidden").Annotate("model"));
+  RETURN_IF_ERROR(CheckSplit(channel_hidden, s, "channel_hidden").Annotate("model"));
+  return OkStatus();
+}
+
+ModelSplits SplitModel(const ModelConfig& c, int64_t s) {
+  ModelSplits m;
+  // Tokens: the domain parts in order (s equal parts; on 1 rank, one part of all).
+  m.tokens = SplitBounds(c.tokens(), s);
+  m.dim = SplitBounds(c.dim, s);
+  m.token_hidden = SplitBounds(c.token_hidden, s);
+  m.channel_hidden = SplitBounds(c.channel_hidden, s);
+  m.channels = SplitBounds(c.channels, s);
+  // Token features follow the channel groups, so that block (i, j) of the input is the data tile.
+  m.features = m.channels;
+  for (auto& b : m.features) b *= c.patch_pixels();
+  return m;
+}
+
+nlohmann::json ModelConfig::ToJson() const {
+  return {{"channels", channels}, {"height", height},          {"width", width},
+          {"patch_h", patch_h},   {"patch_w", patch_w},        {"dim", dim},
+          {"depth", depth},       {"token_hidden", token_hidden}, {"channel_hidden", channel_hidden},
+          {"lat_parts", lat_parts}, {"lon_parts", lon_parts},  {"ln_eps", ln_eps}};
+}
+
+Result<ModelConfig> ModelConfig::FromJson(const nlohmann::json& j) {
+  ModelConfig c;
+  try {
+    c.channels = j.at("channels");
+    c.height = j.at("height");
+    c.width = j.at("width");
+    c.patch_h = j.at("patch_h");
+    c.patch_w = j.at("patch_w");
+    c.dim = j.at("dim");
+    c.depth = j.at("depth");
+    c.token_hidden = j.at("token_hidden");
+    c.channel_hidden = j.at("channel_hidden");
+    c.lat_parts = j.value("lat_parts", int64_t{1});
+    c.lon_parts = j.value("lon_parts", int64_t{1});
+    c.ln_eps = j.value("ln_eps", 1e-5f);
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(std::string("model config: ") + e.what());
+  }
+  return c;
+}
+
+Status OptimizerConfig::Validate() const {
+  if (!(lr > 0) || !(min_lr >= 0) || !(embed_lr_scale > 0) || warmup_steps < 0 || total_steps < 1 ||
+      !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0) || !(weight_decay >= 0) || !(clip >= 0)) {
+    return InvalidArgumentError("optimizer: " + ToJson().dump() + " has a value out of range");
+  }
+  return OkStatus();
+}
+
+nlohmann::json OptimizerConfig::ToJson() const {
+  return {{"lr", lr}, {"min_lr", min_lr}, {"embed_lr_scale", embed_lr_scale}, {"warmup_steps", warmup_steps},
+          {"total_steps", total_steps}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps},
+          {"weight_decay", weight_decay}, {"clip", clip}};
+}
+
+Result<OptimizerConfig> OptimizerConfig::FromJson(const nlohmann::json& j) {
+  OptimizerConfig o;
+  try {
+    o.lr = j.value("lr", o.lr);
+    o.min_lr = j.value("min_lr", o.min_lr);
+    o.embed_lr_scale = j.value("embed_lr_scale", o.embed_lr_scale);
+    o.warmup_steps = j.value("warmup_steps", o.warmup_steps);
+    o.total_steps = j.value("total_steps", o.total_steps);
+    o.beta1 = j.value("beta1", o.beta1);
+    o.beta2 = j.value("beta2", o.beta2);
+    o.eps = j.value("eps", o.eps);
+    o.weight_decay = j.value("weight_decay", o.weight_decay);
+    o.clip = j.value("clip", o.clip);
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(std::string("optimizer config: ") + e.what());
+  }
+  return o;
+}
+
+float LearningRate(const OptimizerConfig& o, int64_t step) {
+  if (step < o.warmup_steps) return o.lr * static_cast<float>(step + 1) / static_cast<float>(o.warmup_steps);
+  const double span = std::max<int64_t>(1, o.total_steps - o.warmup_steps);
+  const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) / span);
+  return static_cast<float>(o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(M_PI * progress)));
+}
+
+}  // namespace jigsaw::train

@@ -1,0 +1,234 @@
+// The CPU backend: GEMMs through OpenBLAS (threads set once, at construction), everything else as plain
+// loops the compiler vectorises. Accumulations that decide a result's last bits (sums, norms) run in a
+// fixed order, so that the same inputs give the same bits run to run.
+#include <cblas.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "train/backend.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace jigsaw::train {
+namespace {
+
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) {
+    if (threads > 0) openblas_set_num_threads(threads);
+  }
+  Device device() const override { return Device::kCpu; }
+
+  float* Alloc(int64_t n) override {
+    const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
+    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+    if (!p) std::abort();
+    std::memset(p, 0, bytes);
+    return static_cast<float*>(p);
+  }
+  void Free(float* p) override { std::free(p); }
+  void Upload(float* dst, const float* host, int64_t n) override { Copy(dst, host, n); }
+  void Download(float* host, const float* src, int64_t n) override { Copy(host, src, n); }
+  void Copy(float* dst, const float* src, int64_t n) override {
+    if (n > 0 && dst != src) std::memmove(dst, src, n * sizeof(float));
+  }
+  void Fill(float* x, int64_t n, float value) override {
+    for (int64_t i = 0; i < n; ++i) x[i] = value;
+  }
+
+  void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b, float beta,
+            float* c) override {
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+      Scale(c, m * n, beta);
+      return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(ta ? m : k), b,
+                static_cast<int>(tb ? k : n), beta, c, static_cast<int>(n));
+  }
+
+  void Axpy(float alpha, const float* x, float* y, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  }
+  void Scale(float* x, int64_t n, float alpha) override {
+    if (alpha == 0.0f) {
+      Fill(x, n, 0.0f);  // beta = 0 must clear NaN, as BLAS does
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+  }
+  void AddBias(float* x, int64_t m, int64_t n, const float* col_bias, const float* row_bias) override {
+    for (int64_t r = 0; r < m; ++r) {
+      float* row = x + r * n;
+      const float rb = row_bias ? row_bias[r] : 0.0f;
+      if (col_bias)
+        for (int64_t c = 0; c < n; ++c) row[c] += col_bias[c] + rb;
+      else
+        for (int64_t c = 0; c < n; ++c) row[c] += rb;
+    }
+  }
+  void BiasGelu(float* a, float* g, int64_t m, int64_t n, const float* col_bias, const float* row_bias) override {
+    AddBias(a, m, n, col_bias, row_bias);
+    for (int64_t i = 0; i < m * n; ++i) g[i] = 0.5f * a[i] * (1.0f + std::erf(a[i] * kInvSqrt2));
+  }
+  void GeluBackward(const float* a, const float* dg, float* d, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) {
+      const float x = a[i];
+      const float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
+      const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
+      d[i] = dg[i] * (cdf + x * pdf);
+    }
+  }
+  void ColSumsAdd(const float* x, int64_t m, int64_t n, float* out) override {
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < n; ++c) out[c] += x[r * n + c];
+  }
+  void RowSumsAdd(const float* x, int64_t m, int64_t n, float* out) override {
+    for (int64_t r = 0; r < m; ++r) {
+      float s = 0.0f;
+      for (int64_t c = 0; c < n; ++c) s += x[r * n + c];
+      out[r] += s;
+    }
+  }
+  double SumSquares(const float* x, int64_t n) override {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
+    return s;
+  }
+
+  void LayerNormSums(const float* x, int64_t m, int64_t n, float* sums) override {
+    for (int64_t r = 0; r < m; ++r) {
+      double s = 0.0;
+      for (int64_t c = 0; c < n; ++c) s += x[r * n + c];
+      sums[r] = static_cast<float>(s);
+    }
+  }
+  void LayerNormCentredSquares(const float* x, int64_t m, int64_t n, const float* sums, int64_t width,
+                               float* sq) override {
+    for (int64_t r = 0; r < m; ++r) {
+      const float mean = sums[r] / static_cast<float>(width);
+      double s = 0.0;
+      for (int64_t c = 0; c < n; ++c) {
+        const float d = x[r * n + c] - mean;
+        s += static_cast<double>(d) * d;
+      }
+      sq[r] = static_cast<float>(s);
+    }
+  }
+  void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq, int64_t width,
+                      float eps, const float* gamma, const float* beta, float* xhat, float* rstd, float* y) override {
+    for (int64_t r = 0; r < m; ++r) {
+      const float mean = sums[r] / static_cast<float>(width);
+      const float rs = 1.0f / std::sqrt(sq[r] / static_cast<float>(width) + eps);
+      rstd[r] = rs;
+      for (int64_t c = 0; c < n; ++c) {
+        const float h = (x[r * n + c] - mean) * rs;
+        xhat[r * n + c] = h;
+        y[r * n + c] = h * gamma[c] + beta[c];
+      }
+    }
+  }
+  void LayerNormBackwardSums(const float* dy, const float* xhat, const float* gamma, int64_t m, int64_t n, float* sums,
+                             float* dgamma, float* dbeta) override {
+    for (int64_t r = 0; r < m; ++r) {
+      float s1 = 0.0f, s2 = 0.0f;
+      for (int64_t c = 0; c < n; ++c) {
+        const float d = dy[r * n + c];
+        const float dh = d * gamma[c];
+        s1 += dh;
+        s2 += dh * xhat[r * n + c];
+        dgamma[c] += d * xhat[r * n + c];
+        dbeta[c] += d;
+      }
+      sums[r] = s1;
+      sums[m + r] = s2;
+    }
+  }
+  void LayerNormBackwardApply(const float* dy, const float* xhat, const float* gamma, const float* rstd,
+                              const float* sums, int64_t m, int64_t n, int64_t width, float* dx) override {
+    const float inv = 1.0f / static_cast<float>(width);
+    for (int64_t r = 0; r < m; ++r) {
+      const float a = sums[r] * inv, b = sums[m + r] * inv;
+      for (int64_t c = 0; c < n; ++c) {
+        dx[r * n + c] += rstd[r] * (dy[r * n + c] * gamma[c] - a - xhat[r * n + c] * b);
+      }
+    }
+  }
+
+  void Patchify(const float* tile, const Block& b, int64_t ph, int64_t pw, float* tokens) override {
+    Patch(const_cast<float*>(tile), b, ph, pw, tokens, true);
+  }
+  void Unpatchify(const float* tokens, const Block& b, int64_t ph, int64_t pw, float* tile) override {
+    Patch(tile, b, ph, pw, const_cast<float*>(tokens), false);
+  }
+
+  double WeightedSquaredError(const float* x0, const float* tendency, const float* x1, const float* w_lat,
+                              const float* w_c, int64_t c, int64_t h, int64_t w, float scale, float* grad) override {
+    double total = 0.0;
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t y = 0; y < h; ++y) {
+        const float wt = w_lat[y] * w_c[k];
+        const int64_t base = (k * h + y) * w;
+        double row = 0.0;
+        for (int64_t x = 0; x < w; ++x) {
+          const float e = x0[base + x] + tendency[base + x] - x1[base + x];
+          row += static_cast<double>(e) * e;
+          grad[base + x] = 2.0f * scale * wt * e;
+        }
+        total += row * wt;
+      }
+    return total * scale;
+  }
+
+  void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+             float weight_decay, int64_t step) override {
+    const float bc1 = 1.0f - static_cast<float>(std::pow(beta1, static_cast<double>(step)));
+    const float bc2 = 1.0f - static_cast<float>(std::pow(beta2, static_cast<double>(step)));
+    const float step_size = lr / bc1;
+    const float bc2_sqrt = std::sqrt(bc2);
+    const float decay = 1.0f - lr * weight_decay;
+    for (int64_t i = 0; i < n; ++i) {
+      w[i] *= decay;
+      m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
+      v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+      w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
+    }
+  }
+
+ private:
+  // tile [c, h, w] <-> tokens; to_tokens picks the direction.
+  static void Patch(float* tile, const Block& b, int64_t ph, int64_t pw, float* tokens, bool to_tokens) {
+    const int64_t gw = b.w / pw, c = b.c, f = c * ph * pw;
+    for (int64_t ty = 0; ty < b.h / ph; ++ty)
+      for (int64_t tx = 0; tx < gw; ++tx) {
+        float* tok = tokens + (ty * gw + tx) * f;
+        for (int64_t k = 0; k < c; ++k)
+          for (int64_t py = 0; py < ph; ++py) {
+            float* px = tile + k * b.plane_stride + (ty * ph + py) * b.row_stride + tx * pw;
+            float* t = tok + (k * ph + py) * pw;
+            if (to_tokens)
+              std::memcpy(t, px, pw * sizeof(float));
+            else
+              std::memcpy(px, t, pw * sizeof(float));
+          }
+      }
+  }
+};
+
+}  // namespace
+
+std::string DeviceName(Device d) { return d == Device::kCpu ? "cpu" : "cuda"; }
+
+std::unique_ptr<Backend> NewCpuBackend(int threads) { return std::make_unique<CpuBackend>(threads); }
+
+#ifndef JIGSAW_HAVE_CUDA
+Result<std::unique_ptr<Backend>> NewCudaBackend() { return UnimplementedError("jigsaw was built without CUDA"); }
+#endif
+
+}  // namespace jigsaw::train

@@ -1,0 +1,28 @@
+#include "train/mesh.h"
+
+namespace jigsaw::train {
+
+std::string MeshPosition::ToString() const {
+  return "rank (" + std::to_string(i) + ", " + std::to_string(j) + ") of a " + std::to_string(s) + "x" +
+         std::to_string(s) + " mesh, replica " + std::to_string(replica) + " of " + std::to_string(replicas);
+}
+
+Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s) {
+  const int64_t n = world->size();
+  if (s < 1 || n % (s * s) != 0) {
+    return InvalidArgumentError("a job of " + std::to_string(n) + " ranks cannot hold whole " + std::to_string(s) + "x" +
+                                std::to_string(s) + " meshes (" + std::to_string(s * s) + " ranks each)");
+  }
+  MeshComms m;
+  const int64_t r = world->rank(), g = s * s;
+  m.pos = {s, (r % g) / s, r % s, n / g, r / g};
+  const auto& p = m.pos;
+  // Colours are disjoint per split; the key orders ranks by their index along the axis.
+  ASSIGN_OR_RETURN(m.row, world->Split(p.replica * s + p.i, p.j));
+  ASSIGN_OR_RETURN(m.col, world->Split(p.replica * s + p.j, p.i));
+  ASSIGN_OR_RETURN(m.group, world->Split(p.replica, p.i * s + p.j));
+  ASSIGN_OR_RETURN(m.data, world->Split(p.i * s + p.j, p.replica));
+  return m;
+}
+
+}  // namespace jigsaw::train

@@ -1,0 +1,31 @@
+// Where a rank sits in a Jigsaw job (DESIGN.md, "Jigsaw partitioning"): `replicas` data-parallel copies of
+// a model-parallel group of s x s ranks. World rank = replica s^2 + i s + j; rank (i, j) of a group holds
+// block (i, j) of every matrix: rows part i, columns part j. The communicators along the mesh row (the s
+// ranks (i, *)), the mesh column ((*, j)), the group and the data-parallel peers (same (i, j), every
+// replica) are split from the world once, here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "parallel/communicator.h"
+
+namespace jigsaw::train {
+
+struct MeshPosition {
+  int64_t s = 1;  // the group is s x s
+  int64_t i = 0, j = 0;
+  int64_t replicas = 1, replica = 0;
+  std::string ToString() const;  // "rank (i, j) of a 2x2 mesh, replica 0 of 1"
+};
+
+struct MeshComms {
+  MeshPosition pos;
+  std::unique_ptr<TensorCommunicator> row, col, group, data;
+};
+
+// Collective over `world`: world->size() must be replicas * s^2 (refused, naming the numbers, otherwise).
+Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s);
+
+}  // namespace jigsaw::train

@@ -1,0 +1,76 @@
+#include "train/trainer.h"
+
+#include <cmath>
+
+namespace jigsaw::train {
+
+Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& model, const OptimizerConfig& opt, Backend* be,
+                                                 MeshComms* mesh, uint64_t seed) {
+  RETURN_IF_ERROR(opt.Validate());
+  std::unique_ptr<Trainer> t(new Trainer(be, mesh, opt));
+  ASSIGN_OR_RETURN(t->model_, WeatherMixer::Create(model, be, mesh, seed));
+  return t;
+}
+
+Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
+  if (batch.size < 1) return InvalidArgumentError("a training batch needs at least one sample");
+  const ModelConfig& c = model_->config();
+  const int64_t tile = model_->tile().size();
+  for (auto& p : model_->parameters()) be_->Fill(p.grad.data(), p.local_size(), 0.0f);
+  // Loss = mean over the job's samples of sum w (pred - x1)^2 / (C H W).
+  const int64_t job_batch = batch.size * mesh_->pos.replicas;
+  const float scale = 1.0f / static_cast<float>(static_cast<double>(c.channels) * c.height * c.width * job_batch);
+  double loss = 0;
+  for (int64_t b = 0; b < batch.size; ++b) {
+    ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * tile, scale));
+    loss += l;
+  }
+  // Replicated vectors: each copy holds its own tokens' (or features') share; sum the shares so that every
+  // copy holds the whole gradient. Then the data-parallel sum over replicas (the scale already divides).
+  for (auto& p : model_->parameters()) {
+    if (p.layout == Layout::kColumnPart) RETURN_IF_ERROR(mesh_->col->AllReduceSum(p.grad.data(), p.local_size()));
+    if (p.layout == Layout::kRowPart) RETURN_IF_ERROR(mesh_->row->AllReduceSum(p.grad.data(), p.local_size()));
+    RETURN_IF_ERROR(mesh_->data->AllReduceSum(p.grad.data(), p.local_size()));
+  }
+  float total = static_cast<float>(loss);
+  RETURN_IF_ERROR(mesh_->group->AllReduceSum(&total, 1));
+  RETURN_IF_ERROR(mesh_->data->AllReduceSum(&total, 1));
+  return static_cast<double>(total);
+}
+
+Result<double> Trainer::GradientNorm() {
+  const auto& pos = mesh_->pos;
+  double local = 0;
+  for (auto& p : model_->parameters())
+    if (p.Counted(pos.i, pos.j)) local += be_->SumSquares(p.grad.data(), p.local_size());
+  float sum = static_cast<float>(local);
+  // Replicas hold identical gradients after the average: the model group's sum is the job's.
+  RETURN_IF_ERROR(mesh_->group->AllReduceSum(&sum, 1));
+  return std::sqrt(static_cast<double>(sum));
+}
+
+Result<StepResult> Trainer::Step(const TileBatch& batch) {
+  const int64_t flops0 = model_->matmul().stats().gemm_flops, bytes0 = model_->matmul().stats().bytes_sent;
+  StepResult r;
+  r.step = step_;
+  ASSIGN_OR_RETURN(r.loss, ComputeGradients(batch));
+  ASSIGN_OR_RETURN(r.grad_norm, GradientNorm());
+  // Clip as torch.nn.utils.clip_grad_norm_ does.
+  if (opt_.clip > 0) {
+    const double coef = opt_.clip / (r.grad_norm + 1e-6);
+    if (coef < 1.0)
+      for (auto& p : model_->parameters()) be_->Scale(p.grad.data(), p.local_size(), static_cast<float>(coef));
+  }
+  r.lr = LearningRate(opt_, step_);
+  for (auto& p : model_->parameters()) {
+    const float lr = p.embed_or_head ? r.lr * opt_.embed_lr_scale : r.lr;
+    be_->AdamW(p.value.data(), p.grad.data(), p.adam_m.data(), p.adam_v.data(), p.local_size(), lr, opt_.beta1, opt_.beta2,
+               opt_.eps, p.decay ? opt_.weight_decay : 0.0f, step_ + 1);
+  }
+  ++step_;
+  r.gemm_flops = model_->matmul().stats().gemm_flops - flops0;
+  r.bytes_sent = model_->matmul().stats().bytes_sent - bytes0;
+  return r;
+}
+
+}  // namespace jigsaw::train

@@ -1,0 +1,56 @@
+// One training step of WeatherMixer on a Jigsaw job: the batch's forward and backward passes, the sums
+// that make replicated vectors' gradients whole, the data-parallel average, the global-norm clip and
+// AdamW with its learning-rate schedule. The loop around it (loader, checkpoints) is jigsaw-train's.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "train/config.h"
+#include "train/weather_mixer.h"
+
+namespace jigsaw::train {
+
+struct StepResult {
+  int64_t step = 0;         // the step just taken (0 for the first)
+  double loss = 0;          // the batch loss before the update, averaged over the whole job's batch
+  double grad_norm = 0;     // global, before clipping
+  float lr = 0;             // the base learning rate used
+  int64_t gemm_flops = 0;   // this rank's, this step
+  int64_t bytes_sent = 0;   // this rank's, this step (block products only)
+};
+
+// A batch as this rank holds it: `size` samples of this rank's tile, x0 and x1 each [size, c_j, h_i, w_i].
+struct TileBatch {
+  int64_t size = 0;
+  const float* x0 = nullptr;
+  const float* x1 = nullptr;
+};
+
+class Trainer {
+ public:
+  static Result<std::unique_ptr<Trainer>> Create(const ModelConfig& model, const OptimizerConfig& opt, Backend* backend,
+                                                 MeshComms* mesh, uint64_t seed);
+  WeatherMixer& model() { return *model_; }
+  int64_t step() const { return step_; }
+  void set_step(int64_t step) { step_ = step; }
+
+  // The job's batch is every replica's `batch.size` samples: the loss is their mean.
+  Result<StepResult> Step(const TileBatch& batch);
+  // Only the forward and backward passes and the gradient sums (no update): the loss, with every
+  // parameter's grad holding the gradient of the job's batch loss. Step = this + ApplyUpdate.
+  Result<double> ComputeGradients(const TileBatch& batch);
+  // The global gradient norm (each replicated vector counted once), summed over the model group.
+  Result<double> GradientNorm();
+
+ private:
+  Trainer(Backend* be, MeshComms* mesh, const OptimizerConfig& opt) : be_(be), mesh_(mesh), opt_(opt) {}
+  Backend* be_;
+  MeshComms* mesh_;
+  OptimizerConfig opt_;
+  std::unique_ptr<WeatherMixer> model_;
+  int64_t step_ = 0;
+};
+
+}  // namespace jigsaw::train

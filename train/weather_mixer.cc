@@ -1,0 +1,306 @@
+#include "train/weather_mixer.h"
+
+#include <cmath>
+
+namespace jigsaw::train {
+
+struct WeatherMixer::Block {
+  Parameter *token_norm_w, *token_norm_b, *token_w1, *token_b1, *token_w2, *token_b2;
+  Parameter *channel_norm_w, *channel_norm_b, *channel_w1, *channel_b1, *channel_w2, *channel_b2;
+  // Activations: token mix u = LN(z), a = W_t1^T u + b_t1 (pre-GELU), h = GELU(a) [Hs, D];
+  // channel mix v = LN(z), c = v W_c1 + b_c1 (pre-GELU), g = GELU(c) [T, Hf].
+  LayerNormCache token_ln, channel_ln;
+  Tensor u, a, h, v, c, g;
+};
+
+WeatherMixer::WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh)
+    : config_(c), be_(be), mesh_(mesh), mm_(be, mesh) {}
+
+WeatherMixer::~WeatherMixer() = default;
+
+Parameter* WeatherMixer::Find(const std::string& name) {
+  for (auto& p : params_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
+                                const Bounds& cols, bool decay, bool embed_or_head) {
+  const auto& pos = mesh_->pos;
+  Parameter p;
+  p.name = name;
+  p.layout = layout;
+  p.shape = std::move(shape);
+  p.decay = decay;
+  p.embed_or_head = embed_or_head;
+  switch (layout) {
+    case Layout::kMatrix:
+      p.origin = {rows[pos.i], cols[pos.j]};
+      p.extent = {rows[pos.i + 1] - rows[pos.i], cols[pos.j + 1] - cols[pos.j]};
+      break;
+    case Layout::kColumnPart:
+      p.origin = {cols[pos.j]};
+      p.extent = {cols[pos.j + 1] - cols[pos.j]};
+      break;
+    case Layout::kRowPart:
+      p.origin = {rows[pos.i]};
+      p.extent = {rows[pos.i + 1] - rows[pos.i]};
+      break;
+  }
+  const int64_t n = p.local_size();
+  p.value = Tensor(be_, n);
+  p.grad = Tensor(be_, n);
+  p.adam_m = Tensor(be_, n);
+  p.adam_v = Tensor(be_, n);
+  params_.push_back(std::move(p));
+}
+
+Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c, Backend* be, MeshComms* mesh,
+                                                           uint64_t seed) {
+  const auto& pos = mesh->pos;
+  RETURN_IF_ERROR(c.Validate(pos.s));
+  std::unique_ptr<WeatherMixer> m(new WeatherMixer(c, be, mesh));
+  const int64_t s = pos.s;
+  const ModelSplits& sp = m->split_ = SplitModel(c, s);
+  const Bounds none = {0, 0};
+  auto part = [&](const Bounds& b, int64_t q) { return b[q + 1] - b[q]; };
+  m->tokens_ = part(sp.tokens, pos.i);
+  m->dim_ = part(sp.dim, pos.j);
+  m->features_ = part(sp.features, pos.j);
+  m->token_hidden_ = part(sp.token_hidden, pos.i);
+  m->channel_hidden_ = part(sp.channel_hidden, pos.j);
+  // The tile: channel group j over domain part i (on one rank: everything).
+  if (s == 1) {
+    m->tile_ = {c.channels, c.height, c.width, 0, 0, 0};
+  } else {
+    const int64_t hb = c.height / c.lat_parts, wb = c.width / c.lon_parts;
+    m->tile_ = {part(sp.channels, pos.j), hb, wb, sp.channels[pos.j], (pos.i / c.lon_parts) * hb, (pos.i % c.lon_parts) * wb};
+  }
+
+  const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
+  // Vectors take their split from the bounds of the dimension they index (the other argument is unused).
+  m->AddParameter("embed_w", Layout::kMatrix, {F, D}, sp.features, sp.dim, true, true);
+  m->AddParameter("embed_b", Layout::kColumnPart, {D}, none, sp.dim, false, true);
+  for (int64_t l = 0; l < c.depth; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    m->AddParameter(b + "token_norm_w", Layout::kColumnPart, {D}, none, sp.dim, false, false);
+    m->AddParameter(b + "token_norm_b", Layout::kColumnPart, {D}, none, sp.dim, false, false);
+    m->AddParameter(b + "token_w1", Layout::kMatrix, {T, Hs}, sp.tokens, sp.token_hidden, true, false);
+    m->AddParameter(b + "token_b1", Layout::kRowPart, {Hs}, sp.token_hidden, none, false, false);
+    m->AddParameter(b + "token_w2", Layout::kMatrix, {Hs, T}, sp.token_hidden, sp.tokens, true, false);
+    m->AddParameter(b + "token_b2", Layout::kRowPart, {T}, sp.tokens, none, false, false);
+    m->AddParameter(b + "channel_norm_w", Layout::kColumnPart, {D}, none, sp.dim, false, false);
+    m->AddParameter(b + "channel_norm_b", Layout::kColumnPart, {D}, none, sp.dim, false, false);
+    m->AddParameter(b + "channel_w1", Layout::kMatrix, {D, Hf}, sp.dim, sp.channel_hidden, true, false);
+    m->AddParameter(b + "channel_b1", Layout::kColumnPart, {Hf}, none, sp.channel_hidden, false, false);
+    m->AddParameter(b + "channel_w2", Layout::kMatrix, {Hf, D}, sp.channel_hidden, sp.dim, true, false);
+    m->AddParameter(b + "channel_b2", Layout::kColumnPart, {D}, none, sp.dim, false, false);
+  }
+  m->AddParameter("head_norm_w", Layout::kColumnPart, {D}, none, sp.dim, false, false);
+  m->AddParameter("head_norm_b", Layout::kColumnPart, {D}, none, sp.dim, false, false);
+  m->AddParameter("head_w", Layout::kMatrix, {D, F}, sp.dim, sp.features, true, true);
+  m->AddParameter("head_b", Layout::kColumnPart, {F}, none, sp.features, false, true);
+
+  // Pointers into params_ (complete now, so they stay valid).
+  m->embed_w_ = m->Find("embed_w");
+  m->embed_b_ = m->Find("embed_b");
+  m->head_norm_w_ = m->Find("head_norm_w");
+  m->head_norm_b_ = m->Find("head_norm_b");
+  m->head_w_ = m->Find("head_w");
+  m->head_b_ = m->Find("head_b");
+  const int64_t tr = m->tokens_, dj = m->dim_, fj = m->features_, hs = m->token_hidden_, hf = m->channel_hidden_;
+  m->blocks_.resize(c.depth);
+  for (int64_t l = 0; l < c.depth; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    Block& k = m->blocks_[l];
+    k.token_norm_w = m->Find(b + "token_norm_w");
+    k.token_norm_b = m->Find(b + "token_norm_b");
+    k.token_w1 = m->Find(b + "token_w1");
+    k.token_b1 = m->Find(b + "token_b1");
+    k.token_w2 = m->Find(b + "token_w2");
+    k.token_b2 = m->Find(b + "token_b2");
+    k.channel_norm_w = m->Find(b + "channel_norm_w");
+    k.channel_norm_b = m->Find(b + "channel_norm_b");
+    k.channel_w1 = m->Find(b + "channel_w1");
+    k.channel_b1 = m->Find(b + "channel_b1");
+    k.channel_w2 = m->Find(b + "channel_w2");
+    k.channel_b2 = m->Find(b + "channel_b2");
+    k.token_ln = {Tensor(be, tr * dj), Tensor(be, tr)};
+    k.channel_ln = {Tensor(be, tr * dj), Tensor(be, tr)};
+    k.u = Tensor(be, tr * dj);
+    k.a = Tensor(be, hs * dj);
+    k.h = Tensor(be, hs * dj);
+    k.v = Tensor(be, tr * dj);
+    k.c = Tensor(be, tr * hf);
+    k.g = Tensor(be, tr * hf);
+  }
+  const int64_t tile = m->tile_.size();
+  m->x0_ = Tensor(be, tile);
+  m->x1_ = Tensor(be, tile);
+  m->tendency_ = Tensor(be, tile);
+  m->dtendency_ = Tensor(be, tile);
+  m->tokens_in_ = Tensor(be, tr * fj);
+  m->y_ = Tensor(be, tr * fj);
+  m->dy_ = Tensor(be, tr * fj);
+  m->z_ = Tensor(be, tr * dj);
+  m->zf_ = Tensor(be, tr * dj);
+  m->dz_ = Tensor(be, tr * dj);
+  m->dzf_ = Tensor(be, tr * dj);
+  m->dtmp_ = Tensor(be, tr * dj);
+  m->dhidden_ = Tensor(be, tr * hf);
+  m->dtoken_ = Tensor(be, hs * dj);
+  m->ln_scratch_ = Tensor(be, 2 * tr);
+  m->head_ln_ = {Tensor(be, tr * dj), Tensor(be, tr)};
+  m->lat_w_ = Tensor(be, m->tile_.height);
+  m->ch_w_ = Tensor(be, m->tile_.channels);
+  be->Fill(m->lat_w_.data(), m->lat_w_.size(), 1.0f);
+  be->Fill(m->ch_w_.data(), m->ch_w_.size(), 1.0f);
+
+  // Seeded initialisation of the global tensors; each rank makes its own block.
+  for (size_t t = 0; t < m->params_.size(); ++t) {
+    Parameter& p = m->params_[t];
+    std::vector<float> host(p.local_size());
+    const bool gain = p.name.ends_with("norm_w");
+    if (p.layout == Layout::kMatrix) {
+      const float bound = 1.0f / std::sqrt(static_cast<float>(p.shape[0]));
+      for (int64_t r = 0; r < p.extent[0]; ++r)
+        for (int64_t q = 0; q < p.extent[1]; ++q)
+          host[r * p.extent[1] + q] = InitValue(seed, static_cast<int64_t>(t), (p.origin[0] + r) * p.shape[1] + p.origin[1] + q, bound);
+    } else {
+      std::fill(host.begin(), host.end(), gain ? 1.0f : 0.0f);
+    }
+    p.value.Upload(host);
+  }
+  return m;
+}
+
+Status WeatherMixer::SetLossWeights(const std::vector<float>& lat, const std::vector<float>& channel) {
+  if (static_cast<int64_t>(lat.size()) != config_.height || static_cast<int64_t>(channel.size()) != config_.channels) {
+    return InvalidArgumentError("loss weights: " + std::to_string(lat.size()) + " latitude and " +
+                                std::to_string(channel.size()) + " channel weights for a " + std::to_string(config_.channels) +
+                                "-channel grid of " + std::to_string(config_.height) + " rows");
+  }
+  lat_w_.Upload(std::vector<float>(lat.begin() + tile_.row0, lat.begin() + tile_.row0 + tile_.height));
+  ch_w_.Upload(std::vector<float>(channel.begin() + tile_.channel0, channel.begin() + tile_.channel0 + tile_.channels));
+  return OkStatus();
+}
+
+// The tile holds one domain part (s > 1) or all of them (1 rank); tokens go part by part.
+void WeatherMixer::Patchify(const float* tile, float* tokens) {
+  const int64_t s = mesh_->pos.s;
+  const int64_t parts_h = s == 1 ? config_.lat_parts : 1, parts_w = s == 1 ? config_.lon_parts : 1;
+  const int64_t hb = tile_.height / parts_h, wb = tile_.width / parts_w;
+  const int64_t per = (hb / config_.patch_h) * (wb / config_.patch_w) * features_;
+  const Backend::Block b{tile_.channels, hb, wb, tile_.width, tile_.height * tile_.width};
+  for (int64_t a = 0; a < parts_h; ++a)
+    for (int64_t c = 0; c < parts_w; ++c)
+      be_->Patchify(tile + a * hb * tile_.width + c * wb, b, config_.patch_h, config_.patch_w, tokens + (a * parts_w + c) * per);
+}
+
+void WeatherMixer::Unpatchify(const float* tokens, float* tile) {
+  const int64_t s = mesh_->pos.s;
+  const int64_t parts_h = s == 1 ? config_.lat_parts : 1, parts_w = s == 1 ? config_.lon_parts : 1;
+  const int64_t hb = tile_.height / parts_h, wb = tile_.width / parts_w;
+  const int64_t per = (hb / config_.patch_h) * (wb / config_.patch_w) * features_;
+  const Backend::Block b{tile_.channels, hb, wb, tile_.width, tile_.height * tile_.width};
+  for (int64_t a = 0; a < parts_h; ++a)
+    for (int64_t c = 0; c < parts_w; ++c)
+      be_->Unpatchify(tokens + (a * parts_w + c) * per, b, config_.patch_h, config_.patch_w, tile + a * hb * tile_.width + c * wb);
+}
+
+Status WeatherMixer::Forward(const float* x0_host) {
+  const auto& sp = split_;
+  const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
+  TensorCommunicator* row = mesh_->row.get();
+  float* scratch = ln_scratch_.data();
+  be_->Upload(x0_.data(), x0_host, tile_.size());
+  Patchify(x0_.data(), tokens_in_.data());
+  // Embedding: z = X W_e + b_e.
+  RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.features, sp.dim, tokens_in_.data(), embed_w_->value.data(), 0.0f, z_.data()));
+  be_->AddBias(z_.data(), tr, dj, embed_b_->value.data(), nullptr);
+  for (Block& k : blocks_) {
+    // Token mix, hidden state kept transposed: h = GELU(W_t1^T LN(z) + b_t1) [Hs, D]; z += W_t2^T h + b_t2.
+    RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.token_norm_w->value.data(), k.token_norm_b->value.data(),
+                                     &k.token_ln, k.u.data(), scratch));
+    RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, sp.dim, k.token_w1->value.data(), k.u.data(), 0.0f, k.a.data()));
+    be_->BiasGelu(k.a.data(), k.h.data(), hs, dj, nullptr, k.token_b1->value.data());
+    RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, sp.dim, k.token_w2->value.data(), k.h.data(), 1.0f, z_.data()));
+    be_->AddBias(z_.data(), tr, dj, nullptr, k.token_b2->value.data());
+    // Channel mix: z += GELU(LN(z) W_c1 + b_c1) W_c2 + b_c2.
+    RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.channel_norm_w->value.data(),
+                                     k.channel_norm_b->value.data(), &k.channel_ln, k.v.data(), scratch));
+    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.channel_hidden, k.v.data(), k.channel_w1->value.data(), 0.0f, k.c.data()));
+    be_->BiasGelu(k.c.data(), k.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
+    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.channel_hidden, sp.dim, k.g.data(), k.channel_w2->value.data(), 1.0f, z_.data()));
+    be_->AddBias(z_.data(), tr, dj, k.channel_b2->value.data(), nullptr);
+  }
+  // Head: y = LN_f(z) W_d + b_d, unpatched to the tendency tile.
+  RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), head_norm_w_->value.data(), head_norm_b_->value.data(),
+                                   &head_ln_, zf_.data(), scratch));
+  RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.features, zf_.data(), head_w_->value.data(), 0.0f, y_.data()));
+  be_->AddBias(y_.data(), tr, features_, head_b_->value.data(), nullptr);
+  Unpatchify(y_.data(), tendency_.data());
+  return OkStatus();
+}
+
+// The backward of Forward, in reverse order; dtendency_ holds d loss / d tendency on entry.
+Status WeatherMixer::Backward() {
+  const auto& sp = split_;
+  const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
+  TensorCommunicator* row = mesh_->row.get();
+  float* scratch = ln_scratch_.data();
+  // Head.
+  Patchify(dtendency_.data(), dy_.data());
+  be_->ColSumsAdd(dy_.data(), tr, features_, head_b_->grad.data());
+  RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.features, zf_.data(), dy_.data(), 1.0f, head_w_->grad.data()));
+  RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.features, sp.dim, dy_.data(), head_w_->value.data(), 0.0f, dzf_.data()));
+  be_->Fill(dz_.data(), tr * dj, 0.0f);
+  RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dzf_.data(), head_norm_w_->value.data(), head_ln_, dz_.data(),
+                                    head_norm_w_->grad.data(), head_norm_b_->grad.data(), scratch));
+  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
+    Block& k = *it;
+    // Channel mix: z_out = z + g W_c2 + b_c2, g = GELU(c), c = v W_c1 + b_c1, v = LN(z).
+    be_->ColSumsAdd(dz_.data(), tr, dj, k.channel_b2->grad.data());
+    RETURN_IF_ERROR(mm_.TN(sp.channel_hidden, sp.tokens, sp.dim, k.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
+    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
+    be_->GeluBackward(k.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
+    be_->ColSumsAdd(dhidden_.data(), tr, hf, k.channel_b1->grad.data());
+    RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.channel_hidden, k.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
+    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
+    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), k.channel_ln, dz_.data(),
+                                      k.channel_norm_w->grad.data(), k.channel_norm_b->grad.data(), scratch));
+    // Token mix: z_out = z + W_t2^T h + b_t2, h = GELU(a), a = W_t1^T u + b_t1, u = LN(z).
+    be_->RowSumsAdd(dz_.data(), tr, dj, k.token_b2->grad.data());
+    RETURN_IF_ERROR(mm_.NT(sp.token_hidden, sp.dim, sp.tokens, k.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
+    RETURN_IF_ERROR(mm_.NN(sp.token_hidden, sp.tokens, sp.dim, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
+    be_->GeluBackward(k.a.data(), dtoken_.data(), dtoken_.data(), hs * dj);
+    be_->RowSumsAdd(dtoken_.data(), hs, dj, k.token_b1->grad.data());
+    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.token_hidden, k.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
+    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.token_hidden, sp.dim, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
+    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), k.token_ln, dz_.data(),
+                                      k.token_norm_w->grad.data(), k.token_norm_b->grad.data(), scratch));
+  }
+  // Embedding (the input needs no gradient).
+  be_->ColSumsAdd(dz_.data(), tr, dj, embed_b_->grad.data());
+  RETURN_IF_ERROR(mm_.TN(sp.features, sp.tokens, sp.dim, tokens_in_.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
+  return OkStatus();
+}
+
+Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* x1, float scale) {
+  RETURN_IF_ERROR(Forward(x0));
+  be_->Upload(x1_.data(), x1, tile_.size());
+  const double loss = be_->WeightedSquaredError(x0_.data(), tendency_.data(), x1_.data(), lat_w_.data(), ch_w_.data(),
+                                                tile_.channels, tile_.height, tile_.width, scale, dtendency_.data());
+  RETURN_IF_ERROR(Backward());
+  return loss;
+}
+
+Status WeatherMixer::Predict(const float* x0, float* tendency) {
+  RETURN_IF_ERROR(Forward(x0));
+  be_->Download(tendency, tendency_.data(), tile_.size());
+  return OkStatus();
+}
+
+}  // namespace jigsaw::train

@@ -1,0 +1,78 @@
+// WeatherMixer (DESIGN.md, "Trainer") on one rank of an s x s Jigsaw mesh: the rank's blocks of every
+// weight, the forward pass of one sample's tile and its hand-written backward, in reverse order, in one
+// readable function each. No autograd: the forward keeps exactly what the backward reads.
+//
+// A rank's tile of a sample is [c_j, h_i, w_i]: the channels of group j over the domain part i (on one
+// rank, every channel over the whole grid). Gradients accumulate over calls to ForwardBackward; the
+// trainer zeroes them, sums the replicated vectors' parts and steps the optimiser.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "train/block_matmul.h"
+#include "train/config.h"
+#include "train/layernorm.h"
+#include "train/mesh.h"
+#include "train/parameter.h"
+
+namespace jigsaw::train {
+
+struct TileShape {
+  int64_t channels, height, width;  // this rank's tile
+  int64_t channel0, row0, col0;     // where it starts in the global sample
+  int64_t size() const { return channels * height * width; }
+};
+
+class WeatherMixer {
+ public:
+  // Refuses a config that does not fit the mesh (ModelConfig::Validate). Weights initialised from `seed`
+  // on the global tensors: matrices U(-1/sqrt(rows), 1/sqrt(rows)), biases 0, LayerNorm gains 1.
+  static Result<std::unique_ptr<WeatherMixer>> Create(const ModelConfig& config, Backend* backend, MeshComms* mesh,
+                                                      uint64_t seed);
+  ~WeatherMixer();
+
+  const ModelConfig& config() const { return config_; }
+  const TileShape& tile() const { return tile_; }
+  std::vector<Parameter>& parameters() { return params_; }
+  Parameter* Find(const std::string& name);
+  BlockMatmul& matmul() { return mm_; }
+
+  // Latitude weights of every global row [H] and channel weights [C]; each rank keeps its own part.
+  Status SetLossWeights(const std::vector<float>& lat_weights, const std::vector<float>& channel_weights);
+
+  // One sample: x0, x1 are this rank's tiles (host, [c_j, h_i, w_i]). Adds `scale` times this rank's share
+  // of sum w_lat w_c (x0 + tendency - x1)^2 to the returned loss and its gradient to every parameter's grad.
+  Result<double> ForwardBackward(const float* x0, const float* x1, float scale);
+  // The tendency of x0 (host tile in, host tile out); no gradients.
+  Status Predict(const float* x0, float* tendency);
+
+ private:
+  struct Block;  // one mixer block's parameters and activations
+  WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh);
+  Status Forward(const float* x0_host);
+  Status Backward();
+  void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
+                    const Bounds& cols, bool decay, bool embed_or_head);
+  void Patchify(const float* tile, float* tokens);
+  void Unpatchify(const float* tokens, float* tile);
+
+  ModelConfig config_;
+  Backend* be_;
+  MeshComms* mesh_;
+  ModelSplits split_;
+  TileShape tile_;
+  int64_t tokens_, dim_, features_, token_hidden_, channel_hidden_;  // this rank's block sizes
+  BlockMatmul mm_;
+  std::vector<Parameter> params_;
+  Parameter *embed_w_, *embed_b_, *head_norm_w_, *head_norm_b_, *head_w_, *head_b_;
+  std::vector<Block> blocks_;
+  // Activations of the current sample.
+  Tensor x0_, x1_, tokens_in_, z_, zf_, y_, tendency_, dtendency_, dy_, dz_, dzf_, dtmp_, dhidden_, dtoken_, ln_scratch_;
+  LayerNormCache head_ln_;
+  Tensor lat_w_, ch_w_;
+};
+
+}  // namespace jigsaw::train
