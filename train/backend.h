@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 
@@ -89,7 +90,9 @@ class Backend {
 
 // The CPU backend over OpenBLAS. `threads` BLAS threads, set once here (0: OpenBLAS's default).
 std::unique_ptr<Backend> NewCpuBackend(int threads = 0);
-// The CUDA backend (cuBLAS + kernels) on the current device; kUnimplemented when built without CUDA.
+// The CUDA backend (cuBLAS + kernels) on the current device; kFailedPrecondition without a GPU.
 Result<std::unique_ptr<Backend>> NewCudaBackend();
+// By name, "cpu" or "cuda"; kUnimplemented naming what this build lacks.
+Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threads = 0);
 
 }  // namespace jigsaw::train

@@ -53,6 +53,26 @@ ModelSplits SplitModel(const ModelConfig& c, int64_t s) {
   return m;
 }
 
+std::vector<GemmShape> StepGemmShapes(const ModelConfig& c) {
+  const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
+  // NN C[M,N] = A[M,K] B[K,N]; NT A[M,K] B[N,K]^T; TN A[K,M]^T B[K,N] (block_matmul.h).
+  auto nn = [](int64_t m, int64_t k, int64_t n) { return GemmShape{false, false, m, n, k}; };
+  auto nt = [](int64_t m, int64_t k, int64_t n) { return GemmShape{false, true, m, n, k}; };
+  auto tn = [](int64_t m, int64_t k, int64_t n) { return GemmShape{true, false, m, n, k}; };
+  std::vector<GemmShape> g = {nn(T, F, D)};
+  for (int64_t l = 0; l < c.depth; ++l) {
+    for (GemmShape s : {tn(Hs, T, D), tn(T, Hs, D), nn(T, D, Hf), nn(T, Hf, D)}) g.push_back(s);
+  }
+  for (GemmShape s : {nn(T, D, F), tn(D, T, F), nt(T, F, D)}) g.push_back(s);
+  for (int64_t l = 0; l < c.depth; ++l) {
+    for (GemmShape s : {tn(Hf, T, D), nt(T, D, Hf), tn(D, T, Hf), nt(T, Hf, D), nt(Hs, D, T), nn(Hs, T, D),
+                        nt(T, D, Hs), nn(T, Hs, D)})
+      g.push_back(s);
+  }
+  g.push_back(tn(F, T, D));
+  return g;
+}
+
 nlohmann::json ModelConfig::ToJson() const {
   return {{"channels", channels}, {"height", height},          {"width", width},
           {"patch_h", patch_h},   {"patch_w", patch_w},        {"dim", dim},

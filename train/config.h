@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,14 @@ struct ModelSplits {
   Bounds tokens, dim, token_hidden, channel_hidden, features, channels;
 };
 ModelSplits SplitModel(const ModelConfig& c, int64_t s);
+
+// The GEMMs of one sample's training step on one rank (1x1 mesh), in the order the step runs them: what
+// a step's FLOPs are made of, and the shapes at which `jigsaw-bench`'s sgemm ceiling is measured.
+struct GemmShape {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+};
+std::vector<GemmShape> StepGemmShapes(const ModelConfig& c);
 
 struct OptimizerConfig {
   float lr = 1e-3f, min_lr = 1e-4f;

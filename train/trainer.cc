@@ -22,7 +22,7 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
   const float scale = 1.0f / static_cast<float>(static_cast<double>(c.channels) * c.height * c.width * job_batch);
   double loss = 0;
   for (int64_t b = 0; b < batch.size; ++b) {
-    ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * tile, scale));
+    ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * tile, scale, batch.on_device));
     loss += l;
   }
   // Replicated vectors: each copy holds its own tokens' (or features') share; sum the shares so that every

@@ -208,13 +208,16 @@ void WeatherMixer::Unpatchify(const float* tokens, float* tile) {
       be_->Unpatchify(tokens + (a * parts_w + c) * per, b, config_.patch_h, config_.patch_w, tile + a * hb * tile_.width + c * wb);
 }
 
-Status WeatherMixer::Forward(const float* x0_host) {
+Status WeatherMixer::Forward(const float* x0, bool on_device) {
   const auto& sp = split_;
   const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
-  be_->Upload(x0_.data(), x0_host, tile_.size());
+  if (on_device)
+    be_->Copy(x0_.data(), x0, tile_.size());
+  else
+    be_->Upload(x0_.data(), x0, tile_.size());
   Patchify(x0_.data(), tokens_in_.data());
   // Embedding: z = X W_e + b_e.
   RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.features, sp.dim, tokens_in_.data(), embed_w_->value.data(), 0.0f, z_.data()));
@@ -288,9 +291,12 @@ Status WeatherMixer::Backward() {
   return OkStatus();
 }
 
-Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* x1, float scale) {
-  RETURN_IF_ERROR(Forward(x0));
-  be_->Upload(x1_.data(), x1, tile_.size());
+Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* x1, float scale, bool on_device) {
+  RETURN_IF_ERROR(Forward(x0, on_device));
+  if (on_device)
+    be_->Copy(x1_.data(), x1, tile_.size());
+  else
+    be_->Upload(x1_.data(), x1, tile_.size());
   const double loss = be_->WeightedSquaredError(x0_.data(), tendency_.data(), x1_.data(), lat_w_.data(), ch_w_.data(),
                                                 tile_.channels, tile_.height, tile_.width, scale, dtendency_.data());
   RETURN_IF_ERROR(Backward());
@@ -298,7 +304,7 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* x1, f
 }
 
 Status WeatherMixer::Predict(const float* x0, float* tendency) {
-  RETURN_IF_ERROR(Forward(x0));
+  RETURN_IF_ERROR(Forward(x0, false));
   be_->Download(tendency, tendency_.data(), tile_.size());
   return OkStatus();
 }

@@ -43,16 +43,17 @@ class WeatherMixer {
   // Latitude weights of every global row [H] and channel weights [C]; each rank keeps its own part.
   Status SetLossWeights(const std::vector<float>& lat_weights, const std::vector<float>& channel_weights);
 
-  // One sample: x0, x1 are this rank's tiles (host, [c_j, h_i, w_i]). Adds `scale` times this rank's share
-  // of sum w_lat w_c (x0 + tendency - x1)^2 to the returned loss and its gradient to every parameter's grad.
-  Result<double> ForwardBackward(const float* x0, const float* x1, float scale);
+  // One sample: x0, x1 are this rank's tiles [c_j, h_i, w_i], in host memory or, with `on_device`, on the
+  // backend's device. Adds `scale` times this rank's share of sum w_lat w_c (x0 + tendency - x1)^2 to the
+  // returned loss and its gradient to every parameter's grad.
+  Result<double> ForwardBackward(const float* x0, const float* x1, float scale, bool on_device = false);
   // The tendency of x0 (host tile in, host tile out); no gradients.
   Status Predict(const float* x0, float* tendency);
 
  private:
   struct Block;  // one mixer block's parameters and activations
   WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh);
-  Status Forward(const float* x0_host);
+  Status Forward(const float* x0, bool on_device);
   Status Backward();
   void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
                     const Bounds& cols, bool decay, bool embed_or_head);

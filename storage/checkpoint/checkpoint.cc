@@ -903,26 +903,6 @@ Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, c
                         o);
 }
 
-const std::pair<TensorSpec, std::string>* SafetensorsContents::Find(std::string_view name) const {
-  for (const auto& t : tensors)
-    if (t.first.name == name) return &t;
-  return nullptr;
-}
-
-Result<SafetensorsContents> ReadSafetensors(const std::string& path) {
-  ASSIGN_OR_RETURN(SafetensorsFile f, OpenSafetensors(path));
-  SafetensorsContents out;
-  out.metadata = f.metadata;
-  for (const auto& e : f.entries) {
-    ASSIGN_OR_RETURN(ReadResult r, f.dir->Read(f.key, ByteRange::Span(f.data_start + e.begin, f.data_start + e.end)));
-    if (static_cast<int64_t>(r.value.size()) != e.end - e.begin) {
-      return DataLossError(path + ": tensor " + e.spec.name + " is cut short (the file ends early)");
-    }
-    out.tensors.emplace_back(e.spec, std::move(r.value));
-  }
-  return out;
-}
-
 Status ExportSafetensors(KvStore* root, const std::string& step, const std::string& path) {
   std::string step_dir = step;
   if (step_dir.empty()) {

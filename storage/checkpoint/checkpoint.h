@@ -189,14 +189,6 @@ Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, c
                          const std::function<PartitionSpec(const TensorSpec&)>& partition, const SaveOptions& options);
 Status ExportSafetensors(KvStore* root, const std::string& step_dir, const std::string& path);
 
-// A whole safetensors file read into memory (for small files: test oracles, configs): each tensor's spec
-// (name, dtype, shape; no partition) and bytes, and the header's __metadata__ (null when absent).
-struct SafetensorsContents {
-  std::vector<std::pair<TensorSpec, std::string>> tensors;
-  nlohmann::json metadata;
-  const std::pair<TensorSpec, std::string>* Find(std::string_view name) const;
-};
-Result<SafetensorsContents> ReadSafetensors(const std::string& path);
 
 // A Zarr v3 group in `dst` (which must be empty) with one array per tensor, named as the tensor ('/' in a
 // name makes subgroups), chunked by the tensor's tiles (a chunk is exactly one tile of the saved mesh) and

@@ -215,7 +215,7 @@ def main():
         for grp in opt.param_groups:
             grp["lr"] = lr * grp["scale"]
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     with torch.no_grad():
         losses.append(float(loss_fn(m, x0, x1, w_lat, w_c)))
     for n, prm in params.items():

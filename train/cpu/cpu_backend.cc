@@ -1,8 +1,11 @@
 // The CPU backend: GEMMs through OpenBLAS (threads set once, at construction), everything else as plain
-// loops the compiler vectorises. Accumulations that decide a result's last bits (sums, norms) run in a
-// fixed order, so that the same inputs give the same bits run to run.
+// loops the compiler vectorises, split over rows (or columns) between TBB's threads. Each output element
+// is computed by one thread in a fixed order, so the same inputs give the same bits run to run, however
+// the work is split.
 #include <cblas.h>
+#include <tbb/parallel_for.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +16,18 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace jigsaw::train {
 namespace {
+
+// Runs f(begin, end) over [0, n) in pieces of about `grain_elements / per_item` items.
+template <typename F>
+void ForRange(int64_t n, int64_t per_item, F&& f) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(per_item, 1));
+  if (n <= grain) {
+    if (n > 0) f(int64_t{0}, n);
+    return;
+  }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain),
+                    [&](const tbb::blocked_range<int64_t>& r) { f(r.begin(), r.end()); });
+}
 
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
@@ -64,37 +79,36 @@ class CpuBackend final : public Backend {
     for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
   }
   void AddBias(float* x, int64_t m, int64_t n, const float* col_bias, const float* row_bias) override {
-    for (int64_t r = 0; r < m; ++r) {
-      float* row = x + r * n;
-      const float rb = row_bias ? row_bias[r] : 0.0f;
-      if (col_bias)
-        for (int64_t c = 0; c < n; ++c) row[c] += col_bias[c] + rb;
-      else
-        for (int64_t c = 0; c < n; ++c) row[c] += rb;
-    }
+    ForRange(m, n, [&](int64_t r0, int64_t r1) { BiasRows(x, r0, r1, n, col_bias, row_bias, nullptr); });
   }
   void BiasGelu(float* a, float* g, int64_t m, int64_t n, const float* col_bias, const float* row_bias) override {
-    AddBias(a, m, n, col_bias, row_bias);
-    for (int64_t i = 0; i < m * n; ++i) g[i] = 0.5f * a[i] * (1.0f + std::erf(a[i] * kInvSqrt2));
+    ForRange(m, n, [&](int64_t r0, int64_t r1) { BiasRows(a, r0, r1, n, col_bias, row_bias, g); });
   }
   void GeluBackward(const float* a, const float* dg, float* d, int64_t n) override {
-    for (int64_t i = 0; i < n; ++i) {
-      const float x = a[i];
-      const float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
-      const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
-      d[i] = dg[i] * (cdf + x * pdf);
-    }
+    ForRange(n, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float x = a[i];
+        const float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
+        const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
+        d[i] = dg[i] * (cdf + x * pdf);
+      }
+    });
   }
   void ColSumsAdd(const float* x, int64_t m, int64_t n, float* out) override {
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t c = 0; c < n; ++c) out[c] += x[r * n + c];
+    // Split over columns: each column summed by one thread, rows in order.
+    ForRange(n, m, [&](int64_t c0, int64_t c1) {
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = c0; c < c1; ++c) out[c] += x[r * n + c];
+    });
   }
   void RowSumsAdd(const float* x, int64_t m, int64_t n, float* out) override {
-    for (int64_t r = 0; r < m; ++r) {
-      float s = 0.0f;
-      for (int64_t c = 0; c < n; ++c) s += x[r * n + c];
-      out[r] += s;
-    }
+    ForRange(m, n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        float s = 0.0f;
+        for (int64_t c = 0; c < n; ++c) s += x[r * n + c];
+        out[r] += s;
+      }
+    });
   }
   double SumSquares(const float* x, int64_t n) override {
     double s = 0.0;
@@ -123,7 +137,8 @@ class CpuBackend final : public Backend {
   }
   void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq, int64_t width,
                       float eps, const float* gamma, const float* beta, float* xhat, float* rstd, float* y) override {
-    for (int64_t r = 0; r < m; ++r) {
+    ForRange(m, n, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
       const float mean = sums[r] / static_cast<float>(width);
       const float rs = 1.0f / std::sqrt(sq[r] / static_cast<float>(width) + eps);
       rstd[r] = rs;
@@ -133,32 +148,39 @@ class CpuBackend final : public Backend {
         y[r * n + c] = h * gamma[c] + beta[c];
       }
     }
+    });
   }
   void LayerNormBackwardSums(const float* dy, const float* xhat, const float* gamma, int64_t m, int64_t n, float* sums,
                              float* dgamma, float* dbeta) override {
-    for (int64_t r = 0; r < m; ++r) {
-      float s1 = 0.0f, s2 = 0.0f;
-      for (int64_t c = 0; c < n; ++c) {
-        const float d = dy[r * n + c];
-        const float dh = d * gamma[c];
-        s1 += dh;
-        s2 += dh * xhat[r * n + c];
-        dgamma[c] += d * xhat[r * n + c];
-        dbeta[c] += d;
+    ForRange(m, n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        float s1 = 0.0f, s2 = 0.0f;
+        for (int64_t c = 0; c < n; ++c) {
+          const float dh = dy[r * n + c] * gamma[c];
+          s1 += dh;
+          s2 += dh * xhat[r * n + c];
+        }
+        sums[r] = s1;
+        sums[m + r] = s2;
       }
-      sums[r] = s1;
-      sums[m + r] = s2;
-    }
+    });
+    ForRange(n, m, [&](int64_t c0, int64_t c1) {
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = c0; c < c1; ++c) {
+          dgamma[c] += dy[r * n + c] * xhat[r * n + c];
+          dbeta[c] += dy[r * n + c];
+        }
+    });
   }
   void LayerNormBackwardApply(const float* dy, const float* xhat, const float* gamma, const float* rstd,
                               const float* sums, int64_t m, int64_t n, int64_t width, float* dx) override {
     const float inv = 1.0f / static_cast<float>(width);
-    for (int64_t r = 0; r < m; ++r) {
-      const float a = sums[r] * inv, b = sums[m + r] * inv;
-      for (int64_t c = 0; c < n; ++c) {
-        dx[r * n + c] += rstd[r] * (dy[r * n + c] * gamma[c] - a - xhat[r * n + c] * b);
+    ForRange(m, n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float a = sums[r] * inv, b = sums[m + r] * inv;
+        for (int64_t c = 0; c < n; ++c) dx[r * n + c] += rstd[r] * (dy[r * n + c] * gamma[c] - a - xhat[r * n + c] * b);
       }
-    }
+    });
   }
 
   void Patchify(const float* tile, const Block& b, int64_t ph, int64_t pw, float* tokens) override {
@@ -193,15 +215,31 @@ class CpuBackend final : public Backend {
     const float step_size = lr / bc1;
     const float bc2_sqrt = std::sqrt(bc2);
     const float decay = 1.0f - lr * weight_decay;
-    for (int64_t i = 0; i < n; ++i) {
-      w[i] *= decay;
-      m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
-      v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
-      w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
-    }
+    ForRange(n, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        w[i] *= decay;
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+        w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
+      }
+    });
   }
 
  private:
+  // Rows [r0, r1) of x[., n] += col_bias + row_bias; with g, also g = GELU(x).
+  static void BiasRows(float* x, int64_t r0, int64_t r1, int64_t n, const float* col_bias, const float* row_bias, float* g) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = x + r * n;
+      const float rb = row_bias ? row_bias[r] : 0.0f;
+      if (col_bias)
+        for (int64_t c = 0; c < n; ++c) row[c] += col_bias[c] + rb;
+      else
+        for (int64_t c = 0; c < n; ++c) row[c] += rb;
+      if (g)
+        for (int64_t c = 0; c < n; ++c) g[r * n + c] = 0.5f * row[c] * (1.0f + std::erf(row[c] * kInvSqrt2));
+    }
+  }
+
   // tile [c, h, w] <-> tokens; to_tokens picks the direction.
   static void Patch(float* tile, const Block& b, int64_t ph, int64_t pw, float* tokens, bool to_tokens) {
     const int64_t gw = b.w / pw, c = b.c, f = c * ph * pw;
@@ -223,12 +261,6 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::string DeviceName(Device d) { return d == Device::kCpu ? "cpu" : "cuda"; }
-
 std::unique_ptr<Backend> NewCpuBackend(int threads) { return std::make_unique<CpuBackend>(threads); }
-
-#ifndef JIGSAW_HAVE_CUDA
-Result<std::unique_ptr<Backend>> NewCudaBackend() { return UnimplementedError("jigsaw was built without CUDA"); }
-#endif
 
 }  // namespace jigsaw::train

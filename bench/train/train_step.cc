@@ -1,0 +1,110 @@
+// Times jigsaw's training step on one rank: WeatherMixer of the given size, seeded weights, a random
+// batch, `--steps` timed steps after `--warmup`; prints one JSON line (median step seconds, GEMM FLOPs per
+// step, FLOP/s). bench/bench_train.py runs it beside the PyTorch oracle's step on the same config.
+//   train_step --backend cpu|cuda --channels C --grid HxW --patch PxP --dim D --depth L
+//              --token-hidden Hs --channel-hidden Hf --batch B --steps N --warmup W --threads T
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "train/trainer.h"
+
+using namespace jigsaw;
+using namespace jigsaw::train;
+
+int main(int argc, char** argv) {
+  ModelConfig mc{.channels = 8, .height = 32, .width = 64, .patch_h = 4, .patch_w = 4, .dim = 256, .depth = 2,
+                 .token_hidden = 256, .channel_hidden = 1024};
+  std::string backend_name = "cpu";
+  int64_t batch = 2, steps = 5, warmup = 1, threads = 0;
+  for (int a = 1; a + 1 < argc; a += 2) {
+    const std::string k = argv[a], v = argv[a + 1];
+    auto pair = [&](int64_t* x, int64_t* y) { std::sscanf(v.c_str(), "%ldx%ld", x, y); };
+    if (k == "--backend") backend_name = v;
+    else if (k == "--channels") mc.channels = std::stoll(v);
+    else if (k == "--grid") pair(&mc.height, &mc.width);
+    else if (k == "--patch") pair(&mc.patch_h, &mc.patch_w);
+    else if (k == "--dim") mc.dim = std::stoll(v);
+    else if (k == "--depth") mc.depth = std::stoll(v);
+    else if (k == "--token-hidden") mc.token_hidden = std::stoll(v);
+    else if (k == "--channel-hidden") mc.channel_hidden = std::stoll(v);
+    else if (k == "--batch") batch = std::stoll(v);
+    else if (k == "--steps") steps = std::stoll(v);
+    else if (k == "--warmup") warmup = std::stoll(v);
+    else if (k == "--threads") threads = std::stoll(v);
+    else {
+      std::fprintf(stderr, "train_step: unknown flag %s\n", k.c_str());
+      return 2;
+    }
+  }
+  auto backend = NewBackend(backend_name, static_cast<int>(threads));
+  if (!backend.ok()) {
+    std::fprintf(stderr, "train_step: %s\n", backend.status().ToString().c_str());
+    return 2;
+  }
+  std::unique_ptr<TensorCommunicator> world = NewLocalCommunicator();
+  auto mesh = SplitMesh(world.get(), 1);
+  OptimizerConfig oc;
+  auto trainer = Trainer::Create(mc, oc, backend->get(), &*mesh, 1);
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "train_step: %s\n", trainer.status().ToString().c_str());
+    return 2;
+  }
+  const int64_t tile = (*trainer)->model().tile().size();
+  std::vector<float> x0(batch * tile), x1(batch * tile);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  for (auto& v : x0) v = normal(rng);
+  for (size_t i = 0; i < x1.size(); ++i) x1[i] = x0[i] + 0.1f * normal(rng);
+  // The batch waits on the device, as the peer's does: the step is timed, not the host-to-device copy
+  // (the loader's job, overlapped with the step in a training run).
+  Tensor d0(backend->get(), batch * tile), d1(backend->get(), batch * tile);
+  d0.Upload(x0);
+  d1.Upload(x1);
+  TileBatch tb{batch, d0.data(), d1.data(), true};
+  std::vector<double> times;
+  int64_t flops = 0;
+  double loss = 0;
+  for (int64_t s = 0; s < warmup + steps; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = (*trainer)->Step(tb);  // returns after the loss reached the host: the step's work is done
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!r.ok()) {
+      std::fprintf(stderr, "train_step: %s\n", r.status().ToString().c_str());
+      return 1;
+    }
+    if (s >= warmup) times.push_back(dt);
+    flops = r->gemm_flops;
+    loss = r->loss;
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times[times.size() / 2];
+  // The ceiling: the backend's GEMM alone at the step's own shapes (each sample's GEMMs, timed back to
+  // back on scratch operands), as FLOP/s. The step cannot beat it; the gap is everything else.
+  Backend* be = backend->get();
+  std::vector<double> gemm_times;
+  for (int rep = 0; rep < 3; ++rep) {
+    double total = 0;
+    double gemm_flops = 0;
+    for (const GemmShape& g : StepGemmShapes(mc)) {
+      Tensor a(be, g.m * g.k), b(be, g.k * g.n), c(be, g.m * g.n);
+      float probe;
+      const auto t0 = std::chrono::steady_clock::now();
+      be->Gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, 1.0f, a.data(), b.data(), 0.0f, c.data());
+      be->Download(&probe, c.data(), 1);  // waits for the GEMM
+      total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      gemm_flops += 2.0 * g.m * g.n * g.k;
+    }
+    gemm_times.push_back(gemm_flops / total);
+  }
+  std::sort(gemm_times.begin(), gemm_times.end());
+  const double ceiling = gemm_times[1];
+  std::printf("{\"backend\": \"%s\", \"step_s\": %.6f, \"gemm_flops\": %ld, \"step_flop_per_s\": %.4e, "
+              "\"gemm_ceiling_flop_per_s\": %.4e, \"share_of_ceiling\": %.3f, \"loss\": %.6f}\n",
+              backend_name.c_str(), median, static_cast<long>(flops), flops / median, ceiling, flops / median / ceiling, loss);
+  return 0;
+}
