@@ -39,6 +39,19 @@ Status ModelConfig::Validate(int64_t s) const {
   return OkStatus();
 }
 
+Status CheckTileGrid(const ModelConfig& c, int64_t s, int64_t lat, int64_t lon, int64_t ch) {
+  const std::string grid = N(lat) + "x" + N(lon) + "x" + N(ch);
+  if (lat * lon != s || ch != s) {
+    return InvalidArgumentError("the store's tile grid " + grid + " does not fit a " + N(s) + "x" + N(s) + " mesh (it needs LAT x LON = " +
+                                N(s) + " domain parts and CH = " + N(s) + " channel groups)");
+  }
+  if (lat != c.lat_parts || lon != c.lon_parts) {
+    return InvalidArgumentError("the store's tile grid " + grid + " cuts the domain " + N(lat) + "x" + N(lon) +
+                                ", but the model orders its tokens by a " + N(c.lat_parts) + "x" + N(c.lon_parts) + " domain grid");
+  }
+  return OkStatus();
+}
+
 ModelSplits SplitModel(const ModelConfig& c, int64_t s) {
   ModelSplits m;
   // Tokens: the domain parts in order (s equal parts; on 1 rank, one part of all).

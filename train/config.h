@@ -31,6 +31,10 @@ struct ModelConfig {
   static Result<ModelConfig> FromJson(const nlohmann::json& j);
 };
 
+// A dataset store's tile grid LAT x LON x CH against the model on an s x s mesh: LAT LON = s domain parts
+// that are the model's token order, CH = s channel groups; refused naming the numbers otherwise.
+Status CheckTileGrid(const ModelConfig& c, int64_t s, int64_t lat, int64_t lon, int64_t ch);
+
 // The part bounds of every dimension the model splits, on an s x s mesh.
 struct ModelSplits {
   Bounds tokens, dim, token_hidden, channel_hidden, features, channels;

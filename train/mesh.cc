@@ -7,6 +7,14 @@ std::string MeshPosition::ToString() const {
          std::to_string(s) + " mesh, replica " + std::to_string(replica) + " of " + std::to_string(replicas);
 }
 
+Result<int64_t> SquareMeshSide(int64_t domain, int64_t tensor) {
+  if (domain < 1 || tensor < 1 || domain != tensor) {
+    return InvalidArgumentError("a Jigsaw mesh is square: domain=" + std::to_string(domain) + ",tensor=" +
+                                std::to_string(tensor) + " is not (every weight and activation is cut into s x s blocks)");
+  }
+  return domain;
+}
+
 Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s) {
   const int64_t n = world->size();
   if (s < 1 || n % (s * s) != 0) {

@@ -25,6 +25,9 @@ struct MeshComms {
   std::unique_ptr<TensorCommunicator> row, col, group, data;
 };
 
+// The side s of a Jigsaw mesh domain=d,tensor=t: refused unless d = t (every operand is cut s x s).
+Result<int64_t> SquareMeshSide(int64_t domain, int64_t tensor);
+
 // Collective over `world`: world->size() must be replicas * s^2 (refused, naming the numbers, otherwise).
 Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s);
 

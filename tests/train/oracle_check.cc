@@ -137,6 +137,20 @@ int main(int argc, char** argv) {
   const std::vector<float> lat = Floats(f, "lat");
   const std::vector<float> x0 = Floats(f, "x0"), x1 = Floats(f, "x1");
 
+  // Seeded initialisation is defined on the global tensors: this rank's blocks equal the blocks cut from a
+  // whole model made alone in this process from the same seed, bit for bit.
+  {
+    std::unique_ptr<TensorCommunicator> alone = NewLocalCommunicator();
+    auto single = SplitMesh(alone.get(), 1);
+    auto whole = WeatherMixer::Create(mc, backend.get(), &*single, 42);
+    auto mine = WeatherMixer::Create(mc, backend.get(), &*mesh, 42);
+    Check(whole.ok() && mine.ok(), "seeded models");
+    for (auto& p : (*mine)->parameters()) {
+      const std::vector<float> got = p.value.Download(), want = p.Cut((*whole)->Find(p.name)->value.Download());
+      Check(std::memcmp(got.data(), want.data(), got.size() * 4) == 0, "seeded initial " + p.name + " differs from the 1-rank model's");
+    }
+  }
+
   // Two runs of the same steps from the same weights: the second must repeat the first bit for bit.
   std::vector<double> run_losses[2];
   for (int run = 0; run < 2; ++run) {

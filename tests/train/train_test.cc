@@ -1,0 +1,151 @@
+// Unit tests of the trainer's pieces on one process: the block products against a plain triple loop,
+// refusals of shapes that cannot run (named numbers), the schedule, latitude weights, the split rule.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "parallel/split.h"
+#include "train/block_matmul.h"
+#include "train/config.h"
+#include "train/latitude_weights.h"
+#include "train/mesh.h"
+
+namespace jigsaw::train {
+namespace {
+
+std::vector<float> Random(int64_t n, int seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+// C[m, n] = op(A) op(B) by the definition.
+std::vector<float> Naive(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const std::vector<float>& a,
+                         const std::vector<float>& b) {
+  std::vector<float> c(m * n);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t l = 0; l < k; ++l) s += double(ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * n + j]);
+      c[i * n + j] = static_cast<float>(s);
+    }
+  return c;
+}
+
+TEST(BlockMatmul, EveryKernelEqualsTheDefinitionOnOneRank) {
+  auto backend = NewCpuBackend(1);
+  auto world = NewLocalCommunicator();
+  auto mesh = SplitMesh(world.get(), 1);
+  ASSERT_TRUE(mesh.ok());
+  BlockMatmul mm(backend.get(), &*mesh);
+  const int64_t m = 7, k = 5, n = 3;
+  const Bounds M = {0, m}, K = {0, k}, N = {0, n};
+  struct Case {
+    bool ta, tb;
+  };
+  for (Case cs : {Case{false, false}, Case{false, true}, Case{true, false}}) {
+    auto a = Random(m * k, 1), b = Random(k * n, 2);
+    std::vector<float> c(m * n, 0.5f);
+    Status st = !cs.ta && !cs.tb ? mm.NN(M, K, N, a.data(), b.data(), 1.0f, c.data())
+                : cs.tb          ? mm.NT(M, K, N, a.data(), b.data(), 1.0f, c.data())
+                                 : mm.TN(M, K, N, a.data(), b.data(), 1.0f, c.data());
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    auto want = Naive(cs.ta, cs.tb, m, n, k, a, b);
+    for (int64_t i = 0; i < m * n; ++i) EXPECT_NEAR(c[i], want[i] + 0.5f, 1e-5) << "ta " << cs.ta << " tb " << cs.tb;
+  }
+  EXPECT_EQ(mm.stats().gemm_flops, 3 * 2 * m * n * k);
+  EXPECT_EQ(mm.stats().bytes_sent, 0);
+}
+
+ModelConfig Small() {
+  ModelConfig c;
+  c.channels = 4;
+  c.height = 8;
+  c.width = 16;
+  c.patch_h = c.patch_w = 2;
+  c.dim = 8;
+  c.depth = 1;
+  c.token_hidden = 6;
+  c.channel_hidden = 10;
+  c.lat_parts = 1;
+  c.lon_parts = 2;
+  return c;
+}
+
+TEST(Config, RefusesWhatCannotRunNamingTheNumbers) {
+  EXPECT_TRUE(Small().Validate(2).ok());
+  ModelConfig c = Small();
+  c.height = 9;  // 9 rows are no whole 2-row patches
+  Status st = c.Validate(2);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("9 latitude rows"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("720 rows"), std::string::npos) << st.message();
+  c = Small();
+  st = c.Validate(3);  // 2 domain parts on a 3x3 mesh
+  EXPECT_NE(st.message().find("3x3 mesh needs 3 domain parts"), std::string::npos) << st.message();
+  c = Small();
+  c.lat_parts = 1;
+  c.lon_parts = 3;
+  c.channels = 2;
+  c.width = 12;
+  st = c.Validate(3);  // 2 channels in 3 groups
+  EXPECT_NE(st.message().find("channels of length 2 in 3 parts"), std::string::npos) << st.message();
+}
+
+TEST(Config, MeshMustBeSquareAndMatchTheStore) {
+  auto side = SquareMeshSide(2, 3);
+  ASSERT_FALSE(side.ok());
+  EXPECT_NE(side.status().message().find("domain=2,tensor=3"), std::string::npos);
+  EXPECT_EQ(*SquareMeshSide(3, 3), 3);
+  EXPECT_TRUE(CheckTileGrid(Small(), 2, 1, 2, 2).ok());
+  Status st = CheckTileGrid(Small(), 2, 2, 1, 2);
+  EXPECT_NE(st.message().find("2x1x2 cuts the domain 2x1"), std::string::npos) << st.message();
+  st = CheckTileGrid(Small(), 2, 1, 2, 4);
+  EXPECT_NE(st.message().find("1x2x4 does not fit a 2x2 mesh"), std::string::npos) << st.message();
+}
+
+TEST(Mesh, RefusesAJobThatHoldsNoWholeMeshes) {
+  auto world = NewLocalCommunicator();
+  auto mesh = SplitMesh(world.get(), 2);
+  ASSERT_FALSE(mesh.ok());
+  EXPECT_NE(mesh.status().message().find("1 ranks cannot hold whole 2x2 meshes"), std::string::npos);
+}
+
+TEST(Schedule, WarmsUpLinearlyThenFollowsTheCosine) {
+  OptimizerConfig o;
+  o.lr = 1.0f;
+  o.min_lr = 0.1f;
+  o.warmup_steps = 4;
+  o.total_steps = 14;
+  EXPECT_FLOAT_EQ(LearningRate(o, 0), 0.25f);
+  EXPECT_FLOAT_EQ(LearningRate(o, 3), 1.0f);
+  EXPECT_FLOAT_EQ(LearningRate(o, 4), 1.0f);
+  EXPECT_NEAR(LearningRate(o, 9), 0.55f, 1e-6);  // half way down the cosine
+  EXPECT_FLOAT_EQ(LearningRate(o, 14), 0.1f);
+  EXPECT_FLOAT_EQ(LearningRate(o, 100), 0.1f);
+}
+
+TEST(LatitudeWeights, CellAreasOverTheirMean) {
+  // Rows at 67.5, 22.5, -22.5, -67.5: edges 90, 45, 0, -45, -90.
+  auto w = LatitudeWeights({67.5, 22.5, -22.5, -67.5});
+  const double outer = 1 - std::sin(M_PI / 4), inner = std::sin(M_PI / 4), mean = (outer + inner) / 2;
+  EXPECT_NEAR(w[0], outer / mean, 1e-6);
+  EXPECT_NEAR(w[1], inner / mean, 1e-6);
+  EXPECT_NEAR(w[2], w[1], 1e-7);
+  EXPECT_NEAR(w[3], w[0], 1e-7);
+  auto south_up = LatitudeWeights({-67.5, -22.5, 22.5, 67.5});
+  EXPECT_NEAR(south_up[0], w[0], 1e-7);
+}
+
+TEST(Split, OneRuleForTilesCheckpointsAndBlocks) {
+  EXPECT_EQ(SplitBounds(721, 4), (std::vector<int64_t>{0, 181, 362, 543, 721}));
+  EXPECT_EQ(SplitPart(721, 4, 3), (std::pair<int64_t, int64_t>{543, 721}));
+  EXPECT_FALSE(CheckSplit(5, 4, "x").ok());  // parts of 2: 2, 2, 1, then nothing
+  EXPECT_TRUE(CheckSplit(7, 4, "x").ok());
+}
+
+}  // namespace
+}  // namespace jigsaw::train
