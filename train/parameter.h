@@ -27,6 +27,12 @@ struct Parameter {
   bool decay = false;          // weight decay applies (matrices)
   bool embed_or_head = false;  // in the embedding / head learning-rate group
   Tensor value, grad, adam_m, adam_v;
+  // How checkpoints and the PyTorch oracle store it: the shape (a token-feature dimension F = C ph pw
+  // becomes [C, ph pw], so that its channel-group split is the regular rule on C), and per stored dimension
+  // the mesh axis it is split along: 'i' (mesh rows, the "domain" axis), 'j' (columns, "tensor") or '-'.
+  // This rank's block is exactly one box of that shape, in the same byte order.
+  std::vector<int64_t> stored_shape;
+  std::string stored_split;
 
   int64_t local_size() const {
     int64_t n = 1;

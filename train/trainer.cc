@@ -38,6 +38,23 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
   return static_cast<double>(total);
 }
 
+Result<double> Trainer::Evaluate(const TileBatch& batch) {
+  if (batch.size < 1) return InvalidArgumentError("a batch needs at least one sample");
+  const ModelConfig& c = model_->config();
+  const int64_t tile = model_->tile().size();
+  const int64_t job_batch = batch.size * mesh_->pos.replicas;
+  const float scale = 1.0f / static_cast<float>(static_cast<double>(c.channels) * c.height * c.width * job_batch);
+  double loss = 0;
+  for (int64_t b = 0; b < batch.size; ++b) {
+    ASSIGN_OR_RETURN(double l, model_->Loss(batch.x0 + b * tile, batch.x1 + b * tile, scale, batch.on_device));
+    loss += l;
+  }
+  float total = static_cast<float>(loss);
+  RETURN_IF_ERROR(mesh_->group->AllReduceSum(&total, 1));
+  RETURN_IF_ERROR(mesh_->data->AllReduceSum(&total, 1));
+  return static_cast<double>(total);
+}
+
 Result<double> Trainer::GradientNorm() {
   const auto& pos = mesh_->pos;
   double local = 0;

@@ -43,6 +43,8 @@ class Trainer {
   // Only the forward and backward passes and the gradient sums (no update): the loss, with every
   // parameter's grad holding the gradient of the job's batch loss. Step = this + ApplyUpdate.
   Result<double> ComputeGradients(const TileBatch& batch);
+  // The job's batch loss without gradients or an update (validation).
+  Result<double> Evaluate(const TileBatch& batch);
   // The global gradient norm (each replicated vector counted once), summed over the model group.
   Result<double> GradientNorm();
 

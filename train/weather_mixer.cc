@@ -25,7 +25,8 @@ Parameter* WeatherMixer::Find(const std::string& name) {
 }
 
 void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
-                                const Bounds& cols, bool decay, bool embed_or_head) {
+                                const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape,
+                                std::string stored_split) {
   const auto& pos = mesh_->pos;
   Parameter p;
   p.name = name;
@@ -46,6 +47,13 @@ void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vec
       p.origin = {rows[pos.i]};
       p.extent = {rows[pos.i + 1] - rows[pos.i]};
       break;
+  }
+  if (stored_shape.empty()) {
+    p.stored_shape = p.shape;
+    p.stored_split = layout == Layout::kMatrix ? "ij" : layout == Layout::kColumnPart ? "j" : "i";
+  } else {
+    p.stored_shape = std::move(stored_shape);
+    p.stored_split = std::move(stored_split);
   }
   const int64_t n = p.local_size();
   p.value = Tensor(be_, n);
@@ -79,7 +87,8 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
 
   const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
   // Vectors take their split from the bounds of the dimension they index (the other argument is unused).
-  m->AddParameter("embed_w", Layout::kMatrix, {F, D}, sp.features, sp.dim, true, true);
+  const int64_t C = c.channels, P = c.patch_pixels();
+  m->AddParameter("embed_w", Layout::kMatrix, {F, D}, sp.features, sp.dim, true, true, {C, P, D}, "i-j");
   m->AddParameter("embed_b", Layout::kColumnPart, {D}, none, sp.dim, false, true);
   for (int64_t l = 0; l < c.depth; ++l) {
     const std::string b = "blocks." + std::to_string(l) + ".";
@@ -98,8 +107,8 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   }
   m->AddParameter("head_norm_w", Layout::kColumnPart, {D}, none, sp.dim, false, false);
   m->AddParameter("head_norm_b", Layout::kColumnPart, {D}, none, sp.dim, false, false);
-  m->AddParameter("head_w", Layout::kMatrix, {D, F}, sp.dim, sp.features, true, true);
-  m->AddParameter("head_b", Layout::kColumnPart, {F}, none, sp.features, false, true);
+  m->AddParameter("head_w", Layout::kMatrix, {D, F}, sp.dim, sp.features, true, true, {D, C, P}, "ij-");
+  m->AddParameter("head_b", Layout::kColumnPart, {F}, none, sp.features, false, true, {C, P}, "j-");
 
   // Pointers into params_ (complete now, so they stay valid).
   m->embed_w_ = m->Find("embed_w");
@@ -301,6 +310,16 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* x1, f
                                                 tile_.channels, tile_.height, tile_.width, scale, dtendency_.data());
   RETURN_IF_ERROR(Backward());
   return loss;
+}
+
+Result<double> WeatherMixer::Loss(const float* x0, const float* x1, float scale, bool on_device) {
+  RETURN_IF_ERROR(Forward(x0, on_device));
+  if (on_device)
+    be_->Copy(x1_.data(), x1, tile_.size());
+  else
+    be_->Upload(x1_.data(), x1, tile_.size());
+  return be_->WeightedSquaredError(x0_.data(), tendency_.data(), x1_.data(), lat_w_.data(), ch_w_.data(), tile_.channels,
+                                   tile_.height, tile_.width, scale, dtendency_.data());
 }
 
 Status WeatherMixer::Predict(const float* x0, float* tendency) {

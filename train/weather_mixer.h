@@ -49,6 +49,8 @@ class WeatherMixer {
   Result<double> ForwardBackward(const float* x0, const float* x1, float scale, bool on_device = false);
   // The tendency of x0 (host tile in, host tile out); no gradients.
   Status Predict(const float* x0, float* tendency);
+  // `scale` times this rank's share of the loss, without gradients.
+  Result<double> Loss(const float* x0, const float* x1, float scale, bool on_device = false);
 
  private:
   struct Block;  // one mixer block's parameters and activations
@@ -56,7 +58,8 @@ class WeatherMixer {
   Status Forward(const float* x0, bool on_device);
   Status Backward();
   void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
-                    const Bounds& cols, bool decay, bool embed_or_head);
+                    const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape = {},
+                    std::string stored_split = "");
   void Patchify(const float* tile, float* tokens);
   void Unpatchify(const float* tokens, float* tile);
 

@@ -42,7 +42,8 @@ class WeatherMixer(nn.Module):
         t = (h // ph) * (w // pw)
         f = c * ph * pw
         P = lambda *shape: nn.Parameter(torch.zeros(*shape))
-        self.embed_w, self.embed_b = P(f, dim), P(dim)
+        # Token-feature dimensions are stored [C, ph pw] (jigsaw's checkpoints split them by channel group).
+        self.embed_w, self.embed_b = P(c, ph * pw, dim), P(dim)
         self.blocks = nn.ModuleList()
         for _ in range(depth):
             b = nn.Module()
@@ -54,7 +55,7 @@ class WeatherMixer(nn.Module):
             b.channel_w2, b.channel_b2 = P(channel_hidden, dim), P(dim)
             self.blocks.append(b)
         self.head_norm_w, self.head_norm_b = P(dim), P(dim)
-        self.head_w, self.head_b = P(dim, f), P(f)
+        self.head_w, self.head_b = P(dim, c, ph * pw), P(c, ph * pw)
 
     def patchify(self, x):  # [C, H, W] -> [T, C ph pw]
         c, ph, pw = self.c, self.ph, self.pw
@@ -84,14 +85,15 @@ class WeatherMixer(nn.Module):
     def forward(self, x):
         ln = lambda z, g, b: torch.nn.functional.layer_norm(z, (z.shape[-1],), g, b, eps=1e-5)
         gelu = lambda a: torch.nn.functional.gelu(a)  # erf form
-        z = self.patchify(x) @ self.embed_w + self.embed_b
+        f = self.c * self.ph * self.pw
+        z = self.patchify(x) @ self.embed_w.reshape(f, -1) + self.embed_b
         for b in self.blocks:
             u = ln(z, b.token_norm_w, b.token_norm_b)
             ht = gelu(b.token_w1.t() @ u + b.token_b1[:, None])  # [Hs, D]
             z = z + b.token_w2.t() @ ht + b.token_b2[:, None]
             v = ln(z, b.channel_norm_w, b.channel_norm_b)
             z = z + gelu(v @ b.channel_w1 + b.channel_b1) @ b.channel_w2 + b.channel_b2
-        y = ln(z, self.head_norm_w, self.head_norm_b) @ self.head_w + self.head_b
+        y = ln(z, self.head_norm_w, self.head_norm_b) @ self.head_w.reshape(-1, f) + self.head_b.reshape(f)
         return x + self.unpatchify(y)
 
 
@@ -180,7 +182,7 @@ def main():
     # Random weights everywhere (gains and biases too, so that every gradient path is exercised).
     with torch.no_grad():
         for i, (name, prm) in enumerate(m.named_parameters()):
-            fan_in = prm.shape[0] if prm.dim() == 2 else 4
+            fan_in = prm.shape[0] * (prm.shape[1] if name == "embed_w" else 1) if prm.dim() >= 2 else 4
             prm.copy_(init_uniform(a.seed * 1000 + i, prm.shape, 1 / math.sqrt(fan_in)))
             if name.endswith("norm_w"):
                 prm.add_(1.0)
@@ -198,7 +200,7 @@ def main():
     groups = []
     for scale, members in ((a.embed_lr_scale, embed_head), (1.0, [n for n in names if n not in embed_head])):
         for decay in (True, False):
-            ps = [params[n] for n in members if (params[n].dim() == 2) == decay]
+            ps = [params[n] for n in members if (params[n].dim() >= 2 and n != "head_b") == decay]
             if ps:
                 groups.append({"params": ps, "scale": scale, "weight_decay": a.weight_decay if decay else 0.0})
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), eps=1e-8)

@@ -1,0 +1,85 @@
+// jigsaw-train: WeatherMixer with Jigsaw parallelism on a jigsaw-shard store; one process per rank under
+// mpirun (or one process alone on a 1x1 mesh). The body is train::RunTraining (train/run/train_run.h).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/common_flags.h"
+#include "train/run/train_run.h"
+
+using namespace jigsaw;
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "jigsaw-train: train WeatherMixer (an MLP-Mixer weather model) with Jigsaw parallelism on a store written by "
+      "jigsaw-shard. Run one process per rank: mpirun -np N jigsaw-train ..., N = replicas x s^2 for --mesh "
+      "domain=s,tensor=s, which must match the store's tile grid (LAT x LON = s, CH = s; a 1x1 mesh reads any "
+      "store whole). SIGTERM or SIGINT saves a checkpoint and exits 0; --resume continues from it."};
+  train::TrainRunOptions o;
+  cli::CommonFlags common;
+  cli::AddCommonFlags(app, &common);
+  bool json = false;
+  app.add_option("--data", o.data, "the store (path, file://, s3://, http(s)://, gs://)")->required();
+  app.add_option("--mesh", o.mesh, "domain=s,tensor=s")->capture_default_str();
+  app.add_option("--config", o.config, "model.json: patch, dim, depth, token_hidden, channel_hidden, optimiser, seed, "
+                                       "channel_weights (see examples/model_tiny.json)")->required();
+  app.add_option("--train-start", o.train_start, "first time of the training window (e.g. 2020-01-01T00; default: the store's first)");
+  app.add_option("--train-end", o.train_end, "last time of the training window, inclusive");
+  app.add_option("--val-start", o.val_start, "first time of the validation window");
+  app.add_option("--val-end", o.val_end, "last time of the validation window (validation runs when both are given)");
+  app.add_option("--steps", o.steps, "total optimiser steps (also the cosine schedule's length)")->capture_default_str();
+  app.add_option("--stop-at", o.stop_at, "stop after this many steps as a preemption would: checkpoint, exit 0 "
+                                         "(a later --resume continues the same schedule)");
+  app.add_option("--batch-size", o.batch_size, "samples per step per replica")->capture_default_str();
+  app.add_option("--ckpt", o.ckpt, "checkpoint root (path or URL); saved asynchronously");
+  app.add_option("--ckpt-every", o.ckpt_every, "steps between checkpoints (0: at the end only)")->capture_default_str();
+  app.add_flag("--resume", o.resume, "continue from the checkpoint root's LATEST (any mesh with the same token order)");
+  app.add_option("--val-every", o.val_every, "steps between validations (0: at the end only)")->capture_default_str();
+  app.add_option("--val-batches", o.val_batches, "batches per validation (0: the whole window)")->capture_default_str();
+  app.add_option("--log", o.log, "JSON lines, one per step, validation and checkpoint (rank 0 writes)");
+  app.add_option("--backend", o.backend, "cpu (OpenBLAS) or cuda (cuBLAS)")->capture_default_str();
+  app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)")->capture_default_str();
+  app.add_option("--prefetch", o.prefetch, "batches the loader reads ahead")->capture_default_str();
+  app.add_flag("--json", json, "print the run's summary as one JSON object on stdout");
+  CLI11_PARSE(app, argc, argv);
+  auto limit = cli::ApplyCommonFlags(common);
+
+  // Under mpirun each process is one rank; alone, the job is one rank.
+  const bool under_mpi = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
+  std::unique_ptr<TensorCommunicator> world;
+  bool finalize = false;
+  if (under_mpi) {
+    auto init = InitializeMpi();
+    if (!init.ok()) return cli::Fail("jigsaw-train", init.status());
+    finalize = *init;
+    auto comm = NewMpiCommunicator();
+    if (!comm.ok()) return cli::Fail("jigsaw-train", comm.status());
+    world = std::move(*comm);
+  } else {
+    world = NewLocalCommunicator();
+  }
+  o.progress = world->rank() == 0 && isatty(2);
+  train::InstallStopHandlers();
+  std::ostream& log = json ? std::cerr : std::cout;
+  auto report = train::RunTraining(o, world.get(), log);
+  int rc = 0;
+  if (!report.ok()) {
+    Status st = report.status();
+    if (world->size() > 1) st = st.Annotate("rank " + std::to_string(world->rank()));
+    rc = cli::Fail("jigsaw-train", st);
+  } else if (json && world->rank() == 0) {
+    std::cout << nlohmann::json{{"first_step", report->first_step}, {"last_step", report->last_step},
+                                {"loss", report->last_loss}, {"val_loss", report->val_loss},
+                                {"persistence_loss", report->persistence_loss},
+                                {"stopped_by_signal", report->stopped_by_signal}}
+                     .dump()
+              << "\n";
+  }
+  world.reset();
+  if (finalize) FinalizeMpi();
+  return rc;
+}

@@ -1,0 +1,419 @@
+#include "train/run/train_run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "pipeline/grid/tile_grid.h"
+#include "pipeline/loader/loader.h"
+#include "pipeline/shard/shard_store.h"
+#include "storage/checkpoint/checkpoint.h"
+#include "storage/zarr/metadata.h"
+#include "storage/kvstore/kvstore.h"
+#include "storage/zarr/array.h"
+#include "train/latitude_weights.h"
+#include "train/run/train_config.h"
+#include "train/trainer.h"
+
+namespace jigsaw::train {
+namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
+void OnStopSignal(int) { stop_requested = 1; }
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// What a run needs to know about its dataset store.
+struct StoreFacts {
+  TileGrid tiles;
+  std::vector<std::string> channels;
+  int64_t height = 0, width = 0;
+  std::vector<double> latitudes;
+};
+
+Result<StoreFacts> ReadStoreFacts(const std::string& url) {
+  ASSIGN_OR_RETURN(auto store, OpenKvStore(url));
+  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store.get()));
+  if (!info.complete) return FailedPreconditionError("the store is not complete (jigsaw-shard run did not finish)");
+  StoreFacts f;
+  try {
+    const auto& plan = info.attributes.at("plan");
+    ASSIGN_OR_RETURN(f.tiles, TileGrid::Parse(plan.at("tiles").get<std::string>()));
+    f.channels = plan.at("channels").get<std::vector<std::string>>();
+    f.height = plan.at("grid").at(0).get<int64_t>();
+    f.width = plan.at("grid").at(1).get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(std::string("the store's plan attributes are malformed: ") + e.what());
+  }
+  for (const char* stat : {"mean", "std"}) {
+    if (!Array::Open(store.get(), stat).ok()) {
+      return FailedPreconditionError(std::string("the store has no normalisation statistic \"") + stat +
+                                     "\": training needs mean and std");
+    }
+  }
+  ASSIGN_OR_RETURN(auto lat, Array::Open(store.get(), "latitude"));
+  if (lat->metadata().shape.size() != 1 || lat->metadata().shape[0] != f.height || lat->metadata().dtype.name != "float64") {
+    return InvalidArgumentError("the store's latitude array is not float64 [" + std::to_string(f.height) + "]");
+  }
+  f.latitudes.resize(f.height);
+  RETURN_IF_ERROR(lat->Read(lat->full_box(), std::span<char>(reinterpret_cast<char*>(f.latitudes.data()), f.height * 8)));
+  return f;
+}
+
+// This rank's tile of every sample, batch after batch: one loader for its tile, or on a 1x1 mesh one per
+// tile of the store, assembled into whole samples (every loader with the same options yields the same times).
+class TileBatches {
+ public:
+  static Result<std::unique_ptr<TileBatches>> Open(const std::string& url, const StoreFacts& facts, int64_t s,
+                                                   int64_t mesh_rank, const LoaderOptions& base, const TileShape& tile) {
+    std::unique_ptr<TileBatches> t(new TileBatches());
+    t->tile_ = tile;
+    t->batch_ = base.batch_size;
+    std::vector<int64_t> ranks;
+    if (s == 1) {
+      for (int64_t r = 0; r < facts.tiles.num_tiles(); ++r) ranks.push_back(r);
+    } else {
+      ranks.push_back(mesh_rank);
+    }
+    for (int64_t r : ranks) {
+      LoaderOptions o = base;
+      o.rank = r;
+      ASSIGN_OR_RETURN(auto loader, Loader::Open(url, o));
+      t->loaders_.push_back(std::move(loader));
+    }
+    return t;
+  }
+
+  // x0, x1: [batch, c, h, w] of this rank's tile.
+  Status Next(std::vector<float>* x0, std::vector<float>* x1) {
+    const int64_t n = tile_.size();
+    x0->assign(batch_ * n, 0.0f);
+    x1->assign(batch_ * n, 0.0f);
+    const auto t0 = Clock::now();
+    std::vector<std::shared_ptr<Batch>> got;
+    for (auto& l : loaders_) {
+      ASSIGN_OR_RETURN(auto b, l->Next());
+      got.push_back(std::move(b));
+    }
+    wait_seconds_ += Since(t0);
+    for (size_t l = 0; l < loaders_.size(); ++l) {
+      const auto origin = loaders_[l]->tile_origin(), shape = loaders_[l]->tile_shape();  // [c, lat, lon]
+      const float* data = static_cast<const float*>(got[l]->data());
+      const int64_t c = shape[0], h = shape[1], w = shape[2], per = c * h * w;
+      for (int64_t b = 0; b < batch_; ++b)
+        for (int lead = 0; lead < 2; ++lead) {
+          float* dst = (lead ? x1 : x0)->data() + b * n;
+          const float* src = data + (b * 2 + lead) * per;
+          for (int64_t k = 0; k < c; ++k)
+            for (int64_t y = 0; y < h; ++y) {
+              // Into the tile's frame: on a 1x1 mesh the tile is the whole sample.
+              const int64_t ty = origin[1] + y - tile_.row0, tk = origin[0] + k - tile_.channel0;
+              std::memcpy(dst + (tk * tile_.height + ty) * tile_.width + origin[2] - tile_.col0, src + (k * h + y) * w,
+                          w * sizeof(float));
+            }
+        }
+    }
+    return OkStatus();
+  }
+  LoaderState state() const { return loaders_.front()->state(); }
+  Status Restore(const LoaderState& s) {
+    for (auto& l : loaders_) RETURN_IF_ERROR(l->Restore(s));
+    return OkStatus();
+  }
+  int64_t batches_per_epoch() const { return loaders_.front()->batches_per_epoch(); }
+  double TakeWaitSeconds() { return std::exchange(wait_seconds_, 0.0); }
+
+ private:
+  TileBatches() = default;
+  std::vector<std::unique_ptr<Loader>> loaders_;
+  TileShape tile_;
+  int64_t batch_ = 1;
+  double wait_seconds_ = 0;
+};
+
+// The checkpoint's view of the model: three tensors per parameter (value, Adam moments), split as the
+// parameter says on the mesh domain=s,tensor=s.
+struct CheckpointTensor {
+  TensorSpec spec;
+  Parameter* param;
+  int which;  // 0 value, 1 adam_m, 2 adam_v
+};
+std::vector<CheckpointTensor> CheckpointTensors(WeatherMixer& model) {
+  std::vector<CheckpointTensor> out;
+  const DataType f32 = DataTypeFromName("float32").value();
+  for (auto& p : model.parameters()) {
+    PartitionSpec part;
+    for (char c : p.stored_split) part.push_back(c == 'i' ? std::optional<std::string>("domain")
+                                                 : c == 'j' ? std::optional<std::string>("tensor")
+                                                            : std::nullopt);
+    const char* prefix[] = {"", "adam_m/", "adam_v/"};
+    for (int w = 0; w < 3; ++w) out.push_back({TensorSpec{prefix[w] + p.name, f32, p.stored_shape, part}, &p, w});
+  }
+  return out;
+}
+Tensor& Of(const CheckpointTensor& t) {
+  return t.which == 0 ? t.param->value : t.which == 1 ? t.param->adam_m : t.param->adam_v;
+}
+
+Status Load(KvStore* root, WeatherMixer& model, const Mesh& mesh, int64_t rank, const nlohmann::json& model_json,
+            int64_t* step, LoaderState* loader) {
+  ASSIGN_OR_RETURN(Manifest m, ReadManifest(root));
+  ASSIGN_OR_RETURN(std::string dir, LatestStep(root));
+  const auto& meta = m.metadata.contains("jigsaw_train") ? m.metadata["jigsaw_train"] : nlohmann::json();
+  if (meta.is_null()) return InvalidArgumentError("checkpoint " + dir + " was not written by jigsaw-train");
+  // The same model: every size and the token order (the domain grid) must agree.
+  std::string differ;
+  for (const auto& [k, v] : model_json.items()) {
+    if (!meta["model"].contains(k) || meta["model"][k] != v) {
+      differ += (differ.empty() ? "" : ", ") + k + " " + (meta["model"].contains(k) ? meta["model"][k].dump() : "missing") +
+                " (this run: " + v.dump() + ")";
+    }
+  }
+  if (!differ.empty()) return InvalidArgumentError("checkpoint " + dir + " holds another model: " + differ);
+  std::string bad;
+  for (const CheckpointTensor& t : CheckpointTensors(model)) {
+    const TensorRecord* rec = m.Find(t.spec.name);
+    if (!rec || rec->spec.shape != t.spec.shape) {
+      bad += (bad.empty() ? "" : ", ") + t.spec.name;
+      continue;
+    }
+    ASSIGN_OR_RETURN(Box box, TileOf(t.spec, mesh, rank));
+    ASSIGN_OR_RETURN(LoadedBox bytes, LoadTensorBox(root, dir, m, *rec, box));
+    Tensor& dst = Of(t);
+    if (static_cast<int64_t>(bytes.size()) != dst.size() * 4) return InternalError("box of " + t.spec.name + " has the wrong size");
+    std::vector<float> host(dst.size());
+    std::memcpy(host.data(), bytes.data(), bytes.size());
+    dst.Upload(host);
+  }
+  if (!bad.empty()) return InvalidArgumentError("checkpoint " + dir + " lacks or shapes differently: " + bad);
+  *step = m.step;
+  loader->epoch = meta["loader"].value("epoch", int64_t{0});
+  loader->batch = meta["loader"].value("batch", int64_t{0});
+  return OkStatus();
+}
+
+// The loss of predicting no change (persistence), this rank's share, as the model's loss is weighted.
+double PersistenceShare(const std::vector<float>& x0, const std::vector<float>& x1, const TileShape& t,
+                        const std::vector<float>& lat_w, const std::vector<float>& ch_w, double scale) {
+  double total = 0;
+  const int64_t n = t.size();
+  for (size_t b = 0; b < x0.size() / n; ++b)
+    for (int64_t k = 0; k < t.channels; ++k)
+      for (int64_t y = 0; y < t.height; ++y) {
+        double row = 0;
+        for (int64_t x = 0; x < t.width; ++x) {
+          const int64_t i = b * n + (k * t.height + y) * t.width + x;
+          const double e = double(x1[i]) - x0[i];
+          row += e * e;
+        }
+        total += row * lat_w[t.row0 + y] * ch_w[t.channel0 + k];
+      }
+  return total * scale;
+}
+
+}  // namespace
+
+void InstallStopHandlers() {
+  std::signal(SIGTERM, OnStopSignal);
+  std::signal(SIGINT, OnStopSignal);
+}
+
+Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator* world, std::ostream& out) {
+  const bool leader = world->rank() == 0;
+  // ---- everything that can be refused, before any work ----
+  ASSIGN_OR_RETURN(Mesh mesh, Mesh::Parse(o.mesh));
+  if (mesh.axes.size() != 2 || mesh.AxisSize("domain") == 0 || mesh.AxisSize("tensor") == 0) {
+    return InvalidArgumentError("--mesh " + o.mesh + ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
+  }
+  ASSIGN_OR_RETURN(const int64_t s, SquareMeshSide(mesh.AxisSize("domain"), mesh.AxisSize("tensor")));
+  std::ifstream cf(o.config);
+  if (!cf) return NotFoundError("cannot open the model config " + o.config);
+  std::stringstream text;
+  text << cf.rdbuf();
+  ASSIGN_OR_RETURN(nlohmann::json cj, ParseJson(text.str(), o.config));
+  auto parsed = ParseTrainConfig(cj);
+  if (!parsed.ok()) return parsed.status().Annotate(o.config);
+  TrainConfig tc = *parsed;
+  auto facts_or = ReadStoreFacts(o.data);
+  if (!facts_or.ok()) return facts_or.status().Annotate(o.data);
+  const StoreFacts& facts = *facts_or;
+  ModelConfig& mc = tc.model;
+  mc.channels = static_cast<int64_t>(facts.channels.size());
+  mc.height = facts.height;
+  mc.width = facts.width;
+  mc.lat_parts = facts.tiles.lat;
+  mc.lon_parts = facts.tiles.lon;
+  if (s > 1) RETURN_IF_ERROR(CheckTileGrid(mc, s, facts.tiles.lat, facts.tiles.lon, facts.tiles.ch).Annotate(o.data));
+  if (tc.token_mix_ratio > 0) mc.token_hidden = std::max<int64_t>(1, std::llround(tc.token_mix_ratio * mc.tokens()));
+  RETURN_IF_ERROR(mc.Validate(s).Annotate(o.config));
+  std::vector<float> channel_w(mc.channels, 1.0f);
+  for (const auto& [name, w] : tc.channel_weights) {
+    auto it = std::find(facts.channels.begin(), facts.channels.end(), name);
+    if (it == facts.channels.end()) return InvalidArgumentError(o.config + ": channel_weights names \"" + name + "\", which the store does not hold");
+    channel_w[it - facts.channels.begin()] = w;
+  }
+  const std::vector<float> lat_w = LatitudeWeights(facts.latitudes);
+  if (o.steps < 1 || o.batch_size < 1) return InvalidArgumentError("--steps and --batch-size must be positive");
+  const bool validate = !o.val_start.empty() && !o.val_end.empty();
+
+  ASSIGN_OR_RETURN(MeshComms comms, SplitMesh(world, s));
+  const MeshPosition pos = comms.pos;
+  ASSIGN_OR_RETURN(auto backend, NewBackend(o.backend, o.threads));
+  tc.optimizer.total_steps = o.steps;
+  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(mc, tc.optimizer, backend.get(), &comms, tc.seed));
+  WeatherMixer& model = trainer->model();
+  RETURN_IF_ERROR(model.SetLossWeights(lat_w, channel_w));
+  const TileShape tile = model.tile();
+
+  LoaderOptions lo;
+  lo.dp_rank = pos.replica;
+  lo.dp_size = pos.replicas;
+  lo.batch_size = o.batch_size;
+  lo.lead_steps = 1;
+  lo.normalize = true;
+  lo.seed = tc.seed;
+  lo.start = o.train_start;
+  lo.end = o.train_end;
+  lo.prefetch = o.prefetch;
+  const int64_t mesh_rank = pos.i * s + pos.j;
+  auto train_data = TileBatches::Open(o.data, facts, s, mesh_rank, lo, tile);
+  if (!train_data.ok()) return train_data.status().Annotate(o.data);
+
+  // ---- resume ----
+  std::unique_ptr<KvStore> ckpt;
+  if (!o.ckpt.empty()) {
+    ASSIGN_OR_RETURN(ckpt, OpenKvStore(o.ckpt));
+  }
+  TrainRunReport report;
+  const nlohmann::json model_json = mc.ToJson();
+  if (o.resume && ckpt) {
+    auto latest = LatestStep(ckpt.get());
+    if (latest.ok()) {
+      int64_t step = 0;
+      LoaderState ls;
+      RETURN_IF_ERROR(Load(ckpt.get(), model, mesh, mesh_rank, model_json, &step, &ls).Annotate(o.ckpt));
+      trainer->set_step(step);
+      RETURN_IF_ERROR((*train_data)->Restore(ls));
+      if (leader) out << "jigsaw-train: resumed from " << *latest << " (step " << step << ")\n";
+    } else if (leader) {
+      out << "jigsaw-train: --resume: no checkpoint in " << o.ckpt << " yet; starting from step 0\n";
+    }
+  }
+  report.first_step = trainer->step();
+
+  std::ofstream log;
+  if (leader && !o.log.empty()) {
+    log.open(o.log, std::ios::app);
+    if (!log) return IoError("cannot open the log " + o.log);
+  }
+  auto emit = [&](const nlohmann::json& j) {
+    if (log.is_open()) log << j.dump() << "\n" << std::flush;
+  };
+
+  // ---- checkpoints: replica 0's group saves, asynchronously ----
+  AsyncCheckpointSaver saver;
+  auto save = [&](int64_t step) -> Status {
+    if (!ckpt || pos.replica != 0) return OkStatus();
+    const auto t0 = Clock::now();
+    std::vector<CheckpointTensor> tensors = CheckpointTensors(model);
+    std::vector<TensorSpec> specs;
+    std::vector<std::vector<float>> host;
+    std::vector<TensorBuffer> buffers;
+    for (const auto& t : tensors) {
+      specs.push_back(t.spec);
+      host.push_back(Of(t).Download());
+    }
+    for (size_t k = 0; k < tensors.size(); ++k) {
+      ASSIGN_OR_RETURN(Box box, TileOf(specs[k], mesh, mesh_rank));
+      buffers.push_back({reinterpret_cast<const char*>(host[k].data()), box.shape});
+    }
+    SaveOptions so;
+    const LoaderState ls = (*train_data)->state();
+    so.metadata["jigsaw_train"] = {{"model", model_json}, {"config", tc.ToJson()}, {"step", step},
+                                   {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}}, {"mesh", o.mesh}};
+    RETURN_IF_ERROR(saver.Start(ckpt.get(), step, mesh, specs, TilesFromMemory(specs, buffers, false), so, comms.group.get()));
+    emit({{"checkpoint", step}, {"stall_s", Since(t0)}});
+    return OkStatus();
+  };
+
+  // ---- validation ----
+  auto run_validation = [&](int64_t step) -> Status {
+    if (!validate) return OkStatus();
+    LoaderOptions vo = lo;
+    vo.shuffle = false;
+    vo.start = o.val_start;
+    vo.end = o.val_end;
+    auto vd = TileBatches::Open(o.data, facts, s, mesh_rank, vo, tile);
+    if (!vd.ok()) return vd.status().Annotate(o.data + " (validation window)");
+    const int64_t n = o.val_batches > 0 ? o.val_batches : (*vd)->batches_per_epoch();
+    const double scale = 1.0 / (double(mc.channels) * mc.height * mc.width * o.batch_size * pos.replicas);
+    double loss = 0;
+    float persistence = 0;
+    std::vector<float> x0, x1;
+    for (int64_t b = 0; b < n; ++b) {
+      RETURN_IF_ERROR((*vd)->Next(&x0, &x1));
+      ASSIGN_OR_RETURN(double l, trainer->Evaluate(TileBatch{o.batch_size, x0.data(), x1.data()}));
+      loss += l / n;
+      persistence += static_cast<float>(PersistenceShare(x0, x1, tile, lat_w, channel_w, scale) / n);
+    }
+    RETURN_IF_ERROR(comms.group->AllReduceSum(&persistence, 1));
+    RETURN_IF_ERROR(comms.data->AllReduceSum(&persistence, 1));
+    report.val_loss = loss;
+    report.persistence_loss = persistence;
+    emit({{"step", step}, {"val_loss", loss}, {"persistence_loss", persistence}, {"val_batches", n}});
+    if (leader) {
+      if (o.progress) std::fprintf(stderr, "\n");
+      out << "jigsaw-train: step " << step << ": validation loss " << loss << " (persistence " << persistence << ")\n";
+    }
+    return OkStatus();
+  };
+
+  // ---- the loop ----
+  std::vector<float> x0, x1;
+  const auto run_start = Clock::now();
+  for (int64_t step = trainer->step(); step < o.steps; ++step) {
+    float stop = stop_requested || (o.stop_at > 0 && step >= o.stop_at) ? 1.0f : 0.0f;
+    RETURN_IF_ERROR(world->AllReduceSum(&stop, 1));  // every rank stops at the same step
+    if (stop > 0) {
+      report.stopped_by_signal = true;
+      break;
+    }
+    const auto t0 = Clock::now();
+    RETURN_IF_ERROR((*train_data)->Next(&x0, &x1));
+    ASSIGN_OR_RETURN(StepResult r, trainer->Step(TileBatch{o.batch_size, x0.data(), x1.data()}));
+    const double seconds = Since(t0), wait = (*train_data)->TakeWaitSeconds();
+    report.last_loss = r.loss;
+    const double samples = double(o.batch_size * pos.replicas) / seconds;
+    emit({{"step", r.step}, {"lr", r.lr}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"seconds", seconds},
+          {"loader_wait_s", wait}, {"samples_per_s", samples}, {"gflop_per_s_per_rank", r.gemm_flops / seconds / 1e9}});
+    if (leader && o.progress) {
+      std::fprintf(stderr, "\rstep %lld/%lld  loss %.5f  %.1f samples/s  %.1f GFLOP/s/rank  loader wait %.0f%%   ",
+                   static_cast<long long>(r.step + 1), static_cast<long long>(o.steps), r.loss, samples,
+                   r.gemm_flops / seconds / 1e9, 100.0 * wait / seconds);
+    }
+    if (o.ckpt_every > 0 && (r.step + 1) % o.ckpt_every == 0 && r.step + 1 < o.steps) RETURN_IF_ERROR(save(r.step + 1));
+    if (o.val_every > 0 && (r.step + 1) % o.val_every == 0 && r.step + 1 < o.steps) RETURN_IF_ERROR(run_validation(r.step + 1));
+  }
+  if (leader && o.progress) std::fprintf(stderr, "\n");
+  report.last_step = trainer->step();
+  if (!report.stopped_by_signal) RETURN_IF_ERROR(run_validation(report.last_step));
+  if (report.last_step > report.first_step || report.stopped_by_signal) RETURN_IF_ERROR(save(report.last_step));
+  if (ckpt && pos.replica == 0) RETURN_IF_ERROR(saver.Wait());
+  RETURN_IF_ERROR(world->Barrier());
+  if (leader) {
+    out << "jigsaw-train: " << (report.stopped_by_signal ? "stopped at" : "finished") << " step " << report.last_step
+        << ", loss " << report.last_loss << ", " << Since(run_start) << " s";
+    if (ckpt) out << "; checkpoint " << o.ckpt << "/" << StepDirectory(report.last_step);
+    out << "\n";
+  }
+  return report;
+}
+
+}  // namespace jigsaw::train

@@ -1,0 +1,48 @@
+// The body of jigsaw-train: WeatherMixer trained on a jigsaw-shard store with Jigsaw parallelism, fed by
+// the prefetch loader, with asynchronous sharded checkpoints, resume on any mesh with the same token order,
+// validation against persistence, and a clean stop (checkpoint, exit 0) on SIGTERM / SIGINT.
+//
+// Collective: every rank of `world` calls RunTraining with the same options. World size = replicas x s^2
+// for the mesh domain=s,tensor=s, which must match the store's tile grid (LAT x LON = s, CH = s).
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "parallel/communicator.h"
+
+namespace jigsaw::train {
+
+struct TrainRunOptions {
+  std::string data;        // the store (any URL the loader reads)
+  std::string mesh = "domain=1,tensor=1";
+  std::string config;      // model.json
+  std::string train_start, train_end, val_start, val_end;  // inclusive windows; empty: the whole store
+  int64_t steps = 100;
+  int64_t stop_at = 0;     // stop after this many steps as a preemption would (checkpoint, return); 0: run on
+  int64_t batch_size = 1;  // per replica
+  std::string ckpt;        // checkpoint root (empty: none)
+  int64_t ckpt_every = 0;  // steps between saves (0: only at the end)
+  bool resume = false;     // continue from ckpt's LATEST
+  int64_t val_every = 0;   // steps between validations (0: only at the end); needs val_start/val_end
+  int64_t val_batches = 0; // batches per validation (0: one pass over the window)
+  std::string log;         // JSON lines, one per step and per validation (rank 0)
+  std::string backend = "cpu";
+  int threads = 0;         // BLAS threads (0: the library's default)
+  int64_t prefetch = 4;
+  bool progress = false;   // a progress line on stderr (rank 0)
+};
+
+struct TrainRunReport {
+  int64_t first_step = 0, last_step = 0;  // steps run: [first_step, last_step)
+  double last_loss = 0, val_loss = -1, persistence_loss = -1;
+  bool stopped_by_signal = false;
+};
+
+// Installs the SIGTERM / SIGINT handlers that ask a run to stop at the next step (then saves and returns).
+void InstallStopHandlers();
+
+Result<TrainRunReport> RunTraining(const TrainRunOptions& options, TensorCommunicator* world, std::ostream& out);
+
+}  // namespace jigsaw::train
