@@ -34,8 +34,12 @@ class Backend {
   virtual void Fill(float* x, int64_t n, float value) = 0;
 
   // ---- GEMM: C[m, n] = alpha op(A) op(B) + beta C; op(A) is [m, k], A^T when trans_a ----
-  virtual void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                    const float* b, float beta, float* c) = 0;
+  void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+            float beta, float* c) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) return Scale(c, m * n, beta);  // an empty sum: BLAS would refuse k = 0
+    GemmNonEmpty(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+  }
 
   // ---- elementwise and reductions on x[m, n] ----
   virtual void Axpy(float alpha, const float* x, float* y, int64_t n) = 0;  // y += alpha x
@@ -86,6 +90,11 @@ class Backend {
   // ---- AdamW (decoupled decay, PyTorch's update), fp32 moments; `step` counts from 1 ----
   virtual void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
                      float eps, float weight_decay, int64_t step) = 0;
+
+ protected:
+  // Gemm with m, n, k > 0.
+  virtual void GemmNonEmpty(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                            const float* b, float beta, float* c) = 0;
 };
 
 // The CPU backend over OpenBLAS. `threads` BLAS threads, set once here (0: OpenBLAS's default).

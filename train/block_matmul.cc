@@ -1,5 +1,7 @@
 #include "train/block_matmul.h"
 
+#include <functional>
+
 namespace jigsaw::train {
 namespace {
 
@@ -56,6 +58,26 @@ Status BlockMatmul::NN(const Bounds& m, const Bounds& k, const Bounds& n, const 
   return OkStatus();
 }
 
+Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, bool sends, const float* operand, int64_t operand_n,
+                                            const std::function<void(const float*, float*)>& multiply,
+                                            TensorCommunicator* sum_along, bool receives, int64_t root, int64_t out_n,
+                                            float beta, float* c) {
+  const int64_t s = mesh_->pos.s;
+  float* buf = sends ? const_cast<float*>(operand) : Scratch(1, operand_n);
+  RETURN_IF_ERROR(along->BroadcastData(buf, operand_n, root));
+  if (sends) stats_.bytes_sent += (s - 1) * operand_n * kFloat;
+  float* partial = Scratch(0, out_n);
+  multiply(buf, partial);
+  float* sum = Scratch(2, out_n);
+  RETURN_IF_ERROR(sum_along->ReduceSum(partial, sum, out_n, root));
+  if (receives) {
+    Accumulate(beta, sum, c, out_n);
+  } else {
+    stats_.bytes_sent += out_n * kFloat;
+  }
+  return OkStatus();
+}
+
 Status BlockMatmul::NT(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta,
                        float* c) {
   const auto& p = mesh_->pos;
@@ -66,21 +88,14 @@ Status BlockMatmul::NT(const Bounds& m, const Bounds& k, const Bounds& n, const 
     return OkStatus();
   }
   for (int64_t l = 0; l < s; ++l) {
-    const int64_t nl = Part(n, l);
     // B_lj down column j from (l, j); A_ij B_lj^T summed along row i into C_il at (i, l).
-    float* bbuf = p.i == l ? const_cast<float*>(b) : Scratch(1, nl * kj);
-    RETURN_IF_ERROR(mesh_->col->BroadcastData(bbuf, nl * kj, l));
-    if (p.i == l) stats_.bytes_sent += (s - 1) * nl * kj * kFloat;
-    float* partial = Scratch(0, mi * nl);
-    backend_->Gemm(false, true, mi, nl, kj, 1.0f, a, bbuf, 0.0f, partial);
-    stats_.gemm_flops += 2 * mi * nl * kj;
-    float* sum = Scratch(2, mi * nl);
-    RETURN_IF_ERROR(mesh_->row->ReduceSum(partial, sum, mi * nl, l));
-    if (p.j == l) {
-      Accumulate(beta, sum, c, mi * nl);
-    } else {
-      stats_.bytes_sent += mi * nl * kFloat;
-    }
+    const int64_t nl = Part(n, l);
+    auto multiply = [&](const float* bl, float* partial) {
+      backend_->Gemm(false, true, mi, nl, kj, 1.0f, a, bl, 0.0f, partial);
+      stats_.gemm_flops += 2 * mi * nl * kj;
+    };
+    RETURN_IF_ERROR(BroadcastMultiplyReduce(mesh_->col.get(), p.i == l, b, nl * kj, multiply, mesh_->row.get(), p.j == l,
+                                            l, mi * nl, beta, c));
   }
   return OkStatus();
 }
@@ -95,21 +110,14 @@ Status BlockMatmul::TN(const Bounds& m, const Bounds& k, const Bounds& n, const 
     return OkStatus();
   }
   for (int64_t l = 0; l < s; ++l) {
-    const int64_t ml = Part(m, l);
     // A_il along row i from (i, l); A_il^T B_ij summed down column j into C_lj at (l, j).
-    float* abuf = p.j == l ? const_cast<float*>(a) : Scratch(1, ki * ml);
-    RETURN_IF_ERROR(mesh_->row->BroadcastData(abuf, ki * ml, l));
-    if (p.j == l) stats_.bytes_sent += (s - 1) * ki * ml * kFloat;
-    float* partial = Scratch(0, ml * nj);
-    backend_->Gemm(true, false, ml, nj, ki, 1.0f, abuf, b, 0.0f, partial);
-    stats_.gemm_flops += 2 * ml * nj * ki;
-    float* sum = Scratch(2, ml * nj);
-    RETURN_IF_ERROR(mesh_->col->ReduceSum(partial, sum, ml * nj, l));
-    if (p.i == l) {
-      Accumulate(beta, sum, c, ml * nj);
-    } else {
-      stats_.bytes_sent += ml * nj * kFloat;
-    }
+    const int64_t ml = Part(m, l);
+    auto multiply = [&](const float* al, float* partial) {
+      backend_->Gemm(true, false, ml, nj, ki, 1.0f, al, b, 0.0f, partial);
+      stats_.gemm_flops += 2 * ml * nj * ki;
+    };
+    RETURN_IF_ERROR(BroadcastMultiplyReduce(mesh_->row.get(), p.j == l, a, ki * ml, multiply, mesh_->col.get(), p.i == l,
+                                            l, ml * nj, beta, c));
   }
   return OkStatus();
 }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "train/backend.h"
@@ -44,6 +45,13 @@ class BlockMatmul {
 
  private:
   float* Scratch(int slot, int64_t n);
+  // One step of NT or TN: the rank that `sends` broadcasts `operand` along `along` (root `root`); every rank
+  // multiplies it into a partial product; the partials are summed along `sum_along` into C at its `root`
+  // (the rank that `receives`): C = beta C + sum.
+  Status BroadcastMultiplyReduce(TensorCommunicator* along, bool sends, const float* operand, int64_t operand_n,
+                                 const std::function<void(const float*, float*)>& multiply,
+                                 TensorCommunicator* sum_along, bool receives, int64_t root, int64_t out_n, float beta,
+                                 float* c);
   void Accumulate(float beta, const float* sum, float* c, int64_t n);
 
   Backend* backend_;

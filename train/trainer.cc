@@ -12,14 +12,24 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& model, const
   return t;
 }
 
+float Trainer::LossScale(const TileBatch& batch) const {
+  const ModelConfig& c = model_->config();
+  const double job_batch = static_cast<double>(batch.size * mesh_->pos.replicas);
+  return static_cast<float>(1.0 / (static_cast<double>(c.channels) * c.height * c.width * job_batch));
+}
+
+Result<double> Trainer::SumOverJob(double share) {
+  float total = static_cast<float>(share);
+  RETURN_IF_ERROR(mesh_->group->AllReduceSum(&total, 1));
+  RETURN_IF_ERROR(mesh_->data->AllReduceSum(&total, 1));
+  return static_cast<double>(total);
+}
+
 Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
   if (batch.size < 1) return InvalidArgumentError("a training batch needs at least one sample");
-  const ModelConfig& c = model_->config();
   const int64_t tile = model_->tile().size();
   for (auto& p : model_->parameters()) be_->Fill(p.grad.data(), p.local_size(), 0.0f);
-  // Loss = mean over the job's samples of sum w (pred - x1)^2 / (C H W).
-  const int64_t job_batch = batch.size * mesh_->pos.replicas;
-  const float scale = 1.0f / static_cast<float>(static_cast<double>(c.channels) * c.height * c.width * job_batch);
+  const float scale = LossScale(batch);
   double loss = 0;
   for (int64_t b = 0; b < batch.size; ++b) {
     ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * tile, scale, batch.on_device));
@@ -32,27 +42,19 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
     if (p.layout == Layout::kRowPart) RETURN_IF_ERROR(mesh_->row->AllReduceSum(p.grad.data(), p.local_size()));
     RETURN_IF_ERROR(mesh_->data->AllReduceSum(p.grad.data(), p.local_size()));
   }
-  float total = static_cast<float>(loss);
-  RETURN_IF_ERROR(mesh_->group->AllReduceSum(&total, 1));
-  RETURN_IF_ERROR(mesh_->data->AllReduceSum(&total, 1));
-  return static_cast<double>(total);
+  return SumOverJob(loss);
 }
 
 Result<double> Trainer::Evaluate(const TileBatch& batch) {
   if (batch.size < 1) return InvalidArgumentError("a batch needs at least one sample");
-  const ModelConfig& c = model_->config();
   const int64_t tile = model_->tile().size();
-  const int64_t job_batch = batch.size * mesh_->pos.replicas;
-  const float scale = 1.0f / static_cast<float>(static_cast<double>(c.channels) * c.height * c.width * job_batch);
+  const float scale = LossScale(batch);
   double loss = 0;
   for (int64_t b = 0; b < batch.size; ++b) {
     ASSIGN_OR_RETURN(double l, model_->Loss(batch.x0 + b * tile, batch.x1 + b * tile, scale, batch.on_device));
     loss += l;
   }
-  float total = static_cast<float>(loss);
-  RETURN_IF_ERROR(mesh_->group->AllReduceSum(&total, 1));
-  RETURN_IF_ERROR(mesh_->data->AllReduceSum(&total, 1));
-  return static_cast<double>(total);
+  return SumOverJob(loss);
 }
 
 Result<double> Trainer::GradientNorm() {

@@ -50,6 +50,10 @@ class Trainer {
 
  private:
   Trainer(Backend* be, MeshComms* mesh, const OptimizerConfig& opt) : be_(be), mesh_(mesh), opt_(opt) {}
+  // 1 / (C H W x the job's batch): the loss is the mean over the job's samples of the per-pixel mean.
+  float LossScale(const TileBatch& batch) const;
+  // The sum over the model group and the replicas of every rank's share.
+  Result<double> SumOverJob(double share);
   Backend* be_;
   MeshComms* mesh_;
   OptimizerConfig opt_;

@@ -195,26 +195,21 @@ Status WeatherMixer::SetLossWeights(const std::vector<float>& lat, const std::ve
 }
 
 // The tile holds one domain part (s > 1) or all of them (1 rank); tokens go part by part.
-void WeatherMixer::Patchify(const float* tile, float* tokens) {
+void WeatherMixer::Patches(float* tile, float* tokens, bool to_tokens) {
   const int64_t s = mesh_->pos.s;
   const int64_t parts_h = s == 1 ? config_.lat_parts : 1, parts_w = s == 1 ? config_.lon_parts : 1;
   const int64_t hb = tile_.height / parts_h, wb = tile_.width / parts_w;
   const int64_t per = (hb / config_.patch_h) * (wb / config_.patch_w) * features_;
   const Backend::Block b{tile_.channels, hb, wb, tile_.width, tile_.height * tile_.width};
   for (int64_t a = 0; a < parts_h; ++a)
-    for (int64_t c = 0; c < parts_w; ++c)
-      be_->Patchify(tile + a * hb * tile_.width + c * wb, b, config_.patch_h, config_.patch_w, tokens + (a * parts_w + c) * per);
-}
-
-void WeatherMixer::Unpatchify(const float* tokens, float* tile) {
-  const int64_t s = mesh_->pos.s;
-  const int64_t parts_h = s == 1 ? config_.lat_parts : 1, parts_w = s == 1 ? config_.lon_parts : 1;
-  const int64_t hb = tile_.height / parts_h, wb = tile_.width / parts_w;
-  const int64_t per = (hb / config_.patch_h) * (wb / config_.patch_w) * features_;
-  const Backend::Block b{tile_.channels, hb, wb, tile_.width, tile_.height * tile_.width};
-  for (int64_t a = 0; a < parts_h; ++a)
-    for (int64_t c = 0; c < parts_w; ++c)
-      be_->Unpatchify(tokens + (a * parts_w + c) * per, b, config_.patch_h, config_.patch_w, tile + a * hb * tile_.width + c * wb);
+    for (int64_t c = 0; c < parts_w; ++c) {
+      float* part = tile + a * hb * tile_.width + c * wb;
+      float* part_tokens = tokens + (a * parts_w + c) * per;
+      if (to_tokens)
+        be_->Patchify(part, b, config_.patch_h, config_.patch_w, part_tokens);
+      else
+        be_->Unpatchify(part_tokens, b, config_.patch_h, config_.patch_w, part);
+    }
 }
 
 Status WeatherMixer::Forward(const float* x0, bool on_device) {
@@ -227,7 +222,7 @@ Status WeatherMixer::Forward(const float* x0, bool on_device) {
     be_->Copy(x0_.data(), x0, tile_.size());
   else
     be_->Upload(x0_.data(), x0, tile_.size());
-  Patchify(x0_.data(), tokens_in_.data());
+  Patches(x0_.data(), tokens_in_.data(), true);
   // Embedding: z = X W_e + b_e.
   RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.features, sp.dim, tokens_in_.data(), embed_w_->value.data(), 0.0f, z_.data()));
   be_->AddBias(z_.data(), tr, dj, embed_b_->value.data(), nullptr);
@@ -252,7 +247,7 @@ Status WeatherMixer::Forward(const float* x0, bool on_device) {
                                    &head_ln_, zf_.data(), scratch));
   RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.features, zf_.data(), head_w_->value.data(), 0.0f, y_.data()));
   be_->AddBias(y_.data(), tr, features_, head_b_->value.data(), nullptr);
-  Unpatchify(y_.data(), tendency_.data());
+  Patches(tendency_.data(), y_.data(), false);
   return OkStatus();
 }
 
@@ -264,7 +259,7 @@ Status WeatherMixer::Backward() {
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
   // Head.
-  Patchify(dtendency_.data(), dy_.data());
+  Patches(dtendency_.data(), dy_.data(), true);
   be_->ColSumsAdd(dy_.data(), tr, features_, head_b_->grad.data());
   RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.features, zf_.data(), dy_.data(), 1.0f, head_w_->grad.data()));
   RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.features, sp.dim, dy_.data(), head_w_->value.data(), 0.0f, dzf_.data()));

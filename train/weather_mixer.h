@@ -60,8 +60,8 @@ class WeatherMixer {
   void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
                     const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape = {},
                     std::string stored_split = "");
-  void Patchify(const float* tile, float* tokens);
-  void Unpatchify(const float* tokens, float* tile);
+  // tile <-> tokens (to_tokens picks the direction), domain part by domain part.
+  void Patches(float* tile, float* tokens, bool to_tokens);
 
   ModelConfig config_;
   Backend* be_;

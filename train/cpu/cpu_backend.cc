@@ -56,13 +56,8 @@ class CpuBackend final : public Backend {
     for (int64_t i = 0; i < n; ++i) x[i] = value;
   }
 
-  void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b, float beta,
-            float* c) override {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-      Scale(c, m * n, beta);
-      return;
-    }
+  void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+                    float beta, float* c) override {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
                 static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(ta ? m : k), b,
                 static_cast<int>(tb ? k : n), beta, c, static_cast<int>(n));

@@ -237,13 +237,8 @@ class CudaBackend final : public Backend {
     if (n > 0) FillKernel<<<Blocks(n), kThreads>>>(x, n, v);
   }
 
-  void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b, float beta,
-            float* c) override {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-      Scale(c, m * n, beta);
-      return;
-    }
+  void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+                    float beta, float* c) override {
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
     CUBLAS_CHECK(cublasSgemm(blas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k),
                              &alpha, b, int(tb ? k : n), a, int(ta ? m : k), &beta, c, int(n)));
