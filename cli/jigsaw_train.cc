@@ -1,5 +1,5 @@
 // jigsaw-train: WeatherMixer with Jigsaw parallelism on a jigsaw-shard store; one process per rank under
-// mpirun (or one process alone on a 1x1 mesh). The body is train::RunTraining (train/run/train_run.h).
+// mpirun (or one process alone on a 1x1 mesh). The body is train::RunTraining (jobs/train_run.h).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common_flags.h"
-#include "train/run/train_run.h"
+#include "jobs/train_run.h"
 
 using namespace jigsaw;
 

@@ -1,4 +1,4 @@
-#include "train/run/train_config.h"
+#include "jobs/train_config.h"
 
 #include <set>
 

@@ -1,4 +1,4 @@
-#include "train/run/train_run.h"
+#include "jobs/train_run.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,13 +12,13 @@
 
 #include "pipeline/grid/tile_grid.h"
 #include "pipeline/loader/loader.h"
-#include "pipeline/shard/shard_store.h"
 #include "storage/checkpoint/checkpoint.h"
 #include "storage/zarr/metadata.h"
 #include "storage/kvstore/kvstore.h"
-#include "storage/zarr/array.h"
 #include "train/latitude_weights.h"
-#include "train/run/train_config.h"
+#include "jobs/model_checkpoint.h"
+#include "jobs/store_facts.h"
+#include "jobs/train_config.h"
 #include "train/trainer.h"
 
 namespace jigsaw::train {
@@ -29,43 +29,6 @@ void OnStopSignal(int) { stop_requested = 1; }
 
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// What a run needs to know about its dataset store.
-struct StoreFacts {
-  TileGrid tiles;
-  std::vector<std::string> channels;
-  int64_t height = 0, width = 0;
-  std::vector<double> latitudes;
-};
-
-Result<StoreFacts> ReadStoreFacts(const std::string& url) {
-  ASSIGN_OR_RETURN(auto store, OpenKvStore(url));
-  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store.get()));
-  if (!info.complete) return FailedPreconditionError("the store is not complete (jigsaw-shard run did not finish)");
-  StoreFacts f;
-  try {
-    const auto& plan = info.attributes.at("plan");
-    ASSIGN_OR_RETURN(f.tiles, TileGrid::Parse(plan.at("tiles").get<std::string>()));
-    f.channels = plan.at("channels").get<std::vector<std::string>>();
-    f.height = plan.at("grid").at(0).get<int64_t>();
-    f.width = plan.at("grid").at(1).get<int64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    return InvalidArgumentError(std::string("the store's plan attributes are malformed: ") + e.what());
-  }
-  for (const char* stat : {"mean", "std"}) {
-    if (!Array::Open(store.get(), stat).ok()) {
-      return FailedPreconditionError(std::string("the store has no normalisation statistic \"") + stat +
-                                     "\": training needs mean and std");
-    }
-  }
-  ASSIGN_OR_RETURN(auto lat, Array::Open(store.get(), "latitude"));
-  if (lat->metadata().shape.size() != 1 || lat->metadata().shape[0] != f.height || lat->metadata().dtype.name != "float64") {
-    return InvalidArgumentError("the store's latitude array is not float64 [" + std::to_string(f.height) + "]");
-  }
-  f.latitudes.resize(f.height);
-  RETURN_IF_ERROR(lat->Read(lat->full_box(), std::span<char>(reinterpret_cast<char*>(f.latitudes.data()), f.height * 8)));
-  return f;
-}
 
 // This rank's tile of every sample, batch after batch: one loader for its tile, or on a 1x1 mesh one per
 // tile of the store, assembled into whole samples (every loader with the same options yields the same times).
@@ -137,67 +100,6 @@ class TileBatches {
   int64_t batch_ = 1;
   double wait_seconds_ = 0;
 };
-
-// The checkpoint's view of the model: three tensors per parameter (value, Adam moments), split as the
-// parameter says on the mesh domain=s,tensor=s.
-struct CheckpointTensor {
-  TensorSpec spec;
-  Parameter* param;
-  int which;  // 0 value, 1 adam_m, 2 adam_v
-};
-std::vector<CheckpointTensor> CheckpointTensors(WeatherMixer& model) {
-  std::vector<CheckpointTensor> out;
-  const DataType f32 = DataTypeFromName("float32").value();
-  for (auto& p : model.parameters()) {
-    PartitionSpec part;
-    for (char c : p.stored_split) part.push_back(c == 'i' ? std::optional<std::string>("domain")
-                                                 : c == 'j' ? std::optional<std::string>("tensor")
-                                                            : std::nullopt);
-    const char* prefix[] = {"", "adam_m/", "adam_v/"};
-    for (int w = 0; w < 3; ++w) out.push_back({TensorSpec{prefix[w] + p.name, f32, p.stored_shape, part}, &p, w});
-  }
-  return out;
-}
-Tensor& Of(const CheckpointTensor& t) {
-  return t.which == 0 ? t.param->value : t.which == 1 ? t.param->adam_m : t.param->adam_v;
-}
-
-Status Load(KvStore* root, WeatherMixer& model, const Mesh& mesh, int64_t rank, const nlohmann::json& model_json,
-            int64_t* step, LoaderState* loader) {
-  ASSIGN_OR_RETURN(Manifest m, ReadManifest(root));
-  ASSIGN_OR_RETURN(std::string dir, LatestStep(root));
-  const auto& meta = m.metadata.contains("jigsaw_train") ? m.metadata["jigsaw_train"] : nlohmann::json();
-  if (meta.is_null()) return InvalidArgumentError("checkpoint " + dir + " was not written by jigsaw-train");
-  // The same model: every size and the token order (the domain grid) must agree.
-  std::string differ;
-  for (const auto& [k, v] : model_json.items()) {
-    if (!meta["model"].contains(k) || meta["model"][k] != v) {
-      differ += (differ.empty() ? "" : ", ") + k + " " + (meta["model"].contains(k) ? meta["model"][k].dump() : "missing") +
-                " (this run: " + v.dump() + ")";
-    }
-  }
-  if (!differ.empty()) return InvalidArgumentError("checkpoint " + dir + " holds another model: " + differ);
-  std::string bad;
-  for (const CheckpointTensor& t : CheckpointTensors(model)) {
-    const TensorRecord* rec = m.Find(t.spec.name);
-    if (!rec || rec->spec.shape != t.spec.shape) {
-      bad += (bad.empty() ? "" : ", ") + t.spec.name;
-      continue;
-    }
-    ASSIGN_OR_RETURN(Box box, TileOf(t.spec, mesh, rank));
-    ASSIGN_OR_RETURN(LoadedBox bytes, LoadTensorBox(root, dir, m, *rec, box));
-    Tensor& dst = Of(t);
-    if (static_cast<int64_t>(bytes.size()) != dst.size() * 4) return InternalError("box of " + t.spec.name + " has the wrong size");
-    std::vector<float> host(dst.size());
-    std::memcpy(host.data(), bytes.data(), bytes.size());
-    dst.Upload(host);
-  }
-  if (!bad.empty()) return InvalidArgumentError("checkpoint " + dir + " lacks or shapes differently: " + bad);
-  *step = m.step;
-  loader->epoch = meta["loader"].value("epoch", int64_t{0});
-  loader->batch = meta["loader"].value("batch", int64_t{0});
-  return OkStatus();
-}
 
 // The loss of predicting no change (persistence), this rank's share, as the model's loss is weighted.
 double PersistenceShare(const std::vector<float>& x0, const std::vector<float>& x1, const TileShape& t,
@@ -296,12 +198,11 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   if (o.resume && ckpt) {
     auto latest = LatestStep(ckpt.get());
     if (latest.ok()) {
-      int64_t step = 0;
-      LoaderState ls;
-      RETURN_IF_ERROR(Load(ckpt.get(), model, mesh, mesh_rank, model_json, &step, &ls).Annotate(o.ckpt));
-      trainer->set_step(step);
-      RETURN_IF_ERROR((*train_data)->Restore(ls));
-      if (leader) out << "jigsaw-train: resumed from " << *latest << " (step " << step << ")\n";
+      auto loaded = LoadModelCheckpoint(ckpt.get(), "", model, mesh, mesh_rank, true);
+      if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);
+      trainer->set_step(loaded->step);
+      RETURN_IF_ERROR((*train_data)->Restore(loaded->loader));
+      if (leader) out << "jigsaw-train: resumed from " << *latest << " (step " << loaded->step << ")\n";
     } else if (leader) {
       out << "jigsaw-train: --resume: no checkpoint in " << o.ckpt << " yet; starting from step 0\n";
     }
@@ -322,23 +223,11 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   auto save = [&](int64_t step) -> Status {
     if (!ckpt || pos.replica != 0) return OkStatus();
     const auto t0 = Clock::now();
-    std::vector<CheckpointTensor> tensors = CheckpointTensors(model);
-    std::vector<TensorSpec> specs;
-    std::vector<std::vector<float>> host;
-    std::vector<TensorBuffer> buffers;
-    for (const auto& t : tensors) {
-      specs.push_back(t.spec);
-      host.push_back(Of(t).Download());
-    }
-    for (size_t k = 0; k < tensors.size(); ++k) {
-      ASSIGN_OR_RETURN(Box box, TileOf(specs[k], mesh, mesh_rank));
-      buffers.push_back({reinterpret_cast<const char*>(host[k].data()), box.shape});
-    }
-    SaveOptions so;
     const LoaderState ls = (*train_data)->state();
-    so.metadata["jigsaw_train"] = {{"model", model_json}, {"config", tc.ToJson()}, {"step", step},
-                                   {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}}, {"mesh", o.mesh}};
-    RETURN_IF_ERROR(saver.Start(ckpt.get(), step, mesh, specs, TilesFromMemory(specs, buffers, false), so, comms.group.get()));
+    const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()}, {"step", step},
+                                {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}}, {"mesh", o.mesh},
+                                {"data", o.data}};
+    RETURN_IF_ERROR(StartModelCheckpoint(&saver, ckpt.get(), step, model, mesh, mesh_rank, run, comms.group.get()));
     emit({{"checkpoint", step}, {"stall_s", Since(t0)}});
     return OkStatus();
   };

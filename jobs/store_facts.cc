@@ -1,0 +1,55 @@
+#include "jobs/store_facts.h"
+
+#include "pipeline/shard/shard_store.h"
+#include "storage/kvstore/kvstore.h"
+#include "storage/zarr/array.h"
+
+namespace jigsaw::train {
+namespace {
+
+template <typename T>
+Result<std::vector<T>> ReadVector(KvStore* store, const std::string& name, const std::string& dtype, int64_t n) {
+  auto a = Array::Open(store, name);
+  if (!a.ok()) return FailedPreconditionError("the store has no array \"" + name + "\"");
+  const auto& m = (*a)->metadata();
+  if (m.shape.size() != 1 || (n >= 0 && m.shape[0] != n) || m.dtype.name != dtype) {
+    return InvalidArgumentError("the store's " + name + " array is not " + dtype + " [" + (n >= 0 ? std::to_string(n) : "n") + "]");
+  }
+  std::vector<T> v(m.shape[0]);
+  RETURN_IF_ERROR((*a)->Read((*a)->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * sizeof(T))));
+  return v;
+}
+
+}  // namespace
+
+Result<StoreFacts> ReadStoreFacts(const std::string& url) {
+  ASSIGN_OR_RETURN(auto store, OpenKvStore(url));
+  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store.get()));
+  if (!info.complete) return FailedPreconditionError("the store is not complete (jigsaw-shard run did not finish)");
+  StoreFacts f;
+  try {
+    const auto& plan = info.attributes.at("plan");
+    ASSIGN_OR_RETURN(f.tiles, TileGrid::Parse(plan.at("tiles").get<std::string>()));
+    f.channels = plan.at("channels").get<std::vector<std::string>>();
+    f.height = plan.at("grid").at(0).get<int64_t>();
+    f.width = plan.at("grid").at(1).get<int64_t>();
+    f.step_seconds = plan.at("step_seconds").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(std::string("the store's plan attributes are malformed: ") + e.what());
+  }
+  const int64_t c = static_cast<int64_t>(f.channels.size());
+  auto mean = ReadVector<double>(store.get(), "mean", "float64", c);
+  auto std = ReadVector<double>(store.get(), "std", "float64", c);
+  if (!mean.ok() || !std.ok()) {
+    return FailedPreconditionError("the store has no normalisation statistics (mean and std per channel): " +
+                                   (mean.ok() ? std.status() : mean.status()).message());
+  }
+  f.mean = std::move(*mean);
+  f.std = std::move(*std);
+  ASSIGN_OR_RETURN(f.latitudes, ReadVector<double>(store.get(), "latitude", "float64", f.height));
+  ASSIGN_OR_RETURN(f.longitudes, ReadVector<double>(store.get(), "longitude", "float64", f.width));
+  ASSIGN_OR_RETURN(f.times, ReadVector<int64_t>(store.get(), "time", "int64", -1));
+  return f;
+}
+
+}  // namespace jigsaw::train
