@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common_flags.h"
+#include "cli/mpi_world.h"
 #include "jobs/train_run.h"
 
 using namespace jigsaw;
@@ -48,30 +49,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
 
-  // Under mpirun each process is one rank; alone, the job is one rank.
-  const bool under_mpi = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
-  std::unique_ptr<TensorCommunicator> world;
-  bool finalize = false;
-  if (under_mpi) {
-    auto init = InitializeMpi();
-    if (!init.ok()) return cli::Fail("jigsaw-train", init.status());
-    finalize = *init;
-    auto comm = NewMpiCommunicator();
-    if (!comm.ok()) return cli::Fail("jigsaw-train", comm.status());
-    world = std::move(*comm);
-  } else {
-    world = NewLocalCommunicator();
-  }
+  cli::MpiWorld world;
+  if (!world.status().ok()) return cli::Fail("jigsaw-train", world.status());
   o.progress = world->rank() == 0 && isatty(2);
   train::InstallStopHandlers();
   std::ostream& log = json ? std::cerr : std::cout;
   auto report = train::RunTraining(o, world.get(), log);
-  int rc = 0;
-  if (!report.ok()) {
-    Status st = report.status();
-    if (world->size() > 1) st = st.Annotate("rank " + std::to_string(world->rank()));
-    rc = cli::Fail("jigsaw-train", st);
-  } else if (json && world->rank() == 0) {
+  if (!report.ok()) return cli::Fail("jigsaw-train", world.Annotate(report.status()));
+  if (json && world->rank() == 0) {
     std::cout << nlohmann::json{{"first_step", report->first_step}, {"last_step", report->last_step},
                                 {"loss", report->last_loss}, {"val_loss", report->val_loss},
                                 {"persistence_loss", report->persistence_loss},
@@ -79,7 +64,5 @@ int main(int argc, char** argv) {
                      .dump()
               << "\n";
   }
-  world.reset();
-  if (finalize) FinalizeMpi();
-  return rc;
+  return 0;
 }

@@ -39,22 +39,6 @@ void ToFloats(const std::string& bytes, const DataType& t, std::vector<float>* o
   }
 }
 
-Status WriteCoordinate(KvStore* store, int format, const std::string& name, const std::string& dtype,
-                       std::string_view bytes, int64_t n, json attrs) {
-  ArraySpec s;
-  s.zarr_format = format;
-  s.shape = {n};
-  s.chunks = {n};
-  s.dtype = DataTypeFromName(dtype).value();
-  s.codec = "zstd";
-  s.fill_value = dtype == "int64" ? json(0) : json("NaN");
-  s.dimension_names = {name};
-  s.attributes = std::move(attrs);
-  ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
-  ASSIGN_OR_RETURN(auto a, Array::Create(store, name, std::move(m)));
-  return a->Write(a->full_box(), bytes);
-}
-
 Result<ArrayMetadata> DataMetadata(const ShardPlan& p) {
   auto tile = p.tile_shape();
   ArraySpec s;
@@ -224,14 +208,14 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   RETURN_IF_ERROR(WriteGroup(out, "", format, RootAttributes(p, false, nullptr)));
   ASSIGN_OR_RETURN(ArrayMetadata dm, DataMetadata(p));
   ASSIGN_OR_RETURN(auto data, Array::Create(out, "data", dm));
-  RETURN_IF_ERROR(WriteCoordinate(out, format, "time", "int64",
+  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "time", "int64",
                                   std::string_view(reinterpret_cast<const char*>(p.times.data()), p.times.size() * 8),
                                   p.times.size(), {{"units", "seconds since 1970-01-01"}, {"calendar", "proleptic_gregorian"},
                                                    {"standard_name", "time"}}));
-  RETURN_IF_ERROR(WriteCoordinate(out, format, "latitude", "float64",
+  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "latitude", "float64",
                                   std::string_view(reinterpret_cast<const char*>(p.grid.latitude.data()), p.nlat() * 8),
                                   p.nlat(), {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
-  RETURN_IF_ERROR(WriteCoordinate(out, format, "longitude", "float64",
+  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "longitude", "float64",
                                   std::string_view(reinterpret_cast<const char*>(p.grid.longitude.data()), p.nlon() * 8),
                                   p.nlon(), {{"units", "degrees_east"}, {"standard_name", "longitude"}}));
 

@@ -1,5 +1,7 @@
 #include "storage/zarr/cf.h"
 
+#include "storage/zarr/array.h"
+
 #include <cmath>
 #include <cstdio>
 
@@ -168,6 +170,22 @@ void UnpackCf(const char* raw, const DataType& dtype, int64_t count, const CfPac
     for (double m : p.missing) missing |= x == m;
     out[i] = missing ? std::nan("") : x * p.scale_factor + p.add_offset;
   }
+}
+
+Status WriteCoordinateArray(KvStore* store, int zarr_format, const std::string& name, const std::string& dtype,
+                            std::string_view bytes, int64_t n, json attributes) {
+  ArraySpec s;
+  s.zarr_format = zarr_format;
+  s.shape = {n};
+  s.chunks = {n};
+  ASSIGN_OR_RETURN(s.dtype, DataTypeFromName(dtype));
+  s.codec = "zstd";
+  s.fill_value = s.dtype.kind == 'f' ? json("NaN") : json(0);
+  s.dimension_names = {name};
+  s.attributes = std::move(attributes);
+  ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
+  ASSIGN_OR_RETURN(auto a, Array::Create(store, name, std::move(m)));
+  return a->Write(a->full_box(), bytes);
 }
 
 }  // namespace jigsaw

@@ -20,6 +20,12 @@ Result<int64_t> ParseIsoTime(std::string_view text);
 // "YYYY-MM-DDThh:mm:ss".
 std::string FormatIsoTime(int64_t seconds_since_epoch);
 
+class KvStore;
+// Writes a 1-D coordinate array `name` (one chunk, zstd, dimension `name`) of n elements of `dtype`
+// (int64 or float64) with its CF attributes (units, standard_name, ...): what xarray reads as a coordinate.
+Status WriteCoordinateArray(KvStore* store, int zarr_format, const std::string& name, const std::string& dtype,
+                            std::string_view bytes, int64_t n, json attributes);
+
 struct CfTimeUnits {
   int64_t seconds_per_unit = 1;
   int64_t epoch = 0;  // the reference date, in seconds since 1970-01-01

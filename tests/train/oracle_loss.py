@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""The PyTorch oracle's loss, on weights jigsaw trained: loads a safetensors export of a jigsaw-train
-checkpoint into the oracle model (tests/train/oracle.py) by its state_dict names and prints the loss of one
-normalised sample (x0 = data[0], x1 = data[1] of the .npz: data, mean, std, latitude, channels, tiles).
+"""The PyTorch oracle on weights jigsaw trained: loads a safetensors export of a jigsaw-train checkpoint
+into the oracle model (tests/train/oracle.py) by its state_dict names and prints the loss of one normalised
+sample (x0 = data[0], x1 = data[1] of the .npz: data, mean, std, latitude, channels, tiles); with
+--forecast OUT.npy, also writes the one-step forecast of data[0] in physical units.
 
-  oracle_loss.py MODEL.safetensors SAMPLE.npz MODEL.json
+  oracle_loss.py MODEL.safetensors SAMPLE.npz MODEL.json [--forecast OUT.npy]
 """
 import json
 import os
@@ -48,6 +49,9 @@ def main():
     w_c = torch.tensor([config.get("channel_weights", {}).get(n, 1.0) for n in channels], dtype=torch.float32)
     with torch.no_grad():
         loss = loss_fn(m, x[0:1], x[1:2], latitude_weights(list(sample["latitude"])), w_c)
+        if len(sys.argv) == 6 and sys.argv[4] == "--forecast":
+            pred = m(x[0]).double().numpy() * sample["std"][:, None, None] + sample["mean"][:, None, None]
+            np.save(sys.argv[5], pred.astype(np.float32))
     print(f"{float(loss):.9g}")
 
 

@@ -1,0 +1,236 @@
+#include "jobs/rollout.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "jobs/model_checkpoint.h"
+#include "jobs/store_facts.h"
+#include "pipeline/shard/plan.h"
+#include "storage/kvstore/kvstore.h"
+#include "storage/zarr/array.h"
+#include "storage/zarr/cf.h"
+#include "storage/zarr/group.h"
+#include "train/mesh.h"
+
+namespace jigsaw::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The forecast store's identity: a rerun with other settings must not mix into it.
+nlohmann::json Identity(const CheckpointRun& run, const std::string& ckpt, const std::vector<int64_t>& inits, int64_t leads,
+                        int64_t step_seconds) {
+  return {{"checkpoint", ckpt}, {"checkpoint_step", run.step}, {"init_times", inits}, {"leads", leads},
+          {"step_seconds", step_seconds}};
+}
+
+Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const std::vector<int64_t>& inits, int64_t leads,
+                           const nlohmann::json& identity) {
+  const int64_t C = static_cast<int64_t>(f.channels.size());
+  ArraySpec s;
+  s.zarr_format = format;
+  s.shape = {static_cast<int64_t>(inits.size()), leads + 1, C, f.height, f.width};
+  s.chunks = {1, 1, SplitLength(C, f.tiles.ch), SplitLength(f.height, f.tiles.lat), SplitLength(f.width, f.tiles.lon)};
+  s.dtype = DataTypeFromName("float32").value();
+  s.fill_value = "NaN";
+  s.codec = "blosc-lz4";
+  s.dimension_names = {"init_time", "lead_time", "channel", "latitude", "longitude"};
+  s.attributes = {{"channels", f.channels}, {"long_name", "WeatherMixer forecast (jigsaw-rollout), physical units"}};
+  ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
+  RETURN_IF_ERROR(WriteGroup(out, "", format, {{"channels", f.channels}, {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", false}, {"identity", identity}}}}));
+  RETURN_IF_ERROR(Array::Create(out, "forecast", std::move(m)).status());
+  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "init_time", "int64",
+                                       std::string_view(reinterpret_cast<const char*>(inits.data()), inits.size() * 8),
+                                       static_cast<int64_t>(inits.size()),
+                                       {{"units", "seconds since 1970-01-01"}, {"calendar", "proleptic_gregorian"}}));
+  std::vector<int64_t> hours(leads + 1);
+  for (int64_t k = 0; k <= leads; ++k) hours[k] = k * f.step_seconds / 3600;
+  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "lead_time", "int64",
+                                       std::string_view(reinterpret_cast<const char*>(hours.data()), hours.size() * 8),
+                                       leads + 1, {{"units", "hours"}, {"long_name", "forecast lead time"},
+                                                   {"dtype", "timedelta64[ns]"}}));  // xarray decodes it as a timedelta
+  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "latitude", "float64",
+                                       std::string_view(reinterpret_cast<const char*>(f.latitudes.data()), f.height * 8),
+                                       f.height, {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
+  return WriteCoordinateArray(out, format, "longitude", "float64",
+                              std::string_view(reinterpret_cast<const char*>(f.longitudes.data()), f.width * 8), f.width,
+                              {{"units", "degrees_east"}, {"standard_name", "longitude"}});
+}
+
+int64_t PeakRss() {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;
+}
+
+}  // namespace
+
+Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* world, std::ostream& out) {
+  const auto t0 = Clock::now();
+  const bool leader = world->rank() == 0;
+  // ---- what can be refused, before any work ----
+  ASSIGN_OR_RETURN(Mesh mesh, Mesh::Parse(o.mesh));
+  if (mesh.axes.size() != 2 || mesh.AxisSize("domain") == 0 || mesh.AxisSize("tensor") == 0) {
+    return InvalidArgumentError("--mesh " + o.mesh + ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
+  }
+  ASSIGN_OR_RETURN(const int64_t s, SquareMeshSide(mesh.AxisSize("domain"), mesh.AxisSize("tensor")));
+  if (world->size() != s * s) {
+    return InvalidArgumentError("a rollout on " + o.mesh + " runs on " + std::to_string(s * s) + " ranks, not " +
+                                std::to_string(world->size()));
+  }
+  ASSIGN_OR_RETURN(auto ck, OpenCheckpointStep(o.ckpt));
+  auto run_or = ReadCheckpointRun(ck.first.get(), ck.second);
+  if (!run_or.ok()) return run_or.status().Annotate(o.ckpt);
+  ASSIGN_OR_RETURN(ModelConfig mc, ModelConfig::FromJson(run_or->model));
+  auto facts_or = ReadStoreFacts(o.data);
+  if (!facts_or.ok()) return facts_or.status().Annotate(o.data);
+  const StoreFacts& f = *facts_or;
+  if (static_cast<int64_t>(f.channels.size()) != mc.channels || f.height != mc.height || f.width != mc.width) {
+    return InvalidArgumentError(o.data + ": " + std::to_string(f.channels.size()) + " channels on " + std::to_string(f.height) +
+                                "x" + std::to_string(f.width) + ", but the checkpoint's model has " + std::to_string(mc.channels) +
+                                " on " + std::to_string(mc.height) + "x" + std::to_string(mc.width));
+  }
+  if (s > 1) RETURN_IF_ERROR(CheckTileGrid(mc, s, f.tiles.lat, f.tiles.lon, f.tiles.ch).Annotate(o.data));
+  ASSIGN_OR_RETURN(const int64_t lead_seconds, ParseStep(o.lead));
+  if (lead_seconds % f.step_seconds != 0) {
+    return InvalidArgumentError("--lead " + o.lead + " is not a multiple of the store's step (" +
+                                std::to_string(f.step_seconds / 3600) + "h)");
+  }
+  const int64_t leads = lead_seconds / f.step_seconds;
+  ASSIGN_OR_RETURN(const int64_t first, ParseIsoTime(o.init));
+  int64_t last = first, every = f.step_seconds;
+  if (!o.init_end.empty()) {
+    ASSIGN_OR_RETURN(last, ParseIsoTime(o.init_end));
+  }
+  if (!o.init_every.empty()) {
+    ASSIGN_OR_RETURN(every, ParseStep(o.init_every));
+  }
+  if (last < first || every <= 0) return InvalidArgumentError("--init-end lies before --init, or --init-every is not positive");
+  std::vector<int64_t> inits, init_index;
+  for (int64_t t = first; t <= last; t += every) {
+    auto it = std::lower_bound(f.times.begin(), f.times.end(), t);
+    if (it == f.times.end() || *it != t) return InvalidArgumentError(o.data + " holds no state at " + FormatIsoTime(t) + " to start from");
+    inits.push_back(t);
+    init_index.push_back(it - f.times.begin());
+  }
+
+  // ---- the model on this mesh, weights from the checkpoint ----
+  ASSIGN_OR_RETURN(MeshComms comms, SplitMesh(world, s));
+  ASSIGN_OR_RETURN(auto backend, NewBackend(o.backend, o.threads));
+  ASSIGN_OR_RETURN(auto model, WeatherMixer::Create(mc, backend.get(), &comms, 0));
+  const int64_t mesh_rank = comms.pos.i * s + comms.pos.j;
+  auto loaded = LoadModelCheckpoint(ck.first.get(), ck.second, *model, mesh, mesh_rank, false);
+  if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);
+  const TileShape tile = model->tile();
+
+  // ---- the forecast store: rank 0 makes (or checks) it, then every rank writes its tiles ----
+  ASSIGN_OR_RETURN(auto dst, OpenKvStore(o.out));
+  const nlohmann::json identity = Identity(*loaded, o.ckpt, inits, leads, f.step_seconds);
+  Status made;
+  if (leader) {
+    made = [&]() -> Status {
+      auto info = Array::Open(dst.get(), "forecast");
+      if (info.ok()) {
+        auto root = ReadNodeMetadata(dst.get(), "");
+        const nlohmann::json* attrs = root.ok() ? &root->attributes : nullptr;
+        if (!attrs || !attrs->contains("jigsaw") || (*attrs)["jigsaw"].value("identity", nlohmann::json()) != identity) {
+          return FailedPreconditionError(o.out + " holds another forecast (other checkpoint, initial times or lead): "
+                                         "remove it or write elsewhere");
+        }
+        return OkStatus();
+      }
+      return CreateForecastStore(dst.get(), o.zarr_format, f, inits, leads, identity);
+    }();
+  }
+  RETURN_IF_ERROR(AllOk(world, made));
+  ASSIGN_OR_RETURN(auto forecast, Array::Open(dst.get(), "forecast"));
+  ASSIGN_OR_RETURN(auto src, OpenKvStore(o.data));
+  ASSIGN_OR_RETURN(auto data, Array::Open(src.get(), "data"));
+  if (data->metadata().dtype.name != "float32") {
+    return UnimplementedError(o.data + ": rollouts read float32 stores; this one holds " + data->metadata().dtype.name);
+  }
+
+  RolloutReport report;
+  report.inits = static_cast<int64_t>(inits.size());
+  report.leads = leads;
+  const int64_t n = tile.size();
+  std::vector<float> state(n), tendency(n), physical(n);
+  auto box_at = [&](int64_t a, int64_t b) {
+    return Box{{a, b, tile.channel0, tile.row0, tile.col0}, {1, 1, tile.channels, tile.height, tile.width}};
+  };
+  int64_t applications = 0;
+  for (size_t k = 0; k < inits.size(); ++k) {
+    // Done already? Every rank writes its leads in order, so the chunks of its last lead, all present,
+    // mean all of its forecast is.
+    float todo = 0.0f;
+    const auto& ch = forecast->metadata().chunks;
+    for (int64_t c = tile.channel0 / ch[2]; c * ch[2] < tile.channel0 + tile.channels; ++c)
+      for (int64_t y = tile.row0 / ch[3]; y * ch[3] < tile.row0 + tile.height; ++y)
+        for (int64_t x = tile.col0 / ch[4]; x * ch[4] < tile.col0 + tile.width; ++x) {
+          const std::vector<int64_t> index = {static_cast<int64_t>(k), leads, c, y, x};
+          ASSIGN_OR_RETURN(ReadResult probe, dst->Read(forecast->ChunkKey(index), ByteRange::Span(0, 1)));
+          if (probe.missing) todo = 1.0f;
+        }
+    RETURN_IF_ERROR(world->AllReduceSum(&todo, 1));  // all ranks run the model together, or none
+    if (todo == 0) {
+      ++report.inits_skipped;
+      continue;
+    }
+    RETURN_IF_ERROR(data->Read(Box{{init_index[k], tile.channel0, tile.row0, tile.col0}, {1, tile.channels, tile.height, tile.width}},
+                               std::span<char>(reinterpret_cast<char*>(physical.data()), n * 4)));
+    for (int64_t lead = 0; lead <= leads; ++lead) {
+      if (lead == 0) {
+        for (int64_t c = 0; c < tile.channels; ++c) {
+          const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
+          for (int64_t i = 0; i < tile.height * tile.width; ++i) {
+            const int64_t e = c * tile.height * tile.width + i;
+            state[e] = static_cast<float>((physical[e] - m) / sd);
+          }
+        }
+      } else {
+        // x_{k+1} = x_k + tendency(x_k), in normalised units; back to physical units to write.
+        RETURN_IF_ERROR(model->Predict(state.data(), tendency.data()));
+        ++applications;
+        for (int64_t e = 0; e < n; ++e) state[e] += tendency[e];
+        for (int64_t c = 0; c < tile.channels; ++c) {
+          const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
+          for (int64_t i = 0; i < tile.height * tile.width; ++i) {
+            const int64_t e = c * tile.height * tile.width + i;
+            physical[e] = static_cast<float>(state[e] * sd + m);
+          }
+        }
+      }
+      RETURN_IF_ERROR(forecast->Write(box_at(static_cast<int64_t>(k), lead),
+                                      std::string_view(reinterpret_cast<const char*>(physical.data()), n * 4)));
+      report.gb_written += n * 4 / 1e9;
+    }
+    ++report.inits_written;
+    if (leader && o.progress) {
+      std::fprintf(stderr, "\rforecast %zu/%zu (%s)   ", k + 1, inits.size(), FormatIsoTime(inits[k]).c_str());
+    }
+  }
+  if (leader && o.progress) std::fprintf(stderr, "\n");
+  RETURN_IF_ERROR(world->Barrier());
+  Status finished;
+  if (leader) {
+    finished = [&]() -> Status {
+      RETURN_IF_ERROR(WriteGroup(dst.get(), "", o.zarr_format,
+                                 {{"channels", f.channels},
+                                  {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", true}, {"identity", identity}}}}));
+      return WriteConsolidated(dst.get(), o.zarr_format);
+    }();
+  }
+  RETURN_IF_ERROR(AllOk(world, finished));
+  report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  report.forecast_steps_per_s = applications / report.seconds;
+  report.peak_rss_bytes = PeakRss();
+  if (leader) {
+    out << "jigsaw-rollout: " << report.inits_written << " forecasts of " << leads << " steps written, "
+        << report.inits_skipped << " already there; " << o.out << "\n";
+  }
+  return report;
+}
+
+}  // namespace jigsaw::train

@@ -1,0 +1,43 @@
+// The body of jigsaw-score: a jigsaw-rollout forecast scored against a jigsaw-shard store as WeatherBench2
+// scores (its deterministic metrics): per channel and lead time, the latitude-weighted RMSE (the square
+// root of the mean over initial times of the weighted spatial mean squared error; weights are cell areas
+// sin(upper edge) - sin(lower edge) over their mean) and bias (mean over initial times of the weighted
+// spatial mean error), for the model and for persistence (the truth at the initial time). Valid times the
+// truth lacks, or holds as missing (NaN), are skipped and counted.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace jigsaw::train {
+
+struct ScoreOptions {
+  std::string forecast, truth;
+  std::vector<std::string> channels;  // names or WB2-style short names (z500, t850, t2m, u10, msl); empty: all
+};
+
+struct ChannelScores {
+  std::string channel;
+  std::vector<int64_t> lead_hours;
+  std::vector<double> rmse, bias, persistence_rmse, persistence_bias;
+  std::vector<int64_t> count;  // initial times scored at each lead
+};
+
+struct Scores {
+  std::vector<ChannelScores> channels;
+  int64_t skipped = 0;  // (initial time, lead) pairs without truth
+  nlohmann::json ToJson() const;
+  std::string ToCsv() const;
+  // The headline table: z500, t850, t2m, u10, msl where present (else the first five channels).
+  void PrintTable(std::ostream& out) const;
+};
+
+Result<Scores> ScoreForecast(const ScoreOptions& options);
+
+}  // namespace jigsaw::train

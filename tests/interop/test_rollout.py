@@ -1,0 +1,164 @@
+"""jigsaw-rollout and jigsaw-score as a user runs them: a model trained on the synthetic travelling wave,
+forecasts on 1 and 4 ranks from one checkpoint, the first lead against the PyTorch oracle's forward, a
+killed rollout finished by a rerun, the forecast in xarray, and scores against an independent NumPy
+computation of WeatherBench2's formulas."""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conftest import BIN_DIR
+
+HERE = Path(__file__).resolve().parent
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1",
+           "ASAN_OPTIONS": "detect_leaks=0"}
+CONFIG = {"patch": [3, 4], "dim": 32, "depth": 2, "token_hidden": 32, "channel_hidden": 64, "lr": 3e-3,
+          "min_lr": 3e-4, "warmup_steps": 10, "weight_decay": 0.01, "clip": 1.0, "seed": 3}
+INIT = ["--init", "2020-01-05T06", "--init-end", "2020-01-05T18", "--lead", "1d"]
+
+
+def run(tool, *args, ranks=1, check=True):
+    cmd = [str(BIN_DIR / tool), *map(str, args)]
+    if ranks > 1:
+        cmd = [shutil.which("mpirun"), "-np", str(ranks), "--oversubscribe"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **MPI_ENV})
+    if check:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+@pytest.fixture(scope="module")
+def trained(jigsaw, tmp_path_factory):
+    d = tmp_path_factory.mktemp("rollout")
+    jigsaw.shard("synth", d / "src.zarr", "--grid", "33x64", "--times", "24")
+    jigsaw.shard("run", "--source", d / "src.zarr", "--vars", "t2m,msl,z,t", "--levels", "500,850",
+                 "--start", "2020-01-01T00", "--end", "2020-01-06T18", "--tiles", "1x2x2", "--out", d / "tiles.zarr")
+    (d / "model.json").write_text(json.dumps(CONFIG))
+    run("jigsaw-train", "--data", d / "tiles.zarr", "--config", d / "model.json", "--steps", "300", "--batch-size", "2",
+        "--train-end", "2020-01-05T00", "--ckpt", d / "ck", "--blas-threads", "1")
+    run("jigsaw-rollout", "--ckpt", d / "ck", "--data", d / "tiles.zarr", *INIT, "--out", d / "f1.zarr")
+    return d
+
+
+def test_one_rank_and_a_2x2_mesh_forecast_alike(trained, tmp_path):
+    run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", "--mesh", "domain=2,tensor=2",
+        *INIT, "--out", tmp_path / "f4.zarr", "--blas-threads", "1", ranks=4)
+    a = xr.open_zarr(trained / "f1.zarr").forecast.values
+    b = xr.open_zarr(tmp_path / "f4.zarr").forecast.values
+    assert a.shape == (3, 5, 6, 33, 64) and np.isfinite(a).all()
+    scale = np.abs(a).max(axis=(0, 1, 3, 4), keepdims=True)  # per channel: msl is ~1e5, t2m ~3e2
+    assert (np.abs(a - b) / scale).max() < 1e-5
+
+
+def test_xarray_opens_the_forecast_as_it_is(trained):
+    ds = xr.open_zarr(trained / "f1.zarr")
+    assert list(ds.forecast.dims) == ["init_time", "lead_time", "channel", "latitude", "longitude"]
+    assert ds.lead_time.dtype.kind == "m" and int(ds.lead_time[-1] / np.timedelta64(1, "h")) == 24
+    assert str(ds.init_time.values[0])[:16] == "2020-01-05T06:00"
+    assert ds.attrs["channels"][0] == "2m_temperature" and ds.attrs["jigsaw"]["complete"]
+
+
+def test_first_lead_is_the_pytorch_oracles_forward(jigsaw, trained, tmp_path):
+    jigsaw.ckpt("export", trained / "ck", "--out", tmp_path / "model.safetensors")
+    url = trained / "tiles.zarr"
+    info = json.loads(jigsaw.shard("info", url, "--json").stdout)
+    times = jigsaw.get(url, "time", tmp_path)
+    t0 = int(np.searchsorted(times, np.datetime64("2020-01-05T06:00", "s").astype(np.int64)))  # the first init
+    np.savez(tmp_path / "sample.npz", data=jigsaw.get(url, "data", tmp_path, f"{t0}:{t0 + 2},:,:,:"),
+             mean=jigsaw.get(url, "mean", tmp_path), std=jigsaw.get(url, "std", tmp_path),
+             latitude=jigsaw.get(url, "latitude", tmp_path), channels=np.array(info["plan"]["channels"]),
+             tiles=np.array(info["plan"]["tiles"]))
+    p = subprocess.run(["/usr/bin/python3", str(HERE.parent / "train" / "oracle_loss.py"), str(tmp_path / "model.safetensors"),
+                        str(tmp_path / "sample.npz"), str(trained / "model.json"), "--forecast", str(tmp_path / "pred.npy")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    ours = xr.open_zarr(trained / "f1.zarr").forecast.values[0, 1]
+    torch = np.load(tmp_path / "pred.npy")
+    scale = np.abs(torch).max(axis=(1, 2), keepdims=True)
+    assert (np.abs(ours - torch) / scale).max() < 1e-5
+
+
+def test_a_rerun_finishes_a_killed_rollout(trained, tmp_path):
+    out = tmp_path / "f.zarr"
+    shutil.copytree(trained / "f1.zarr", out)
+    # What a kill during the last forecast leaves: some of its chunks, and the store not marked complete.
+    chunks = sorted((out / "forecast" / "c" / "2").rglob("*"))
+    removed = [c for c in chunks if c.is_file() and c.parts[-4] in ("3", "4")]
+    assert removed
+    for c in removed:
+        c.unlink()
+    meta = json.loads((out / "zarr.json").read_text())
+    meta["attributes"]["jigsaw"]["complete"] = False
+    (out / "zarr.json").write_text(json.dumps(meta))
+    p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", out, "--json")
+    report = json.loads(p.stdout)
+    assert report["written"] == 1 and report["skipped"] == 2
+    np.testing.assert_array_equal(xr.open_zarr(out).forecast.values, xr.open_zarr(trained / "f1.zarr").forecast.values)
+    # Another forecast into the same store is refused.
+    p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", "--init", "2020-01-05T06",
+            "--lead", "12h", "--out", out, check=False)
+    assert p.returncode != 0 and "holds another forecast" in p.stderr
+
+
+def wb2_scores(forecast, truth_url, jigsaw, tmp_path):
+    """WeatherBench2's RMSE and bias, written out with NumPy from the stores' arrays."""
+    f = xr.open_zarr(forecast)
+    lat = jigsaw.get(truth_url, "latitude", tmp_path)
+    times = jigsaw.get(truth_url, "time", tmp_path)
+    data = jigsaw.get(truth_url, "data", tmp_path)
+    edges = np.concatenate([[90.0], (lat[1:] + lat[:-1]) / 2, [-90.0]])
+    area = np.abs(np.sin(np.deg2rad(edges[:-1])) - np.sin(np.deg2rad(edges[1:])))
+    w = (area / area.mean())[:, None]
+    inits = f.init_time.values.astype("datetime64[s]").astype(np.int64)
+    leads = (f.lead_time.values / np.timedelta64(1, "s")).astype(np.int64)
+    out = {}
+    for c, name in enumerate(f.attrs["channels"]):
+        rmse, bias, prmse = [], [], []
+        for l, lead in enumerate(leads):
+            mse, err, pmse = [], [], []
+            for i, t in enumerate(inits):
+                v, t0 = np.searchsorted(times, t + lead), np.searchsorted(times, t)
+                truth = data[v, c].astype(np.float64)
+                e = f.forecast.values[i, l, c].astype(np.float64) - truth
+                mse.append((w * e ** 2).mean())
+                err.append((w * e).mean())
+                pmse.append((w * (data[t0, c] - truth) ** 2).mean())
+            rmse.append(np.sqrt(np.mean(mse)))
+            bias.append(np.mean(err))
+            prmse.append(np.sqrt(np.mean(pmse)))
+        out[name] = (np.array(rmse), np.array(bias), np.array(prmse))
+    return out
+
+
+def test_scores_are_weatherbench2s_and_the_model_beats_persistence(jigsaw, trained, tmp_path):
+    p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--json", tmp_path / "s.json",
+            "--csv", tmp_path / "s.csv")
+    assert "latitude-weighted RMSE" in p.stdout
+    got = json.loads((tmp_path / "s.json").read_text())
+    want = wb2_scores(trained / "f1.zarr", trained / "tiles.zarr", jigsaw, tmp_path)
+    assert set(got["channels"]) == set(want) and got["skipped_without_truth"] == 0
+    for name, (rmse, bias, prmse) in want.items():
+        g = got["channels"][name]
+        np.testing.assert_allclose(g["rmse"], rmse, rtol=1e-6, atol=1e-9 * np.abs(rmse).max())
+        np.testing.assert_allclose(g["bias"], bias, rtol=1e-6, atol=1e-6 * np.abs(rmse).max())
+        np.testing.assert_allclose(g["persistence_rmse"], prmse, rtol=1e-6)
+        assert g["rmse"][0] == 0 and g["persistence_rmse"][0] == 0  # lead 0 is the initial state
+        assert all(m < p for m, p in zip(g["rmse"][1:], g["persistence_rmse"][1:])), (name, g)
+    csv = (tmp_path / "s.csv").read_text().splitlines()
+    assert csv[0].startswith("channel,lead_hours") and len(csv) == 1 + 6 * 5
+
+
+def test_refusals_name_the_problem(trained, tmp_path):
+    p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", "--init", "2020-01-05T06",
+            "--lead", "5h", "--out", tmp_path / "x.zarr", check=False)
+    assert p.returncode == 2 and "not a multiple of the store's step (6h)" in p.stderr
+    p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", "--init", "2021-01-01T00",
+            "--lead", "6h", "--out", tmp_path / "x.zarr", check=False)
+    assert p.returncode == 2 and "no state at 2021-01-01T00:00:00" in p.stderr
+    p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--channels", "q700", check=False)
+    assert p.returncode == 2 and "specific_humidity_700 is not in the forecast" in p.stderr
