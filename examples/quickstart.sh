@@ -33,3 +33,8 @@ steps = [json.loads(l) for l in open(sys.argv[1]) if '"loss"' in l]
 print("loss by step:", ", ".join(f"{r['step']}: {r['loss']:.4f}" for r in steps[::10]))
 PY
 $BIN/jigsaw-ckpt verify "$OUT/ckpt"
+
+# Forecast a day ahead from the last checkpoint on the same 4 ranks, and score it beside persistence.
+mpirun -np 4 --oversubscribe $BIN/jigsaw-rollout --ckpt "$OUT/ckpt" --data "$OUT/tiles.zarr" --mesh domain=2,tensor=2 \
+  --init 2020-01-04T00 --lead 18h --out "$OUT/forecast.zarr" --blas-threads 1
+$BIN/jigsaw-score "$OUT/forecast.zarr" --truth "$OUT/tiles.zarr" --channels z500,t850,t2m --json "$OUT/scores.json"

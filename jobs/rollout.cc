@@ -227,8 +227,8 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   report.forecast_steps_per_s = applications / report.seconds;
   report.peak_rss_bytes = PeakRss();
   if (leader) {
-    out << "jigsaw-rollout: " << report.inits_written << " forecasts of " << leads << " steps written, "
-        << report.inits_skipped << " already there; " << o.out << "\n";
+    out << "jigsaw-rollout: " << report.inits << " forecasts of " << leads << " steps in " << o.out << ": "
+        << report.inits_written << " written, " << report.inits_skipped << " already there\n";
   }
   return report;
 }

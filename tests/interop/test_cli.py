@@ -57,3 +57,5 @@ def test_quickstart_runs_as_the_readme_says(jigsaw, tmp_path):
     steps = [json.loads(l) for l in (tmp_path / "qs" / "train.jsonl").read_text().splitlines() if '"loss"' in l]
     assert len(steps) == 60 and steps[-1]["loss"] < 0.25 * steps[0]["loss"], (steps[0], steps[-1])
     assert "step-00000060: ok" in r.stdout
+    scores = json.loads((tmp_path / "qs" / "scores.json").read_text())
+    assert set(scores["channels"]) == {"geopotential_500", "temperature_850", "2m_temperature"}
