@@ -5,8 +5,9 @@ as a share of its backend's GEMM rate at the step's own shapes (the ceiling, mea
 
   /usr/bin/python3 bench/bench_train.py [--backend cpu|cuda] [--threads 2] [--steps 5] [model flags]
 
-CPU: torch uses `--threads` intra-op threads and jigsaw as many OpenBLAS threads. CUDA: both in strict
-float32 (TF32 off), the same arithmetic the oracle test checks.
+CPU: torch uses `--threads` intra-op threads and jigsaw as many OpenBLAS threads. CUDA: `--precision`
+fp32 (both strict float32, TF32 off), tf32 (TF32 tensor cores for both), or bf16 (bfloat16 products with
+float32 accumulation: torch.autocast beside jigsaw's cuda:bf16 backend).
 """
 import argparse
 import json
@@ -27,8 +28,10 @@ def torch_step_seconds(a):
     torch.set_num_threads(a.threads)
     dev = torch.device(a.backend)
     if a.backend == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.precision == "bf16") if a.backend == "cuda" \
+        else torch.autocast("cpu", enabled=False)
     h, w = map(int, a.grid.split("x"))
     ph, pw = map(int, a.patch.split("x"))
     m = WeatherMixer(a.channels, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden, 1, 1).to(dev)
@@ -43,7 +46,8 @@ def torch_step_seconds(a):
 
     def step():
         opt.zero_grad()
-        loss = loss_fn(m, x0, x1, w_lat, w_c)
+        with autocast:
+            loss = loss_fn(m, x0, x1, w_lat, w_c)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
@@ -61,6 +65,7 @@ def torch_step_seconds(a):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"], help="CUDA products")
     p.add_argument("--bin", default=os.path.join(HERE, "..", "build", "bench", "train_step"))
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--steps", type=int, default=5)
@@ -75,7 +80,8 @@ def main():
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     a = p.parse_args()
-    flags = ["--backend", a.backend, "--threads", str(a.threads), "--steps", str(a.steps), "--warmup", str(a.warmup),
+    backend = a.backend if a.backend == "cpu" or a.precision == "fp32" else f"cuda:{a.precision}"
+    flags = ["--backend", backend, "--threads", str(a.threads), "--steps", str(a.steps), "--warmup", str(a.warmup),
              "--channels", str(a.channels), "--grid", a.grid, "--patch", a.patch, "--dim", str(a.dim),
              "--depth", str(a.depth), "--token-hidden", str(a.token_hidden), "--channel-hidden",
              str(a.channel_hidden), "--batch", str(a.batch)]
@@ -88,7 +94,7 @@ def main():
     if a.json:
         print(json.dumps(result))
         return
-    print(f"WeatherMixer step, {a.backend}, {a.threads} threads, batch {a.batch}: C={a.channels} grid {a.grid} "
+    print(f"WeatherMixer step, {a.backend} {a.precision}, {a.threads} threads, batch {a.batch}: C={a.channels} grid {a.grid} "
           f"patch {a.patch} D={a.dim} L={a.depth} Hs={a.token_hidden} Hf={a.channel_hidden}")
     print(f"  PyTorch oracle  {theirs * 1e3:9.2f} ms/step")
     print(f"  jigsaw          {ours['step_s'] * 1e3:9.2f} ms/step   {theirs / ours['step_s']:.2f}x PyTorch")

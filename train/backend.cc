@@ -14,14 +14,16 @@ Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threa
     return UnimplementedError("this build of jigsaw has no CPU backend (built without BLAS)");
 #endif
   }
-  if (name == "cuda") {
+  if (name == "cuda" || name == "cuda:tf32" || name == "cuda:bf16") {
 #ifdef JIGSAW_HAVE_CUDA
-    return NewCudaBackend();
+    return NewCudaBackend(name == "cuda" ? GemmPrecision::kFloat32
+                          : name == "cuda:tf32" ? GemmPrecision::kTF32
+                                                : GemmPrecision::kBF16);
 #else
     return UnimplementedError("this build of jigsaw has no CUDA backend (built without the CUDA toolkit)");
 #endif
   }
-  return InvalidArgumentError("unknown backend \"" + std::string(name) + "\" (cpu or cuda)");
+  return InvalidArgumentError("unknown backend \"" + std::string(name) + "\" (cpu, cuda, cuda:tf32 or cuda:bf16)");
 }
 
 }  // namespace jigsaw::train

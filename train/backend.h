@@ -99,9 +99,13 @@ class Backend {
 
 // The CPU backend over OpenBLAS. `threads` BLAS threads, set once here (0: OpenBLAS's default).
 std::unique_ptr<Backend> NewCpuBackend(int threads = 0);
+// How the CUDA backend multiplies: float32 (CUDA cores), TF32 tensor cores on float32 data, or bfloat16
+// operands with float32 accumulation and output (PyTorch autocast's arithmetic). Everything else, the
+// weights, Adam moments and activations in memory included, stays float32.
+enum class GemmPrecision { kFloat32, kTF32, kBF16 };
 // The CUDA backend (cuBLAS + kernels) on the current device; kFailedPrecondition without a GPU.
-Result<std::unique_ptr<Backend>> NewCudaBackend();
-// By name, "cpu" or "cuda"; kUnimplemented naming what this build lacks.
+Result<std::unique_ptr<Backend>> NewCudaBackend(GemmPrecision precision = GemmPrecision::kFloat32);
+// By name: "cpu", "cuda" (float32), "cuda:tf32" or "cuda:bf16"; kUnimplemented naming what this build lacks.
 Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threads = 0);
 
 }  // namespace jigsaw::train

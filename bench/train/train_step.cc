@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -55,11 +54,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int64_t tile = (*trainer)->model().tile().size();
+  // A cheap pseudo-random batch (a hash per element: GB-sized batches in well under a second).
   std::vector<float> x0(batch * tile), x1(batch * tile);
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal;
-  for (auto& v : x0) v = normal(rng);
-  for (size_t i = 0; i < x1.size(); ++i) x1[i] = x0[i] + 0.1f * normal(rng);
+  auto hash = [](uint64_t i) {
+    i = (i ^ (i >> 31)) * 0x7fb5d329728ea185ull;
+    i = (i ^ (i >> 27)) * 0x81dadef4bc2dd44dull;
+    return static_cast<float>((i ^ (i >> 33)) >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f;  // [-1, 1)
+  };
+  for (size_t i = 0; i < x0.size(); ++i) {
+    x0[i] = hash(i);
+    x1[i] = x0[i] + 0.1f * hash(i + x0.size());
+  }
   // The batch waits on the device, as the peer's does: the step is timed, not the host-to-device copy
   // (the loader's job, overlapped with the step in a training run).
   Tensor d0(backend->get(), batch * tile), d1(backend->get(), batch * tile);
@@ -101,8 +106,8 @@ int main(int argc, char** argv) {
     }
     gemm_times.push_back(gemm_flops / total);
   }
-  std::sort(gemm_times.begin(), gemm_times.end());
-  const double ceiling = gemm_times[1];
+  // The best of three: a ceiling is the rate the GEMMs can reach (a shared machine only ever slows them).
+  const double ceiling = *std::max_element(gemm_times.begin(), gemm_times.end());
   std::printf("{\"backend\": \"%s\", \"step_s\": %.6f, \"gemm_flops\": %ld, \"step_flop_per_s\": %.4e, "
               "\"gemm_ceiling_flop_per_s\": %.4e, \"share_of_ceiling\": %.3f, \"loss\": %.6f}\n",
               backend_name.c_str(), median, static_cast<long>(flops), flops / median, ceiling, flops / median / ceiling, loss);

@@ -5,7 +5,9 @@
 // the oracle's AdamW steps within a relative error of 1e-4 (max |jigsaw - torch| / max |torch| per
 // tensor). Also: replicated vector copies bit-identical, the same losses bit for bit when the steps are
 // run again, and GEMM FLOPs and bytes sent equal on every rank and equal to the closed form.
-//   oracle_check ORACLE.safetensors S [cpu|cuda] [WEIGHT_TOLERANCE]
+//   oracle_check ORACLE.safetensors S [BACKEND] [TOLERANCE] [WEIGHT_TOLERANCE]
+// BACKEND is cpu (default), cuda, cuda:tf32 or cuda:bf16; TOLERANCE (default 1e-4) applies to the loss,
+// the gradients and their norm: lower-precision products need more (TF32 1e-3, bf16 2e-2).
 // The weights after AdamW steps may be given a looser tolerance for larger models: Adam divides by
 // sqrt(v), so an entry whose gradient is at rounding level moves by an amount set by that rounding, in
 // torch as here (seen: 1.8e-4 on a 3-layer D=64 model whose every gradient matched to 8e-7).
@@ -81,8 +83,8 @@ std::vector<Product> ModelProducts(const ModelConfig& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3 || argc > 5) {
-    std::fprintf(stderr, "usage: oracle_check ORACLE.safetensors S [cpu|cuda] [WEIGHT_TOLERANCE]\n");
+  if (argc < 3 || argc > 6) {
+    std::fprintf(stderr, "usage: oracle_check ORACLE.safetensors S [BACKEND] [TOLERANCE] [WEIGHT_TOLERANCE]\n");
     return 2;
   }
   std::unique_ptr<TensorCommunicator> world = NewLocalCommunicator();
@@ -127,7 +129,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto made = NewBackend(argc >= 4 ? argv[3] : "cpu", 1);
-  const double weight_tolerance = argc == 5 ? std::stod(argv[4]) : 1e-4;
+  const double tolerance = argc >= 5 ? std::stod(argv[4]) : 1e-4;
+  const double weight_tolerance = argc == 6 ? std::stod(argv[5]) : tolerance;
   if (!made.ok()) {
     std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
     return 2;
@@ -171,7 +174,7 @@ int main(int argc, char** argv) {
       auto loss = (*trainer)->ComputeGradients(tb);
       Check(loss.ok(), "ComputeGradients: " + loss.status().ToString());
       const double e = std::abs(*loss - losses[0]) / losses[0];
-      Check(e <= 1e-4, "loss " + std::to_string(*loss) + " vs torch " + std::to_string(losses[0]));
+      Check(e <= tolerance, "loss " + std::to_string(*loss) + " vs torch " + std::to_string(losses[0]));
       double worst = 0;
       for (auto& p : model.parameters()) {
         if (p.name.ends_with("token_b2")) {
@@ -185,10 +188,10 @@ int main(int argc, char** argv) {
         }
         const double ge = RelError(p.grad.Download(), p.Cut(Floats(f, "grad/" + p.name)));
         worst = std::max(worst, ge);
-        Check(ge <= 1e-4, "gradient of " + p.name + ": relative error " + std::to_string(ge));
+        Check(ge <= tolerance, "gradient of " + p.name + ": relative error " + std::to_string(ge));
       }
       auto norm = (*trainer)->GradientNorm();
-      Check(std::abs(*norm - norms[0]) / norms[0] <= 1e-4,
+      Check(std::abs(*norm - norms[0]) / norms[0] <= tolerance,
             "gradient norm " + std::to_string(*norm) + " vs torch " + std::to_string(norms[0]));
       if (world_rank == 0) std::printf("loss %.7g (torch %.7g), worst gradient error %.2e\n", *loss, losses[0], worst);
     }
@@ -196,9 +199,9 @@ int main(int argc, char** argv) {
       auto r = (*trainer)->Step(tb);
       Check(r.ok(), "Step: " + r.status().ToString());
       run_losses[run].push_back(r->loss);
-      Check(std::abs(r->loss - losses[k]) / losses[k] <= 1e-4,
+      Check(std::abs(r->loss - losses[k]) / losses[k] <= tolerance,
             "step " + std::to_string(k) + " loss " + std::to_string(r->loss) + " vs torch " + std::to_string(losses[k]));
-      Check(std::abs(r->grad_norm - norms[k]) / norms[k] <= 1e-4,
+      Check(std::abs(r->grad_norm - norms[k]) / norms[k] <= tolerance,
             "step " + std::to_string(k) + " norm " + std::to_string(r->grad_norm) + " vs torch " + std::to_string(norms[k]));
       if (run == 0 && k == 0) {
         // FLOPs and bytes: the closed form of the model's products, the same on every rank.

@@ -3,6 +3,7 @@
 // (the default stream, synchronised where a result comes back to the host), as the interface promises.
 // Reductions run in a fixed order (no atomics), so results repeat bit for bit.
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -53,6 +54,10 @@ __device__ float BlockSum(float v) {
   return t;
 }
 
+__global__ void ToBFloat16Kernel(const float* x, __nv_bfloat16* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
 __global__ void FillKernel(float* x, int64_t n, float v) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) x[i] = v;
 }
@@ -205,15 +210,16 @@ int RowThreads(int64_t n) { return n >= 1024 ? 1024 : n >= 256 ? 256 : 64; }
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() {
+  explicit CudaBackend(GemmPrecision precision) : precision_(precision) {
     CUBLAS_CHECK(cublasCreate(&blas_));
-    // The default math mode keeps sgemm in float32 (TF32 only on request); CUBLAS_PEDANTIC_MATH measured
-    // the same step time on an H200.
-    CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    // The default math mode keeps sgemm in float32 (CUBLAS_PEDANTIC_MATH measured the same step time on an
+    // H200); TF32 tensor cores only when asked for.
+    CUBLAS_CHECK(cublasSetMathMode(blas_, precision == GemmPrecision::kTF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   }
   ~CudaBackend() override {
     cublasDestroy(blas_);
     if (scratch_) cudaFree(scratch_);
+    for (void* p : bf16_) if (p) cudaFree(p);
   }
   Device device() const override { return Device::kCuda; }
 
@@ -240,8 +246,18 @@ class CudaBackend final : public Backend {
   void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
                     float beta, float* c) override {
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
-    CUBLAS_CHECK(cublasSgemm(blas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k),
-                             &alpha, b, int(tb ? k : n), a, int(ta ? m : k), &beta, c, int(n)));
+    const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (precision_ != GemmPrecision::kBF16) {
+      CUBLAS_CHECK(cublasSgemm(blas_, op_b, op_a, int(n), int(m), int(k), &alpha, b, int(tb ? k : n), a, int(ta ? m : k),
+                               &beta, c, int(n)));
+      return;
+    }
+    // bfloat16 operands, float32 accumulation and output (what PyTorch's autocast does per product).
+    __nv_bfloat16* a16 = BFloat16Copy(0, a, m * k);
+    __nv_bfloat16* b16 = BFloat16Copy(1, b, k * n);
+    CUBLAS_CHECK(cublasGemmEx(blas_, op_b, op_a, int(n), int(m), int(k), &alpha, b16, CUDA_R_16BF, int(tb ? k : n), a16,
+                              CUDA_R_16BF, int(ta ? m : k), &beta, c, CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
   }
 
   void Axpy(float alpha, const float* x, float* y, int64_t n) override {
@@ -334,6 +350,17 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  __nv_bfloat16* BFloat16Copy(int slot, const float* x, int64_t n) {
+    if (bf16_size_[slot] < n) {
+      if (bf16_[slot]) CUDA_CHECK(cudaFree(bf16_[slot]));
+      CUDA_CHECK(cudaMalloc(&bf16_[slot], n * sizeof(__nv_bfloat16)));
+      bf16_size_[slot] = n;
+    }
+    auto* y = static_cast<__nv_bfloat16*>(bf16_[slot]);
+    ToBFloat16Kernel<<<Blocks(n), kThreads>>>(x, y, n);
+    return y;
+  }
+
   // out[c] += sum_r x[r, c] (y: of x y).
   void ColumnSums(const float* x, const float* y, int64_t m, int64_t n, float* out) {
     if (m == 0 || n == 0) return;
@@ -355,19 +382,22 @@ class CudaBackend final : public Backend {
     return static_cast<T*>(scratch_);
   }
 
+  GemmPrecision precision_;
   cublasHandle_t blas_ = nullptr;
+  void* bf16_[2] = {nullptr, nullptr};
+  int64_t bf16_size_[2] = {0, 0};
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> NewCudaBackend() {
+Result<std::unique_ptr<Backend>> NewCudaBackend(GemmPrecision precision) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     return FailedPreconditionError("no CUDA device is visible to this process");
   }
-  return std::unique_ptr<Backend>(new CudaBackend());
+  return std::unique_ptr<Backend>(new CudaBackend(precision));
 }
 
 }  // namespace jigsaw::train
