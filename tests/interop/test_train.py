@@ -35,14 +35,15 @@ def store(jigsaw, tmp_path_factory):
     return d
 
 
-def train(store, tmp, *args, ranks=1, mesh="domain=1,tensor=1", check=True, config=None):
+def train(store, tmp, *args, ranks=1, mesh="domain=1,tensor=1", check=True, config=None, data=None, env=None):
     """Runs jigsaw-train; returns (process, the per-step JSON records of its log)."""
     log = tmp / f"log-{time.monotonic_ns()}.jsonl"
-    cmd = [str(BIN_DIR / "jigsaw-train"), "--data", store / "tiles.zarr", "--mesh", mesh,
+    cmd = [str(BIN_DIR / "jigsaw-train"), "--data", data or store / "tiles.zarr", "--mesh", mesh,
            "--config", config or store / "model.json", "--log", log, "--blas-threads", "1", *args]
     if ranks > 1:
         cmd = [MPIRUN, "-np", str(ranks), "--oversubscribe"] + cmd
-    p = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=300, env={**os.environ, **MPI_ENV})
+    p = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=300,
+                       env={**os.environ, **MPI_ENV, **(env or {})})
     if check:
         assert p.returncode == 0, p.stdout + p.stderr
     records = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
@@ -160,3 +161,41 @@ def test_learns_a_travelling_wave_well_below_persistence(jigsaw, tmp_path):
                     "--val-start", "2020-01-05T06", "--val-end", "2020-01-06T18")
     val = [r for r in recs if "val_loss" in r][-1]
     assert val["val_loss"] < 0.25 * val["persistence_loss"], val
+
+
+def test_streamed_from_s3_equals_local_disk_step_for_step(jigsaw, store, tmp_path):
+    """Data and checkpoints on the test S3 server (moto, a real server process): the same losses, bit for
+    bit, as from local disk, and a checkpoint on S3 that resumes."""
+    sys.path.insert(0, str(HERE.parent / "tools"))
+    from servers import Moto
+    with Moto() as moto:
+        moto.create_bucket("bkt")
+        jigsaw.store("copy", store / "tiles.zarr", "s3://bkt/tiles.zarr", env=moto.env())
+        _, local = train(store, tmp_path, "--steps", "5", ranks=4, mesh="domain=2,tensor=2")
+        _, remote = train(store, tmp_path, "--steps", "5", "--stop-at", "3", "--ckpt", "s3://bkt/ck", ranks=4,
+                          mesh="domain=2,tensor=2", data="s3://bkt/tiles.zarr", env=moto.env())
+        _, rest = train(store, tmp_path, "--steps", "5", "--resume", "--ckpt", "s3://bkt/ck", ranks=4,
+                        mesh="domain=2,tensor=2", data="s3://bkt/tiles.zarr", env=moto.env())
+        assert {**losses(remote), **losses(rest)} == losses(local)
+        assert jigsaw.ckpt("verify", "s3://bkt/ck", env=moto.env()).returncode == 0
+
+
+def test_a_rank_that_dies_fails_the_job_without_a_hang_and_latest_stays_valid(jigsaw, store, tmp_path):
+    ck = tmp_path / "ck"
+    log = tmp_path / "dies.jsonl"
+    cmd = [MPIRUN, "-np", "4", "--oversubscribe", str(BIN_DIR / "jigsaw-train"), "--data", str(store / "tiles.zarr"),
+           "--mesh", "domain=2,tensor=2", "--config", str(store / "model.json"), "--steps", "100000", "--ckpt", str(ck),
+           "--ckpt-every", "2", "--log", str(log), "--blas-threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **MPI_ENV})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (ck / "LATEST").exists():
+        time.sleep(0.1)
+    assert (ck / "LATEST").exists()
+    ranks = subprocess.run(["pgrep", "-f", f"jigsaw-train.*{ck}"], capture_output=True, text=True).stdout.split()
+    victims = [int(p) for p in ranks if int(p) != proc.pid]
+    assert len(victims) >= 4, ranks
+    os.kill(victims[-1], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)  # no hang: mpirun ends the job
+    assert proc.returncode != 0
+    assert "exited on signal 9" in err or "signal 9" in err or "Killed" in err, err
+    assert jigsaw.ckpt("verify", ck).returncode == 0  # whatever step LATEST names is whole
