@@ -83,13 +83,15 @@ Status StartModelCheckpoint(AsyncCheckpointSaver* saver, KvStore* root, int64_t 
   std::vector<TensorSpec> specs;
   std::vector<std::vector<float>> host;
   std::vector<TensorBuffer> buffers;
+  // Start copies the tiles it saves: host memory is passed as it is, device memory copied down first.
   for (const auto& t : tensors) {
     specs.push_back(t.spec);
-    host.push_back(t.tensor().Download());
+    host.push_back(t.tensor().device() == Device::kCpu ? std::vector<float>() : t.tensor().Download());
   }
   for (size_t k = 0; k < tensors.size(); ++k) {
     ASSIGN_OR_RETURN(Box box, TileOf(specs[k], mesh, rank));
-    buffers.push_back({reinterpret_cast<const char*>(host[k].data()), box.shape});
+    const float* data = host[k].empty() ? tensors[k].tensor().data() : host[k].data();
+    buffers.push_back({reinterpret_cast<const char*>(data), box.shape});
   }
   SaveOptions so;
   so.metadata["jigsaw_train"] = run_metadata;
