@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "train/backend.h"
 
@@ -34,8 +36,11 @@ constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) {
-    if (threads > 0) openblas_set_num_threads(threads);
+  // One pool of threads for everything: OpenBLAS runs single-threaded inside TBB tasks that split each
+  // GEMM into `threads` blocks of rows (or columns), as the elementwise kernels split theirs. Two pools
+  // (OpenBLAS's spinning threads beside TBB's) took turns on the cores and lost a third of the step.
+  explicit CpuBackend(int threads) : parts_(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency())) {
+    openblas_set_num_threads(1);
   }
   Device device() const override { return Device::kCpu; }
 
@@ -58,9 +63,26 @@ class CpuBackend final : public Backend {
 
   void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
                     float beta, float* c) override {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-                static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(ta ? m : k), b,
-                static_cast<int>(tb ? k : n), beta, c, static_cast<int>(n));
+    const int lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n), ldc = static_cast<int>(n);
+    auto block = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+      // C[r0:r1, c0:c1] = op(A)[r0:r1, :] op(B)[:, c0:c1]
+      const float* ab = ta ? a + r0 : a + r0 * k;
+      const float* bb = tb ? b + c0 * k : b + c0;
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(r1 - r0),
+                  static_cast<int>(c1 - c0), static_cast<int>(k), alpha, ab, lda, bb, ldb, beta, c + r0 * n + c0, ldc);
+    };
+    const int64_t flops = 2 * m * n * k;
+    const int64_t parts = flops < (int64_t{1} << 21) ? 1 : std::min<int64_t>(parts_, std::max(m, n) / 16 + 1);
+    if (parts <= 1) return block(0, m, 0, n);
+    const bool by_rows = m >= n;
+    const int64_t extent = by_rows ? m : n;
+    tbb::parallel_for(int64_t{0}, parts, [&](int64_t q) {
+      const int64_t lo = extent * q / parts, hi = extent * (q + 1) / parts;
+      if (by_rows)
+        block(lo, hi, 0, n);
+      else
+        block(0, m, lo, hi);
+    });
   }
 
   void Axpy(float alpha, const float* x, float* y, int64_t n) override {
@@ -106,8 +128,25 @@ class CpuBackend final : public Backend {
     });
   }
   double SumSquares(const float* x, int64_t n) override {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
+    // Fixed pieces summed in order: the same bits whatever the threads.
+    constexpr int64_t kPiece = 1 << 14;
+    const int64_t pieces = (n + kPiece - 1) / kPiece;
+    std::vector<double> part(pieces);
+    ForRange(pieces, kPiece, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight lanes, so that the loop vectorises
+        const int64_t lo = p * kPiece, hi = std::min(n, lo + kPiece);
+        int64_t i = lo;
+        for (; i + 8 <= hi; i += 8)
+          for (int l = 0; l < 8; ++l) lanes[l] += static_cast<double>(x[i + l]) * x[i + l];
+        double s = 0;
+        for (int l = 0; l < 8; ++l) s += lanes[l];
+        for (; i < hi; ++i) s += static_cast<double>(x[i]) * x[i];
+        part[p] = s;
+      }
+    });
+    double s = 0;
+    for (double v : part) s += v;
     return s;
   }
 
@@ -211,16 +250,23 @@ class CpuBackend final : public Backend {
     const float bc2_sqrt = std::sqrt(bc2);
     const float decay = 1.0f - lr * weight_decay;
     ForRange(n, 1, [&](int64_t i0, int64_t i1) {
+      float* __restrict wr = w;
+      float* __restrict mr = m;
+      float* __restrict vr = v;
+      const float* __restrict gr = g;
       for (int64_t i = i0; i < i1; ++i) {
-        w[i] *= decay;
-        m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
-        v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
-        w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
+        const float gi = gr[i];
+        const float mi = beta1 * mr[i] + (1.0f - beta1) * gi;
+        const float vi = beta2 * vr[i] + (1.0f - beta2) * gi * gi;
+        mr[i] = mi;
+        vr[i] = vi;
+        wr[i] = wr[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
       }
     });
   }
 
  private:
+  int64_t parts_;
   // Rows [r0, r1) of x[., n] += col_bias + row_bias; with g, also g = GELU(x).
   static void BiasRows(float* x, int64_t r0, int64_t r1, int64_t n, const float* col_bias, const float* row_bias, float* g) {
     for (int64_t r = r0; r < r1; ++r) {
