@@ -148,6 +148,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   ASSIGN_OR_RETURN(auto forecast, Array::Open(dst.get(), "forecast"));
   ASSIGN_OR_RETURN(auto src, OpenKvStore(o.data));
   ASSIGN_OR_RETURN(auto data, Array::Open(src.get(), "data"));
+  data->RequireEveryChunk(true);  // a complete store (ReadStoreFacts): a missing chunk is corruption
   if (data->metadata().dtype.name != "float32") {
     return UnimplementedError(o.data + ": rollouts read float32 stores; this one holds " + data->metadata().dtype.name);
   }

@@ -73,6 +73,7 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
   const std::vector<float> w = LatitudeWeights(truth.latitudes);
   ASSIGN_OR_RETURN(auto tstore, OpenKvStore(o.truth));
   ASSIGN_OR_RETURN(auto tdata, Array::Open(tstore.get(), "data"));
+  tdata->RequireEveryChunk(true);  // a complete store (ReadStoreFacts): a missing chunk is corruption
   if (tdata->metadata().dtype.name != "float32" || fm.dtype.name != "float32") {
     return UnimplementedError("scores read float32 stores");
   }

@@ -151,6 +151,10 @@ class LoaderImpl final : public Loader {
                                   " (ranks 0.." + std::to_string(grid_.num_tiles() - 1) + ")");
     }
     ASSIGN_OR_RETURN(data_, Array::Open(store_.get(), "data"));
+    // The store is complete (checked above): every chunk of a time it holds was written; one that is not
+    // there is corruption, not fill (jigsaw-shard drops all-NaN chunks only for missing times, which the
+    // loader never reads).
+    data_->RequireEveryChunk(true);
     const ArrayMetadata& m = data_->metadata();
     if (m.rank() != 4) return InvalidArgumentError(store_->url() + ": data is not [time, channel, lat, lon]");
     const int64_t T = m.shape[0];

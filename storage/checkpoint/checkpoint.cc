@@ -3,6 +3,9 @@
 #include "parallel/split.h"
 
 #include <fnmatch.h>
+
+#include <cctype>
+#include <charconv>
 #include <tbb/parallel_for.h>
 
 #include <cstdio>
@@ -88,14 +91,22 @@ Result<Mesh> Mesh::Parse(std::string_view text) {
     std::string_view item = text.substr(start, end - start);
     size_t eq = item.find('=');
     if (eq == std::string_view::npos || eq == 0) return InvalidArgumentError("mesh \"" + std::string(text) + "\" is not like domain=2,tensor=2");
+    // Strictly NAME=SIZE: a name of letters, digits and '_' (not starting with a digit), all of SIZE a number.
+    const std::string_view digits = item.substr(eq + 1);
     int64_t size = 0;
-    try {
-      size = std::stoll(std::string(item.substr(eq + 1)));
-    } catch (...) {
-      size = 0;
+    auto [end_ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
+    if (ec != std::errc() || end_ptr != digits.data() + digits.size() || size < 1) {
+      return InvalidArgumentError("mesh axis \"" + std::string(item) + "\" in \"" + std::string(text) +
+                                  "\" needs a positive whole size (mesh: NAME=SIZE,NAME=SIZE, e.g. domain=2,tensor=2)");
     }
-    if (size < 1) return InvalidArgumentError("mesh axis \"" + std::string(item) + "\" needs a positive size");
     std::string name(item.substr(0, eq));
+    const bool good_name = std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_';
+    for (char c : name) {
+      if (!good_name || !(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) {
+        return InvalidArgumentError("mesh axis name \"" + name + "\" in \"" + std::string(text) +
+                                    "\" is not a name (letters, digits, _)");
+      }
+    }
     if (m.AxisSize(name)) return InvalidArgumentError("mesh axis \"" + name + "\" given twice");
     m.axes.emplace_back(name, size);
     start = end + 1;

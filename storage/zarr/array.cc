@@ -145,11 +145,17 @@ Result<bool> Array::ReadChunk(std::span<const int64_t> index, std::span<char> ou
   thread_local std::string encoded;
   ASSIGN_OR_RETURN(bool found, store_->ReadInto(key, {}, &encoded));
   if (!found) {
+    RETURN_IF_ERROR(MissingChunk(key));
     FillWith(out, meta_.fill);
     return false;
   }
   RETURN_IF_ERROR(meta_.codecs->Decode(encoded, out).Annotate(store_->url() + ": chunk " + key));
   return true;
+}
+
+Status Array::MissingChunk(const std::string& key) const {
+  if (!require_every_chunk_) return OkStatus();
+  return DataLossError(store_->url() + ": chunk " + key + " is missing from a store that says it is complete");
 }
 
 Status Array::WriteChunk(std::span<const int64_t> index, std::string_view data) const {
@@ -173,6 +179,7 @@ Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_
                                                                     : ByteRange::Span(0, index_bytes)));
   const Box want = Intersect(box, chunk_box);
   if (ir.missing) {
+    RETURN_IF_ERROR(MissingChunk(key));
     std::string fill(want.num_elements() * meta_.dtype.size, '\0');
     FillWith(fill, meta_.fill);
     CopyBox(fill.data(), want.shape, std::vector<int64_t>(want.shape.size(), 0), out.data(), box.shape,
@@ -196,6 +203,7 @@ Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_
       std::string buf(sh.inner->layout().num_bytes(), '\0');
       const auto& e = entries[linear];
       if (e.empty()) {
+        if (require_every_chunk_) return err.Set(MissingChunk(key + " (inner chunk " + std::to_string(linear) + ")"));
         FillWith(buf, meta_.fill);
       } else {
         auto r = store_->Read(key, ByteRange::Span(static_cast<int64_t>(e.offset), static_cast<int64_t>(e.offset + e.nbytes)));

@@ -49,15 +49,22 @@ class Array {
 
   Status WriteMetadata() const;
 
+  // A missing chunk (or inner chunk of a shard) reads as the fill value, as Zarr says, unless the caller
+  // knows the store to be complete: then it is kDataLoss naming the key (set before reading).
+  void RequireEveryChunk(bool require) { require_every_chunk_ = require; }
+
  private:
   Array(KvStore* store, std::string path, ArrayMetadata meta)
       : store_(store), path_(std::move(path)), meta_(std::move(meta)) {}
   Status ReadPartialShard(std::span<const int64_t> index, const Box& chunk_box, const Box& box,
                           std::span<char> out) const;
 
+  Status MissingChunk(const std::string& key) const;
+
   KvStore* store_;
   std::string path_;
   ArrayMetadata meta_;
+  bool require_every_chunk_ = false;
 };
 
 // Reads the metadata of the node at `path`: sets *is_array and fills *array (arrays) or *attributes.

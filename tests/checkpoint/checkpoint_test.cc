@@ -18,7 +18,9 @@ TEST(Mesh, ParseAndCoordinates) {
   EXPECT_EQ(m->Coordinate(4, "tensor"), 1);
   EXPECT_EQ(m->Coordinate(4, "absent"), 0);
   EXPECT_EQ(Mesh::Parse("")->size(), 1);
-  for (const char* bad : {"domain", "domain=0", "=2", "a=2,a=3", "a=x"}) EXPECT_FALSE(Mesh::Parse(bad).ok()) << bad;
+  for (const char* bad : {"domain", "domain=0", "=2", "a=2,a=3", "a=x", "domain=2;tensor=8", "domain=2xyz", "domain=2,",
+                          "domain= 2", "2d=2", "domain=2,,tensor=2", "domain=-1", "domain=99999999999999999999"})
+    EXPECT_FALSE(Mesh::Parse(bad).ok()) << bad;
 }
 
 TEST(Tiles, RegularSplitAndRefusals) {

@@ -199,3 +199,15 @@ def test_a_rank_that_dies_fails_the_job_without_a_hang_and_latest_stays_valid(ji
     assert proc.returncode != 0
     assert "exited on signal 9" in err or "signal 9" in err or "Killed" in err, err
     assert jigsaw.ckpt("verify", ck).returncode == 0  # whatever step LATEST names is whole
+
+
+def test_a_missing_chunk_of_a_complete_store_is_an_error_not_nan(store, tmp_path):
+    """A complete store holds every chunk of every time it lists: one gone is corruption, named."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copytree(store / "tiles.zarr", broken / "tiles.zarr")
+    (broken / "model.json").write_text((store / "model.json").read_text())
+    chunk = sorted(p for p in (broken / "tiles.zarr" / "data").rglob("*") if p.is_file() and p.name != "zarr.json")[0]
+    chunk.unlink()
+    p, _ = train(broken, tmp_path, "--steps", "30", "--batch-size", "4", check=False)
+    assert p.returncode != 0 and "is missing from a store that says it is complete" in p.stderr, p.stderr
