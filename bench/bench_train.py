@@ -90,7 +90,8 @@ def main():
     result = {"backend": a.backend, "threads": a.threads, "jigsaw_step_s": ours["step_s"], "torch_step_s": theirs,
               "speedup": theirs / ours["step_s"], "jigsaw_step_flop_per_s": ours["step_flop_per_s"],
               "gemm_ceiling_flop_per_s": ours["gemm_ceiling_flop_per_s"],
-              "share_of_ceiling": ours["share_of_ceiling"], "config": vars(a)}
+              "share_of_ceiling": ours["share_of_ceiling"], "peak_bytes": ours["peak_bytes"],
+              "peak_over_needed": ours["peak_over_needed"], "config": vars(a)}
     if a.json:
         print(json.dumps(result))
         return
@@ -98,6 +99,9 @@ def main():
           f"patch {a.patch} D={a.dim} L={a.depth} Hs={a.token_hidden} Hf={a.channel_hidden}")
     print(f"  PyTorch oracle  {theirs * 1e3:9.2f} ms/step")
     print(f"  jigsaw          {ours['step_s'] * 1e3:9.2f} ms/step   {theirs / ours['step_s']:.2f}x PyTorch")
+    print(f"  jigsaw memory   peak {ours['peak_bytes'] / 1e6:.1f} MB through the backend = "
+          f"{ours['peak_over_needed']:.2f}x weights, gradients and Adam moments ({ours['parameter_state_bytes'] / 1e6:.1f} MB) "
+          f"+ activations ({ours['activation_bytes'] / 1e6:.1f} MB)")
     print(f"  jigsaw step     {ours['step_flop_per_s'] / 1e9:9.1f} GFLOP/s = {ours['share_of_ceiling'] * 100:.0f}% of "
           f"the GEMM ceiling at the step's shapes ({ours['gemm_ceiling_flop_per_s'] / 1e9:.1f} GFLOP/s)")
 

@@ -7,6 +7,7 @@
 // distributed parts (sums along a mesh row happen between the calls), the loss with its gradient, AdamW.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,9 +26,18 @@ class Backend {
   virtual Device device() const = 0;
 
   // ---- memory ----
-  // n float32 elements, zeroed. Freed with Free.
-  virtual float* Alloc(int64_t n) = 0;
-  virtual void Free(float* p) = 0;
+  // n float32 elements, zeroed; freed with Free(p, n). Every byte a backend holds is counted here (its
+  // internal scratch too), so that a run can show its peak beside what the model needs.
+  float* Alloc(int64_t n) {
+    Account(n * int64_t{4});
+    return AllocFloats(n);
+  }
+  void Free(float* p, int64_t n) {
+    FreeFloats(p);
+    Account(-n * int64_t{4});
+  }
+  int64_t bytes_in_use() const { return in_use_; }
+  int64_t peak_bytes() const { return peak_; }
   virtual void Upload(float* dst, const float* host, int64_t n) = 0;
   virtual void Download(float* host, const float* src, int64_t n) = 0;
   virtual void Copy(float* dst, const float* src, int64_t n) = 0;
@@ -92,9 +102,18 @@ class Backend {
                      float eps, float weight_decay, int64_t step) = 0;
 
  protected:
+  virtual float* AllocFloats(int64_t n) = 0;
+  virtual void FreeFloats(float* p) = 0;
+  void Account(int64_t bytes) {
+    in_use_ += bytes;
+    peak_ = std::max(peak_, in_use_);
+  }
   // Gemm with m, n, k > 0.
   virtual void GemmNonEmpty(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                             const float* b, float beta, float* c) = 0;
+
+ private:
+  int64_t in_use_ = 0, peak_ = 0;
 };
 
 // The CPU backend over OpenBLAS. `threads` BLAS threads, set once here (0: OpenBLAS's default).

@@ -11,13 +11,13 @@ constexpr int64_t kFloat = sizeof(float);
 }  // namespace
 
 BlockMatmul::~BlockMatmul() {
-  for (float* p : scratch_)
-    if (p) backend_->Free(p);
+  for (int slot = 0; slot < 3; ++slot)
+    if (scratch_[slot]) backend_->Free(scratch_[slot], scratch_size_[slot]);
 }
 
 float* BlockMatmul::Scratch(int slot, int64_t n) {
   if (scratch_size_[slot] < n) {
-    if (scratch_[slot]) backend_->Free(scratch_[slot]);
+    if (scratch_[slot]) backend_->Free(scratch_[slot], scratch_size_[slot]);
     scratch_[slot] = backend_->Alloc(n);
     scratch_size_[slot] = n;
   }

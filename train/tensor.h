@@ -42,7 +42,7 @@ class Tensor {
 
  private:
   void Reset() {
-    if (data_) backend_->Free(data_);
+    if (data_) backend_->Free(data_, size_);
     data_ = nullptr;
     size_ = 0;
   }

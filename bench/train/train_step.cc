@@ -48,11 +48,17 @@ int main(int argc, char** argv) {
   std::unique_ptr<TensorCommunicator> world = NewLocalCommunicator();
   auto mesh = SplitMesh(world.get(), 1);
   OptimizerConfig oc;
+  const int64_t before = (*backend)->bytes_in_use();
   auto trainer = Trainer::Create(mc, oc, backend->get(), &*mesh, 1);
   if (!trainer.ok()) {
     std::fprintf(stderr, "train_step: %s\n", trainer.status().ToString().c_str());
     return 2;
   }
+  // Memory: the parameters' state (weights, gradients, two Adam moments) and the activations the model
+  // allocates once at creation; the step's peak through the backend is compared with their sum.
+  int64_t param_bytes = 0;
+  for (auto& p : (*trainer)->model().parameters()) param_bytes += 16 * p.local_size();
+  const int64_t activation_bytes = (*backend)->bytes_in_use() - before - param_bytes;
   const int64_t tile = (*trainer)->model().tile().size();
   // A cheap pseudo-random batch (a hash per element: GB-sized batches in well under a second).
   std::vector<float> x0(batch * tile), x1(batch * tile);
@@ -88,6 +94,7 @@ int main(int argc, char** argv) {
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
+  const int64_t peak_bytes = (*backend)->peak_bytes() - before;
   // The ceiling: the backend's GEMM alone at the step's own shapes (each sample's GEMMs, timed back to
   // back on scratch operands), as FLOP/s. The step cannot beat it; the gap is everything else.
   Backend* be = backend->get();
@@ -109,7 +116,10 @@ int main(int argc, char** argv) {
   // The best of three: a ceiling is the rate the GEMMs can reach (a shared machine only ever slows them).
   const double ceiling = *std::max_element(gemm_times.begin(), gemm_times.end());
   std::printf("{\"backend\": \"%s\", \"step_s\": %.6f, \"gemm_flops\": %ld, \"step_flop_per_s\": %.4e, "
-              "\"gemm_ceiling_flop_per_s\": %.4e, \"share_of_ceiling\": %.3f, \"loss\": %.6f}\n",
-              backend_name.c_str(), median, static_cast<long>(flops), flops / median, ceiling, flops / median / ceiling, loss);
+              "\"gemm_ceiling_flop_per_s\": %.4e, \"share_of_ceiling\": %.3f, \"loss\": %.6f, "
+              "\"parameter_state_bytes\": %ld, \"activation_bytes\": %ld, \"peak_bytes\": %ld, \"peak_over_needed\": %.3f}\n",
+              backend_name.c_str(), median, static_cast<long>(flops), flops / median, ceiling, flops / median / ceiling, loss,
+              static_cast<long>(param_bytes), static_cast<long>(activation_bytes), static_cast<long>(peak_bytes),
+              double(peak_bytes) / double(param_bytes + activation_bytes));
   return 0;
 }

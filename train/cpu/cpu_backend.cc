@@ -44,14 +44,14 @@ class CpuBackend final : public Backend {
   }
   Device device() const override { return Device::kCpu; }
 
-  float* Alloc(int64_t n) override {
+  float* AllocFloats(int64_t n) override {
     const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
     void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
     if (!p) std::abort();
     std::memset(p, 0, bytes);
     return static_cast<float*>(p);
   }
-  void Free(float* p) override { std::free(p); }
+  void FreeFloats(float* p) override { std::free(p); }
   void Upload(float* dst, const float* host, int64_t n) override { Copy(dst, host, n); }
   void Download(float* host, const float* src, int64_t n) override { Copy(host, src, n); }
   void Copy(float* dst, const float* src, int64_t n) override {

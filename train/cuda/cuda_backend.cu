@@ -223,13 +223,13 @@ class CudaBackend final : public Backend {
   }
   Device device() const override { return Device::kCuda; }
 
-  float* Alloc(int64_t n) override {
+  float* AllocFloats(int64_t n) override {
     void* p = nullptr;
     CUDA_CHECK(cudaMalloc(&p, std::max<int64_t>(n, 1) * sizeof(float)));
     CUDA_CHECK(cudaMemset(p, 0, std::max<int64_t>(n, 1) * sizeof(float)));
     return static_cast<float*>(p);
   }
-  void Free(float* p) override { CUDA_CHECK(cudaFree(p)); }
+  void FreeFloats(float* p) override { CUDA_CHECK(cudaFree(p)); }
   void Upload(float* dst, const float* host, int64_t n) override {
     CUDA_CHECK(cudaMemcpy(dst, host, n * sizeof(float), cudaMemcpyHostToDevice));
   }
@@ -354,6 +354,7 @@ class CudaBackend final : public Backend {
     if (bf16_size_[slot] < n) {
       if (bf16_[slot]) CUDA_CHECK(cudaFree(bf16_[slot]));
       CUDA_CHECK(cudaMalloc(&bf16_[slot], n * sizeof(__nv_bfloat16)));
+      Account((n - bf16_size_[slot]) * int64_t(sizeof(__nv_bfloat16)));
       bf16_size_[slot] = n;
     }
     auto* y = static_cast<__nv_bfloat16*>(bf16_[slot]);
@@ -377,6 +378,7 @@ class CudaBackend final : public Backend {
     if (bytes > scratch_bytes_) {
       if (scratch_) CUDA_CHECK(cudaFree(scratch_));
       CUDA_CHECK(cudaMalloc(&scratch_, bytes));
+      Account(static_cast<int64_t>(bytes - scratch_bytes_));
       scratch_bytes_ = bytes;
     }
     return static_cast<T*>(scratch_);
