@@ -103,4 +103,5 @@ Status AsStatus(const Result<T>& r) { return r.status(); }
   if (!tmp.ok()) return tmp.status();         \
   lhs = std::move(tmp).value()
 
+// Declares its temporary in the enclosing scope: as the body of an if or a loop it needs braces.
 #define ASSIGN_OR_RETURN(lhs, expr) ASSIGN_OR_RETURN_IMPL(JIGSAW_CONCAT(_res_, __LINE__), lhs, expr)

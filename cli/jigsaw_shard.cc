@@ -6,6 +6,7 @@
 
 #include "cli/common_flags.h"
 #include "cli/progress.h"
+#include "pipeline/shard/climatology.h"
 #include "pipeline/shard/plan.h"
 #include "pipeline/shard/shard_store.h"
 #include "pipeline/shard/synthetic.h"
@@ -118,8 +119,25 @@ int main(int argc, char** argv) {
   synth->add_flag("--levels-descending", synth_spec.levels_descending, "1000 hPa first");
   synth->add_option("--format", synth_format, "zarr2 (default, as xarray) or zarr3")->check(CLI::IsMember({"zarr2", "zarr3"}));
 
+  ClimatologyOptions clim_options;
+  std::string clim_out, clim_format = "zarr3";
+  auto* clim = app.add_subcommand("climatology",
+                                  "mean by day of year and hour of day over a span of a store, in a centred window of days "
+                                  "(WeatherBench2's kind), for jigsaw-score's anomaly correlations");
+  clim->add_option("URL", url, "store written by jigsaw-shard run")->required();
+  clim->add_option("--start", clim_options.start, "first sample averaged (default: the store's first)");
+  clim->add_option("--end", clim_options.end, "last sample averaged, inclusive (default: the store's last)");
+  clim->add_option("--window", clim_options.window_days, "days in the centred window (odd)")->capture_default_str();
+  clim->add_option("--out", clim_out, "output store path or URL")->required();
+  clim->add_option("--format", clim_format, "zarr3 or zarr2")->check(CLI::IsMember({"zarr2", "zarr3"}))->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
+  if (clim->parsed()) {
+    clim_options.zarr_format = clim_format == "zarr2" ? 2 : 3;
+    auto r = WriteClimatology(url, clim_out, clim_options, std::cout);
+    return r.ok() ? 0 : Fail(r.status());
+  }
 
   if (plan->parsed()) {
     auto made = plan_flags.Make();

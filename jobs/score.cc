@@ -8,6 +8,7 @@
 #include "jobs/store_facts.h"
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/array.h"
+#include "storage/zarr/cf.h"
 #include "train/latitude_weights.h"
 
 namespace jigsaw::train {
@@ -70,6 +71,32 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
     cs.count.assign(n_lead, 0);
     scores.channels.push_back(std::move(cs));
   }
+  // The climatology, when given: its planes by (day of year, hour), its channels by name.
+  std::unique_ptr<KvStore> cstore;
+  std::unique_ptr<Array> clim;
+  std::vector<int64_t> cidx, clim_hours;
+  if (!o.climatology.empty()) {
+    ASSIGN_OR_RETURN(cstore, OpenKvStore(o.climatology));
+    auto c = Array::Open(cstore.get(), "climatology");
+    if (!c.ok()) return c.status().Annotate(o.climatology + " (not a jigsaw-shard climatology?)");
+    clim = std::move(*c);
+    const auto& cm = clim->metadata();
+    const std::vector<std::string> cchannels = cm.attributes.value("channels", std::vector<std::string>());
+    ASSIGN_OR_RETURN(clim_hours, ReadAll<int64_t>(cstore.get(), "hour", nullptr));
+    if (cm.shape.size() != 5 || cm.shape[0] != 366 || cm.shape[3] != H || cm.shape[4] != W) {
+      return InvalidArgumentError(o.climatology + ": climatology is not [366, hour, channel, " + std::to_string(H) + ", " +
+                                  std::to_string(W) + "]");
+    }
+    for (const auto& cs : scores.channels) {
+      auto it = std::find(cchannels.begin(), cchannels.end(), cs.channel);
+      if (it == cchannels.end()) return InvalidArgumentError("channel " + cs.channel + " is not in the climatology " + o.climatology);
+      cidx.push_back(it - cchannels.begin());
+    }
+    for (auto& cs : scores.channels) {
+      for (auto* v : {&cs.acc, &cs.persistence_acc, &cs.climatology_rmse}) v->assign(n_lead, 0.0);
+      cs.acc_count.assign(n_lead, 0);
+    }
+  }
   const std::vector<float> w = LatitudeWeights(truth.latitudes);
   ASSIGN_OR_RETURN(auto tstore, OpenKvStore(o.truth));
   ASSIGN_OR_RETURN(auto tdata, Array::Open(tstore.get(), "data"));
@@ -79,6 +106,19 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
   }
   const int64_t C = fm.shape[2], TC = static_cast<int64_t>(truth.channels.size()), plane = H * W;
   std::vector<float> fsample(C * plane), tsample(TC * plane), tinit(TC * plane);
+  std::vector<float> csample(clim ? clim->metadata().shape[2] * plane : 0);
+  // The uncentred anomaly correlation of a and b against climatology c (weighted), NaN if any is missing.
+  auto acc = [&](const float* a, const float* b, const float* c) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        const double fa = double(a[y * W + x]) - c[y * W + x], fb = double(b[y * W + x]) - c[y * W + x];
+        ab += w[y] * fa * fb;
+        aa += w[y] * fa * fa;
+        bb += w[y] * fb * fb;
+      }
+    return ab / std::sqrt(aa * bb);
+  };
   auto time_index = [&](int64_t t) -> int64_t {
     auto it = std::lower_bound(truth.times.begin(), truth.times.end(), t);
     return it != truth.times.end() && *it == t ? it - truth.times.begin() : -1;
@@ -133,6 +173,27 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
         cs.persistence_bias[l] += pmean[k];
         ++cs.count[l];
       }
+      if (clim) {
+        const int64_t t = inits[i] + lead_hours[l] * 3600;
+        const int64_t hour = SecondOfDay(t) / 3600;
+        auto h = std::find(clim_hours.begin(), clim_hours.end(), hour);
+        if (h == clim_hours.end()) return InvalidArgumentError(o.climatology + " has no hour " + std::to_string(hour));
+        RETURN_IF_ERROR(clim->Read(Box{{DayOfYear(t) - 1, h - clim_hours.begin(), 0, 0, 0}, {1, 1, clim->metadata().shape[2], H, W}},
+                                   std::span<char>(reinterpret_cast<char*>(csample.data()), csample.size() * 4)));
+        for (size_t k = 0; k < fidx.size(); ++k) {
+          const float* c = csample.data() + cidx[k] * plane;
+          const float* tr = tsample.data() + tidx[k] * plane;
+          const double a = acc(fsample.data() + fidx[k] * plane, tr, c), pa = acc(tinit.data() + tidx[k] * plane, tr, c);
+          double cmse, cmean;
+          errors(c, tr, &cmse, &cmean);
+          if (std::isnan(a) || std::isnan(pa) || std::isnan(cmse)) continue;  // the climatology does not cover it
+          ChannelScores& cs = scores.channels[k];
+          cs.acc[l] += a;
+          cs.persistence_acc[l] += pa;
+          cs.climatology_rmse[l] += cmse;
+          ++cs.acc_count[l];
+        }
+      }
     }
   }
   for (ChannelScores& cs : scores.channels)
@@ -142,6 +203,12 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
       cs.persistence_rmse[l] = std::sqrt(cs.persistence_rmse[l] / n);
       cs.bias[l] /= n;
       cs.persistence_bias[l] /= n;
+      if (!cs.acc.empty()) {
+        const double m = cs.acc_count[l] ? static_cast<double>(cs.acc_count[l]) : NAN;
+        cs.acc[l] /= m;
+        cs.persistence_acc[l] /= m;
+        cs.climatology_rmse[l] = std::sqrt(cs.climatology_rmse[l] / m);
+      }
     }
   return scores;
 }
@@ -157,6 +224,13 @@ nlohmann::json Scores::ToJson() const {
     j["channels"][c.channel] = {{"lead_hours", c.lead_hours}, {"rmse", nums(c.rmse)}, {"bias", nums(c.bias)},
                                 {"persistence_rmse", nums(c.persistence_rmse)},
                                 {"persistence_bias", nums(c.persistence_bias)}, {"count", c.count}};
+    if (!c.acc.empty()) {
+      auto& e = j["channels"][c.channel];
+      e["acc"] = nums(c.acc);
+      e["persistence_acc"] = nums(c.persistence_acc);
+      e["climatology_rmse"] = nums(c.climatology_rmse);
+      e["acc_count"] = c.acc_count;
+    }
   }
   return j;
 }
@@ -164,11 +238,16 @@ nlohmann::json Scores::ToJson() const {
 std::string Scores::ToCsv() const {
   std::ostringstream s;
   s.precision(9);
-  s << "channel,lead_hours,count,rmse,persistence_rmse,bias,persistence_bias\n";
+  const bool with_acc = !channels.empty() && !channels.front().acc.empty();
+  s << "channel,lead_hours,count,rmse,persistence_rmse,bias,persistence_bias"
+    << (with_acc ? ",acc,persistence_acc,climatology_rmse,acc_count" : "") << "\n";
   for (const auto& c : channels)
-    for (size_t l = 0; l < c.lead_hours.size(); ++l)
+    for (size_t l = 0; l < c.lead_hours.size(); ++l) {
       s << c.channel << "," << c.lead_hours[l] << "," << c.count[l] << "," << c.rmse[l] << "," << c.persistence_rmse[l]
-        << "," << c.bias[l] << "," << c.persistence_bias[l] << "\n";
+        << "," << c.bias[l] << "," << c.persistence_bias[l];
+      if (with_acc) s << "," << c.acc[l] << "," << c.persistence_acc[l] << "," << c.climatology_rmse[l] << "," << c.acc_count[l];
+      s << "\n";
+    }
   return s.str();
 }
 
@@ -179,12 +258,17 @@ void Scores::PrintTable(std::ostream& out) const {
       if (c.channel == kShortNames.at(key)) shown.push_back(&c);
   for (size_t k = 0; shown.empty() && k < channels.size() && k < 5; ++k) shown.push_back(&channels[k]);
   for (const ChannelScores* c : shown) {
-    out << c->channel << ": latitude-weighted RMSE (model / persistence), bias (model)\n";
-    char line[160];
+    const bool with_acc = !c->acc.empty();
+    out << c->channel << ": latitude-weighted RMSE (model / persistence" << (with_acc ? " / climatology" : "")
+        << "), bias (model)" << (with_acc ? ", ACC (model / persistence)" : "") << "\n";
+    char line[240];
     for (size_t l = 0; l < c->lead_hours.size(); ++l) {
-      std::snprintf(line, sizeof(line), "  lead %4lldh  %12.5g / %12.5g   bias %12.4g   (%lld initial times)\n",
-                    static_cast<long long>(c->lead_hours[l]), c->rmse[l], c->persistence_rmse[l], c->bias[l],
-                    static_cast<long long>(c->count[l]));
+      int n = std::snprintf(line, sizeof(line), "  lead %4lldh  %12.5g / %12.5g", static_cast<long long>(c->lead_hours[l]),
+                            c->rmse[l], c->persistence_rmse[l]);
+      if (with_acc) n += std::snprintf(line + n, sizeof(line) - n, " / %12.5g", c->climatology_rmse[l]);
+      n += std::snprintf(line + n, sizeof(line) - n, "   bias %11.4g", c->bias[l]);
+      if (with_acc) n += std::snprintf(line + n, sizeof(line) - n, "   ACC %6.3f / %6.3f", c->acc[l], c->persistence_acc[l]);
+      std::snprintf(line + n, sizeof(line) - n, "   (%lld initial times)\n", static_cast<long long>(c->count[l]));
       out << line;
     }
   }

@@ -2,8 +2,11 @@
 // scores (its deterministic metrics): per channel and lead time, the latitude-weighted RMSE (the square
 // root of the mean over initial times of the weighted spatial mean squared error; weights are cell areas
 // sin(upper edge) - sin(lower edge) over their mean) and bias (mean over initial times of the weighted
-// spatial mean error), for the model and for persistence (the truth at the initial time). Valid times the
-// truth lacks, or holds as missing (NaN), are skipped and counted.
+// spatial mean error), for the model and for persistence (the truth at the initial time); with a
+// climatology (jigsaw-shard climatology: by day of year and hour of day), also the anomaly correlation
+// coefficient (uncentred: sum w f' t' / sqrt(sum w f'^2 sum w t'^2) per valid time, f' = forecast - clim,
+// t' = truth - clim, then the mean over initial times) of the model and of persistence, and the
+// climatology's own RMSE. Valid times the truth lacks, or holds as missing (NaN), are skipped and counted.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +22,7 @@ namespace jigsaw::train {
 
 struct ScoreOptions {
   std::string forecast, truth;
+  std::string climatology;  // optional
   std::vector<std::string> channels;  // names or WB2-style short names (z500, t850, t2m, u10, msl); empty: all
 };
 
@@ -27,6 +31,9 @@ struct ChannelScores {
   std::vector<int64_t> lead_hours;
   std::vector<double> rmse, bias, persistence_rmse, persistence_bias;
   std::vector<int64_t> count;  // initial times scored at each lead
+  // With a climatology (else empty):
+  std::vector<double> acc, persistence_acc, climatology_rmse;
+  std::vector<int64_t> acc_count;  // initial times whose valid time the climatology covers
 };
 
 struct Scores {

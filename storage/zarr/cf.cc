@@ -2,6 +2,7 @@
 
 #include "storage/zarr/array.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -172,6 +173,16 @@ void UnpackCf(const char* raw, const DataType& dtype, int64_t count, const CfPac
   }
 }
 
+int DayOfYear(int64_t t) {
+  using namespace std::chrono;
+  const int64_t day = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+  const sys_days d{days{day}};
+  const year_month_day ymd{d};
+  return static_cast<int>((d - sys_days{ymd.year() / January / 1}).count()) + 1;
+}
+
+int64_t SecondOfDay(int64_t t) { return ((t % 86400) + 86400) % 86400; }
+
 Status WriteCoordinateArray(KvStore* store, int zarr_format, const std::string& name, const std::string& dtype,
                             std::string_view bytes, int64_t n, json attributes) {
   ArraySpec s;
@@ -182,7 +193,7 @@ Status WriteCoordinateArray(KvStore* store, int zarr_format, const std::string& 
   s.codec = "zstd";
   s.fill_value = s.dtype.kind == 'f' ? json("NaN") : json(0);
   s.dimension_names = {name};
-  s.attributes = std::move(attributes);
+  s.attributes = attributes.is_null() ? json::object() : std::move(attributes);
   ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
   ASSIGN_OR_RETURN(auto a, Array::Create(store, name, std::move(m)));
   return a->Write(a->full_box(), bytes);

@@ -19,6 +19,9 @@ namespace jigsaw {
 Result<int64_t> ParseIsoTime(std::string_view text);
 // "YYYY-MM-DDThh:mm:ss".
 std::string FormatIsoTime(int64_t seconds_since_epoch);
+// Day of the year (1 = 1 January, 366 = 31 December of a leap year) and second of the day, UTC.
+int DayOfYear(int64_t seconds_since_epoch);
+int64_t SecondOfDay(int64_t seconds_since_epoch);
 
 class KvStore;
 // Writes a 1-D coordinate array `name` (one chunk, zstd, dimension `name`) of n elements of `dtype`

@@ -162,3 +162,49 @@ def test_refusals_name_the_problem(trained, tmp_path):
     assert p.returncode == 2 and "no state at 2021-01-01T00:00:00" in p.stderr
     p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--channels", "q700", check=False)
     assert p.returncode == 2 and "specific_humidity_700 is not in the forecast" in p.stderr
+
+
+def test_climatology_and_acc_are_weatherbench2s(jigsaw, trained, tmp_path):
+    """jigsaw-shard climatology against NumPy (mean over the samples of that hour whose day of year lies in
+    the centred 61-day window), and jigsaw-score's ACC and climatology RMSE against NumPy."""
+    url = trained / "tiles.zarr"
+    jigsaw.shard("climatology", url, "--out", tmp_path / "clim.zarr")
+    clim = xr.open_zarr(tmp_path / "clim.zarr").climatology
+    data = jigsaw.get(url, "data", tmp_path).astype(np.float64)
+    times = jigsaw.get(url, "time", tmp_path).astype("datetime64[s]")
+    doy = np.array([t.astype("datetime64[D]").astype(object).timetuple().tm_yday for t in times])
+    hour = (times - times.astype("datetime64[D]")).astype(np.int64) // 3600
+    for d, h in [(3, 6), (1, 0), (36, 18), (350, 12)]:
+        near = (np.minimum(np.abs(doy - d), 366 - np.abs(doy - d)) <= 30) & (hour == h)
+        want = data[near].mean(axis=0)
+        np.testing.assert_allclose(clim.sel(dayofyear=d, hour=h).values, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+    assert np.isnan(clim.sel(dayofyear=200, hour=0).values).all()  # no sample within 30 days
+
+    run("jigsaw-score", trained / "f1.zarr", "--truth", url, "--climatology", tmp_path / "clim.zarr",
+        "--json", tmp_path / "s.json")
+    got = json.loads((tmp_path / "s.json").read_text())["channels"]
+    f = xr.open_zarr(trained / "f1.zarr")
+    lat = jigsaw.get(url, "latitude", tmp_path)
+    edges = np.concatenate([[90.0], (lat[1:] + lat[:-1]) / 2, [-90.0]])
+    area = np.abs(np.sin(np.deg2rad(edges[:-1])) - np.sin(np.deg2rad(edges[1:])))
+    w = (area / area.mean())[:, None]
+    tsec = times.astype(np.int64)
+    inits = f.init_time.values.astype("datetime64[s]").astype(np.int64)
+    leads = (f.lead_time.values / np.timedelta64(1, "s")).astype(np.int64)
+    for c, name in enumerate(f.attrs["channels"]):
+        acc_want, crmse_want = [], []
+        for l, lead in enumerate(leads):
+            accs, cmse = [], []
+            for i, t in enumerate(inits):
+                v = int(np.searchsorted(tsec, t + lead))
+                c_plane = clim.isel(dayofyear=doy[v] - 1).sel(hour=hour[v]).values[c].astype(np.float64)
+                fa = f.forecast.values[i, l, c] - c_plane
+                ta = data[v, c] - c_plane
+                accs.append((w * fa * ta).sum() / np.sqrt((w * fa ** 2).sum() * (w * ta ** 2).sum()))
+                cmse.append((w * (c_plane - data[v, c]) ** 2).mean())
+            acc_want.append(np.mean(accs))
+            crmse_want.append(np.sqrt(np.mean(cmse)))
+        np.testing.assert_allclose(got[name]["acc"], acc_want, rtol=1e-5)
+        np.testing.assert_allclose(got[name]["climatology_rmse"], crmse_want, rtol=1e-5)
+        assert abs(got[name]["acc"][0] - 1) < 1e-6  # lead 0: the truth against itself
+        assert all(a > p for a, p in zip(got[name]["acc"][1:], got[name]["persistence_acc"][1:])), (name, got[name])

@@ -1,0 +1,164 @@
+#include "pipeline/shard/climatology.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <vector>
+
+#include "pipeline/grid/tile_grid.h"
+#include "pipeline/shard/shard_store.h"
+#include "storage/kvstore/kvstore.h"
+#include "storage/zarr/array.h"
+#include "storage/zarr/cf.h"
+#include "storage/zarr/group.h"
+
+namespace jigsaw {
+namespace {
+
+constexpr int64_t kDays = 366;
+
+template <typename T>
+Result<std::vector<T>> ReadCoordinate(KvStore* store, const std::string& name) {
+  ASSIGN_OR_RETURN(auto a, Array::Open(store, name));
+  std::vector<T> v(a->metadata().shape.at(0));
+  if (a->metadata().dtype.size != sizeof(T)) return InvalidArgumentError(name + " has an unexpected dtype");
+  RETURN_IF_ERROR(a->Read(a->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * sizeof(T))));
+  return v;
+}
+
+}  // namespace
+
+Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const std::string& out_url,
+                                           const ClimatologyOptions& o, std::ostream& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (o.window_days < 1 || o.window_days % 2 == 0) return InvalidArgumentError("--window must be an odd number of days");
+  ASSIGN_OR_RETURN(auto src, OpenKvStore(store_url));
+  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(src.get()));
+  if (!info.complete) return FailedPreconditionError(store_url + " is not complete");
+  TileGrid tiles;
+  std::vector<std::string> channels;
+  int64_t step = 0;
+  try {
+    const auto& plan = info.attributes.at("plan");
+    ASSIGN_OR_RETURN(tiles, TileGrid::Parse(plan.at("tiles").get<std::string>()));
+    channels = plan.at("channels").get<std::vector<std::string>>();
+    step = plan.at("step_seconds").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(store_url + ": malformed plan attributes: " + e.what());
+  }
+  if (step <= 0 || 86400 % step != 0) {
+    return UnimplementedError(store_url + ": a climatology by hour of day needs a step that divides a day (this store's: " +
+                              std::to_string(step) + " s)");
+  }
+  ASSIGN_OR_RETURN(auto data, Array::Open(src.get(), "data"));
+  data->RequireEveryChunk(true);
+  if (data->metadata().dtype.name != "float32") return UnimplementedError("climatologies are made of float32 stores");
+  ASSIGN_OR_RETURN(auto times, ReadCoordinate<int64_t>(src.get(), "time"));
+  ASSIGN_OR_RETURN(auto lat, ReadCoordinate<double>(src.get(), "latitude"));
+  ASSIGN_OR_RETURN(auto lon, ReadCoordinate<double>(src.get(), "longitude"));
+  std::set<std::string> missing;
+  for (const auto& t : info.attributes["plan"].value("missing_times", nlohmann::json::array())) missing.insert(t.get<std::string>());
+  int64_t first = std::numeric_limits<int64_t>::min(), last = std::numeric_limits<int64_t>::max();
+  if (!o.start.empty()) {
+    ASSIGN_OR_RETURN(first, ParseIsoTime(o.start));
+  }
+  if (!o.end.empty()) {
+    ASSIGN_OR_RETURN(last, ParseIsoTime(o.end));
+  }
+  std::vector<int64_t> used;  // indices into times
+  for (size_t i = 0; i < times.size(); ++i)
+    if (times[i] >= first && times[i] <= last && !missing.count(FormatIsoTime(times[i]))) used.push_back(static_cast<int64_t>(i));
+  if (used.empty()) return InvalidArgumentError(store_url + " holds no samples between --start and --end");
+
+  const int64_t C = static_cast<int64_t>(channels.size()), H = static_cast<int64_t>(lat.size()), W = static_cast<int64_t>(lon.size());
+  const int64_t hours = 86400 / step;
+  // The output, made whole before any data (and marked complete last).
+  ASSIGN_OR_RETURN(auto out, OpenKvStore(out_url));
+  ArraySpec s;
+  s.zarr_format = o.zarr_format;
+  s.shape = {kDays, hours, C, H, W};
+  s.chunks = {1, 1, SplitLength(C, tiles.ch), SplitLength(H, tiles.lat), SplitLength(W, tiles.lon)};
+  s.dtype = DataTypeFromName("float32").value();
+  s.fill_value = "NaN";
+  s.codec = "blosc-lz4";
+  s.dimension_names = {"dayofyear", "hour", "channel", "latitude", "longitude"};
+  s.attributes = {{"channels", channels}};
+  ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
+  const nlohmann::json identity = {{"source", store_url}, {"start", FormatIsoTime(times[used.front()])},
+                                   {"end", FormatIsoTime(times[used.back()])}, {"window_days", o.window_days},
+                                   {"samples", used.size()}};
+  RETURN_IF_ERROR(WriteGroup(out.get(), "", o.zarr_format,
+                             {{"channels", channels}, {"jigsaw", {{"store", "jigsaw-climatology"}, {"complete", false}, {"identity", identity}}}}));
+  ASSIGN_OR_RETURN(auto clim, Array::Create(out.get(), "climatology", std::move(m)));
+  std::vector<int64_t> doys(kDays), hour_values(hours);
+  for (int64_t d = 0; d < kDays; ++d) doys[d] = d + 1;
+  for (int64_t h = 0; h < hours; ++h) hour_values[h] = h * step / 3600;
+  RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "dayofyear", "int64",
+                                       std::string_view(reinterpret_cast<const char*>(doys.data()), kDays * 8), kDays, {}));
+  RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "hour", "int64",
+                                       std::string_view(reinterpret_cast<const char*>(hour_values.data()), hours * 8), hours,
+                                       {{"units", "hours"}}));
+  RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "latitude", "float64",
+                                       std::string_view(reinterpret_cast<const char*>(lat.data()), H * 8), H,
+                                       {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
+  RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "longitude", "float64",
+                                       std::string_view(reinterpret_cast<const char*>(lon.data()), W * 8), W,
+                                       {{"units", "degrees_east"}, {"standard_name", "longitude"}}));
+
+  ClimatologyReport report;
+  report.samples = static_cast<int64_t>(used.size());
+  report.hours = hours;
+  const int64_t half = o.window_days / 2;
+  // Tile by tile (a tile's lat x lon), channels in passes sized to the accumulators' memory.
+  const auto lat_b = SplitBounds(H, tiles.lat), lon_b = SplitBounds(W, tiles.lon);
+  for (int64_t ti = 0; ti < tiles.lat; ++ti)
+    for (int64_t tj = 0; tj < tiles.lon; ++tj) {
+      const int64_t y0 = lat_b[ti], h = lat_b[ti + 1] - y0, x0 = lon_b[tj], w = lon_b[tj + 1] - x0, plane = h * w;
+      const int64_t per_channel = kDays * hours * plane * 8;
+      const int64_t group = std::max<int64_t>(1, std::min<int64_t>(C, o.memory_bytes / std::max<int64_t>(per_channel, 1)));
+      for (int64_t c0 = 0; c0 < C; c0 += group) {
+        const int64_t nc = std::min(group, C - c0), n = nc * plane;
+        ++report.passes;
+        std::vector<double> sum(kDays * hours * n, 0.0);
+        std::vector<int64_t> count(kDays * hours, 0);
+        std::vector<float> sample(n);
+        for (int64_t i : used) {
+          RETURN_IF_ERROR(data->Read(Box{{i, c0, y0, x0}, {1, nc, h, w}},
+                                     std::span<char>(reinterpret_cast<char*>(sample.data()), n * 4)));
+          const int64_t slot = (DayOfYear(times[i]) - 1) * hours + SecondOfDay(times[i]) / step;
+          ++count[slot];
+          double* acc = sum.data() + slot * n;
+          for (int64_t e = 0; e < n; ++e) acc[e] += sample[e];
+        }
+        // The centred window, circular over the year: sum of sums over sum of counts.
+        std::vector<float> mean(n);
+        for (int64_t d = 0; d < kDays; ++d)
+          for (int64_t hr = 0; hr < hours; ++hr) {
+            std::vector<double> total(n, 0.0);
+            int64_t samples = 0;
+            for (int64_t k = -half; k <= half; ++k) {
+              const int64_t dd = ((d + k) % kDays + kDays) % kDays, slot = dd * hours + hr;
+              if (!count[slot]) continue;
+              samples += count[slot];
+              const double* acc = sum.data() + slot * n;
+              for (int64_t e = 0; e < n; ++e) total[e] += acc[e];
+            }
+            if (!samples) continue;  // stays missing (NaN)
+            for (int64_t e = 0; e < n; ++e) mean[e] = static_cast<float>(total[e] / samples);
+            RETURN_IF_ERROR(clim->Write(Box{{d, hr, c0, y0, x0}, {1, 1, nc, h, w}},
+                                        std::string_view(reinterpret_cast<const char*>(mean.data()), n * 4)));
+          }
+      }
+    }
+  RETURN_IF_ERROR(WriteGroup(out.get(), "", o.zarr_format,
+                             {{"channels", channels}, {"jigsaw", {{"store", "jigsaw-climatology"}, {"complete", true}, {"identity", identity}}}}));
+  RETURN_IF_ERROR(WriteConsolidated(out.get(), o.zarr_format));
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log << "jigsaw-shard: climatology of " << report.samples << " samples (" << FormatIsoTime(times[used.front()]) << " to "
+      << FormatIsoTime(times[used.back()]) << "), " << o.window_days << "-day window, " << hours << " hours of day: " << out_url
+      << "\n";
+  return report;
+}
+
+}  // namespace jigsaw
