@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
   app.add_option("--stop-at", o.stop_at, "stop after this many steps as a preemption would: checkpoint, exit 0 "
                                          "(a later --resume continues the same schedule)");
   app.add_option("--batch-size", o.batch_size, "samples per step per replica")->capture_default_str();
+  app.add_option("--rollout-steps", o.rollout_steps,
+                 "K: train on the mean loss of K autoregressive applications of the model (back-propagated through "
+                 "all K); validation uses the same K")->capture_default_str();
   app.add_option("--ckpt", o.ckpt, "checkpoint root (path or URL); saved asynchronously");
   app.add_option("--ckpt-every", o.ckpt_every, "steps between checkpoints (0: at the end only)")->capture_default_str();
   app.add_flag("--resume", o.resume, "continue from the checkpoint root's LATEST (any mesh with the same token order)");

@@ -39,6 +39,7 @@ class TileBatches {
     std::unique_ptr<TileBatches> t(new TileBatches());
     t->tile_ = tile;
     t->batch_ = base.batch_size;
+    t->steps_ = base.lead_steps;
     std::vector<int64_t> ranks;
     if (s == 1) {
       for (int64_t r = 0; r < facts.tiles.num_tiles(); ++r) ranks.push_back(r);
@@ -54,11 +55,11 @@ class TileBatches {
     return t;
   }
 
-  // x0, x1: [batch, c, h, w] of this rank's tile.
+  // x0: [batch, c, h, w] of this rank's tile; x1: [batch, steps, c, h, w], the truth `steps` after x0.
   Status Next(std::vector<float>* x0, std::vector<float>* x1) {
     const int64_t n = tile_.size();
     x0->assign(batch_ * n, 0.0f);
-    x1->assign(batch_ * n, 0.0f);
+    x1->assign(batch_ * steps_ * n, 0.0f);
     const auto t0 = Clock::now();
     std::vector<std::shared_ptr<Batch>> got;
     for (auto& l : loaders_) {
@@ -71,9 +72,9 @@ class TileBatches {
       const float* data = static_cast<const float*>(got[l]->data());
       const int64_t c = shape[0], h = shape[1], w = shape[2], per = c * h * w;
       for (int64_t b = 0; b < batch_; ++b)
-        for (int lead = 0; lead < 2; ++lead) {
-          float* dst = (lead ? x1 : x0)->data() + b * n;
-          const float* src = data + (b * 2 + lead) * per;
+        for (int64_t lead = 0; lead <= steps_; ++lead) {
+          float* dst = lead ? x1->data() + (b * steps_ + lead - 1) * n : x0->data() + b * n;
+          const float* src = data + (b * (1 + steps_) + lead) * per;
           for (int64_t k = 0; k < c; ++k)
             for (int64_t y = 0; y < h; ++y) {
               // Into the tile's frame: on a 1x1 mesh the tile is the whole sample.
@@ -97,26 +98,28 @@ class TileBatches {
   TileBatches() = default;
   std::vector<std::unique_ptr<Loader>> loaders_;
   TileShape tile_;
-  int64_t batch_ = 1;
+  int64_t batch_ = 1, steps_ = 1;
   double wait_seconds_ = 0;
 };
 
-// The loss of predicting no change (persistence), this rank's share, as the model's loss is weighted.
-double PersistenceShare(const std::vector<float>& x0, const std::vector<float>& x1, const TileShape& t,
+// The loss of predicting no change (persistence) for every target, this rank's share, weighted as the
+// model's loss is. x0 [B, tile], x1 [B, steps, tile].
+double PersistenceShare(const std::vector<float>& x0, const std::vector<float>& x1, int64_t steps, const TileShape& t,
                         const std::vector<float>& lat_w, const std::vector<float>& ch_w, double scale) {
   double total = 0;
   const int64_t n = t.size();
   for (size_t b = 0; b < x0.size() / n; ++b)
-    for (int64_t k = 0; k < t.channels; ++k)
-      for (int64_t y = 0; y < t.height; ++y) {
-        double row = 0;
-        for (int64_t x = 0; x < t.width; ++x) {
-          const int64_t i = b * n + (k * t.height + y) * t.width + x;
-          const double e = double(x1[i]) - x0[i];
-          row += e * e;
+    for (int64_t s = 0; s < steps; ++s)
+      for (int64_t k = 0; k < t.channels; ++k)
+        for (int64_t y = 0; y < t.height; ++y) {
+          double row = 0;
+          for (int64_t x = 0; x < t.width; ++x) {
+            const int64_t e = (k * t.height + y) * t.width + x;
+            const double d = double(x1[(b * steps + s) * n + e]) - x0[b * n + e];
+            row += d * d;
+          }
+          total += row * lat_w[t.row0 + y] * ch_w[t.channel0 + k];
         }
-        total += row * lat_w[t.row0 + y] * ch_w[t.channel0 + k];
-      }
   return total * scale;
 }
 
@@ -162,7 +165,9 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     channel_w[it - facts.channels.begin()] = w;
   }
   const std::vector<float> lat_w = LatitudeWeights(facts.latitudes);
-  if (o.steps < 1 || o.batch_size < 1) return InvalidArgumentError("--steps and --batch-size must be positive");
+  if (o.steps < 1 || o.batch_size < 1 || o.rollout_steps < 1) {
+    return InvalidArgumentError("--steps, --batch-size and --rollout-steps must be positive");
+  }
   const bool validate = !o.val_start.empty() && !o.val_end.empty();
 
   ASSIGN_OR_RETURN(MeshComms comms, SplitMesh(world, s));
@@ -178,7 +183,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   lo.dp_rank = pos.replica;
   lo.dp_size = pos.replicas;
   lo.batch_size = o.batch_size;
-  lo.lead_steps = 1;
+  lo.lead_steps = o.rollout_steps;
   lo.normalize = true;
   lo.seed = tc.seed;
   lo.start = o.train_start;
@@ -242,15 +247,15 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     auto vd = TileBatches::Open(o.data, facts, s, mesh_rank, vo, tile);
     if (!vd.ok()) return vd.status().Annotate(o.data + " (validation window)");
     const int64_t n = o.val_batches > 0 ? o.val_batches : (*vd)->batches_per_epoch();
-    const double scale = 1.0 / (double(mc.channels) * mc.height * mc.width * o.batch_size * pos.replicas);
+    const double scale = 1.0 / (double(mc.channels) * mc.height * mc.width * o.batch_size * pos.replicas * o.rollout_steps);
     double loss = 0;
     float persistence = 0;
     std::vector<float> x0, x1;
     for (int64_t b = 0; b < n; ++b) {
       RETURN_IF_ERROR((*vd)->Next(&x0, &x1));
-      ASSIGN_OR_RETURN(double l, trainer->Evaluate(TileBatch{o.batch_size, x0.data(), x1.data()}));
+      ASSIGN_OR_RETURN(double l, trainer->Evaluate(TileBatch{o.batch_size, x0.data(), x1.data(), false, o.rollout_steps}));
       loss += l / n;
-      persistence += static_cast<float>(PersistenceShare(x0, x1, tile, lat_w, channel_w, scale) / n);
+      persistence += static_cast<float>(PersistenceShare(x0, x1, o.rollout_steps, tile, lat_w, channel_w, scale) / n);
     }
     RETURN_IF_ERROR(comms.group->AllReduceSum(&persistence, 1));
     RETURN_IF_ERROR(comms.data->AllReduceSum(&persistence, 1));
@@ -276,7 +281,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     }
     const auto t0 = Clock::now();
     RETURN_IF_ERROR((*train_data)->Next(&x0, &x1));
-    ASSIGN_OR_RETURN(StepResult r, trainer->Step(TileBatch{o.batch_size, x0.data(), x1.data()}));
+    ASSIGN_OR_RETURN(StepResult r, trainer->Step(TileBatch{o.batch_size, x0.data(), x1.data(), false, o.rollout_steps}));
     const double seconds = Since(t0), wait = (*train_data)->TakeWaitSeconds();
     report.last_loss = r.loss;
     const double samples = double(o.batch_size * pos.replicas) / seconds;

@@ -15,7 +15,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& model, const
 float Trainer::LossScale(const TileBatch& batch) const {
   const ModelConfig& c = model_->config();
   const double job_batch = static_cast<double>(batch.size * mesh_->pos.replicas);
-  return static_cast<float>(1.0 / (static_cast<double>(c.channels) * c.height * c.width * job_batch));
+  return static_cast<float>(1.0 / (static_cast<double>(c.channels) * c.height * c.width * job_batch * batch.steps));
 }
 
 Result<double> Trainer::SumOverJob(double share) {
@@ -32,7 +32,8 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
   const float scale = LossScale(batch);
   double loss = 0;
   for (int64_t b = 0; b < batch.size; ++b) {
-    ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * tile, scale, batch.on_device));
+    ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * batch.steps * tile, batch.steps,
+                                                       scale, batch.on_device));
     loss += l;
   }
   // Replicated vectors: each copy holds its own tokens' (or features') share; sum the shares so that every
@@ -51,7 +52,8 @@ Result<double> Trainer::Evaluate(const TileBatch& batch) {
   const float scale = LossScale(batch);
   double loss = 0;
   for (int64_t b = 0; b < batch.size; ++b) {
-    ASSIGN_OR_RETURN(double l, model_->Loss(batch.x0 + b * tile, batch.x1 + b * tile, scale, batch.on_device));
+    ASSIGN_OR_RETURN(double l, model_->Loss(batch.x0 + b * tile, batch.x1 + b * batch.steps * tile, batch.steps, scale,
+                                            batch.on_device));
     loss += l;
   }
   return SumOverJob(loss);

@@ -21,13 +21,15 @@ struct StepResult {
   int64_t bytes_sent = 0;   // this rank's, this step (block products only)
 };
 
-// A batch as this rank holds it: `size` samples of this rank's tile, x0 and x1 each [size, c_j, h_i, w_i],
-// in host memory or (on_device) already on the backend's device.
+// A batch as this rank holds it: `size` samples of this rank's tile, x0 [size, c_j, h_i, w_i] and the targets
+// x1 [size, steps, c_j, h_i, w_i] (the truth after each of `steps` autoregressive applications), in host
+// memory or (on_device) already on the backend's device. The loss is the mean over samples and steps.
 struct TileBatch {
   int64_t size = 0;
   const float* x0 = nullptr;
   const float* x1 = nullptr;
   bool on_device = false;
+  int64_t steps = 1;
 };
 
 class Trainer {

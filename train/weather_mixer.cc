@@ -7,11 +7,40 @@ namespace jigsaw::train {
 struct WeatherMixer::Block {
   Parameter *token_norm_w, *token_norm_b, *token_w1, *token_b1, *token_w2, *token_b2;
   Parameter *channel_norm_w, *channel_norm_b, *channel_w1, *channel_b1, *channel_w2, *channel_b2;
-  // Activations: token mix u = LN(z), a = W_t1^T u + b_t1 (pre-GELU), h = GELU(a) [Hs, D];
-  // channel mix v = LN(z), c = v W_c1 + b_c1 (pre-GELU), g = GELU(c) [T, Hf].
-  LayerNormCache token_ln, channel_ln;
-  Tensor u, a, h, v, c, g;
 };
+
+struct WeatherMixer::Pass {
+  Tensor tokens_in;  // the input state's tokens [T, F]
+  struct BlockActivations {
+    // Token mix u = LN(z), a = W_t1^T u + b_t1 (pre-GELU), h = GELU(a) [Hs, D];
+    // channel mix v = LN(z), c = v W_c1 + b_c1 (pre-GELU), g = GELU(c) [T, Hf].
+    LayerNormCache token_ln, channel_ln;
+    Tensor u, a, h, v, c, g;
+  };
+  std::vector<BlockActivations> blocks;
+  LayerNormCache head_ln;
+  Tensor zf;  // LN_f(z), the head's input
+};
+
+WeatherMixer::Pass WeatherMixer::MakePass() {
+  const int64_t tr = tokens_, dj = dim_, fj = features_, hs = token_hidden_, hf = channel_hidden_;
+  Pass p;
+  p.tokens_in = Tensor(be_, tr * fj);
+  p.blocks.resize(blocks_.size());
+  for (auto& k : p.blocks) {
+    k.token_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
+    k.channel_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
+    k.u = Tensor(be_, tr * dj);
+    k.a = Tensor(be_, hs * dj);
+    k.h = Tensor(be_, hs * dj);
+    k.v = Tensor(be_, tr * dj);
+    k.c = Tensor(be_, tr * hf);
+    k.g = Tensor(be_, tr * hf);
+  }
+  p.head_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
+  p.zf = Tensor(be_, tr * dj);
+  return p;
+}
 
 WeatherMixer::WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh)
     : config_(c), be_(be), mesh_(mesh), mm_(be, mesh) {}
@@ -134,32 +163,23 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
     k.channel_b1 = m->Find(b + "channel_b1");
     k.channel_w2 = m->Find(b + "channel_w2");
     k.channel_b2 = m->Find(b + "channel_b2");
-    k.token_ln = {Tensor(be, tr * dj), Tensor(be, tr)};
-    k.channel_ln = {Tensor(be, tr * dj), Tensor(be, tr)};
-    k.u = Tensor(be, tr * dj);
-    k.a = Tensor(be, hs * dj);
-    k.h = Tensor(be, hs * dj);
-    k.v = Tensor(be, tr * dj);
-    k.c = Tensor(be, tr * hf);
-    k.g = Tensor(be, tr * hf);
   }
   const int64_t tile = m->tile_.size();
-  m->x0_ = Tensor(be, tile);
-  m->x1_ = Tensor(be, tile);
+  m->state_ = Tensor(be, tile);
   m->tendency_ = Tensor(be, tile);
-  m->dtendency_ = Tensor(be, tile);
-  m->tokens_in_ = Tensor(be, tr * fj);
+  m->dstate_ = Tensor(be, tile);
+  m->dinput_ = Tensor(be, tile);
   m->y_ = Tensor(be, tr * fj);
   m->dy_ = Tensor(be, tr * fj);
+  m->dtokens_ = Tensor(be, tr * fj);
   m->z_ = Tensor(be, tr * dj);
-  m->zf_ = Tensor(be, tr * dj);
   m->dz_ = Tensor(be, tr * dj);
   m->dzf_ = Tensor(be, tr * dj);
   m->dtmp_ = Tensor(be, tr * dj);
   m->dhidden_ = Tensor(be, tr * hf);
   m->dtoken_ = Tensor(be, hs * dj);
   m->ln_scratch_ = Tensor(be, 2 * tr);
-  m->head_ln_ = {Tensor(be, tr * dj), Tensor(be, tr)};
+  m->passes_.push_back(m->MakePass());
   m->lat_w_ = Tensor(be, m->tile_.height);
   m->ch_w_ = Tensor(be, m->tile_.channels);
   be->Fill(m->lat_w_.data(), m->lat_w_.size(), 1.0f);
@@ -212,113 +232,140 @@ void WeatherMixer::Patches(float* tile, float* tokens, bool to_tokens) {
     }
 }
 
-Status WeatherMixer::Forward(const float* x0, bool on_device) {
+Status WeatherMixer::Forward(Pass& pass, const float* state) {
   const auto& sp = split_;
   const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
-  if (on_device)
-    be_->Copy(x0_.data(), x0, tile_.size());
-  else
-    be_->Upload(x0_.data(), x0, tile_.size());
-  Patches(x0_.data(), tokens_in_.data(), true);
+  Patches(const_cast<float*>(state), pass.tokens_in.data(), true);
   // Embedding: z = X W_e + b_e.
-  RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.features, sp.dim, tokens_in_.data(), embed_w_->value.data(), 0.0f, z_.data()));
+  RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->value.data(), 0.0f, z_.data()));
   be_->AddBias(z_.data(), tr, dj, embed_b_->value.data(), nullptr);
-  for (Block& k : blocks_) {
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Block& k = blocks_[l];
+    Pass::BlockActivations& x = pass.blocks[l];
     // Token mix, hidden state kept transposed: h = GELU(W_t1^T LN(z) + b_t1) [Hs, D]; z += W_t2^T h + b_t2.
     RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.token_norm_w->value.data(), k.token_norm_b->value.data(),
-                                     &k.token_ln, k.u.data(), scratch));
-    RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, sp.dim, k.token_w1->value.data(), k.u.data(), 0.0f, k.a.data()));
-    be_->BiasGelu(k.a.data(), k.h.data(), hs, dj, nullptr, k.token_b1->value.data());
-    RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, sp.dim, k.token_w2->value.data(), k.h.data(), 1.0f, z_.data()));
+                                     &x.token_ln, x.u.data(), scratch));
+    RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, sp.dim, k.token_w1->value.data(), x.u.data(), 0.0f, x.a.data()));
+    be_->BiasGelu(x.a.data(), x.h.data(), hs, dj, nullptr, k.token_b1->value.data());
+    RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, sp.dim, k.token_w2->value.data(), x.h.data(), 1.0f, z_.data()));
     be_->AddBias(z_.data(), tr, dj, nullptr, k.token_b2->value.data());
     // Channel mix: z += GELU(LN(z) W_c1 + b_c1) W_c2 + b_c2.
     RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.channel_norm_w->value.data(),
-                                     k.channel_norm_b->value.data(), &k.channel_ln, k.v.data(), scratch));
-    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.channel_hidden, k.v.data(), k.channel_w1->value.data(), 0.0f, k.c.data()));
-    be_->BiasGelu(k.c.data(), k.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
-    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.channel_hidden, sp.dim, k.g.data(), k.channel_w2->value.data(), 1.0f, z_.data()));
+                                     k.channel_norm_b->value.data(), &x.channel_ln, x.v.data(), scratch));
+    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->value.data(), 0.0f, x.c.data()));
+    be_->BiasGelu(x.c.data(), x.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
+    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->value.data(), 1.0f, z_.data()));
     be_->AddBias(z_.data(), tr, dj, k.channel_b2->value.data(), nullptr);
   }
   // Head: y = LN_f(z) W_d + b_d, unpatched to the tendency tile.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), head_norm_w_->value.data(), head_norm_b_->value.data(),
-                                   &head_ln_, zf_.data(), scratch));
-  RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.features, zf_.data(), head_w_->value.data(), 0.0f, y_.data()));
+                                   &pass.head_ln, pass.zf.data(), scratch));
+  RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.features, pass.zf.data(), head_w_->value.data(), 0.0f, y_.data()));
   be_->AddBias(y_.data(), tr, features_, head_b_->value.data(), nullptr);
   Patches(tendency_.data(), y_.data(), false);
   return OkStatus();
 }
 
-// The backward of Forward, in reverse order; dtendency_ holds d loss / d tendency on entry.
-Status WeatherMixer::Backward() {
+// The backward of Forward, in reverse order.
+Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate) {
   const auto& sp = split_;
   const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
   // Head.
-  Patches(dtendency_.data(), dy_.data(), true);
+  Patches(const_cast<float*>(dtendency), dy_.data(), true);
   be_->ColSumsAdd(dy_.data(), tr, features_, head_b_->grad.data());
-  RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.features, zf_.data(), dy_.data(), 1.0f, head_w_->grad.data()));
+  RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.features, pass.zf.data(), dy_.data(), 1.0f, head_w_->grad.data()));
   RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.features, sp.dim, dy_.data(), head_w_->value.data(), 0.0f, dzf_.data()));
   be_->Fill(dz_.data(), tr * dj, 0.0f);
-  RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dzf_.data(), head_norm_w_->value.data(), head_ln_, dz_.data(),
+  RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dzf_.data(), head_norm_w_->value.data(), pass.head_ln, dz_.data(),
                                     head_norm_w_->grad.data(), head_norm_b_->grad.data(), scratch));
-  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
-    Block& k = *it;
+  for (size_t l = blocks_.size(); l-- > 0;) {
+    Block& k = blocks_[l];
+    Pass::BlockActivations& x = pass.blocks[l];
     // Channel mix: z_out = z + g W_c2 + b_c2, g = GELU(c), c = v W_c1 + b_c1, v = LN(z).
     be_->ColSumsAdd(dz_.data(), tr, dj, k.channel_b2->grad.data());
-    RETURN_IF_ERROR(mm_.TN(sp.channel_hidden, sp.tokens, sp.dim, k.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
+    RETURN_IF_ERROR(mm_.TN(sp.channel_hidden, sp.tokens, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
     RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
-    be_->GeluBackward(k.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
+    be_->GeluBackward(x.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
     be_->ColSumsAdd(dhidden_.data(), tr, hf, k.channel_b1->grad.data());
-    RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.channel_hidden, k.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
+    RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
     RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
-    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), k.channel_ln, dz_.data(),
+    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), x.channel_ln, dz_.data(),
                                       k.channel_norm_w->grad.data(), k.channel_norm_b->grad.data(), scratch));
     // Token mix: z_out = z + W_t2^T h + b_t2, h = GELU(a), a = W_t1^T u + b_t1, u = LN(z).
     be_->RowSumsAdd(dz_.data(), tr, dj, k.token_b2->grad.data());
-    RETURN_IF_ERROR(mm_.NT(sp.token_hidden, sp.dim, sp.tokens, k.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
+    RETURN_IF_ERROR(mm_.NT(sp.token_hidden, sp.dim, sp.tokens, x.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
     RETURN_IF_ERROR(mm_.NN(sp.token_hidden, sp.tokens, sp.dim, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
-    be_->GeluBackward(k.a.data(), dtoken_.data(), dtoken_.data(), hs * dj);
+    be_->GeluBackward(x.a.data(), dtoken_.data(), dtoken_.data(), hs * dj);
     be_->RowSumsAdd(dtoken_.data(), hs, dj, k.token_b1->grad.data());
-    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.token_hidden, k.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
+    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
     RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.token_hidden, sp.dim, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
-    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), k.token_ln, dz_.data(),
+    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), x.token_ln, dz_.data(),
                                       k.token_norm_w->grad.data(), k.token_norm_b->grad.data(), scratch));
   }
-  // Embedding (the input needs no gradient).
+  // Embedding: z = X W_e + b_e; the input's gradient only when an earlier application needs it.
   be_->ColSumsAdd(dz_.data(), tr, dj, embed_b_->grad.data());
-  RETURN_IF_ERROR(mm_.TN(sp.features, sp.tokens, sp.dim, tokens_in_.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
+  RETURN_IF_ERROR(mm_.TN(sp.features, sp.tokens, sp.dim, pass.tokens_in.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
+  if (dstate) {
+    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.features, dz_.data(), embed_w_->value.data(), 0.0f, dtokens_.data()));
+    Patches(dstate, dtokens_.data(), false);
+  }
   return OkStatus();
 }
 
-Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* x1, float scale, bool on_device) {
-  RETURN_IF_ERROR(Forward(x0, on_device));
-  if (on_device)
-    be_->Copy(x1_.data(), x1, tile_.size());
-  else
-    be_->Upload(x1_.data(), x1, tile_.size());
-  const double loss = be_->WeightedSquaredError(x0_.data(), tendency_.data(), x1_.data(), lat_w_.data(), ch_w_.data(),
-                                                tile_.channels, tile_.height, tile_.width, scale, dtendency_.data());
-  RETURN_IF_ERROR(Backward());
+Result<double> WeatherMixer::Rollout(const float* x0, const float* targets, int64_t steps, float scale, bool on_device,
+                                     bool grads) {
+  if (steps < 1) return InvalidArgumentError("a rollout needs at least one step");
+  const int64_t n = tile_.size();
+  while (static_cast<int64_t>(passes_.size()) < steps) passes_.push_back(MakePass());
+  if (targets_.size() < steps * n) {
+    targets_ = Tensor(be_, steps * n);
+    dloss_ = Tensor(be_, steps * n);
+  }
+  if (on_device) {
+    be_->Copy(state_.data(), x0, n);
+    be_->Copy(targets_.data(), targets, steps * n);
+  } else {
+    be_->Upload(state_.data(), x0, n);
+    be_->Upload(targets_.data(), targets, steps * n);
+  }
+  // Forward: s_k+1 = s_k + tendency(s_k); each application's loss and its gradient in s_k+1 (dloss_[k]).
+  double loss = 0;
+  for (int64_t k = 0; k < steps; ++k) {
+    RETURN_IF_ERROR(Forward(passes_[k], state_.data()));
+    loss += be_->WeightedSquaredError(state_.data(), tendency_.data(), targets_.data() + k * n, lat_w_.data(), ch_w_.data(),
+                                      tile_.channels, tile_.height, tile_.width, scale, dloss_.data() + k * n);
+    be_->Axpy(1.0f, tendency_.data(), state_.data(), n);
+  }
+  if (!grads) return loss;
+  // Backward, last application first: g = dL/ds_k+1 collects its own loss and, through s_k+2 = s_k+1 +
+  // tendency(s_k+1), what the later applications send back: g_k = dloss_k + g_k+1 + J_k+1^T g_k+1.
+  be_->Fill(dstate_.data(), n, 0.0f);
+  for (int64_t k = steps - 1; k >= 0; --k) {
+    be_->Axpy(1.0f, dloss_.data() + k * n, dstate_.data(), n);
+    RETURN_IF_ERROR(Backward(passes_[k], dstate_.data(), k > 0 ? dinput_.data() : nullptr));
+    if (k > 0) be_->Axpy(1.0f, dinput_.data(), dstate_.data(), n);
+  }
   return loss;
 }
 
-Result<double> WeatherMixer::Loss(const float* x0, const float* x1, float scale, bool on_device) {
-  RETURN_IF_ERROR(Forward(x0, on_device));
-  if (on_device)
-    be_->Copy(x1_.data(), x1, tile_.size());
-  else
-    be_->Upload(x1_.data(), x1, tile_.size());
-  return be_->WeightedSquaredError(x0_.data(), tendency_.data(), x1_.data(), lat_w_.data(), ch_w_.data(), tile_.channels,
-                                   tile_.height, tile_.width, scale, dtendency_.data());
+Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale,
+                                             bool on_device) {
+  return Rollout(x0, targets, steps, scale, on_device, true);
+}
+
+Result<double> WeatherMixer::Loss(const float* x0, const float* targets, int64_t steps, float scale, bool on_device) {
+  return Rollout(x0, targets, steps, scale, on_device, false);
 }
 
 Status WeatherMixer::Predict(const float* x0, float* tendency) {
-  RETURN_IF_ERROR(Forward(x0, false));
+  be_->Upload(state_.data(), x0, tile_.size());
+  RETURN_IF_ERROR(Forward(passes_[0], state_.data()));
   be_->Download(tendency, tendency_.data(), tile_.size());
   return OkStatus();
 }

@@ -43,20 +43,29 @@ class WeatherMixer {
   // Latitude weights of every global row [H] and channel weights [C]; each rank keeps its own part.
   Status SetLossWeights(const std::vector<float>& lat_weights, const std::vector<float>& channel_weights);
 
-  // One sample: x0, x1 are this rank's tiles [c_j, h_i, w_i], in host memory or, with `on_device`, on the
-  // backend's device. Adds `scale` times this rank's share of sum w_lat w_c (x0 + tendency - x1)^2 to the
-  // returned loss and its gradient to every parameter's grad.
-  Result<double> ForwardBackward(const float* x0, const float* x1, float scale, bool on_device = false);
+  // One sample rolled out `steps` times: s_0 = x0, s_k+1 = s_k + tendency(s_k). x0 is this rank's tile
+  // [c_j, h_i, w_i]; targets holds `steps` such tiles, the truth after each application; both in host memory
+  // or, with `on_device`, on the backend's device. Adds `scale` times this rank's share of
+  // sum_k sum w_lat w_c (s_k+1 - target_k)^2 to the returned loss and its gradient, back-propagated through
+  // every application, to every parameter's grad.
+  Result<double> ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale, bool on_device = false);
+  // The same loss, without gradients.
+  Result<double> Loss(const float* x0, const float* targets, int64_t steps, float scale, bool on_device = false);
   // The tendency of x0 (host tile in, host tile out); no gradients.
   Status Predict(const float* x0, float* tendency);
-  // `scale` times this rank's share of the loss, without gradients.
-  Result<double> Loss(const float* x0, const float* x1, float scale, bool on_device = false);
 
  private:
-  struct Block;  // one mixer block's parameters and activations
+  struct Block;  // one mixer block's parameters
+  struct Pass;   // what one application of the model keeps for its backward
   WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh);
-  Status Forward(const float* x0, bool on_device);
-  Status Backward();
+  Pass MakePass();
+  // The forward of one application: state (device tile) -> tendency_ (device tile).
+  Status Forward(Pass& pass, const float* state);
+  // Its backward: dtendency (device tile) -> parameter grads, and, when dstate is given, dstate = the
+  // gradient with respect to the application's input state.
+  Status Backward(Pass& pass, const float* dtendency, float* dstate);
+  // Runs the rollout; with `grads`, back-propagates too.
+  Result<double> Rollout(const float* x0, const float* targets, int64_t steps, float scale, bool on_device, bool grads);
   void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
                     const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape = {},
                     std::string stored_split = "");
@@ -73,9 +82,11 @@ class WeatherMixer {
   std::vector<Parameter> params_;
   Parameter *embed_w_, *embed_b_, *head_norm_w_, *head_norm_b_, *head_w_, *head_b_;
   std::vector<Block> blocks_;
-  // Activations of the current sample.
-  Tensor x0_, x1_, tokens_in_, z_, zf_, y_, tendency_, dtendency_, dy_, dz_, dzf_, dtmp_, dhidden_, dtoken_, ln_scratch_;
-  LayerNormCache head_ln_;
+  std::vector<Pass> passes_;  // one per application of the longest rollout so far
+  // The current sample: the state and its tendency, the targets, the loss gradients per application
+  // (dloss_), the gradient flowing back through the states (dstate_, dinput_); scratch of the passes.
+  Tensor state_, tendency_, targets_, dloss_, dstate_, dinput_;
+  Tensor z_, y_, dy_, dz_, dzf_, dtmp_, dhidden_, dtoken_, dtokens_, ln_scratch_;
   Tensor lat_w_, ch_w_;
 };
 

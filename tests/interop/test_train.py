@@ -211,3 +211,16 @@ def test_a_missing_chunk_of_a_complete_store_is_an_error_not_nan(store, tmp_path
     chunk.unlink()
     p, _ = train(broken, tmp_path, "--steps", "30", "--batch-size", "4", check=False)
     assert p.returncode != 0 and "is missing from a store that says it is complete" in p.stderr, p.stderr
+
+
+def test_rollout_loss_trains_alike_on_one_rank_and_a_2x2_mesh(store, tmp_path):
+    """--rollout-steps 2: the mean loss of two autoregressive applications (the oracle test checks its
+    gradients); the same run on one rank and on a 2x2 mesh."""
+    _, one = train(store, tmp_path, "--steps", "4", "--rollout-steps", "2")
+    _, four = train(store, tmp_path, "--steps", "4", "--rollout-steps", "2", ranks=4, mesh="domain=2,tensor=2")
+    a, b = losses(one), losses(four)
+    assert sorted(a) == [0, 1, 2, 3]
+    for s in a:
+        assert abs(a[s] - b[s]) <= 1e-4 * abs(a[s]), (s, a[s], b[s])
+    _, single = train(store, tmp_path, "--steps", "1")
+    assert a[0] > losses(single)[0]  # two steps ahead are harder to get right than one

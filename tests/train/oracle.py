@@ -11,7 +11,7 @@ Tensor names in the file:
   param/<name>   the initial weights (the state_dict names jigsaw exports under)
   grad/<name>    d loss / d weight at the initial weights, for the batch x0 -> x1
   after/<name>   the weights after `--steps` AdamW steps (the same batch every step)
-  x0, x1         [batch, C, H, W] inputs and targets; lat [H] latitudes (degrees, north to south);
+  x0             [batch, C, H, W] inputs; x1 [batch, K, C, H, W] the targets of K autoregressive steps; lat [H] latitudes (degrees, north to south);
   channel_weight [C]; losses [steps + 1] (the loss before each step and after the last)
   grad_norm [steps] (the global gradient norm each step, before clipping)
 The model and optimiser settings are in the header's __metadata__ (strings), read by the C++ tests.
@@ -111,12 +111,20 @@ def latitude_weights(lat_deg):
 
 
 def loss_fn(model, x0, x1, w_lat, w_c):
+    """The mean over samples and rollout steps: x1 is [B, C, H, W] (one step) or [B, K, C, H, W], the truth
+    after each of K autoregressive applications of the model."""
+    if x1.dim() == 4:
+        x1 = x1[:, None]
     c, h, w = x0.shape[1:]
+    steps = x1.shape[1]
     total = 0
     for b in range(x0.shape[0]):
-        err = (model(x0[b]) - x1[b]) ** 2
-        total = total + (w_lat[None, :, None] * w_c[:, None, None] * err).sum() / (c * h * w)
-    return total / x0.shape[0]
+        state = x0[b]
+        for k in range(steps):
+            state = model(state)
+            err = (state - x1[b, k]) ** 2
+            total = total + (w_lat[None, :, None] * w_c[:, None, None] * err).sum() / (c * h * w)
+    return total / (x0.shape[0] * steps)
 
 
 def learning_rate(step, lr, min_lr, warmup, total):
@@ -164,6 +172,7 @@ def main():
     p.add_argument("--channel-hidden", type=int, default=16)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--rollout-steps", type=int, default=1, help="K: the loss of K autoregressive applications")
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--min-lr", type=float, default=1e-3)
     p.add_argument("--embed-lr-scale", type=float, default=0.5, help="learning-rate factor of embedding and head")
@@ -191,7 +200,10 @@ def main():
     w_c = torch.linspace(0.5, 1.5, c)
     g = torch.Generator().manual_seed(a.seed + 7)
     x0 = torch.randn(a.batch, c, h, w, generator=g)
-    x1 = x0 + 0.3 * torch.randn(a.batch, c, h, w, generator=g)
+    x1 = torch.empty(a.batch, a.rollout_steps, c, h, w)
+    prev = x0
+    for k in range(a.rollout_steps):
+        x1[:, k] = prev = prev + 0.3 * torch.randn(a.batch, c, h, w, generator=g)
 
     names = [n for n, _ in m.named_parameters()]
     params = dict(m.named_parameters())
@@ -226,6 +238,7 @@ def main():
                 "losses": torch.tensor(losses), "grad_norm": torch.tensor(norms)})
     meta = dict(grid=a.grid, channels=c, patch=a.patch, domain=a.domain, dim=a.dim, depth=a.depth,
                 token_hidden=a.token_hidden, channel_hidden=a.channel_hidden, batch=a.batch, steps=a.steps,
+                rollout_steps=a.rollout_steps,
                 lr=a.lr, min_lr=a.min_lr, embed_lr_scale=a.embed_lr_scale, warmup=a.warmup,
                 total_steps=a.total_steps, weight_decay=a.weight_decay, clip=a.clip, beta1=0.9, beta2=0.95,
                 eps=1e-8)

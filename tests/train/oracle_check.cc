@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   oc.beta1 = f.Float("beta1");
   oc.beta2 = f.Float("beta2");
   oc.eps = f.Float("eps");
-  const int64_t batch = f.Int("batch"), steps = f.Int("steps");
+  const int64_t batch = f.Int("batch"), steps = f.Int("steps"), rollout = f.Int("rollout_steps");
 
   auto mesh = SplitMesh(world.get(), s);
   if (!mesh.ok()) {
@@ -171,8 +171,8 @@ int main(int argc, char** argv) {
       return 2;
     const int64_t per = batch / pos.replicas;
     std::vector<float> t0 = CutTiles(x0, mc, model.tile(), pos.replica * per, per);
-    std::vector<float> t1 = CutTiles(x1, mc, model.tile(), pos.replica * per, per);
-    TileBatch tb{per, t0.data(), t1.data()};
+    std::vector<float> t1 = CutTiles(x1, mc, model.tile(), pos.replica * per * rollout, per * rollout);  // [B, K] samples
+    TileBatch tb{per, t0.data(), t1.data(), false, rollout};
     if (run == 0) {
       auto loss = (*trainer)->ComputeGradients(tb);
       Check(loss.ok(), "ComputeGradients: " + loss.status().ToString());
@@ -214,8 +214,12 @@ int main(int argc, char** argv) {
           const double moved = q.kind == 'N' ? q.m * q.k + q.k * q.n : q.kind == 'n' ? q.n * q.k + q.m * q.n : q.k * q.m + q.m * q.n;
           bytes += 4.0 * (s - 1) * moved / (s * s);
         }
-        flops *= per;
-        bytes *= per;
+        flops *= per * rollout;
+        bytes *= per * rollout;
+        // Every application but the first also sends its input's gradient back: dX = dz W_e^T (NT).
+        const double T = mc.tokens(), D = mc.dim, F = mc.features(), extra = double(per) * (rollout - 1);
+        flops += extra * 2.0 * T * D * F / (s * s);
+        bytes += extra * 4.0 * (s - 1) * (F * D + T * F) / (s * s);
         Check(static_cast<double>(r->gemm_flops) == flops,
               "GEMM FLOPs " + std::to_string(r->gemm_flops) + " vs closed form " + std::to_string(flops));
         Check(static_cast<double>(r->bytes_sent) == bytes,
