@@ -224,3 +224,35 @@ def test_rollout_loss_trains_alike_on_one_rank_and_a_2x2_mesh(store, tmp_path):
         assert abs(a[s] - b[s]) <= 1e-4 * abs(a[s]), (s, a[s], b[s])
     _, single = train(store, tmp_path, "--steps", "1")
     assert a[0] > losses(single)[0]  # two steps ahead are harder to get right than one
+
+
+def test_3x3_mesh_resumes_a_one_rank_run_and_forecasts_as_one_rank(jigsaw, tmp_path):
+    """A store cut 3x1x3 (three domain parts, three channel groups): a run started on one rank resumes on a
+    3x3 mesh (9 processes) within float tolerance, and a rollout on 9 ranks equals the one on 1 rank."""
+    jigsaw.shard("synth", tmp_path / "src.zarr", "--grid", "36x64", "--times", "12")
+    jigsaw.shard("run", "--source", tmp_path / "src.zarr", "--vars", "t2m,msl,z,t", "--levels", "500,850",
+                 "--start", "2020-01-01T00", "--end", "2020-01-03T18", "--tiles", "3x1x3", "--out", tmp_path / "tiles.zarr")
+    (tmp_path / "model.json").write_text(json.dumps({**CONFIG, "dim": 18, "token_hidden": 12, "channel_hidden": 24,
+                                                      "channel_weights": {}}))
+    _, whole = train(tmp_path, tmp_path, "--steps", "6")
+    ck = tmp_path / "ck"
+    train(tmp_path, tmp_path, "--steps", "6", "--stop-at", "3", "--ckpt", ck)
+    p, rest = train(tmp_path, tmp_path, "--steps", "6", "--resume", "--ckpt", ck, ranks=9, mesh="domain=3,tensor=3")
+    w, r = losses(whole), losses(rest)
+    assert sorted(r) == [3, 4, 5], p.stdout + p.stderr
+    for s in r:
+        assert abs(w[s] - r[s]) <= 1e-4 * abs(w[s]), (s, w[s], r[s])
+    forecasts = {}
+    for ranks, mesh in ((1, "domain=1,tensor=1"), (9, "domain=3,tensor=3")):
+        out = tmp_path / f"f{ranks}.zarr"
+        cmd = [str(BIN_DIR / "jigsaw-rollout"), "--ckpt", str(ck), "--data", str(tmp_path / "tiles.zarr"), "--mesh", mesh,
+               "--init", "2020-01-03T00", "--lead", "12h", "--out", str(out), "--blas-threads", "1"]
+        if ranks > 1:
+            cmd = [MPIRUN, "-np", str(ranks), "--oversubscribe"] + cmd
+        q = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **MPI_ENV})
+        assert q.returncode == 0, q.stderr
+        import xarray as xr
+        forecasts[ranks] = xr.open_zarr(out).forecast.values
+    a, b = forecasts[1], forecasts[9]
+    scale = np.abs(a).max(axis=(0, 1, 3, 4), keepdims=True)
+    assert (np.abs(a - b) / scale).max() < 1e-5
