@@ -251,17 +251,56 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     double loss = 0;
     float persistence = 0;
     std::vector<float> x0, x1;
+    // Per channel: the latitude-weighted MSE (normalised units, no channel weight) of the model's rollout
+    // and of persistence, each rank adding its own channels' pixels.
+    const int64_t tn = tile.size(), K = o.rollout_steps;
+    std::vector<float> model_mse(2 * mc.channels, 0.0f);  // model, then persistence
+    std::vector<float> state(tn), tendency(tn);
+    auto add_errors = [&](const float* a, const float* b, float* per_channel) {
+      for (int64_t k = 0; k < tile.channels; ++k) {
+        double sum = 0;
+        for (int64_t y = 0; y < tile.height; ++y) {
+          double row = 0;
+          for (int64_t x = 0; x < tile.width; ++x) {
+            const int64_t e = (k * tile.height + y) * tile.width + x;
+            row += (double(a[e]) - b[e]) * (double(a[e]) - b[e]);
+          }
+          sum += row * lat_w[tile.row0 + y];
+        }
+        per_channel[tile.channel0 + k] += static_cast<float>(sum);
+      }
+    };
     for (int64_t b = 0; b < n; ++b) {
       RETURN_IF_ERROR((*vd)->Next(&x0, &x1));
-      ASSIGN_OR_RETURN(double l, trainer->Evaluate(TileBatch{o.batch_size, x0.data(), x1.data(), false, o.rollout_steps}));
+      ASSIGN_OR_RETURN(double l, trainer->Evaluate(TileBatch{o.batch_size, x0.data(), x1.data(), false, K}));
       loss += l / n;
-      persistence += static_cast<float>(PersistenceShare(x0, x1, o.rollout_steps, tile, lat_w, channel_w, scale) / n);
+      persistence += static_cast<float>(PersistenceShare(x0, x1, K, tile, lat_w, channel_w, scale) / n);
+      for (int64_t i = 0; i < o.batch_size; ++i) {
+        std::copy(x0.begin() + i * tn, x0.begin() + (i + 1) * tn, state.begin());
+        for (int64_t k = 0; k < K; ++k) {
+          RETURN_IF_ERROR(model.Predict(state.data(), tendency.data()));
+          for (int64_t e = 0; e < tn; ++e) state[e] += tendency[e];
+          add_errors(state.data(), x1.data() + (i * K + k) * tn, model_mse.data());
+          add_errors(x0.data() + i * tn, x1.data() + (i * K + k) * tn, model_mse.data() + mc.channels);
+        }
+      }
     }
     RETURN_IF_ERROR(comms.group->AllReduceSum(&persistence, 1));
     RETURN_IF_ERROR(comms.data->AllReduceSum(&persistence, 1));
+    // Each rank added its own channels over its own domain part: the sum over the group covers every
+    // channel and pixel once; the sum over the replicas adds their samples.
+    RETURN_IF_ERROR(comms.group->AllReduceSum(model_mse.data(), static_cast<int64_t>(model_mse.size())));
+    RETURN_IF_ERROR(comms.data->AllReduceSum(model_mse.data(), static_cast<int64_t>(model_mse.size())));
+    const double per = double(mc.height) * mc.width * n * o.batch_size * pos.replicas * K;
+    nlohmann::json by_channel = nlohmann::json::object(), persistence_by_channel = nlohmann::json::object();
+    for (int64_t c = 0; c < mc.channels; ++c) {
+      by_channel[facts.channels[c]] = model_mse[c] / per;
+      persistence_by_channel[facts.channels[c]] = model_mse[mc.channels + c] / per;
+    }
     report.val_loss = loss;
     report.persistence_loss = persistence;
-    emit({{"step", step}, {"val_loss", loss}, {"persistence_loss", persistence}, {"val_batches", n}});
+    emit({{"step", step}, {"val_loss", loss}, {"persistence_loss", persistence}, {"val_batches", n},
+          {"val_mse_by_channel", by_channel}, {"persistence_mse_by_channel", persistence_by_channel}});
     if (leader) {
       if (o.progress) std::fprintf(stderr, "\n");
       out << "jigsaw-train: step " << step << ": validation loss " << loss << " (persistence " << persistence << ")\n";

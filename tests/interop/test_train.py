@@ -55,12 +55,17 @@ def losses(records):
 
 
 def test_one_rank_and_2x2_mesh_agree(store, tmp_path):
-    _, one = train(store, tmp_path, "--steps", "6")
-    _, four = train(store, tmp_path, "--steps", "6", ranks=4, mesh="domain=2,tensor=2")
+    val = ["--val-start", "2020-01-03T00", "--val-end", "2020-01-03T18"]
+    _, one = train(store, tmp_path, "--steps", "6", *val)
+    _, four = train(store, tmp_path, "--steps", "6", *val, ranks=4, mesh="domain=2,tensor=2")
     a, b = losses(one), losses(four)
     assert sorted(a) == list(range(6)) and sorted(b) == list(range(6))
     for s in a:
         assert abs(a[s] - b[s]) <= 1e-4 * abs(a[s]), (s, a[s], b[s])
+    va, vb = [r for r in one if "val_loss" in r][0], [r for r in four if "val_loss" in r][0]
+    assert abs(va["val_loss"] - vb["val_loss"]) <= 1e-4 * va["val_loss"]
+    for c, mse in va["val_mse_by_channel"].items():  # each rank scores its own channels and pixels
+        assert abs(mse - vb["val_mse_by_channel"][c]) <= 1e-4 * mse, c
 
 
 def test_resume_on_the_same_mesh_is_bit_identical(store, tmp_path):
@@ -161,6 +166,10 @@ def test_learns_a_travelling_wave_well_below_persistence(jigsaw, tmp_path):
                     "--val-start", "2020-01-05T06", "--val-end", "2020-01-06T18")
     val = [r for r in recs if "val_loss" in r][-1]
     assert val["val_loss"] < 0.25 * val["persistence_loss"], val
+    # Per channel: with every channel weighing 1, the loss is the mean of the channels' weighted MSEs.
+    by_channel = val["val_mse_by_channel"]
+    assert len(by_channel) == 6 and abs(np.mean(list(by_channel.values())) - val["val_loss"]) < 1e-5 * val["val_loss"]
+    assert all(by_channel[c] < val["persistence_mse_by_channel"][c] for c in by_channel), val
 
 
 def test_streamed_from_s3_equals_local_disk_step_for_step(jigsaw, store, tmp_path):
