@@ -29,6 +29,7 @@ Result<TrainConfig> ParseTrainConfig(const nlohmann::json& j) {
       "patch", "dim", "depth", "token_hidden", "token_mix_ratio", "channel_hidden", "lr", "min_lr", "embed_lr_scale",
       "warmup_steps", "weight_decay", "clip", "beta1", "beta2", "eps", "seed", "channel_weights"};
   for (const auto& [key, v] : j.items()) {
+    if (key.starts_with("_")) continue;  // "_comment" and the like: notes for people
     if (!kKeys.count(key)) {
       std::string known;
       for (const auto& k : kKeys) known += (known.empty() ? "" : ", ") + k;

@@ -7,7 +7,7 @@
 //    "channel_weights": {"2m_temperature": 2.0}}
 //
 // "token_hidden" may be given as "token_mix_ratio" (Hs = ratio x tokens) instead. Unknown keys are refused,
-// naming the key.
+// naming the key; keys starting with "_" are notes for people and ignored.
 #pragma once
 
 #include <map>

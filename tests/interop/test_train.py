@@ -265,3 +265,13 @@ def test_3x3_mesh_resumes_a_one_rank_run_and_forecasts_as_one_rank(jigsaw, tmp_p
     a, b = forecasts[1], forecasts[9]
     scale = np.abs(a).max(axis=(0, 1, 3, 4), keepdims=True)
     assert (np.abs(a - b) / scale).max() < 1e-5
+
+
+def test_the_shipped_configs_parse_and_fit_their_grids(store, tmp_path):
+    """examples/model_c1.json is refused on the small test store for the reason it should be (60-row
+    patches), naming the numbers: the config itself parses (its "_comment" is a note)."""
+    c1 = HERE.parents[1] / "examples" / "model_c1.json"
+    p, _ = train(store, tmp_path, "--steps", "1", config=c1, check=False)
+    assert p.returncode == 2 and "33 latitude rows do not split into 1 parts of whole 60-row patches" in p.stderr, p.stderr
+    tiny = HERE.parents[1] / "examples" / "model_tiny.json"
+    train(store, tmp_path, "--steps", "1", config=tiny)
