@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "jobs/climatology_source.h"
 #include "jobs/store_facts.h"
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/array.h"
@@ -71,27 +72,12 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
     cs.count.assign(n_lead, 0);
     scores.channels.push_back(std::move(cs));
   }
-  // The climatology, when given: its planes by (day of year, hour), its channels by name.
-  std::unique_ptr<KvStore> cstore;
-  std::unique_ptr<Array> clim;
-  std::vector<int64_t> cidx, clim_hours;
+  // The climatology, when given (ours or WeatherBench2's layout), for the scored channels.
+  std::unique_ptr<Climatology> clim;
   if (!o.climatology.empty()) {
-    ASSIGN_OR_RETURN(cstore, OpenKvStore(o.climatology));
-    auto c = Array::Open(cstore.get(), "climatology");
-    if (!c.ok()) return c.status().Annotate(o.climatology + " (not a jigsaw-shard climatology?)");
-    clim = std::move(*c);
-    const auto& cm = clim->metadata();
-    const std::vector<std::string> cchannels = cm.attributes.value("channels", std::vector<std::string>());
-    ASSIGN_OR_RETURN(clim_hours, ReadAll<int64_t>(cstore.get(), "hour", nullptr));
-    if (cm.shape.size() != 5 || cm.shape[0] != 366 || cm.shape[3] != H || cm.shape[4] != W) {
-      return InvalidArgumentError(o.climatology + ": climatology is not [366, hour, channel, " + std::to_string(H) + ", " +
-                                  std::to_string(W) + "]");
-    }
-    for (const auto& cs : scores.channels) {
-      auto it = std::find(cchannels.begin(), cchannels.end(), cs.channel);
-      if (it == cchannels.end()) return InvalidArgumentError("channel " + cs.channel + " is not in the climatology " + o.climatology);
-      cidx.push_back(it - cchannels.begin());
-    }
+    std::vector<std::string> names;
+    for (const auto& cs : scores.channels) names.push_back(cs.channel);
+    ASSIGN_OR_RETURN(clim, Climatology::Open(o.climatology, names, truth.latitudes, truth.longitudes));
     for (auto& cs : scores.channels) {
       for (auto* v : {&cs.acc, &cs.persistence_acc, &cs.climatology_rmse}) v->assign(n_lead, 0.0);
       cs.acc_count.assign(n_lead, 0);
@@ -106,7 +92,7 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
   }
   const int64_t C = fm.shape[2], TC = static_cast<int64_t>(truth.channels.size()), plane = H * W;
   std::vector<float> fsample(C * plane), tsample(TC * plane), tinit(TC * plane);
-  std::vector<float> csample(clim ? clim->metadata().shape[2] * plane : 0);
+  std::vector<float> csample;
   // The uncentred anomaly correlation of a and b against climatology c (weighted), NaN if any is missing.
   auto acc = [&](const float* a, const float* b, const float* c) {
     double ab = 0, aa = 0, bb = 0;
@@ -174,14 +160,9 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
         ++cs.count[l];
       }
       if (clim) {
-        const int64_t t = inits[i] + lead_hours[l] * 3600;
-        const int64_t hour = SecondOfDay(t) / 3600;
-        auto h = std::find(clim_hours.begin(), clim_hours.end(), hour);
-        if (h == clim_hours.end()) return InvalidArgumentError(o.climatology + " has no hour " + std::to_string(hour));
-        RETURN_IF_ERROR(clim->Read(Box{{DayOfYear(t) - 1, h - clim_hours.begin(), 0, 0, 0}, {1, 1, clim->metadata().shape[2], H, W}},
-                                   std::span<char>(reinterpret_cast<char*>(csample.data()), csample.size() * 4)));
+        RETURN_IF_ERROR(clim->Read(inits[i] + lead_hours[l] * 3600, &csample).Annotate(o.climatology));
         for (size_t k = 0; k < fidx.size(); ++k) {
-          const float* c = csample.data() + cidx[k] * plane;
+          const float* c = csample.data() + k * plane;
           const float* tr = tsample.data() + tidx[k] * plane;
           const double a = acc(fsample.data() + fidx[k] * plane, tr, c), pa = acc(tinit.data() + tidx[k] * plane, tr, c);
           double cmse, cmean;

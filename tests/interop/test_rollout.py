@@ -208,3 +208,34 @@ def test_climatology_and_acc_are_weatherbench2s(jigsaw, trained, tmp_path):
         np.testing.assert_allclose(got[name]["climatology_rmse"], crmse_want, rtol=1e-5)
         assert abs(got[name]["acc"][0] - 1) < 1e-6  # lead 0: the truth against itself
         assert all(a > p for a, p in zip(got[name]["acc"][1:], got[name]["persistence_acc"][1:])), (name, got[name])
+
+
+def test_a_weatherbench2_layout_climatology_scores_as_ours(jigsaw, trained, tmp_path):
+    """WB2's climatologies hold a variable per quantity, levels as a dimension, latitude south to north and,
+    at coarse resolution, (longitude, latitude) order: the same numbers laid out so give the same scores."""
+    url = trained / "tiles.zarr"
+    jigsaw.shard("climatology", url, "--out", tmp_path / "clim.zarr")
+    ours = xr.open_zarr(tmp_path / "clim.zarr")
+    names = list(ours.attrs["channels"])
+    wb2 = xr.Dataset(coords={"hour": ours.hour.values, "dayofyear": ours.dayofyear.values, "level": [500, 850],
+                             "latitude": ours.latitude.values[::-1], "longitude": ours.longitude.values})
+    clim = ours.climatology.values  # [doy, hour, channel, lat, lon]
+    surface = {"2m_temperature", "mean_sea_level_pressure"}
+    for var in ["2m_temperature", "mean_sea_level_pressure", "geopotential", "temperature"]:
+        if var in surface:
+            v = clim[:, :, names.index(var), ::-1, :]                       # doy, hour, lat (S->N), lon
+            wb2[var] = (("hour", "dayofyear", "longitude", "latitude"), v.transpose(1, 0, 3, 2).astype(np.float64))
+        else:
+            v = np.stack([clim[:, :, names.index(f"{var}_{lv}"), ::-1, :] for lv in (500, 850)], axis=2)
+            wb2[var] = (("hour", "dayofyear", "level", "longitude", "latitude"), v.transpose(1, 0, 2, 4, 3))
+    wb2.to_zarr(tmp_path / "wb2.zarr", zarr_format=2, consolidated=True)
+    for name, c in (("ours", tmp_path / "clim.zarr"), ("wb2", tmp_path / "wb2.zarr")):
+        run("jigsaw-score", trained / "f1.zarr", "--truth", url, "--climatology", c, "--json", tmp_path / f"{name}.json")
+    a = json.loads((tmp_path / "ours.json").read_text())["channels"]
+    b = json.loads((tmp_path / "wb2.json").read_text())["channels"]
+    for ch in a:
+        np.testing.assert_allclose(a[ch]["acc"], b[ch]["acc"], rtol=1e-6)
+        np.testing.assert_allclose(a[ch]["climatology_rmse"], b[ch]["climatology_rmse"], rtol=1e-6)
+    p = run("jigsaw-score", trained / "f1.zarr", "--truth", url, "--climatology", tmp_path / "wb2.zarr", "--channels",
+            "q700", check=False)
+    assert p.returncode == 2
