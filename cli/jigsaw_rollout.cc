@@ -35,10 +35,13 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "zarr3 or zarr2")->check(CLI::IsMember({"zarr3", "zarr2"}))->capture_default_str();
   app.add_option("--backend", o.backend, "cpu or cuda")->capture_default_str();
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)");
+  bool no_write = false;
+  app.add_flag("--no-write", no_write, "forecast without writing the tiles (measures the rollout without its writer)");
   app.add_flag("--json", json, "print the run's figures as one JSON object on stdout");
   CLI11_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
   o.zarr_format = format == "zarr2" ? 2 : 3;
+  o.write = !no_write;
   cli::MpiWorld world;
   if (!world.status().ok()) return cli::Fail("jigsaw-rollout", world.status());
   o.progress = world->rank() == 0 && isatty(2);

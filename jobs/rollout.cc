@@ -165,7 +165,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   for (size_t k = 0; k < inits.size(); ++k) {
     // Done already? Every rank writes its leads in order, so the chunks of its last lead, all present,
     // mean all of its forecast is.
-    float todo = 0.0f;
+    float todo = o.write ? 0.0f : 1.0f;
     const auto& ch = forecast->metadata().chunks;
     for (int64_t c = tile.channel0 / ch[2]; c * ch[2] < tile.channel0 + tile.channels; ++c)
       for (int64_t y = tile.row0 / ch[3]; y * ch[3] < tile.row0 + tile.height; ++y)
@@ -203,9 +203,11 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
           }
         }
       }
-      RETURN_IF_ERROR(forecast->Write(box_at(static_cast<int64_t>(k), lead),
-                                      std::string_view(reinterpret_cast<const char*>(physical.data()), n * 4)));
-      report.gb_written += n * 4 / 1e9;
+      if (o.write) {
+        RETURN_IF_ERROR(forecast->Write(box_at(static_cast<int64_t>(k), lead),
+                                        std::string_view(reinterpret_cast<const char*>(physical.data()), n * 4)));
+        report.gb_written += n * 4 / 1e9;
+      }
     }
     ++report.inits_written;
     if (leader && o.progress) {

@@ -28,6 +28,7 @@ struct RolloutOptions {
   std::string backend = "cpu";
   int threads = 0;
   bool progress = false;
+  bool write = true;      // false: forecast and discard (measures the rollout without its writer)
 };
 
 struct RolloutReport {
