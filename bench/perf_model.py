@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""A performance model of a WeatherMixer training step with Jigsaw parallelism: step time and weak-scaling
+efficiency on s x s meshes times data-parallel replicas, from
+  - the GEMM FLOPs each rank does (the closed form of the trainer's products, as tests/train/oracle_check.cc
+    checks them against the trainer's own counters),
+  - the bytes each rank exchanges in the block products (the same closed form: a broadcast root sends its
+    block to s - 1 ranks, a reduce sender its partial product) and in the data-parallel gradient all-reduce
+    (ring: 2 (r - 1) / r of the rank's gradient bytes),
+  - a measured GEMM rate and link bandwidths (NVLink inside a node for the mesh, InfiniBand between nodes
+    for the replicas).
+Two bounds: no overlap (compute + communication) and full overlap (the larger of the two).
+
+  python3 bench/perf_model.py [--gemm-tflops 200] [--nvlink-gbs 450] [--ib-gbs 50] [--bytes-per-element 2]
+
+The defaults: the bf16 rate cuBLAS reached at this model's own GEMM shapes on an H200 (bench/RESULTS.md:
+~200 TFLOP/s for tokens of 1152; larger token counts run nearer 790), an H100/H200 node's NVLink (450 GB/s
+each way per GPU) and one 400 Gb/s InfiniBand port per GPU. The paper's 256-GPU run is the comparison:
+9-11 PFLOP/s and 68-72% weak-scaling efficiency (A100s, TF32).
+"""
+import argparse
+
+
+def products(T, D, F, Hs, Hf, L):
+    """(kind, M, K, N) of one sample's training step; kinds as block_matmul.h: NN, NT, TN."""
+    p = [("NN", T, F, D), ("NN", T, D, F), ("TN", D, T, F), ("NT", T, F, D), ("TN", F, T, D)]
+    for _ in range(L):
+        p += [("TN", Hs, T, D), ("TN", T, Hs, D), ("NN", T, D, Hf), ("NN", T, Hf, D),
+              ("TN", Hf, T, D), ("NT", T, D, Hf), ("TN", D, T, Hf), ("NT", T, Hf, D),
+              ("NT", Hs, D, T), ("NN", Hs, T, D), ("NT", T, D, Hs), ("NN", T, Hs, D)]
+    return p
+
+
+def per_rank(T, D, F, Hs, Hf, L, s, elem):
+    flops = bytes_ = 0.0
+    for kind, m, k, n in products(T, D, F, Hs, Hf, L):
+        flops += 2.0 * m * k * n / s ** 2
+        moved = {"NN": m * k + k * n, "NT": n * k + m * n, "TN": k * m + m * n}[kind]
+        bytes_ += elem * (s - 1) * moved / s ** 2
+    params = 2 * F * D + L * (2 * T * Hs + 2 * D * Hf)
+    return flops, bytes_, params / s ** 2
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--channels", type=int, default=69)
+    p.add_argument("--grid", default="720x1440")
+    p.add_argument("--patch", type=int, default=60)
+    p.add_argument("--dim", type=int, default=4320)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--token-hidden", type=int, default=576)
+    p.add_argument("--channel-hidden", type=int, default=17280)
+    p.add_argument("--batch", type=int, default=1, help="samples per replica per step")
+    p.add_argument("--mesh", type=int, default=2, help="s: the s x s model-parallel mesh")
+    p.add_argument("--gemm-tflops", type=float, default=200.0)
+    p.add_argument("--nvlink-gbs", type=float, default=450.0)
+    p.add_argument("--ib-gbs", type=float, default=50.0)
+    p.add_argument("--bytes-per-element", type=int, default=2, help="2 for bf16 exchanges, 4 for float32")
+    a = p.parse_args()
+    h, w = map(int, a.grid.split("x"))
+    T, F = (h // a.patch) * (w // a.patch), a.channels * a.patch ** 2
+    s = a.mesh
+    flops, mesh_bytes, params = per_rank(T, a.dim, F, a.token_hidden, a.channel_hidden, a.depth, s, a.bytes_per_element)
+    flops *= a.batch
+    mesh_bytes *= a.batch
+    compute = flops / (a.gemm_tflops * 1e12)
+    mesh_comm = mesh_bytes / (a.nvlink_gbs * 1e9)
+    print(f"WeatherMixer D={a.dim}, {a.depth} blocks, {T} tokens, F={F}; mesh {s}x{s}, batch {a.batch} per replica")
+    print(f"per rank per step: {flops / 1e12:.2f} TFLOP, {mesh_bytes / 1e9:.2f} GB exchanged in the block products, "
+          f"{params * 4 / 1e9:.2f} GB of float32 gradients")
+    print(f"{'GPUs':>6} {'replicas':>8} {'step s (no overlap)':>20} {'step s (overlap)':>17} {'PFLOP/s':>16} {'weak scaling':>14}")
+    base = None
+    for r in (1, 2, 4, 8, 16, 32, 64):
+        dp = 2 * (r - 1) / r * params * 4 / (a.ib_gbs * 1e9) if r > 1 else 0.0
+        comm = mesh_comm + dp
+        lo, hi = max(compute, comm), compute + comm
+        base = base or (lo, hi)
+        gpus = r * s * s
+        print(f"{gpus:>6} {r:>8} {hi:>20.4f} {lo:>17.4f} {gpus * flops / hi / 1e15:>7.2f}-{gpus * flops / lo / 1e15:<7.2f} "
+              f"{100 * base[1] / hi:>5.0f}-{100 * base[0] / lo:<5.0f}%")
+    print("the paper, 256 A100s (TF32): 9-11 PFLOP/s, 68-72% weak-scaling efficiency")
+
+
+if __name__ == "__main__":
+    main()
