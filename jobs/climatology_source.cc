@@ -10,46 +10,42 @@
 namespace jigsaw::train {
 namespace {
 
+// One element of a coordinate or variable: float32/64 or int32/64, widened to double.
+double Element(const char* p, const DataType& t) {
+  if (t.kind == 'f' && t.size == 8) {
+    double d;
+    std::memcpy(&d, p, 8);
+    return d;
+  }
+  if (t.kind == 'f') {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  if (t.size == 8) {
+    int64_t i;
+    std::memcpy(&i, p, 8);
+    return static_cast<double>(i);
+  }
+  int32_t i;
+  std::memcpy(&i, p, 4);
+  return i;
+}
+
+bool Readable(const DataType& t) { return (t.kind == 'f' || t.kind == 'i') && (t.size == 4 || t.size == 8); }
+
 template <typename T>
 Result<std::vector<T>> Coordinate(KvStore* store, const std::string& name) {
   auto a = Array::Open(store, name);
   if (!a.ok()) return NotFoundError("the climatology has no coordinate \"" + name + "\"");
   const auto& m = (*a)->metadata();
   if (m.shape.size() != 1) return InvalidArgumentError("the climatology's " + name + " is not 1-D");
+  if (!Readable(m.dtype)) return UnimplementedError("the climatology's " + name + " has dtype " + m.dtype.name);
+  std::vector<char> raw(m.shape[0] * m.dtype.size);
+  RETURN_IF_ERROR((*a)->Read((*a)->full_box(), std::span<char>(raw.data(), raw.size())));
   std::vector<T> v(m.shape[0]);
-  if (m.dtype.name == "float64" || m.dtype.name == "int64") {
-    std::vector<char> raw(v.size() * 8);
-    RETURN_IF_ERROR((*a)->Read((*a)->full_box(), std::span<char>(raw.data(), raw.size())));
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (m.dtype.name == "float64") {
-        double d;
-        std::memcpy(&d, raw.data() + 8 * i, 8);
-        v[i] = static_cast<T>(d);
-      } else {
-        int64_t d;
-        std::memcpy(&d, raw.data() + 8 * i, 8);
-        v[i] = static_cast<T>(d);
-      }
-    }
-    return v;
-  }
-  if (m.dtype.name == "float32" || m.dtype.name == "int32") {
-    std::vector<char> raw(v.size() * 4);
-    RETURN_IF_ERROR((*a)->Read((*a)->full_box(), std::span<char>(raw.data(), raw.size())));
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (m.dtype.name == "float32") {
-        float d;
-        std::memcpy(&d, raw.data() + 4 * i, 4);
-        v[i] = static_cast<T>(d);
-      } else {
-        int32_t d;
-        std::memcpy(&d, raw.data() + 4 * i, 4);
-        v[i] = static_cast<T>(d);
-      }
-    }
-    return v;
-  }
-  return UnimplementedError("the climatology's " + name + " has dtype " + m.dtype.name);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<T>(Element(raw.data() + i * m.dtype.size, m.dtype));
+  return v;
 }
 
 int64_t IndexOf(const std::vector<int64_t>& v, int64_t x) {
@@ -120,15 +116,8 @@ class Wb2Climatology final : public Climatology {
       for (int64_t y = 0; y < H_; ++y)
         for (int64_t x = 0; x < W_; ++x) {
           const int64_t src = lat_first ? y * W_ + x : x * H_ + y;
-          double v;
-          if (m.dtype.size == 8) {
-            std::memcpy(&v, raw.data() + 8 * src, 8);
-          } else {
-            float f;
-            std::memcpy(&f, raw.data() + 4 * src, 4);
-            v = f;
-          }
-          (*planes)[(k * H_ + (flip_lat_ ? H_ - 1 - y : y)) * W_ + x] = static_cast<float>(v);
+          (*planes)[(k * H_ + (flip_lat_ ? H_ - 1 - y : y)) * W_ + x] =
+              static_cast<float>(Element(raw.data() + m.dtype.size * src, m.dtype));
         }
     }
     return OkStatus();
