@@ -34,38 +34,6 @@ void ForRange(int64_t n, int64_t per_item, F&& f) {
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
-// exp and erf written so that the GELU loops vectorise (glibc's expf and erff are calls, one element at a
-// time: 9% of a small model's step). Exp: within 2.3e-7 relative of exp; Erf (Abramowitz & Stegun 7.1.26
-// on that Exp): within 4e-7 of erf, below the float32 rounding of the products a GELU feeds.
-inline float Exp(float x) {
-  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
-  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to the nearest integer
-  const float n = (x * 1.44269504088896341f + shifter) - shifter;
-  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;  // x - n ln 2, in two parts
-  float p = 1.0f / 720;  // e^r, |r| <= ln 2 / 2, to degree 6
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return p * scale;
-}
-
-inline float Erf(float x) {
-  const float a = std::fabs(x);
-  const float t = 1.0f / (0.3275911f * a + 1.0f);
-  float p = 1.061405429f;
-  p = p * t - 1.453152027f;
-  p = p * t + 1.421413741f;
-  p = p * t - 0.284496736f;
-  p = p * t + 0.254829592f;
-  return std::copysign(1.0f - p * t * Exp(-a * a), x);
-}
-
 class CpuBackend final : public Backend {
  public:
   // One pool of threads for everything: OpenBLAS runs single-threaded inside TBB tasks that split each
@@ -137,8 +105,8 @@ class CpuBackend final : public Backend {
     ForRange(n, 1, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const float x = a[i];
-        const float cdf = 0.5f * (1.0f + Erf(x * kInvSqrt2));
-        const float pdf = kInvSqrt2Pi * Exp(-0.5f * x * x);
+        const float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
+        const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
         d[i] = dg[i] * (cdf + x * pdf);
       }
     });
@@ -309,7 +277,7 @@ class CpuBackend final : public Backend {
       else
         for (int64_t c = 0; c < n; ++c) row[c] += rb;
       if (g)
-        for (int64_t c = 0; c < n; ++c) g[r * n + c] = 0.5f * row[c] * (1.0f + Erf(row[c] * kInvSqrt2));
+        for (int64_t c = 0; c < n; ++c) g[r * n + c] = 0.5f * row[c] * (1.0f + std::erf(row[c] * kInvSqrt2));
     }
   }
 
