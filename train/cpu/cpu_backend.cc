@@ -34,6 +34,60 @@ void ForRange(int64_t n, int64_t per_item, F&& f) {
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
+// GELU and its derivative over x[0, n): glibc's erff and expf (one element per call) on any x86-64, and on
+// machines with AVX2 and FMA (checked once, at run time) a vectorised erf and exp: Exp within 2.3e-7
+// relative of exp, Erf (Abramowitz & Stegun 7.1.26 on that Exp) within 4e-7 of erf, below the float32
+// rounding of the products a GELU feeds. In the portable build the hand-written versions do not vectorise
+// and lose to glibc (measured: the step 22.5 ms against 19 ms), hence the two paths.
+inline __attribute__((always_inline)) float Exp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // (fminf and fmaxf are calls: no vectors)
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to the nearest integer
+  const float n = (x * 1.44269504088896341f + shifter) - shifter;
+  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;  // x - n ln 2, in two parts
+  float p = 1.0f / 720;  // e^r, |r| <= ln 2 / 2, to degree 6
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return p * scale;
+}
+inline __attribute__((always_inline)) float Erf(float x) {
+  const float a = x < 0.0f ? -x : x;
+  const float t = 1.0f / (0.3275911f * a + 1.0f);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const float y = 1.0f - p * t * Exp(-a * a);
+  return x < 0.0f ? -y : y;
+}
+
+void GeluPortable(const float* a, float* g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = 0.5f * a[i] * (1.0f + std::erf(a[i] * kInvSqrt2));
+}
+void GeluGradPortable(const float* a, const float* dg, float* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = a[i];
+    d[i] = dg[i] * (0.5f * (1.0f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x));
+  }
+}
+__attribute__((target("avx2,fma"))) void GeluAvx2(const float* __restrict a, float* __restrict g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = 0.5f * a[i] * (1.0f + Erf(a[i] * kInvSqrt2));
+}
+__attribute__((target("avx2,fma"))) void GeluGradAvx2(const float* __restrict a, const float* dg, float* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = a[i];
+    d[i] = dg[i] * (0.5f * (1.0f + Erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * Exp(-0.5f * x * x));
+  }
+}
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+
 class CpuBackend final : public Backend {
  public:
   // One pool of threads for everything: OpenBLAS runs single-threaded inside TBB tasks that split each
@@ -103,12 +157,7 @@ class CpuBackend final : public Backend {
   }
   void GeluBackward(const float* a, const float* dg, float* d, int64_t n) override {
     ForRange(n, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const float x = a[i];
-        const float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
-        const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
-        d[i] = dg[i] * (cdf + x * pdf);
-      }
+      (kHaveAvx2 ? GeluGradAvx2 : GeluGradPortable)(a + i0, dg + i0, d + i0, i1 - i0);
     });
   }
   void ColSumsAdd(const float* x, int64_t m, int64_t n, float* out) override {
@@ -276,8 +325,7 @@ class CpuBackend final : public Backend {
         for (int64_t c = 0; c < n; ++c) row[c] += col_bias[c] + rb;
       else
         for (int64_t c = 0; c < n; ++c) row[c] += rb;
-      if (g)
-        for (int64_t c = 0; c < n; ++c) g[r * n + c] = 0.5f * row[c] * (1.0f + std::erf(row[c] * kInvSqrt2));
+      if (g) (kHaveAvx2 ? GeluAvx2 : GeluPortable)(row, g + r * n, n);
     }
   }
 
