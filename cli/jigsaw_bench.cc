@@ -15,6 +15,8 @@
 #include <sstream>
 
 #include "cli/common_flags.h"
+#include "jobs/train_config.h"
+#include "train/gemm_rate.h"
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
 #include "pipeline/grid/tile_grid.h"
@@ -105,8 +107,71 @@ int main(int argc, char** argv) {
   bool buffered = false;
   ckpt->add_flag("--buffered", buffered, "write rank files through the page cache (default: past it, O_DIRECT)");
 
+  std::string gemm_backend = "cpu", gemm_config, gemm_grid = "720x1440", gemm_shapes;
+  int64_t gemm_channels = 69;
+  int gemm_threads = 0, gemm_repeats = 3;
+  auto* gemm = app.add_subcommand("gemm",
+                                  "the backend's GEMM rate at a WeatherMixer step's own shapes (the ceiling jigsaw-train's "
+                                  "FLOP rate is measured against), or at shapes given");
+  gemm->add_option("--backend", gemm_backend, "cpu, cuda, cuda:tf32 or cuda:bf16")->capture_default_str();
+  gemm->add_option("--config", gemm_config, "model.json (jigsaw-train's): the step's GEMM shapes");
+  gemm->add_option("--grid", gemm_grid, "HxW of a sample, with --config")->capture_default_str();
+  gemm->add_option("--channels", gemm_channels, "channels of a sample, with --config")->capture_default_str();
+  gemm->add_option("--shapes", gemm_shapes, "instead: MxNxK[,MxNxK...] products C[M,N] = A[M,K] B[K,N]");
+  gemm->add_option("--blas-threads", gemm_threads, "CPU threads (0: all)");
+  gemm->add_option("--repeats", gemm_repeats, "passes; the best counts")->capture_default_str();
+  gemm->add_flag("--json", as_json, "machine-readable output");
+
   CLI11_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
+
+  if (gemm->parsed()) {
+    auto backend = train::NewBackend(gemm_backend, gemm_threads);
+    if (!backend.ok()) return Fail(backend.status());
+    std::vector<train::GemmShape> shapes;
+    if (!gemm_shapes.empty()) {
+      std::stringstream list(gemm_shapes);
+      for (std::string item; std::getline(list, item, ',');) {
+        long long m = 0, n = 0, k = 0;
+        char x1 = 0, x2 = 0;
+        std::stringstream one(item);
+        if (!(one >> m >> x1 >> n >> x2 >> k) || x1 != 'x' || x2 != 'x' || m < 1 || n < 1 || k < 1 || !one.eof()) {
+          return Fail(InvalidArgumentError("--shapes: \"" + item + "\" is not MxNxK with positive sizes"));
+        }
+        shapes.push_back({false, false, m, n, k});
+      }
+    } else {
+      if (gemm_config.empty()) return Fail(InvalidArgumentError("gemm: give --config model.json (with --grid, --channels) or --shapes"));
+      std::ifstream f(gemm_config);
+      if (!f) return Fail(NotFoundError("cannot open " + gemm_config));
+      std::stringstream text;
+      text << f.rdbuf();
+      auto j = ParseJson(text.str(), gemm_config);
+      if (!j.ok()) return Fail(j.status());
+      auto config = train::ParseTrainConfig(*j);
+      if (!config.ok()) return Fail(config.status().Annotate(gemm_config));
+      train::ModelConfig mc = config->model;
+      mc.channels = gemm_channels;
+      if (std::sscanf(gemm_grid.c_str(), "%ldx%ld", &mc.height, &mc.width) != 2) {
+        return Fail(InvalidArgumentError("--grid " + gemm_grid + " is not HxW"));
+      }
+      if (config->token_mix_ratio > 0) mc.token_hidden = std::max<int64_t>(1, std::llround(config->token_mix_ratio * mc.tokens()));
+      Status valid = mc.Validate(1);
+      if (!valid.ok()) return Fail(valid.Annotate(gemm_config));
+      shapes = train::StepGemmShapes(mc);
+    }
+    const train::GemmRate rate = train::MeasureGemmRate(backend->get(), shapes, gemm_repeats);
+    if (as_json) {
+      std::cout << nlohmann::json{{"backend", gemm_backend}, {"shapes", shapes.size()}, {"flops", rate.flops},
+                                  {"seconds", rate.seconds}, {"flop_per_s", rate.flop_per_s()}}
+                       .dump()
+                << "\n";
+    } else {
+      std::cout << gemm_backend << ": " << shapes.size() << " GEMMs, " << rate.flops / 1e9 << " GFLOP in " << rate.seconds
+                << " s = " << rate.flop_per_s() / 1e9 << " GFLOP/s (best of " << gemm_repeats << ")\n";
+    }
+    return 0;
+  }
 
   if (read->parsed()) {
     auto store = OpenKvStore(url);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "train/gemm_rate.h"
 #include "train/trainer.h"
 
 using namespace jigsaw;
@@ -95,26 +96,8 @@ int main(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   const int64_t peak_bytes = (*backend)->peak_bytes() - before;
-  // The ceiling: the backend's GEMM alone at the step's own shapes (each sample's GEMMs, timed back to
-  // back on scratch operands), as FLOP/s. The step cannot beat it; the gap is everything else.
-  Backend* be = backend->get();
-  std::vector<double> gemm_times;
-  for (int rep = 0; rep < 3; ++rep) {
-    double total = 0;
-    double gemm_flops = 0;
-    for (const GemmShape& g : StepGemmShapes(mc)) {
-      Tensor a(be, g.m * g.k), b(be, g.k * g.n), c(be, g.m * g.n);
-      float probe;
-      const auto t0 = std::chrono::steady_clock::now();
-      be->Gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, 1.0f, a.data(), b.data(), 0.0f, c.data());
-      be->Download(&probe, c.data(), 1);  // waits for the GEMM
-      total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      gemm_flops += 2.0 * g.m * g.n * g.k;
-    }
-    gemm_times.push_back(gemm_flops / total);
-  }
-  // The best of three: a ceiling is the rate the GEMMs can reach (a shared machine only ever slows them).
-  const double ceiling = *std::max_element(gemm_times.begin(), gemm_times.end());
+  // The ceiling: the backend's GEMM alone at the step's own shapes (train/gemm_rate.h).
+  const double ceiling = MeasureGemmRate(backend->get(), StepGemmShapes(mc)).flop_per_s();
   std::printf("{\"backend\": \"%s\", \"step_s\": %.6f, \"gemm_flops\": %ld, \"step_flop_per_s\": %.4e, "
               "\"gemm_ceiling_flop_per_s\": %.4e, \"share_of_ceiling\": %.3f, \"loss\": %.6f, "
               "\"parameter_state_bytes\": %ld, \"activation_bytes\": %ld, \"peak_bytes\": %ld, \"peak_over_needed\": %.3f}\n",

@@ -275,3 +275,17 @@ def test_the_shipped_configs_parse_and_fit_their_grids(store, tmp_path):
     assert p.returncode == 2 and "33 latitude rows do not split into 1 parts of whole 60-row patches" in p.stderr, p.stderr
     tiny = HERE.parents[1] / "examples" / "model_tiny.json"
     train(store, tmp_path, "--steps", "1", config=tiny)
+
+
+def test_jigsaw_bench_gemm_measures_the_steps_own_shapes(jigsaw, tmp_path):
+    r = json.loads(jigsaw.run("jigsaw-bench", "gemm", "--shapes", "64x32x16,8x8x8", "--json").stdout)
+    assert r["flops"] == 2 * (64 * 32 * 16 + 8 * 8 * 8) and r["shapes"] == 2 and r["flop_per_s"] > 0
+    (tmp_path / "m.json").write_text(json.dumps(CONFIG))
+    r = json.loads(jigsaw.run("jigsaw-bench", "gemm", "--config", tmp_path / "m.json", "--grid", "33x64", "--channels", "6",
+                              "--json").stdout)
+    T, F, D, Hs, Hf, L = 11 * 16, 6 * 12, CONFIG["dim"], CONFIG["token_hidden"], CONFIG["channel_hidden"], CONFIG["depth"]
+    # One sample's step: embedding and head forward and backward, then 2 x 4 products per block and pass.
+    want = 2 * (T * F * D * 2 + T * D * F * 3 + L * 3 * (2 * Hs * T * D + 2 * T * D * Hf))
+    assert r["shapes"] == 5 + 12 * L and r["flops"] == want
+    p = jigsaw.run("jigsaw-bench", "gemm", "--shapes", "5x5", check=False)
+    assert p.returncode == 2 and "MxNxK" in p.stderr
