@@ -102,27 +102,6 @@ class TileBatches {
   double wait_seconds_ = 0;
 };
 
-// The loss of predicting no change (persistence) for every target, this rank's share, weighted as the
-// model's loss is. x0 [B, tile], x1 [B, steps, tile].
-double PersistenceShare(const std::vector<float>& x0, const std::vector<float>& x1, int64_t steps, const TileShape& t,
-                        const std::vector<float>& lat_w, const std::vector<float>& ch_w, double scale) {
-  double total = 0;
-  const int64_t n = t.size();
-  for (size_t b = 0; b < x0.size() / n; ++b)
-    for (int64_t s = 0; s < steps; ++s)
-      for (int64_t k = 0; k < t.channels; ++k)
-        for (int64_t y = 0; y < t.height; ++y) {
-          double row = 0;
-          for (int64_t x = 0; x < t.width; ++x) {
-            const int64_t e = (k * t.height + y) * t.width + x;
-            const double d = double(x1[(b * steps + s) * n + e]) - x0[b * n + e];
-            row += d * d;
-          }
-          total += row * lat_w[t.row0 + y] * ch_w[t.channel0 + k];
-        }
-  return total * scale;
-}
-
 }  // namespace
 
 void InstallStopHandlers() {
@@ -247,16 +226,12 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     auto vd = TileBatches::Open(o.data, facts, s, mesh_rank, vo, tile);
     if (!vd.ok()) return vd.status().Annotate(o.data + " (validation window)");
     const int64_t n = o.val_batches > 0 ? o.val_batches : (*vd)->batches_per_epoch();
-    const double scale = 1.0 / (double(mc.channels) * mc.height * mc.width * o.batch_size * pos.replicas * o.rollout_steps);
-    double loss = 0;
-    float persistence = 0;
-    std::vector<float> x0, x1;
-    // Per channel: the latitude-weighted MSE (normalised units, no channel weight) of the model's rollout
-    // and of persistence, each rank adding its own channels' pixels.
+    // Per channel, the latitude-weighted squared error (normalised units) of the model's rollout and of
+    // persistence, each rank adding its own channels' pixels; the losses are these weighted as in training.
     const int64_t tn = tile.size(), K = o.rollout_steps;
-    std::vector<float> model_mse(2 * mc.channels, 0.0f);  // model, then persistence
-    std::vector<float> state(tn), tendency(tn);
-    auto add_errors = [&](const float* a, const float* b, float* per_channel) {
+    std::vector<double> sums(2 * mc.channels, 0.0);  // model, then persistence
+    std::vector<float> x0, x1, state(tn), tendency(tn);
+    auto add_errors = [&](const float* a, const float* b, double* per_channel) {
       for (int64_t k = 0; k < tile.channels; ++k) {
         double sum = 0;
         for (int64_t y = 0; y < tile.height; ++y) {
@@ -267,35 +242,34 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
           }
           sum += row * lat_w[tile.row0 + y];
         }
-        per_channel[tile.channel0 + k] += static_cast<float>(sum);
+        per_channel[tile.channel0 + k] += sum;
       }
     };
     for (int64_t b = 0; b < n; ++b) {
       RETURN_IF_ERROR((*vd)->Next(&x0, &x1));
-      ASSIGN_OR_RETURN(double l, trainer->Evaluate(TileBatch{o.batch_size, x0.data(), x1.data(), false, K}));
-      loss += l / n;
-      persistence += static_cast<float>(PersistenceShare(x0, x1, K, tile, lat_w, channel_w, scale) / n);
       for (int64_t i = 0; i < o.batch_size; ++i) {
         std::copy(x0.begin() + i * tn, x0.begin() + (i + 1) * tn, state.begin());
         for (int64_t k = 0; k < K; ++k) {
           RETURN_IF_ERROR(model.Predict(state.data(), tendency.data()));
           for (int64_t e = 0; e < tn; ++e) state[e] += tendency[e];
-          add_errors(state.data(), x1.data() + (i * K + k) * tn, model_mse.data());
-          add_errors(x0.data() + i * tn, x1.data() + (i * K + k) * tn, model_mse.data() + mc.channels);
+          add_errors(state.data(), x1.data() + (i * K + k) * tn, sums.data());
+          add_errors(x0.data() + i * tn, x1.data() + (i * K + k) * tn, sums.data() + mc.channels);
         }
       }
     }
-    RETURN_IF_ERROR(comms.group->AllReduceSum(&persistence, 1));
-    RETURN_IF_ERROR(comms.data->AllReduceSum(&persistence, 1));
     // Each rank added its own channels over its own domain part: the sum over the group covers every
     // channel and pixel once; the sum over the replicas adds their samples.
-    RETURN_IF_ERROR(comms.group->AllReduceSum(model_mse.data(), static_cast<int64_t>(model_mse.size())));
-    RETURN_IF_ERROR(comms.data->AllReduceSum(model_mse.data(), static_cast<int64_t>(model_mse.size())));
+    std::vector<float> total(sums.begin(), sums.end());
+    RETURN_IF_ERROR(comms.group->AllReduceSum(total.data(), static_cast<int64_t>(total.size())));
+    RETURN_IF_ERROR(comms.data->AllReduceSum(total.data(), static_cast<int64_t>(total.size())));
     const double per = double(mc.height) * mc.width * n * o.batch_size * pos.replicas * K;
     nlohmann::json by_channel = nlohmann::json::object(), persistence_by_channel = nlohmann::json::object();
+    double loss = 0, persistence = 0;  // the training loss: sum_c w_c mse_c / C
     for (int64_t c = 0; c < mc.channels; ++c) {
-      by_channel[facts.channels[c]] = model_mse[c] / per;
-      persistence_by_channel[facts.channels[c]] = model_mse[mc.channels + c] / per;
+      by_channel[facts.channels[c]] = total[c] / per;
+      persistence_by_channel[facts.channels[c]] = total[mc.channels + c] / per;
+      loss += channel_w[c] * (total[c] / per) / mc.channels;
+      persistence += channel_w[c] * (total[mc.channels + c] / per) / mc.channels;
     }
     report.val_loss = loss;
     report.persistence_loss = persistence;

@@ -46,19 +46,6 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
   return SumOverJob(loss);
 }
 
-Result<double> Trainer::Evaluate(const TileBatch& batch) {
-  if (batch.size < 1) return InvalidArgumentError("a batch needs at least one sample");
-  const int64_t tile = model_->tile().size();
-  const float scale = LossScale(batch);
-  double loss = 0;
-  for (int64_t b = 0; b < batch.size; ++b) {
-    ASSIGN_OR_RETURN(double l, model_->Loss(batch.x0 + b * tile, batch.x1 + b * batch.steps * tile, batch.steps, scale,
-                                            batch.on_device));
-    loss += l;
-  }
-  return SumOverJob(loss);
-}
-
 Result<double> Trainer::GradientNorm() {
   const auto& pos = mesh_->pos;
   double local = 0;

@@ -43,10 +43,8 @@ class Trainer {
   // The job's batch is every replica's `batch.size` samples: the loss is their mean.
   Result<StepResult> Step(const TileBatch& batch);
   // Only the forward and backward passes and the gradient sums (no update): the loss, with every
-  // parameter's grad holding the gradient of the job's batch loss. Step = this + ApplyUpdate.
+  // parameter's grad holding the gradient of the job's batch loss (Step then clips and updates).
   Result<double> ComputeGradients(const TileBatch& batch);
-  // The job's batch loss without gradients or an update (validation).
-  Result<double> Evaluate(const TileBatch& batch);
   // The global gradient norm (each replicated vector counted once), summed over the model group.
   Result<double> GradientNorm();
 

@@ -318,8 +318,8 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
   return OkStatus();
 }
 
-Result<double> WeatherMixer::Rollout(const float* x0, const float* targets, int64_t steps, float scale, bool on_device,
-                                     bool grads) {
+Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale,
+                                             bool on_device) {
   if (steps < 1) return InvalidArgumentError("a rollout needs at least one step");
   const int64_t n = tile_.size();
   while (static_cast<int64_t>(passes_.size()) < steps) passes_.push_back(MakePass());
@@ -342,7 +342,6 @@ Result<double> WeatherMixer::Rollout(const float* x0, const float* targets, int6
                                       tile_.channels, tile_.height, tile_.width, scale, dloss_.data() + k * n);
     be_->Axpy(1.0f, tendency_.data(), state_.data(), n);
   }
-  if (!grads) return loss;
   // Backward, last application first: g = dL/ds_k+1 collects its own loss and, through s_k+2 = s_k+1 +
   // tendency(s_k+1), what the later applications send back: g_k = dloss_k + g_k+1 + J_k+1^T g_k+1.
   be_->Fill(dstate_.data(), n, 0.0f);
@@ -352,15 +351,6 @@ Result<double> WeatherMixer::Rollout(const float* x0, const float* targets, int6
     if (k > 0) be_->Axpy(1.0f, dinput_.data(), dstate_.data(), n);
   }
   return loss;
-}
-
-Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale,
-                                             bool on_device) {
-  return Rollout(x0, targets, steps, scale, on_device, true);
-}
-
-Result<double> WeatherMixer::Loss(const float* x0, const float* targets, int64_t steps, float scale, bool on_device) {
-  return Rollout(x0, targets, steps, scale, on_device, false);
 }
 
 Status WeatherMixer::Predict(const float* x0, float* tendency) {

@@ -49,8 +49,6 @@ class WeatherMixer {
   // sum_k sum w_lat w_c (s_k+1 - target_k)^2 to the returned loss and its gradient, back-propagated through
   // every application, to every parameter's grad.
   Result<double> ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale, bool on_device = false);
-  // The same loss, without gradients.
-  Result<double> Loss(const float* x0, const float* targets, int64_t steps, float scale, bool on_device = false);
   // The tendency of x0 (host tile in, host tile out); no gradients.
   Status Predict(const float* x0, float* tendency);
 
@@ -64,8 +62,6 @@ class WeatherMixer {
   // Its backward: dtendency (device tile) -> parameter grads, and, when dstate is given, dstate = the
   // gradient with respect to the application's input state.
   Status Backward(Pass& pass, const float* dtendency, float* dstate);
-  // Runs the rollout; with `grads`, back-propagates too.
-  Result<double> Rollout(const float* x0, const float* targets, int64_t steps, float scale, bool on_device, bool grads);
   void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
                     const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape = {},
                     std::string stored_split = "");
