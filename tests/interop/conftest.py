@@ -1,5 +1,6 @@
 """Shared fixtures for the interop and CLI tests: the jigsaw binaries, run as a user runs them."""
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -41,6 +42,28 @@ class Jigsaw:
             args.append("--decode-cf")
         self.store(*args)
         return np.load(out)
+
+
+# Open MPI as root, oversubscribed on a small machine; its own allocations outlive MPI_Finalize, so
+# LeakSanitizer would fail every MPI run of the ASan build.
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1",
+           "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+def mpi_command(cmd, ranks):
+    """`cmd` (a list) as `ranks` MPI processes under mpirun; as it is for one rank."""
+    if ranks <= 1:
+        return [str(c) for c in cmd]
+    return [shutil.which("mpirun"), "-np", str(ranks), "--oversubscribe"] + [str(c) for c in cmd]
+
+
+def run_ranks(cmd, ranks=1, check=True, env=None, timeout=300):
+    """Runs `cmd` on `ranks` MPI processes with MPI_ENV (and `env`); check=True asserts exit 0."""
+    p = subprocess.run(mpi_command(cmd, ranks), capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **MPI_ENV, **(env or {})})
+    if check:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
 
 
 @pytest.fixture(scope="session")

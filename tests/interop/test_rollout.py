@@ -12,24 +12,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import BIN_DIR
+from conftest import BIN_DIR, run_ranks
 
 HERE = Path(__file__).resolve().parent
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1",
-           "ASAN_OPTIONS": "detect_leaks=0"}
 CONFIG = {"patch": [3, 4], "dim": 32, "depth": 2, "token_hidden": 32, "channel_hidden": 64, "lr": 3e-3,
           "min_lr": 3e-4, "warmup_steps": 10, "weight_decay": 0.01, "clip": 1.0, "seed": 3}
 INIT = ["--init", "2020-01-05T06", "--init-end", "2020-01-05T18", "--lead", "1d"]
 
 
 def run(tool, *args, ranks=1, check=True):
-    cmd = [str(BIN_DIR / tool), *map(str, args)]
-    if ranks > 1:
-        cmd = [shutil.which("mpirun"), "-np", str(ranks), "--oversubscribe"] + cmd
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **MPI_ENV})
-    if check:
-        assert p.returncode == 0, p.stdout + p.stderr
-    return p
+    return run_ranks([BIN_DIR / tool, *args], ranks, check=check)
 
 
 @pytest.fixture(scope="module")

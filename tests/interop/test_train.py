@@ -13,13 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BIN_DIR
+from conftest import BIN_DIR, MPI_ENV, mpi_command, run_ranks
 
 HERE = Path(__file__).resolve().parent
-MPIRUN = shutil.which("mpirun")
-# Open MPI's own allocations outlive MPI_Finalize: LeakSanitizer would fail every MPI run of the ASan build.
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1",
-           "ASAN_OPTIONS": "detect_leaks=0"}
 CONFIG = {"patch": [3, 4], "dim": 16, "depth": 2, "token_hidden": 16, "channel_hidden": 32, "lr": 3e-3,
           "min_lr": 3e-4, "warmup_steps": 3, "weight_decay": 0.01, "clip": 1.0, "seed": 3,
           "channel_weights": {"2m_temperature": 2.0}}
@@ -38,14 +34,9 @@ def store(jigsaw, tmp_path_factory):
 def train(store, tmp, *args, ranks=1, mesh="domain=1,tensor=1", check=True, config=None, data=None, env=None):
     """Runs jigsaw-train; returns (process, the per-step JSON records of its log)."""
     log = tmp / f"log-{time.monotonic_ns()}.jsonl"
-    cmd = [str(BIN_DIR / "jigsaw-train"), "--data", data or store / "tiles.zarr", "--mesh", mesh,
+    cmd = [BIN_DIR / "jigsaw-train", "--data", data or store / "tiles.zarr", "--mesh", mesh,
            "--config", config or store / "model.json", "--log", log, "--blas-threads", "1", *args]
-    if ranks > 1:
-        cmd = [MPIRUN, "-np", str(ranks), "--oversubscribe"] + cmd
-    p = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=300,
-                       env={**os.environ, **MPI_ENV, **(env or {})})
-    if check:
-        assert p.returncode == 0, p.stdout + p.stderr
+    p = run_ranks(cmd, ranks, check=check, env=env)
     records = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
     return p, records
 
@@ -192,9 +183,9 @@ def test_streamed_from_s3_equals_local_disk_step_for_step(jigsaw, store, tmp_pat
 def test_a_rank_that_dies_fails_the_job_without_a_hang_and_latest_stays_valid(jigsaw, store, tmp_path):
     ck = tmp_path / "ck"
     log = tmp_path / "dies.jsonl"
-    cmd = [MPIRUN, "-np", "4", "--oversubscribe", str(BIN_DIR / "jigsaw-train"), "--data", str(store / "tiles.zarr"),
-           "--mesh", "domain=2,tensor=2", "--config", str(store / "model.json"), "--steps", "100000", "--ckpt", str(ck),
-           "--ckpt-every", "2", "--log", str(log), "--blas-threads", "1"]
+    cmd = mpi_command([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--mesh", "domain=2,tensor=2",
+                       "--config", store / "model.json", "--steps", "100000", "--ckpt", ck, "--ckpt-every", "2",
+                       "--log", log, "--blas-threads", "1"], 4)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **MPI_ENV})
     deadline = time.time() + 120
     while time.time() < deadline and not (ck / "LATEST").exists():
@@ -254,12 +245,8 @@ def test_3x3_mesh_resumes_a_one_rank_run_and_forecasts_as_one_rank(jigsaw, tmp_p
     forecasts = {}
     for ranks, mesh in ((1, "domain=1,tensor=1"), (9, "domain=3,tensor=3")):
         out = tmp_path / f"f{ranks}.zarr"
-        cmd = [str(BIN_DIR / "jigsaw-rollout"), "--ckpt", str(ck), "--data", str(tmp_path / "tiles.zarr"), "--mesh", mesh,
-               "--init", "2020-01-03T00", "--lead", "12h", "--out", str(out), "--blas-threads", "1"]
-        if ranks > 1:
-            cmd = [MPIRUN, "-np", str(ranks), "--oversubscribe"] + cmd
-        q = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **MPI_ENV})
-        assert q.returncode == 0, q.stderr
+        run_ranks([BIN_DIR / "jigsaw-rollout", "--ckpt", ck, "--data", tmp_path / "tiles.zarr", "--mesh", mesh,
+                   "--init", "2020-01-03T00", "--lead", "12h", "--out", out, "--blas-threads", "1"], ranks)
         import xarray as xr
         forecasts[ranks] = xr.open_zarr(out).forecast.values
     a, b = forecasts[1], forecasts[9]
