@@ -3,7 +3,6 @@ forecasts on 1 and 4 ranks from one checkpoint, the first lead against the PyTor
 killed rollout finished by a rerun, the forecast in xarray, and scores against an independent NumPy
 computation of WeatherBench2's formulas."""
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
