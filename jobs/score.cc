@@ -23,11 +23,7 @@ const std::map<std::string, std::string> kShortNames = {
 template <typename T>
 Result<std::vector<T>> ReadAll(KvStore* store, const std::string& name, int64_t* n) {
   ASSIGN_OR_RETURN(auto a, Array::Open(store, name));
-  if (a->metadata().shape.size() != 1 || a->metadata().dtype.size != sizeof(T)) {
-    return InvalidArgumentError("array " + name + " is not a 1-D coordinate of " + std::to_string(sizeof(T)) + "-byte values");
-  }
-  std::vector<T> v(a->metadata().shape[0]);
-  RETURN_IF_ERROR(a->Read(a->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * sizeof(T))));
+  ASSIGN_OR_RETURN(std::vector<T> v, ReadWhole1D<T>(*a));
   if (n) *n = static_cast<int64_t>(v.size());
   return v;
 }

@@ -15,9 +15,7 @@ Result<std::vector<T>> ReadVector(KvStore* store, const std::string& name, const
   if (m.shape.size() != 1 || (n >= 0 && m.shape[0] != n) || m.dtype.name != dtype) {
     return InvalidArgumentError("the store's " + name + " array is not " + dtype + " [" + (n >= 0 ? std::to_string(n) : "n") + "]");
   }
-  std::vector<T> v(m.shape[0]);
-  RETURN_IF_ERROR((*a)->Read((*a)->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * sizeof(T))));
-  return v;
+  return ReadWhole1D<T>(**a);
 }
 
 }  // namespace

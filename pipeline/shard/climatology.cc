@@ -21,10 +21,7 @@ constexpr int64_t kDays = 366;
 template <typename T>
 Result<std::vector<T>> ReadCoordinate(KvStore* store, const std::string& name) {
   ASSIGN_OR_RETURN(auto a, Array::Open(store, name));
-  std::vector<T> v(a->metadata().shape.at(0));
-  if (a->metadata().dtype.size != sizeof(T)) return InvalidArgumentError(name + " has an unexpected dtype");
-  RETURN_IF_ERROR(a->Read(a->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * sizeof(T))));
-  return v;
+  return ReadWhole1D<T>(*a);
 }
 
 }  // namespace

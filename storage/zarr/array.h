@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/metadata.h"
@@ -66,6 +67,19 @@ class Array {
   ArrayMetadata meta_;
   bool require_every_chunk_ = false;
 };
+
+// The values of a 1-D array (a coordinate, a statistic) read whole, as T: kInvalidArgument naming the array
+// unless it is 1-D with elements of T's size.
+template <typename T>
+Result<std::vector<T>> ReadWhole1D(const Array& a) {
+  const ArrayMetadata& m = a.metadata();
+  if (m.rank() != 1 || m.dtype.size != static_cast<int>(sizeof(T))) {
+    return InvalidArgumentError(a.url() + " is not a 1-D array of " + std::to_string(sizeof(T)) + "-byte values");
+  }
+  std::vector<T> v(m.shape[0]);
+  RETURN_IF_ERROR(a.Read(a.full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * sizeof(T))));
+  return v;
+}
 
 // Reads the metadata of the node at `path`: sets *is_array and fills *array (arrays) or *attributes.
 // Result is the zarr format (2 or 3), or kNotFound when no Zarr node is there.
