@@ -19,6 +19,8 @@
 #include "train/gemm_rate.h"
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
+#include "storage/codec/codec.h"
+#include "storage/zarr/metadata.h"
 #include "pipeline/grid/tile_grid.h"
 #include "pipeline/shard/shard_store.h"
 #include "storage/zarr/throughput.h"

@@ -8,6 +8,7 @@
 
 #include "cli/common_flags.h"
 #include "storage/checkpoint/checkpoint.h"
+#include "storage/zarr/metadata.h"
 
 namespace {
 

@@ -9,6 +9,7 @@
 
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
+#include "storage/zarr/metadata.h"
 #include "base/first_error.h"
 
 namespace py = pybind11;

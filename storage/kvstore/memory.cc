@@ -1,5 +1,5 @@
 // The reference kvstore: a sorted map under a mutex. Every other backend must behave like this one
-// (tests/storage/kvstore_conformance_test.cc runs the same checks against each).
+// (tests/storage/kvstore/kvstore_conformance_test.cc runs the same checks against each).
 #include <map>
 #include <mutex>
 

@@ -13,21 +13,6 @@
 
 namespace jigsaw {
 
-int64_t Box::num_elements() const {
-  int64_t n = 1;
-  for (int64_t s : shape) n *= s;
-  return n;
-}
-
-std::string Box::ToString() const {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(origin[i]) + ":" + std::to_string(origin[i] + shape[i]);
-  }
-  return s + "]";
-}
-
 namespace {
 
 // Calls fn(index) for each index of the grid box [lo, hi) in C order.
@@ -64,18 +49,6 @@ std::vector<std::vector<int64_t>> ChunksOf(const Box& box, std::span<const int64
   return out;
 }
 
-// The part of `box` inside the chunk region `chunk` (origin, shape), in absolute coordinates.
-Box Intersect(const Box& a, const Box& b) {
-  Box r;
-  for (size_t i = 0; i < a.shape.size(); ++i) {
-    int64_t lo = std::max(a.origin[i], b.origin[i]);
-    int64_t hi = std::min(a.origin[i] + a.shape[i], b.origin[i] + b.shape[i]);
-    r.origin.push_back(lo);
-    r.shape.push_back(std::max<int64_t>(0, hi - lo));
-  }
-  return r;
-}
-
 std::vector<int64_t> Minus(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   std::vector<int64_t> r(a.size());
   for (size_t i = 0; i < a.size(); ++i) r[i] = a[i] - b[i];
@@ -95,10 +68,8 @@ Status CheckBox(const Box& box, const ArrayMetadata& m, size_t bytes, std::strin
   if (box.origin.size() != m.shape.size() || box.shape.size() != m.shape.size()) {
     return InvalidArgumentError(std::string(what) + " box " + box.ToString() + " has the wrong rank");
   }
-  for (size_t i = 0; i < m.shape.size(); ++i) {
-    if (box.origin[i] < 0 || box.shape[i] < 0 || box.origin[i] + box.shape[i] > m.shape[i]) {
-      return OutOfRangeError(std::string(what) + " box " + box.ToString() + " outside the array's shape");
-    }
+  if (!BoxWithin(box, m.shape)) {
+    return OutOfRangeError(std::string(what) + " box " + box.ToString() + " outside the array's shape");
   }
   if (bytes != static_cast<size_t>(box.num_elements() * m.dtype.size)) {
     return InternalError(std::string(what) + " buffer size does not match the box");
@@ -117,7 +88,7 @@ Status ForEachChunk(const KvStore& store, const Box& box, const std::vector<int6
     tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t k) {
       if (err.failed()) return;
       Box cb = ChunkBox(chunks[k], chunk_shape);
-      err.Set(fn(chunks[k], cb, Intersect(box, cb)));
+      err.Set(fn(chunks[k], cb, Intersection(box, cb)));
     });
   });
   return err.Get();
@@ -177,7 +148,7 @@ Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_
   const int64_t index_bytes = sh.IndexBytes(count);
   ASSIGN_OR_RETURN(ReadResult ir, store_->Read(key, sh.index_at_end ? ByteRange::Suffix(index_bytes)
                                                                     : ByteRange::Span(0, index_bytes)));
-  const Box want = Intersect(box, chunk_box);
+  const Box want = Intersection(box, chunk_box);
   if (ir.missing) {
     RETURN_IF_ERROR(MissingChunk(key));
     std::string fill(want.num_elements() * meta_.dtype.size, '\0');
@@ -199,7 +170,7 @@ Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_
       int64_t linear = 0;
       for (size_t d = 0; d < ci.size(); ++d) linear = linear * grid[d] + ci[d];
       Box ib = ChunkBox(ci, inner);  // relative to the shard
-      Box part = Intersect(local, ib);
+      Box part = Intersection(local, ib);
       std::string buf(sh.inner->layout().num_bytes(), '\0');
       const auto& e = entries[linear];
       if (e.empty()) {
@@ -241,7 +212,7 @@ Status Array::Write(const Box& box, std::string_view data) {
   RETURN_IF_ERROR(CheckBox(box, meta_, data.size(), "write"));
   const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
   return ForEachChunk(*store_, box, meta_.chunks, [&](const std::vector<int64_t>& index, const Box& cb, const Box& part) {
-    const Box inside = Intersect(cb, full_box());  // edge chunks extend past the array
+    const Box inside = Intersection(cb, full_box());  // edge chunks extend past the array
     if (box.shape == cb.shape) {  // the box is exactly this chunk: encode the caller's bytes in place
       return WriteChunk(index, data).Annotate(store_->url() + ": chunk " + ChunkKey(index));
     }

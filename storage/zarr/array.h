@@ -11,16 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "base/box.h"
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/metadata.h"
 
 namespace jigsaw {
-
-struct Box {
-  std::vector<int64_t> origin, shape;
-  int64_t num_elements() const;
-  std::string ToString() const;  // "[0:2, 10:20]"
-};
 
 class Array {
  public:

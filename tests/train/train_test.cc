@@ -140,12 +140,5 @@ TEST(LatitudeWeights, CellAreasOverTheirMean) {
   EXPECT_NEAR(south_up[0], w[0], 1e-7);
 }
 
-TEST(Split, OneRuleForTilesCheckpointsAndBlocks) {
-  EXPECT_EQ(SplitBounds(721, 4), (std::vector<int64_t>{0, 181, 362, 543, 721}));
-  EXPECT_EQ(SplitPart(721, 4, 3), (std::pair<int64_t, int64_t>{543, 721}));
-  EXPECT_FALSE(CheckSplit(5, 4, "x").ok());  // parts of 2: 2, 2, 1, then nothing
-  EXPECT_TRUE(CheckSplit(7, 4, "x").ok());
-}
-
 }  // namespace
 }  // namespace jigsaw::train

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "plugins/c_api/jigsaw_c.h"
-#include "tests/plugins/check.h"
+#include "tests/plugins/c_api/check.h"
 
 /* Expects `call` to fail with a message containing `needle`. */
 #define CHECK_FAILS(call, needle)                                                        \

@@ -10,7 +10,7 @@
 
 #include "storage/kvstore/faulty.h"
 #include "storage/kvstore/kvstore.h"
-#include "tests/storage/kvstore_conformance.h"
+#include "tests/storage/kvstore/kvstore_conformance.h"
 
 namespace jigsaw {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "storage/kvstore/http/http_client.h"
 #include "storage/kvstore/s3/s3_kvstore.h"
-#include "tests/storage/kvstore_conformance.h"
+#include "tests/storage/kvstore/kvstore_conformance.h"
 
 namespace jigsaw {
 namespace {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "plugins/c_api/jigsaw_c.h"
-#include "tests/plugins/check.h"
+#include "tests/plugins/c_api/check.h"
 
 enum { kRows = 9, kCols = 8 }; /* split over domain=2 (5 + 4 rows) and tensor=2 (4 + 4 columns) */
 

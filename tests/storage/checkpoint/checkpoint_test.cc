@@ -1,4 +1,5 @@
 #include "storage/checkpoint/checkpoint.h"
+#include "storage/codec/codec.h"
 
 #include <gtest/gtest.h>
 
@@ -8,20 +9,6 @@
 
 namespace jigsaw {
 namespace {
-
-TEST(Mesh, ParseAndCoordinates) {
-  auto m = Mesh::Parse("domain=2,tensor=3");
-  ASSERT_TRUE(m.ok());
-  EXPECT_EQ(m->size(), 6);
-  // Row-major over the axes in order: rank 4 = (domain 1, tensor 1).
-  EXPECT_EQ(m->Coordinate(4, "domain"), 1);
-  EXPECT_EQ(m->Coordinate(4, "tensor"), 1);
-  EXPECT_EQ(m->Coordinate(4, "absent"), 0);
-  EXPECT_EQ(Mesh::Parse("")->size(), 1);
-  for (const char* bad : {"domain", "domain=0", "=2", "a=2,a=3", "a=x", "domain=2;tensor=8", "domain=2xyz", "domain=2,",
-                          "domain= 2", "2d=2", "domain=2,,tensor=2", "domain=-1", "domain=99999999999999999999"})
-    EXPECT_FALSE(Mesh::Parse(bad).ok()) << bad;
-}
 
 TEST(Tiles, RegularSplitAndRefusals) {
   auto mesh = *Mesh::Parse("domain=4,tensor=2");

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "plugins/c_api/jigsaw_c.h"
-#include "tests/plugins/check.h"
+#include "tests/plugins/c_api/check.h"
 
 int main(int argc, char** argv) {
   CHECK(argc == 2);

@@ -1,0 +1,118 @@
+#include "parallel/mesh.h"
+
+#include <cctype>
+#include <charconv>
+
+#include "parallel/split.h"
+
+namespace jigsaw {
+
+Result<Mesh> Mesh::Parse(std::string_view text) {
+  Mesh m;
+  if (text.empty()) return m;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view item = text.substr(start, end - start);
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) return InvalidArgumentError("mesh \"" + std::string(text) + "\" is not like domain=2,tensor=2");
+    // Strictly NAME=SIZE: a name of letters, digits and '_' (not starting with a digit), all of SIZE a number.
+    const std::string_view digits = item.substr(eq + 1);
+    int64_t size = 0;
+    auto [end_ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
+    if (ec != std::errc() || end_ptr != digits.data() + digits.size() || size < 1) {
+      return InvalidArgumentError("mesh axis \"" + std::string(item) + "\" in \"" + std::string(text) +
+                                  "\" needs a positive whole size (mesh: NAME=SIZE,NAME=SIZE, e.g. domain=2,tensor=2)");
+    }
+    std::string name(item.substr(0, eq));
+    const bool good_name = std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_';
+    for (char c : name) {
+      if (!good_name || !(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) {
+        return InvalidArgumentError("mesh axis name \"" + name + "\" in \"" + std::string(text) +
+                                    "\" is not a name (letters, digits, _)");
+      }
+    }
+    if (m.AxisSize(name)) return InvalidArgumentError("mesh axis \"" + name + "\" given twice");
+    m.axes.emplace_back(name, size);
+    start = end + 1;
+  }
+  return m;
+}
+
+std::string Mesh::ToString() const {
+  std::string s;
+  for (const auto& [a, n] : axes) s += (s.empty() ? "" : ",") + a + "=" + std::to_string(n);
+  return s;
+}
+
+int64_t Mesh::size() const {
+  int64_t n = 1;
+  for (const auto& [a, s] : axes) n *= s;
+  return n;
+}
+
+int64_t Mesh::AxisSize(std::string_view axis) const {
+  for (const auto& [a, s] : axes)
+    if (a == axis) return s;
+  return 0;
+}
+
+int64_t Mesh::Coordinate(int64_t rank, std::string_view axis) const {
+  int64_t stride = 1;
+  for (size_t i = axes.size(); i-- > 0;) {
+    if (axes[i].first == axis) return (rank / stride) % axes[i].second;
+    stride *= axes[i].second;
+  }
+  return 0;
+}
+
+Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j) {
+  if (j.is_null()) return PartitionSpec{};
+  if (!j.is_array()) return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
+  PartitionSpec p;
+  for (const auto& e : j) {
+    if (e.is_null()) p.push_back(std::nullopt);
+    else if (e.is_string()) p.push_back(e.get<std::string>());
+    else return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
+  }
+  return p;
+}
+
+nlohmann::json PartitionSpecToJson(const PartitionSpec& p) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& e : p) j.push_back(e ? nlohmann::json(*e) : nlohmann::json());
+  return j;
+}
+
+Result<Box> TileOf(std::span<const int64_t> shape, const PartitionSpec& partition, const Mesh& mesh, int64_t rank) {
+  if (!partition.empty() && partition.size() != shape.size()) {
+    return InvalidArgumentError("partition spec has " + std::to_string(partition.size()) +
+                                " entries for " + std::to_string(shape.size()) + " dimensions");
+  }
+  Box b{std::vector<int64_t>(shape.size(), 0), std::vector<int64_t>(shape.begin(), shape.end())};
+  for (size_t d = 0; d < partition.size(); ++d) {
+    if (!partition[d]) continue;
+    const std::string& axis = *partition[d];
+    for (size_t e = 0; e < d; ++e)
+      if (partition[e] && *partition[e] == axis) return InvalidArgumentError("axis " + axis + " used twice");
+    int64_t parts = mesh.AxisSize(axis);
+    if (parts == 0) return InvalidArgumentError("mesh " + mesh.ToString() + " has no axis \"" + axis + "\"");
+    RETURN_IF_ERROR(CheckSplit(shape[d], parts, "dimension " + std::to_string(d)));
+    auto [begin, end] = SplitPart(shape[d], parts, mesh.Coordinate(rank, axis));
+    b.origin[d] = begin;
+    b.shape[d] = end - begin;
+  }
+  return b;
+}
+
+bool OwnsTile(const PartitionSpec& partition, const Mesh& mesh, int64_t rank) {
+  for (const auto& [axis, size] : mesh.axes) {
+    bool used = false;
+    for (const auto& p : partition) used |= p && *p == axis;
+    if (!used && mesh.Coordinate(rank, axis) != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace jigsaw

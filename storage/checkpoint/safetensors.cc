@@ -1,0 +1,162 @@
+#include <cstring>
+#include <fstream>
+#include <map>
+
+#include "storage/checkpoint/export.h"
+#include "storage/checkpoint/format.h"
+#include "storage/checkpoint/read.h"
+#include "storage/codec/codec.h"
+#include "storage/codec/json_fields.h"
+#include "storage/zarr/metadata.h"
+
+namespace jigsaw {
+
+using namespace checkpoint_internal;
+
+namespace {
+
+const std::pair<const char*, const char*> kSafetensorsTypes[] = {
+    {"F64", "float64"}, {"F32", "float32"}, {"F16", "float16"}, {"BF16", "bfloat16"}, {"I64", "int64"},
+    {"I32", "int32"},   {"I16", "int16"},   {"I8", "int8"},     {"U64", "uint64"},    {"U32", "uint32"},
+    {"U16", "uint16"},  {"U8", "uint8"},    {"BOOL", "bool"}};
+
+struct SafetensorsFile {
+  std::unique_ptr<KvStore> dir;
+  std::string key;
+  int64_t data_start = 0;
+  struct Entry {
+    TensorSpec spec;
+    int64_t begin = 0, end = 0;
+  };
+  std::vector<Entry> entries;
+  nlohmann::json metadata;
+};
+
+Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
+  SafetensorsFile f;
+  size_t slash = path.rfind('/');
+  f.dir = NewFileKvStore(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash));
+  f.key = slash == std::string::npos ? path : path.substr(slash + 1);
+  ASSIGN_OR_RETURN(ReadResult head, f.dir->Read(f.key, ByteRange::Span(0, 8)));
+  if (head.missing) return NotFoundError("no file " + path);
+  uint64_t n;
+  std::memcpy(&n, head.value.data(), 8);
+  if (n > (100u << 20)) return InvalidArgumentError(path + ": safetensors header of " + std::to_string(n) + " bytes is implausible");
+  ASSIGN_OR_RETURN(ReadResult hj, f.dir->Read(f.key, ByteRange::Span(8, 8 + static_cast<int64_t>(n))));
+  ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(hj.value, path));
+  f.data_start = 8 + static_cast<int64_t>(n);
+  try {
+    for (const auto& [name, t] : j.items()) {
+      if (name == "__metadata__") {
+        f.metadata = t;
+        continue;
+      }
+      SafetensorsFile::Entry e;
+      e.spec.name = name;
+      std::string dt = t.at("dtype").get<std::string>();
+      std::string ours;
+      for (const auto& [s, o] : kSafetensorsTypes)
+        if (dt == s) ours = o;
+      if (ours.empty()) return UnimplementedError(path + ": tensor " + name + " has unsupported dtype " + dt);
+      e.spec.dtype = DataTypeFromName(ours).value();
+      ASSIGN_OR_RETURN(e.spec.shape, IntList(t.at("shape"), "shape"));
+      ASSIGN_OR_RETURN(auto off, IntList(t.at("data_offsets"), "data_offsets"));
+      if (off.size() != 2 || off[1] - off[0] != Volume(e.spec.shape) * e.spec.dtype.size) {
+        return InvalidArgumentError(path + ": tensor " + name + " has data_offsets that do not match its shape");
+      }
+      e.begin = off[0];
+      e.end = off[1];
+      f.entries.push_back(std::move(e));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(path + ": malformed safetensors header: " + e.what());
+  }
+  return f;
+}
+
+}  // namespace
+
+Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, const Mesh& mesh,
+                         const std::function<PartitionSpec(const TensorSpec&)>& partition, const SaveOptions& options) {
+  ASSIGN_OR_RETURN(SafetensorsFile f, OpenSafetensors(path));
+  std::vector<TensorSpec> specs;
+  std::map<std::string, const SafetensorsFile::Entry*> by_name;
+  for (auto& e : f.entries) {
+    e.spec.partition = partition ? partition(e.spec) : PartitionSpec{};
+    specs.push_back(e.spec);
+    by_name[e.spec.name] = &e;
+  }
+  SaveOptions o = options;
+  if (!f.metadata.is_null()) o.metadata["safetensors_metadata"] = f.metadata;
+  return SaveCheckpoint(root, step, mesh, specs,
+                        [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
+                          // Read the slab of outer rows holding the box, then cut the box out of it.
+                          const auto* e = by_name.at(t.name);
+                          const size_t rank = t.shape.size();
+                          int64_t outer = t.dtype.size;
+                          for (size_t d = 1; d < rank; ++d) outer *= t.shape[d];
+                          const int64_t a = rank ? box.origin[0] : 0, b = rank ? a + box.shape[0] : 1;
+                          ASSIGN_OR_RETURN(ReadResult r, f.dir->Read(f.key, ByteRange::Span(f.data_start + e->begin + a * outer,
+                                                                                              f.data_start + e->begin + b * outer)));
+                          std::vector<int64_t> slab = t.shape, src(rank), dst(rank, 0);
+                          if (rank) slab[0] = b - a;
+                          for (size_t d = 0; d < rank; ++d) src[d] = d == 0 ? 0 : box.origin[d];
+                          std::string out(Volume(box.shape) * t.dtype.size, '\0');
+                          CopyBox(r.value.data(), slab, src, out.data(), box.shape, dst, box.shape, t.dtype.size);
+                          return out;
+                        },
+                        o);
+}
+
+Status ExportSafetensors(KvStore* root, const std::string& step, const std::string& path) {
+  std::string step_dir = step;
+  if (step_dir.empty()) {
+    ASSIGN_OR_RETURN(step_dir, LatestStep(root));
+  }
+  ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, step_dir));
+  std::vector<const TensorRecord*> order;
+  for (const auto& t : m.tensors) order.push_back(&t);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->spec.name < b->spec.name; });
+  nlohmann::json header = nlohmann::json::object();
+  int64_t offset = 0;
+  for (const auto* t : order) {
+    std::string dt;
+    for (const auto& [s, o] : kSafetensorsTypes)
+      if (t->spec.dtype.name == o) dt = s;
+    int64_t n = Volume(t->spec.shape) * t->spec.dtype.size;
+    header[t->spec.name] = {{"dtype", dt}, {"shape", t->spec.shape}, {"data_offsets", {offset, offset + n}}};
+    offset += n;
+  }
+  header["__metadata__"] = {{"format", "pt"}, {"jigsaw_step", std::to_string(m.step)}};
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // data starts 8-byte aligned
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  uint64_t n = h.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out.write(h.data(), static_cast<std::streamsize>(h.size()));
+  // Tensor by tensor, in slabs of outer rows of at most 64 MiB: never a whole tensor in memory.
+  for (const auto* t : order) {
+    const size_t rank = t->spec.shape.size();
+    int64_t row = t->spec.dtype.size;
+    for (size_t d = 1; d < rank; ++d) row *= t->spec.shape[d];
+    const int64_t rows = rank ? t->spec.shape[0] : 1;
+    const int64_t per = std::max<int64_t>(1, (64 << 20) / std::max<int64_t>(row, 1));
+    for (int64_t r0 = 0; r0 < rows; r0 += per) {
+      Box box{std::vector<int64_t>(rank, 0), t->spec.shape};
+      if (rank) {
+        box.origin[0] = r0;
+        box.shape[0] = std::min(per, rows - r0);
+      }
+      ASSIGN_OR_RETURN(std::string bytes, ReadTensorBox(root, step_dir, m, *t, box));
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+  }
+  out.close();
+  if (!out) return IoError("cannot write " + tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoToStatus(errno, "rename to " + path);
+  return OkStatus();
+}
+
+
+}  // namespace jigsaw

@@ -1,0 +1,228 @@
+#include "storage/checkpoint/save.h"
+
+#include <tbb/parallel_for.h>
+
+#include <mutex>
+#include <set>
+
+#include "storage/checkpoint/format.h"
+#include "storage/checkpoint/save_phases.h"
+#include "storage/codec/codec.h"
+#include "storage/codec/crc32c.h"
+
+namespace jigsaw {
+namespace checkpoint_internal {
+namespace {
+
+// Names the first thing rank `r`'s save plan disagrees on with rank 0's.
+std::string DescribePlanDifference(size_t r, const nlohmann::json& theirs, const nlohmann::json& ours) {
+  const std::string who = "rank " + std::to_string(r) + " saves ";
+  if (theirs["step"] != ours["step"]) return who + "step " + theirs["step"].dump() + ", rank 0 step " + ours["step"].dump();
+  if (theirs["mesh"] != ours["mesh"]) {
+    return who + "on mesh " + theirs["mesh"].get<std::string>() + ", rank 0 on " + ours["mesh"].get<std::string>();
+  }
+  const auto& a = theirs["tensors"];
+  const auto& b = ours["tensors"];
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    if (i >= a.size()) return who + "no tensor " + b[i][0].dump() + " (rank 0 does)";
+    if (i >= b.size()) return who + "tensor " + a[i][0].dump() + ", which rank 0 does not";
+    if (a[i] != b[i]) return who + "tensor " + a[i].dump() + " where rank 0 saves " + b[i].dump();
+  }
+  return who + "something else than rank 0";
+}
+
+}  // namespace
+
+Status Agree(Communicator* comm, Status local) {
+  std::string verdict = local.ok() ? "" : local.message();
+  RETURN_IF_ERROR(comm->Broadcast(&verdict));
+  if (verdict.empty()) return OkStatus();
+  return local.ok() ? Status(StatusCode::kFailedPrecondition, verdict) : local;
+}
+
+// The ranks of `mesh` whose files this process writes: every one when it saves alone, else its own.
+std::vector<int64_t> RanksOf(const Mesh& mesh, Communicator* comm) {
+  std::vector<int64_t> mine;
+  if (comm->size() == 1) {
+    for (int64_t r = 0; r < mesh.size(); ++r) mine.push_back(r);
+  } else {
+    mine.push_back(comm->rank());
+  }
+  return mine;
+}
+
+std::string SavePayload(const Status& error, nlohmann::json tiles) {
+  return nlohmann::json{{"error", error.ok() ? "" : error.message()}, {"tiles", std::move(tiles)}}.dump();
+}
+
+// Save, phase 1 (collective): the ranks agree on what they save, and rank 0 clears unfinished saves.
+Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                   Communicator* comm) {
+  // Every rank checks its arguments and sends rank 0 what it was asked to save: ranks that disagree on the
+  // step, the mesh or the tensors (a name, shape, dtype, partition or their order) would make a manifest
+  // that fits none of them. No rank leaves before the verdict, so none waits on a rank that left.
+  Status valid = [&]() -> Status {
+    if (comm->size() > 1 && comm->size() != mesh.size()) {
+      return InvalidArgumentError("mesh " + mesh.ToString() + " has " + std::to_string(mesh.size()) + " ranks but " +
+                                  std::to_string(comm->size()) + " processes save it");
+    }
+    for (const auto& t : tensors)
+      for (int64_t r = 0; r < mesh.size(); ++r) RETURN_IF_ERROR(TileOf(t, mesh, r).status());
+    return OkStatus();
+  }();
+  nlohmann::json plan = {{"step", step}, {"mesh", mesh.ToString()}, {"tensors", nlohmann::json::array()}};
+  for (const auto& t : tensors) {
+    plan["tensors"].push_back({t.name, t.dtype.name, t.shape, PartitionSpecToJson(t.partition)});
+  }
+  nlohmann::json hello = {{"error", valid.ok() ? "" : valid.message()}, {"plan", plan}};
+  ASSIGN_OR_RETURN(auto plans, comm->Gather(hello.dump()));
+  // Rank 0 then removes the garbage of unfinished saves (steps without a manifest) before anyone writes.
+  Status prepared;
+  if (comm->rank() == 0) {
+    prepared = [&]() -> Status {
+      for (size_t r = 0; r < plans.size(); ++r) {
+        nlohmann::json j = nlohmann::json::parse(plans[r]);
+        const std::string who = comm->size() > 1 ? "rank " + std::to_string(r) + ": " : "";
+        if (!j["error"].get<std::string>().empty()) return InvalidArgumentError(who + j["error"].get<std::string>());
+        if (j["plan"] != plan) return InvalidArgumentError(DescribePlanDifference(r, j["plan"], plan));
+      }
+      ASSIGN_OR_RETURN(auto keys, root->List("step-"));
+      std::set<std::string> committed;
+      for (const auto& e : keys)
+        if (e.key.ends_with("/manifest.json")) committed.insert(e.key.substr(0, e.key.find('/')));
+      const std::string dir = StepDirectory(step);
+      if (committed.count(dir)) return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
+      for (const auto& e : keys)
+        if (!committed.count(e.key.substr(0, e.key.find('/')))) RETURN_IF_ERROR(root->Delete(e.key));
+      return OkStatus();
+    }();
+  }
+  return Agree(comm, prepared);
+}
+
+// Save, phase 2 (this process alone): the files of ranks `mine`. Returns what rank 0 needs to commit (the
+// tile records, or the error), for CommitSave.
+std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                           const TileProvider& provider, const SaveOptions& options, const std::vector<int64_t>& mine) {
+  const std::string dir = StepDirectory(step);
+  std::mutex mu;
+  Status first;
+  nlohmann::json records = nlohmann::json::array();
+  tbb::parallel_for(size_t{0}, mine.size(), [&](size_t k) {
+    const int64_t rank = mine[k];
+    // Tiles stream into the rank file as the provider hands them over: never the whole file in memory.
+    std::unique_ptr<KvWriter> file;
+    int64_t size = 0;
+    std::vector<nlohmann::json> written;
+    Status s = [&]() -> Status {
+      for (size_t ti = 0; ti < tensors.size(); ++ti) {
+        const TensorSpec& t = tensors[ti];
+        if (!Owns(t, mesh, rank)) continue;
+        Box box = TileOf(t, mesh, rank).value();
+        ASSIGN_OR_RETURN(std::string bytes, provider(rank, t, box));
+        if (static_cast<int64_t>(bytes.size()) != Volume(box.shape) * t.dtype.size) {
+          return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + " supplied " +
+                                      std::to_string(bytes.size()) + " bytes for tile " + box.ToString());
+        }
+        if (!file) {
+          ASSIGN_OR_RETURN(file, root->OpenWriter(dir + "/" + RankFile(rank), {.sync = options.sync, .direct = options.direct}));
+        }
+        const int64_t offset = (size + kAlign - 1) / kAlign * kAlign;
+        static const std::string kZeros(kAlign, '\0');
+        RETURN_IF_ERROR(file->Append(std::string_view(kZeros).substr(0, offset - size)));
+        RETURN_IF_ERROR(file->Append(bytes));
+        size = offset + static_cast<int64_t>(bytes.size());
+        std::vector<uint32_t> blocks = BlockCrcs(bytes);
+        uint32_t whole = 0;  // the tile's CRC from its blocks' CRCs: one pass over the bytes, not two
+        for (size_t b = 0; b < blocks.size(); ++b) {
+          whole = Crc32cCombine(whole, blocks[b], std::min<uint64_t>(kBlock, bytes.size() - b * kBlock));
+        }
+        TileRecord rec{rank, box, offset, static_cast<int64_t>(bytes.size()), whole, std::move(blocks)};
+        written.push_back(TileToJson(ti, rec));
+      }
+      return file ? file->Commit() : OkStatus();
+    }();
+    std::lock_guard lock(mu);
+    if (!s.ok() && first.ok()) first = s;
+    for (auto& w : written) records.push_back(std::move(w));
+  });
+  return SavePayload(first, std::move(records));
+}
+
+// Save, phase 3 (collective): rank 0 gathers every rank's payload, checks that every element of every
+// tensor is covered exactly once, writes the manifest, then LATEST. Every rank returns the same verdict.
+Status CommitSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                  const SaveOptions& options, Communicator* comm, const std::string& payload) {
+  const std::string dir = StepDirectory(step);
+  ASSIGN_OR_RETURN(auto gathered, comm->Gather(payload));
+
+  Status committed;
+  if (comm->rank() == 0) {
+    committed = [&]() -> Status {
+      Manifest m;
+      m.step = step;
+      m.mesh = mesh;
+      m.metadata = options.metadata;
+      for (const auto& t : tensors) m.tensors.push_back({t, {}});
+      for (const auto& text : gathered) {
+        nlohmann::json j = nlohmann::json::parse(text);
+        if (!j["error"].get<std::string>().empty()) return Status(StatusCode::kIo, j["error"].get<std::string>());
+        for (const auto& tile : j["tiles"]) m.tensors[tile["tensor"].get<size_t>()].tiles.push_back(TileFromJson(tile));
+      }
+      for (auto& t : m.tensors) {
+        std::sort(t.tiles.begin(), t.tiles.end(), [](const TileRecord& a, const TileRecord& b) { return a.rank < b.rank; });
+        Status covered = CheckCoverage(t);
+        if (!covered.ok()) return InternalError(covered.message());
+      }
+      RETURN_IF_ERROR(root->Write(dir + "/manifest.json", ManifestText(m), {.sync = options.sync}));
+      return root->Write("LATEST", dir + "\n", {.sync = options.sync});
+    }();
+  }
+  return Agree(comm, committed);
+}
+
+}  // namespace checkpoint_internal
+
+using namespace checkpoint_internal;
+
+Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                      const TileProvider& provider, const SaveOptions& options, Communicator* comm) {
+  std::unique_ptr<Communicator> local;
+  if (!comm) {
+    local = NewLocalCommunicator();
+    comm = local.get();
+  }
+  RETURN_IF_ERROR(PrepareSave(root, step, mesh, tensors, comm));
+  return CommitSave(root, step, mesh, tensors, options, comm,
+                    WriteRankFiles(root, step, mesh, tensors, provider, options, RanksOf(mesh, comm)));
+}
+
+TileProvider TilesFromMemory(std::vector<TensorSpec> tensors, std::vector<TensorBuffer> buffers, bool whole) {
+  return [tensors = std::move(tensors), buffers = std::move(buffers), whole](
+             int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
+    size_t i = 0;
+    while (i < tensors.size() && tensors[i].name != t.name) ++i;
+    if (i == tensors.size() || i >= buffers.size()) return InternalError("tensor " + t.name + ": no buffer given");
+    const TensorBuffer& b = buffers[i];
+    const std::vector<int64_t>& expected = whole ? t.shape : box.shape;
+    if (b.shape != expected) {
+      return InvalidArgumentError("tensor " + t.name + ": " +
+                                  (whole ? "the whole tensor is " + nlohmann::json(t.shape).dump()
+                                         : "rank " + std::to_string(rank) + "'s tile " + box.ToString() + " is " +
+                                               nlohmann::json(box.shape).dump()) +
+                                  " but the buffer given is " + nlohmann::json(b.shape).dump());
+    }
+    const size_t n = static_cast<size_t>(box.num_elements() * t.dtype.size);
+    if (!whole) return std::string(b.data, n);
+    std::string out;
+    out.resize_and_overwrite(n, [&](char* p, size_t) {  // every byte is copied in: no zero fill first
+      std::vector<int64_t> zero(box.shape.size(), 0);
+      CopyBox(b.data, t.shape, box.origin, p, box.shape, zero, box.shape, t.dtype.size);
+      return n;
+    });
+    return out;
+  };
+}
+
+
+}  // namespace jigsaw
