@@ -78,25 +78,25 @@ Result<CheckpointRun> LoadModelCheckpoint(KvStore* root, const std::string& step
 }
 
 Status StartModelCheckpoint(AsyncCheckpointSaver* saver, KvStore* root, int64_t step, WeatherMixer& model,
-                            const Mesh& mesh, int64_t rank, const nlohmann::json& run_metadata, Communicator* comm) {
+                            const Mesh& mesh, int64_t rank, const nlohmann::json& run_metadata, Communicator* comm,
+                            bool copy_later) {
   std::vector<CheckpointTensor> tensors = CheckpointTensors(model);
   std::vector<TensorSpec> specs;
-  std::vector<std::vector<float>> host;
-  std::vector<TensorBuffer> buffers;
-  // Start copies the tiles it saves: host memory is passed as it is, device memory copied down first.
+  std::vector<std::vector<float>> host;  // device tensors, copied down
+  std::vector<TensorBuffer> tiles;
   for (const auto& t : tensors) {
     specs.push_back(t.spec);
     host.push_back(t.tensor().device() == Device::kCpu ? std::vector<float>() : t.tensor().Download());
+    if (!host.back().empty()) copy_later = false;  // `host` goes when this returns
   }
   for (size_t k = 0; k < tensors.size(); ++k) {
     ASSIGN_OR_RETURN(Box box, TileOf(specs[k], mesh, rank));
     const float* data = host[k].empty() ? tensors[k].tensor().data() : host[k].data();
-    buffers.push_back({reinterpret_cast<const char*>(data), box.shape});
+    tiles.push_back({reinterpret_cast<const char*>(data), box.shape});
   }
   SaveOptions so;
   so.metadata["jigsaw_train"] = run_metadata;
-  // Start copies the tiles: `host` may go when it returns.
-  return saver->Start(root, step, mesh, specs, TilesFromMemory(specs, buffers, false), so, comm);
+  return saver->Start(root, step, mesh, specs, std::move(tiles), so, comm, copy_later);
 }
 
 }  // namespace jigsaw::train

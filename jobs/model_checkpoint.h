@@ -38,8 +38,11 @@ Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_d
 Result<CheckpointRun> LoadModelCheckpoint(KvStore* root, const std::string& step_dir, WeatherMixer& model,
                                           const Mesh& mesh, int64_t rank, bool with_moments);
 
-// Starts an asynchronous save of this rank's blocks (collective over `comm`, the model group).
+// Starts an asynchronous save of this rank's blocks (collective over `comm`, the model group). With
+// `copy_later` and the model in host memory, the saver copies the blocks while training goes on, and the
+// caller must not change them before saver->TilesCopied() (device memory is always copied down first).
 Status StartModelCheckpoint(AsyncCheckpointSaver* saver, KvStore* root, int64_t step, WeatherMixer& model,
-                            const Mesh& mesh, int64_t rank, const nlohmann::json& run_metadata, Communicator* comm);
+                            const Mesh& mesh, int64_t rank, const nlohmann::json& run_metadata, Communicator* comm,
+                            bool copy_later = false);
 
 }  // namespace jigsaw::train

@@ -204,6 +204,12 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
 
   // ---- checkpoints: replica 0's group saves, asynchronously ----
   AsyncCheckpointSaver saver;
+  // A save's stall: the time Start takes plus what the next step waits for the copy before its update.
+  struct PendingStall {
+    int64_t step = -1;
+    double start_s = 0;
+  } pending;
+  double copy_wait_s = 0;
   auto save = [&](int64_t step) -> Status {
     if (!ckpt || pos.replica != 0) return OkStatus();
     const auto t0 = Clock::now();
@@ -211,8 +217,11 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()}, {"step", step},
                                 {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}}, {"mesh", o.mesh},
                                 {"data", o.data}};
-    RETURN_IF_ERROR(StartModelCheckpoint(&saver, ckpt.get(), step, model, mesh, mesh_rank, run, comms.group.get()));
-    emit({{"checkpoint", step}, {"stall_s", Since(t0)}});
+    // The blocks are copied during the next step's forward and backward (which only read them); the step
+    // waits for the copy before its update. The previous save's verdict comes back here.
+    RETURN_IF_ERROR(StartModelCheckpoint(&saver, ckpt.get(), step, model, mesh, mesh_rank, run, comms.group.get(),
+                                         /*copy_later=*/true));
+    pending = {step, Since(t0)};
     return OkStatus();
   };
 
@@ -294,12 +303,27 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     }
     const auto t0 = Clock::now();
     RETURN_IF_ERROR((*train_data)->Next(&x0, &x1));
-    ASSIGN_OR_RETURN(StepResult r, trainer->Step(TileBatch{o.batch_size, x0.data(), x1.data(), false, o.rollout_steps}));
+    ASSIGN_OR_RETURN(StepResult r, trainer->Step(TileBatch{o.batch_size, x0.data(), x1.data(), false, o.rollout_steps},
+                                                 [&] {
+                                                   const auto w0 = Clock::now();
+                                                   saver.TilesCopied();
+                                                   copy_wait_s = Since(w0);
+                                                 }));
     const double seconds = Since(t0), wait = (*train_data)->TakeWaitSeconds();
     report.last_loss = r.loss;
     const double samples = double(o.batch_size * pos.replicas) / seconds;
     emit({{"step", r.step}, {"lr", r.lr}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"seconds", seconds},
           {"loader_wait_s", wait}, {"samples_per_s", samples}, {"gflop_per_s_per_rank", r.gemm_flops / seconds / 1e9}});
+    if (pending.step >= 0) {
+      const double stall = pending.start_s + copy_wait_s;
+      emit({{"checkpoint", pending.step}, {"stall_s", stall}, {"start_s", pending.start_s}, {"copy_wait_s", copy_wait_s},
+            {"stall_share_of_step", stall / seconds}});
+      if (leader && o.progress) {
+        std::fprintf(stderr, "\ncheckpoint %lld: training stalled %.1f ms (%.1f%% of a step)\n",
+                     static_cast<long long>(pending.step), 1e3 * stall, 100.0 * stall / seconds);
+      }
+      pending.step = -1;
+    }
     if (leader && o.progress) {
       std::fprintf(stderr, "\rstep %lld/%lld  loss %.5f  %.1f samples/s  %.1f GFLOP/s/rank  loader wait %.0f%%   ",
                    static_cast<long long>(r.step + 1), static_cast<long long>(o.steps), r.loss, samples,

@@ -57,7 +57,7 @@ Result<double> Trainer::GradientNorm() {
   return std::sqrt(static_cast<double>(sum));
 }
 
-Result<StepResult> Trainer::Step(const TileBatch& batch) {
+Result<StepResult> Trainer::Step(const TileBatch& batch, const std::function<void()>& before_update) {
   const int64_t flops0 = model_->matmul().stats().gemm_flops, bytes0 = model_->matmul().stats().bytes_sent;
   StepResult r;
   r.step = step_;
@@ -70,6 +70,7 @@ Result<StepResult> Trainer::Step(const TileBatch& batch) {
       for (auto& p : model_->parameters()) be_->Scale(p.grad.data(), p.local_size(), static_cast<float>(coef));
   }
   r.lr = LearningRate(opt_, step_);
+  if (before_update) before_update();
   for (auto& p : model_->parameters()) {
     const float lr = p.embed_or_head ? r.lr * opt_.embed_lr_scale : r.lr;
     be_->AdamW(p.value.data(), p.grad.data(), p.adam_m.data(), p.adam_v.data(), p.local_size(), lr, opt_.beta1, opt_.beta2,

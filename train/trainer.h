@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -41,7 +42,9 @@ class Trainer {
   void set_step(int64_t step) { step_ = step; }
 
   // The job's batch is every replica's `batch.size` samples: the loss is their mean.
-  Result<StepResult> Step(const TileBatch& batch);
+  // `before_update` runs once the gradients are whole, just before the parameters and moments change
+  // (jigsaw-train waits there for a checkpoint's copy of them, taken during the forward and backward).
+  Result<StepResult> Step(const TileBatch& batch, const std::function<void()>& before_update = {});
   // Only the forward and backward passes and the gradient sums (no update): the loss, with every
   // parameter's grad holding the gradient of the job's batch loss (Step then clips and updates).
   Result<double> ComputeGradients(const TileBatch& batch);

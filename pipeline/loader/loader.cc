@@ -20,41 +20,11 @@
 #include "storage/zarr/array.h"
 #include "storage/zarr/cf.h"
 #include "base/first_error.h"
+#include "storage/kvstore/counting.h"
 #include "storage/kvstore/io_threads.h"
 
 namespace jigsaw {
 namespace {
-
-// Counts the bytes fetched from the store it wraps.
-class CountingKvStore final : public KvStore {
- public:
-  explicit CountingKvStore(std::unique_ptr<KvStore> base) : base_(std::move(base)) {}
-  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
-    ASSIGN_OR_RETURN(ReadResult r, base_->Read(key, range));
-    bytes_ += static_cast<int64_t>(r.value.size());
-    return r;
-  }
-  Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
-    ASSIGN_OR_RETURN(bool found, base_->ReadInto(key, range, value));
-    bytes_ += static_cast<int64_t>(value->size());
-    return found;
-  }
-  Result<std::unique_ptr<MappedBytes>> Map(std::string_view key, ByteRange range) override {
-    ASSIGN_OR_RETURN(auto mapped, base_->Map(key, range));
-    if (mapped) bytes_ += static_cast<int64_t>(mapped->size());
-    return mapped;
-  }
-  Status Write(std::string_view key, std::string_view value, WriteOptions o) override { return base_->Write(key, value, o); }
-  Status Delete(std::string_view key) override { return base_->Delete(key); }
-  Result<std::vector<ListEntry>> List(std::string_view prefix) override { return base_->List(prefix); }
-  std::string url() const override { return base_->url(); }
-  int io_threads() const override { return base_->io_threads(); }
-  int64_t bytes() const { return bytes_.load(); }
-
- private:
-  std::unique_ptr<KvStore> base_;
-  std::atomic<int64_t> bytes_{0};
-};
 
 // Batch buffers of one size, recycled: a buffer whose batch the consumer dropped is handed to the next
 // batch instead of being freed, so that steady state allocates nothing and takes no page faults. Shared

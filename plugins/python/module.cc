@@ -307,6 +307,8 @@ class PyAsyncSaver {
                               next->comm.get());
     }
     next->arrays.clear();  // copied: the caller may change its tensors now
+    // The save before serves its commit (on rank 0's background thread) until the next save or wait().
+    committing_ = std::move(current_);
     current_ = std::move(next);  // its store and communicator serve the save until wait()
     if (!previous.ok()) Throw(previous);
   }
@@ -318,13 +320,15 @@ class PyAsyncSaver {
       st = saver_.Wait();
     }
     current_.reset();
+    committing_.reset();
     if (!st.ok()) Throw(st);
   }
 
   bool in_flight() const { return saver_.in_flight(); }
 
  private:
-  std::unique_ptr<PySave> current_;  // declared first: destroyed after saver_, which uses it
+  std::unique_ptr<PySave> committing_;  // declared first: destroyed after saver_, which uses them
+  std::unique_ptr<PySave> current_;
   AsyncCheckpointSaver saver_;
 };
 

@@ -1,7 +1,10 @@
 #include "storage/checkpoint/async_save.h"
 
+#include <tbb/parallel_for.h>
+
+#include <cstring>
+#include <future>
 #include <map>
-#include <thread>
 
 #include "storage/checkpoint/format.h"
 #include "storage/checkpoint/save_phases.h"
@@ -10,88 +13,224 @@ namespace jigsaw {
 
 using namespace checkpoint_internal;
 
-struct AsyncCheckpointSaver::State {
+struct AsyncCheckpointSaver::Save {
   KvStore* root = nullptr;
   int64_t step = 0;
   Mesh mesh;
   std::vector<TensorSpec> tensors;
   SaveOptions options;
-  Communicator* comm = nullptr;  // nullptr: this process saves alone
-  Status prepared;               // phase 1's verdict; when not ok there is nothing to commit
-  std::thread worker;            // phase 2
-  std::string payload;           // what it wrote, for phase 3
+  Communicator* comm = nullptr;
+  Status prepared;  // phase 1's verdict (agreed); when not ok there is nothing to write or commit
+  // The copies the writer reads: tile (rank, tensor index) -> bytes.
+  std::map<std::pair<int64_t, size_t>, std::string> tiles;
+  std::vector<std::string> buffers;  // Start from memory: buffers[i] holds the tile of tensors[i]
+  std::shared_future<void> copied;   // copy_later: ready when the background thread took the copy
+  std::thread worker;                // phase 2
+  std::string payload;               // what it wrote, for phase 3
 };
 
-AsyncCheckpointSaver::~AsyncCheckpointSaver() {
-  if (state_ && state_->comm) {
-    // A commit is collective: the other ranks may not be committing now. Finish writing, do not commit
-    // (the step stays unfinished; LATEST keeps the previous one; the next save clears it).
-    if (state_->worker.joinable()) state_->worker.join();
-    return;
+namespace {
+
+// The pieces of a copy of `tiles` into `buffers` (sized here), at most 1 MiB each, so that all cores share
+// it whatever the tile sizes.
+struct Piece {
+  char* dst;
+  const char* src;
+  size_t n;
+};
+
+Status CopyTiles(const std::vector<TensorSpec>& tensors, const Mesh& mesh, int64_t rank,
+                 const std::vector<TensorBuffer>& tiles, std::vector<std::string>* buffers) {
+  buffers->resize(tensors.size());
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorSpec& t = tensors[i];
+    if (!Owns(t, mesh, rank)) {
+      (*buffers)[i].clear();
+      continue;
+    }
+    ASSIGN_OR_RETURN(Box box, TileOf(t, mesh, rank));
+    if (tiles[i].shape != box.shape) {
+      return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + "'s tile " + box.ToString() +
+                                  " is " + nlohmann::json(box.shape).dump() + " but the buffer given is " +
+                                  nlohmann::json(tiles[i].shape).dump());
+    }
+    const size_t n = static_cast<size_t>(box.num_elements() * t.dtype.size);
+    std::string& b = (*buffers)[i];
+    if (b.size() != n) b.resize_and_overwrite(n, [n](char*, size_t) { return n; });  // every byte copied below
+    constexpr size_t kPiece = 1 << 20;
+    for (size_t o = 0; o < n; o += kPiece) pieces.push_back({b.data() + o, tiles[i].data + o, std::min(kPiece, n - o)});
   }
-  (void)Wait();
+  tbb::parallel_for(size_t{0}, pieces.size(), [&](size_t k) { std::memcpy(pieces[k].dst, pieces[k].src, pieces[k].n); });
+  return OkStatus();
 }
 
-bool AsyncCheckpointSaver::in_flight() const { return state_ && state_->worker.joinable(); }
+}  // namespace
+
+AsyncCheckpointSaver::AsyncCheckpointSaver() : local_(NewLocalCommunicator()) {}
+
+AsyncCheckpointSaver::~AsyncCheckpointSaver() {
+  if (commit_comm_ == local_.get() || (writing_ && writing_->comm == local_.get())) {
+    (void)Wait();  // alone: committing needs nobody else
+    return;
+  }
+  // A commit is collective: the other ranks may not be committing now. Finish writing, do not commit
+  // (the step stays unfinished; LATEST keeps the previous one; the next save clears it).
+  if (committer_.joinable()) committer_.join();
+  if (writing_ && writing_->worker.joinable()) writing_->worker.join();
+}
+
+bool AsyncCheckpointSaver::in_flight() const { return writing_ != nullptr || committing_; }
+
+void AsyncCheckpointSaver::TilesCopied() {
+  if (writing_ && writing_->copied.valid()) writing_->copied.wait();
+}
+
+Status AsyncCheckpointSaver::Advance() {
+  if (!writing_ && !committing_) return OkStatus();
+  Communicator* comm = writing_ ? writing_->comm : commit_comm_;
+  Status verdict;  // this rank's view; rank 0's is what every rank returns
+  if (committing_) {
+    if (committer_.joinable()) committer_.join();  // rank 0 only runs one
+    verdict = commit_status_;
+    commit_status_ = OkStatus();
+    committing_ = false;
+    committing_dir_.clear();
+  }
+  if (writing_) {
+    std::unique_ptr<Save> save = std::move(writing_);
+    if (save->worker.joinable()) save->worker.join();
+    pool_ = std::move(save->buffers);
+    if (!save->prepared.ok()) {
+      if (verdict.ok()) verdict = save->prepared;  // already agreed by every rank
+    } else {
+      Result<Manifest> m = GatherManifest(save->step, save->mesh, save->tensors, save->options, comm, save->payload);
+      if (!m.ok()) {
+        if (verdict.ok()) verdict = m.status();
+      } else {
+        // Rank 0 writes the manifest and LATEST while training goes on; the next call reports how it went.
+        committing_ = true;
+        committing_dir_ = StepDirectory(save->step);
+        commit_comm_ = comm;
+        if (comm->rank() == 0) {
+          committer_ = std::thread([this, root = save->root, options = save->options, m = std::move(*m)] {
+            commit_status_ = WriteManifestAndLatest(root, m, options);
+          });
+        }
+      }
+    }
+  }
+  return checkpoint_internal::Agree(comm, verdict);
+}
 
 Status AsyncCheckpointSaver::Wait() {
-  if (!state_) return OkStatus();
-  std::shared_ptr<State> state = std::move(state_);
-  if (state->worker.joinable()) state->worker.join();
-  if (!state->prepared.ok()) return state->prepared;
-  std::unique_ptr<Communicator> local;
-  Communicator* comm = state->comm;
-  if (!comm) {
-    local = NewLocalCommunicator();
-    comm = local.get();
-  }
-  return CommitSave(state->root, state->step, state->mesh, state->tensors, state->options, comm, state->payload);
+  Status first = Advance();  // reports the commit in flight, starts the one of the save in flight
+  Status last = Advance();   // reports that one
+  return first.ok() ? last : first;
 }
 
 Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                                    const TileProvider& provider, const SaveOptions& options, Communicator* comm) {
-  Status previous = Wait();  // at most one save in flight
-  auto state = std::make_shared<State>();
-  state->root = root;
-  state->step = step;
-  state->mesh = mesh;
-  state->tensors = tensors;
-  state->options = options;
-  state->comm = comm;
-  state_ = state;
-  std::unique_ptr<Communicator> local;
-  if (!comm) {
-    local = NewLocalCommunicator();
-    comm = local.get();
-  }
-  state->prepared = PrepareSave(root, step, mesh, tensors, comm);
-  if (!state->prepared.ok()) return previous;
-  // Copy this process's tiles now; the background writer reads only these copies. A failed copy is
-  // committed as a failure by Wait(), so that no rank waits forever on this one.
-  const std::vector<int64_t> mine = RanksOf(mesh, comm);
-  auto tiles = std::make_shared<std::map<std::pair<int64_t, std::string>, std::string>>();
-  Status copied = [&]() -> Status {
-    for (const auto& t : tensors) {
-      for (int64_t r : mine) {
-        if (!Owns(t, mesh, r)) continue;
-        ASSIGN_OR_RETURN(Box box, TileOf(t, mesh, r));
-        ASSIGN_OR_RETURN(std::string bytes, provider(r, t, box));
-        (*tiles)[{r, t.name}] = std::move(bytes);
+  Status previous = Advance();
+  auto save = std::make_unique<Save>();
+  *save = Save{.root = root, .step = step, .mesh = mesh, .tensors = tensors, .options = options,
+               .comm = comm ? comm : local_.get()};
+  save->prepared = PrepareSave(root, step, mesh, tensors, save->comm, committing_dir_);
+  if (save->prepared.ok()) {
+    // Copy this process's tiles now; the background writer reads only these copies. A failed copy is
+    // committed as a failure, so that no rank waits forever on this one.
+    const std::vector<int64_t> mine = RanksOf(mesh, save->comm);
+    Status copied = [&]() -> Status {
+      for (size_t i = 0; i < tensors.size(); ++i) {
+        for (int64_t r : mine) {
+          if (!Owns(tensors[i], mesh, r)) continue;
+          ASSIGN_OR_RETURN(Box box, TileOf(tensors[i], mesh, r));
+          ASSIGN_OR_RETURN(std::string bytes, provider(r, tensors[i], box));
+          save->tiles[{r, i}] = std::move(bytes);
+        }
       }
+      return OkStatus();
+    }();
+    Save* s = save.get();
+    if (!copied.ok()) {
+      s->payload = SavePayload(copied, nlohmann::json::array());
+    } else {
+      s->worker = std::thread([s, mine] {
+        std::map<std::string, size_t> index;
+        for (size_t i = 0; i < s->tensors.size(); ++i) index[s->tensors[i].name] = i;
+        s->payload = WriteRankFiles(s->root, s->step, s->mesh, s->tensors,
+                                    [&](int64_t rank, const TensorSpec& t, const Box&, std::string*) -> Result<std::string_view> {
+                                      return std::string_view(s->tiles.at({rank, index.at(t.name)}));
+                                    },
+                                    s->options, mine);
+        s->tiles.clear();
+      });
+    }
+  }
+  writing_ = std::move(save);
+  return previous;
+}
+
+Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                                   std::vector<TensorBuffer> tiles, const SaveOptions& options, Communicator* comm,
+                                   bool copy_later) {
+  Status previous = Advance();
+  auto save = std::make_unique<Save>();
+  *save = Save{.root = root, .step = step, .mesh = mesh, .tensors = tensors, .options = options,
+               .comm = comm ? comm : local_.get()};
+  save->buffers = std::move(pool_);
+  const Status arguments = [&]() -> Status {
+    if (tiles.size() != tensors.size()) {
+      return InvalidArgumentError(std::to_string(tiles.size()) + " tiles given for " + std::to_string(tensors.size()) +
+                                  " tensors");
+    }
+    if (save->comm->size() == 1 && mesh.size() != 1) {
+      return InvalidArgumentError("tiles from memory are one process's own: mesh " + mesh.ToString() + " has " +
+                                  std::to_string(mesh.size()) + " ranks but one process saves it");
     }
     return OkStatus();
   }();
-  if (!copied.ok()) {
-    state->payload = SavePayload(copied, nlohmann::json::array());
-    return previous;
+  // Every rank takes part in the agreement, also one whose arguments are wrong: its save is committed as a
+  // failure naming them, so that every rank hears of it and none waits on this one.
+  save->prepared = PrepareSave(root, step, mesh, tensors, save->comm, committing_dir_);
+  if (!save->prepared.ok()) {
+    // every rank saw the same verdict: nothing to write
+  } else if (!arguments.ok()) {
+    save->payload = SavePayload(arguments, nlohmann::json::array());
+  } else {
+    const int64_t rank = save->comm->rank();
+    Save* s = save.get();
+    auto write = [s, rank] {
+      s->payload = WriteRankFiles(s->root, s->step, s->mesh, s->tensors,
+                                  [&](int64_t, const TensorSpec& t, const Box&, std::string*) -> Result<std::string_view> {
+                                    size_t i = 0;
+                                    while (s->tensors[i].name != t.name) ++i;
+                                    return std::string_view(s->buffers[i]);
+                                  },
+                                  s->options, {rank});
+    };
+    if (!copy_later) {
+      Status copied = CopyTiles(tensors, mesh, rank, tiles, &s->buffers);
+      if (!copied.ok()) {
+        s->payload = SavePayload(copied, nlohmann::json::array());
+      } else {
+        s->worker = std::thread(write);
+      }
+    } else {
+      auto promise = std::make_shared<std::promise<void>>();
+      s->copied = promise->get_future().share();
+      s->worker = std::thread([s, rank, tiles = std::move(tiles), promise, write] {
+        Status copied = CopyTiles(s->tensors, s->mesh, rank, tiles, &s->buffers);
+        promise->set_value();
+        if (!copied.ok()) {
+          s->payload = SavePayload(copied, nlohmann::json::array());
+          return;
+        }
+        write();
+      });
+    }
   }
-  state->worker = std::thread([state, tiles, mine] {
-    state->payload = WriteRankFiles(state->root, state->step, state->mesh, state->tensors,
-                                    [&](int64_t rank, const TensorSpec& t, const Box&) -> Result<std::string> {
-                                      return std::move(tiles->at({rank, t.name}));
-                                    },
-                                    state->options, mine);
-  });
+  writing_ = std::move(save);
   return previous;
 }
 

@@ -2,6 +2,8 @@
 
 #include <tbb/parallel_for.h>
 
+#include <charconv>
+#include <climits>
 #include <mutex>
 #include <set>
 
@@ -13,6 +15,15 @@
 namespace jigsaw {
 namespace checkpoint_internal {
 namespace {
+
+// 1000 for "step-00001000"; a larger number than any step for a name that is not a step's.
+int64_t StepNumber(const std::string& dir) {
+  int64_t n = 0;
+  const char* begin = dir.data() + 5;
+  auto [end, ec] = std::from_chars(begin, dir.data() + dir.size(), n);
+  if (!dir.starts_with("step-") || ec != std::errc() || end != dir.data() + dir.size()) return INT64_MAX;
+  return n;
+}
 
 // Names the first thing rank `r`'s save plan disagrees on with rank 0's.
 std::string DescribePlanDifference(size_t r, const nlohmann::json& theirs, const nlohmann::json& ours) {
@@ -52,12 +63,15 @@ std::vector<int64_t> RanksOf(const Mesh& mesh, Communicator* comm) {
 }
 
 std::string SavePayload(const Status& error, nlohmann::json tiles) {
-  return nlohmann::json{{"error", error.ok() ? "" : error.message()}, {"tiles", std::move(tiles)}}.dump();
+  return nlohmann::json{{"error", error.ok() ? "" : error.message()},
+                        {"code", static_cast<int>(error.code())},
+                        {"tiles", std::move(tiles)}}
+      .dump();
 }
 
 // Save, phase 1 (collective): the ranks agree on what they save, and rank 0 clears unfinished saves.
 Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                   Communicator* comm) {
+                   Communicator* comm, const std::string& keep) {
   // Every rank checks its arguments and sends rank 0 what it was asked to save: ranks that disagree on the
   // step, the mesh or the tensors (a name, shape, dtype, partition or their order) would make a manifest
   // that fits none of them. No rank leaves before the verdict, so none waits on a rank that left.
@@ -87,13 +101,21 @@ Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vec
         if (j["plan"] != plan) return InvalidArgumentError(DescribePlanDifference(r, j["plan"], plan));
       }
       ASSIGN_OR_RETURN(auto keys, root->List("step-"));
+      // Committed: a step with a manifest, up to the one LATEST names. A manifest past LATEST is a commit
+      // that stopped before LATEST moved: unfinished, like a step without one (its save may be retried).
+      int64_t latest = -1;
+      if (Result<std::string> l = LatestStep(root); l.ok()) latest = StepNumber(*l);
       std::set<std::string> committed;
-      for (const auto& e : keys)
-        if (e.key.ends_with("/manifest.json")) committed.insert(e.key.substr(0, e.key.find('/')));
+      for (const auto& e : keys) {
+        const std::string dir = e.key.substr(0, e.key.find('/'));
+        if (e.key.ends_with("/manifest.json") && StepNumber(dir) <= latest) committed.insert(dir);
+      }
       const std::string dir = StepDirectory(step);
       if (committed.count(dir)) return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
       for (const auto& e : keys)
-        if (!committed.count(e.key.substr(0, e.key.find('/')))) RETURN_IF_ERROR(root->Delete(e.key));
+        if (!committed.count(e.key.substr(0, e.key.find('/'))) && !(!keep.empty() && e.key.starts_with(keep + "/"))) {
+          RETURN_IF_ERROR(root->Delete(e.key));
+        }
       return OkStatus();
     }();
   }
@@ -103,7 +125,7 @@ Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vec
 // Save, phase 2 (this process alone): the files of ranks `mine`. Returns what rank 0 needs to commit (the
 // tile records, or the error), for CommitSave.
 std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                           const TileProvider& provider, const SaveOptions& options, const std::vector<int64_t>& mine) {
+                           const TileSource& source, const SaveOptions& options, const std::vector<int64_t>& mine) {
   const std::string dir = StepDirectory(step);
   std::mutex mu;
   Status first;
@@ -114,12 +136,13 @@ std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const 
     std::unique_ptr<KvWriter> file;
     int64_t size = 0;
     std::vector<nlohmann::json> written;
+    std::string scratch;
     Status s = [&]() -> Status {
       for (size_t ti = 0; ti < tensors.size(); ++ti) {
         const TensorSpec& t = tensors[ti];
         if (!Owns(t, mesh, rank)) continue;
         Box box = TileOf(t, mesh, rank).value();
-        ASSIGN_OR_RETURN(std::string bytes, provider(rank, t, box));
+        ASSIGN_OR_RETURN(std::string_view bytes, source(rank, t, box, &scratch));
         if (static_cast<int64_t>(bytes.size()) != Volume(box.shape) * t.dtype.size) {
           return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + " supplied " +
                                       std::to_string(bytes.size()) + " bytes for tile " + box.ToString());
@@ -149,35 +172,41 @@ std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const 
   return SavePayload(first, std::move(records));
 }
 
-// Save, phase 3 (collective): rank 0 gathers every rank's payload, checks that every element of every
-// tensor is covered exactly once, writes the manifest, then LATEST. Every rank returns the same verdict.
+Result<Manifest> GatherManifest(int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                                const SaveOptions& options, Communicator* comm, const std::string& payload) {
+  ASSIGN_OR_RETURN(auto gathered, comm->Gather(payload));
+  Manifest m;
+  if (comm->rank() != 0) return m;
+  m.step = step;
+  m.mesh = mesh;
+  m.metadata = options.metadata;
+  for (const auto& t : tensors) m.tensors.push_back({t, {}});
+  for (const auto& text : gathered) {
+    nlohmann::json j = nlohmann::json::parse(text);
+    if (!j["error"].get<std::string>().empty()) {
+      return Status(static_cast<StatusCode>(j.value("code", static_cast<int>(StatusCode::kIo))), j["error"].get<std::string>());
+    }
+    for (const auto& tile : j["tiles"]) m.tensors[tile["tensor"].get<size_t>()].tiles.push_back(TileFromJson(tile));
+  }
+  for (auto& t : m.tensors) {
+    std::sort(t.tiles.begin(), t.tiles.end(), [](const TileRecord& a, const TileRecord& b) { return a.rank < b.rank; });
+    Status covered = CheckCoverage(t);
+    if (!covered.ok()) return InternalError(covered.message());
+  }
+  return m;
+}
+
+Status WriteManifestAndLatest(KvStore* root, const Manifest& m, const SaveOptions& options) {
+  const std::string dir = StepDirectory(m.step);
+  RETURN_IF_ERROR(root->Write(dir + "/manifest.json", ManifestText(m), {.sync = options.sync}));
+  return root->Write("LATEST", dir + "\n", {.sync = options.sync});
+}
+
 Status CommitSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                   const SaveOptions& options, Communicator* comm, const std::string& payload) {
-  const std::string dir = StepDirectory(step);
-  ASSIGN_OR_RETURN(auto gathered, comm->Gather(payload));
-
-  Status committed;
-  if (comm->rank() == 0) {
-    committed = [&]() -> Status {
-      Manifest m;
-      m.step = step;
-      m.mesh = mesh;
-      m.metadata = options.metadata;
-      for (const auto& t : tensors) m.tensors.push_back({t, {}});
-      for (const auto& text : gathered) {
-        nlohmann::json j = nlohmann::json::parse(text);
-        if (!j["error"].get<std::string>().empty()) return Status(StatusCode::kIo, j["error"].get<std::string>());
-        for (const auto& tile : j["tiles"]) m.tensors[tile["tensor"].get<size_t>()].tiles.push_back(TileFromJson(tile));
-      }
-      for (auto& t : m.tensors) {
-        std::sort(t.tiles.begin(), t.tiles.end(), [](const TileRecord& a, const TileRecord& b) { return a.rank < b.rank; });
-        Status covered = CheckCoverage(t);
-        if (!covered.ok()) return InternalError(covered.message());
-      }
-      RETURN_IF_ERROR(root->Write(dir + "/manifest.json", ManifestText(m), {.sync = options.sync}));
-      return root->Write("LATEST", dir + "\n", {.sync = options.sync});
-    }();
-  }
+  Result<Manifest> m = GatherManifest(step, mesh, tensors, options, comm, payload);
+  Status committed = m.status();
+  if (committed.ok() && comm->rank() == 0) committed = WriteManifestAndLatest(root, *m, options);
   return Agree(comm, committed);
 }
 
@@ -193,8 +222,13 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
     comm = local.get();
   }
   RETURN_IF_ERROR(PrepareSave(root, step, mesh, tensors, comm));
+  const TileSource source = [&](int64_t rank, const TensorSpec& t, const Box& box,
+                                std::string* scratch) -> Result<std::string_view> {
+    ASSIGN_OR_RETURN(*scratch, provider(rank, t, box));
+    return std::string_view(*scratch);
+  };
   return CommitSave(root, step, mesh, tensors, options, comm,
-                    WriteRankFiles(root, step, mesh, tensors, provider, options, RanksOf(mesh, comm)));
+                    WriteRankFiles(root, step, mesh, tensors, source, options, RanksOf(mesh, comm)));
 }
 
 TileProvider TilesFromMemory(std::vector<TensorSpec> tensors, std::vector<TensorBuffer> buffers, bool whole) {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "parallel/communicator.h"
@@ -18,13 +20,25 @@ std::vector<int64_t> RanksOf(const Mesh& mesh, Communicator* comm);
 // What a rank sends rank 0 after writing: its error, or its tile records.
 std::string SavePayload(const Status& error, nlohmann::json tiles);
 
-// Phase 1 (collective): the ranks agree on what they save, and rank 0 clears unfinished saves.
+// Phase 1 (collective): the ranks agree on what they save, and rank 0 clears unfinished saves (step
+// directories without a manifest), except `keep` (a step whose manifest is being written).
 Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                   Communicator* comm);
-// Phase 2 (this process alone): the files of ranks `mine`; returns the payload for CommitSave.
+                   Communicator* comm, const std::string& keep = "");
+
+// The bytes of a tile as phase 2 writes them: a view of the caller's memory, or of `*scratch` filled.
+using TileSource = std::function<Result<std::string_view>(int64_t rank, const TensorSpec& tensor, const Box& box,
+                                                          std::string* scratch)>;
+// Phase 2 (this process alone): the files of ranks `mine`; returns the payload for phase 3.
 std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                           const TileProvider& provider, const SaveOptions& options, const std::vector<int64_t>& mine);
-// Phase 3 (collective): rank 0 gathers the payloads, checks coverage, writes the manifest, then LATEST.
+                           const TileSource& source, const SaveOptions& options, const std::vector<int64_t>& mine);
+
+// Phase 3, in two parts. (a), collective: rank 0 gathers the payloads and makes the manifest, checking that
+// every element of every tensor is covered exactly once (the other ranks get an empty one). (b), rank 0:
+// the manifest, then LATEST. CommitSave runs both and agrees on the verdict; the asynchronous saver runs (b)
+// in the background and agrees later.
+Result<Manifest> GatherManifest(int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                                const SaveOptions& options, Communicator* comm, const std::string& payload);
+Status WriteManifestAndLatest(KvStore* root, const Manifest& m, const SaveOptions& options);
 Status CommitSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                   const SaveOptions& options, Communicator* comm, const std::string& payload);
 

@@ -4,8 +4,6 @@
 
 #include <map>
 
-#include "storage/kvstore/http/http_kvstore.h"
-#include "storage/kvstore/s3/s3_kvstore.h"
 
 namespace jigsaw {
 
@@ -105,74 +103,6 @@ std::string JoinKey(std::string_view a, std::string_view b) {
   if (a.empty()) return std::string(b);
   if (b.empty()) return std::string(a);
   return std::string(a) + "/" + std::string(b);
-}
-
-namespace {
-
-class PrefixedKvStore final : public KvStore {
- public:
-  PrefixedKvStore(KvStore* base, std::string prefix) : base_(base), prefix_(std::move(prefix)) {}
-  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
-    return base_->Read(JoinKey(prefix_, key), range);
-  }
-  Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
-    return base_->ReadInto(JoinKey(prefix_, key), range, value);
-  }
-  Result<std::unique_ptr<MappedBytes>> Map(std::string_view key, ByteRange range) override {
-    return base_->Map(JoinKey(prefix_, key), range);
-  }
-  Status Write(std::string_view key, std::string_view value, WriteOptions o) override {
-    return base_->Write(JoinKey(prefix_, key), value, o);
-  }
-  Status Delete(std::string_view key) override { return base_->Delete(JoinKey(prefix_, key)); }
-  Result<std::vector<ListEntry>> List(std::string_view prefix) override {
-    std::string full = prefix_.empty() ? std::string(prefix) : prefix_ + "/" + std::string(prefix);
-    ASSIGN_OR_RETURN(auto entries, base_->List(full));
-    size_t strip = prefix_.empty() ? 0 : prefix_.size() + 1;
-    for (auto& e : entries) e.key = e.key.substr(strip);
-    return entries;
-  }
-  std::string url() const override { return JoinKey(base_->url(), prefix_); }
-  int io_threads() const override { return base_->io_threads(); }
-  Result<std::unique_ptr<KvWriter>> OpenWriter(std::string_view key, WriteOptions options) override {
-    RETURN_IF_ERROR(ValidateKey(key));
-    return base_->OpenWriter(JoinKey(prefix_, key), options);
-  }
-
- private:
-  KvStore* base_;
-  std::string prefix_;
-};
-
-}  // namespace
-
-std::unique_ptr<KvStore> NewPrefixedKvStore(KvStore* base, std::string prefix) {
-  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  return std::make_unique<PrefixedKvStore>(base, std::move(prefix));
-}
-
-Result<std::unique_ptr<KvStore>> OpenKvStore(std::string_view url) {
-  if (url.starts_with("memory://")) return NewMemoryKvStore(url.substr(9));
-  if (url.starts_with("file://")) {
-    std::string_view path = url.substr(7);
-    if (path.empty() || path.front() != '/') {
-      return InvalidArgumentError("file URL must be absolute (file:///path): " + std::string(url));
-    }
-    return NewFileKvStore(std::string(path));
-  }
-  if (url.starts_with("s3://")) {
-    ASSIGN_OR_RETURN(auto options, S3OptionsFromEnvironment());
-    return NewS3KvStore(url, std::move(options));
-  }
-  if (url.starts_with("gs://")) return NewGcsKvStore(url);
-  if (url.starts_with("http://") || url.starts_with("https://")) return NewHttpKvStore(url);
-  size_t scheme = url.find("://");
-  if (scheme != std::string_view::npos) {
-    return UnimplementedError("unsupported store URL scheme \"" + std::string(url.substr(0, scheme)) + "://\" in " +
-                              std::string(url) + " (supported: paths, file://, s3://, gs://, http(s)://, memory://)");
-  }
-  if (url.empty()) return InvalidArgumentError("empty store path");
-  return NewFileKvStore(std::string(url));
 }
 
 }  // namespace jigsaw

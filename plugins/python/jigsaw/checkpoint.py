@@ -69,9 +69,11 @@ class AsyncSaver:
         ...  # training goes on and may change the tensors
         saver.wait()  # commits (every rank calls it, as it calls save); raises this save's error
 
-    save() takes the arguments of jigsaw.checkpoint.save; it first waits for (and commits) the previous save,
-    raising its error if it had one. A collective save that is never waited for is never committed: LATEST
-    keeps naming the previous step, and the next save clears the unfinished one.
+    save() takes the arguments of jigsaw.checkpoint.save; it first waits for the previous save's writes,
+    raising its error if it had one, and starts that save's commit (rank 0 writes the manifest, then LATEST)
+    in the background, which the save after (or wait()) reports. So LATEST moves to a step some time after
+    the next save returns, and surely once wait() returns. A collective save that is never waited for is
+    never committed: LATEST keeps naming the previous step, and the next save clears the unfinished one.
     """
 
     def __init__(self):

@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "storage/kvstore/s3/sigv4.h"
+#include "storage/kvstore/http/uri.h"
 
 namespace jigsaw {
 namespace {
@@ -32,7 +32,7 @@ class HttpKvStore : public KvStore {
 
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));
-    std::string url = base_ + "/" + s3::UriEncode(key, true);
+    std::string url = base_ + "/" + UriEncode(key, true);
     SendFn send = [&](const std::string& method, HttpHeaders headers, std::string* body) {
       HttpRequest request{method, url, std::move(headers), {}};
       return http_->Send(std::move(request), {}, body);

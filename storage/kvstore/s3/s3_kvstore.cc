@@ -38,7 +38,7 @@ class S3KvStore : public KvStore {
     if (o_.path_style) {
       base_ = endpoint + "/" + bucket_;
       host_ = endpoint.substr(host_begin);
-      path_base_ = "/" + s3::UriEncode(bucket_, false);
+      path_base_ = "/" + UriEncode(bucket_, false);
     } else {
       base_ = endpoint.substr(0, host_begin) + bucket_ + "." + endpoint.substr(host_begin);
       host_ = bucket_ + "." + endpoint.substr(host_begin);
@@ -116,7 +116,7 @@ class S3KvStore : public KvStore {
     if (prefix_.empty()) return std::string(key);
     return key.empty() ? prefix_ : prefix_ + "/" + std::string(key);
   }
-  std::string ObjectPath(std::string_view key) const { return path_base_ + "/" + s3::UriEncode(FullKey(key), true); }
+  std::string ObjectPath(std::string_view key) const { return path_base_ + "/" + UriEncode(FullKey(key), true); }
   std::string ObjectUrl(std::string_view key) const { return url() + "/" + std::string(key); }
 
   Result<HttpResponse> Send(std::string method, const std::string& path, const Query& query, HttpHeaders headers,

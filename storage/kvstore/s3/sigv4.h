@@ -6,6 +6,8 @@
 // Secrets never leave this file except inside the Authorization header's HMAC.
 #pragma once
 
+#include "storage/kvstore/http/uri.h"
+
 #include <array>
 #include <cstdint>
 #include <string>
@@ -21,9 +23,7 @@ Sha256Digest HmacSha256(std::string_view key, std::string_view data);
 std::string HexLower(const uint8_t* data, size_t size);
 inline std::string Sha256Hex(std::string_view data) { auto d = Sha256(data); return HexLower(d.data(), d.size()); }
 
-// RFC 3986 percent-encoding of everything but unreserved characters (A-Z a-z 0-9 - _ . ~); with
-// keep_slash, '/' stays as is (object keys in paths).
-std::string UriEncode(std::string_view s, bool keep_slash);
+using jigsaw::UriEncode;  // http/uri.h
 
 struct Credentials {
   std::string access_key_id;

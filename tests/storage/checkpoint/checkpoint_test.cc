@@ -1,8 +1,10 @@
 #include "storage/checkpoint/checkpoint.h"
 #include "storage/codec/codec.h"
+#include "storage/kvstore/faulty.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -161,6 +163,101 @@ TEST(Checkpoint, AsyncSaveCopiesBuffersAndKeepsOneInFlight) {
   // A failing save reports through Wait().
   ASSERT_TRUE(saver.Start(root.get(), 2, mesh, specs, provider, {.sync = false}).ok());
   EXPECT_EQ(saver.Wait().code(), StatusCode::kFailedPrecondition);  // step 2 is already committed
+}
+
+// Tiles from memory, copied later (while "training" reads them), committed in the background by the next
+// save; arguments that do not fit are refused by the save's verdict, naming the tensor.
+TEST(Checkpoint, AsyncSaveFromMemoryCopiesLaterAndCommitsInTheBackground) {
+  auto root = NewMemoryKvStore();
+  const Mesh mesh = *Mesh::Parse("domain=1");
+  const DataType f32 = *DataTypeFromName("float32");
+  std::vector<TensorSpec> specs = {{"w", f32, {64, 8}, {"domain", std::nullopt}}, {"b", f32, {8}, {}}};
+  std::string w = Iota(64 * 8), b = Iota(8);
+  auto tiles = [&] { return std::vector<TensorBuffer>{{w.data(), {64, 8}}, {b.data(), {8}}}; };
+  AsyncCheckpointSaver saver;
+  ASSERT_TRUE(saver.Start(root.get(), 1, mesh, specs, tiles(), {.sync = false}, nullptr, /*copy_later=*/true).ok());
+  saver.TilesCopied();
+  const std::string w1 = w, b1 = b;
+  std::fill(w.begin(), w.end(), '\x11');  // the optimiser's update
+  ASSERT_TRUE(saver.Start(root.get(), 2, mesh, specs, tiles(), {.sync = false}).ok());  // copies now, commits 1
+  EXPECT_TRUE(saver.in_flight());
+  std::fill(w.begin(), w.end(), '\x22');
+  ASSERT_TRUE(saver.Wait().ok());
+  EXPECT_FALSE(saver.in_flight());
+  auto m1 = *ReadManifest(root.get(), "step-00000001");
+  EXPECT_EQ(*ReadTensorBox(root.get(), "step-00000001", m1, *m1.Find("w"), {{0, 0}, {64, 8}}), w1);
+  EXPECT_EQ(*ReadTensorBox(root.get(), "step-00000001", m1, *m1.Find("b"), {{0}, {8}}), b1);
+  auto m2 = *ReadManifest(root.get());
+  EXPECT_EQ(m2.step, 2);
+  EXPECT_EQ(*ReadTensorBox(root.get(), "step-00000002", m2, *m2.Find("w"), {{0, 0}, {64, 8}}),
+            std::string(w.size(), '\x11'));
+  // A tile of the wrong shape: the save fails, naming the tensor; LATEST stays.
+  std::vector<TensorBuffer> bad = tiles();
+  bad[0].shape = {32, 8};
+  ASSERT_TRUE(saver.Start(root.get(), 3, mesh, specs, bad, {.sync = false}).ok());
+  Status st = saver.Wait();
+  EXPECT_NE(st.message().find("tensor w"), std::string::npos) << st.ToString();
+  EXPECT_EQ(ReadManifest(root.get())->step, 2);
+  // One process cannot give the tiles of a mesh of two ranks.
+  ASSERT_TRUE(saver.Start(root.get(), 3, *Mesh::Parse("domain=2"), specs, tiles(), {.sync = false}).ok());
+  EXPECT_EQ(saver.Wait().code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(saver.Start(root.get(), 3, mesh, specs, tiles(), {.sync = false}).ok());  // and the retry works
+  ASSERT_TRUE(saver.Wait().ok());
+  EXPECT_EQ(ReadManifest(root.get())->step, 3);
+}
+
+// A store operation that fails at any point of a save (listing, clearing, opening a rank file, appending,
+// committing it, writing the manifest or LATEST) fails the save with that error and leaves LATEST naming
+// the step before, which still reads; a retry on a healthy store succeeds. Through SaveCheckpoint and the
+// asynchronous saver alike.
+TEST(Checkpoint, AFailingWriteAtEachStepOfASaveLeavesLatestValid) {
+  const Mesh mesh = *Mesh::Parse("domain=2");
+  const DataType f32 = *DataTypeFromName("float32");
+  std::vector<TensorSpec> specs = {{"w", f32, {64, 8}, {"domain", std::nullopt}}, {"b", f32, {8}, {}}};
+  const std::string w = Iota(64 * 8), b = Iota(8);
+  const TileProvider provider = TilesFromMemory(specs, {{w.data(), {64, 8}}, {b.data(), {8}}}, /*whole=*/true);
+  for (bool async : {false, true}) {
+    for (int fail_at = 0;; ++fail_at) {
+      auto base = NewMemoryKvStore();
+      ASSERT_TRUE(SaveCheckpoint(base.get(), 1, mesh, specs, provider, {.sync = false}).ok());
+      std::atomic<int> ops{0};
+      std::string failed_op;
+      auto store = NewFaultyKvStore(base.get(), {.before = [&](std::string_view op, std::string_view key) -> Status {
+                                                   if (op == "read") return OkStatus();
+                                                   if (ops++ != fail_at) return OkStatus();
+                                                   failed_op = std::string(op) + " " + std::string(key);
+                                                   return IoError("injected: " + failed_op);
+                                                 }});
+      Status st;
+      if (async) {
+        AsyncCheckpointSaver saver;
+        st = saver.Start(store.get(), 2, mesh, specs, provider, {.sync = false});
+        Status waited = saver.Wait();
+        if (st.ok()) st = waited;
+      } else {
+        st = SaveCheckpoint(store.get(), 2, mesh, specs, provider, {.sync = false});
+      }
+      if (failed_op.empty()) {  // past the last operation: this save succeeded
+        ASSERT_TRUE(st.ok()) << st.ToString();
+        EXPECT_EQ(ReadManifest(base.get())->step, 2);
+        EXPECT_GE(fail_at, 8) << "a save takes list, 2 x (open, appends, commit), manifest, LATEST";
+        break;
+      }
+      SCOPED_TRACE((async ? "async, " : "") + failed_op);
+      EXPECT_FALSE(st.ok());
+      EXPECT_NE(st.message().find("injected"), std::string::npos) << st.ToString();
+      // LATEST names step 1 (or, when only LATEST's write failed, still step 1), which reads whole.
+      auto m = ReadManifest(base.get());
+      ASSERT_TRUE(m.ok()) << m.status().ToString();
+      EXPECT_EQ(m->step, 1);
+      EXPECT_EQ(*ReadTensorBox(base.get(), "step-00000001", *m, *m->Find("w"), {{0, 0}, {64, 8}}), w);
+      EXPECT_TRUE(VerifyCheckpoint(base.get(), "step-00000001")->empty());
+      // The retry, on the healthy store, clears what the failed save left and commits.
+      ASSERT_TRUE(SaveCheckpoint(base.get(), 2, mesh, specs, provider, {.sync = false}).ok());
+      EXPECT_EQ(ReadManifest(base.get())->step, 2);
+      EXPECT_TRUE(VerifyCheckpoint(base.get(), "step-00000002")->empty());
+    }
+  }
 }
 
 TEST(Checkpoint, UnknownMajorVersionIsRefused) {
