@@ -31,6 +31,12 @@ struct AsyncCheckpointSaver::Save {
 
 namespace {
 
+nlohmann::json StatusToJson(const Status& s) { return {s.ok() ? "" : s.message(), static_cast<int>(s.code())}; }
+Status StatusFromJson(const nlohmann::json& j) {
+  if (j[0].get<std::string>().empty()) return OkStatus();
+  return Status(static_cast<StatusCode>(j[1].get<int>()), j[0].get<std::string>());
+}
+
 // The pieces of a copy of `tiles` into `buffers` (sized here), at most 1 MiB each, so that all cores share
 // it whatever the tile sizes.
 struct Piece {
@@ -86,56 +92,75 @@ void AsyncCheckpointSaver::TilesCopied() {
   if (writing_ && writing_->copied.valid()) writing_->copied.wait();
 }
 
-Status AsyncCheckpointSaver::Advance() {
-  if (!writing_ && !committing_) return OkStatus();
-  Communicator* comm = writing_ ? writing_->comm : commit_comm_;
-  Status verdict;  // this rank's view; rank 0's is what every rank returns
-  if (committing_) {
-    if (committer_.joinable()) committer_.join();  // rank 0 only runs one
-    verdict = commit_status_;
-    commit_status_ = OkStatus();
-    committing_ = false;
-    committing_dir_.clear();
-  }
-  if (writing_) {
-    std::unique_ptr<Save> save = std::move(writing_);
-    if (save->worker.joinable()) save->worker.join();
-    pool_ = std::move(save->buffers);
-    if (!save->prepared.ok()) {
-      if (verdict.ok()) verdict = save->prepared;  // already agreed by every rank
-    } else {
-      Result<Manifest> m = GatherManifest(save->step, save->mesh, save->tensors, save->options, comm, save->payload);
+Status AsyncCheckpointSaver::Advance(Save* next) {
+  if (!writing_ && !committing_ && !next) return OkStatus();
+  Communicator* comm = next ? next->comm : writing_ ? writing_->comm : commit_comm_;
+  // Every rank sends what its writes of the save in flight gave (tile records or an error) and what it is
+  // asked to save next; rank 0 answers with the verdict of what finished and the agreement on the next.
+  std::unique_ptr<Save> done = std::move(writing_);
+  if (done && done->worker.joinable()) done->worker.join();
+  if (done) pool_ = std::move(done->buffers);
+  const bool gather_records = done && done->prepared.ok();
+  nlohmann::json hello = {{"payload", gather_records ? done->payload : ""},
+                          {"plan", next ? PlanMessage(next->step, next->mesh, next->tensors, comm) : ""}};
+  ASSIGN_OR_RETURN(auto messages, comm->Gather(hello.dump()));
+  nlohmann::json answer = {{"verdict", StatusToJson(OkStatus())}, {"prepared", StatusToJson(OkStatus())},
+                           {"committing", ""}};
+  if (comm->rank() == 0) {
+    Status verdict;
+    if (committing_ && committer_.joinable()) committer_.join();
+    if (committing_) verdict = commit_status_;
+    if (done && !done->prepared.ok() && verdict.ok()) verdict = done->prepared;  // agreed when it started
+    if (gather_records) {
+      std::vector<std::string> payloads;
+      for (const auto& m : messages) payloads.push_back(nlohmann::json::parse(m)["payload"].get<std::string>());
+      Result<Manifest> m = ManifestFromPayloads(done->step, done->mesh, done->tensors, done->options, payloads);
       if (!m.ok()) {
         if (verdict.ok()) verdict = m.status();
       } else {
-        // Rank 0 writes the manifest and LATEST while training goes on; the next call reports how it went.
-        committing_ = true;
-        committing_dir_ = StepDirectory(save->step);
-        commit_comm_ = comm;
-        if (comm->rank() == 0) {
-          committer_ = std::thread([this, root = save->root, options = save->options, m = std::move(*m)] {
-            commit_status_ = WriteManifestAndLatest(root, m, options);
-          });
-        }
+        // The manifest and LATEST are written while training goes on; the next call reports how it went.
+        // Then it clears what unfinished saves left, but for this one and the next (being written).
+        answer["committing"] = StepDirectory(done->step);
+        std::set<std::string> keep = {StepDirectory(done->step)};
+        if (next) keep.insert(StepDirectory(next->step));
+        committer_ = std::thread([this, root = done->root, options = done->options, m = std::move(*m), keep] {
+          commit_status_ = WriteManifestAndLatest(root, m, options);
+          // Housekeeping, not part of the save: what it fails to clear, the next save clears.
+          if (commit_status_.ok()) (void)ClearUnfinished(root, keep);
+        });
       }
     }
+    answer["verdict"] = StatusToJson(verdict);
+    if (next) {
+      std::vector<std::string> plans;
+      for (const auto& m : messages) plans.push_back(nlohmann::json::parse(m)["plan"].get<std::string>());
+      Status prepared = CheckPlans(plans);
+      if (prepared.ok()) prepared = ClearStep(next->root, next->step);
+      answer["prepared"] = StatusToJson(prepared);
+    }
   }
-  return checkpoint_internal::Agree(comm, verdict);
+  std::string text = answer.dump();
+  RETURN_IF_ERROR(comm->Broadcast(&text));
+  answer = nlohmann::json::parse(text);
+  committing_dir_ = answer["committing"].get<std::string>();
+  committing_ = !committing_dir_.empty();
+  commit_comm_ = comm;
+  if (next) next->prepared = StatusFromJson(answer["prepared"]);
+  return StatusFromJson(answer["verdict"]);
 }
 
 Status AsyncCheckpointSaver::Wait() {
-  Status first = Advance();  // reports the commit in flight, starts the one of the save in flight
-  Status last = Advance();   // reports that one
+  Status first = Advance(nullptr);  // reports the commit in flight, starts the one of the save in flight
+  Status last = Advance(nullptr);   // reports that one
   return first.ok() ? last : first;
 }
 
 Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                                    const TileProvider& provider, const SaveOptions& options, Communicator* comm) {
-  Status previous = Advance();
   auto save = std::make_unique<Save>();
   *save = Save{.root = root, .step = step, .mesh = mesh, .tensors = tensors, .options = options,
                .comm = comm ? comm : local_.get()};
-  save->prepared = PrepareSave(root, step, mesh, tensors, save->comm, committing_dir_);
+  Status previous = Advance(save.get());
   if (save->prepared.ok()) {
     // Copy this process's tiles now; the background writer reads only these copies. A failed copy is
     // committed as a failure, so that no rank waits forever on this one.
@@ -174,11 +199,9 @@ Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh
 Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                                    std::vector<TensorBuffer> tiles, const SaveOptions& options, Communicator* comm,
                                    bool copy_later) {
-  Status previous = Advance();
   auto save = std::make_unique<Save>();
   *save = Save{.root = root, .step = step, .mesh = mesh, .tensors = tensors, .options = options,
                .comm = comm ? comm : local_.get()};
-  save->buffers = std::move(pool_);
   const Status arguments = [&]() -> Status {
     if (tiles.size() != tensors.size()) {
       return InvalidArgumentError(std::to_string(tiles.size()) + " tiles given for " + std::to_string(tensors.size()) +
@@ -192,7 +215,8 @@ Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh
   }();
   // Every rank takes part in the agreement, also one whose arguments are wrong: its save is committed as a
   // failure naming them, so that every rank hears of it and none waits on this one.
-  save->prepared = PrepareSave(root, step, mesh, tensors, save->comm, committing_dir_);
+  Status previous = Advance(save.get());
+  save->buffers = std::move(pool_);
   if (!save->prepared.ok()) {
     // every rank saw the same verdict: nothing to write
   } else if (!arguments.ok()) {

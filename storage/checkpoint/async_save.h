@@ -51,9 +51,10 @@ class AsyncCheckpointSaver {
 
  private:
   struct Save;
-  // Collective: finishes the background commit and the writes of the save in flight, gathers its records
-  // and starts its commit on rank 0's background thread. The agreed verdict of what finished.
-  Status Advance();
+  // Collective, one gather and one broadcast: finishes the background commit and the writes of the save in
+  // flight, gathers its records and starts its commit on rank 0's background thread; and agrees on `next`
+  // (when given) as PrepareSave does, into next->prepared. The verdict of what finished.
+  Status Advance(Save* next);
 
   std::unique_ptr<Communicator> local_;  // the communicator of a process that saves alone
   std::unique_ptr<Save> writing_;        // the save whose rank files are being written

@@ -69,12 +69,10 @@ std::string SavePayload(const Status& error, nlohmann::json tiles) {
       .dump();
 }
 
-// Save, phase 1 (collective): the ranks agree on what they save, and rank 0 clears unfinished saves.
-Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                   Communicator* comm, const std::string& keep) {
+std::string PlanMessage(int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors, Communicator* comm) {
   // Every rank checks its arguments and sends rank 0 what it was asked to save: ranks that disagree on the
   // step, the mesh or the tensors (a name, shape, dtype, partition or their order) would make a manifest
-  // that fits none of them. No rank leaves before the verdict, so none waits on a rank that left.
+  // that fits none of them.
   Status valid = [&]() -> Status {
     if (comm->size() > 1 && comm->size() != mesh.size()) {
       return InvalidArgumentError("mesh " + mesh.ToString() + " has " + std::to_string(mesh.size()) + " ranks but " +
@@ -88,36 +86,67 @@ Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vec
   for (const auto& t : tensors) {
     plan["tensors"].push_back({t.name, t.dtype.name, t.shape, PartitionSpecToJson(t.partition)});
   }
-  nlohmann::json hello = {{"error", valid.ok() ? "" : valid.message()}, {"plan", plan}};
-  ASSIGN_OR_RETURN(auto plans, comm->Gather(hello.dump()));
-  // Rank 0 then removes the garbage of unfinished saves (steps without a manifest) before anyone writes.
+  return nlohmann::json{{"error", valid.ok() ? "" : valid.message()}, {"plan", plan}}.dump();
+}
+
+Status CheckPlans(const std::vector<std::string>& plans) {
+  const nlohmann::json ours = nlohmann::json::parse(plans[0])["plan"];
+  for (size_t r = 0; r < plans.size(); ++r) {
+    nlohmann::json j = nlohmann::json::parse(plans[r]);
+    const std::string who = plans.size() > 1 ? "rank " + std::to_string(r) + ": " : "";
+    if (!j["error"].get<std::string>().empty()) return InvalidArgumentError(who + j["error"].get<std::string>());
+    if (j["plan"] != ours) return InvalidArgumentError(DescribePlanDifference(r, j["plan"], ours));
+  }
+  return OkStatus();
+}
+
+namespace {
+
+// Committed: a step with a manifest, up to the one LATEST names. A manifest past LATEST is a commit that
+// stopped before LATEST moved: unfinished, like a step without one (its save may be retried).
+int64_t LatestNumber(KvStore* root) {
+  Result<std::string> l = LatestStep(root);
+  return l.ok() ? StepNumber(*l) : -1;
+}
+
+}  // namespace
+
+Status ClearStep(KvStore* root, int64_t step) {
+  const std::string dir = StepDirectory(step);
+  ASSIGN_OR_RETURN(auto keys, root->List(dir + "/"));
+  for (const auto& e : keys) {
+    if (e.key == dir + "/manifest.json" && step <= LatestNumber(root)) {
+      return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
+    }
+  }
+  for (const auto& e : keys) RETURN_IF_ERROR(root->Delete(e.key));
+  return OkStatus();
+}
+
+Status ClearUnfinished(KvStore* root, const std::set<std::string>& keep) {
+  ASSIGN_OR_RETURN(auto keys, root->List("step-"));
+  const int64_t latest = LatestNumber(root);
+  std::set<std::string> committed;
+  for (const auto& e : keys) {
+    const std::string dir = e.key.substr(0, e.key.find('/'));
+    if (e.key.ends_with("/manifest.json") && StepNumber(dir) <= latest) committed.insert(dir);
+  }
+  for (const auto& e : keys) {
+    const std::string dir = e.key.substr(0, e.key.find('/'));
+    if (!committed.count(dir) && !keep.count(dir)) RETURN_IF_ERROR(root->Delete(e.key));
+  }
+  return OkStatus();
+}
+
+Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                   Communicator* comm) {
+  // No rank leaves before the verdict, so none waits on a rank that left.
+  ASSIGN_OR_RETURN(auto plans, comm->Gather(PlanMessage(step, mesh, tensors, comm)));
   Status prepared;
   if (comm->rank() == 0) {
-    prepared = [&]() -> Status {
-      for (size_t r = 0; r < plans.size(); ++r) {
-        nlohmann::json j = nlohmann::json::parse(plans[r]);
-        const std::string who = comm->size() > 1 ? "rank " + std::to_string(r) + ": " : "";
-        if (!j["error"].get<std::string>().empty()) return InvalidArgumentError(who + j["error"].get<std::string>());
-        if (j["plan"] != plan) return InvalidArgumentError(DescribePlanDifference(r, j["plan"], plan));
-      }
-      ASSIGN_OR_RETURN(auto keys, root->List("step-"));
-      // Committed: a step with a manifest, up to the one LATEST names. A manifest past LATEST is a commit
-      // that stopped before LATEST moved: unfinished, like a step without one (its save may be retried).
-      int64_t latest = -1;
-      if (Result<std::string> l = LatestStep(root); l.ok()) latest = StepNumber(*l);
-      std::set<std::string> committed;
-      for (const auto& e : keys) {
-        const std::string dir = e.key.substr(0, e.key.find('/'));
-        if (e.key.ends_with("/manifest.json") && StepNumber(dir) <= latest) committed.insert(dir);
-      }
-      const std::string dir = StepDirectory(step);
-      if (committed.count(dir)) return FailedPreconditionError(root->url() + ": step " + dir + " is already committed");
-      for (const auto& e : keys)
-        if (!committed.count(e.key.substr(0, e.key.find('/'))) && !(!keep.empty() && e.key.starts_with(keep + "/"))) {
-          RETURN_IF_ERROR(root->Delete(e.key));
-        }
-      return OkStatus();
-    }();
+    prepared = CheckPlans(plans);
+    if (prepared.ok()) prepared = ClearStep(root, step);
+    if (prepared.ok()) prepared = ClearUnfinished(root, {StepDirectory(step)});
   }
   return Agree(comm, prepared);
 }
@@ -172,16 +201,14 @@ std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const 
   return SavePayload(first, std::move(records));
 }
 
-Result<Manifest> GatherManifest(int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                                const SaveOptions& options, Communicator* comm, const std::string& payload) {
-  ASSIGN_OR_RETURN(auto gathered, comm->Gather(payload));
+Result<Manifest> ManifestFromPayloads(int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                                      const SaveOptions& options, const std::vector<std::string>& payloads) {
   Manifest m;
-  if (comm->rank() != 0) return m;
   m.step = step;
   m.mesh = mesh;
   m.metadata = options.metadata;
   for (const auto& t : tensors) m.tensors.push_back({t, {}});
-  for (const auto& text : gathered) {
+  for (const auto& text : payloads) {
     nlohmann::json j = nlohmann::json::parse(text);
     if (!j["error"].get<std::string>().empty()) {
       return Status(static_cast<StatusCode>(j.value("code", static_cast<int>(StatusCode::kIo))), j["error"].get<std::string>());
@@ -204,9 +231,12 @@ Status WriteManifestAndLatest(KvStore* root, const Manifest& m, const SaveOption
 
 Status CommitSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                   const SaveOptions& options, Communicator* comm, const std::string& payload) {
-  Result<Manifest> m = GatherManifest(step, mesh, tensors, options, comm, payload);
-  Status committed = m.status();
-  if (committed.ok() && comm->rank() == 0) committed = WriteManifestAndLatest(root, *m, options);
+  ASSIGN_OR_RETURN(auto payloads, comm->Gather(payload));
+  Status committed;
+  if (comm->rank() == 0) {
+    Result<Manifest> m = ManifestFromPayloads(step, mesh, tensors, options, payloads);
+    committed = m.ok() ? WriteManifestAndLatest(root, *m, options) : m.status();
+  }
   return Agree(comm, committed);
 }
 

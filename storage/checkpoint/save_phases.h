@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,9 +22,15 @@ std::vector<int64_t> RanksOf(const Mesh& mesh, Communicator* comm);
 std::string SavePayload(const Status& error, nlohmann::json tiles);
 
 // Phase 1 (collective): the ranks agree on what they save, and rank 0 clears unfinished saves (step
-// directories without a manifest), except `keep` (a step whose manifest is being written).
+// directories without a manifest, or with one past LATEST's step) before anyone writes. In parts: what each
+// rank sends rank 0, rank 0's check of them all, the clearing of the step about to be written (refused when
+// it is committed), and of the others (the asynchronous saver does that in the background, keeping `keep`).
+std::string PlanMessage(int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors, Communicator* comm);
+Status CheckPlans(const std::vector<std::string>& plans);
+Status ClearStep(KvStore* root, int64_t step);
+Status ClearUnfinished(KvStore* root, const std::set<std::string>& keep);
 Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                   Communicator* comm, const std::string& keep = "");
+                   Communicator* comm);
 
 // The bytes of a tile as phase 2 writes them: a view of the caller's memory, or of `*scratch` filled.
 using TileSource = std::function<Result<std::string_view>(int64_t rank, const TensorSpec& tensor, const Box& box,
@@ -32,12 +39,12 @@ using TileSource = std::function<Result<std::string_view>(int64_t rank, const Te
 std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                            const TileSource& source, const SaveOptions& options, const std::vector<int64_t>& mine);
 
-// Phase 3, in two parts. (a), collective: rank 0 gathers the payloads and makes the manifest, checking that
-// every element of every tensor is covered exactly once (the other ranks get an empty one). (b), rank 0:
-// the manifest, then LATEST. CommitSave runs both and agrees on the verdict; the asynchronous saver runs (b)
-// in the background and agrees later.
-Result<Manifest> GatherManifest(int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                                const SaveOptions& options, Communicator* comm, const std::string& payload);
+// Phase 3 (collective): rank 0 gathers the payloads and makes the manifest from them, checking that every
+// element of every tensor is covered exactly once, then writes the manifest, then LATEST; every rank returns
+// the verdict. CommitSave runs it all; the asynchronous saver gathers with other things and writes in the
+// background.
+Result<Manifest> ManifestFromPayloads(int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                                      const SaveOptions& options, const std::vector<std::string>& payloads);
 Status WriteManifestAndLatest(KvStore* root, const Manifest& m, const SaveOptions& options);
 Status CommitSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                   const SaveOptions& options, Communicator* comm, const std::string& payload);

@@ -209,7 +209,7 @@ TEST(Checkpoint, AsyncSaveFromMemoryCopiesLaterAndCommitsInTheBackground) {
 // A store operation that fails at any point of a save (listing, clearing, opening a rank file, appending,
 // committing it, writing the manifest or LATEST) fails the save with that error and leaves LATEST naming
 // the step before, which still reads; a retry on a healthy store succeeds. Through SaveCheckpoint and the
-// asynchronous saver alike.
+// asynchronous saver alike (whose clearing of old garbage after the commit is housekeeping).
 TEST(Checkpoint, AFailingWriteAtEachStepOfASaveLeavesLatestValid) {
   const Mesh mesh = *Mesh::Parse("domain=2");
   const DataType f32 = *DataTypeFromName("float32");
@@ -244,6 +244,13 @@ TEST(Checkpoint, AFailingWriteAtEachStepOfASaveLeavesLatestValid) {
         break;
       }
       SCOPED_TRACE((async ? "async, " : "") + failed_op);
+      if (async && st.ok()) {
+        // The asynchronous saver clears old garbage after LATEST moved, as housekeeping: its failure leaves
+        // the save committed (the next save clears again).
+        EXPECT_TRUE(failed_op.starts_with("list step-") || failed_op.starts_with("delete")) << failed_op;
+        EXPECT_EQ(ReadManifest(base.get())->step, 2);
+        continue;
+      }
       EXPECT_FALSE(st.ok());
       EXPECT_NE(st.message().find("injected"), std::string::npos) << st.ToString();
       // LATEST names step 1 (or, when only LATEST's write failed, still step 1), which reads whole.
