@@ -231,7 +231,9 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   report.peak_rss_bytes = PeakRss();
   if (leader) {
     out << "jigsaw-rollout: " << report.inits << " forecasts of " << leads << " steps in " << o.out << ": "
-        << report.inits_written << " written, " << report.inits_skipped << " already there\n";
+        << report.inits_written << " written, " << report.inits_skipped << " already there; "
+        << report.forecast_steps_per_s << " forecast steps/s, peak memory " << report.peak_rss_bytes / (1 << 20)
+        << " MiB (rank 0)\n";
   }
   return report;
 }

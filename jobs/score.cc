@@ -191,7 +191,9 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
 }
 
 nlohmann::json Scores::ToJson() const {
-  nlohmann::json j = {{"skipped_without_truth", skipped}, {"channels", nlohmann::json::object()}};
+  nlohmann::json j = {{"skipped_without_truth", skipped}, {"channels", nlohmann::json::object()},
+                      {"headline", nlohmann::json::array()}};
+  for (const ChannelScores* c : Headline()) j["headline"].push_back(c->channel);
   auto nums = [](const std::vector<double>& v) {
     nlohmann::json a = nlohmann::json::array();
     for (double x : v) a.push_back(std::isnan(x) ? nlohmann::json() : nlohmann::json(x));
@@ -228,13 +230,17 @@ std::string Scores::ToCsv() const {
   return s.str();
 }
 
-void Scores::PrintTable(std::ostream& out) const {
+std::vector<const ChannelScores*> Scores::Headline() const {
   std::vector<const ChannelScores*> shown;
   for (const char* key : {"z500", "t850", "t2m", "u10", "msl"})
     for (const auto& c : channels)
       if (c.channel == kShortNames.at(key)) shown.push_back(&c);
   for (size_t k = 0; shown.empty() && k < channels.size() && k < 5; ++k) shown.push_back(&channels[k]);
-  for (const ChannelScores* c : shown) {
+  return shown;
+}
+
+void Scores::PrintTable(std::ostream& out) const {
+  for (const ChannelScores* c : Headline()) {
     const bool with_acc = !c->acc.empty();
     out << c->channel << ": latitude-weighted RMSE (model / persistence" << (with_acc ? " / climatology" : "")
         << "), bias (model)" << (with_acc ? ", ACC (model / persistence)" : "") << "\n";

@@ -41,7 +41,8 @@ struct Scores {
   int64_t skipped = 0;  // (initial time, lead) pairs without truth
   nlohmann::json ToJson() const;
   std::string ToCsv() const;
-  // The headline table: z500, t850, t2m, u10, msl where present (else the first five channels).
+  // The headline channels: z500, t850, t2m, u10, msl where present (else the first five); their table.
+  std::vector<const ChannelScores*> Headline() const;
   void PrintTable(std::ostream& out) const;
 };
 

@@ -3,6 +3,7 @@ forecasts on 1 and 4 ranks from one checkpoint, the first lead against the PyTor
 killed rollout finished by a rerun, the forecast in xarray, and scores against an independent NumPy
 computation of WeatherBench2's formulas."""
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -89,6 +90,11 @@ def test_a_rerun_finishes_a_killed_rollout(trained, tmp_path):
     p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", out, "--json")
     report = json.loads(p.stdout)
     assert report["written"] == 1 and report["skipped"] == 2
+    assert 10 << 20 < report["peak_rss_bytes_rank0"] < 2 << 30  # bounded by the batch, not the lead or inits
+    p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", out)
+    m = re.search(r"3 forecasts of \d+ steps .*: 0 written, 3 already there; [0-9.e+]+ forecast steps/s, "
+                  r"peak memory (\d+) MiB \(rank 0\)", p.stdout)
+    assert m and 10 < int(m.group(1)) < 2048, p.stdout
     np.testing.assert_array_equal(xr.open_zarr(out).forecast.values, xr.open_zarr(trained / "f1.zarr").forecast.values)
     # Another forecast into the same store is refused.
     p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", "--init", "2020-01-05T06",
@@ -171,9 +177,16 @@ def test_climatology_and_acc_are_weatherbench2s(jigsaw, trained, tmp_path):
         np.testing.assert_allclose(clim.sel(dayofyear=d, hour=h).values, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
     assert np.isnan(clim.sel(dayofyear=200, hour=0).values).all()  # no sample within 30 days
 
-    run("jigsaw-score", trained / "f1.zarr", "--truth", url, "--climatology", tmp_path / "clim.zarr",
-        "--json", tmp_path / "s.json")
-    got = json.loads((tmp_path / "s.json").read_text())["channels"]
+    p = run("jigsaw-score", trained / "f1.zarr", "--truth", url, "--climatology", tmp_path / "clim.zarr",
+            "--json", tmp_path / "s.json", "--plot", tmp_path / "s.png")
+    scores = json.loads((tmp_path / "s.json").read_text())
+    got = scores["channels"]
+    # The plot: one panel per headline channel (the table's), RMSE above ACC: 360 x 320 pixels each.
+    assert scores["headline"] and all(f"{n}: latitude-weighted RMSE" in p.stdout for n in scores["headline"])
+    png = (tmp_path / "s.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (360 * len(scores["headline"]), 640), (width, height)
     f = xr.open_zarr(trained / "f1.zarr")
     lat = jigsaw.get(url, "latitude", tmp_path)
     edges = np.concatenate([[90.0], (lat[1:] + lat[:-1]) / 2, [-90.0]])
