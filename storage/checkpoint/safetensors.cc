@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -37,12 +39,16 @@ Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
   size_t slash = path.rfind('/');
   f.dir = NewFileKvStore(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash));
   f.key = slash == std::string::npos ? path : path.substr(slash + 1);
-  ASSIGN_OR_RETURN(ReadResult head, f.dir->Read(f.key, ByteRange::Span(0, 8)));
+  Result<ReadResult> head_read = f.dir->Read(f.key, ByteRange::Span(0, 8));
+  if (!head_read.ok()) return head_read.status().Annotate(path + " (the 8-byte header length)");
+  ReadResult head = std::move(*head_read);
   if (head.missing) return NotFoundError("no file " + path);
   uint64_t n;
   std::memcpy(&n, head.value.data(), 8);
   if (n > (100u << 20)) return InvalidArgumentError(path + ": safetensors header of " + std::to_string(n) + " bytes is implausible");
-  ASSIGN_OR_RETURN(ReadResult hj, f.dir->Read(f.key, ByteRange::Span(8, 8 + static_cast<int64_t>(n))));
+  Result<ReadResult> header_read = f.dir->Read(f.key, ByteRange::Span(8, 8 + static_cast<int64_t>(n)));
+  if (!header_read.ok()) return header_read.status().Annotate(path + " (a header of " + std::to_string(n) + " bytes)");
+  ReadResult hj = std::move(*header_read);
   ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(hj.value, path));
   f.data_start = 8 + static_cast<int64_t>(n);
   try {
@@ -59,10 +65,25 @@ Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
         if (dt == s) ours = o;
       if (ours.empty()) return UnimplementedError(path + ": tensor " + name + " has unsupported dtype " + dt);
       e.spec.dtype = DataTypeFromName(ours).value();
-      ASSIGN_OR_RETURN(e.spec.shape, IntList(t.at("shape"), "shape"));
-      ASSIGN_OR_RETURN(auto off, IntList(t.at("data_offsets"), "data_offsets"));
-      if (off.size() != 2 || off[1] - off[0] != Volume(e.spec.shape) * e.spec.dtype.size) {
-        return InvalidArgumentError(path + ": tensor " + name + " has data_offsets that do not match its shape");
+      // A name becomes a store key (checkpoint tensor, Zarr array path): "" or "../x" cannot be one.
+      if (Status key = ValidateKey(name); !key.ok()) {
+        return InvalidArgumentError(path + ": tensor name \"" + name + "\" cannot be a tensor's name: " + key.message());
+      }
+      Result<std::vector<int64_t>> shape = IntList(t.at("shape"), "shape");
+      if (!shape.ok()) return shape.status().Annotate(path + ": tensor " + name);
+      e.spec.shape = std::move(*shape);
+      int64_t bytes = e.spec.dtype.size;
+      for (int64_t d : e.spec.shape) {
+        if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes)) {
+          return InvalidArgumentError(path + ": tensor " + name + " has an impossible shape " + t.at("shape").dump());
+        }
+      }
+      Result<std::vector<int64_t>> offsets = IntList(t.at("data_offsets"), "data_offsets");
+      if (!offsets.ok()) return offsets.status().Annotate(path + ": tensor " + name);
+      const std::vector<int64_t>& off = *offsets;
+      if (off.size() != 2 || off[0] < 0 || off[1] < off[0] || off[1] - off[0] != bytes) {
+        return InvalidArgumentError(path + ": tensor " + name + " has data_offsets " + t.at("data_offsets").dump() +
+                                    " that do not match its shape and dtype (" + std::to_string(bytes) + " bytes)");
       }
       e.begin = off[0];
       e.end = off[1];
@@ -70,6 +91,28 @@ Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
     }
   } catch (const nlohmann::json::exception& e) {
     return InvalidArgumentError(path + ": malformed safetensors header: " + e.what());
+  }
+  // The format's own rule: the tensors index the whole byte buffer, in order, without holes or overlaps
+  // (so that nothing else hides in the file).
+  std::vector<const SafetensorsFile::Entry*> order;
+  for (const auto& e : f.entries) order.push_back(&e);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
+  int64_t at = 0;
+  for (const auto* e : order) {
+    if (e->begin != at) {
+      return InvalidArgumentError(path + ": tensor " + e->spec.name + " starts at byte " + std::to_string(e->begin) +
+                                  " of the data, not " + std::to_string(at) + " where the tensor before it ends (" +
+                                  (e->begin < at ? "overlap" : "a hole") + ")");
+    }
+    at = e->end;
+  }
+  std::error_code ec;
+  const auto file_size = std::filesystem::file_size(path, ec);
+  if (ec) return ErrnoToStatus(ec.value(), path);
+  if (static_cast<int64_t>(file_size) != f.data_start + at) {
+    return InvalidArgumentError(path + ": the file has " + std::to_string(file_size) + " bytes, but its header indexes " +
+                                std::to_string(f.data_start + at) +
+                                (static_cast<int64_t>(file_size) < f.data_start + at ? " (truncated)" : " (bytes after the last tensor)"));
   }
   return f;
 }

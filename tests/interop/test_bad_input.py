@@ -124,3 +124,45 @@ def test_copy_refuses_non_empty_destination_and_bad_flags(jigsaw, tmp_path):
     assert r.returncode != 0 and "multiple" in r.stderr
     r = jigsaw.store("copy", path, tmp_path / "d3", "--format", "zarr4", check=False)
     assert r.returncode != 0
+
+
+def safetensors_bytes(tensors, data, pad=b""):
+    """A safetensors file from a header dict and the data bytes, as the format lays it out."""
+    header = json.dumps(tensors).encode() + pad
+    return struct.pack("<Q", len(header)) + header + data
+
+
+def test_safetensors_import_follows_the_formats_rules(jigsaw, tmp_path):
+    """Offsets contiguous, sorted, covering the data exactly; names that can be keys; each refusal names
+    the file and the tensor, and leaves no checkpoint behind."""
+    f4 = np.arange(4, dtype="<f4").tobytes()
+    good = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}
+    cases = {
+        "overlap": (dict(good, b={"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}), f4,
+                    ["tensor b", "overlap"]),
+        "hole": (dict(good, b={"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}), f4 + f4[:4],
+                 ["tensor b", "a hole"]),
+        "trailing": (good, f4 + b"hidden", ["bytes after the last tensor"]),
+        "truncated": (good, f4[:12], ["truncated"]),
+        "empty_name": ({"": good["a"], "b": good["b"]}, f4, ['tensor name ""']),
+        "escaping_name": ({"../../x": good["a"], "b": good["b"]}, f4, ['tensor name "../../x"']),
+        "shape_mismatch": (dict(good, a={"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}), f4,
+                           ["tensor a", "data_offsets [0,8]"]),
+        "negative_shape": (dict(good, a={"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}), f4,
+                           ["tensor a", "shape -2"]),
+    }
+    for name, (header, data, needles) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(safetensors_bytes(header, data))
+        out = tmp_path / f"{name}.ckpt"
+        r = jigsaw.ckpt("import", path, "--mesh", "domain=1", "--out", out, check=False, timeout=60)
+        assert r.returncode != 0, name
+        for n in [str(path)] + needles:
+            assert n in r.stderr, (name, n, r.stderr)
+        assert not (out / "LATEST").exists(), name
+    # The well-formed file imports.
+    path = tmp_path / "good.safetensors"
+    path.write_bytes(safetensors_bytes(good, f4))
+    jigsaw.ckpt("import", path, "--mesh", "domain=1", "--out", tmp_path / "good.ckpt")
+    assert (tmp_path / "good.ckpt" / "LATEST").exists()
