@@ -86,6 +86,10 @@ nlohmann::json PartitionSpecToJson(const PartitionSpec& p) {
 }
 
 Result<Box> TileOf(std::span<const int64_t> shape, const PartitionSpec& partition, const Mesh& mesh, int64_t rank) {
+  if (rank < 0 || rank >= mesh.size()) {
+    return OutOfRangeError("rank " + std::to_string(rank) + " is not a rank of mesh " + mesh.ToString() + " (ranks 0 to " +
+                           std::to_string(mesh.size() - 1) + ")");
+  }
   if (!partition.empty() && partition.size() != shape.size()) {
     return InvalidArgumentError("partition spec has " + std::to_string(partition.size()) +
                                 " entries for " + std::to_string(shape.size()) + " dimensions");

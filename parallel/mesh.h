@@ -36,7 +36,8 @@ Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j);  // ["domain"
 nlohmann::json PartitionSpecToJson(const PartitionSpec& p);
 
 // The box of a tensor of `shape` partitioned by `partition` that `rank` holds on `mesh`. Refused: a spec of
-// another rank, an axis the mesh lacks or used twice, a dimension the split rule cannot split.
+// another rank, an axis the mesh lacks or used twice, a dimension the split rule cannot split, a rank
+// outside the mesh (kOutOfRange: ranks do not wrap round).
 Result<Box> TileOf(std::span<const int64_t> shape, const PartitionSpec& partition, const Mesh& mesh, int64_t rank);
 
 // Whether `rank` owns (writes) its tile: its coordinates on the axes `partition` does not use are all zero.

@@ -95,15 +95,17 @@ int jigsaw_loader_open(const char* url, const jigsaw_loader_options* options, ji
 }
 
 void jigsaw_loader_shape(const jigsaw_loader* l, int64_t shape[5]) {
+  if (!l || !shape) return;
   auto s = l->loader->batch_shape();
   for (int i = 0; i < 5; ++i) shape[i] = s[i];
 }
 
-size_t jigsaw_loader_batch_bytes(const jigsaw_loader* l) { return l->loader->batch_bytes(); }
-int64_t jigsaw_loader_batches_per_epoch(const jigsaw_loader* l) { return l->loader->batches_per_epoch(); }
+size_t jigsaw_loader_batch_bytes(const jigsaw_loader* l) { return l ? l->loader->batch_bytes() : 0; }
+int64_t jigsaw_loader_batches_per_epoch(const jigsaw_loader* l) { return l ? l->loader->batches_per_epoch() : 0; }
 
 int jigsaw_loader_next(jigsaw_loader* l, void* dst, size_t dst_bytes, const void** data, int64_t* times, char** errptr) {
   return Guard(errptr, [&]() -> jigsaw::Status {
+    if (!l) return jigsaw::InvalidArgumentError("jigsaw_loader_next: NULL loader");
     const size_t n = l->loader->batch_bytes();
     if (dst && dst_bytes < n) {  // checked before taking a batch, so that none is lost
       return jigsaw::InvalidArgumentError("jigsaw_loader_next: destination holds " + std::to_string(dst_bytes) +
@@ -118,16 +120,20 @@ int jigsaw_loader_next(jigsaw_loader* l, void* dst, size_t dst_bytes, const void
 }
 
 void jigsaw_loader_state(const jigsaw_loader* l, int64_t* epoch, int64_t* batch) {
+  if (!l) return;
   auto s = l->loader->state();
-  *epoch = s.epoch;
-  *batch = s.batch;
+  if (epoch) *epoch = s.epoch;
+  if (batch) *batch = s.batch;
 }
 
 int jigsaw_loader_restore(jigsaw_loader* l, int64_t epoch, int64_t batch, char** errptr) {
-  return Guard(errptr, [&] { return l->loader->Restore({epoch, batch}); });
+  return Guard(errptr, [&] {
+    return l ? l->loader->Restore({epoch, batch}) : jigsaw::InvalidArgumentError("jigsaw_loader_restore: NULL loader");
+  });
 }
 
 void jigsaw_loader_get_stats(const jigsaw_loader* l, jigsaw_loader_stats* out) {
+  if (!l || !out) return;
   auto s = l->loader->stats();
   *out = {s.batches, s.bytes_read, s.bytes_decoded, s.bytes_delivered, s.seconds, s.consumer_wait_seconds,
           s.read_amplification()};
@@ -146,13 +152,16 @@ int jigsaw_checkpoint_open(const char* path, jigsaw_checkpoint** out, char** err
   });
 }
 
-int64_t jigsaw_checkpoint_step(const jigsaw_checkpoint* c) { return c->manifest.step; }
-int64_t jigsaw_checkpoint_num_tensors(const jigsaw_checkpoint* c) { return static_cast<int64_t>(c->manifest.tensors.size()); }
-const char* jigsaw_checkpoint_metadata(const jigsaw_checkpoint* c) { return c->metadata.c_str(); }
+int64_t jigsaw_checkpoint_step(const jigsaw_checkpoint* c) { return c ? c->manifest.step : -1; }
+int64_t jigsaw_checkpoint_num_tensors(const jigsaw_checkpoint* c) {
+  return c ? static_cast<int64_t>(c->manifest.tensors.size()) : 0;
+}
+const char* jigsaw_checkpoint_metadata(const jigsaw_checkpoint* c) { return c ? c->metadata.c_str() : nullptr; }
 
 int jigsaw_checkpoint_tensor(const jigsaw_checkpoint* c, int64_t index, const char** name, const char** dtype, int* ndim,
                              int64_t shape[8], char** errptr) {
   return Guard(errptr, [&]() -> jigsaw::Status {
+    if (!c) return jigsaw::InvalidArgumentError("jigsaw_checkpoint_tensor: NULL checkpoint");
     if (index < 0 || index >= jigsaw_checkpoint_num_tensors(c)) {
       return jigsaw::OutOfRangeError("tensor index " + std::to_string(index) + " out of range");
     }
@@ -170,9 +179,14 @@ int jigsaw_checkpoint_tensor(const jigsaw_checkpoint* c, int64_t index, const ch
 int jigsaw_checkpoint_read(const jigsaw_checkpoint* c, const char* name, const int64_t* origin, const int64_t* shape,
                            void* dst, size_t dst_bytes, char** errptr) {
   return Guard(errptr, [&]() -> jigsaw::Status {
-    const jigsaw::TensorRecord* t = name ? c->manifest.Find(name) : nullptr;
-    if (!t) return jigsaw::NotFoundError(std::string("no tensor \"") + (name ? name : "(null)") + "\"");
+    if (!c || !name) return jigsaw::InvalidArgumentError("jigsaw_checkpoint_read: NULL checkpoint or name");
+    const jigsaw::TensorRecord* t = c->manifest.Find(name);
+    if (!t) return jigsaw::NotFoundError(std::string("no tensor \"") + name + "\"");
     const size_t rank = t->spec.shape.size();
+    if (rank > 0 && (!origin || !shape)) {
+      return jigsaw::InvalidArgumentError("jigsaw_checkpoint_read: NULL origin or shape for tensor " + t->spec.name +
+                                          " of " + std::to_string(rank) + " dimensions");
+    }
     jigsaw::Box box{std::vector<int64_t>(origin, origin + rank), std::vector<int64_t>(shape, shape + rank)};
     RETURN_IF_ERROR(jigsaw::CheckBoxWithin(t->spec, box));
     const size_t n = static_cast<size_t>(box.num_elements() * t->spec.dtype.size);
@@ -315,3 +329,13 @@ void jigsaw_checkpoint_save_close(jigsaw_checkpoint_save* s) { delete s; }
 void jigsaw_free(void* p) { std::free(p); }
 
 }  // extern "C"
+
+static_assert(JIGSAW_EINVAL == static_cast<int>(jigsaw::StatusCode::kInvalidArgument) &&
+                  JIGSAW_ENOTFOUND == static_cast<int>(jigsaw::StatusCode::kNotFound) &&
+                  JIGSAW_EDATALOSS == static_cast<int>(jigsaw::StatusCode::kDataLoss) &&
+                  JIGSAW_EIO == static_cast<int>(jigsaw::StatusCode::kIo) &&
+                  JIGSAW_EUNIMPLEMENTED == static_cast<int>(jigsaw::StatusCode::kUnimplemented) &&
+                  JIGSAW_EPRECONDITION == static_cast<int>(jigsaw::StatusCode::kFailedPrecondition) &&
+                  JIGSAW_ERANGE == static_cast<int>(jigsaw::StatusCode::kOutOfRange) &&
+                  JIGSAW_EINTERNAL == static_cast<int>(jigsaw::StatusCode::kInternal),
+              "the C API's status codes are jigsaw::StatusCode's");

@@ -2,8 +2,11 @@
  *
  * Conventions (as LevelDB's C API):
  * - Objects are opaque handles created by *_open and destroyed by *_close.
- * - Functions that can fail return 0 on success and a non-zero status code otherwise; when `errptr` is not
- *   NULL it then receives a malloc'ed, NUL-terminated message that the caller frees with jigsaw_free().
+ * - Functions that can fail return 0 on success and a non-zero status code otherwise (JIGSAW_E* below); when
+ *   `errptr` is not NULL it then receives a malloc'ed, NUL-terminated message that the caller frees with
+ *   jigsaw_free().
+ * - Every pointer argument is checked: a NULL handle or required pointer is JIGSAW_EINVAL, never a crash
+ *   (getters given a NULL handle return 0, -1 or NULL).
  * - No C++ exception ever crosses this boundary.
  * - A loader handle is used by one thread at a time.
  */
@@ -16,6 +19,19 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Status codes (as jigsaw::StatusCode). */
+enum {
+  JIGSAW_OK = 0,
+  JIGSAW_EINVAL = 1,        /* bad argument or input file: malformed metadata, bad flag, NULL pointer */
+  JIGSAW_ENOTFOUND = 2,     /* a store, array, tensor or file that must exist does not */
+  JIGSAW_EDATALOSS = 3,     /* stored bytes are corrupt: checksum mismatch, truncated or missing chunk */
+  JIGSAW_EIO = 4,           /* the operating system or network failed */
+  JIGSAW_EUNIMPLEMENTED = 5,/* valid input jigsaw does not support */
+  JIGSAW_EPRECONDITION = 6, /* the call does not fit the state (a save already committed, a store in the way) */
+  JIGSAW_ERANGE = 7,        /* a byte range or box outside the object */
+  JIGSAW_EINTERNAL = 8      /* a bug in jigsaw */
+};
 
 typedef struct jigsaw_loader jigsaw_loader;
 

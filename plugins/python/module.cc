@@ -335,6 +335,24 @@ class PyAsyncSaver {
 }  // namespace
 
 PYBIND11_MODULE(_jigsaw, m) {
+  // The mesh and the split rule, from parallel/mesh.h: the Python package computes no tile itself.
+  m.def("mesh_axes", [](const std::string& text) { return Unwrap(Mesh::Parse(text)).axes; }, py::arg("mesh"),
+        "[(axis, size), ...] of a mesh like \"domain=2,tensor=2\", parsed strictly (ValueError naming the part).");
+  m.def("tile_of",
+        [](const std::vector<int64_t>& shape, const py::object& spec, const std::string& mesh, int64_t rank) {
+          PartitionSpec p;
+          if (!spec.is_none()) {
+            for (const auto& e : spec) {
+              if (e.is_none()) p.push_back(std::nullopt);
+              else p.push_back(e.cast<std::string>());
+            }
+          }
+          Box b = Unwrap(TileOf(shape, p, Unwrap(Mesh::Parse(mesh)), rank));
+          return std::make_pair(b.origin, b.shape);
+        },
+        py::arg("shape"), py::arg("spec"), py::arg("mesh"), py::arg("rank"),
+        "(origin, shape) of the tile `rank` holds of a tensor of `shape` split by `spec` on `mesh`; ValueError for "
+        "a rank outside the mesh (ranks do not wrap round) or a split the rule refuses.");
   m.def("checkpoint_manifest", &CheckpointManifest, py::arg("path"), "The manifest of a step (or a root's LATEST), as JSON text.");
   m.def("checkpoint_load", &CheckpointLoad, py::arg("path"), py::arg("boxes"),
         "Boxes of tensors, {name: (origin or None, shape or None)} -> {name: NumPy array}, loaded in parallel; "

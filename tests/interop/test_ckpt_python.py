@@ -28,6 +28,10 @@ def test_numpy_save_read_boxes(tmp_path):
     np.testing.assert_array_equal(jc.read(tmp_path / "c", "b"), b)
     with pytest.raises(ValueError, match=r"box \[30:40, 0:22\] is not within tensor w of shape \[37,22\]"):
         jc.read(tmp_path / "c", "w", [30, 0], [10, 22])
+    # Boxes whose end overflows int64 (origin + shape wraps round) are refused, not read from other memory.
+    for origin, shape in [([2**63 - 1, 0], [2, 2]), ([0, 0], [2**63 - 1, 22]), ([-1, 0], [2, 2])]:
+        with pytest.raises(ValueError, match="is not within tensor w"):
+            jc.read(tmp_path / "c", "w", origin, shape)
 
 
 def test_torch_state_dict_saved_on_one_mesh_loads_tiles_on_another(tmp_path):
@@ -47,6 +51,19 @@ for rank in range(8):
     assert torch.equal(tiles["enc.weight"], sd["enc.weight"][d * 8:(d + 1) * 8, t * 8:(t + 1) * 8])
     assert torch.equal(tiles["emb"], sd["emb"][:, t * 4:(t + 1) * 4])
     assert torch.equal(tiles["enc.bias"], sd["enc.bias"])
+# Ranks outside the mesh and meshes that do not parse strictly are refused, naming them.
+for bad_rank in (8, -1):
+    try:
+        jc.load_torch({str(tmp_path / "t")!r}, mesh="domain=4,tensor=2", rank=bad_rank)
+        raise SystemExit("rank %d was accepted" % bad_rank)
+    except ValueError as e:
+        assert "rank %d is not a rank of mesh domain=4,tensor=2" % bad_rank in str(e), e
+for bad_mesh in ("domain=2;tensor=8", "domain=2xyz", "domain=0"):
+    try:
+        jc.load_torch({str(tmp_path / "t")!r}, mesh=bad_mesh, rank=0)
+        raise SystemExit("mesh %r was accepted" % bad_mesh)
+    except ValueError as e:
+        assert bad_mesh in str(e), e
 print("ok")
 """
     r = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=300)

@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from ._jigsaw import AsyncSaver as _AsyncSaver
-from ._jigsaw import checkpoint_load, checkpoint_manifest, checkpoint_save
+from ._jigsaw import checkpoint_load, checkpoint_manifest, checkpoint_save, mesh_axes, tile_of
 
 __all__ = ["manifest", "tensors", "read", "save", "load_torch", "AsyncSaver", "TorchCommunicator"]
 
@@ -149,7 +149,7 @@ def _communicator(comm):
 
 
 def _mesh_axes(mesh):
-    return [(a.split("=")[0], int(a.split("=")[1])) for a in mesh.split(",") if a]
+    return mesh_axes(mesh)  # strict: "domain=2;tensor=8" or "domain=2xyz" is a ValueError naming it
 
 
 def _step_path(path):
@@ -157,22 +157,6 @@ def _step_path(path):
     if path.rsplit("/", 1)[-1].startswith("step-"):
         return path
     return f"{path}/step-{manifest(path)['step']:08d}"
-
-
-def _tile(shape, spec, mesh_axes, rank):
-    origin, size = [0] * len(shape), list(shape)
-    coords, stride = {}, 1
-    for axis, n in reversed(mesh_axes):
-        coords[axis] = (rank // stride) % n
-        stride *= n
-    for d, axis in enumerate(spec or []):
-        if axis is None:
-            continue
-        n = dict(mesh_axes)[axis]
-        c = -(-shape[d] // n)
-        origin[d] = coords[axis] * c
-        size[d] = min((coords[axis] + 1) * c, shape[d]) - origin[d]
-    return origin, size
 
 
 def load_torch(path, mesh=None, rank=0, partition=None):
@@ -186,9 +170,8 @@ def load_torch(path, mesh=None, rank=0, partition=None):
     for name, info in infos.items():
         origin = shape = None
         if mesh is not None:
-            axes = _mesh_axes(mesh)
             spec = _spec(name, partition) if partition is not None else info["partition"]
-            origin, shape = _tile(info["shape"], spec, axes, rank)
+            origin, shape = tile_of(info["shape"], spec, mesh, rank)
         boxes[name] = (origin, shape)
     out = {}
     for name, a in checkpoint_load(str(path), boxes).items():
