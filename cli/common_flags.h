@@ -18,6 +18,19 @@
 
 namespace jigsaw::cli {
 
+// A flag's value must be a number no smaller than `lo` (CLI11's own range check prints its whole double range).
+inline CLI::Validator AtLeast(double lo) {
+  return CLI::Validator(
+      [lo](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0') return "\"" + text + "\" is not a number";
+        if (v < lo) return text + " is below " + CLI::detail::to_string(lo);
+        return "";
+      },
+      "NUMBER >= " + CLI::detail::to_string(lo));
+}
+
 struct CommonFlags {
   int threads = 0;
   std::string s3_endpoint, s3_region;

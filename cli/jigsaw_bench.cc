@@ -96,8 +96,9 @@ int main(int argc, char** argv) {
   loader->add_option("--prefetch", lo.prefetch, "batches in flight (default 4)");
   loader->add_flag("--normalize", lo.normalize, "normalise with the store's statistics");
   loader->add_option("--dtype", lo.dtype, "float32 or bfloat16");
-  loader->add_option("--seconds", seconds, "how long to run (default 10)");
-  loader->add_option("--max-batches", repeats, "stop after this many batches (default: by time)");
+  loader->add_option("--seconds", seconds, "how long to run (default 10)")->check(cli::AtLeast(0.001));
+  loader->add_option("--max-batches", repeats, "stop after this many batches (default: by time)")
+      ->check(cli::AtLeast(1));
 
   std::string ckpt_dir, ckpt_mesh = "domain=2,tensor=2", reshard_mesh = "domain=4,tensor=2";
   double gb = 2.0;

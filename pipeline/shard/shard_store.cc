@@ -188,8 +188,8 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   } else if (existing.status().code() != StatusCode::kNotFound) {
     return existing.status();
   } else {
-    ASSIGN_OR_RETURN(auto keys, out->List(""));
-    if (!keys.empty()) return FailedPreconditionError(out->url() + " is not empty and is not a jigsaw-shard store; choose a new --out");
+    ASSIGN_OR_RETURN(bool empty, out->IsEmpty());
+    if (!empty) return FailedPreconditionError(out->url() + " is not empty and is not a jigsaw-shard store; choose a new --out");
   }
   if (resume && existing->attributes["jigsaw"].value("complete", false)) {
     // The consolidated metadata is written after the store is marked complete: a run killed between the two

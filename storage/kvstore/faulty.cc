@@ -63,6 +63,10 @@ class FaultyKvStore final : public ForwardingKvStore {
     RETURN_IF_ERROR(Before("list", prefix));
     return base()->List(prefix);
   }
+  Result<bool> IsEmpty() override {
+    RETURN_IF_ERROR(Before("list", ""));
+    return base()->IsEmpty();
+  }
 
  private:
   Status Before(std::string_view op, std::string_view key) {

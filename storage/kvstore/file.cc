@@ -265,7 +265,16 @@ class FileKvStore final : public KvStore {
     return OkStatus();
   }
 
-  Result<std::vector<ListEntry>> List(std::string_view prefix) override {
+  Result<std::vector<ListEntry>> List(std::string_view prefix) override { return Walk(prefix, SIZE_MAX); }
+
+  Result<bool> IsEmpty() override {
+    ASSIGN_OR_RETURN(auto first, Walk("", 1));  // stops at the first value: "/" is not walked whole
+    return first.empty();
+  }
+
+  // The keys under `prefix`, at most `limit` of them (sorted only when all are wanted). Symbolic links to
+  // directories are not followed: a link back up (as /proc/self/root) would never end.
+  Result<std::vector<ListEntry>> Walk(std::string_view prefix, size_t limit) {
     // Walk only the deepest directory the prefix names.
     std::string start_dir;
     size_t slash = prefix.rfind('/');
@@ -279,7 +288,9 @@ class FileKvStore final : public KvStore {
         if (errno != ENOENT && errno != ENOTDIR && st.ok()) st = ErrnoToStatus(errno, "list " + dir_path);
         return;
       }
-      while (struct dirent* e = ::readdir(dir)) {
+      while (out.size() < limit) {
+        struct dirent* e = ::readdir(dir);
+        if (e == nullptr) break;
         std::string_view name = e->d_name;
         if (name == "." || name == "..") continue;
         if (size_t m = name.find(kTempMarker); m != std::string_view::npos) {
@@ -288,8 +299,10 @@ class FileKvStore final : public KvStore {
         }
         std::string key = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
         struct stat s;
-        if (::stat((root_ + "/" + key).c_str(), &s) != 0) continue;  // removed meanwhile
-        if (S_ISDIR(s.st_mode)) {
+        if (::lstat((root_ + "/" + key).c_str(), &s) != 0) continue;  // removed meanwhile
+        const bool link = S_ISLNK(s.st_mode);
+        if (link && ::stat((root_ + "/" + key).c_str(), &s) != 0) continue;  // a dangling link
+        if (S_ISDIR(s.st_mode) && !link) {
           // Descend only where keys under this directory can match the prefix.
           std::string as_dir = key + "/";
           if (as_dir.starts_with(prefix) || prefix.starts_with(as_dir)) walk(key);

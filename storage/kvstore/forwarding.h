@@ -33,6 +33,7 @@ class ForwardingKvStore : public KvStore {
   }
   Status Delete(std::string_view key) override { return base_->Delete(key); }
   Result<std::vector<ListEntry>> List(std::string_view prefix) override { return base_->List(prefix); }
+  Result<bool> IsEmpty() override { return base_->IsEmpty(); }
   std::string url() const override { return base_->url(); }
   int io_threads() const override { return base_->io_threads(); }
 

@@ -40,9 +40,14 @@ Result<std::unique_ptr<KvWriter>> KvStore::OpenWriter(std::string_view key, Writ
   return std::unique_ptr<KvWriter>(std::make_unique<BufferingWriter>(this, std::string(key), options));
 }
 
+Result<bool> KvStore::IsEmpty() {
+  ASSIGN_OR_RETURN(auto keys, List(""));
+  return keys.empty();
+}
+
 Status RequireEmpty(KvStore* store) {
-  auto existing = store->List("");
-  if (existing.ok() && !existing->empty()) {
+  auto empty = store->IsEmpty();
+  if (empty.ok() && !*empty) {
     return FailedPreconditionError(store->url() + " is not empty; choose a new destination");
   }
   return OkStatus();

@@ -104,6 +104,9 @@ class KvStore {
   virtual Result<std::unique_ptr<KvWriter>> OpenWriter(std::string_view key, WriteOptions options = {});
   virtual Status Delete(std::string_view key) = 0;
   virtual Result<std::vector<ListEntry>> List(std::string_view prefix) = 0;
+  // Whether the store holds no key at all; the file store stops at the first file (List("") of "/" would
+  // walk the whole file system).
+  virtual Result<bool> IsEmpty();
   // A URL naming this store (for messages and for reopening), never containing credentials.
   virtual std::string url() const = 0;
   // How many threads should wait on this store's requests at once: 0 for local stores (as many as

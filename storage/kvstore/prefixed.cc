@@ -31,6 +31,7 @@ class PrefixedKvStore final : public ForwardingKvStore {
     for (auto& e : entries) e.key = e.key.substr(strip);
     return entries;
   }
+  Result<bool> IsEmpty() override { return KvStore::IsEmpty(); }  // under the prefix, not the base's
   std::string url() const override { return JoinKey(base()->url(), prefix_); }
 
  private:

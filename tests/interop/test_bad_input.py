@@ -166,3 +166,27 @@ def test_safetensors_import_follows_the_formats_rules(jigsaw, tmp_path):
     path.write_bytes(safetensors_bytes(good, f4))
     jigsaw.ckpt("import", path, "--mesh", "domain=1", "--out", tmp_path / "good.ckpt")
     assert (tmp_path / "good.ckpt" / "LATEST").exists()
+
+
+def test_inputs_that_once_hung_now_finish_within_seconds(jigsaw, tmp_path):
+    """Each finishes (here: fails, naming the problem) within 30 s; before, each ran for minutes or forever."""
+    jigsaw.shard("synth", tmp_path / "src.zarr", "--grid", "9x16", "--times", "4", timeout=30)
+    run = ["run", "--source", tmp_path / "src.zarr", "--vars", "t2m", "--start", "2020-01-01T00",
+           "--end", "2020-01-01T18", "--tiles", "1x1x1"]
+    # An output of "/" was listed whole (through /proc's links back to "/") to see whether it was empty.
+    r = jigsaw.shard(*run, "--out", "/", check=False, timeout=30)
+    assert r.returncode != 0 and "file:/// is not empty" in r.stderr, r.stderr
+    # A store holding a link to its own parent lists, verifies and copies without walking round the loop.
+    jigsaw.shard(*run, "--out", tmp_path / "tiles.zarr", timeout=60)
+    (tmp_path / "tiles.zarr" / "data" / "loop").symlink_to("..")
+    assert "stored 1.9 KiB in 4 objects" in jigsaw.store("ls", tmp_path / "tiles.zarr", timeout=30).stdout
+    jigsaw.shard("verify", tmp_path / "tiles.zarr", timeout=30)
+    # --max-batches 0 ran forever (the stop test was "reached 0 after at least one"); --seconds 0 likewise.
+    for flag, value, needle in [("--max-batches", "0", "0 is below 1"), ("--seconds", "-1", "-1 is below")]:
+        r = jigsaw.run("jigsaw-bench", "loader", tmp_path / "tiles.zarr", "--rank", "0", flag, value, check=False,
+                       timeout=30)
+        assert r.returncode != 0 and needle in r.stderr, r.stderr
+    # An S3 endpoint of another scheme was retried for minutes by the HTTP client.
+    r = jigsaw.store("ls", "s3://bucket/x", "--s3-endpoint", "ftp://127.0.0.1:1", check=False, timeout=30,
+                     env={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+    assert r.returncode != 0 and 'S3 endpoint "ftp://127.0.0.1:1"' in r.stderr, r.stderr

@@ -372,6 +372,11 @@ Result<S3Options> S3OptionsFromEnvironment() {
 Result<std::unique_ptr<KvStore>> NewS3KvStore(std::string_view url, S3Options options) {
   std::string bucket, prefix;
   RETURN_IF_ERROR(SplitBucketUrl(url, "s3", &bucket, &prefix));
+  // Checked up front: an endpoint of another scheme would otherwise be tried (and retried) by the HTTP client.
+  if (!options.endpoint.empty() && !options.endpoint.starts_with("http://") && !options.endpoint.starts_with("https://")) {
+    return InvalidArgumentError("S3 endpoint \"" + options.endpoint + "\" for " + std::string(url) +
+                                " is not an http:// or https:// URL (--s3-endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)");
+  }
   if (!options.anonymous && (options.credentials.access_key_id.empty() || options.credentials.secret_access_key.empty())) {
     return InvalidArgumentError(
         "no S3 credentials for " + std::string(url) +
