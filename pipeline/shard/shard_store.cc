@@ -49,6 +49,9 @@ Result<ArrayMetadata> DataMetadata(const ShardPlan& p) {
   s.dtype = OutputType(p);
   s.fill_value = "NaN";
   s.codec = p.options.codec;
+  // Every v3 chunk carries its crc32c (the spec's codec, which zarr-python and TensorStore check too), so
+  // that a changed byte fails `verify` and every read instead of decoding to other numbers.
+  s.crc32c = p.options.zarr_format == 3;
   s.dimension_names = {"time", "channel", "latitude", "longitude"};
   json names = json::array();
   for (const auto& c : p.channels) names.push_back(c.name);

@@ -343,3 +343,32 @@ def test_bad_input_names_source_variable_and_time(jigsaw, tmp_path):
     assert v.returncode != 0 and "not complete" in v.stdout
     info = jigsaw.shard("info", out)
     assert "INCOMPLETE" in info.stdout
+
+
+@pytest.mark.parametrize("extra", [[], ["--time-per-shard", "4"]])
+def test_a_changed_byte_in_a_v3_chunk_fails_verify_and_every_reader(jigsaw, tmp_path, extra):
+    """Every v3 chunk (inner chunk when sharded) carries a crc32c: one flipped byte is found by both verify
+    commands, which name the chunk, and refused by jigsaw's loader, zarr-python and TensorStore alike."""
+    src = str(tmp_path / "src.zarr")
+    make_dataset().to_zarr(src, zarr_format=2, consolidated=True)
+    out = tmp_path / "out.zarr"
+    jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--out", out, *extra)
+    meta = json.loads((out / "data" / "zarr.json").read_text())
+    names = [c["name"] for c in meta["codecs"]]
+    if extra:
+        assert names == ["sharding_indexed"]
+        names = [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
+    assert names[-1] == "crc32c", names
+    key = "c/1/1/0/0" if not extra else "c/0/1/0/0"
+    chunk = out / "data" / key
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 3] ^= 0x10
+    chunk.write_bytes(bytes(raw))
+    for tool in ("jigsaw-shard", "jigsaw-store"):
+        r = jigsaw.run(tool, "verify", out, check=False)
+        assert r.returncode != 0, (tool, r.stdout, r.stderr)
+        assert "data/" + key in r.stdout + r.stderr and "crc32c" in r.stdout + r.stderr, (tool, r.stdout, r.stderr)
+    with pytest.raises(Exception):
+        zarr.open_array(str(out / "data"), mode="r")[...]
+    with pytest.raises(Exception):
+        ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out / "data")}}).result().read().result()
