@@ -49,6 +49,18 @@ Result<PlaneOrientation> PlaneOrientation::From(const std::vector<double>& lat, 
                                                 SourceGrid* grid) {
   PlaneOrientation o;
   if (lat.size() < 2 || lon.size() < 2) return InvalidArgumentError("latitude and longitude need at least 2 points");
+  for (size_t i = 0; i < lat.size(); ++i) {
+    if (!std::isfinite(lat[i]) || lat[i] < -90 || lat[i] > 90) {
+      return InvalidArgumentError("latitude[" + std::to_string(i) + "] is " + std::to_string(lat[i]) +
+                                  ": latitudes must be finite degrees in [-90, 90]");
+    }
+  }
+  for (size_t i = 0; i < lon.size(); ++i) {
+    if (!std::isfinite(lon[i])) {
+      return InvalidArgumentError("longitude[" + std::to_string(i) + "] is " + std::to_string(lon[i]) +
+                                  ": longitudes must be finite degrees");
+    }
+  }
   bool asc = lat[1] > lat[0];
   for (size_t i = 1; i < lat.size(); ++i)
     if ((lat[i] > lat[i - 1]) != asc || lat[i] == lat[i - 1]) return InvalidArgumentError("latitude is not monotonic");

@@ -97,24 +97,33 @@ class ZarrSource final : public Source {
       }
     }
     ASSIGN_OR_RETURN(auto time_array, Array::Open(store_.get(), coord[DimRole::kTime]));
+    // Coordinates and data are read whole-chunk-or-error: a missing chunk of a source is missing data, not
+    // the fill value (which would turn into NaN coordinates, or NaN tiles in a store marked complete).
+    time_array->RequireEveryChunk(true);
     const json& tattrs = time_array->metadata().attributes;
     if (!tattrs.contains("units") || !tattrs["units"].is_string()) {
       return InvalidArgumentError("time coordinate \"" + coord[DimRole::kTime] + "\" has no CF units attribute");
     }
     ASSIGN_OR_RETURN(CfTimeUnits units, ParseCfTimeUnits(tattrs["units"].get<std::string>(), tattrs.value("calendar", "")));
     ASSIGN_OR_RETURN(auto tvals, ReadDoubles(*time_array));
+    for (size_t i = 0; i < tvals.size(); ++i) {
+      if (!std::isfinite(tvals[i])) return InvalidArgumentError("time[" + std::to_string(i) + "] is not a finite number");
+    }
     times_ = DecodeCfTimes(tvals, units);
     for (size_t i = 1; i < times_.size(); ++i) {
       if (times_[i] <= times_[i - 1]) return InvalidArgumentError("times are not strictly increasing at " + FormatIsoTime(times_[i]));
     }
     ASSIGN_OR_RETURN(auto lat_array, Array::Open(store_.get(), coord[DimRole::kLatitude]));
     ASSIGN_OR_RETURN(auto lon_array, Array::Open(store_.get(), coord[DimRole::kLongitude]));
+    lat_array->RequireEveryChunk(true);
+    lon_array->RequireEveryChunk(true);
     ASSIGN_OR_RETURN(auto lat, ReadDoubles(*lat_array));
     ASSIGN_OR_RETURN(auto lon, ReadDoubles(*lon_array));
     ASSIGN_OR_RETURN(orientation_, PlaneOrientation::From(lat, lon, &grid_));
     std::vector<double> levels;
     if (coord.count(DimRole::kLevel)) {
       ASSIGN_OR_RETURN(auto level_array, Array::Open(store_.get(), coord[DimRole::kLevel]));
+      level_array->RequireEveryChunk(true);
       ASSIGN_OR_RETURN(levels, ReadDoubles(*level_array));
     }
     for (const auto& n : nodes) {
@@ -148,6 +157,7 @@ class ZarrSource final : public Source {
       VariableInfo info{CanonicalVariableName(n.path), {}};
       if (has[static_cast<int>(DimRole::kLevel)]) info.levels = levels;
       ASSIGN_OR_RETURN(v.array, Array::Open(store_.get(), n.path));
+      v.array->RequireEveryChunk(true);
       v.packing = CfPackingOf(v.array->metadata());
       variables_.push_back(info);
       vars_[info.name] = std::move(v);

@@ -126,7 +126,7 @@ Result<bool> Array::ReadChunk(std::span<const int64_t> index, std::span<char> ou
 
 Status Array::MissingChunk(const std::string& key) const {
   if (!require_every_chunk_) return OkStatus();
-  return DataLossError(store_->url() + ": chunk " + key + " is missing from a store that says it is complete");
+  return DataLossError(store_->url() + ": chunk " + key + " is missing (data that must be there: not read as the fill value)");
 }
 
 Status Array::WriteChunk(std::span<const int64_t> index, std::string_view data) const {

@@ -345,6 +345,36 @@ def test_bad_input_names_source_variable_and_time(jigsaw, tmp_path):
     assert "INCOMPLETE" in info.stdout
 
 
+def test_missing_source_data_is_an_error_not_nan(jigsaw, tmp_path):
+    """A source chunk that is missing, or coordinates that are missing or NaN, stop the run naming what is
+    wrong; before, they became NaN tiles (or a NaN latitude) in a store marked complete."""
+    base = ["--vars", "temperature", "--levels", "500", "--start", "2020-01-01T00", "--end", "2020-01-02T06",
+            "--tiles", "1x1x1"]
+    src = tmp_path / "src.zarr"
+    ds = make_dataset()
+    one_time = (1,) + ds["temperature"].shape[1:]
+    ds.to_zarr(str(src), zarr_format=2, consolidated=True, encoding={"temperature": {"chunks": one_time}})
+    pristine = tmp_path / "pristine.zarr"
+    shutil.copytree(src, pristine)
+    os.remove(src / "temperature" / "3.0.0.0")
+    r = jigsaw.shard("run", "--source", src, *base, "--out", tmp_path / "a.zarr", check=False)
+    assert r.returncode != 0
+    for needle in ("temperature", "2020-01-01T18:00:00", "temperature/3.0.0.0 is missing"):
+        assert needle in r.stderr, (needle, r.stderr)
+    assert jigsaw.shard("verify", tmp_path / "a.zarr", check=False).returncode != 0
+    # The latitude: a chunk missing, or values that are NaN.
+    src = tmp_path / "lat.zarr"
+    shutil.copytree(pristine, src)
+    os.remove(src / "latitude" / "0")
+    r = jigsaw.shard("run", "--source", src, *base, "--out", tmp_path / "b.zarr", check=False)
+    assert r.returncode != 0 and "latitude/0 is missing" in r.stderr, r.stderr
+    src = tmp_path / "nanlat.zarr"
+    ds = ds.assign_coords(latitude=np.where(np.arange(ds.latitude.size) == 3, np.nan, ds.latitude.values))
+    ds.to_zarr(str(src), zarr_format=2, consolidated=True)
+    r = jigsaw.shard("run", "--source", src, *base, "--out", tmp_path / "c.zarr", check=False)
+    assert r.returncode != 0 and "latitude[3] is nan" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("extra", [[], ["--time-per-shard", "4"]])
 def test_a_changed_byte_in_a_v3_chunk_fails_verify_and_every_reader(jigsaw, tmp_path, extra):
     """Every v3 chunk (inner chunk when sharded) carries a crc32c: one flipped byte is found by both verify

@@ -210,7 +210,7 @@ def test_a_missing_chunk_of_a_complete_store_is_an_error_not_nan(store, tmp_path
     chunk = sorted(p for p in (broken / "tiles.zarr" / "data").rglob("*") if p.is_file() and p.name != "zarr.json")[0]
     chunk.unlink()
     p, _ = train(broken, tmp_path, "--steps", "30", "--batch-size", "4", check=False)
-    assert p.returncode != 0 and "is missing from a store that says it is complete" in p.stderr, p.stderr
+    assert p.returncode != 0 and "is missing (data that must be there" in p.stderr, p.stderr
 
 
 def test_rollout_loss_trains_alike_on_one_rank_and_a_2x2_mesh(store, tmp_path):
