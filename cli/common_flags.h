@@ -39,7 +39,8 @@ struct CommonFlags {
 };
 
 inline void AddCommonFlags(CLI::App& app, CommonFlags* f) {
-  app.add_option("--threads", f->threads, "limit on worker threads, I/O threads for object stores included (default: no limit)");
+  app.add_option("--threads", f->threads, "limit on worker threads, I/O threads for object stores included (default: no limit)")
+      ->check(AtLeast(1));
   app.add_option("--s3-endpoint", f->s3_endpoint,
                  "S3 endpoint for s3:// URLs, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL, else AWS); "
                  "credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN")
@@ -67,6 +68,17 @@ inline std::unique_ptr<tbb::global_control> ApplyCommonFlags(const CommonFlags& 
 
 // Reports a failed command on stderr as "tool: message" and returns its exit code: 2 for bad input (an
 // invalid argument, something not found), 1 for everything else.
+// CLI11_PARSE, but a malformed command line exits 2 as the README promises (CLI11's own codes are 100+);
+// --help still exits 0.
+#define JIGSAW_CLI_PARSE(app, argc, argv)            \
+  do {                                               \
+    try {                                            \
+      (app).parse((argc), (argv));                   \
+    } catch (const CLI::ParseError& e) {             \
+      return (app).exit(e) == 0 ? 0 : 2;             \
+    }                                                \
+  } while (0)
+
 inline int Fail(const char* tool, const Status& s) {
   std::cerr << tool << ": " << s.message() << "\n";
   return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;

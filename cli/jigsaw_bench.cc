@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   gemm->add_option("--repeats", gemm_repeats, "passes; the best counts")->capture_default_str();
   gemm->add_flag("--json", as_json, "machine-readable output");
 
-  CLI11_PARSE(app, argc, argv);
+  JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
 
   if (gemm->parsed()) {

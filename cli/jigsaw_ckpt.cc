@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   import->add_option("--mesh", mesh_text, "mesh, e.g. domain=2,tensor=2")->required();
   import->add_option("--partition", partition_path, "JSON: tensor name or glob -> partition spec; unmatched: replicated");
   import->add_option("--out", out, "checkpoint root")->required();
-  import->add_option("--step", step, "step number (default 0)");
+  import->add_option("--step", step, "step number (default 0)")->check(cli::AtLeast(0));
 
   std::string export_format, codec = "zstd";
   auto* exp = app.add_subcommand("export", "a step -> one safetensors file, or a Zarr v3 group with one array per tensor");
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   exp->add_option("--codec", codec, "Zarr export: none, zstd, blosc-lz4, gzip, ... (default zstd)");
 
   app.add_flag("--no-sync", no_sync, "skip fsync (tests, scratch space)");
-  CLI11_PARSE(app, argc, argv);
+  JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
   SaveOptions save;
   save.sync = !no_sync;

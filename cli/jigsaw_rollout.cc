@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   bool no_write = false;
   app.add_flag("--no-write", no_write, "forecast without writing the tiles (measures the rollout without its writer)");
   app.add_flag("--json", json, "print the run's figures as one JSON object on stdout");
-  CLI11_PARSE(app, argc, argv);
+  JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
   o.zarr_format = format == "zarr2" ? 2 : 3;
   o.write = !no_write;

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   app.add_option("--plot", plot_path,
                  "draw RMSE and ACC against lead time, one panel per headline channel, into this image (.png, .svg, "
                  ".pdf; needs python3-matplotlib)");
-  CLI11_PARSE(app, argc, argv);
+  JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
   auto scores = train::ScoreForecast(o);
   if (!scores.ok()) return cli::Fail("jigsaw-score", scores.status());

@@ -2,6 +2,8 @@
 #include <tbb/global_control.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/common_flags.h"
@@ -58,13 +60,18 @@ struct PlanFlags {
 
   Result<std::pair<ShardPlan, std::vector<std::unique_ptr<Source>>>> Make() {
     options.vars = SplitList(vars);
+    for (size_t i = 0; i < options.vars.size(); ++i)
+      for (size_t k = 0; k < i; ++k)
+        if (options.vars[i] == options.vars[k]) return InvalidArgumentError("--vars names " + options.vars[i] + " twice");
     options.zarr_format = format == "zarr2" ? 2 : 3;
     for (const auto& l : SplitList(levels)) {
-      try {
-        options.levels.push_back(std::stod(l));
-      } catch (...) {
-        return InvalidArgumentError("level \"" + l + "\" is not a number");
-      }
+      // The whole text is the number: "500abc" is not 500.
+      char* end = nullptr;
+      const double v = std::strtod(l.c_str(), &end);
+      if (l.empty() || *end != '\0' || !std::isfinite(v)) return InvalidArgumentError("level \"" + l + "\" is not a number");
+      for (double seen : options.levels)
+        if (seen == v) return InvalidArgumentError("--levels names " + l + " twice");
+      options.levels.push_back(v);
     }
     std::vector<std::unique_ptr<Source>> opened;
     for (const auto& s : sources) {
@@ -131,7 +138,7 @@ int main(int argc, char** argv) {
   clim->add_option("--out", clim_out, "output store path or URL")->required();
   clim->add_option("--format", clim_format, "zarr3 or zarr2")->check(CLI::IsMember({"zarr2", "zarr3"}))->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
   if (clim->parsed()) {
     clim_options.zarr_format = clim_format == "zarr2" ? 2 : 3;

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   verify->add_option("URL", url, "store")->required();
   verify->add_flag("--json", as_json, "machine-readable output");
 
-  CLI11_PARSE(app, argc, argv);
+  JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
 
   auto src = OpenKvStore(url);

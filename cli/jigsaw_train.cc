@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)")->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches the loader reads ahead")->capture_default_str();
   app.add_flag("--json", json, "print the run's summary as one JSON object on stdout");
-  CLI11_PARSE(app, argc, argv);
+  JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
 
   cli::MpiWorld world;

@@ -74,6 +74,7 @@ std::string PlanMessage(int64_t step, const Mesh& mesh, const std::vector<Tensor
   // step, the mesh or the tensors (a name, shape, dtype, partition or their order) would make a manifest
   // that fits none of them.
   Status valid = [&]() -> Status {
+    if (step < 0) return InvalidArgumentError("step " + std::to_string(step) + " is negative");
     if (comm->size() > 1 && comm->size() != mesh.size()) {
       return InvalidArgumentError("mesh " + mesh.ToString() + " has " + std::to_string(mesh.size()) + " ranks but " +
                                   std::to_string(comm->size()) + " processes save it");

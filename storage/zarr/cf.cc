@@ -80,7 +80,14 @@ Result<int64_t> ParseIsoTime(std::string_view text) {
   while (!s.empty() && s[0] == ' ') s.remove_prefix(1);
   if (s == "Z" || s == "UTC" || s == "+00:00" || s == "+0000" || s == "00:00") s = {};
   if (!s.empty()) return bad();
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return bad();
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60) return bad();
+  // Days in the month, so that 2020-02-30 is refused rather than read as March 1st.
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > kDays[mo - 1] + (mo == 2 && leap ? 1 : 0)) {
+    return InvalidArgumentError("the date \"" + std::string(text) + "\" does not exist (month " + std::to_string(mo) +
+                                " has " + std::to_string(kDays[mo - 1] + (mo == 2 && leap ? 1 : 0)) + " days)");
+  }
   return DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
 }
 

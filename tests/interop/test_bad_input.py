@@ -190,3 +190,29 @@ def test_inputs_that_once_hung_now_finish_within_seconds(jigsaw, tmp_path):
     r = jigsaw.store("ls", "s3://bucket/x", "--s3-endpoint", "ftp://127.0.0.1:1", check=False, timeout=30,
                      env={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
     assert r.returncode != 0 and 'S3 endpoint "ftp://127.0.0.1:1"' in r.stderr, r.stderr
+
+
+def test_arguments_are_read_strictly_and_refused_with_exit_2(jigsaw, tmp_path):
+    """What once was read leniently ("500abc" as 500, February 30th as March 1st, a name given twice as two
+    channels, negative counts) is refused with exit 2, naming the bad part."""
+    jigsaw.shard("synth", tmp_path / "src.zarr", "--grid", "9x16", "--times", "4", timeout=30)
+    run = ["run", "--source", tmp_path / "src.zarr", "--tiles", "1x1x1", "--out", tmp_path / "o.zarr"]
+    window = ["--start", "2020-01-01T00", "--end", "2020-01-01T18"]
+    cases = [
+        (["--vars", "t", "--levels", "500abc", *window], 'level "500abc" is not a number'),
+        (["--vars", "t", "--levels", "500,850,500", *window], "--levels names 500 twice"),
+        (["--vars", "t2m,msl,t2m", *window], "--vars names t2m twice"),
+        (["--vars", "t2m", "--start", "2020-02-30T00", "--end", "2020-03-01T00"],
+         'the date "2020-02-30T00" does not exist (month 2 has 29 days)'),
+        (["--vars", "t2m", *window, "--threads", "-3"], "-3 is below 1"),
+    ]
+    for args, needle in cases:
+        r = jigsaw.shard(*run, *args, check=False, timeout=30)
+        assert r.returncode == 2 and needle in r.stderr, (args, r.returncode, r.stderr)
+        assert not (tmp_path / "o.zarr").exists(), args
+    jigsaw.shard(*run, "--vars", "t2m", "--start", "2020-01-01T00", "--end", "2020-01-01T18", timeout=60)  # 2020 is leap
+    r = jigsaw.ckpt("import", tmp_path / "x.safetensors", "--mesh", "domain=1", "--out", tmp_path / "c", "--step", "-5",
+                    check=False)
+    assert r.returncode == 2 and "-5 is below 0" in r.stderr, r.stderr
+    r = jigsaw.store("ls", tmp_path / "o.zarr", "--no-such-flag", check=False)
+    assert r.returncode == 2 and "--no-such-flag" in r.stderr, r.stderr
