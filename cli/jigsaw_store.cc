@@ -107,7 +107,6 @@ int main(int argc, char** argv) {
   if (copy->parsed()) {
     auto out = OpenKvStore(dst);
     if (!out.ok()) return Fail(out.status());
-    if (Status empty = RequireEmpty(out->get()); !empty.ok()) return Fail(empty);
     CopyOptions o;
     o.zarr_format = format == "zarr2" ? 2 : format == "zarr3" ? 3 : 0;
     o.codec = codec;

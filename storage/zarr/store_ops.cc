@@ -1,5 +1,9 @@
 #include "storage/zarr/store_ops.h"
 
+#include <unistd.h>
+
+#include <climits>
+#include <filesystem>
 #include <tbb/parallel_for.h>
 
 #include <atomic>
@@ -217,6 +221,19 @@ Result<std::string> GetArrayNpy(KvStore* store, const std::string& array_path, c
   const ArrayMetadata& m = array->metadata();
   std::vector<int64_t> kept;
   ASSIGN_OR_RETURN(Box box, ParseSlice(options.slice, m.shape, &kept));
+  // The result is held in memory (twice, with the .npy): refuse one that cannot fit, before allocating
+  // (a shape of 2^62 x 2^62 would otherwise overflow into a tiny buffer).
+  int64_t bytes = m.dtype.size * (options.decode_cf ? 2 : 1);
+  for (int64_t d : box.shape) {
+    if (__builtin_mul_overflow(bytes, d, &bytes)) bytes = INT64_MAX;
+  }
+  const int64_t memory = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  if (bytes > memory / 2) {
+    return InvalidArgumentError(store->url() + "/" + array_path + ": the box " + box.ToString() + " holds " +
+                                (bytes == INT64_MAX ? std::string("more than 2^63") : std::to_string(bytes)) +
+                                " bytes, more than half this machine's memory (" + std::to_string(memory >> 20) +
+                                " MiB): read a slice (--slice)");
+  }
   std::string data(box.num_elements() * m.dtype.size, '\0');
   RETURN_IF_ERROR(array->Read(box, data));
   if (!options.decode_cf) return EncodeNpy(m.dtype, kept, data);
@@ -285,8 +302,47 @@ Result<ArrayMetadata> DestinationMetadata(const ArrayMetadata& src, const CopyOp
 
 }  // namespace
 
+namespace {
+
+// The directory of a local store (a path, or file:///path), with links resolved; nullopt for other stores.
+std::optional<std::filesystem::path> LocalDirectory(const KvStore* store) {
+  std::string url = store->url();
+  if (url.starts_with("file://")) url = url.substr(7);
+  else if (url.find("://") != std::string::npos) return std::nullopt;
+  std::error_code ec;
+  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(url, ec), ec);
+  if (ec) return std::nullopt;
+  return p;
+}
+
+bool Within(const std::filesystem::path& inner, const std::filesystem::path& outer) {
+  auto [o, i] = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
+  return o == outer.end();
+}
+
+}  // namespace
+
+Status CheckCopyDestination(KvStore* src, KvStore* dst) {
+  const auto s = LocalDirectory(src), d = LocalDirectory(dst);
+  if (s && d && (Within(*d, *s) || Within(*s, *d))) {
+    return InvalidArgumentError("cannot copy " + src->url() + " to " + dst->url() + ": " +
+                                (Within(*d, *s) ? "the destination lies inside the source" : "the source lies inside the destination") +
+                                " (" + s->string() + ", " + d->string() + ")");
+  }
+  ASSIGN_OR_RETURN(ReadResult marker, dst->Read(kCopyMarker));
+  if (!marker.missing) {  // an unfinished copy: start over
+    ASSIGN_OR_RETURN(auto keys, dst->List(""));
+    for (const auto& e : keys) RETURN_IF_ERROR(dst->Delete(e.key));
+    return OkStatus();
+  }
+  return RequireEmpty(dst);
+}
+
 Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream& log) {
+  RETURN_IF_ERROR(CheckCopyDestination(src, dst));
   ASSIGN_OR_RETURN(auto nodes, ListNodes(src));
+  // Marked unfinished first and finished last: a copy that fails half-way never verifies, and can be retried.
+  RETURN_IF_ERROR(dst->Write(kCopyMarker, "unfinished copy of " + src->url() + "\n").Annotate(dst->url()));
   int format = o.zarr_format;
   if (format == 0) format = nodes.front().meta.zarr_format;
   int64_t total = 0;
@@ -338,7 +394,7 @@ Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream&
         << dm.codecs->Describe() << "\n";
   }
   RETURN_IF_ERROR(WriteConsolidated(dst, format).Annotate(dst->url()));
-  return OkStatus();
+  return dst->Delete(kCopyMarker).Annotate(dst->url());
 }
 
 Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
@@ -349,6 +405,12 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
     report.problems.push_back(std::move(p));
   };
   ASSIGN_OR_RETURN(auto keys, store->List(""));
+  for (const auto& e : keys) {
+    if (e.key == kCopyMarker) {
+      problem(store->url() + ": an unfinished jigsaw-store copy (" + kCopyMarker + "): rerun the copy, which starts over");
+    }
+  }
+  std::erase_if(keys, [](const ListEntry& e) { return e.key == kCopyMarker; });
   std::vector<Node> nodes;
   {
     // Parse each metadata document on its own so that one bad document is reported, not fatal.

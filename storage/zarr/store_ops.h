@@ -37,7 +37,11 @@ struct CopyOptions {
   ProgressFn progress;              // bytes of array data copied
 };
 // Copies every group and array (attributes, data) from src to dst, converting format, codec and
-// sharding, then writes consolidated metadata.
+// sharding, then writes consolidated metadata. The destination must be empty, or an unfinished copy (which
+// is cleared), and neither store may lie inside the other (links resolved). Until it finishes, the
+// destination holds kCopyMarker, and VerifyStore reports it unfinished.
+inline constexpr const char* kCopyMarker = "jigsaw-copy-unfinished";
+Status CheckCopyDestination(KvStore* src, KvStore* dst);
 Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& options, std::ostream& log);
 
 struct VerifyReport {

@@ -117,13 +117,53 @@ def test_missing_store_and_array(jigsaw, tmp_path):
 def test_copy_refuses_non_empty_destination_and_bad_flags(jigsaw, tmp_path):
     path = make_v3(tmp_path)
     r = jigsaw.store("copy", path, path, check=False)
-    assert r.returncode != 0 and "not empty" in r.stderr
+    assert r.returncode == 2 and "the destination lies inside the source" in r.stderr
     r = jigsaw.store("copy", path, tmp_path / "d1", "--codec", "snappy9", check=False)
     assert r.returncode != 0 and "snappy9" in r.stderr
     r = jigsaw.store("copy", path, tmp_path / "d2", "--shard", "3,8", check=False)
     assert r.returncode != 0 and "multiple" in r.stderr
     r = jigsaw.store("copy", path, tmp_path / "d3", "--format", "zarr4", check=False)
     assert r.returncode != 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x").write_text("someone's file")
+    r = jigsaw.store("copy", path, other, check=False)
+    assert r.returncode != 0 and "not empty" in r.stderr
+
+
+def test_copy_never_into_itself_and_a_failed_copy_never_verifies(jigsaw, tmp_path):
+    """A destination inside the source (also through file:// or a link) or a source inside the destination
+    is refused before anything is written; a copy that fails half-way leaves a destination that verify calls
+    unfinished, and rerunning the copy starts over and succeeds."""
+    path = make_v3(tmp_path)
+    link = tmp_path / "link.zarr"
+    link.symlink_to(path)
+    for dst in (path / "sub", f"file://{path}/sub", link / "sub"):
+        r = jigsaw.store("copy", path, dst, check=False)
+        assert r.returncode == 2 and "the destination lies inside the source" in r.stderr, (dst, r.stderr)
+    r = jigsaw.store("copy", path / "a", path, check=False)
+    assert r.returncode == 2 and "the source lies inside the destination" in r.stderr, r.stderr
+    assert not (path / "sub").exists()
+    jigsaw.store("verify", path)
+    # A bad --codec fails after the root group is written: the retry is not blocked by it.
+    dst = tmp_path / "copy.zarr"
+    r = jigsaw.store("copy", path, dst, "--codec", "snappy9", check=False)
+    assert r.returncode != 0
+    v = jigsaw.store("verify", dst, check=False)
+    assert v.returncode != 0 and "unfinished jigsaw-store copy" in v.stdout + v.stderr, v.stdout + v.stderr
+    # A corrupt source chunk fails the copy half-way; the destination does not verify; once the source is
+    # mended, the copy reruns into the same destination.
+    chunk = path / "a" / "c" / "1" / "1"
+    good = chunk.read_bytes()
+    chunk.write_bytes(good[:5])
+    r = jigsaw.store("copy", path, dst, check=False)
+    assert r.returncode != 0 and "a/c/1/1" in r.stderr, r.stderr
+    v = jigsaw.store("verify", dst, check=False)
+    assert v.returncode != 0 and "unfinished jigsaw-store copy" in v.stdout + v.stderr
+    chunk.write_bytes(good)
+    jigsaw.store("copy", path, dst)
+    jigsaw.store("verify", dst)
+    assert not (dst / "jigsaw-copy-unfinished").exists()
 
 
 def safetensors_bytes(tensors, data, pad=b""):
@@ -216,3 +256,17 @@ def test_arguments_are_read_strictly_and_refused_with_exit_2(jigsaw, tmp_path):
     assert r.returncode == 2 and "-5 is below 0" in r.stderr, r.stderr
     r = jigsaw.store("ls", tmp_path / "o.zarr", "--no-such-flag", check=False)
     assert r.returncode == 2 and "--no-such-flag" in r.stderr, r.stderr
+
+
+def test_get_refuses_a_result_larger_than_memory(jigsaw, tmp_path):
+    """A shape whose size overflows int64, or exceeds the machine's memory, is refused with a message instead
+    of a 128-byte .npy without data or std::bad_alloc."""
+    for name, shape in [("huge", (2**62, 2**62)), ("big", (2**40, 2**20))]:
+        zarr.create_array(store=str(tmp_path / f"{name}.zarr"), shape=shape, chunks=(1000, 1000), dtype="float32",
+                          zarr_format=3)
+        r = jigsaw.store("get", tmp_path / f"{name}.zarr", "", "--out", tmp_path / "x.npy", check=False, timeout=30)
+        assert r.returncode == 2 and "more than half this machine's memory" in r.stderr, r.stderr
+        assert not (tmp_path / "x.npy").exists()
+    # A slice of it is fine (missing chunks read as the fill value: an array never written).
+    r = jigsaw.store("get", tmp_path / "big.zarr", "", "--slice", "0:2,0:3", "--out", tmp_path / "x.npy", timeout=30)
+    assert np.load(tmp_path / "x.npy").shape == (2, 3)
