@@ -1,5 +1,4 @@
 // jigsaw-bench: measure jigsaw's throughput on the user's own data and storage.
-#include <sys/resource.h>
 #include <tbb/global_control.h>
 
 #include <tbb/parallel_for.h>
@@ -19,12 +18,14 @@
 #include "train/gemm_rate.h"
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
+#include "storage/checkpoint/throughput.h"
 #include "storage/codec/codec.h"
 #include "storage/zarr/metadata.h"
 #include "pipeline/grid/tile_grid.h"
 #include "pipeline/shard/shard_store.h"
 #include "storage/zarr/throughput.h"
 #include "base/first_error.h"
+#include "base/peak_memory.h"
 
 namespace {
 
@@ -33,11 +34,6 @@ using namespace jigsaw;
 int Fail(const Status& s) { return cli::Fail("jigsaw-bench", s); }
 
 // This process's peak resident memory so far.
-double PeakRssMb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0;  // KiB on Linux
-}
 
 // The chunks of `data` (time, channel, lat, lon) that are `rank`'s tiles in a jigsaw-shard store.
 Result<std::function<bool(const std::vector<int64_t>&)>> RankChunks(KvStore* store, int64_t rank) {
@@ -261,102 +257,9 @@ int main(int argc, char** argv) {
     auto target = Mesh::Parse(reshard_mesh);
     if (!mesh.ok()) return Fail(mesh.status());
     if (!target.ok()) return Fail(target.status());
-    std::filesystem::remove_all(ckpt_dir);
-    const int64_t n = static_cast<int64_t>(gb * 1e9 / 4 / 16);
-    std::vector<TensorSpec> specs;
-    std::vector<std::string> data(16);
-    for (int i = 0; i < 16; ++i) {
-      specs.push_back({"blocks." + std::to_string(i) + ".w", DataTypeFromName("float32").value(), {n / 1024, 1024},
-                       {"domain", "tensor"}});
-      data[i].resize(static_cast<size_t>(n / 1024 * 1024 * 4));
-      uint64_t x = 88172645463325252ull + i;
-      for (size_t k = 0; k + 8 <= data[i].size(); k += 8) {  // xorshift noise: incompressible, like weights
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        std::memcpy(&data[i][k], &x, 8);
-      }
-    }
-    int64_t total = 0;
-    for (const auto& d : data) total += static_cast<int64_t>(d.size());
-    auto root = OpenKvStore(ckpt_dir + "/a");
-    auto now = [] { return std::chrono::steady_clock::now(); };
-    auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-    const double rss_tensors_mb = PeakRssMb();  // the tensors themselves
-    auto t0 = now();
-    Status s = SaveCheckpoint(root->get(), 1, *mesh, specs,
-                              [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
-                                int idx = std::stoi(t.name.substr(7));
-                                // One copy of the rank's tile, as a trainer's provider makes (no zero fill first).
-                                const size_t n = static_cast<size_t>(box.num_elements() * 4);
-                                std::string out;
-                                out.resize_and_overwrite(n, [n](char*, size_t) { return n; });
-                                std::vector<int64_t> zero(2, 0);
-                                CopyBox(data[idx].data(), t.shape, box.origin, out.data(), box.shape, zero, box.shape, 4);
-                                return out;
-                              },
-                              {.direct = !buffered});
-    auto t1 = now();
-    if (!s.ok()) return Fail(s);
-    const double rss_save_mb = PeakRssMb();
-    data.clear();
-    data.shrink_to_fit();
-    // Cold reads where the machine allows dropping the page cache (as root); warm otherwise.
-    auto drop_caches = [] { (void)std::system("sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null"); };
-    auto m = ReadManifest(root->get());
-    if (!m.ok()) return Fail(m.status());
-    // Every rank's tiles, all held until the end as a trainer holds its weights: first as LoadTensorBox gives
-    // them (mapped where local), then read into memory of their own (ReadTensorBox, the copying path).
-    auto load_all = [&](bool map, bool cold) -> Result<double> {
-      std::vector<std::optional<LoadedBox>> held(static_cast<size_t>(mesh->size()) * m->tensors.size());
-      FirstError err;
-      if (cold) drop_caches();
-      auto start = now();
-      tbb::parallel_for(int64_t{0}, mesh->size(), [&](int64_t rank) {
-        for (size_t i = 0; i < m->tensors.size(); ++i) {
-          const auto& t = m->tensors[i];
-          auto box = TileOf(t.spec, *mesh, rank);
-          if (!box.ok()) { err.Set(box.status()); continue; }
-          auto& slot = held[rank * m->tensors.size() + i];
-          if (map) {
-            auto r = LoadTensorBox(root->get(), StepDirectory(1), *m, t, *box);
-            if (r.ok()) slot.emplace(std::move(*r));
-            else err.Set(r.status());
-          } else {
-            auto r = ReadTensorBox(root->get(), StepDirectory(1), *m, t, *box);
-            if (r.ok()) slot.emplace(std::move(*r));
-            else err.Set(r.status());
-          }
-        }
-      });
-      double seconds = secs(start, now());
-      RETURN_IF_ERROR(err.Get());
-      return seconds;
-    };
-    auto load_seconds = load_all(true, true);
-    if (!load_seconds.ok()) return Fail(load_seconds.status());
-    auto warm_load_seconds = load_all(true, false);  // the page cache now holds the files
-    if (!warm_load_seconds.ok()) return Fail(warm_load_seconds.status());
-    auto copy_load_seconds = load_all(false, true);
-    if (!copy_load_seconds.ok()) return Fail(copy_load_seconds.status());
-    auto warm_copy_load_seconds = load_all(false, false);
-    if (!warm_copy_load_seconds.ok()) return Fail(warm_copy_load_seconds.status());
-    auto dst = OpenKvStore(ckpt_dir + "/b");
-    auto t4 = now();
-    s = ReshardCheckpoint(root->get(), StepDirectory(1), *target, nullptr, dst->get(), {});
-    auto t5 = now();
-    if (!s.ok()) return Fail(s);
-    (void)std::system(("cp -r " + ckpt_dir + "/a " + ckpt_dir + "/copy && sync").c_str());
-    auto t6 = now();
-    nlohmann::json j = {{"bytes", total},          {"save_seconds", secs(t0, t1)},  {"load_seconds", *load_seconds},
-                        {"reshard_seconds", secs(t4, t5)}, {"copy_seconds", secs(t5, t6)},
-                        {"save_gb_per_s", total / secs(t0, t1) / 1e9}, {"load_gb_per_s", total / *load_seconds / 1e9},
-                        {"warm_load_gb_per_s", total / *warm_load_seconds / 1e9},
-                        {"read_load_gb_per_s", total / *copy_load_seconds / 1e9},
-                        {"warm_read_load_gb_per_s", total / *warm_copy_load_seconds / 1e9},
-                        {"peak_rss_tensors_mb", rss_tensors_mb},
-                        {"peak_rss_after_save_mb", rss_save_mb}};
-    std::cout << j.dump(2) << "\n";
+    auto r = MeasureCheckpoint({.dir = ckpt_dir, .gb = gb, .mesh = *mesh, .reshard_to = *target, .buffered = buffered});
+    if (!r.ok()) return Fail(r.status());
+    std::cout << r->dump(2) << "\n";
     return 0;
   }
   if (codec->parsed()) {

@@ -1,6 +1,7 @@
 #include "jobs/rollout.h"
 
-#include <sys/resource.h>
+#include "base/peak_memory.h"
+
 
 #include <chrono>
 #include <cstdio>
@@ -59,11 +60,6 @@ Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const 
                               {{"units", "degrees_east"}, {"standard_name", "longitude"}});
 }
 
-int64_t PeakRss() {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<int64_t>(u.ru_maxrss) * 1024;
-}
 
 }  // namespace
 
@@ -228,7 +224,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   RETURN_IF_ERROR(AllOk(world, finished));
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   report.forecast_steps_per_s = applications / report.seconds;
-  report.peak_rss_bytes = PeakRss();
+  report.peak_rss_bytes = PeakRssBytes();
   if (leader) {
     out << "jigsaw-rollout: " << report.inits << " forecasts of " << leads << " steps in " << o.out << ": "
         << report.inits_written << " written, " << report.inits_skipped << " already there; "
