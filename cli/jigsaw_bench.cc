@@ -38,7 +38,7 @@ int Fail(const Status& s) { return cli::Fail("jigsaw-bench", s); }
 // The chunks of `data` (time, channel, lat, lon) that are `rank`'s tiles in a jigsaw-shard store.
 Result<std::function<bool(const std::vector<int64_t>&)>> RankChunks(KvStore* store, int64_t rank) {
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));  // the grid as the loader reads it
-  ASSIGN_OR_RETURN(TileGrid grid, TileGrid::Parse(info.attributes["plan"].value("tiles", "")));
+  const TileGrid grid = info.tiles;
   if (rank >= grid.num_tiles()) {
     return InvalidArgumentError("rank " + std::to_string(rank) + " is outside the " + grid.ToString() + " tile grid");
   }

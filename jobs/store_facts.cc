@@ -25,16 +25,11 @@ Result<StoreFacts> ReadStoreFacts(const std::string& url) {
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store.get()));
   if (!info.complete) return FailedPreconditionError("the store is not complete (jigsaw-shard run did not finish)");
   StoreFacts f;
-  try {
-    const auto& plan = info.attributes.at("plan");
-    ASSIGN_OR_RETURN(f.tiles, TileGrid::Parse(plan.at("tiles").get<std::string>()));
-    f.channels = plan.at("channels").get<std::vector<std::string>>();
-    f.height = plan.at("grid").at(0).get<int64_t>();
-    f.width = plan.at("grid").at(1).get<int64_t>();
-    f.step_seconds = plan.at("step_seconds").get<int64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    return InvalidArgumentError(std::string("the store's plan attributes are malformed: ") + e.what());
-  }
+  f.tiles = info.tiles;
+  f.channels = info.channels;
+  f.height = info.height;
+  f.width = info.width;
+  f.step_seconds = info.step_seconds;
   const int64_t c = static_cast<int64_t>(f.channels.size());
   auto mean = ReadVector<double>(store.get(), "mean", "float64", c);
   auto std = ReadVector<double>(store.get(), "std", "float64", c);

@@ -114,8 +114,7 @@ class LoaderImpl final : public Loader {
     if (!info.complete) {
       return FailedPreconditionError(store_->url() + " is not complete (its jigsaw-shard run did not finish); run it again to finish");
     }
-    const json& plan = info.attributes["plan"];
-    ASSIGN_OR_RETURN(grid_, TileGrid::Parse(plan.value("tiles", "")));
+    grid_ = info.tiles;
     if (o.rank < 0 || o.rank >= grid_.num_tiles()) {
       return InvalidArgumentError("rank " + std::to_string(o.rank) + " is outside the store's tile grid " + grid_.ToString() +
                                   " (ranks 0.." + std::to_string(grid_.num_tiles() - 1) + ")");
@@ -134,13 +133,16 @@ class LoaderImpl final : public Loader {
     auto [x0, x1] = SplitPart(m.shape[3], grid_.lon, t.j);
     tile_origin_ = {c0, y0, x0};
     tile_shape_ = {c1 - c0, y1 - y0, x1 - x0};
-    for (int64_t c = c0; c < c1; ++c) channels_.push_back(plan["channels"][c].get<std::string>());
+    if (static_cast<int64_t>(info.channels.size()) != m.shape[1]) {
+      return DataLossError(store_->url() + ": the plan names " + std::to_string(info.channels.size()) +
+                           " channels, data holds " + std::to_string(m.shape[1]));
+    }
+    for (int64_t c = c0; c < c1; ++c) channels_.push_back(info.channels[c]);
     // Times, missing times, the window.
     ASSIGN_OR_RETURN(auto time_array, Array::Open(store_.get(), "time"));
     times_.resize(T);
     RETURN_IF_ERROR(time_array->Read(time_array->full_box(), std::span<char>(reinterpret_cast<char*>(times_.data()), T * 8)));
-    std::set<std::string> missing;
-    for (const auto& s : plan.value("missing_times", json::array())) missing.insert(s.get<std::string>());
+    const std::set<std::string>& missing = info.missing_times;
     int64_t w0 = times_.front(), w1 = times_.back();
     if (!o.start.empty()) {
       ASSIGN_OR_RETURN(w0, ParseIsoTime(o.start));

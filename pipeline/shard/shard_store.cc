@@ -329,6 +329,24 @@ Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store) {
                               std::to_string(info.attributes.value("version", 0)) + ")");
   }
   info.complete = info.attributes.value("complete", false);
+  // The plan, checked once here: every reader gets the same refusal for the same malformed key.
+  const std::string where = store->url() + ": the \"jigsaw\" root attribute's plan";
+  try {
+    const json& plan = info.attributes.at("plan");
+    auto tiles = TileGrid::Parse(plan.at("tiles").get<std::string>());
+    if (!tiles.ok()) return tiles.status().Annotate(where + " (tiles)");
+    info.tiles = *tiles;
+    info.channels = plan.at("channels").get<std::vector<std::string>>();
+    info.height = plan.at("grid").at(0).get<int64_t>();
+    info.width = plan.at("grid").at(1).get<int64_t>();
+    info.step_seconds = plan.at("step_seconds").get<int64_t>();
+    for (const auto& t : plan.value("missing_times", json::array())) info.missing_times.insert(t.get<std::string>());
+  } catch (const json::exception& e) {
+    return InvalidArgumentError(where + " is malformed: " + e.what());
+  }
+  if (info.height < 1 || info.width < 1 || info.step_seconds < 1 || info.channels.empty()) {
+    return InvalidArgumentError(where + " has an empty grid, channel list or time step");
+  }
   return info;
 }
 

@@ -8,8 +8,12 @@
 #pragma once
 
 #include <functional>
+#include <set>
+#include <string>
+#include <vector>
 #include <ostream>
 
+#include "pipeline/grid/tile_grid.h"
 #include "pipeline/shard/plan.h"
 #include "storage/kvstore/kvstore.h"
 
@@ -30,9 +34,16 @@ struct ShardRunReport {
 Result<ShardRunReport> RunShard(const ShardPlan& plan, const std::vector<std::unique_ptr<Source>>& sources,
                                 KvStore* out, const ShardProgressFn& progress, std::ostream& log);
 
+// A jigsaw-shard store's layout as its root attributes record it, typed: what the loader, the bench and the
+// trainer read instead of walking the JSON.
 struct ShardStoreInfo {
-  nlohmann::json attributes;  // the root's "jigsaw" attributes
+  nlohmann::json attributes;  // the root's "jigsaw" attributes, whole
   bool complete = false;
+  TileGrid tiles;                          // LATxLONxCH
+  std::vector<std::string> channels;       // in store order
+  int64_t height = 0, width = 0;           // the grid
+  int64_t step_seconds = 0;
+  std::set<std::string> missing_times;     // ISO times written as NaN (--allow-missing)
 };
 Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store);
 Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out);
