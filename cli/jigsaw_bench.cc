@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
   loader->add_option("--lead-steps", lo.lead_steps, "targets per sample (default 1)");
   loader->add_option("--prefetch", lo.prefetch, "batches in flight (default 4)");
   loader->add_flag("--normalize", lo.normalize, "normalise with the store's statistics");
-  loader->add_option("--dtype", lo.dtype, "float32 or bfloat16");
+  std::string batch_type = "float32";
+  loader->add_option("--dtype", batch_type, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
   loader->add_option("--seconds", seconds, "how long to run (default 10)")->check(cli::AtLeast(0.001));
   loader->add_option("--max-batches", repeats, "stop after this many batches (default: by time)")
       ->check(cli::AtLeast(1));
@@ -215,6 +216,7 @@ int main(int argc, char** argv) {
   }
   if (loader->parsed()) {
     lo.threads = common.threads;
+    lo.dtype = ParseBatchType(batch_type).value();  // checked by the flag
     if (loader->count("--max-batches") == 0) repeats = -1;
     auto l = Loader::Open(url, lo);
     if (!l.ok()) return Fail(l.status());

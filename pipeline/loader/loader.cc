@@ -106,7 +106,6 @@ class LoaderImpl final : public Loader {
     if (o.dp_size < 1 || o.dp_rank < 0 || o.dp_rank >= o.dp_size) {
       return InvalidArgumentError("dp_rank " + std::to_string(o.dp_rank) + " is outside dp_size " + std::to_string(o.dp_size));
     }
-    if (o.dtype != "float32" && o.dtype != "bfloat16") return InvalidArgumentError("dtype must be float32 or bfloat16");
     if (o.prefetch < 1) return InvalidArgumentError("prefetch must be at least 1");
     ASSIGN_OR_RETURN(auto base, OpenKvStore(url));
     store_ = std::make_unique<CountingKvStore>(std::move(base));
@@ -229,7 +228,7 @@ class LoaderImpl final : public Loader {
   size_t batch_bytes() const override {
     size_t n = 1;
     for (int64_t d : batch_shape()) n *= d;
-    return n * (o_.dtype == "float32" ? 4 : 2);
+    return n * BatchTypeBytes(o_.dtype);
   }
   std::vector<std::string> channels() const override { return channels_; }
   std::vector<int64_t> tile_origin() const override { return tile_origin_; }
@@ -259,7 +258,7 @@ class LoaderImpl final : public Loader {
     const int64_t plane = tile_shape_[1] * tile_shape_[2];
     const int64_t tile_elems = tile_shape_[0] * plane;
     const DataType& stored = data_->metadata().dtype;
-    const bool bf16_out = o_.dtype == "bfloat16";
+    const bool bf16_out = o_.dtype == BatchType::kBFloat16;
     FirstError err;
     RunWithIoThreads(*store_, [&] {
       tbb::parallel_for(int64_t{0}, o_.batch_size * k1, [&](int64_t job) {
@@ -411,6 +410,12 @@ class LoaderImpl final : public Loader {
 };
 
 }  // namespace
+
+Result<BatchType> ParseBatchType(std::string_view name) {
+  if (name == "float32") return BatchType::kFloat32;
+  if (name == "bfloat16") return BatchType::kBFloat16;
+  return InvalidArgumentError("batch dtype \"" + std::string(name) + "\" is neither float32 nor bfloat16");
+}
 
 Result<std::unique_ptr<Loader>> Loader::Open(std::string_view url, const LoaderOptions& options) {
   auto l = std::make_unique<LoaderImpl>();

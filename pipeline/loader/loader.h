@@ -23,13 +23,18 @@ struct BufferAllocator {
 };
 BufferAllocator DefaultBufferAllocator();
 
+// The element type of the batches handed out: float32, or bfloat16 (raw 16-bit words, round to nearest even).
+enum class BatchType { kFloat32, kBFloat16 };
+Result<BatchType> ParseBatchType(std::string_view name);  // "float32" or "bfloat16"; else naming it
+inline int BatchTypeBytes(BatchType t) { return t == BatchType::kFloat32 ? 4 : 2; }
+
 struct LoaderOptions {
   int64_t rank = 0;             // model-parallel rank: which tile (r = (i * LON + j) * CH + k)
   int64_t dp_rank = 0, dp_size = 1;
   int64_t batch_size = 1;
   int64_t lead_steps = 1;       // targets at t + step ... t + lead_steps * step
   bool normalize = false;       // (x - mean) / std with the store's statistics
-  std::string dtype = "float32";  // float32 or bfloat16
+  BatchType dtype = BatchType::kFloat32;
   uint64_t seed = 0;
   bool shuffle = true;
   std::string start, end;       // time window of the samples and their targets (inclusive); default all

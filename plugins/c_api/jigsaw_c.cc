@@ -81,7 +81,7 @@ int jigsaw_loader_open(const char* url, const jigsaw_loader_options* options, ji
     o.batch_size = options->batch_size;
     o.lead_steps = options->lead_steps;
     o.normalize = options->normalize != 0;
-    o.dtype = options->dtype ? options->dtype : "float32";
+    ASSIGN_OR_RETURN(o.dtype, jigsaw::ParseBatchType(options->dtype ? options->dtype : "float32"));
     o.seed = options->seed;
     o.shuffle = options->shuffle != 0;
     o.start = options->start ? options->start : "";

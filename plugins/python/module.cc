@@ -59,14 +59,14 @@ class PyLoader {
     o.batch_size = batch_size;
     o.lead_steps = lead_steps;
     o.normalize = normalize;
-    o.dtype = dtype;
+    o.dtype = Unwrap(ParseBatchType(dtype));
     o.seed = seed;
     o.shuffle = shuffle;
     o.start = start;
     o.end = end;
     o.prefetch = prefetch;
     o.threads = threads;
-    bf16_ = dtype == "bfloat16";
+    bf16_ = o.dtype == BatchType::kBFloat16;
     py::gil_scoped_release release;
     loader_ = Unwrap(Loader::Open(url, o));
   }
