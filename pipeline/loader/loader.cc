@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "pipeline/grid/tile_grid.h"
+#include "pipeline/loader/buffer_pool.h"
 #include "pipeline/loader/sampler.h"
 #include "pipeline/shard/shard_store.h"
 #include "storage/zarr/array.h"
@@ -25,46 +26,6 @@
 
 namespace jigsaw {
 namespace {
-
-// Batch buffers of one size, recycled: a buffer whose batch the consumer dropped is handed to the next
-// batch instead of being freed, so that steady state allocates nothing and takes no page faults. Shared
-// with the batches, which may outlive the loader (a NumPy array holding one, say).
-class BufferPool {
- public:
-  BufferPool(std::shared_ptr<BufferAllocator> alloc, size_t bytes, size_t keep)
-      : alloc_(std::move(alloc)), bytes_(bytes), keep_(keep) {}
-  ~BufferPool() {
-    for (void* p : free_) alloc_->release(p, bytes_);
-  }
-  void* Get() {
-    {
-      std::lock_guard lock(mu_);
-      if (!free_.empty()) {
-        void* p = free_.back();
-        free_.pop_back();
-        return p;
-      }
-    }
-    return alloc_->allocate(bytes_);
-  }
-  void Put(void* p) {
-    {
-      std::lock_guard lock(mu_);
-      if (free_.size() < keep_) {
-        free_.push_back(p);
-        return;
-      }
-    }
-    alloc_->release(p, bytes_);
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  std::shared_ptr<BufferAllocator> alloc_;
-  size_t bytes_, keep_;
-  std::mutex mu_;
-  std::vector<void*> free_;  // guarded by mu_
-};
 
 class OwnedBatch final : public Batch {
  public:
