@@ -28,7 +28,8 @@ Status Status::Annotate(std::string_view context) const {
   if (ok()) return *this;
   // Context is added once: a message that already starts with it (a store URL named by the store
   // itself, then again by its caller) is left as it is.
-  if (message_.starts_with(std::string(context) + ": ") || message_.starts_with(std::string(context) + "/")) return *this;
+  if (message_.starts_with(std::string(context) + ": ") || message_.starts_with(std::string(context) + "/"))
+    return *this;
   return Status(code_, std::string(context) + ": " + message_);
 }
 

@@ -16,14 +16,14 @@ namespace jigsaw {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // bad input from the caller or a file: malformed metadata, bad flag, bad key
-  kNotFound,           // a store, array or group that must exist does not
-  kDataLoss,           // stored bytes are corrupt: checksum mismatch, truncated or oversized chunk
-  kIo,                 // the operating system or network failed
-  kUnimplemented,      // valid input that jigsaw does not support (named in the message)
-  kFailedPrecondition, // the operation does not fit the current state (e.g. existing store in the way)
-  kOutOfRange,         // a byte range or box outside the object
-  kInternal,           // a bug in jigsaw
+  kInvalidArgument,     // bad input from the caller or a file: malformed metadata, bad flag, bad key
+  kNotFound,            // a store, array or group that must exist does not
+  kDataLoss,            // stored bytes are corrupt: checksum mismatch, truncated or oversized chunk
+  kIo,                  // the operating system or network failed
+  kUnimplemented,       // valid input that jigsaw does not support (named in the message)
+  kFailedPrecondition,  // the operation does not fit the current state (e.g. existing store in the way)
+  kOutOfRange,          // a byte range or box outside the object
+  kInternal,            // a bug in jigsaw
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -63,7 +63,7 @@ Status ErrnoToStatus(int err, std::string_view what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}                                              // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) { assert(!std::get<Status>(v_).ok()); }  // NOLINT
 
   bool ok() const { return v_.index() == 0; }
@@ -84,7 +84,9 @@ class [[nodiscard]] Result {
 namespace internal {
 inline Status AsStatus(Status s) { return s; }
 template <typename T>
-Status AsStatus(const Result<T>& r) { return r.status(); }
+Status AsStatus(const Result<T>& r) {
+  return r.status();
+}
 }  // namespace internal
 
 }  // namespace jigsaw
@@ -92,10 +94,10 @@ Status AsStatus(const Result<T>& r) { return r.status(); }
 #define JIGSAW_CONCAT_INNER(a, b) a##b
 #define JIGSAW_CONCAT(a, b) JIGSAW_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                                     \
-  do {                                                            \
-    ::jigsaw::Status _st = ::jigsaw::internal::AsStatus((expr));  \
-    if (!_st.ok()) return _st;                                    \
+#define RETURN_IF_ERROR(expr)                                    \
+  do {                                                           \
+    ::jigsaw::Status _st = ::jigsaw::internal::AsStatus((expr)); \
+    if (!_st.ok()) return _st;                                   \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -39,18 +39,22 @@ struct CommonFlags {
 };
 
 inline void AddCommonFlags(CLI::App& app, CommonFlags* f) {
-  app.add_option("--threads", f->threads, "limit on worker threads, I/O threads for object stores included (default: no limit)")
+  app.add_option("--threads", f->threads,
+                 "limit on worker threads, I/O threads for object stores included (default: no limit)")
       ->check(AtLeast(1));
   app.add_option("--s3-endpoint", f->s3_endpoint,
                  "S3 endpoint for s3:// URLs, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL, else AWS); "
                  "credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN")
       ->group("Object stores");
-  app.add_option("--s3-region", f->s3_region, "S3 region (default: $AWS_REGION, else us-east-1)")->group("Object stores");
+  app.add_option("--s3-region", f->s3_region, "S3 region (default: $AWS_REGION, else us-east-1)")
+      ->group("Object stores");
   app.add_flag("--s3-anonymous", f->s3_anonymous, "unsigned S3 requests, for public buckets")->group("Object stores");
-  app.add_option("--max-in-flight", f->max_in_flight, "HTTP requests in flight at once (default 32, $JIGSAW_HTTP_MAX_IN_FLIGHT)")
+  app.add_option("--max-in-flight", f->max_in_flight,
+                 "HTTP requests in flight at once (default 32, $JIGSAW_HTTP_MAX_IN_FLIGHT)")
       ->check(CLI::Range(1, 4096))
       ->group("Object stores");
-  app.add_option("--retries", f->retries, "retries of a failed HTTP request, with backoff (default 8, $JIGSAW_HTTP_RETRIES)")
+  app.add_option("--retries", f->retries,
+                 "retries of a failed HTTP request, with backoff (default 8, $JIGSAW_HTTP_RETRIES)")
       ->check(CLI::Range(0, 100))
       ->group("Object stores");
 }
@@ -70,13 +74,13 @@ inline std::unique_ptr<tbb::global_control> ApplyCommonFlags(const CommonFlags& 
 // invalid argument, something not found), 1 for everything else.
 // CLI11_PARSE, but a malformed command line exits 2 as the README promises (CLI11's own codes are 100+);
 // --help still exits 0.
-#define JIGSAW_CLI_PARSE(app, argc, argv)            \
-  do {                                               \
-    try {                                            \
-      (app).parse((argc), (argv));                   \
-    } catch (const CLI::ParseError& e) {             \
-      return (app).exit(e) == 0 ? 0 : 2;             \
-    }                                                \
+#define JIGSAW_CLI_PARSE(app, argc, argv) \
+  do {                                    \
+    try {                                 \
+      (app).parse((argc), (argv));        \
+    } catch (const CLI::ParseError& e) {  \
+      return (app).exit(e) == 0 ? 0 : 2;  \
+    }                                     \
   } while (0)
 
 inline int Fail(const char* tool, const Status& s) {

@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
 
   std::string url, array, raw, dtype_name = "float32";
   bool ceiling = false, fresh = false;
-  std::vector<std::string> codecs = {"blosc-lz4", "blosc-lz4hc", "blosc-zstd", "blosc-zlib", "blosc-blosclz",
-                                     "zstd", "gzip", "zlib"};
+  std::vector<std::string> codecs = {"blosc-lz4",     "blosc-lz4hc", "blosc-zstd", "blosc-zlib",
+                                     "blosc-blosclz", "zstd",        "gzip",       "zlib"};
 
   auto* read = app.add_subcommand("read", "read and decode every stored chunk of an array, in parallel");
   read->add_option("URL", url, "store")->required();
@@ -110,9 +110,10 @@ int main(int argc, char** argv) {
   std::string gemm_backend = "cpu", gemm_config, gemm_grid = "720x1440", gemm_shapes;
   int64_t gemm_channels = 69;
   int gemm_threads = 0, gemm_repeats = 3;
-  auto* gemm = app.add_subcommand("gemm",
-                                  "the backend's GEMM rate at a WeatherMixer step's own shapes (the ceiling jigsaw-train's "
-                                  "FLOP rate is measured against), or at shapes given");
+  auto* gemm =
+      app.add_subcommand("gemm",
+                         "the backend's GEMM rate at a WeatherMixer step's own shapes (the ceiling jigsaw-train's "
+                         "FLOP rate is measured against), or at shapes given");
   gemm->add_option("--backend", gemm_backend, "cpu, cuda, cuda:tf32 or cuda:bf16")->capture_default_str();
   gemm->add_option("--config", gemm_config, "model.json (jigsaw-train's): the step's GEMM shapes");
   gemm->add_option("--grid", gemm_grid, "HxW of a sample, with --config")->capture_default_str();
@@ -141,7 +142,8 @@ int main(int argc, char** argv) {
         shapes.push_back({false, false, m, n, k});
       }
     } else {
-      if (gemm_config.empty()) return Fail(InvalidArgumentError("gemm: give --config model.json (with --grid, --channels) or --shapes"));
+      if (gemm_config.empty())
+        return Fail(InvalidArgumentError("gemm: give --config model.json (with --grid, --channels) or --shapes"));
       std::ifstream f(gemm_config);
       if (!f) return Fail(NotFoundError("cannot open " + gemm_config));
       std::stringstream text;
@@ -155,20 +157,24 @@ int main(int argc, char** argv) {
       if (std::sscanf(gemm_grid.c_str(), "%ldx%ld", &mc.height, &mc.width) != 2) {
         return Fail(InvalidArgumentError("--grid " + gemm_grid + " is not HxW"));
       }
-      if (config->token_mix_ratio > 0) mc.token_hidden = std::max<int64_t>(1, std::llround(config->token_mix_ratio * mc.tokens()));
+      if (config->token_mix_ratio > 0)
+        mc.token_hidden = std::max<int64_t>(1, std::llround(config->token_mix_ratio * mc.tokens()));
       Status valid = mc.Validate(1);
       if (!valid.ok()) return Fail(valid.Annotate(gemm_config));
       shapes = train::StepGemmShapes(mc);
     }
     const train::GemmRate rate = train::MeasureGemmRate(backend->get(), shapes, gemm_repeats);
     if (as_json) {
-      std::cout << nlohmann::json{{"backend", gemm_backend}, {"shapes", shapes.size()}, {"flops", rate.flops},
-                                  {"seconds", rate.seconds}, {"flop_per_s", rate.flop_per_s()}}
+      std::cout << nlohmann::json{{"backend", gemm_backend},
+                                  {"shapes", shapes.size()},
+                                  {"flops", rate.flops},
+                                  {"seconds", rate.seconds},
+                                  {"flop_per_s", rate.flop_per_s()}}
                        .dump()
                 << "\n";
     } else {
-      std::cout << gemm_backend << ": " << shapes.size() << " GEMMs, " << rate.flops / 1e9 << " GFLOP in " << rate.seconds
-                << " s = " << rate.flop_per_s() / 1e9 << " GFLOP/s (best of " << gemm_repeats << ")\n";
+      std::cout << gemm_backend << ": " << shapes.size() << " GEMMs, " << rate.flops / 1e9 << " GFLOP in "
+                << rate.seconds << " s = " << rate.flop_per_s() / 1e9 << " GFLOP/s (best of " << gemm_repeats << ")\n";
     }
     return 0;
   }
@@ -205,8 +211,8 @@ int main(int argc, char** argv) {
       std::cout << j.dump(2) << "\n";
     } else {
       std::cout << "read " << r->chunks << " chunks, " << r->decoded_bytes / 1e9 << " GB decoded ("
-                << r->stored_bytes / 1e9 << " GB stored) in " << r->median_seconds() << " s = "
-                << j["gb_per_s"].get<double>() << " GB/s\n";
+                << r->stored_bytes / 1e9 << " GB stored) in " << r->median_seconds()
+                << " s = " << j["gb_per_s"].get<double>() << " GB/s\n";
       if (ceiling) {
         std::cout << "codec-only ceiling " << j["ceiling_gb_per_s"].get<double>() << " GB/s; reads reach "
                   << 100 * j["fraction_of_ceiling"].get<double>() << "% of it\n";
@@ -227,7 +233,8 @@ int main(int argc, char** argv) {
       if (!b.ok()) return Fail(b.status());
       ++batches;
       if (repeats > 0 && batches >= repeats) break;
-      if (repeats < 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= seconds) break;
+      if (repeats < 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= seconds)
+        break;
     }
     LoaderStats st = (*l)->stats();
     const double samples = static_cast<double>(batches * lo.batch_size);
@@ -246,11 +253,12 @@ int main(int argc, char** argv) {
     if (as_json) {
       std::cout << j.dump(2) << "\n";
     } else {
-      std::printf("rank %lld: %lld batches, %.2f samples/s, %.3f GB/s delivered, read amplification %.2f, "
-                  "consumer waited %.2f s of %.2f s (%s)\n",
-                  static_cast<long long>(lo.rank), static_cast<long long>(batches), samples / st.seconds,
-                  st.bytes_delivered / st.seconds / 1e9, st.read_amplification(), st.consumer_wait_seconds, st.seconds,
-                  (*l)->allocator_name().c_str());
+      std::printf(
+          "rank %lld: %lld batches, %.2f samples/s, %.3f GB/s delivered, read amplification %.2f, "
+          "consumer waited %.2f s of %.2f s (%s)\n",
+          static_cast<long long>(lo.rank), static_cast<long long>(batches), samples / st.seconds,
+          st.bytes_delivered / st.seconds / 1e9, st.read_amplification(), st.consumer_wait_seconds, st.seconds,
+          (*l)->allocator_name().c_str());
     }
     return 0;
   }
@@ -275,7 +283,8 @@ int main(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status());
     nlohmann::json j = nlohmann::json::array();
     for (const auto& c : *r) {
-      j.push_back({{"codec", c.codec}, {"encode_mb_s", c.encode_mb_s}, {"decode_mb_s", c.decode_mb_s}, {"ratio", c.ratio}});
+      j.push_back(
+          {{"codec", c.codec}, {"encode_mb_s", c.encode_mb_s}, {"decode_mb_s", c.decode_mb_s}, {"ratio", c.ratio}});
     }
     if (as_json) {
       std::cout << j.dump(2) << "\n";

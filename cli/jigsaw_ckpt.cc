@@ -34,7 +34,8 @@ Result<std::function<PartitionSpec(const TensorSpec&)>> PartitionFile(const std:
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"jigsaw-ckpt: sharded checkpoints: inspect, verify, reshard between GPU counts, import/export safetensors."};
+  CLI::App app{
+      "jigsaw-ckpt: sharded checkpoints: inspect, verify, reshard between GPU counts, import/export safetensors."};
   app.require_subcommand(1);
   app.fallthrough();
   cli::CommonFlags common;
@@ -60,14 +61,17 @@ int main(int argc, char** argv) {
   auto* import = app.add_subcommand("import", "a safetensors file -> a sharded checkpoint");
   import->add_option("FILE", path, "the .safetensors file")->required();
   import->add_option("--mesh", mesh_text, "mesh, e.g. domain=2,tensor=2")->required();
-  import->add_option("--partition", partition_path, "JSON: tensor name or glob -> partition spec; unmatched: replicated");
+  import->add_option("--partition", partition_path,
+                     "JSON: tensor name or glob -> partition spec; unmatched: replicated");
   import->add_option("--out", out, "checkpoint root")->required();
   import->add_option("--step", step, "step number (default 0)")->check(cli::AtLeast(0));
 
   std::string export_format, codec = "zstd";
-  auto* exp = app.add_subcommand("export", "a step -> one safetensors file, or a Zarr v3 group with one array per tensor");
+  auto* exp =
+      app.add_subcommand("export", "a step -> one safetensors file, or a Zarr v3 group with one array per tensor");
   exp->add_option("STEP", path, "step directory or root")->required();
-  exp->add_option("--out", out, "a .safetensors file (local), or a Zarr store (path or URL, must be empty)")->required();
+  exp->add_option("--out", out, "a .safetensors file (local), or a Zarr store (path or URL, must be empty)")
+      ->required();
   exp->add_option("--format", export_format, "safetensors or zarr (default: safetensors for *.safetensors, else zarr)")
       ->check(CLI::IsMember({"safetensors", "zarr"}));
   exp->add_option("--codec", codec, "Zarr export: none, zstd, blosc-lz4, gzip, ... (default zstd)");
@@ -87,7 +91,8 @@ int main(int argc, char** argv) {
     if (!root.ok()) return Fail(root.status());
     Status s = ImportSafetensors(path, root->get(), step, *mesh, *rules, save);
     if (!s.ok()) return Fail(s);
-    std::cout << "imported " << path << " as " << (*root)->url() << "/" << StepDirectory(step) << " on mesh " << mesh->ToString() << "\n";
+    std::cout << "imported " << path << " as " << (*root)->url() << "/" << StepDirectory(step) << " on mesh "
+              << mesh->ToString() << "\n";
     return 0;
   }
   auto opened = OpenCheckpointStep(path);
@@ -108,7 +113,8 @@ int main(int argc, char** argv) {
     for (const auto& t : m->tensors) {
       std::cout << "  " << t.spec.name << "  " << t.spec.dtype.name << " [";
       for (size_t d = 0; d < t.spec.shape.size(); ++d) std::cout << (d ? ", " : "") << t.spec.shape[d];
-      std::cout << "]  partition " << PartitionSpecToJson(t.spec.partition).dump() << "  " << t.tiles.size() << " tiles\n";
+      std::cout << "]  partition " << PartitionSpecToJson(t.spec.partition).dump() << "  " << t.tiles.size()
+                << " tiles\n";
     }
     return 0;
   }
@@ -119,7 +125,8 @@ int main(int argc, char** argv) {
       std::cout << nlohmann::json{{"ok", problems->empty()}, {"problems", *problems}}.dump(2) << "\n";
     } else {
       for (const auto& p : *problems) std::cout << "problem: " << p << "\n";
-      std::cout << root->url() << "/" << step_dir << ": " << (problems->empty() ? "ok" : std::to_string(problems->size()) + " problems") << "\n";
+      std::cout << root->url() << "/" << step_dir << ": "
+                << (problems->empty() ? "ok" : std::to_string(problems->size()) + " problems") << "\n";
     }
     return problems->empty() ? 0 : 1;
   }
@@ -132,7 +139,8 @@ int main(int argc, char** argv) {
     if (!dst.ok()) return Fail(dst.status());
     Status s = ReshardCheckpoint(root.get(), step_dir, *mesh, *rules, dst->get(), save);
     if (!s.ok()) return Fail(s);
-    std::cout << "resharded " << root->url() << "/" << step_dir << " onto mesh " << mesh->ToString() << " in " << (*dst)->url() << "\n";
+    std::cout << "resharded " << root->url() << "/" << step_dir << " onto mesh " << mesh->ToString() << " in "
+              << (*dst)->url() << "\n";
     return 0;
   }
   if (exp->parsed()) {

@@ -48,10 +48,14 @@ int main(int argc, char** argv) {
   auto report = train::RunRollout(o, world.get(), json ? std::cerr : std::cout);
   if (!report.ok()) return cli::Fail("jigsaw-rollout", world.Annotate(report.status()));
   if (json && world->rank() == 0) {
-    std::cout << nlohmann::json{{"inits", report->inits}, {"written", report->inits_written},
-                                {"skipped", report->inits_skipped}, {"leads", report->leads},
-                                {"seconds", report->seconds}, {"forecast_steps_per_s", report->forecast_steps_per_s},
-                                {"gb_written_rank0", report->gb_written}, {"peak_rss_bytes_rank0", report->peak_rss_bytes}}
+    std::cout << nlohmann::json{{"inits", report->inits},
+                                {"written", report->inits_written},
+                                {"skipped", report->inits_skipped},
+                                {"leads", report->leads},
+                                {"seconds", report->seconds},
+                                {"forecast_steps_per_s", report->forecast_steps_per_s},
+                                {"gb_written_rank0", report->gb_written},
+                                {"peak_rss_bytes_rank0", report->peak_rss_bytes}}
                      .dump()
               << "\n";
   }

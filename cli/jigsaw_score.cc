@@ -24,7 +24,8 @@ Status Plot(const nlohmann::json& scores, const std::string& image) {
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   const std::string script = (self.parent_path() / "jigsaw-plot-scores").string();
-  if (ec || !std::filesystem::exists(script)) return NotFoundError("--plot: no jigsaw-plot-scores beside " + self.string());
+  if (ec || !std::filesystem::exists(script))
+    return NotFoundError("--plot: no jigsaw-plot-scores beside " + self.string());
   char tmp[] = "/tmp/jigsaw-score-XXXXXX";
   const int fd = mkstemp(tmp);
   if (fd < 0) return ErrnoToStatus(errno, "--plot: a temporary file");
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
   app.add_option("FORECAST", o.forecast, "the forecast store (jigsaw-rollout)")->required();
   app.add_option("--truth", o.truth, "the jigsaw-shard store to score against")->required();
   app.add_option("--climatology", o.climatology, "a jigsaw-shard climatology: adds ACC and the climatology baseline");
-  app.add_option("--channels", o.channels, "channel names or z500,t850,t2m,u10,msl,q700 (default: all)")->delimiter(',');
+  app.add_option("--channels", o.channels, "channel names or z500,t850,t2m,u10,msl,q700 (default: all)")
+      ->delimiter(',');
   app.add_option("--json", json_path, "write every score as JSON ('-': stdout)");
   app.add_option("--csv", csv_path, "write every score as CSV ('-': stdout)");
   app.add_option("--plot", plot_path,

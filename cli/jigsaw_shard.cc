@@ -42,7 +42,8 @@ struct PlanFlags {
     cmd->add_option("--source", sources, "Zarr store (path or URL) or NetCDF file/glob; repeat to combine")->required();
     cmd->add_option("--vars", vars, "variables in channel order, comma-separated (WB2 long names or CDS short names)")
         ->required();
-    cmd->add_option("--levels", levels, "pressure levels in hPa, comma-separated, in channel order (default: all, 1000 first)");
+    cmd->add_option("--levels", levels,
+                    "pressure levels in hPa, comma-separated, in channel order (default: all, 1000 first)");
     cmd->add_option("--start", options.start, "first time, e.g. 2020-01-01T00")->required();
     cmd->add_option("--end", options.end, "last time (inclusive)")->required();
     cmd->add_option("--step", options.step, "time step: 6h, 1h, 30m, 1d (default 6h)");
@@ -62,13 +63,15 @@ struct PlanFlags {
     options.vars = SplitList(vars);
     for (size_t i = 0; i < options.vars.size(); ++i)
       for (size_t k = 0; k < i; ++k)
-        if (options.vars[i] == options.vars[k]) return InvalidArgumentError("--vars names " + options.vars[i] + " twice");
+        if (options.vars[i] == options.vars[k])
+          return InvalidArgumentError("--vars names " + options.vars[i] + " twice");
     options.zarr_format = format == "zarr2" ? 2 : 3;
     for (const auto& l : SplitList(levels)) {
       // The whole text is the number: "500abc" is not 500.
       char* end = nullptr;
       const double v = std::strtod(l.c_str(), &end);
-      if (l.empty() || *end != '\0' || !std::isfinite(v)) return InvalidArgumentError("level \"" + l + "\" is not a number");
+      if (l.empty() || *end != '\0' || !std::isfinite(v))
+        return InvalidArgumentError("level \"" + l + "\" is not a number");
       for (double seen : options.levels)
         if (seen == v) return InvalidArgumentError("--levels names " + l + " twice");
       options.levels.push_back(v);
@@ -96,7 +99,8 @@ int main(int argc, char** argv) {
   bool as_json = false;
 
   PlanFlags plan_flags, run_flags;
-  auto* plan = app.add_subcommand("plan", "print the channels, tiles, bytes and objects a run would write; writes nothing");
+  auto* plan =
+      app.add_subcommand("plan", "print the channels, tiles, bytes and objects a run would write; writes nothing");
   plan_flags.Add(plan);
   plan->add_flag("--json", as_json, "machine-readable output");
 
@@ -124,19 +128,23 @@ int main(int argc, char** argv) {
   synth->add_flag("--lat-ascending", synth_spec.lat_ascending, "latitude south -> north");
   synth->add_flag("--lon-signed", synth_spec.lon_signed, "longitude in [-180, 180)");
   synth->add_flag("--levels-descending", synth_spec.levels_descending, "1000 hPa first");
-  synth->add_option("--format", synth_format, "zarr2 (default, as xarray) or zarr3")->check(CLI::IsMember({"zarr2", "zarr3"}));
+  synth->add_option("--format", synth_format, "zarr2 (default, as xarray) or zarr3")
+      ->check(CLI::IsMember({"zarr2", "zarr3"}));
 
   ClimatologyOptions clim_options;
   std::string clim_out, clim_format = "zarr3";
-  auto* clim = app.add_subcommand("climatology",
-                                  "mean by day of year and hour of day over a span of a store, in a centred window of days "
-                                  "(WeatherBench2's kind), for jigsaw-score's anomaly correlations");
+  auto* clim =
+      app.add_subcommand("climatology",
+                         "mean by day of year and hour of day over a span of a store, in a centred window of days "
+                         "(WeatherBench2's kind), for jigsaw-score's anomaly correlations");
   clim->add_option("URL", url, "store written by jigsaw-shard run")->required();
   clim->add_option("--start", clim_options.start, "first sample averaged (default: the store's first)");
   clim->add_option("--end", clim_options.end, "last sample averaged, inclusive (default: the store's last)");
   clim->add_option("--window", clim_options.window_days, "days in the centred window (odd)")->capture_default_str();
   clim->add_option("--out", clim_out, "output store path or URL")->required();
-  clim->add_option("--format", clim_format, "zarr3 or zarr2")->check(CLI::IsMember({"zarr2", "zarr3"}))->capture_default_str();
+  clim->add_option("--format", clim_format, "zarr3 or zarr2")
+      ->check(CLI::IsMember({"zarr2", "zarr3"}))
+      ->capture_default_str();
 
   JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
@@ -158,12 +166,14 @@ int main(int argc, char** argv) {
     auto out = OpenKvStore(out_url);
     if (!out.ok()) return Fail(out.status());
     cli::ProgressBar bar("shard", true);
-    auto report = RunShard(made->first, made->second, out->get(), [&](int64_t d, int64_t t) { bar.Update(d, t); }, std::cerr);
+    auto report = RunShard(
+        made->first, made->second, out->get(), [&](int64_t d, int64_t t) { bar.Update(d, t); }, std::cerr);
     bar.Finish();
     if (!report.ok()) return Fail(report.status());
     std::cout << (*out)->url() << ": " << report->times_written << " time steps written, " << report->times_skipped
               << " already present; " << report->bytes_written / 1e9 << " GB in " << report->seconds << " s";
-    if (report->seconds > 0 && report->bytes_written > 0) std::cout << " = " << report->bytes_written / 1e9 / report->seconds << " GB/s";
+    if (report->seconds > 0 && report->bytes_written > 0)
+      std::cout << " = " << report->bytes_written / 1e9 / report->seconds << " GB/s";
     std::cout << " (reading sources " << report->read_seconds << " s, encoding and writing " << report->write_seconds
               << " s, statistics " << report->stats_seconds << " s)\n";
     return 0;
@@ -174,10 +184,12 @@ int main(int argc, char** argv) {
     auto problems = VerifyShardStore(store->get());
     if (!problems.ok()) return Fail(problems.status());
     if (as_json) {
-      std::cout << nlohmann::json{{"url", (*store)->url()}, {"ok", problems->empty()}, {"problems", *problems}}.dump(2) << "\n";
+      std::cout << nlohmann::json{{"url", (*store)->url()}, {"ok", problems->empty()}, {"problems", *problems}}.dump(2)
+                << "\n";
     } else {
       for (const auto& p : *problems) std::cout << "problem: " << p << "\n";
-      std::cout << (*store)->url() << ": " << (problems->empty() ? "ok" : std::to_string(problems->size()) + " problems") << "\n";
+      std::cout << (*store)->url() << ": "
+                << (problems->empty() ? "ok" : std::to_string(problems->size()) + " problems") << "\n";
     }
     return problems->empty() ? 0 : 1;
   }

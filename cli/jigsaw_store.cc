@@ -78,12 +78,15 @@ int main(int argc, char** argv) {
   copy->add_option("DST", dst, "destination store (must not hold a Zarr store yet)")->required();
   copy->add_option("--format", format, "zarr2 or zarr3 (default: as the source)")
       ->check(CLI::IsMember({"zarr2", "zarr3"}));
-  copy->add_option("--codec", codec, "blosc-lz4, blosc-lz4hc, blosc-zstd, blosc-zlib, blosc-blosclz, zstd, gzip, zlib "
-                                     "or none (default: as the source)");
-  copy->add_option("--shard", shard, "v3 shard shape, a multiple of the chunk shape, e.g. 8,1,721,720; applies to arrays of its rank");
+  copy->add_option("--codec", codec,
+                   "blosc-lz4, blosc-lz4hc, blosc-zstd, blosc-zlib, blosc-blosclz, zstd, gzip, zlib "
+                   "or none (default: as the source)");
+  copy->add_option("--shard", shard,
+                   "v3 shard shape, a multiple of the chunk shape, e.g. 8,1,721,720; applies to arrays of its rank");
   copy->add_flag("--no-shard", no_shard, "write plain chunks even when the source is sharded");
 
-  auto* verify = app.add_subcommand("verify", "decode every chunk, check checksums and metadata; non-zero exit on problems");
+  auto* verify =
+      app.add_subcommand("verify", "decode every chunk, check checksums and metadata; non-zero exit on problems");
   verify->add_option("URL", url, "store")->required();
   verify->add_flag("--json", as_json, "machine-readable output");
 
@@ -128,8 +131,11 @@ int main(int argc, char** argv) {
     bar.Finish();
     if (!report.ok()) return Fail(report.status());
     if (as_json) {
-      nlohmann::json j = {{"url", (*src)->url()}, {"ok", report->problems.empty()}, {"arrays", report->arrays},
-                          {"chunks_checked", report->chunks_checked}, {"problems", report->problems}};
+      nlohmann::json j = {{"url", (*src)->url()},
+                          {"ok", report->problems.empty()},
+                          {"arrays", report->arrays},
+                          {"chunks_checked", report->chunks_checked},
+                          {"problems", report->problems}};
       std::cout << j.dump(2) << "\n";
     } else {
       for (const auto& p : report->problems) std::cout << "problem: " << p << "\n";

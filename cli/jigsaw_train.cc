@@ -26,19 +26,25 @@ int main(int argc, char** argv) {
   bool json = false;
   app.add_option("--data", o.data, "the store (path, file://, s3://, http(s)://, gs://)")->required();
   app.add_option("--mesh", o.mesh, "domain=s,tensor=s")->capture_default_str();
-  app.add_option("--config", o.config, "model.json: patch, dim, depth, token_hidden, channel_hidden, optimiser, seed, "
-                                       "channel_weights (see examples/model_tiny.json)")->required();
-  app.add_option("--train-start", o.train_start, "first time of the training window (e.g. 2020-01-01T00; default: the store's first)");
+  app.add_option("--config", o.config,
+                 "model.json: patch, dim, depth, token_hidden, channel_hidden, optimiser, seed, "
+                 "channel_weights (see examples/model_tiny.json)")
+      ->required();
+  app.add_option("--train-start", o.train_start,
+                 "first time of the training window (e.g. 2020-01-01T00; default: the store's first)");
   app.add_option("--train-end", o.train_end, "last time of the training window, inclusive");
   app.add_option("--val-start", o.val_start, "first time of the validation window");
   app.add_option("--val-end", o.val_end, "last time of the validation window (validation runs when both are given)");
-  app.add_option("--steps", o.steps, "total optimiser steps (also the cosine schedule's length)")->capture_default_str();
-  app.add_option("--stop-at", o.stop_at, "stop after this many steps as a preemption would: checkpoint, exit 0 "
-                                         "(a later --resume continues the same schedule)");
+  app.add_option("--steps", o.steps, "total optimiser steps (also the cosine schedule's length)")
+      ->capture_default_str();
+  app.add_option("--stop-at", o.stop_at,
+                 "stop after this many steps as a preemption would: checkpoint, exit 0 "
+                 "(a later --resume continues the same schedule)");
   app.add_option("--batch-size", o.batch_size, "samples per step per replica")->capture_default_str();
   app.add_option("--rollout-steps", o.rollout_steps,
                  "K: train on the mean loss of K autoregressive applications of the model (back-propagated through "
-                 "all K); validation uses the same K")->capture_default_str();
+                 "all K); validation uses the same K")
+      ->capture_default_str();
   app.add_option("--ckpt", o.ckpt, "checkpoint root (path or URL); saved asynchronously");
   app.add_option("--ckpt-every", o.ckpt_every, "steps between checkpoints (0: at the end only)")->capture_default_str();
   app.add_flag("--resume", o.resume, "continue from the checkpoint root's LATEST (any mesh with the same token order)");
@@ -46,7 +52,8 @@ int main(int argc, char** argv) {
   app.add_option("--val-batches", o.val_batches, "batches per validation (0: the whole window)")->capture_default_str();
   app.add_option("--log", o.log, "JSON lines, one per step, validation and checkpoint (rank 0 writes)");
   app.add_option("--backend", o.backend, "cpu (OpenBLAS) or cuda (cuBLAS)")->capture_default_str();
-  app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)")->capture_default_str();
+  app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)")
+      ->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches the loader reads ahead")->capture_default_str();
   app.add_flag("--json", json, "print the run's summary as one JSON object on stdout");
   JIGSAW_CLI_PARSE(app, argc, argv);
@@ -60,8 +67,10 @@ int main(int argc, char** argv) {
   auto report = train::RunTraining(o, world.get(), log);
   if (!report.ok()) return cli::Fail("jigsaw-train", world.Annotate(report.status()));
   if (json && world->rank() == 0) {
-    std::cout << nlohmann::json{{"first_step", report->first_step}, {"last_step", report->last_step},
-                                {"loss", report->last_loss}, {"val_loss", report->val_loss},
+    std::cout << nlohmann::json{{"first_step", report->first_step},
+                                {"last_step", report->last_step},
+                                {"loss", report->last_loss},
+                                {"val_loss", report->val_loss},
                                 {"persistence_loss", report->persistence_loss},
                                 {"stopped_by_signal", report->stopped_by_signal}}
                      .dump()

@@ -58,7 +58,11 @@ class OurClimatology final : public Climatology {
  public:
   OurClimatology(std::unique_ptr<KvStore> store, std::unique_ptr<Array> a, std::vector<int64_t> channels,
                  std::vector<int64_t> hours, int64_t plane)
-      : store_(std::move(store)), a_(std::move(a)), channels_(std::move(channels)), hours_(std::move(hours)), plane_(plane) {}
+      : store_(std::move(store)),
+        a_(std::move(a)),
+        channels_(std::move(channels)),
+        hours_(std::move(hours)),
+        plane_(plane) {}
   Status Read(int64_t t, std::vector<float>* planes) override {
     const int64_t h = IndexOf(hours_, SecondOfDay(t) / 3600);
     if (h < 0) return InvalidArgumentError("the climatology has no hour " + std::to_string(SecondOfDay(t) / 3600));
@@ -68,7 +72,8 @@ class OurClimatology final : public Climatology {
                              std::span<char>(reinterpret_cast<char*>(all_.data()), all_.size() * 4)));
     planes->resize(channels_.size() * plane_);
     for (size_t k = 0; k < channels_.size(); ++k)
-      std::copy(all_.begin() + channels_[k] * plane_, all_.begin() + (channels_[k] + 1) * plane_, planes->begin() + k * plane_);
+      std::copy(all_.begin() + channels_[k] * plane_, all_.begin() + (channels_[k] + 1) * plane_,
+                planes->begin() + k * plane_);
     return OkStatus();
   }
 
@@ -85,13 +90,18 @@ class Wb2Climatology final : public Climatology {
  public:
   struct Channel {
     std::unique_ptr<Array> var;
-    int64_t level_index = -1;       // into the level dimension, or -1 without one
+    int64_t level_index = -1;  // into the level dimension, or -1 without one
     int dim_hour, dim_doy, dim_level, dim_lat, dim_lon;
   };
   Wb2Climatology(std::unique_ptr<KvStore> store, std::vector<Channel> channels, std::vector<int64_t> hours,
                  std::vector<int64_t> doys, bool flip_lat, int64_t H, int64_t W)
-      : store_(std::move(store)), channels_(std::move(channels)), hours_(std::move(hours)), doys_(std::move(doys)),
-        flip_lat_(flip_lat), H_(H), W_(W) {}
+      : store_(std::move(store)),
+        channels_(std::move(channels)),
+        hours_(std::move(hours)),
+        doys_(std::move(doys)),
+        flip_lat_(flip_lat),
+        H_(H),
+        W_(W) {}
 
   Status Read(int64_t t, std::vector<float>* planes) override {
     const int64_t h = IndexOf(hours_, SecondOfDay(t) / 3600), d = IndexOf(doys_, DayOfYear(t));
@@ -150,8 +160,9 @@ Result<std::unique_ptr<Climatology>> Climatology::Open(const std::string& url, c
   std::vector<double> flipped(clat.rbegin(), clat.rend());
   const bool flip = !SameGrid(clat, lat) && SameGrid(flipped, lat);
   if ((!SameGrid(clat, lat) && !flip) || !SameGrid(clon, lon)) {
-    return InvalidArgumentError(url + ": the climatology's grid (" + std::to_string(clat.size()) + "x" + std::to_string(clon.size()) +
-                                ") is not the truth's (" + std::to_string(H) + "x" + std::to_string(W) + ")");
+    return InvalidArgumentError(url + ": the climatology's grid (" + std::to_string(clat.size()) + "x" +
+                                std::to_string(clon.size()) + ") is not the truth's (" + std::to_string(H) + "x" +
+                                std::to_string(W) + ")");
   }
   auto ours = Array::Open(store.get(), "climatology");
   if (ours.ok()) {
@@ -167,7 +178,8 @@ Result<std::unique_ptr<Climatology>> Climatology::Open(const std::string& url, c
       if (it == names.end()) return InvalidArgumentError("channel " + c + " is not in the climatology " + url);
       idx.push_back(it - names.begin());
     }
-    return std::unique_ptr<Climatology>(new OurClimatology(std::move(store), std::move(*ours), std::move(idx), std::move(hours), H * W));
+    return std::unique_ptr<Climatology>(
+        new OurClimatology(std::move(store), std::move(*ours), std::move(idx), std::move(hours), H * W));
   }
   // WeatherBench2's layout: a variable per quantity.
   ASSIGN_OR_RETURN(auto doys, Coordinate<int64_t>(store.get(), "dayofyear"));
@@ -188,7 +200,9 @@ Result<std::unique_ptr<Climatology>> Climatology::Open(const std::string& url, c
         a = Array::Open(store.get(), var);
       }
     }
-    if (!a.ok()) return InvalidArgumentError("channel " + name + " is not in the climatology " + url + " (no variable " + var + ")");
+    if (!a.ok())
+      return InvalidArgumentError("channel " + name + " is not in the climatology " + url + " (no variable " + var +
+                                  ")");
     c.var = std::move(*a);
     const auto& dims = c.var->metadata().dimension_names;
     auto dim = [&](const char* d) {
@@ -202,19 +216,24 @@ Result<std::unique_ptr<Climatology>> Climatology::Open(const std::string& url, c
     c.dim_lon = dim("longitude");
     if (c.dim_hour < 0 || c.dim_doy < 0 || c.dim_lat < 0 || c.dim_lon < 0 || (level >= 0) != (c.dim_level >= 0) ||
         static_cast<size_t>(c.var->metadata().rank()) != 4u + (c.dim_level >= 0 ? 1 : 0)) {
-      return InvalidArgumentError(url + ": variable " + var + " is not (hour, dayofyear, [level,] latitude, longitude) as channel " +
-                                  name + " needs");
+      return InvalidArgumentError(url + ": variable " + var +
+                                  " is not (hour, dayofyear, [level,] latitude, longitude) as channel " + name +
+                                  " needs");
     }
-    if (c.var->metadata().dtype.kind != 'f' || (c.var->metadata().dtype.size != 4 && c.var->metadata().dtype.size != 8)) {
+    if (c.var->metadata().dtype.kind != 'f' ||
+        (c.var->metadata().dtype.size != 4 && c.var->metadata().dtype.size != 8)) {
       return UnimplementedError(url + ": variable " + var + " is not float32 or float64");
     }
     if (level >= 0) {
       c.level_index = IndexOf(levels, level);
-      if (c.level_index < 0) return InvalidArgumentError("the climatology " + url + " has no level " + std::to_string(level) + " for " + name);
+      if (c.level_index < 0)
+        return InvalidArgumentError("the climatology " + url + " has no level " + std::to_string(level) + " for " +
+                                    name);
     }
     out.push_back(std::move(c));
   }
-  return std::unique_ptr<Climatology>(new Wb2Climatology(std::move(store), std::move(out), std::move(hours), std::move(doys), flip, H, W));
+  return std::unique_ptr<Climatology>(
+      new Wb2Climatology(std::move(store), std::move(out), std::move(hours), std::move(doys), flip, H, W));
 }
 
 }  // namespace jigsaw::train

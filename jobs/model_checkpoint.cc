@@ -10,7 +10,7 @@ std::vector<CheckpointTensor> CheckpointTensors(WeatherMixer& model) {
   for (auto& p : model.parameters()) {
     PartitionSpec part;
     for (char c : p.stored_split) {
-      part.push_back(c == 'i' ? std::optional<std::string>("domain")
+      part.push_back(c == 'i'   ? std::optional<std::string>("domain")
                      : c == 'j' ? std::optional<std::string>("tensor")
                                 : std::nullopt);
     }
@@ -28,7 +28,8 @@ Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_d
     run.step_dir = step_dir;
   }
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, run.step_dir));
-  if (!m.metadata.contains("jigsaw_train")) return InvalidArgumentError("checkpoint " + run.step_dir + " was not written by jigsaw-train");
+  if (!m.metadata.contains("jigsaw_train"))
+    return InvalidArgumentError("checkpoint " + run.step_dir + " was not written by jigsaw-train");
   const auto& meta = m.metadata["jigsaw_train"];
   run.step = m.step;
   run.model = meta.value("model", nlohmann::json::object());

@@ -2,7 +2,6 @@
 
 #include "base/peak_memory.h"
 
-
 #include <chrono>
 #include <cstdio>
 
@@ -21,14 +20,17 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // The forecast store's identity: a rerun with other settings must not mix into it.
-nlohmann::json Identity(const CheckpointRun& run, const std::string& ckpt, const std::vector<int64_t>& inits, int64_t leads,
-                        int64_t step_seconds) {
-  return {{"checkpoint", ckpt}, {"checkpoint_step", run.step}, {"init_times", inits}, {"leads", leads},
+nlohmann::json Identity(const CheckpointRun& run, const std::string& ckpt, const std::vector<int64_t>& inits,
+                        int64_t leads, int64_t step_seconds) {
+  return {{"checkpoint", ckpt},
+          {"checkpoint_step", run.step},
+          {"init_times", inits},
+          {"leads", leads},
           {"step_seconds", step_seconds}};
 }
 
-Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const std::vector<int64_t>& inits, int64_t leads,
-                           const nlohmann::json& identity) {
+Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const std::vector<int64_t>& inits,
+                           int64_t leads, const nlohmann::json& identity) {
   const int64_t C = static_cast<int64_t>(f.channels.size());
   ArraySpec s;
   s.zarr_format = format;
@@ -40,7 +42,9 @@ Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const 
   s.dimension_names = {"init_time", "lead_time", "channel", "latitude", "longitude"};
   s.attributes = {{"channels", f.channels}, {"long_name", "WeatherMixer forecast (jigsaw-rollout), physical units"}};
   ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
-  RETURN_IF_ERROR(WriteGroup(out, "", format, {{"channels", f.channels}, {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", false}, {"identity", identity}}}}));
+  RETURN_IF_ERROR(WriteGroup(out, "", format,
+                             {{"channels", f.channels},
+                              {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", false}, {"identity", identity}}}}));
   RETURN_IF_ERROR(Array::Create(out, "forecast", std::move(m)).status());
   RETURN_IF_ERROR(WriteCoordinateArray(out, format, "init_time", "int64",
                                        std::string_view(reinterpret_cast<const char*>(inits.data()), inits.size() * 8),
@@ -50,16 +54,18 @@ Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const 
   for (int64_t k = 0; k <= leads; ++k) hours[k] = k * f.step_seconds / 3600;
   RETURN_IF_ERROR(WriteCoordinateArray(out, format, "lead_time", "int64",
                                        std::string_view(reinterpret_cast<const char*>(hours.data()), hours.size() * 8),
-                                       leads + 1, {{"units", "hours"}, {"long_name", "forecast lead time"},
-                                                   {"dtype", "timedelta64[ns]"}}));  // xarray decodes it as a timedelta
-  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "latitude", "float64",
-                                       std::string_view(reinterpret_cast<const char*>(f.latitudes.data()), f.height * 8),
-                                       f.height, {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
+                                       leads + 1,
+                                       {{"units", "hours"},
+                                        {"long_name", "forecast lead time"},
+                                        {"dtype", "timedelta64[ns]"}}));  // xarray decodes it as a timedelta
+  RETURN_IF_ERROR(
+      WriteCoordinateArray(out, format, "latitude", "float64",
+                           std::string_view(reinterpret_cast<const char*>(f.latitudes.data()), f.height * 8), f.height,
+                           {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
   return WriteCoordinateArray(out, format, "longitude", "float64",
-                              std::string_view(reinterpret_cast<const char*>(f.longitudes.data()), f.width * 8), f.width,
-                              {{"units", "degrees_east"}, {"standard_name", "longitude"}});
+                              std::string_view(reinterpret_cast<const char*>(f.longitudes.data()), f.width * 8),
+                              f.width, {{"units", "degrees_east"}, {"standard_name", "longitude"}});
 }
-
 
 }  // namespace
 
@@ -69,7 +75,8 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   // ---- what can be refused, before any work ----
   ASSIGN_OR_RETURN(Mesh mesh, Mesh::Parse(o.mesh));
   if (mesh.axes.size() != 2 || mesh.AxisSize("domain") == 0 || mesh.AxisSize("tensor") == 0) {
-    return InvalidArgumentError("--mesh " + o.mesh + ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
+    return InvalidArgumentError("--mesh " + o.mesh +
+                                ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
   }
   ASSIGN_OR_RETURN(const int64_t s, SquareMeshSide(mesh.AxisSize("domain"), mesh.AxisSize("tensor")));
   if (world->size() != s * s) {
@@ -84,9 +91,10 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   if (!facts_or.ok()) return facts_or.status().Annotate(o.data);
   const StoreFacts& f = *facts_or;
   if (static_cast<int64_t>(f.channels.size()) != mc.channels || f.height != mc.height || f.width != mc.width) {
-    return InvalidArgumentError(o.data + ": " + std::to_string(f.channels.size()) + " channels on " + std::to_string(f.height) +
-                                "x" + std::to_string(f.width) + ", but the checkpoint's model has " + std::to_string(mc.channels) +
-                                " on " + std::to_string(mc.height) + "x" + std::to_string(mc.width));
+    return InvalidArgumentError(o.data + ": " + std::to_string(f.channels.size()) + " channels on " +
+                                std::to_string(f.height) + "x" + std::to_string(f.width) +
+                                ", but the checkpoint's model has " + std::to_string(mc.channels) + " on " +
+                                std::to_string(mc.height) + "x" + std::to_string(mc.width));
   }
   if (s > 1) RETURN_IF_ERROR(CheckTileGrid(mc, s, f.tiles.lat, f.tiles.lon, f.tiles.ch).Annotate(o.data));
   ASSIGN_OR_RETURN(const int64_t lead_seconds, ParseStep(o.lead));
@@ -103,11 +111,13 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   if (!o.init_every.empty()) {
     ASSIGN_OR_RETURN(every, ParseStep(o.init_every));
   }
-  if (last < first || every <= 0) return InvalidArgumentError("--init-end lies before --init, or --init-every is not positive");
+  if (last < first || every <= 0)
+    return InvalidArgumentError("--init-end lies before --init, or --init-every is not positive");
   std::vector<int64_t> inits, init_index;
   for (int64_t t = first; t <= last; t += every) {
     auto it = std::lower_bound(f.times.begin(), f.times.end(), t);
-    if (it == f.times.end() || *it != t) return InvalidArgumentError(o.data + " holds no state at " + FormatIsoTime(t) + " to start from");
+    if (it == f.times.end() || *it != t)
+      return InvalidArgumentError(o.data + " holds no state at " + FormatIsoTime(t) + " to start from");
     inits.push_back(t);
     init_index.push_back(it - f.times.begin());
   }
@@ -131,8 +141,10 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
       if (info.ok()) {
         auto root = ReadNodeMetadata(dst.get(), "");
         const nlohmann::json* attrs = root.ok() ? &root->attributes : nullptr;
-        if (!attrs || !attrs->contains("jigsaw") || (*attrs)["jigsaw"].value("identity", nlohmann::json()) != identity) {
-          return FailedPreconditionError(o.out + " holds another forecast (other checkpoint, initial times or lead): "
+        if (!attrs || !attrs->contains("jigsaw") ||
+            (*attrs)["jigsaw"].value("identity", nlohmann::json()) != identity) {
+          return FailedPreconditionError(o.out +
+                                         " holds another forecast (other checkpoint, initial times or lead): "
                                          "remove it or write elsewhere");
         }
         return OkStatus();
@@ -175,8 +187,9 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
       ++report.inits_skipped;
       continue;
     }
-    RETURN_IF_ERROR(data->Read(Box{{init_index[k], tile.channel0, tile.row0, tile.col0}, {1, tile.channels, tile.height, tile.width}},
-                               std::span<char>(reinterpret_cast<char*>(physical.data()), n * 4)));
+    RETURN_IF_ERROR(data->Read(
+        Box{{init_index[k], tile.channel0, tile.row0, tile.col0}, {1, tile.channels, tile.height, tile.width}},
+        std::span<char>(reinterpret_cast<char*>(physical.data()), n * 4)));
     for (int64_t lead = 0; lead <= leads; ++lead) {
       if (lead == 0) {
         for (int64_t c = 0; c < tile.channels; ++c) {
@@ -215,9 +228,10 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   Status finished;
   if (leader) {
     finished = [&]() -> Status {
-      RETURN_IF_ERROR(WriteGroup(dst.get(), "", o.zarr_format,
-                                 {{"channels", f.channels},
-                                  {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", true}, {"identity", identity}}}}));
+      RETURN_IF_ERROR(
+          WriteGroup(dst.get(), "", o.zarr_format,
+                     {{"channels", f.channels},
+                      {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", true}, {"identity", identity}}}}));
       return WriteConsolidated(dst.get(), o.zarr_format);
     }();
   }

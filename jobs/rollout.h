@@ -16,19 +16,19 @@
 namespace jigsaw::train {
 
 struct RolloutOptions {
-  std::string ckpt;       // checkpoint root (its LATEST) or a step directory ROOT/step-00001000
-  std::string data;       // the store holding the initial states (and the statistics)
+  std::string ckpt;  // checkpoint root (its LATEST) or a step directory ROOT/step-00001000
+  std::string data;  // the store holding the initial states (and the statistics)
   std::string mesh = "domain=1,tensor=1";
-  std::string init;       // first initial time
-  std::string init_end;   // last initial time (default: init)
-  std::string init_every; // e.g. 12h (default: the store's step)
-  std::string lead;       // e.g. 10d or 240h: a multiple of the store's step
-  std::string out;        // the forecast store (path or URL)
+  std::string init;        // first initial time
+  std::string init_end;    // last initial time (default: init)
+  std::string init_every;  // e.g. 12h (default: the store's step)
+  std::string lead;        // e.g. 10d or 240h: a multiple of the store's step
+  std::string out;         // the forecast store (path or URL)
   int zarr_format = 3;
   std::string backend = "cpu";
   int threads = 0;
   bool progress = false;
-  bool write = true;      // false: forecast and discard (measures the rollout without its writer)
+  bool write = true;  // false: forecast and discard (measures the rollout without its writer)
 };
 
 struct RolloutReport {

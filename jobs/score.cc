@@ -17,7 +17,7 @@ namespace {
 
 // WB2-style short names of the headline channels.
 const std::map<std::string, std::string> kShortNames = {
-    {"z500", "geopotential_500"}, {"t850", "temperature_850"}, {"t2m", "2m_temperature"},
+    {"z500", "geopotential_500"},       {"t850", "temperature_850"},        {"t2m", "2m_temperature"},
     {"u10", "10m_u_component_of_wind"}, {"msl", "mean_sea_level_pressure"}, {"q700", "specific_humidity_700"}};
 
 template <typename T>
@@ -46,8 +46,8 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
   const int64_t H = truth.height, W = truth.width;
   if (fm.shape.size() != 5 || fm.shape[0] != n_init || fm.shape[1] != n_lead || fm.shape[3] != H || fm.shape[4] != W ||
       static_cast<int64_t>(fchannels.size()) != fm.shape[2]) {
-    return InvalidArgumentError(o.forecast + ": forecast is not [init_time, lead_time, channel, " + std::to_string(H) + ", " +
-                                std::to_string(W) + "] with its channel names, as the truth's grid");
+    return InvalidArgumentError(o.forecast + ": forecast is not [init_time, lead_time, channel, " + std::to_string(H) +
+                                ", " + std::to_string(W) + "] with its channel names, as the truth's grid");
   }
   // Channels: as asked (names or short names), each in the forecast and in the truth.
   std::vector<std::string> names = o.channels.empty() ? fchannels : o.channels;
@@ -106,7 +106,8 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
     return it != truth.times.end() && *it == t ? it - truth.times.begin() : -1;
   };
   auto read_truth = [&](int64_t index, std::vector<float>* out) {
-    return tdata->Read(Box{{index, 0, 0, 0}, {1, TC, H, W}}, std::span<char>(reinterpret_cast<char*>(out->data()), out->size() * 4));
+    return tdata->Read(Box{{index, 0, 0, 0}, {1, TC, H, W}},
+                       std::span<char>(reinterpret_cast<char*>(out->data()), out->size() * 4));
   };
   // Weighted spatial means of (a - b)^2 and (a - b); NaN when either holds a missing value.
   auto errors = [&](const float* a, const float* b, double* mse, double* mean) {
@@ -160,7 +161,8 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
         for (size_t k = 0; k < fidx.size(); ++k) {
           const float* c = csample.data() + k * plane;
           const float* tr = tsample.data() + tidx[k] * plane;
-          const double a = acc(fsample.data() + fidx[k] * plane, tr, c), pa = acc(tinit.data() + tidx[k] * plane, tr, c);
+          const double a = acc(fsample.data() + fidx[k] * plane, tr, c),
+                       pa = acc(tinit.data() + tidx[k] * plane, tr, c);
           double cmse, cmean;
           errors(c, tr, &cmse, &cmean);
           if (std::isnan(a) || std::isnan(pa) || std::isnan(cmse)) continue;  // the climatology does not cover it
@@ -191,7 +193,8 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
 }
 
 nlohmann::json Scores::ToJson() const {
-  nlohmann::json j = {{"skipped_without_truth", skipped}, {"channels", nlohmann::json::object()},
+  nlohmann::json j = {{"skipped_without_truth", skipped},
+                      {"channels", nlohmann::json::object()},
                       {"headline", nlohmann::json::array()}};
   for (const ChannelScores* c : Headline()) j["headline"].push_back(c->channel);
   auto nums = [](const std::vector<double>& v) {
@@ -200,9 +203,12 @@ nlohmann::json Scores::ToJson() const {
     return a;
   };
   for (const auto& c : channels) {
-    j["channels"][c.channel] = {{"lead_hours", c.lead_hours}, {"rmse", nums(c.rmse)}, {"bias", nums(c.bias)},
+    j["channels"][c.channel] = {{"lead_hours", c.lead_hours},
+                                {"rmse", nums(c.rmse)},
+                                {"bias", nums(c.bias)},
                                 {"persistence_rmse", nums(c.persistence_rmse)},
-                                {"persistence_bias", nums(c.persistence_bias)}, {"count", c.count}};
+                                {"persistence_bias", nums(c.persistence_bias)},
+                                {"count", c.count}};
     if (!c.acc.empty()) {
       auto& e = j["channels"][c.channel];
       e["acc"] = nums(c.acc);
@@ -224,7 +230,8 @@ std::string Scores::ToCsv() const {
     for (size_t l = 0; l < c.lead_hours.size(); ++l) {
       s << c.channel << "," << c.lead_hours[l] << "," << c.count[l] << "," << c.rmse[l] << "," << c.persistence_rmse[l]
         << "," << c.bias[l] << "," << c.persistence_bias[l];
-      if (with_acc) s << "," << c.acc[l] << "," << c.persistence_acc[l] << "," << c.climatology_rmse[l] << "," << c.acc_count[l];
+      if (with_acc)
+        s << "," << c.acc[l] << "," << c.persistence_acc[l] << "," << c.climatology_rmse[l] << "," << c.acc_count[l];
       s << "\n";
     }
   return s.str();
@@ -246,11 +253,12 @@ void Scores::PrintTable(std::ostream& out) const {
         << "), bias (model)" << (with_acc ? ", ACC (model / persistence)" : "") << "\n";
     char line[240];
     for (size_t l = 0; l < c->lead_hours.size(); ++l) {
-      int n = std::snprintf(line, sizeof(line), "  lead %4lldh  %12.5g / %12.5g", static_cast<long long>(c->lead_hours[l]),
-                            c->rmse[l], c->persistence_rmse[l]);
+      int n = std::snprintf(line, sizeof(line), "  lead %4lldh  %12.5g / %12.5g",
+                            static_cast<long long>(c->lead_hours[l]), c->rmse[l], c->persistence_rmse[l]);
       if (with_acc) n += std::snprintf(line + n, sizeof(line) - n, " / %12.5g", c->climatology_rmse[l]);
       n += std::snprintf(line + n, sizeof(line) - n, "   bias %11.4g", c->bias[l]);
-      if (with_acc) n += std::snprintf(line + n, sizeof(line) - n, "   ACC %6.3f / %6.3f", c->acc[l], c->persistence_acc[l]);
+      if (with_acc)
+        n += std::snprintf(line + n, sizeof(line) - n, "   ACC %6.3f / %6.3f", c->acc[l], c->persistence_acc[l]);
       std::snprintf(line + n, sizeof(line) - n, "   (%lld initial times)\n", static_cast<long long>(c->count[l]));
       out << line;
     }

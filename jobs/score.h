@@ -22,7 +22,7 @@ namespace jigsaw::train {
 
 struct ScoreOptions {
   std::string forecast, truth;
-  std::string climatology;  // optional
+  std::string climatology;            // optional
   std::vector<std::string> channels;  // names or WB2-style short names (z500, t850, t2m, u10, msl); empty: all
 };
 

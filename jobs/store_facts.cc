@@ -13,7 +13,8 @@ Result<std::vector<T>> ReadVector(KvStore* store, const std::string& name, const
   if (!a.ok()) return FailedPreconditionError("the store has no array \"" + name + "\"");
   const auto& m = (*a)->metadata();
   if (m.shape.size() != 1 || (n >= 0 && m.shape[0] != n) || m.dtype.name != dtype) {
-    return InvalidArgumentError("the store's " + name + " array is not " + dtype + " [" + (n >= 0 ? std::to_string(n) : "n") + "]");
+    return InvalidArgumentError("the store's " + name + " array is not " + dtype + " [" +
+                                (n >= 0 ? std::to_string(n) : "n") + "]");
   }
   return ReadWhole1D<T>(**a);
 }

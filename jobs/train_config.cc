@@ -25,9 +25,23 @@ Result<TrainConfig> ParseTrainConfig(const nlohmann::json& j) {
   if (!j.is_object()) return InvalidArgumentError("model config: not a JSON object");
   TrainConfig c;
   c.model.depth = -1;
-  static const std::set<std::string> kKeys = {
-      "patch", "dim", "depth", "token_hidden", "token_mix_ratio", "channel_hidden", "lr", "min_lr", "embed_lr_scale",
-      "warmup_steps", "weight_decay", "clip", "beta1", "beta2", "eps", "seed", "channel_weights"};
+  static const std::set<std::string> kKeys = {"patch",
+                                              "dim",
+                                              "depth",
+                                              "token_hidden",
+                                              "token_mix_ratio",
+                                              "channel_hidden",
+                                              "lr",
+                                              "min_lr",
+                                              "embed_lr_scale",
+                                              "warmup_steps",
+                                              "weight_decay",
+                                              "clip",
+                                              "beta1",
+                                              "beta2",
+                                              "eps",
+                                              "seed",
+                                              "channel_weights"};
   for (const auto& [key, v] : j.items()) {
     if (key.starts_with("_")) continue;  // "_comment" and the like: notes for people
     if (!kKeys.count(key)) {
@@ -88,8 +102,10 @@ Result<TrainConfig> ParseTrainConfig(const nlohmann::json& j) {
     if (!j.contains(key)) return Bad(key, "is missing");
   }
   if (!j.contains("depth")) return Bad("depth", "is missing");
-  if (!j.contains("token_hidden") && !j.contains("token_mix_ratio")) return Bad("token_hidden", "is missing (or give token_mix_ratio)");
-  if (j.contains("token_hidden") && j.contains("token_mix_ratio")) return Bad("token_mix_ratio", "and \"token_hidden\" are both given");
+  if (!j.contains("token_hidden") && !j.contains("token_mix_ratio"))
+    return Bad("token_hidden", "is missing (or give token_mix_ratio)");
+  if (j.contains("token_hidden") && j.contains("token_mix_ratio"))
+    return Bad("token_mix_ratio", "and \"token_hidden\" are both given");
   RETURN_IF_ERROR(c.optimizer.Validate().Annotate("model config"));
   return c;
 }

@@ -20,7 +20,7 @@
 namespace jigsaw::train {
 
 struct TrainConfig {
-  ModelConfig model;  // patch, dim, depth, hidden sizes; channels and grid are filled from the store
+  ModelConfig model;           // patch, dim, depth, hidden sizes; channels and grid are filled from the store
   double token_mix_ratio = 0;  // when > 0, token_hidden = round(ratio x tokens) once the grid is known
   OptimizerConfig optimizer;
   uint64_t seed = 1;

@@ -35,7 +35,8 @@ double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 class TileBatches {
  public:
   static Result<std::unique_ptr<TileBatches>> Open(const std::string& url, const StoreFacts& facts, int64_t s,
-                                                   int64_t mesh_rank, const LoaderOptions& base, const TileShape& tile) {
+                                                   int64_t mesh_rank, const LoaderOptions& base,
+                                                   const TileShape& tile) {
     std::unique_ptr<TileBatches> t(new TileBatches());
     t->tile_ = tile;
     t->batch_ = base.batch_size;
@@ -114,7 +115,8 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   // ---- everything that can be refused, before any work ----
   ASSIGN_OR_RETURN(Mesh mesh, Mesh::Parse(o.mesh));
   if (mesh.axes.size() != 2 || mesh.AxisSize("domain") == 0 || mesh.AxisSize("tensor") == 0) {
-    return InvalidArgumentError("--mesh " + o.mesh + ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
+    return InvalidArgumentError("--mesh " + o.mesh +
+                                ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
   }
   ASSIGN_OR_RETURN(const int64_t s, SquareMeshSide(mesh.AxisSize("domain"), mesh.AxisSize("tensor")));
   std::ifstream cf(o.config);
@@ -140,7 +142,8 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   std::vector<float> channel_w(mc.channels, 1.0f);
   for (const auto& [name, w] : tc.channel_weights) {
     auto it = std::find(facts.channels.begin(), facts.channels.end(), name);
-    if (it == facts.channels.end()) return InvalidArgumentError(o.config + ": channel_weights names \"" + name + "\", which the store does not hold");
+    if (it == facts.channels.end())
+      return InvalidArgumentError(o.config + ": channel_weights names \"" + name + "\", which the store does not hold");
     channel_w[it - facts.channels.begin()] = w;
   }
   const std::vector<float> lat_w = LatitudeWeights(facts.latitudes);
@@ -214,9 +217,9 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     if (!ckpt || pos.replica != 0) return OkStatus();
     const auto t0 = Clock::now();
     const LoaderState ls = (*train_data)->state();
-    const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()}, {"step", step},
-                                {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}}, {"mesh", o.mesh},
-                                {"data", o.data}};
+    const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()},
+                                {"step", step},        {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}},
+                                {"mesh", o.mesh},      {"data", o.data}};
     // The blocks are copied during the next step's forward and backward (which only read them); the step
     // waits for the copy before its update. The previous save's verdict comes back here.
     RETURN_IF_ERROR(StartModelCheckpoint(&saver, ckpt.get(), step, model, mesh, mesh_rank, run, comms.group.get(),
@@ -282,8 +285,12 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     }
     report.val_loss = loss;
     report.persistence_loss = persistence;
-    emit({{"step", step}, {"val_loss", loss}, {"persistence_loss", persistence}, {"val_batches", n},
-          {"val_mse_by_channel", by_channel}, {"persistence_mse_by_channel", persistence_by_channel}});
+    emit({{"step", step},
+          {"val_loss", loss},
+          {"persistence_loss", persistence},
+          {"val_batches", n},
+          {"val_mse_by_channel", by_channel},
+          {"persistence_mse_by_channel", persistence_by_channel}});
     if (leader) {
       if (o.progress) std::fprintf(stderr, "\n");
       out << "jigsaw-train: step " << step << ": validation loss " << loss << " (persistence " << persistence << ")\n";
@@ -303,20 +310,29 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     }
     const auto t0 = Clock::now();
     RETURN_IF_ERROR((*train_data)->Next(&x0, &x1));
-    ASSIGN_OR_RETURN(StepResult r, trainer->Step(TileBatch{o.batch_size, x0.data(), x1.data(), false, o.rollout_steps},
-                                                 [&] {
-                                                   const auto w0 = Clock::now();
-                                                   saver.TilesCopied();
-                                                   copy_wait_s = Since(w0);
-                                                 }));
+    ASSIGN_OR_RETURN(StepResult r,
+                     trainer->Step(TileBatch{o.batch_size, x0.data(), x1.data(), false, o.rollout_steps}, [&] {
+                       const auto w0 = Clock::now();
+                       saver.TilesCopied();
+                       copy_wait_s = Since(w0);
+                     }));
     const double seconds = Since(t0), wait = (*train_data)->TakeWaitSeconds();
     report.last_loss = r.loss;
     const double samples = double(o.batch_size * pos.replicas) / seconds;
-    emit({{"step", r.step}, {"lr", r.lr}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"seconds", seconds},
-          {"loader_wait_s", wait}, {"samples_per_s", samples}, {"gflop_per_s_per_rank", r.gemm_flops / seconds / 1e9}});
+    emit({{"step", r.step},
+          {"lr", r.lr},
+          {"loss", r.loss},
+          {"grad_norm", r.grad_norm},
+          {"seconds", seconds},
+          {"loader_wait_s", wait},
+          {"samples_per_s", samples},
+          {"gflop_per_s_per_rank", r.gemm_flops / seconds / 1e9}});
     if (pending.step >= 0) {
       const double stall = pending.start_s + copy_wait_s;
-      emit({{"checkpoint", pending.step}, {"stall_s", stall}, {"start_s", pending.start_s}, {"copy_wait_s", copy_wait_s},
+      emit({{"checkpoint", pending.step},
+            {"stall_s", stall},
+            {"start_s", pending.start_s},
+            {"copy_wait_s", copy_wait_s},
             {"stall_share_of_step", stall / seconds}});
       if (leader && o.progress) {
         std::fprintf(stderr, "\ncheckpoint %lld: training stalled %.1f ms (%.1f%% of a step)\n",
@@ -330,7 +346,8 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
                    r.gemm_flops / seconds / 1e9, 100.0 * wait / seconds);
     }
     if (o.ckpt_every > 0 && (r.step + 1) % o.ckpt_every == 0 && r.step + 1 < o.steps) RETURN_IF_ERROR(save(r.step + 1));
-    if (o.val_every > 0 && (r.step + 1) % o.val_every == 0 && r.step + 1 < o.steps) RETURN_IF_ERROR(run_validation(r.step + 1));
+    if (o.val_every > 0 && (r.step + 1) % o.val_every == 0 && r.step + 1 < o.steps)
+      RETURN_IF_ERROR(run_validation(r.step + 1));
   }
   if (leader && o.progress) std::fprintf(stderr, "\n");
   report.last_step = trainer->step();

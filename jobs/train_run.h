@@ -15,24 +15,24 @@
 namespace jigsaw::train {
 
 struct TrainRunOptions {
-  std::string data;        // the store (any URL the loader reads)
+  std::string data;  // the store (any URL the loader reads)
   std::string mesh = "domain=1,tensor=1";
-  std::string config;      // model.json
+  std::string config;                                      // model.json
   std::string train_start, train_end, val_start, val_end;  // inclusive windows; empty: the whole store
   int64_t steps = 100;
-  int64_t stop_at = 0;     // stop after this many steps as a preemption would (checkpoint, return); 0: run on
-  int64_t batch_size = 1;  // per replica
+  int64_t stop_at = 0;        // stop after this many steps as a preemption would (checkpoint, return); 0: run on
+  int64_t batch_size = 1;     // per replica
   int64_t rollout_steps = 1;  // K: the loss of K autoregressive applications, back-propagated through all
-  std::string ckpt;        // checkpoint root (empty: none)
-  int64_t ckpt_every = 0;  // steps between saves (0: only at the end)
-  bool resume = false;     // continue from ckpt's LATEST
-  int64_t val_every = 0;   // steps between validations (0: only at the end); needs val_start/val_end
-  int64_t val_batches = 0; // batches per validation (0: one pass over the window)
-  std::string log;         // JSON lines, one per step and per validation (rank 0)
+  std::string ckpt;           // checkpoint root (empty: none)
+  int64_t ckpt_every = 0;     // steps between saves (0: only at the end)
+  bool resume = false;        // continue from ckpt's LATEST
+  int64_t val_every = 0;      // steps between validations (0: only at the end); needs val_start/val_end
+  int64_t val_batches = 0;    // batches per validation (0: one pass over the window)
+  std::string log;            // JSON lines, one per step and per validation (rank 0)
   std::string backend = "cpu";
-  int threads = 0;         // BLAS threads (0: the library's default)
+  int threads = 0;  // BLAS threads (0: the library's default)
   int64_t prefetch = 4;
-  bool progress = false;   // a progress line on stderr (rank 0)
+  bool progress = false;  // a progress line on stderr (rank 0)
 };
 
 struct TrainRunReport {

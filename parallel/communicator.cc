@@ -15,7 +15,9 @@ class LocalCommunicator final : public TensorCommunicator {
  public:
   int64_t rank() const override { return 0; }
   int64_t size() const override { return 1; }
-  Result<std::vector<std::string>> Gather(const std::string& payload) override { return std::vector<std::string>{payload}; }
+  Result<std::vector<std::string>> Gather(const std::string& payload) override {
+    return std::vector<std::string>{payload};
+  }
   Status Broadcast(std::string*) override { return OkStatus(); }
   Status Barrier() override { return OkStatus(); }
   Status BroadcastData(float*, int64_t, int64_t root) override { return CheckRoot(root); }
@@ -81,9 +83,9 @@ class MpiCommunicator final : public TensorCommunicator {
       if (total > kMaxPiece) return InvalidArgumentError("gathered control messages above 1 GiB");
       all.resize(total);
     }
-    RETURN_IF_ERROR(MpiStatus(
-        MPI_Gatherv(payload.data(), n, MPI_CHAR, all.data(), sizes.data(), displs.data(), MPI_CHAR, 0, comm_),
-        "MPI_Gatherv"));
+    RETURN_IF_ERROR(
+        MpiStatus(MPI_Gatherv(payload.data(), n, MPI_CHAR, all.data(), sizes.data(), displs.data(), MPI_CHAR, 0, comm_),
+                  "MPI_Gatherv"));
     std::vector<std::string> out;
     if (rank_ == 0)
       for (int64_t i = 0; i < size_; ++i) out.push_back(all.substr(displs[i], sizes[i]));
@@ -124,7 +126,8 @@ class MpiCommunicator final : public TensorCommunicator {
   }
   Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) override {
     MPI_Comm sub;
-    RETURN_IF_ERROR(MpiStatus(MPI_Comm_split(comm_, static_cast<int>(color), static_cast<int>(key), &sub), "MPI_Comm_split"));
+    RETURN_IF_ERROR(
+        MpiStatus(MPI_Comm_split(comm_, static_cast<int>(color), static_cast<int>(key), &sub), "MPI_Comm_split"));
     return std::unique_ptr<TensorCommunicator>(new MpiCommunicator(sub));
   }
 

@@ -16,7 +16,8 @@ Result<Mesh> Mesh::Parse(std::string_view text) {
     if (end == std::string_view::npos) end = text.size();
     std::string_view item = text.substr(start, end - start);
     size_t eq = item.find('=');
-    if (eq == std::string_view::npos || eq == 0) return InvalidArgumentError("mesh \"" + std::string(text) + "\" is not like domain=2,tensor=2");
+    if (eq == std::string_view::npos || eq == 0)
+      return InvalidArgumentError("mesh \"" + std::string(text) + "\" is not like domain=2,tensor=2");
     // Strictly NAME=SIZE: a name of letters, digits and '_' (not starting with a digit), all of SIZE a number.
     const std::string_view digits = item.substr(eq + 1);
     int64_t size = 0;
@@ -72,9 +73,12 @@ Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j) {
   if (!j.is_array()) return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
   PartitionSpec p;
   for (const auto& e : j) {
-    if (e.is_null()) p.push_back(std::nullopt);
-    else if (e.is_string()) p.push_back(e.get<std::string>());
-    else return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
+    if (e.is_null())
+      p.push_back(std::nullopt);
+    else if (e.is_string())
+      p.push_back(e.get<std::string>());
+    else
+      return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
   }
   return p;
 }
@@ -87,12 +91,12 @@ nlohmann::json PartitionSpecToJson(const PartitionSpec& p) {
 
 Result<Box> TileOf(std::span<const int64_t> shape, const PartitionSpec& partition, const Mesh& mesh, int64_t rank) {
   if (rank < 0 || rank >= mesh.size()) {
-    return OutOfRangeError("rank " + std::to_string(rank) + " is not a rank of mesh " + mesh.ToString() + " (ranks 0 to " +
-                           std::to_string(mesh.size() - 1) + ")");
+    return OutOfRangeError("rank " + std::to_string(rank) + " is not a rank of mesh " + mesh.ToString() +
+                           " (ranks 0 to " + std::to_string(mesh.size() - 1) + ")");
   }
   if (!partition.empty() && partition.size() != shape.size()) {
-    return InvalidArgumentError("partition spec has " + std::to_string(partition.size()) +
-                                " entries for " + std::to_string(shape.size()) + " dimensions");
+    return InvalidArgumentError("partition spec has " + std::to_string(partition.size()) + " entries for " +
+                                std::to_string(shape.size()) + " dimensions");
   }
   Box b{std::vector<int64_t>(shape.size(), 0), std::vector<int64_t>(shape.begin(), shape.end())};
   for (size_t d = 0; d < partition.size(); ++d) {

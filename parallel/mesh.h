@@ -31,7 +31,7 @@ struct Mesh {
   int64_t Coordinate(int64_t rank, std::string_view axis) const;
 };
 
-using PartitionSpec = std::vector<std::optional<std::string>>;  // empty: replicated
+using PartitionSpec = std::vector<std::optional<std::string>>;      // empty: replicated
 Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j);  // ["domain", null]
 nlohmann::json PartitionSpecToJson(const PartitionSpec& p);
 

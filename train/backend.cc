@@ -16,7 +16,7 @@ Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threa
   }
   if (name == "cuda" || name == "cuda:tf32" || name == "cuda:bf16") {
 #ifdef JIGSAW_HAVE_CUDA
-    return NewCudaBackend(name == "cuda" ? GemmPrecision::kFloat32
+    return NewCudaBackend(name == "cuda"        ? GemmPrecision::kFloat32
                           : name == "cuda:tf32" ? GemmPrecision::kTF32
                                                 : GemmPrecision::kBF16);
 #else

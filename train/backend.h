@@ -71,9 +71,8 @@ class Backend {
   virtual void LayerNormCentredSquares(const float* x, int64_t m, int64_t n, const float* sums, int64_t width,
                                        float* sq) = 0;
   // xhat = (x - mean) rstd, y = xhat gamma + beta, rstd[r] = 1 / sqrt(sq[r] / width + eps)
-  virtual void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq,
-                              int64_t width, float eps, const float* gamma, const float* beta, float* xhat,
-                              float* rstd, float* y) = 0;
+  virtual void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq, int64_t width,
+                              float eps, const float* gamma, const float* beta, float* xhat, float* rstd, float* y) = 0;
   // Backward, first half: sums[r] = sum_c dy gamma, sums[m + r] = sum_c dy gamma xhat (then summed along
   // the mesh row); dgamma[c] += sum_r dy xhat, dbeta[c] += sum_r dy.
   virtual void LayerNormBackwardSums(const float* dy, const float* xhat, const float* gamma, int64_t m, int64_t n,
@@ -94,8 +93,7 @@ class Backend {
   // ---- loss: the tile's share of sum w_lat[y] w_c[c] (x0 + tendency - x1)^2 * scale ----
   // Returns that share; writes d/d tendency into grad (same shape as the tile [c, h, w]).
   virtual double WeightedSquaredError(const float* x0, const float* tendency, const float* x1, const float* w_lat,
-                                      const float* w_c, int64_t c, int64_t h, int64_t w, float scale,
-                                      float* grad) = 0;
+                                      const float* w_c, int64_t c, int64_t h, int64_t w, float scale, float* grad) = 0;
 
   // ---- AdamW (decoupled decay, PyTorch's update), fp32 moments; `step` counts from 1 ----
   virtual void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,

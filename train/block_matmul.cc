@@ -58,7 +58,8 @@ Status BlockMatmul::NN(const Bounds& m, const Bounds& k, const Bounds& n, const 
   return OkStatus();
 }
 
-Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, bool sends, const float* operand, int64_t operand_n,
+Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, bool sends, const float* operand,
+                                            int64_t operand_n,
                                             const std::function<void(const float*, float*)>& multiply,
                                             TensorCommunicator* sum_along, bool receives, int64_t root, int64_t out_n,
                                             float beta, float* c) {
@@ -94,8 +95,8 @@ Status BlockMatmul::NT(const Bounds& m, const Bounds& k, const Bounds& n, const 
       backend_->Gemm(false, true, mi, nl, kj, 1.0f, a, bl, 0.0f, partial);
       stats_.gemm_flops += 2 * mi * nl * kj;
     };
-    RETURN_IF_ERROR(BroadcastMultiplyReduce(mesh_->col.get(), p.i == l, b, nl * kj, multiply, mesh_->row.get(), p.j == l,
-                                            l, mi * nl, beta, c));
+    RETURN_IF_ERROR(BroadcastMultiplyReduce(mesh_->col.get(), p.i == l, b, nl * kj, multiply, mesh_->row.get(),
+                                            p.j == l, l, mi * nl, beta, c));
   }
   return OkStatus();
 }
@@ -116,8 +117,8 @@ Status BlockMatmul::TN(const Bounds& m, const Bounds& k, const Bounds& n, const 
       backend_->Gemm(true, false, ml, nj, ki, 1.0f, al, b, 0.0f, partial);
       stats_.gemm_flops += 2 * ml * nj * ki;
     };
-    RETURN_IF_ERROR(BroadcastMultiplyReduce(mesh_->row.get(), p.j == l, a, ki * ml, multiply, mesh_->col.get(), p.i == l,
-                                            l, ml * nj, beta, c));
+    RETURN_IF_ERROR(BroadcastMultiplyReduce(mesh_->row.get(), p.j == l, a, ki * ml, multiply, mesh_->col.get(),
+                                            p.i == l, l, ml * nj, beta, c));
   }
   return OkStatus();
 }

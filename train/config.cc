@@ -20,8 +20,9 @@ Status ModelConfig::Validate(int64_t s) const {
                                 N(channel_hidden) + ")");
   }
   if (s > 1 && lat_parts * lon_parts != s) {
-    return InvalidArgumentError("model: a " + N(s) + "x" + N(s) + " mesh needs " + N(s) + " domain parts, but the domain grid " +
-                                N(lat_parts) + "x" + N(lon_parts) + " has " + N(lat_parts * lon_parts));
+    return InvalidArgumentError("model: a " + N(s) + "x" + N(s) + " mesh needs " + N(s) +
+                                " domain parts, but the domain grid " + N(lat_parts) + "x" + N(lon_parts) + " has " +
+                                N(lat_parts * lon_parts));
   }
   // Every domain part holds the same number of whole patches.
   if (height % lat_parts != 0 || (height / lat_parts) % patch_h != 0) {
@@ -42,12 +43,14 @@ Status ModelConfig::Validate(int64_t s) const {
 Status CheckTileGrid(const ModelConfig& c, int64_t s, int64_t lat, int64_t lon, int64_t ch) {
   const std::string grid = N(lat) + "x" + N(lon) + "x" + N(ch);
   if (lat * lon != s || ch != s) {
-    return InvalidArgumentError("the store's tile grid " + grid + " does not fit a " + N(s) + "x" + N(s) + " mesh (it needs LAT x LON = " +
-                                N(s) + " domain parts and CH = " + N(s) + " channel groups)");
+    return InvalidArgumentError("the store's tile grid " + grid + " does not fit a " + N(s) + "x" + N(s) +
+                                " mesh (it needs LAT x LON = " + N(s) + " domain parts and CH = " + N(s) +
+                                " channel groups)");
   }
   if (lat != c.lat_parts || lon != c.lon_parts) {
     return InvalidArgumentError("the store's tile grid " + grid + " cuts the domain " + N(lat) + "x" + N(lon) +
-                                ", but the model orders its tokens by a " + N(c.lat_parts) + "x" + N(c.lon_parts) + " domain grid");
+                                ", but the model orders its tokens by a " + N(c.lat_parts) + "x" + N(c.lon_parts) +
+                                " domain grid");
   }
   return OkStatus();
 }
@@ -87,10 +90,18 @@ std::vector<GemmShape> StepGemmShapes(const ModelConfig& c) {
 }
 
 nlohmann::json ModelConfig::ToJson() const {
-  return {{"channels", channels}, {"height", height},          {"width", width},
-          {"patch_h", patch_h},   {"patch_w", patch_w},        {"dim", dim},
-          {"depth", depth},       {"token_hidden", token_hidden}, {"channel_hidden", channel_hidden},
-          {"lat_parts", lat_parts}, {"lon_parts", lon_parts},  {"ln_eps", ln_eps}};
+  return {{"channels", channels},
+          {"height", height},
+          {"width", width},
+          {"patch_h", patch_h},
+          {"patch_w", patch_w},
+          {"dim", dim},
+          {"depth", depth},
+          {"token_hidden", token_hidden},
+          {"channel_hidden", channel_hidden},
+          {"lat_parts", lat_parts},
+          {"lon_parts", lon_parts},
+          {"ln_eps", ln_eps}};
 }
 
 Result<ModelConfig> ModelConfig::FromJson(const nlohmann::json& j) {
@@ -123,9 +134,16 @@ Status OptimizerConfig::Validate() const {
 }
 
 nlohmann::json OptimizerConfig::ToJson() const {
-  return {{"lr", lr}, {"min_lr", min_lr}, {"embed_lr_scale", embed_lr_scale}, {"warmup_steps", warmup_steps},
-          {"total_steps", total_steps}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps},
-          {"weight_decay", weight_decay}, {"clip", clip}};
+  return {{"lr", lr},
+          {"min_lr", min_lr},
+          {"embed_lr_scale", embed_lr_scale},
+          {"warmup_steps", warmup_steps},
+          {"total_steps", total_steps},
+          {"beta1", beta1},
+          {"beta2", beta2},
+          {"eps", eps},
+          {"weight_decay", weight_decay},
+          {"clip", clip}};
 }
 
 Result<OptimizerConfig> OptimizerConfig::FromJson(const nlohmann::json& j) {

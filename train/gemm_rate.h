@@ -10,8 +10,8 @@
 namespace jigsaw::train {
 
 struct GemmRate {
-  double flops = 0;       // of one pass over the shapes
-  double seconds = 0;     // the best of the repeats: a ceiling is what the GEMMs can reach
+  double flops = 0;    // of one pass over the shapes
+  double seconds = 0;  // the best of the repeats: a ceiling is what the GEMMs can reach
   double flop_per_s() const { return seconds > 0 ? flops / seconds : 0; }
 };
 

@@ -21,12 +21,13 @@ struct LayerNormShape {
 };
 
 // y = (x - mean) / sqrt(var + eps) gamma + beta. `scratch` holds 2 m floats.
-Status LayerNormForward(Backend* be, TensorCommunicator* row, const LayerNormShape& s, const float* x, const float* gamma,
-                        const float* beta, LayerNormCache* cache, float* y, float* scratch);
+Status LayerNormForward(Backend* be, TensorCommunicator* row, const LayerNormShape& s, const float* x,
+                        const float* gamma, const float* beta, LayerNormCache* cache, float* y, float* scratch);
 
 // dx += d/dx, dgamma += d/dgamma, dbeta += d/dbeta (the parameter sums are this rank's tokens only; the
 // caller sums them along the mesh column). `scratch` holds 2 m floats.
-Status LayerNormBackward(Backend* be, TensorCommunicator* row, const LayerNormShape& s, const float* dy, const float* gamma,
-                         const LayerNormCache& cache, float* dx, float* dgamma, float* dbeta, float* scratch);
+Status LayerNormBackward(Backend* be, TensorCommunicator* row, const LayerNormShape& s, const float* dy,
+                         const float* gamma, const LayerNormCache& cache, float* dx, float* dgamma, float* dbeta,
+                         float* scratch);
 
 }  // namespace jigsaw::train

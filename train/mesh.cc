@@ -9,8 +9,9 @@ std::string MeshPosition::ToString() const {
 
 Result<int64_t> SquareMeshSide(int64_t domain, int64_t tensor) {
   if (domain < 1 || tensor < 1 || domain != tensor) {
-    return InvalidArgumentError("a Jigsaw mesh is square: domain=" + std::to_string(domain) + ",tensor=" +
-                                std::to_string(tensor) + " is not (every weight and activation is cut into s x s blocks)");
+    return InvalidArgumentError("a Jigsaw mesh is square: domain=" + std::to_string(domain) +
+                                ",tensor=" + std::to_string(tensor) +
+                                " is not (every weight and activation is cut into s x s blocks)");
   }
   return domain;
 }
@@ -18,8 +19,8 @@ Result<int64_t> SquareMeshSide(int64_t domain, int64_t tensor) {
 Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s) {
   const int64_t n = world->size();
   if (s < 1 || n % (s * s) != 0) {
-    return InvalidArgumentError("a job of " + std::to_string(n) + " ranks cannot hold whole " + std::to_string(s) + "x" +
-                                std::to_string(s) + " meshes (" + std::to_string(s * s) + " ranks each)");
+    return InvalidArgumentError("a job of " + std::to_string(n) + " ranks cannot hold whole " + std::to_string(s) +
+                                "x" + std::to_string(s) + " meshes (" + std::to_string(s * s) + " ranks each)");
   }
   MeshComms m;
   const int64_t r = world->rank(), g = s * s;

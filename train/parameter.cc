@@ -26,7 +26,8 @@ uint64_t SplitMix64(uint64_t x) {
 
 float InitValue(uint64_t seed, int64_t tensor, int64_t index, float bound) {
   // A counter-based generator: a hash of (seed, tensor, index), so any block is made without the rest.
-  const uint64_t h = SplitMix64(SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(tensor)) ^ static_cast<uint64_t>(index));
+  const uint64_t h =
+      SplitMix64(SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(tensor)) ^ static_cast<uint64_t>(index));
   const double u = static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
   return static_cast<float>((2.0 * u - 1.0) * bound);
 }

@@ -22,10 +22,10 @@ enum class Layout { kMatrix, kColumnPart, kRowPart };
 struct Parameter {
   std::string name;  // the PyTorch oracle's state_dict name
   Layout layout = Layout::kMatrix;
-  std::vector<int64_t> shape;  // global: [R, C] or [n]
+  std::vector<int64_t> shape;           // global: [R, C] or [n]
   std::vector<int64_t> origin, extent;  // this rank's block
-  bool decay = false;          // weight decay applies (matrices)
-  bool embed_or_head = false;  // in the embedding / head learning-rate group
+  bool decay = false;                   // weight decay applies (matrices)
+  bool embed_or_head = false;           // in the embedding / head learning-rate group
   Tensor value, grad, adam_m, adam_v;
   // How checkpoints and the PyTorch oracle store it: the shape (a token-feature dimension F = C ph pw
   // becomes [C, ph pw], so that its channel-group split is the regular rule on C), and per stored dimension

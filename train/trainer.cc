@@ -32,8 +32,8 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
   const float scale = LossScale(batch);
   double loss = 0;
   for (int64_t b = 0; b < batch.size; ++b) {
-    ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * batch.steps * tile, batch.steps,
-                                                       scale, batch.on_device));
+    ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * batch.steps * tile,
+                                                       batch.steps, scale, batch.on_device));
     loss += l;
   }
   // Replicated vectors: each copy holds its own tokens' (or features') share; sum the shares so that every
@@ -73,8 +73,8 @@ Result<StepResult> Trainer::Step(const TileBatch& batch, const std::function<voi
   if (before_update) before_update();
   for (auto& p : model_->parameters()) {
     const float lr = p.embed_or_head ? r.lr * opt_.embed_lr_scale : r.lr;
-    be_->AdamW(p.value.data(), p.grad.data(), p.adam_m.data(), p.adam_v.data(), p.local_size(), lr, opt_.beta1, opt_.beta2,
-               opt_.eps, p.decay ? opt_.weight_decay : 0.0f, step_ + 1);
+    be_->AdamW(p.value.data(), p.grad.data(), p.adam_m.data(), p.adam_v.data(), p.local_size(), lr, opt_.beta1,
+               opt_.beta2, opt_.eps, p.decay ? opt_.weight_decay : 0.0f, step_ + 1);
   }
   ++step_;
   r.gemm_flops = model_->matmul().stats().gemm_flops - flops0;

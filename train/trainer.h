@@ -14,12 +14,12 @@
 namespace jigsaw::train {
 
 struct StepResult {
-  int64_t step = 0;         // the step just taken (0 for the first)
-  double loss = 0;          // the batch loss before the update, averaged over the whole job's batch
-  double grad_norm = 0;     // global, before clipping
-  float lr = 0;             // the base learning rate used
-  int64_t gemm_flops = 0;   // this rank's, this step
-  int64_t bytes_sent = 0;   // this rank's, this step (block products only)
+  int64_t step = 0;        // the step just taken (0 for the first)
+  double loss = 0;         // the batch loss before the update, averaged over the whole job's batch
+  double grad_norm = 0;    // global, before clipping
+  float lr = 0;            // the base learning rate used
+  int64_t gemm_flops = 0;  // this rank's, this step
+  int64_t bytes_sent = 0;  // this rank's, this step (block products only)
 };
 
 // A batch as this rank holds it: `size` samples of this rank's tile, x0 [size, c_j, h_i, w_i] and the targets

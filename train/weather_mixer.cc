@@ -111,7 +111,8 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
     m->tile_ = {c.channels, c.height, c.width, 0, 0, 0};
   } else {
     const int64_t hb = c.height / c.lat_parts, wb = c.width / c.lon_parts;
-    m->tile_ = {part(sp.channels, pos.j), hb, wb, sp.channels[pos.j], (pos.i / c.lon_parts) * hb, (pos.i % c.lon_parts) * wb};
+    m->tile_ = {part(sp.channels, pos.j),  hb, wb, sp.channels[pos.j], (pos.i / c.lon_parts) * hb,
+                (pos.i % c.lon_parts) * wb};
   }
 
   const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
@@ -194,7 +195,8 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
       const float bound = 1.0f / std::sqrt(static_cast<float>(p.shape[0]));
       for (int64_t r = 0; r < p.extent[0]; ++r)
         for (int64_t q = 0; q < p.extent[1]; ++q)
-          host[r * p.extent[1] + q] = InitValue(seed, static_cast<int64_t>(t), (p.origin[0] + r) * p.shape[1] + p.origin[1] + q, bound);
+          host[r * p.extent[1] + q] =
+              InitValue(seed, static_cast<int64_t>(t), (p.origin[0] + r) * p.shape[1] + p.origin[1] + q, bound);
     } else {
       std::fill(host.begin(), host.end(), gain ? 1.0f : 0.0f);
     }
@@ -206,8 +208,9 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
 Status WeatherMixer::SetLossWeights(const std::vector<float>& lat, const std::vector<float>& channel) {
   if (static_cast<int64_t>(lat.size()) != config_.height || static_cast<int64_t>(channel.size()) != config_.channels) {
     return InvalidArgumentError("loss weights: " + std::to_string(lat.size()) + " latitude and " +
-                                std::to_string(channel.size()) + " channel weights for a " + std::to_string(config_.channels) +
-                                "-channel grid of " + std::to_string(config_.height) + " rows");
+                                std::to_string(channel.size()) + " channel weights for a " +
+                                std::to_string(config_.channels) + "-channel grid of " +
+                                std::to_string(config_.height) + " rows");
   }
   lat_w_.Upload(std::vector<float>(lat.begin() + tile_.row0, lat.begin() + tile_.row0 + tile_.height));
   ch_w_.Upload(std::vector<float>(channel.begin() + tile_.channel0, channel.begin() + tile_.channel0 + tile_.channels));
@@ -240,14 +243,15 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
   float* scratch = ln_scratch_.data();
   Patches(const_cast<float*>(state), pass.tokens_in.data(), true);
   // Embedding: z = X W_e + b_e.
-  RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->value.data(), 0.0f, z_.data()));
+  RETURN_IF_ERROR(
+      mm_.NN(sp.tokens, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->value.data(), 0.0f, z_.data()));
   be_->AddBias(z_.data(), tr, dj, embed_b_->value.data(), nullptr);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& k = blocks_[l];
     Pass::BlockActivations& x = pass.blocks[l];
     // Token mix, hidden state kept transposed: h = GELU(W_t1^T LN(z) + b_t1) [Hs, D]; z += W_t2^T h + b_t2.
-    RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.token_norm_w->value.data(), k.token_norm_b->value.data(),
-                                     &x.token_ln, x.u.data(), scratch));
+    RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.token_norm_w->value.data(),
+                                     k.token_norm_b->value.data(), &x.token_ln, x.u.data(), scratch));
     RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, sp.dim, k.token_w1->value.data(), x.u.data(), 0.0f, x.a.data()));
     be_->BiasGelu(x.a.data(), x.h.data(), hs, dj, nullptr, k.token_b1->value.data());
     RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, sp.dim, k.token_w2->value.data(), x.h.data(), 1.0f, z_.data()));
@@ -255,9 +259,11 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
     // Channel mix: z += GELU(LN(z) W_c1 + b_c1) W_c2 + b_c2.
     RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.channel_norm_w->value.data(),
                                      k.channel_norm_b->value.data(), &x.channel_ln, x.v.data(), scratch));
-    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->value.data(), 0.0f, x.c.data()));
+    RETURN_IF_ERROR(
+        mm_.NN(sp.tokens, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->value.data(), 0.0f, x.c.data()));
     be_->BiasGelu(x.c.data(), x.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
-    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->value.data(), 1.0f, z_.data()));
+    RETURN_IF_ERROR(
+        mm_.NN(sp.tokens, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->value.data(), 1.0f, z_.data()));
     be_->AddBias(z_.data(), tr, dj, k.channel_b2->value.data(), nullptr);
   }
   // Head: y = LN_f(z) W_d + b_d, unpatched to the tendency tile.
@@ -289,28 +295,37 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
     Pass::BlockActivations& x = pass.blocks[l];
     // Channel mix: z_out = z + g W_c2 + b_c2, g = GELU(c), c = v W_c1 + b_c1, v = LN(z).
     be_->ColSumsAdd(dz_.data(), tr, dj, k.channel_b2->grad.data());
-    RETURN_IF_ERROR(mm_.TN(sp.channel_hidden, sp.tokens, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
-    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
+    RETURN_IF_ERROR(
+        mm_.TN(sp.channel_hidden, sp.tokens, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
+    RETURN_IF_ERROR(
+        mm_.NT(sp.tokens, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
     be_->GeluBackward(x.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
     be_->ColSumsAdd(dhidden_.data(), tr, hf, k.channel_b1->grad.data());
-    RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
-    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
-    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), x.channel_ln, dz_.data(),
-                                      k.channel_norm_w->grad.data(), k.channel_norm_b->grad.data(), scratch));
+    RETURN_IF_ERROR(
+        mm_.TN(sp.dim, sp.tokens, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
+    RETURN_IF_ERROR(
+        mm_.NT(sp.tokens, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
+    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), x.channel_ln,
+                                      dz_.data(), k.channel_norm_w->grad.data(), k.channel_norm_b->grad.data(),
+                                      scratch));
     // Token mix: z_out = z + W_t2^T h + b_t2, h = GELU(a), a = W_t1^T u + b_t1, u = LN(z).
     be_->RowSumsAdd(dz_.data(), tr, dj, k.token_b2->grad.data());
     RETURN_IF_ERROR(mm_.NT(sp.token_hidden, sp.dim, sp.tokens, x.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
-    RETURN_IF_ERROR(mm_.NN(sp.token_hidden, sp.tokens, sp.dim, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
+    RETURN_IF_ERROR(
+        mm_.NN(sp.token_hidden, sp.tokens, sp.dim, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
     be_->GeluBackward(x.a.data(), dtoken_.data(), dtoken_.data(), hs * dj);
     be_->RowSumsAdd(dtoken_.data(), hs, dj, k.token_b1->grad.data());
-    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
-    RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.token_hidden, sp.dim, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
+    RETURN_IF_ERROR(
+        mm_.NT(sp.tokens, sp.dim, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
+    RETURN_IF_ERROR(
+        mm_.NN(sp.tokens, sp.token_hidden, sp.dim, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
     RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), x.token_ln, dz_.data(),
                                       k.token_norm_w->grad.data(), k.token_norm_b->grad.data(), scratch));
   }
   // Embedding: z = X W_e + b_e; the input's gradient only when an earlier application needs it.
   be_->ColSumsAdd(dz_.data(), tr, dj, embed_b_->grad.data());
-  RETURN_IF_ERROR(mm_.TN(sp.features, sp.tokens, sp.dim, pass.tokens_in.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
+  RETURN_IF_ERROR(
+      mm_.TN(sp.features, sp.tokens, sp.dim, pass.tokens_in.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
   if (dstate) {
     RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.features, dz_.data(), embed_w_->value.data(), 0.0f, dtokens_.data()));
     Patches(dstate, dtokens_.data(), false);
@@ -338,8 +353,9 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targe
   double loss = 0;
   for (int64_t k = 0; k < steps; ++k) {
     RETURN_IF_ERROR(Forward(passes_[k], state_.data()));
-    loss += be_->WeightedSquaredError(state_.data(), tendency_.data(), targets_.data() + k * n, lat_w_.data(), ch_w_.data(),
-                                      tile_.channels, tile_.height, tile_.width, scale, dloss_.data() + k * n);
+    loss +=
+        be_->WeightedSquaredError(state_.data(), tendency_.data(), targets_.data() + k * n, lat_w_.data(), ch_w_.data(),
+                                  tile_.channels, tile_.height, tile_.width, scale, dloss_.data() + k * n);
     be_->Axpy(1.0f, tendency_.data(), state_.data(), n);
   }
   // Backward, last application first: g = dL/ds_k+1 collects its own loss and, through s_k+2 = s_k+1 +

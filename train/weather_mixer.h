@@ -48,7 +48,8 @@ class WeatherMixer {
   // or, with `on_device`, on the backend's device. Adds `scale` times this rank's share of
   // sum_k sum w_lat w_c (s_k+1 - target_k)^2 to the returned loss and its gradient, back-propagated through
   // every application, to every parameter's grad.
-  Result<double> ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale, bool on_device = false);
+  Result<double> ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale,
+                                 bool on_device = false);
   // The tendency of x0 (host tile in, host tile out); no gradients.
   Status Predict(const float* x0, float* tendency);
 

@@ -17,25 +17,44 @@ using namespace jigsaw;
 using namespace jigsaw::train;
 
 int main(int argc, char** argv) {
-  ModelConfig mc{.channels = 8, .height = 32, .width = 64, .patch_h = 4, .patch_w = 4, .dim = 256, .depth = 2,
-                 .token_hidden = 256, .channel_hidden = 1024};
+  ModelConfig mc{.channels = 8,
+                 .height = 32,
+                 .width = 64,
+                 .patch_h = 4,
+                 .patch_w = 4,
+                 .dim = 256,
+                 .depth = 2,
+                 .token_hidden = 256,
+                 .channel_hidden = 1024};
   std::string backend_name = "cpu";
   int64_t batch = 2, steps = 5, warmup = 1, threads = 0;
   for (int a = 1; a + 1 < argc; a += 2) {
     const std::string k = argv[a], v = argv[a + 1];
     auto pair = [&](int64_t* x, int64_t* y) { std::sscanf(v.c_str(), "%ldx%ld", x, y); };
-    if (k == "--backend") backend_name = v;
-    else if (k == "--channels") mc.channels = std::stoll(v);
-    else if (k == "--grid") pair(&mc.height, &mc.width);
-    else if (k == "--patch") pair(&mc.patch_h, &mc.patch_w);
-    else if (k == "--dim") mc.dim = std::stoll(v);
-    else if (k == "--depth") mc.depth = std::stoll(v);
-    else if (k == "--token-hidden") mc.token_hidden = std::stoll(v);
-    else if (k == "--channel-hidden") mc.channel_hidden = std::stoll(v);
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--steps") steps = std::stoll(v);
-    else if (k == "--warmup") warmup = std::stoll(v);
-    else if (k == "--threads") threads = std::stoll(v);
+    if (k == "--backend")
+      backend_name = v;
+    else if (k == "--channels")
+      mc.channels = std::stoll(v);
+    else if (k == "--grid")
+      pair(&mc.height, &mc.width);
+    else if (k == "--patch")
+      pair(&mc.patch_h, &mc.patch_w);
+    else if (k == "--dim")
+      mc.dim = std::stoll(v);
+    else if (k == "--depth")
+      mc.depth = std::stoll(v);
+    else if (k == "--token-hidden")
+      mc.token_hidden = std::stoll(v);
+    else if (k == "--channel-hidden")
+      mc.channel_hidden = std::stoll(v);
+    else if (k == "--batch")
+      batch = std::stoll(v);
+    else if (k == "--steps")
+      steps = std::stoll(v);
+    else if (k == "--warmup")
+      warmup = std::stoll(v);
+    else if (k == "--threads")
+      threads = std::stoll(v);
     else {
       std::fprintf(stderr, "train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -98,11 +117,12 @@ int main(int argc, char** argv) {
   const int64_t peak_bytes = (*backend)->peak_bytes() - before;
   // The ceiling: the backend's GEMM alone at the step's own shapes (train/gemm_rate.h).
   const double ceiling = MeasureGemmRate(backend->get(), StepGemmShapes(mc)).flop_per_s();
-  std::printf("{\"backend\": \"%s\", \"step_s\": %.6f, \"gemm_flops\": %ld, \"step_flop_per_s\": %.4e, "
-              "\"gemm_ceiling_flop_per_s\": %.4e, \"share_of_ceiling\": %.3f, \"loss\": %.6f, "
-              "\"parameter_state_bytes\": %ld, \"activation_bytes\": %ld, \"peak_bytes\": %ld, \"peak_over_needed\": %.3f}\n",
-              backend_name.c_str(), median, static_cast<long>(flops), flops / median, ceiling, flops / median / ceiling, loss,
-              static_cast<long>(param_bytes), static_cast<long>(activation_bytes), static_cast<long>(peak_bytes),
-              double(peak_bytes) / double(param_bytes + activation_bytes));
+  std::printf(
+      "{\"backend\": \"%s\", \"step_s\": %.6f, \"gemm_flops\": %ld, \"step_flop_per_s\": %.4e, "
+      "\"gemm_ceiling_flop_per_s\": %.4e, \"share_of_ceiling\": %.3f, \"loss\": %.6f, "
+      "\"parameter_state_bytes\": %ld, \"activation_bytes\": %ld, \"peak_bytes\": %ld, \"peak_over_needed\": %.3f}\n",
+      backend_name.c_str(), median, static_cast<long>(flops), flops / median, ceiling, flops / median / ceiling, loss,
+      static_cast<long>(param_bytes), static_cast<long>(activation_bytes), static_cast<long>(peak_bytes),
+      double(peak_bytes) / double(param_bytes + activation_bytes));
   return 0;
 }

@@ -10,11 +10,13 @@ Result<TileGrid> TileGrid::Parse(std::string_view text) {
   for (int i = 0; i < 3; ++i) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v[i]);
     if (ec != std::errc() || v[i] < 1) {
-      return InvalidArgumentError("tile grid \"" + std::string(text) + "\" is not LATxLONxCH with positive parts (e.g. 1x2x2)");
+      return InvalidArgumentError("tile grid \"" + std::string(text) +
+                                  "\" is not LATxLONxCH with positive parts (e.g. 1x2x2)");
     }
     s.remove_prefix(p - s.data());
     if (i < 2) {
-      if (s.empty() || s[0] != 'x') return InvalidArgumentError("tile grid \"" + std::string(text) + "\" is not LATxLONxCH (e.g. 1x2x2)");
+      if (s.empty() || s[0] != 'x')
+        return InvalidArgumentError("tile grid \"" + std::string(text) + "\" is not LATxLONxCH (e.g. 1x2x2)");
       s.remove_prefix(1);
     }
   }

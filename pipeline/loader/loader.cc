@@ -65,19 +65,21 @@ class LoaderImpl final : public Loader {
     if (o.batch_size < 1) return InvalidArgumentError("batch_size must be at least 1");
     if (o.lead_steps < 0) return InvalidArgumentError("lead_steps must not be negative");
     if (o.dp_size < 1 || o.dp_rank < 0 || o.dp_rank >= o.dp_size) {
-      return InvalidArgumentError("dp_rank " + std::to_string(o.dp_rank) + " is outside dp_size " + std::to_string(o.dp_size));
+      return InvalidArgumentError("dp_rank " + std::to_string(o.dp_rank) + " is outside dp_size " +
+                                  std::to_string(o.dp_size));
     }
     if (o.prefetch < 1) return InvalidArgumentError("prefetch must be at least 1");
     ASSIGN_OR_RETURN(auto base, OpenKvStore(url));
     store_ = std::make_unique<CountingKvStore>(std::move(base));
     ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store_.get()));
     if (!info.complete) {
-      return FailedPreconditionError(store_->url() + " is not complete (its jigsaw-shard run did not finish); run it again to finish");
+      return FailedPreconditionError(store_->url() +
+                                     " is not complete (its jigsaw-shard run did not finish); run it again to finish");
     }
     grid_ = info.tiles;
     if (o.rank < 0 || o.rank >= grid_.num_tiles()) {
-      return InvalidArgumentError("rank " + std::to_string(o.rank) + " is outside the store's tile grid " + grid_.ToString() +
-                                  " (ranks 0.." + std::to_string(grid_.num_tiles() - 1) + ")");
+      return InvalidArgumentError("rank " + std::to_string(o.rank) + " is outside the store's tile grid " +
+                                  grid_.ToString() + " (ranks 0.." + std::to_string(grid_.num_tiles() - 1) + ")");
     }
     ASSIGN_OR_RETURN(data_, Array::Open(store_.get(), "data"));
     // The store is complete (checked above): every chunk of a time it holds was written; one that is not
@@ -101,7 +103,8 @@ class LoaderImpl final : public Loader {
     // Times, missing times, the window.
     ASSIGN_OR_RETURN(auto time_array, Array::Open(store_.get(), "time"));
     times_.resize(T);
-    RETURN_IF_ERROR(time_array->Read(time_array->full_box(), std::span<char>(reinterpret_cast<char*>(times_.data()), T * 8)));
+    RETURN_IF_ERROR(
+        time_array->Read(time_array->full_box(), std::span<char>(reinterpret_cast<char*>(times_.data()), T * 8)));
     const std::set<std::string>& missing = info.missing_times;
     int64_t w0 = times_.front(), w1 = times_.back();
     if (!o.start.empty()) {
@@ -120,8 +123,8 @@ class LoaderImpl final : public Loader {
     sampler_ = std::make_unique<Sampler>(valid, o.seed, o.shuffle, o.dp_rank, o.dp_size, o.batch_size);
     if (sampler_->batches_per_epoch() == 0) {
       return InvalidArgumentError(store_->url() + ": the window holds " + std::to_string(valid.size()) +
-                                  " usable samples, fewer than one batch of " + std::to_string(o.batch_size) + " for each of " +
-                                  std::to_string(o.dp_size) + " data-parallel replicas");
+                                  " usable samples, fewer than one batch of " + std::to_string(o.batch_size) +
+                                  " for each of " + std::to_string(o.dp_size) + " data-parallel replicas");
     }
     if (o.normalize) {
       for (const char* name : {"mean", "std"}) {
@@ -129,7 +132,8 @@ class LoaderImpl final : public Loader {
         std::vector<double> v(a->metadata().shape[0]);
         RETURN_IF_ERROR(a->Read(a->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * 8)));
         auto& dst = std::string(name) == "mean" ? mean_ : inv_std_;
-        for (int64_t c = c0; c < c1; ++c) dst.push_back(std::string(name) == "mean" ? v[c] : (v[c] > 0 ? 1.0 / v[c] : 1.0));
+        for (int64_t c = c0; c < c1; ++c)
+          dst.push_back(std::string(name) == "mean" ? v[c] : (v[c] > 0 ? 1.0 / v[c] : 1.0));
       }
     }
     const ShardingSpec* sh = m.codecs->sharding();
@@ -166,8 +170,9 @@ class LoaderImpl final : public Loader {
 
   Status Restore(const LoaderState& s) override {
     if (s.epoch < 0 || s.batch < 0 || s.batch >= sampler_->batches_per_epoch()) {
-      return InvalidArgumentError("loader state (epoch " + std::to_string(s.epoch) + ", batch " + std::to_string(s.batch) +
-                                  ") is outside an epoch of " + std::to_string(sampler_->batches_per_epoch()) + " batches");
+      return InvalidArgumentError("loader state (epoch " + std::to_string(s.epoch) + ", batch " +
+                                  std::to_string(s.batch) + ") is outside an epoch of " +
+                                  std::to_string(sampler_->batches_per_epoch()) + " batches");
     }
     StopProducer();
     StartProducer(s);
@@ -225,7 +230,8 @@ class LoaderImpl final : public Loader {
       tbb::parallel_for(int64_t{0}, o_.batch_size * k1, [&](int64_t job) {
         const int64_t s = job / k1, j = job % k1;
         const int64_t ti = w.indices[s] + j;
-        Box box{{ti, tile_origin_[0], tile_origin_[1], tile_origin_[2]}, {1, tile_shape_[0], tile_shape_[1], tile_shape_[2]}};
+        Box box{{ti, tile_origin_[0], tile_origin_[1], tile_origin_[2]},
+                {1, tile_shape_[0], tile_shape_[1], tile_shape_[2]}};
         // Decode straight into the batch when the types agree; else through a scratch buffer.
         std::vector<char> scratch;
         char* dst = static_cast<char*>(w.batch->data()) + job * tile_elems * (bf16_out ? 2 : 4);
@@ -295,56 +301,54 @@ class LoaderImpl final : public Loader {
     std::vector<int64_t> order;
     const auto shape = batch_shape();
     // From a remote store, every batch in flight is fetched at once (each waits on the network).
-    int threads = o_.threads > 0                 ? o_.threads
-                  : store_->io_threads() > 0     ? std::max<int>(tbb::info::default_concurrency(), o_.prefetch)
-                                                 : tbb::task_arena::automatic;
+    int threads = o_.threads > 0             ? o_.threads
+                  : store_->io_threads() > 0 ? std::max<int>(tbb::info::default_concurrency(), o_.prefetch)
+                                             : tbb::task_arena::automatic;
     tbb::task_arena arena(threads);
-    arena.execute([&] { tbb::parallel_pipeline(
-        static_cast<size_t>(o_.prefetch),
-        tbb::make_filter<void, Work*>(tbb::filter_mode::serial_in_order,
-                                      [&](tbb::flow_control& fc) -> Work* {
-                                        {
-                                          std::lock_guard lock(mu_);
-                                          if (stop_ || !error_.ok()) {
-                                            fc.stop();
-                                            return nullptr;
-                                          }
-                                        }
-                                        auto* w = new Work;
-                                        const int64_t epoch = g / bpe, index = g % bpe;
-                                        ++g;
-                                        if (epoch != cached_epoch) {
-                                          order = sampler_->Epoch(epoch);
-                                          cached_epoch = epoch;
-                                        }
-                                        w->indices.assign(order.begin() + index * o_.batch_size,
-                                                          order.begin() + (index + 1) * o_.batch_size);
-                                        w->batch = std::make_shared<OwnedBatch>(pool_, shape);
-                                        std::vector<int64_t> t;
-                                        for (int64_t i : w->indices) t.push_back(times_[i]);
-                                        w->batch->Set(epoch, index, std::move(t));
-                                        if (!w->batch->ok()) w->status = IoError("cannot allocate a batch buffer of " + std::to_string(batch_bytes()) + " bytes");
-                                        return w;
-                                      }) &
-            tbb::make_filter<Work*, Work*>(tbb::filter_mode::parallel,
-                                           [&](Work* w) {
-                                             if (w->status.ok()) w->status = Fill(*w);
-                                             return w;
-                                           }) &
-            tbb::make_filter<Work*, void>(tbb::filter_mode::serial_in_order, [&](Work* w) {
-              std::unique_ptr<Work> owned(w);
-              std::unique_lock lock(mu_);
-              if (!w->status.ok()) {
-                if (error_.ok()) error_ = w->status;
-                ready_cv_.notify_all();
-                return;
+    arena.execute([&] {
+      tbb::parallel_pipeline(
+          static_cast<size_t>(o_.prefetch),
+          tbb::make_filter<void, Work*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Work* {
+            {
+              std::lock_guard lock(mu_);
+              if (stop_ || !error_.ok()) {
+                fc.stop();
+                return nullptr;
               }
-              // Bounded: at most `prefetch` finished batches wait for the consumer.
-              space_cv_.wait(lock, [&] { return stop_ || static_cast<int64_t>(queue_.size()) < o_.prefetch; });
-              if (stop_) return;
-              queue_.push_back(std::move(w->batch));
+            }
+            auto* w = new Work;
+            const int64_t epoch = g / bpe, index = g % bpe;
+            ++g;
+            if (epoch != cached_epoch) {
+              order = sampler_->Epoch(epoch);
+              cached_epoch = epoch;
+            }
+            w->indices.assign(order.begin() + index * o_.batch_size, order.begin() + (index + 1) * o_.batch_size);
+            w->batch = std::make_shared<OwnedBatch>(pool_, shape);
+            std::vector<int64_t> t;
+            for (int64_t i : w->indices) t.push_back(times_[i]);
+            w->batch->Set(epoch, index, std::move(t));
+            if (!w->batch->ok())
+              w->status = IoError("cannot allocate a batch buffer of " + std::to_string(batch_bytes()) + " bytes");
+            return w;
+          }) & tbb::make_filter<Work*, Work*>(tbb::filter_mode::parallel, [&](Work* w) {
+            if (w->status.ok()) w->status = Fill(*w);
+            return w;
+          }) & tbb::make_filter<Work*, void>(tbb::filter_mode::serial_in_order, [&](Work* w) {
+            std::unique_ptr<Work> owned(w);
+            std::unique_lock lock(mu_);
+            if (!w->status.ok()) {
+              if (error_.ok()) error_ = w->status;
               ready_cv_.notify_all();
-            })); });
+              return;
+            }
+            // Bounded: at most `prefetch` finished batches wait for the consumer.
+            space_cv_.wait(lock, [&] { return stop_ || static_cast<int64_t>(queue_.size()) < o_.prefetch; });
+            if (stop_) return;
+            queue_.push_back(std::move(w->batch));
+            ready_cv_.notify_all();
+          }));
+    });
   }
 
   LoaderOptions o_;

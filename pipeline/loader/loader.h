@@ -29,17 +29,17 @@ Result<BatchType> ParseBatchType(std::string_view name);  // "float32" or "bfloa
 inline int BatchTypeBytes(BatchType t) { return t == BatchType::kFloat32 ? 4 : 2; }
 
 struct LoaderOptions {
-  int64_t rank = 0;             // model-parallel rank: which tile (r = (i * LON + j) * CH + k)
+  int64_t rank = 0;  // model-parallel rank: which tile (r = (i * LON + j) * CH + k)
   int64_t dp_rank = 0, dp_size = 1;
   int64_t batch_size = 1;
-  int64_t lead_steps = 1;       // targets at t + step ... t + lead_steps * step
-  bool normalize = false;       // (x - mean) / std with the store's statistics
+  int64_t lead_steps = 1;  // targets at t + step ... t + lead_steps * step
+  bool normalize = false;  // (x - mean) / std with the store's statistics
   BatchType dtype = BatchType::kFloat32;
   uint64_t seed = 0;
   bool shuffle = true;
-  std::string start, end;       // time window of the samples and their targets (inclusive); default all
-  int64_t prefetch = 4;         // batches in flight (memory bound = prefetch x batch bytes)
-  int threads = 0;              // worker threads of the pipeline (0: all cores); results do not depend on it
+  std::string start, end;  // time window of the samples and their targets (inclusive); default all
+  int64_t prefetch = 4;    // batches in flight (memory bound = prefetch x batch bytes)
+  int threads = 0;         // worker threads of the pipeline (0: all cores); results do not depend on it
   std::shared_ptr<BufferAllocator> allocator;  // default: DefaultBufferAllocator()
 };
 

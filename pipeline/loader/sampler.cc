@@ -18,7 +18,11 @@ uint64_t Mix(uint64_t& state) {
 
 Sampler::Sampler(std::vector<int64_t> valid, uint64_t seed, bool shuffle, int64_t dp_rank, int64_t dp_size,
                  int64_t batch_size)
-    : valid_(std::move(valid)), seed_(seed), shuffle_(shuffle), dp_rank_(dp_rank), dp_size_(dp_size),
+    : valid_(std::move(valid)),
+      seed_(seed),
+      shuffle_(shuffle),
+      dp_rank_(dp_rank),
+      dp_size_(dp_size),
       batch_size_(batch_size) {
   per_replica_ = static_cast<int64_t>(valid_.size()) / dp_size_;
   batches_per_epoch_ = per_replica_ / batch_size_;

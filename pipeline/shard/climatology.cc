@@ -29,7 +29,8 @@ Result<std::vector<T>> ReadCoordinate(KvStore* store, const std::string& name) {
 Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const std::string& out_url,
                                            const ClimatologyOptions& o, std::ostream& log) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (o.window_days < 1 || o.window_days % 2 == 0) return InvalidArgumentError("--window must be an odd number of days");
+  if (o.window_days < 1 || o.window_days % 2 == 0)
+    return InvalidArgumentError("--window must be an odd number of days");
   ASSIGN_OR_RETURN(auto src, OpenKvStore(store_url));
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(src.get()));
   if (!info.complete) return FailedPreconditionError(store_url + " is not complete");
@@ -45,7 +46,8 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
     return InvalidArgumentError(store_url + ": malformed plan attributes: " + e.what());
   }
   if (step <= 0 || 86400 % step != 0) {
-    return UnimplementedError(store_url + ": a climatology by hour of day needs a step that divides a day (this store's: " +
+    return UnimplementedError(store_url +
+                              ": a climatology by hour of day needs a step that divides a day (this store's: " +
                               std::to_string(step) + " s)");
   }
   ASSIGN_OR_RETURN(auto data, Array::Open(src.get(), "data"));
@@ -55,7 +57,8 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   ASSIGN_OR_RETURN(auto lat, ReadCoordinate<double>(src.get(), "latitude"));
   ASSIGN_OR_RETURN(auto lon, ReadCoordinate<double>(src.get(), "longitude"));
   std::set<std::string> missing;
-  for (const auto& t : info.attributes["plan"].value("missing_times", nlohmann::json::array())) missing.insert(t.get<std::string>());
+  for (const auto& t : info.attributes["plan"].value("missing_times", nlohmann::json::array()))
+    missing.insert(t.get<std::string>());
   int64_t first = std::numeric_limits<int64_t>::min(), last = std::numeric_limits<int64_t>::max();
   if (!o.start.empty()) {
     ASSIGN_OR_RETURN(first, ParseIsoTime(o.start));
@@ -65,10 +68,12 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   }
   std::vector<int64_t> used;  // indices into times
   for (size_t i = 0; i < times.size(); ++i)
-    if (times[i] >= first && times[i] <= last && !missing.count(FormatIsoTime(times[i]))) used.push_back(static_cast<int64_t>(i));
+    if (times[i] >= first && times[i] <= last && !missing.count(FormatIsoTime(times[i])))
+      used.push_back(static_cast<int64_t>(i));
   if (used.empty()) return InvalidArgumentError(store_url + " holds no samples between --start and --end");
 
-  const int64_t C = static_cast<int64_t>(channels.size()), H = static_cast<int64_t>(lat.size()), W = static_cast<int64_t>(lon.size());
+  const int64_t C = static_cast<int64_t>(channels.size()), H = static_cast<int64_t>(lat.size()),
+                W = static_cast<int64_t>(lon.size());
   const int64_t hours = 86400 / step;
   // The output, made whole before any data (and marked complete last).
   ASSIGN_OR_RETURN(auto out, OpenKvStore(out_url));
@@ -82,20 +87,25 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   s.dimension_names = {"dayofyear", "hour", "channel", "latitude", "longitude"};
   s.attributes = {{"channels", channels}};
   ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
-  const nlohmann::json identity = {{"source", store_url}, {"start", FormatIsoTime(times[used.front()])},
-                                   {"end", FormatIsoTime(times[used.back()])}, {"window_days", o.window_days},
+  const nlohmann::json identity = {{"source", store_url},
+                                   {"start", FormatIsoTime(times[used.front()])},
+                                   {"end", FormatIsoTime(times[used.back()])},
+                                   {"window_days", o.window_days},
                                    {"samples", used.size()}};
-  RETURN_IF_ERROR(WriteGroup(out.get(), "", o.zarr_format,
-                             {{"channels", channels}, {"jigsaw", {{"store", "jigsaw-climatology"}, {"complete", false}, {"identity", identity}}}}));
+  RETURN_IF_ERROR(
+      WriteGroup(out.get(), "", o.zarr_format,
+                 {{"channels", channels},
+                  {"jigsaw", {{"store", "jigsaw-climatology"}, {"complete", false}, {"identity", identity}}}}));
   ASSIGN_OR_RETURN(auto clim, Array::Create(out.get(), "climatology", std::move(m)));
   std::vector<int64_t> doys(kDays), hour_values(hours);
   for (int64_t d = 0; d < kDays; ++d) doys[d] = d + 1;
   for (int64_t h = 0; h < hours; ++h) hour_values[h] = h * step / 3600;
   RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "dayofyear", "int64",
-                                       std::string_view(reinterpret_cast<const char*>(doys.data()), kDays * 8), kDays, {}));
+                                       std::string_view(reinterpret_cast<const char*>(doys.data()), kDays * 8), kDays,
+                                       {}));
   RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "hour", "int64",
-                                       std::string_view(reinterpret_cast<const char*>(hour_values.data()), hours * 8), hours,
-                                       {{"units", "hours"}}));
+                                       std::string_view(reinterpret_cast<const char*>(hour_values.data()), hours * 8),
+                                       hours, {{"units", "hours"}}));
   RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "latitude", "float64",
                                        std::string_view(reinterpret_cast<const char*>(lat.data()), H * 8), H,
                                        {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
@@ -113,7 +123,8 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
     for (int64_t tj = 0; tj < tiles.lon; ++tj) {
       const int64_t y0 = lat_b[ti], h = lat_b[ti + 1] - y0, x0 = lon_b[tj], w = lon_b[tj + 1] - x0, plane = h * w;
       const int64_t per_channel = kDays * hours * plane * 8;
-      const int64_t group = std::max<int64_t>(1, std::min<int64_t>(C, o.memory_bytes / std::max<int64_t>(per_channel, 1)));
+      const int64_t group =
+          std::max<int64_t>(1, std::min<int64_t>(C, o.memory_bytes / std::max<int64_t>(per_channel, 1)));
       for (int64_t c0 = 0; c0 < C; c0 += group) {
         const int64_t nc = std::min(group, C - c0), n = nc * plane;
         ++report.passes;
@@ -148,13 +159,15 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
           }
       }
     }
-  RETURN_IF_ERROR(WriteGroup(out.get(), "", o.zarr_format,
-                             {{"channels", channels}, {"jigsaw", {{"store", "jigsaw-climatology"}, {"complete", true}, {"identity", identity}}}}));
+  RETURN_IF_ERROR(
+      WriteGroup(out.get(), "", o.zarr_format,
+                 {{"channels", channels},
+                  {"jigsaw", {{"store", "jigsaw-climatology"}, {"complete", true}, {"identity", identity}}}}));
   RETURN_IF_ERROR(WriteConsolidated(out.get(), o.zarr_format));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  log << "jigsaw-shard: climatology of " << report.samples << " samples (" << FormatIsoTime(times[used.front()]) << " to "
-      << FormatIsoTime(times[used.back()]) << "), " << o.window_days << "-day window, " << hours << " hours of day: " << out_url
-      << "\n";
+  log << "jigsaw-shard: climatology of " << report.samples << " samples (" << FormatIsoTime(times[used.front()])
+      << " to " << FormatIsoTime(times[used.back()]) << "), " << o.window_days << "-day window, " << hours
+      << " hours of day: " << out_url << "\n";
   return report;
 }
 

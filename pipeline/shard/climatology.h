@@ -15,8 +15,8 @@
 namespace jigsaw {
 
 struct ClimatologyOptions {
-  std::string start, end;        // the samples averaged (inclusive); empty: the whole store
-  int64_t window_days = 61;      // odd
+  std::string start, end;    // the samples averaged (inclusive); empty: the whole store
+  int64_t window_days = 61;  // odd
   int zarr_format = 3;
   int64_t memory_bytes = int64_t{8} << 30;  // accumulators per pass; channels are split into passes to fit
 };

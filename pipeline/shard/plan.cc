@@ -23,7 +23,8 @@ Result<int64_t> ParseStep(std::string_view text) {
   } catch (...) {
     mult = 0;
   }
-  if (mult == 0 || n <= 0) return InvalidArgumentError("time step \"" + std::string(text) + "\" is not like 6h, 30m, 1d or 3600s");
+  if (mult == 0 || n <= 0)
+    return InvalidArgumentError("time step \"" + std::string(text) + "\" is not like 6h, 30m, 1d or 3600s");
   return n * mult;
 }
 
@@ -126,7 +127,8 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
       const VariableInfo* vi = sources[si]->FindVariable(var);
       if (!vi) continue;
       if (info && info->levels != vi->levels) {
-        return InvalidArgumentError("variable " + var + " has different levels in " + sources[si]->url() + " than in an earlier source");
+        return InvalidArgumentError("variable " + var + " has different levels in " + sources[si]->url() +
+                                    " than in an earlier source");
       }
       info = vi;
       const auto& st = sources[si]->times();
@@ -134,8 +136,8 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
         auto it = std::lower_bound(st.begin(), st.end(), p.times[ti]);
         if (it == st.end() || *it != p.times[ti]) continue;
         if (read.source[ti] >= 0) {
-          return InvalidArgumentError("overlapping times: " + var + " at " + FormatIsoTime(p.times[ti]) + " is in both " +
-                                      sources[read.source[ti]]->url() + " and " + sources[si]->url());
+          return InvalidArgumentError("overlapping times: " + var + " at " + FormatIsoTime(p.times[ti]) +
+                                      " is in both " + sources[read.source[ti]]->url() + " and " + sources[si]->url());
         }
         read.source[ti] = static_cast<int>(si);
         read.index[ti] = it - st.begin();
@@ -223,15 +225,16 @@ void PrintPlan(const ShardPlan& p, bool as_json, std::ostream& out) {
       << FormatIsoTime(p.times.back()) << " every " << p.step_seconds / 3600.0 << " h";
   if (!p.missing_times.empty()) out << " (" << p.missing_times.size() << " missing, written as NaN)";
   out << "\ngrid: " << p.nlat() << " x " << p.nlon() << " (latitude " << p.grid.latitude.front() << " to "
-      << p.grid.latitude.back() << ", longitude " << p.grid.longitude.front() << " to " << p.grid.longitude.back() << ")";
+      << p.grid.latitude.back() << ", longitude " << p.grid.longitude.front() << " to " << p.grid.longitude.back()
+      << ")";
   out << "\ntiles: " << p.tiles.ToString() << " = " << p.tiles.num_tiles() << " ranks; tile [" << tile[0] << " ch, "
       << tile[1] << " lat, " << tile[2] << " lon] = " << tile_bytes / 1e6 << " MB per rank per sample ("
       << p.options.dtype << ")";
-  out << "\noutput: " << (p.options.zarr_format == 3 ? "zarr3" : "zarr2") << ", " << p.options.codec << ", "
-      << objects << " data objects" << (k > 1 ? " (" + std::to_string(k) + " time steps per shard)" : "") << ", "
+  out << "\noutput: " << (p.options.zarr_format == 3 ? "zarr3" : "zarr2") << ", " << p.options.codec << ", " << objects
+      << " data objects" << (k > 1 ? " (" + std::to_string(k) + " time steps per shard)" : "") << ", "
       << j["total_bytes_uncompressed"].get<int64_t>() / 1e9 << " GB uncompressed";
-  out << "\nstatistics over " << (p.stats_end - p.stats_begin) << " times from " << FormatIsoTime(p.times[p.stats_begin])
-      << "\nfingerprint " << p.fingerprint() << "\n";
+  out << "\nstatistics over " << (p.stats_end - p.stats_begin) << " times from "
+      << FormatIsoTime(p.times[p.stats_begin]) << "\nfingerprint " << p.fingerprint() << "\n";
 }
 
 }  // namespace jigsaw

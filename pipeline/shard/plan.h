@@ -17,22 +17,22 @@
 namespace jigsaw {
 
 struct ShardOptions {
-  std::vector<std::string> vars;    // in output order; CDS short names accepted
-  std::vector<double> levels;       // empty: every source level, 1000 hPa first
-  std::string start, end;           // inclusive, "2020-01-01T00"
-  std::string step = "6h";          // "6h", "30m", "1d", "3600s"
-  std::string tiles = "1x1x1";      // LATxLONxCH
+  std::vector<std::string> vars;  // in output order; CDS short names accepted
+  std::vector<double> levels;     // empty: every source level, 1000 hPa first
+  std::string start, end;         // inclusive, "2020-01-01T00"
+  std::string step = "6h";        // "6h", "30m", "1d", "3600s"
+  std::string tiles = "1x1x1";    // LATxLONxCH
   int zarr_format = 3;
-  std::string dtype = "float32";    // float32, bfloat16, float16
+  std::string dtype = "float32";  // float32, bfloat16, float16
   std::string codec = "blosc-lz4";
-  int64_t time_per_shard = 1;       // v3: K time steps of one tile per shard object
+  int64_t time_per_shard = 1;          // v3: K time steps of one tile per shard object
   std::string stats_start, stats_end;  // statistics window (default: all selected times)
-  int64_t lat_crop = 0;             // drop this many southernmost latitude rows (721 -> 720)
-  bool allow_missing = false;       // times no source holds become NaN (recorded, excluded from stats)
+  int64_t lat_crop = 0;                // drop this many southernmost latitude rows (721 -> 720)
+  bool allow_missing = false;          // times no source holds become NaN (recorded, excluded from stats)
 };
 
 struct ShardChannel {
-  std::string name;                 // "geopotential_500", "2m_temperature"
+  std::string name;  // "geopotential_500", "2m_temperature"
   std::string variable;
   std::optional<double> level;
 };
@@ -40,10 +40,10 @@ struct ShardChannel {
 struct ShardPlan {
   ShardOptions options;
   std::vector<ShardChannel> channels;
-  std::vector<int64_t> times;       // seconds since 1970
+  std::vector<int64_t> times;  // seconds since 1970
   int64_t step_seconds = 0;
   TileGrid tiles;
-  SourceGrid grid;                  // after the latitude crop
+  SourceGrid grid;  // after the latitude crop
   std::vector<std::string> sources;
   // One read per (variable, time): which source and time index holds it (-1: missing).
   struct VariableRead {

@@ -78,8 +78,11 @@ json RootAttributes(const ShardPlan& p, bool complete, const json& statistics) {
 std::string PlanDifference(const json& stored, const json& want) {
   std::string diff;
   for (const auto& [k, v] : want.items()) {
-    if (!stored.contains(k)) diff += "\n  " + k + ": (absent) vs " + v.dump();
-    else if (stored[k] != v) diff += "\n  " + k + ": " + stored[k].dump().substr(0, 200) + " in the store vs " + v.dump().substr(0, 200) + " now";
+    if (!stored.contains(k))
+      diff += "\n  " + k + ": (absent) vs " + v.dump();
+    else if (stored[k] != v)
+      diff +=
+          "\n  " + k + ": " + stored[k].dump().substr(0, 200) + " in the store vs " + v.dump().substr(0, 200) + " now";
   }
   return diff.empty() ? "\n  (same options, different fingerprint: a different jigsaw version)" : diff;
 }
@@ -110,7 +113,8 @@ Status ReadSources(const ShardPlan& p, const std::vector<std::unique_ptr<Source>
       thread_local std::vector<float> full;
       full.resize(nch * full_plane);
       s = src.Read(read.variable, read.index[t], read.level_indices, full.data());
-      for (int64_t l = 0; s.ok() && l < nch; ++l) std::memcpy(dst + l * plane, full.data() + l * full_plane, plane * sizeof(float));
+      for (int64_t l = 0; s.ok() && l < nch; ++l)
+        std::memcpy(dst + l * plane, full.data() + l * full_plane, plane * sizeof(float));
     }
     err.Set(s.Annotate("source " + src.url()));
   });
@@ -122,7 +126,9 @@ Status ReadSources(const ShardPlan& p, const std::vector<std::unique_ptr<Source>
 class StatisticsAccumulator {
  public:
   explicit StatisticsAccumulator(const ShardPlan& p)
-      : p_(p), value_(p.num_channels()), tendency_(p.num_channels()),
+      : p_(p),
+        value_(p.num_channels()),
+        tendency_(p.num_channels()),
         missing_(p.missing_times.begin(), p.missing_times.end()) {}
 
   // `sample` is time step ti: [channel][lat][lon] as stored (widened to float); `previous` is step ti - 1
@@ -180,7 +186,8 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   if (existing.ok()) {
     const json& attrs = existing->attributes;
     if (!attrs.contains("jigsaw") || attrs["jigsaw"].value("store", "") != "jigsaw-shard") {
-      return FailedPreconditionError(out->url() + " holds a Zarr store that jigsaw-shard did not write; choose a new --out");
+      return FailedPreconditionError(out->url() +
+                                     " holds a Zarr store that jigsaw-shard did not write; choose a new --out");
     }
     if (attrs["jigsaw"].value("plan_fingerprint", "") != p.fingerprint()) {
       return FailedPreconditionError(out->url() + " holds another plan; differences:" +
@@ -192,7 +199,8 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
     return existing.status();
   } else {
     ASSIGN_OR_RETURN(bool empty, out->IsEmpty());
-    if (!empty) return FailedPreconditionError(out->url() + " is not empty and is not a jigsaw-shard store; choose a new --out");
+    if (!empty)
+      return FailedPreconditionError(out->url() + " is not empty and is not a jigsaw-shard store; choose a new --out");
   }
   if (resume && existing->attributes["jigsaw"].value("complete", false)) {
     // The consolidated metadata is written after the store is marked complete: a run killed between the two
@@ -211,16 +219,18 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   RETURN_IF_ERROR(WriteGroup(out, "", format, RootAttributes(p, false, nullptr)));
   ASSIGN_OR_RETURN(ArrayMetadata dm, DataMetadata(p));
   ASSIGN_OR_RETURN(auto data, Array::Create(out, "data", dm));
-  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "time", "int64",
-                                  std::string_view(reinterpret_cast<const char*>(p.times.data()), p.times.size() * 8),
-                                  p.times.size(), {{"units", "seconds since 1970-01-01"}, {"calendar", "proleptic_gregorian"},
-                                                   {"standard_name", "time"}}));
-  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "latitude", "float64",
-                                  std::string_view(reinterpret_cast<const char*>(p.grid.latitude.data()), p.nlat() * 8),
-                                  p.nlat(), {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
-  RETURN_IF_ERROR(WriteCoordinateArray(out, format, "longitude", "float64",
-                                  std::string_view(reinterpret_cast<const char*>(p.grid.longitude.data()), p.nlon() * 8),
-                                  p.nlon(), {{"units", "degrees_east"}, {"standard_name", "longitude"}}));
+  RETURN_IF_ERROR(WriteCoordinateArray(
+      out, format, "time", "int64", std::string_view(reinterpret_cast<const char*>(p.times.data()), p.times.size() * 8),
+      p.times.size(),
+      {{"units", "seconds since 1970-01-01"}, {"calendar", "proleptic_gregorian"}, {"standard_name", "time"}}));
+  RETURN_IF_ERROR(
+      WriteCoordinateArray(out, format, "latitude", "float64",
+                           std::string_view(reinterpret_cast<const char*>(p.grid.latitude.data()), p.nlat() * 8),
+                           p.nlat(), {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
+  RETURN_IF_ERROR(
+      WriteCoordinateArray(out, format, "longitude", "float64",
+                           std::string_view(reinterpret_cast<const char*>(p.grid.longitude.data()), p.nlon() * 8),
+                           p.nlon(), {{"units", "degrees_east"}, {"standard_name", "longitude"}}));
 
   // Data, K time steps (one shard row) at a time; blocks whose objects all exist are skipped.
   std::set<std::string> present;
@@ -280,7 +290,7 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
     auto s0 = std::chrono::steady_clock::now();
     if (in_window) {
       for (int64_t t = t0; t < t1; ++t) {
-        const float* previous = t > t0 ? buf.data() + (t - 1 - t0) * sample
+        const float* previous = t > t0            ? buf.data() + (t - 1 - t0) * sample
                                 : have_prev_block ? prev_buf.data() + (K - 1) * sample
                                                   : nullptr;
         stats.Add(t, buf.data() + (t - t0) * sample, previous);
@@ -372,17 +382,19 @@ Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out) {
     return OkStatus();
   }
   const json& plan = info.attributes["plan"];
-  out << store->url() << ": " << (info.complete ? "complete" : "INCOMPLETE (run jigsaw-shard run again to finish)") << "\n";
+  out << store->url() << ": " << (info.complete ? "complete" : "INCOMPLETE (run jigsaw-shard run again to finish)")
+      << "\n";
   out << "data " << m.dtype.name << " [" << m.shape[0] << " time, " << m.shape[1] << " channel, " << m.shape[2]
-      << " lat, " << m.shape[3] << " lon], tiles " << plan.value("tiles", "?") << " of ["
-      << j["tile_shape"][1] << ", " << j["tile_shape"][2] << ", " << j["tile_shape"][3] << "], " << j["data_codecs"].get<std::string>() << "\n";
+      << " lat, " << m.shape[3] << " lon], tiles " << plan.value("tiles", "?") << " of [" << j["tile_shape"][1] << ", "
+      << j["tile_shape"][2] << ", " << j["tile_shape"][3] << "], " << j["data_codecs"].get<std::string>() << "\n";
   out << "times " << plan.value("start", "?") << " .. " << plan.value("end", "?") << " every "
       << plan.value("step_seconds", 0) / 3600.0 << " h; " << plan["missing_times"].size() << " missing\n";
   out << "sources:";
   for (const auto& s : info.attributes["sources"]) out << " " << s.get<std::string>();
   out << "\n";
   if (info.complete) {
-    out << "channel                          mean           std           min           max    tend.mean     tend.std\n";
+    out << "channel                          mean           std           min           max    tend.mean     "
+           "tend.std\n";
     const auto& names = plan["channels"];
     const auto& sv = j["statistics_values"];
     for (size_t c = 0; c < names.size(); ++c) {
@@ -427,7 +439,8 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
     std::vector<int64_t> tile = {1, SplitLength(C, tiles->ch), SplitLength(want_shape[2], tiles->lat),
                                  SplitLength(want_shape[3], tiles->lon)};
     const auto* sh = m.codecs->sharding();
-    if ((sh ? sh->inner_shape : m.chunks) != tile) problems.push_back(store->url() + ": data chunks are not the plan's tiles");
+    if ((sh ? sh->inner_shape : m.chunks) != tile)
+      problems.push_back(store->url() + ": data chunks are not the plan's tiles");
     // Every time step that is not missing must have its chunks stored.
     std::set<std::string> missing;
     for (const auto& s : plan.value("missing_times", json::array())) missing.insert(s.get<std::string>());
@@ -447,7 +460,8 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
                 std::vector<int64_t> idx = {t / m.chunks[0], c, y, x};
                 std::string key = (*data)->ChunkKey(idx);
                 if (!present.count(key)) {
-                  problems.push_back(store->url() + ": chunk " + key + " for " + FormatIsoTime(times[t]) + " is absent");
+                  problems.push_back(store->url() + ": chunk " + key + " for " + FormatIsoTime(times[t]) +
+                                     " is absent");
                   present.insert(key);  // once per object
                 }
               }

@@ -39,11 +39,11 @@ Result<ShardRunReport> RunShard(const ShardPlan& plan, const std::vector<std::un
 struct ShardStoreInfo {
   nlohmann::json attributes;  // the root's "jigsaw" attributes, whole
   bool complete = false;
-  TileGrid tiles;                          // LATxLONxCH
-  std::vector<std::string> channels;       // in store order
-  int64_t height = 0, width = 0;           // the grid
+  TileGrid tiles;                     // LATxLONxCH
+  std::vector<std::string> channels;  // in store order
+  int64_t height = 0, width = 0;      // the grid
   int64_t step_seconds = 0;
-  std::set<std::string> missing_times;     // ISO times written as NaN (--allow-missing)
+  std::set<std::string> missing_times;  // ISO times written as NaN (--allow-missing)
 };
 Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store);
 Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out);

@@ -37,7 +37,8 @@ std::string_view Bytes(const std::vector<T>& v) {
 }  // namespace
 
 Status WriteSyntheticEra5(KvStore* out, const SyntheticSpec& s) {
-  if (s.nlat < 2 || s.nlon < 2 || s.ntime < 1) return InvalidArgumentError("synthetic grid needs at least 2x2 points and 1 time");
+  if (s.nlat < 2 || s.nlon < 2 || s.ntime < 1)
+    return InvalidArgumentError("synthetic grid needs at least 2x2 points and 1 time");
   ASSIGN_OR_RETURN(int64_t t0, ParseIsoTime(s.start));
   const int f = s.zarr_format;
   std::vector<double> lat(s.nlat), lon(s.nlon), levels(kLevels, kLevels + kNumLevels);
@@ -55,10 +56,13 @@ Status WriteSyntheticEra5(KvStore* out, const SyntheticSpec& s) {
   RETURN_IF_ERROR(WriteGroup(out, "", f, {{"title", "synthetic ERA5-like data (jigsaw-shard synth)"}}));
   RETURN_IF_ERROR(WriteArray(out, f, "time", "int64", {s.ntime}, {s.ntime}, {"time"}, Bytes(hours),
                              {{"units", "hours since 1959-01-01"}, {"calendar", "proleptic_gregorian"}}));
-  RETURN_IF_ERROR(WriteArray(out, f, "latitude", "float64", {s.nlat}, {s.nlat}, {"latitude"}, Bytes(lat), {{"units", "degrees_north"}}));
-  RETURN_IF_ERROR(WriteArray(out, f, "longitude", "float64", {s.nlon}, {s.nlon}, {"longitude"}, Bytes(lon), {{"units", "degrees_east"}}));
+  RETURN_IF_ERROR(WriteArray(out, f, "latitude", "float64", {s.nlat}, {s.nlat}, {"latitude"}, Bytes(lat),
+                             {{"units", "degrees_north"}}));
+  RETURN_IF_ERROR(WriteArray(out, f, "longitude", "float64", {s.nlon}, {s.nlon}, {"longitude"}, Bytes(lon),
+                             {{"units", "degrees_east"}}));
   std::vector<int64_t> ilevels(levels.begin(), levels.end());
-  RETURN_IF_ERROR(WriteArray(out, f, "level", "int64", {kNumLevels}, {kNumLevels}, {"level"}, Bytes(ilevels), {{"units", "hPa"}}));
+  RETURN_IF_ERROR(
+      WriteArray(out, f, "level", "int64", {kNumLevels}, {kNumLevels}, {"level"}, Bytes(ilevels), {{"units", "hPa"}}));
 
   std::mt19937 rng(s.seed);
   std::normal_distribution<float> noise(0.0f, 1.0f);
@@ -74,15 +78,43 @@ Status WriteSyntheticEra5(KvStore* out, const SyntheticSpec& s) {
         double v = 0, amp = 1;
         const double height = p > 0 ? 7000.0 * std::log(1000.0 / p) : 0;  // metres
         switch (kind) {
-          case 0: v = 9.80665 * (height + 150 * c * c); amp = 300 + 0.05 * height; break;         // geopotential
-          case 1: v = 215 + 75 * c * c - 0.0065 * std::min(height, 11000.0) + (p > 0 && p < 200 ? 10 : 0); amp = 5; break;  // temperature
-          case 2: v = 35 * std::exp(-std::pow((std::abs(lat[i]) - 35) / 12, 2)) * (p > 0 ? std::min(1.0, 300 / p + 0.2) : 0.3); amp = 6; break;  // u wind
-          case 3: v = 0; amp = 8; break;                                                              // v wind
-          case 4: v = 0.018 * c * c * std::pow(p / 1000.0, 3); amp = 0.001 * std::pow(p / 1000.0, 3); break;  // specific humidity
-          case 5: v = 228 + 72 * c * c; amp = 4; break;                                               // 2 m temperature
-          case 6: v = 101325 - 1500 * std::cos(2 * la); amp = 800; break;                             // mean sea level pressure
-          case 7: v = 5 * std::sin(2 * la); amp = 4; break;                                           // 10 m u
-          default: v = 0; amp = 3; break;                                                             // 10 m v
+          case 0:
+            v = 9.80665 * (height + 150 * c * c);
+            amp = 300 + 0.05 * height;
+            break;  // geopotential
+          case 1:
+            v = 215 + 75 * c * c - 0.0065 * std::min(height, 11000.0) + (p > 0 && p < 200 ? 10 : 0);
+            amp = 5;
+            break;  // temperature
+          case 2:
+            v = 35 * std::exp(-std::pow((std::abs(lat[i]) - 35) / 12, 2)) *
+                (p > 0 ? std::min(1.0, 300 / p + 0.2) : 0.3);
+            amp = 6;
+            break;  // u wind
+          case 3:
+            v = 0;
+            amp = 8;
+            break;  // v wind
+          case 4:
+            v = 0.018 * c * c * std::pow(p / 1000.0, 3);
+            amp = 0.001 * std::pow(p / 1000.0, 3);
+            break;  // specific humidity
+          case 5:
+            v = 228 + 72 * c * c;
+            amp = 4;
+            break;  // 2 m temperature
+          case 6:
+            v = 101325 - 1500 * std::cos(2 * la);
+            amp = 800;
+            break;  // mean sea level pressure
+          case 7:
+            v = 5 * std::sin(2 * la);
+            amp = 4;
+            break;  // 10 m u
+          default:
+            v = 0;
+            amp = 3;
+            break;  // 10 m v
         }
         out[i * s.nlon + j] = static_cast<float>(v + amp * wave) + 0.01f * static_cast<float>(amp) * noise(rng);
       }
@@ -90,9 +122,11 @@ Status WriteSyntheticEra5(KvStore* out, const SyntheticSpec& s) {
     if (kind == 4)
       for (int64_t k = 0; k < plane; ++k) out[k] = std::max(out[k], 0.0f);
   };
-  const char* pvars[] = {"geopotential", "temperature", "u_component_of_wind", "v_component_of_wind", "specific_humidity"};
+  const char* pvars[] = {"geopotential", "temperature", "u_component_of_wind", "v_component_of_wind",
+                         "specific_humidity"};
   const char* punits[] = {"m2 s-2", "K", "m s-1", "m s-1", "kg kg-1"};
-  const char* svars[] = {"2m_temperature", "mean_sea_level_pressure", "10m_u_component_of_wind", "10m_v_component_of_wind"};
+  const char* svars[] = {"2m_temperature", "mean_sea_level_pressure", "10m_u_component_of_wind",
+                         "10m_v_component_of_wind"};
   const char* sunits[] = {"K", "Pa", "m s-1", "m s-1"};
   for (int k = 0; k < 5; ++k) {
     std::vector<float> v(s.ntime * kNumLevels * plane);

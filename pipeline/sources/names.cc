@@ -75,7 +75,8 @@ Result<PlaneOrientation> PlaneOrientation::From(const std::vector<double>& lat, 
   }
   o.lon_source.resize(lon.size());
   std::iota(o.lon_source.begin(), o.lon_source.end(), 0);
-  std::stable_sort(o.lon_source.begin(), o.lon_source.end(), [&](int64_t a, int64_t b) { return wrapped[a] < wrapped[b]; });
+  std::stable_sort(o.lon_source.begin(), o.lon_source.end(),
+                   [&](int64_t a, int64_t b) { return wrapped[a] < wrapped[b]; });
   grid->longitude.resize(lon.size());
   for (size_t i = 0; i < lon.size(); ++i) {
     grid->longitude[i] = wrapped[o.lon_source[i]];
@@ -99,9 +100,19 @@ SourceBlock BlockFor(std::span<const DimRole> roles, std::span<const int64_t> di
     const int dim = static_cast<int>(d);
     switch (roles[d]) {
       case DimRole::kTime: b.start[d] = t; break;
-      case DimRole::kLevel: b.start[d] = b.lmin; b.count[d] = lmax - b.lmin + 1; b.level_dim = dim; break;
-      case DimRole::kLatitude: b.count[d] = dims[d]; b.lat_dim = dim; break;
-      case DimRole::kLongitude: b.count[d] = dims[d]; b.lon_dim = dim; break;
+      case DimRole::kLevel:
+        b.start[d] = b.lmin;
+        b.count[d] = lmax - b.lmin + 1;
+        b.level_dim = dim;
+        break;
+      case DimRole::kLatitude:
+        b.count[d] = dims[d];
+        b.lat_dim = dim;
+        break;
+      case DimRole::kLongitude:
+        b.count[d] = dims[d];
+        b.lon_dim = dim;
+        break;
       case DimRole::kOther: break;
     }
   }
@@ -125,7 +136,8 @@ void PlaneOrientation::ApplyLevels(const float* values, const SourceBlock& b, st
 
 bool PlaneOrientation::KeepsBlockAsIs(const SourceBlock& b, std::span<const int64_t> levels, int64_t nlat) const {
   const int64_t nlon = static_cast<int64_t>(lon_source.size());
-  if (flip_lat || b.lat_dim < 0 || b.lon_dim < 0 || b.stride[b.lon_dim] != 1 || b.stride[b.lat_dim] != nlon) return false;
+  if (flip_lat || b.lat_dim < 0 || b.lon_dim < 0 || b.stride[b.lon_dim] != 1 || b.stride[b.lat_dim] != nlon)
+    return false;
   for (int64_t x = 0; x < nlon; ++x)
     if (lon_source[x] != x) return false;
   const int64_t nlevels = levels.empty() ? 1 : static_cast<int64_t>(levels.size());
@@ -135,8 +147,7 @@ bool PlaneOrientation::KeepsBlockAsIs(const SourceBlock& b, std::span<const int6
   return b.elements == nlevels * nlat * nlon;
 }
 
-void PlaneOrientation::Apply(const float* src, int64_t lat_stride, int64_t lon_stride, int64_t nlat,
-                             float* out) const {
+void PlaneOrientation::Apply(const float* src, int64_t lat_stride, int64_t lon_stride, int64_t nlat, float* out) const {
   const int64_t nlon = static_cast<int64_t>(lon_source.size());
   for (int64_t y = 0; y < nlat; ++y) {
     const float* row = src + (flip_lat ? nlat - 1 - y : y) * lat_stride;

@@ -66,7 +66,8 @@ class NetcdfSource final : public Source {
     const NcVariable& v = it->second;
     const SourceBlock block = BlockFor(v.roles, v.dims, t, levels);
     const int64_t n = block.elements;
-    const std::vector<size_t> start(block.start.begin(), block.start.end()), count(block.count.begin(), block.count.end());
+    const std::vector<size_t> start(block.start.begin(), block.start.end()),
+        count(block.count.begin(), block.count.end());
     std::vector<double> raw(n);
     {
       std::lock_guard lock(NetcdfLock());
@@ -137,7 +138,8 @@ class NetcdfSource final : public Source {
     ASSIGN_OR_RETURN(auto tv, Coordinate(coord[DimRole::kTime]));
     times_ = DecodeCfTimes(tv, cf);
     for (size_t i = 1; i < times_.size(); ++i)
-      if (times_[i] <= times_[i - 1]) return InvalidArgumentError("times are not strictly increasing at " + FormatIsoTime(times_[i]));
+      if (times_[i] <= times_[i - 1])
+        return InvalidArgumentError("times are not strictly increasing at " + FormatIsoTime(times_[i]));
     ASSIGN_OR_RETURN(auto lat, Coordinate(coord[DimRole::kLatitude]));
     ASSIGN_OR_RETURN(auto lon, Coordinate(coord[DimRole::kLongitude]));
     ASSIGN_OR_RETURN(orientation_, PlaneOrientation::From(lat, lon, &grid_));

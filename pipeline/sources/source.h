@@ -66,8 +66,8 @@ SourceBlock BlockFor(std::span<const DimRole> roles, std::span<const int64_t> di
 
 // How a source's (lat, lon) plane maps onto the canonical one, and the copy that applies it.
 struct PlaneOrientation {
-  bool flip_lat = false;               // source latitude ascending
-  std::vector<int64_t> lon_source;     // canonical longitude index -> source longitude index
+  bool flip_lat = false;            // source latitude ascending
+  std::vector<int64_t> lon_source;  // canonical longitude index -> source longitude index
   // Builds it from source coordinates, returning the canonical grid in *grid.
   static Result<PlaneOrientation> From(const std::vector<double>& lat, const std::vector<double>& lon,
                                        SourceGrid* grid);

@@ -92,7 +92,9 @@ class ZarrSource final : public Source {
     for (DimRole r : {DimRole::kTime, DimRole::kLatitude, DimRole::kLongitude}) {
       if (!coord.count(r)) {
         return InvalidArgumentError(std::string("no ") +
-                                    (r == DimRole::kTime ? "time (or valid_time)" : r == DimRole::kLatitude ? "latitude (or lat)" : "longitude (or lon)") +
+                                    (r == DimRole::kTime       ? "time (or valid_time)"
+                                     : r == DimRole::kLatitude ? "latitude (or lat)"
+                                                               : "longitude (or lon)") +
                                     " coordinate array (with _ARRAY_DIMENSIONS / dimension_names)");
       }
     }
@@ -104,14 +106,17 @@ class ZarrSource final : public Source {
     if (!tattrs.contains("units") || !tattrs["units"].is_string()) {
       return InvalidArgumentError("time coordinate \"" + coord[DimRole::kTime] + "\" has no CF units attribute");
     }
-    ASSIGN_OR_RETURN(CfTimeUnits units, ParseCfTimeUnits(tattrs["units"].get<std::string>(), tattrs.value("calendar", "")));
+    ASSIGN_OR_RETURN(CfTimeUnits units,
+                     ParseCfTimeUnits(tattrs["units"].get<std::string>(), tattrs.value("calendar", "")));
     ASSIGN_OR_RETURN(auto tvals, ReadDoubles(*time_array));
     for (size_t i = 0; i < tvals.size(); ++i) {
-      if (!std::isfinite(tvals[i])) return InvalidArgumentError("time[" + std::to_string(i) + "] is not a finite number");
+      if (!std::isfinite(tvals[i]))
+        return InvalidArgumentError("time[" + std::to_string(i) + "] is not a finite number");
     }
     times_ = DecodeCfTimes(tvals, units);
     for (size_t i = 1; i < times_.size(); ++i) {
-      if (times_[i] <= times_[i - 1]) return InvalidArgumentError("times are not strictly increasing at " + FormatIsoTime(times_[i]));
+      if (times_[i] <= times_[i - 1])
+        return InvalidArgumentError("times are not strictly increasing at " + FormatIsoTime(times_[i]));
     }
     ASSIGN_OR_RETURN(auto lat_array, Array::Open(store_.get(), coord[DimRole::kLatitude]));
     ASSIGN_OR_RETURN(auto lon_array, Array::Open(store_.get(), coord[DimRole::kLongitude]));

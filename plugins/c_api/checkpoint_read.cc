@@ -32,8 +32,8 @@ int64_t jigsaw_checkpoint_num_tensors(const jigsaw_checkpoint* c) {
 }
 const char* jigsaw_checkpoint_metadata(const jigsaw_checkpoint* c) { return c ? c->metadata.c_str() : nullptr; }
 
-int jigsaw_checkpoint_tensor(const jigsaw_checkpoint* c, int64_t index, const char** name, const char** dtype, int* ndim,
-                             int64_t shape[8], char** errptr) {
+int jigsaw_checkpoint_tensor(const jigsaw_checkpoint* c, int64_t index, const char** name, const char** dtype,
+                             int* ndim, int64_t shape[8], char** errptr) {
   return Guard(errptr, [&]() -> jigsaw::Status {
     if (!c) return jigsaw::InvalidArgumentError("jigsaw_checkpoint_tensor: NULL checkpoint");
     if (index < 0 || index >= jigsaw_checkpoint_num_tensors(c)) {
@@ -64,7 +64,8 @@ int jigsaw_checkpoint_read(const jigsaw_checkpoint* c, const char* name, const i
     jigsaw::Box box{std::vector<int64_t>(origin, origin + rank), std::vector<int64_t>(shape, shape + rank)};
     RETURN_IF_ERROR(jigsaw::CheckBoxWithin(t->spec, box));
     const size_t n = static_cast<size_t>(box.num_elements() * t->spec.dtype.size);
-    if (!dst || dst_bytes < n) return jigsaw::InvalidArgumentError("destination smaller than the box (" + std::to_string(n) + " bytes)");
+    if (!dst || dst_bytes < n)
+      return jigsaw::InvalidArgumentError("destination smaller than the box (" + std::to_string(n) + " bytes)");
     ASSIGN_OR_RETURN(std::string bytes, jigsaw::ReadTensorBox(c->root.get(), c->step_dir, c->manifest, *t, box));
     std::memcpy(dst, bytes.data(), n);
     return jigsaw::OkStatus();
@@ -86,4 +87,3 @@ static_assert(JIGSAW_EINVAL == static_cast<int>(jigsaw::StatusCode::kInvalidArgu
                   JIGSAW_ERANGE == static_cast<int>(jigsaw::StatusCode::kOutOfRange) &&
                   JIGSAW_EINTERNAL == static_cast<int>(jigsaw::StatusCode::kInternal),
               "the C API's status codes are jigsaw::StatusCode's");
-

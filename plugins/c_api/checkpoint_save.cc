@@ -38,8 +38,9 @@ int jigsaw_checkpoint_save_open(const char* root, int64_t step, const char* mesh
     if (how == "mpi") {
       ASSIGN_OR_RETURN(save->comm, jigsaw::NewMpiCommunicator());
       if (save->comm->size() > 1 && save->comm->size() != save->mesh.size()) {  // the same verdict on every rank
-        return jigsaw::InvalidArgumentError("mesh " + save->mesh.ToString() + " has " + std::to_string(save->mesh.size()) +
-                                            " ranks but " + std::to_string(save->comm->size()) + " MPI processes save it");
+        return jigsaw::InvalidArgumentError("mesh " + save->mesh.ToString() + " has " +
+                                            std::to_string(save->mesh.size()) + " ranks but " +
+                                            std::to_string(save->comm->size()) + " MPI processes save it");
       }
     } else if (!how.empty()) {
       return jigsaw::InvalidArgumentError("unknown communicator \"" + how + "\" (NULL, \"\" or \"mpi\")");
@@ -82,7 +83,8 @@ jigsaw::Status AddTensor(jigsaw_checkpoint_save* s, const char* name, const char
   if (nbytes != static_cast<size_t>(n)) {
     return jigsaw::InvalidArgumentError("tensor " + t.name + ": " + std::to_string(nbytes) + " bytes given, " +
                                         (s->whole() ? "the tensor " : "this rank's tile ") +
-                                        nlohmann::json(held).dump() + " of " + t.dtype.name + " is " + std::to_string(n));
+                                        nlohmann::json(held).dump() + " of " + t.dtype.name + " is " +
+                                        std::to_string(n));
   }
   s->buffers.push_back({static_cast<const char*>(data), std::move(held)});
   s->specs.push_back(std::move(t));
@@ -136,9 +138,9 @@ int jigsaw_checkpoint_save_start(jigsaw_checkpoint_save* s, char** errptr) {
   return Guard(errptr, [&]() -> jigsaw::Status {
     RETURN_IF_ERROR(BeginWrite(s, "jigsaw_checkpoint_save_start"));
     s->state = jigsaw_checkpoint_save::kStarted;
-    jigsaw::Status previous = s->saver.Start(s->root.get(), s->step, s->mesh, s->specs,
-                                             jigsaw::TilesFromMemory(s->specs, s->buffers, s->whole()), s->options,
-                                             s->comm.get());
+    jigsaw::Status previous =
+        s->saver.Start(s->root.get(), s->step, s->mesh, s->specs,
+                       jigsaw::TilesFromMemory(s->specs, s->buffers, s->whole()), s->options, s->comm.get());
     return previous;  // a fresh saver has none: this save's own problems come from wait
   });
 }

@@ -23,32 +23,32 @@ extern "C" {
 /* Status codes (as jigsaw::StatusCode). */
 enum {
   JIGSAW_OK = 0,
-  JIGSAW_EINVAL = 1,        /* bad argument or input file: malformed metadata, bad flag, NULL pointer */
-  JIGSAW_ENOTFOUND = 2,     /* a store, array, tensor or file that must exist does not */
-  JIGSAW_EDATALOSS = 3,     /* stored bytes are corrupt: checksum mismatch, truncated or missing chunk */
-  JIGSAW_EIO = 4,           /* the operating system or network failed */
-  JIGSAW_EUNIMPLEMENTED = 5,/* valid input jigsaw does not support */
-  JIGSAW_EPRECONDITION = 6, /* the call does not fit the state (a save already committed, a store in the way) */
-  JIGSAW_ERANGE = 7,        /* a byte range or box outside the object */
-  JIGSAW_EINTERNAL = 8      /* a bug in jigsaw */
+  JIGSAW_EINVAL = 1,         /* bad argument or input file: malformed metadata, bad flag, NULL pointer */
+  JIGSAW_ENOTFOUND = 2,      /* a store, array, tensor or file that must exist does not */
+  JIGSAW_EDATALOSS = 3,      /* stored bytes are corrupt: checksum mismatch, truncated or missing chunk */
+  JIGSAW_EIO = 4,            /* the operating system or network failed */
+  JIGSAW_EUNIMPLEMENTED = 5, /* valid input jigsaw does not support */
+  JIGSAW_EPRECONDITION = 6,  /* the call does not fit the state (a save already committed, a store in the way) */
+  JIGSAW_ERANGE = 7,         /* a byte range or box outside the object */
+  JIGSAW_EINTERNAL = 8       /* a bug in jigsaw */
 };
 
 typedef struct jigsaw_loader jigsaw_loader;
 
 typedef struct {
-  int64_t rank;        /* model-parallel rank: which tile */
-  int64_t dp_rank;     /* data-parallel replica */
+  int64_t rank;    /* model-parallel rank: which tile */
+  int64_t dp_rank; /* data-parallel replica */
   int64_t dp_size;
   int64_t batch_size;
-  int64_t lead_steps;  /* targets at t + 1..lead_steps steps */
-  int normalize;       /* (x - mean) / std with the store's statistics */
-  const char* dtype;   /* "float32" or "bfloat16" (raw 16-bit words) */
+  int64_t lead_steps; /* targets at t + 1..lead_steps steps */
+  int normalize;      /* (x - mean) / std with the store's statistics */
+  const char* dtype;  /* "float32" or "bfloat16" (raw 16-bit words) */
   uint64_t seed;
   int shuffle;
-  const char* start;   /* time window, inclusive; NULL or "" for all */
+  const char* start; /* time window, inclusive; NULL or "" for all */
   const char* end;
-  int64_t prefetch;    /* batches in flight */
-  int threads;         /* pipeline worker threads, 0 for all cores */
+  int64_t prefetch; /* batches in flight */
+  int threads;      /* pipeline worker threads, 0 for all cores */
 } jigsaw_loader_options;
 
 typedef struct {

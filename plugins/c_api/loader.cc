@@ -55,7 +55,8 @@ void jigsaw_loader_shape(const jigsaw_loader* l, int64_t shape[5]) {
 size_t jigsaw_loader_batch_bytes(const jigsaw_loader* l) { return l ? l->loader->batch_bytes() : 0; }
 int64_t jigsaw_loader_batches_per_epoch(const jigsaw_loader* l) { return l ? l->loader->batches_per_epoch() : 0; }
 
-int jigsaw_loader_next(jigsaw_loader* l, void* dst, size_t dst_bytes, const void** data, int64_t* times, char** errptr) {
+int jigsaw_loader_next(jigsaw_loader* l, void* dst, size_t dst_bytes, const void** data, int64_t* times,
+                       char** errptr) {
   return Guard(errptr, [&]() -> jigsaw::Status {
     if (!l) return jigsaw::InvalidArgumentError("jigsaw_loader_next: NULL loader");
     const size_t n = l->loader->batch_bytes();
@@ -87,7 +88,12 @@ int jigsaw_loader_restore(jigsaw_loader* l, int64_t epoch, int64_t batch, char**
 void jigsaw_loader_get_stats(const jigsaw_loader* l, jigsaw_loader_stats* out) {
   if (!l || !out) return;
   auto s = l->loader->stats();
-  *out = {s.batches, s.bytes_read, s.bytes_decoded, s.bytes_delivered, s.seconds, s.consumer_wait_seconds,
+  *out = {s.batches,
+          s.bytes_read,
+          s.bytes_decoded,
+          s.bytes_delivered,
+          s.seconds,
+          s.consumer_wait_seconds,
           s.read_amplification()};
 }
 

@@ -18,7 +18,8 @@ using namespace jigsaw;
 namespace {
 
 [[noreturn]] void Throw(const Status& s) {
-  if (s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kOutOfRange) throw py::value_error(s.message());
+  if (s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kOutOfRange)
+    throw py::value_error(s.message());
   if (s.code() == StatusCode::kNotFound) throw py::key_error(s.message());
   throw std::runtime_error(s.message());
 }
@@ -145,8 +146,9 @@ py::dict CheckpointLoad(const std::string& path, const py::dict& requests) {
     if (!t) throw py::key_error("no tensor \"" + name + "\" in " + root->url() + "/" + step);
     auto pair = value.cast<py::tuple>();
     tensors.push_back(t);
-    boxes.push_back({pair[0].is_none() ? std::vector<int64_t>(t->spec.shape.size(), 0) : pair[0].cast<std::vector<int64_t>>(),
-                     pair[1].is_none() ? t->spec.shape : pair[1].cast<std::vector<int64_t>>()});
+    boxes.push_back(
+        {pair[0].is_none() ? std::vector<int64_t>(t->spec.shape.size(), 0) : pair[0].cast<std::vector<int64_t>>(),
+         pair[1].is_none() ? t->spec.shape : pair[1].cast<std::vector<int64_t>>()});
   }
   std::vector<std::optional<LoadedBox>> loaded(tensors.size());
   FirstError err;
@@ -154,8 +156,10 @@ py::dict CheckpointLoad(const std::string& path, const py::dict& requests) {
     py::gil_scoped_release release;
     tbb::parallel_for(size_t{0}, tensors.size(), [&](size_t i) {
       auto r = LoadTensorBox(root.get(), step, m, *tensors[i], boxes[i]);
-      if (r.ok()) loaded[i].emplace(std::move(*r));
-      else err.Set(r.status());
+      if (r.ok())
+        loaded[i].emplace(std::move(*r));
+      else
+        err.Set(r.status());
     });
   }
   if (Status st = err.Get(); !st.ok()) Throw(st);
@@ -194,16 +198,20 @@ class PyCommunicator final : public Communicator {
     });
   }
   Status Broadcast(std::string* value) override {
-    return Call("bcast", [&]() {
-             *value = comm_.attr("bcast")(py::bytes(*value)).cast<std::string>();
-             return true;
-           }).status();
+    return Call("bcast",
+                [&]() {
+                  *value = comm_.attr("bcast")(py::bytes(*value)).cast<std::string>();
+                  return true;
+                })
+        .status();
   }
   Status Barrier() override {
-    return Call("barrier", [&]() {
-             comm_.attr("barrier")();
-             return true;
-           }).status();
+    return Call("barrier",
+                [&]() {
+                  comm_.attr("barrier")();
+                  return true;
+                })
+        .status();
   }
 
  private:
@@ -251,8 +259,10 @@ struct PySave {
   PySave(const std::string& root_url, int64_t step_, const std::string& mesh_text, const py::dict& tensors,
          const std::string& metadata_json, bool sync, const py::object& comm_arg)
       : step(step_), mesh(Unwrap(Mesh::Parse(mesh_text))) {
-    if (py::isinstance<py::str>(comm_arg) && comm_arg.cast<std::string>() == "mpi") comm = MpiCommunicatorForPython();
-    else if (!comm_arg.is_none()) comm = std::make_unique<PyCommunicator>(comm_arg);
+    if (py::isinstance<py::str>(comm_arg) && comm_arg.cast<std::string>() == "mpi")
+      comm = MpiCommunicatorForPython();
+    else if (!comm_arg.is_none())
+      comm = std::make_unique<PyCommunicator>(comm_arg);
     for (const auto& [key, value] : tensors) {
       auto entry = value.cast<py::tuple>();
       py::array a = py::array::ensure(entry[0], py::array::c_style);
@@ -266,8 +276,10 @@ struct PySave {
       if (entry.size() > 3 && !entry[3].is_none()) s.shape = entry[3].cast<std::vector<int64_t>>();
       if (!entry[1].is_none()) {
         for (auto p : entry[1].cast<py::list>()) {
-          if (p.is_none()) s.partition.push_back(std::nullopt);
-          else s.partition.push_back(p.cast<std::string>());
+          if (p.is_none())
+            s.partition.push_back(std::nullopt);
+          else
+            s.partition.push_back(p.cast<std::string>());
         }
       }
       specs.push_back(s);
@@ -289,7 +301,8 @@ void CheckpointSave(const std::string& root_url, int64_t step, const std::string
   Status st;
   {
     py::gil_scoped_release release;
-    st = SaveCheckpoint(save.root.get(), save.step, save.mesh, save.specs, save.Provider(), save.options, save.comm.get());
+    st = SaveCheckpoint(save.root.get(), save.step, save.mesh, save.specs, save.Provider(), save.options,
+                        save.comm.get());
   }
   if (!st.ok()) Throw(st);
 }
@@ -336,24 +349,29 @@ class PyAsyncSaver {
 
 PYBIND11_MODULE(_jigsaw, m) {
   // The mesh and the split rule, from parallel/mesh.h: the Python package computes no tile itself.
-  m.def("mesh_axes", [](const std::string& text) { return Unwrap(Mesh::Parse(text)).axes; }, py::arg("mesh"),
-        "[(axis, size), ...] of a mesh like \"domain=2,tensor=2\", parsed strictly (ValueError naming the part).");
-  m.def("tile_of",
-        [](const std::vector<int64_t>& shape, const py::object& spec, const std::string& mesh, int64_t rank) {
-          PartitionSpec p;
-          if (!spec.is_none()) {
-            for (const auto& e : spec) {
-              if (e.is_none()) p.push_back(std::nullopt);
-              else p.push_back(e.cast<std::string>());
-            }
+  m.def(
+      "mesh_axes", [](const std::string& text) { return Unwrap(Mesh::Parse(text)).axes; }, py::arg("mesh"),
+      "[(axis, size), ...] of a mesh like \"domain=2,tensor=2\", parsed strictly (ValueError naming the part).");
+  m.def(
+      "tile_of",
+      [](const std::vector<int64_t>& shape, const py::object& spec, const std::string& mesh, int64_t rank) {
+        PartitionSpec p;
+        if (!spec.is_none()) {
+          for (const auto& e : spec) {
+            if (e.is_none())
+              p.push_back(std::nullopt);
+            else
+              p.push_back(e.cast<std::string>());
           }
-          Box b = Unwrap(TileOf(shape, p, Unwrap(Mesh::Parse(mesh)), rank));
-          return std::make_pair(b.origin, b.shape);
-        },
-        py::arg("shape"), py::arg("spec"), py::arg("mesh"), py::arg("rank"),
-        "(origin, shape) of the tile `rank` holds of a tensor of `shape` split by `spec` on `mesh`; ValueError for "
-        "a rank outside the mesh (ranks do not wrap round) or a split the rule refuses.");
-  m.def("checkpoint_manifest", &CheckpointManifest, py::arg("path"), "The manifest of a step (or a root's LATEST), as JSON text.");
+        }
+        Box b = Unwrap(TileOf(shape, p, Unwrap(Mesh::Parse(mesh)), rank));
+        return std::make_pair(b.origin, b.shape);
+      },
+      py::arg("shape"), py::arg("spec"), py::arg("mesh"), py::arg("rank"),
+      "(origin, shape) of the tile `rank` holds of a tensor of `shape` split by `spec` on `mesh`; ValueError for "
+      "a rank outside the mesh (ranks do not wrap round) or a split the rule refuses.");
+  m.def("checkpoint_manifest", &CheckpointManifest, py::arg("path"),
+        "The manifest of a step (or a root's LATEST), as JSON text.");
   m.def("checkpoint_load", &CheckpointLoad, py::arg("path"), py::arg("boxes"),
         "Boxes of tensors, {name: (origin or None, shape or None)} -> {name: NumPy array}, loaded in parallel; "
         "a rank's own tiles on a local disk are mapped, not copied.");

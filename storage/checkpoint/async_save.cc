@@ -67,7 +67,8 @@ Status CopyTiles(const std::vector<TensorSpec>& tensors, const Mesh& mesh, int64
     constexpr size_t kPiece = 1 << 20;
     for (size_t o = 0; o < n; o += kPiece) pieces.push_back({b.data() + o, tiles[i].data + o, std::min(kPiece, n - o)});
   }
-  tbb::parallel_for(size_t{0}, pieces.size(), [&](size_t k) { std::memcpy(pieces[k].dst, pieces[k].src, pieces[k].n); });
+  tbb::parallel_for(size_t{0}, pieces.size(),
+                    [&](size_t k) { std::memcpy(pieces[k].dst, pieces[k].src, pieces[k].n); });
   return OkStatus();
 }
 
@@ -104,8 +105,8 @@ Status AsyncCheckpointSaver::Advance(Save* next) {
   nlohmann::json hello = {{"payload", gather_records ? done->payload : ""},
                           {"plan", next ? PlanMessage(next->step, next->mesh, next->tensors, comm) : ""}};
   ASSIGN_OR_RETURN(auto messages, comm->Gather(hello.dump()));
-  nlohmann::json answer = {{"verdict", StatusToJson(OkStatus())}, {"prepared", StatusToJson(OkStatus())},
-                           {"committing", ""}};
+  nlohmann::json answer = {
+      {"verdict", StatusToJson(OkStatus())}, {"prepared", StatusToJson(OkStatus())}, {"committing", ""}};
   if (comm->rank() == 0) {
     Status verdict;
     if (committing_ && committer_.joinable()) committer_.join();
@@ -155,10 +156,15 @@ Status AsyncCheckpointSaver::Wait() {
   return first.ok() ? last : first;
 }
 
-Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                                   const TileProvider& provider, const SaveOptions& options, Communicator* comm) {
+Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh,
+                                   const std::vector<TensorSpec>& tensors, const TileProvider& provider,
+                                   const SaveOptions& options, Communicator* comm) {
   auto save = std::make_unique<Save>();
-  *save = Save{.root = root, .step = step, .mesh = mesh, .tensors = tensors, .options = options,
+  *save = Save{.root = root,
+               .step = step,
+               .mesh = mesh,
+               .tensors = tensors,
+               .options = options,
                .comm = comm ? comm : local_.get()};
   Status previous = Advance(save.get());
   if (save->prepared.ok()) {
@@ -183,11 +189,12 @@ Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh
       s->worker = std::thread([s, mine] {
         std::map<std::string, size_t> index;
         for (size_t i = 0; i < s->tensors.size(); ++i) index[s->tensors[i].name] = i;
-        s->payload = WriteRankFiles(s->root, s->step, s->mesh, s->tensors,
-                                    [&](int64_t rank, const TensorSpec& t, const Box&, std::string*) -> Result<std::string_view> {
-                                      return std::string_view(s->tiles.at({rank, index.at(t.name)}));
-                                    },
-                                    s->options, mine);
+        s->payload = WriteRankFiles(
+            s->root, s->step, s->mesh, s->tensors,
+            [&](int64_t rank, const TensorSpec& t, const Box&, std::string*) -> Result<std::string_view> {
+              return std::string_view(s->tiles.at({rank, index.at(t.name)}));
+            },
+            s->options, mine);
         s->tiles.clear();
       });
     }
@@ -196,11 +203,15 @@ Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh
   return previous;
 }
 
-Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
-                                   std::vector<TensorBuffer> tiles, const SaveOptions& options, Communicator* comm,
-                                   bool copy_later) {
+Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh,
+                                   const std::vector<TensorSpec>& tensors, std::vector<TensorBuffer> tiles,
+                                   const SaveOptions& options, Communicator* comm, bool copy_later) {
   auto save = std::make_unique<Save>();
-  *save = Save{.root = root, .step = step, .mesh = mesh, .tensors = tensors, .options = options,
+  *save = Save{.root = root,
+               .step = step,
+               .mesh = mesh,
+               .tensors = tensors,
+               .options = options,
                .comm = comm ? comm : local_.get()};
   const Status arguments = [&]() -> Status {
     if (tiles.size() != tensors.size()) {
@@ -225,13 +236,14 @@ Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh
     const int64_t rank = save->comm->rank();
     Save* s = save.get();
     auto write = [s, rank] {
-      s->payload = WriteRankFiles(s->root, s->step, s->mesh, s->tensors,
-                                  [&](int64_t, const TensorSpec& t, const Box&, std::string*) -> Result<std::string_view> {
-                                    size_t i = 0;
-                                    while (s->tensors[i].name != t.name) ++i;
-                                    return std::string_view(s->buffers[i]);
-                                  },
-                                  s->options, {rank});
+      s->payload =
+          WriteRankFiles(s->root, s->step, s->mesh, s->tensors,
+                         [&](int64_t, const TensorSpec& t, const Box&, std::string*) -> Result<std::string_view> {
+                           size_t i = 0;
+                           while (s->tensors[i].name != t.name) ++i;
+                           return std::string_view(s->buffers[i]);
+                         },
+                         s->options, {rank});
     };
     if (!copy_later) {
       Status copied = CopyTiles(tensors, mesh, rank, tiles, &s->buffers);

@@ -14,10 +14,9 @@ Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, c
                          const std::function<PartitionSpec(const TensorSpec&)>& partition, const SaveOptions& options);
 Status ExportSafetensors(KvStore* root, const std::string& step_dir, const std::string& path);
 
-
 // A Zarr v3 group in `dst` (which must be empty) with one array per tensor, named as the tensor ('/' in a
 // name makes subgroups), chunked by the tensor's tiles (a chunk is exactly one tile of the saved mesh) and
-// compressed with `codec` ("none", "zstd", "blosc-lz4", ...) and a crc32c per chunk; the group's attributes hold the step, the
-// mesh and the checkpoint's metadata, each array's its partition spec. Tiles are streamed one per worker.
+// compressed with `codec` ("none", "zstd", "blosc-lz4", ...) and a crc32c per chunk; the group's attributes hold the
+// step, the mesh and the checkpoint's metadata, each array's its partition spec. Tiles are streamed one per worker.
 Status ExportZarr(KvStore* root, const std::string& step_dir, KvStore* dst, const std::string& codec = "none");
 }  // namespace jigsaw

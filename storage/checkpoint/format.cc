@@ -46,8 +46,8 @@ std::string ManifestText(const Manifest& m) {
 }
 
 nlohmann::json TileToJson(size_t tensor, const TileRecord& t) {
-  return {{"tensor", tensor}, {"rank", t.rank}, {"origin", t.box.origin}, {"shape", t.box.shape}, {"offset", t.offset},
-          {"nbytes", t.nbytes}, {"crc32c", t.crc32c}, {"block_crc32c", t.block_crc32c}};
+  return {{"tensor", tensor},   {"rank", t.rank},     {"origin", t.box.origin}, {"shape", t.box.shape},
+          {"offset", t.offset}, {"nbytes", t.nbytes}, {"crc32c", t.crc32c},     {"block_crc32c", t.block_crc32c}};
 }
 
 TileRecord TileFromJson(const nlohmann::json& j) {
@@ -72,9 +72,9 @@ Status CheckCoverage(const TensorRecord& t) {
       if (Overlap(t.tiles[i].box, t.tiles[k].box)) return DataLossError("tensor " + t.spec.name + ": tiles overlap");
     }
   }
-  if (covered != Volume(t.spec.shape)) return DataLossError("tensor " + t.spec.name + ": tiles do not cover the tensor");
+  if (covered != Volume(t.spec.shape))
+    return DataLossError("tensor " + t.spec.name + ": tiles do not cover the tensor");
   return OkStatus();
 }
-
 
 }  // namespace jigsaw::checkpoint_internal

@@ -29,20 +29,33 @@ nlohmann::json Manifest::ToJson() const {
   for (const auto& t : tensors) {
     nlohmann::json tiles = nlohmann::json::array();
     for (const auto& tile : t.tiles) {
-      tiles.push_back({{"file", RankFile(tile.rank)}, {"rank", tile.rank}, {"origin", tile.box.origin},
-                       {"shape", tile.box.shape}, {"offset", tile.offset}, {"nbytes", tile.nbytes},
-                       {"crc32c", tile.crc32c}, {"block_crc32c", tile.block_crc32c}});
+      tiles.push_back({{"file", RankFile(tile.rank)},
+                       {"rank", tile.rank},
+                       {"origin", tile.box.origin},
+                       {"shape", tile.box.shape},
+                       {"offset", tile.offset},
+                       {"nbytes", tile.nbytes},
+                       {"crc32c", tile.crc32c},
+                       {"block_crc32c", tile.block_crc32c}});
     }
-    tj[t.spec.name] = {{"dtype", t.spec.dtype.name}, {"shape", t.spec.shape},
-                       {"partition", PartitionSpecToJson(t.spec.partition)}, {"tiles", tiles}};
+    tj[t.spec.name] = {{"dtype", t.spec.dtype.name},
+                       {"shape", t.spec.shape},
+                       {"partition", PartitionSpecToJson(t.spec.partition)},
+                       {"tiles", tiles}};
   }
-  return {{"format", "jigsaw-checkpoint"}, {"version", {kMajor, kMinor}}, {"step", step}, {"mesh", mesh_j},
-          {"block_bytes", kBlock}, {"tensors", tj}, {"metadata", metadata}};
+  return {{"format", "jigsaw-checkpoint"},
+          {"version", {kMajor, kMinor}},
+          {"step", step},
+          {"mesh", mesh_j},
+          {"block_bytes", kBlock},
+          {"tensors", tj},
+          {"metadata", metadata}};
 }
 
 Result<Manifest> Manifest::FromJson(const nlohmann::json& j) {
   try {
-    if (!j.is_object() || j.value("format", "") != "jigsaw-checkpoint") return InvalidArgumentError("not a jigsaw checkpoint manifest");
+    if (!j.is_object() || j.value("format", "") != "jigsaw-checkpoint")
+      return InvalidArgumentError("not a jigsaw checkpoint manifest");
     ASSIGN_OR_RETURN(int64_t major, AsInt(j.at("version").at(0), "version"));
     if (major != kMajor) {
       return UnimplementedError("checkpoint format version " + std::to_string(major) + " (this jigsaw reads version " +
@@ -96,7 +109,8 @@ const TensorRecord* Manifest::Find(std::string_view name) const {
 Result<std::string> LatestStep(KvStore* root) {
   ASSIGN_OR_RETURN(std::string latest, ReadText(root, "LATEST"));
   while (!latest.empty() && (latest.back() == '\n' || latest.back() == ' ')) latest.pop_back();
-  if (latest.empty() || latest.find('/') != std::string::npos) return DataLossError(root->url() + ": LATEST is malformed");
+  if (latest.empty() || latest.find('/') != std::string::npos)
+    return DataLossError(root->url() + ": LATEST is malformed");
   return latest;
 }
 

@@ -134,8 +134,10 @@ Result<std::vector<std::string>> VerifyCheckpoint(KvStore* root, const std::stri
     const std::string key = step_dir + "/" + RankFile(tile->rank);
     auto r = root->Read(key, ByteRange::Span(tile->offset, tile->offset + tile->nbytes));
     std::string p;
-    if (!r.ok()) p = r.status().message();
-    else if (r->missing) p = root->url() + ": " + key + " is missing";
+    if (!r.ok())
+      p = r.status().message();
+    else if (r->missing)
+      p = root->url() + ": " + key + " is missing";
     else if (Crc32c(r->value) != tile->crc32c) {
       p = root->url() + ": " + key + ": crc32c mismatch in tensor " + t->spec.name + " tile " + tile->box.ToString();
     }

@@ -17,8 +17,8 @@ Status CheckBoxWithin(const TensorSpec& t, const Box& box);
 
 // Reads `box` of a tensor: only the byte runs of the tiles it intersects, whole 1 MiB blocks at a time,
 // each block checked against its crc32c.
-Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, const Manifest& m,
-                                  const TensorRecord& t, const Box& box);
+Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, const Manifest& m, const TensorRecord& t,
+                                  const Box& box);
 
 // A box loaded for use in place: bytes of its own, or a private mapping of the rank file (see MappedBytes:
 // shared with the page cache until written, writes stay in this process).

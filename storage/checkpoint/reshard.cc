@@ -18,11 +18,12 @@ Status ReshardCheckpoint(KvStore* src_root, const std::string& step_dir, const M
   }
   SaveOptions o = options;
   if (o.metadata.empty()) o.metadata = m.metadata;
-  return SaveCheckpoint(dst_root, m.step, mesh, specs,
-                        [&](int64_t, const TensorSpec& t, const Box& box) {
-                          return ReadTensorBox(src_root, step_dir, m, *m.Find(t.name), box);
-                        },
-                        o);
+  return SaveCheckpoint(
+      dst_root, m.step, mesh, specs,
+      [&](int64_t, const TensorSpec& t, const Box& box) {
+        return ReadTensorBox(src_root, step_dir, m, *m.Find(t.name), box);
+      },
+      o);
 }
 
 Result<std::function<PartitionSpec(const TensorSpec&)>> LoadPartitionRules(const nlohmann::json& rules) {

@@ -45,7 +45,8 @@ Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
   if (head.missing) return NotFoundError("no file " + path);
   uint64_t n;
   std::memcpy(&n, head.value.data(), 8);
-  if (n > (100u << 20)) return InvalidArgumentError(path + ": safetensors header of " + std::to_string(n) + " bytes is implausible");
+  if (n > (100u << 20))
+    return InvalidArgumentError(path + ": safetensors header of " + std::to_string(n) + " bytes is implausible");
   Result<ReadResult> header_read = f.dir->Read(f.key, ByteRange::Span(8, 8 + static_cast<int64_t>(n)));
   if (!header_read.ok()) return header_read.status().Annotate(path + " (a header of " + std::to_string(n) + " bytes)");
   ReadResult hj = std::move(*header_read);
@@ -67,7 +68,8 @@ Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
       e.spec.dtype = DataTypeFromName(ours).value();
       // A name becomes a store key (checkpoint tensor, Zarr array path): "" or "../x" cannot be one.
       if (Status key = ValidateKey(name); !key.ok()) {
-        return InvalidArgumentError(path + ": tensor name \"" + name + "\" cannot be a tensor's name: " + key.message());
+        return InvalidArgumentError(path + ": tensor name \"" + name +
+                                    "\" cannot be a tensor's name: " + key.message());
       }
       Result<std::vector<int64_t>> shape = IntList(t.at("shape"), "shape");
       if (!shape.ok()) return shape.status().Annotate(path + ": tensor " + name);
@@ -96,7 +98,8 @@ Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
   // (so that nothing else hides in the file).
   std::vector<const SafetensorsFile::Entry*> order;
   for (const auto& e : f.entries) order.push_back(&e);
-  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
+  std::sort(order.begin(), order.end(),
+            [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
   int64_t at = 0;
   for (const auto* e : order) {
     if (e->begin != at) {
@@ -110,9 +113,10 @@ Result<SafetensorsFile> OpenSafetensors(const std::string& path) {
   const auto file_size = std::filesystem::file_size(path, ec);
   if (ec) return ErrnoToStatus(ec.value(), path);
   if (static_cast<int64_t>(file_size) != f.data_start + at) {
-    return InvalidArgumentError(path + ": the file has " + std::to_string(file_size) + " bytes, but its header indexes " +
-                                std::to_string(f.data_start + at) +
-                                (static_cast<int64_t>(file_size) < f.data_start + at ? " (truncated)" : " (bytes after the last tensor)"));
+    return InvalidArgumentError(
+        path + ": the file has " + std::to_string(file_size) + " bytes, but its header indexes " +
+        std::to_string(f.data_start + at) +
+        (static_cast<int64_t>(file_size) < f.data_start + at ? " (truncated)" : " (bytes after the last tensor)"));
   }
   return f;
 }
@@ -131,24 +135,25 @@ Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, c
   }
   SaveOptions o = options;
   if (!f.metadata.is_null()) o.metadata["safetensors_metadata"] = f.metadata;
-  return SaveCheckpoint(root, step, mesh, specs,
-                        [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
-                          // Read the slab of outer rows holding the box, then cut the box out of it.
-                          const auto* e = by_name.at(t.name);
-                          const size_t rank = t.shape.size();
-                          int64_t outer = t.dtype.size;
-                          for (size_t d = 1; d < rank; ++d) outer *= t.shape[d];
-                          const int64_t a = rank ? box.origin[0] : 0, b = rank ? a + box.shape[0] : 1;
-                          ASSIGN_OR_RETURN(ReadResult r, f.dir->Read(f.key, ByteRange::Span(f.data_start + e->begin + a * outer,
-                                                                                              f.data_start + e->begin + b * outer)));
-                          std::vector<int64_t> slab = t.shape, src(rank), dst(rank, 0);
-                          if (rank) slab[0] = b - a;
-                          for (size_t d = 0; d < rank; ++d) src[d] = d == 0 ? 0 : box.origin[d];
-                          std::string out(Volume(box.shape) * t.dtype.size, '\0');
-                          CopyBox(r.value.data(), slab, src, out.data(), box.shape, dst, box.shape, t.dtype.size);
-                          return out;
-                        },
-                        o);
+  return SaveCheckpoint(
+      root, step, mesh, specs,
+      [&](int64_t, const TensorSpec& t, const Box& box) -> Result<std::string> {
+        // Read the slab of outer rows holding the box, then cut the box out of it.
+        const auto* e = by_name.at(t.name);
+        const size_t rank = t.shape.size();
+        int64_t outer = t.dtype.size;
+        for (size_t d = 1; d < rank; ++d) outer *= t.shape[d];
+        const int64_t a = rank ? box.origin[0] : 0, b = rank ? a + box.shape[0] : 1;
+        ASSIGN_OR_RETURN(ReadResult r, f.dir->Read(f.key, ByteRange::Span(f.data_start + e->begin + a * outer,
+                                                                          f.data_start + e->begin + b * outer)));
+        std::vector<int64_t> slab = t.shape, src(rank), dst(rank, 0);
+        if (rank) slab[0] = b - a;
+        for (size_t d = 0; d < rank; ++d) src[d] = d == 0 ? 0 : box.origin[d];
+        std::string out(Volume(box.shape) * t.dtype.size, '\0');
+        CopyBox(r.value.data(), slab, src, out.data(), box.shape, dst, box.shape, t.dtype.size);
+        return out;
+      },
+      o);
 }
 
 Status ExportSafetensors(KvStore* root, const std::string& step, const std::string& path) {
@@ -200,6 +205,5 @@ Status ExportSafetensors(KvStore* root, const std::string& step, const std::stri
   if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoToStatus(errno, "rename to " + path);
   return OkStatus();
 }
-
 
 }  // namespace jigsaw

@@ -28,7 +28,8 @@ int64_t StepNumber(const std::string& dir) {
 // Names the first thing rank `r`'s save plan disagrees on with rank 0's.
 std::string DescribePlanDifference(size_t r, const nlohmann::json& theirs, const nlohmann::json& ours) {
   const std::string who = "rank " + std::to_string(r) + " saves ";
-  if (theirs["step"] != ours["step"]) return who + "step " + theirs["step"].dump() + ", rank 0 step " + ours["step"].dump();
+  if (theirs["step"] != ours["step"])
+    return who + "step " + theirs["step"].dump() + ", rank 0 step " + ours["step"].dump();
   if (theirs["mesh"] != ours["mesh"]) {
     return who + "on mesh " + theirs["mesh"].get<std::string>() + ", rank 0 on " + ours["mesh"].get<std::string>();
   }
@@ -178,7 +179,8 @@ std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const 
                                       std::to_string(bytes.size()) + " bytes for tile " + box.ToString());
         }
         if (!file) {
-          ASSIGN_OR_RETURN(file, root->OpenWriter(dir + "/" + RankFile(rank), {.sync = options.sync, .direct = options.direct}));
+          ASSIGN_OR_RETURN(
+              file, root->OpenWriter(dir + "/" + RankFile(rank), {.sync = options.sync, .direct = options.direct}));
         }
         const int64_t offset = (size + kAlign - 1) / kAlign * kAlign;
         static const std::string kZeros(kAlign, '\0');
@@ -212,7 +214,8 @@ Result<Manifest> ManifestFromPayloads(int64_t step, const Mesh& mesh, const std:
   for (const auto& text : payloads) {
     nlohmann::json j = nlohmann::json::parse(text);
     if (!j["error"].get<std::string>().empty()) {
-      return Status(static_cast<StatusCode>(j.value("code", static_cast<int>(StatusCode::kIo))), j["error"].get<std::string>());
+      return Status(static_cast<StatusCode>(j.value("code", static_cast<int>(StatusCode::kIo))),
+                    j["error"].get<std::string>());
     }
     for (const auto& tile : j["tiles"]) m.tensors[tile["tensor"].get<size_t>()].tiles.push_back(TileFromJson(tile));
   }
@@ -263,8 +266,8 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
 }
 
 TileProvider TilesFromMemory(std::vector<TensorSpec> tensors, std::vector<TensorBuffer> buffers, bool whole) {
-  return [tensors = std::move(tensors), buffers = std::move(buffers), whole](
-             int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
+  return [tensors = std::move(tensors), buffers = std::move(buffers), whole](int64_t rank, const TensorSpec& t,
+                                                                             const Box& box) -> Result<std::string> {
     size_t i = 0;
     while (i < tensors.size() && tensors[i].name != t.name) ++i;
     if (i == tensors.size() || i >= buffers.size()) return InternalError("tensor " + t.name + ": no buffer given");
@@ -288,6 +291,5 @@ TileProvider TilesFromMemory(std::vector<TensorSpec> tensors, std::vector<Tensor
     return out;
   };
 }
-
 
 }  // namespace jigsaw

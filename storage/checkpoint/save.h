@@ -28,9 +28,9 @@ struct TensorBuffer {
 TileProvider TilesFromMemory(std::vector<TensorSpec> tensors, std::vector<TensorBuffer> buffers, bool whole);
 
 struct SaveOptions {
-  bool sync = true;                                  // fsync data and manifest before LATEST moves
-  bool direct = true;                                // rank files bypass the page cache where the file
-                                                     // system allows (WriteOptions::direct)
+  bool sync = true;                                    // fsync data and manifest before LATEST moves
+  bool direct = true;                                  // rank files bypass the page cache where the file
+                                                       // system allows (WriteOptions::direct)
   nlohmann::json metadata = nlohmann::json::object();  // optimiser, RNG, loader cursor, model config
 };
 

@@ -22,7 +22,9 @@ Result<nlohmann::json> MeasureCheckpoint(const CheckpointBenchOptions& o) {
   std::vector<TensorSpec> specs;
   std::vector<std::string> data(16);
   for (int i = 0; i < 16; ++i) {
-    specs.push_back({"blocks." + std::to_string(i) + ".w", DataTypeFromName("float32").value(), {n / 1024, 1024},
+    specs.push_back({"blocks." + std::to_string(i) + ".w",
+                     DataTypeFromName("float32").value(),
+                     {n / 1024, 1024},
                      {"domain", "tensor"}});
     data[i].resize(static_cast<size_t>(n / 1024 * 1024 * 4));
     uint64_t x = 88172645463325252ull + i;
@@ -76,16 +78,23 @@ Result<nlohmann::json> MeasureCheckpoint(const CheckpointBenchOptions& o) {
       for (size_t i = 0; i < m->tensors.size(); ++i) {
         const auto& t = m->tensors[i];
         auto box = TileOf(t.spec, o.mesh, rank);
-        if (!box.ok()) { err.Set(box.status()); continue; }
+        if (!box.ok()) {
+          err.Set(box.status());
+          continue;
+        }
         auto& slot = held[rank * m->tensors.size() + i];
         if (map) {
           auto r = LoadTensorBox(root_ptr, StepDirectory(1), *m, t, *box);
-          if (r.ok()) slot.emplace(std::move(*r));
-          else err.Set(r.status());
+          if (r.ok())
+            slot.emplace(std::move(*r));
+          else
+            err.Set(r.status());
         } else {
           auto r = ReadTensorBox(root_ptr, StepDirectory(1), *m, t, *box);
-          if (r.ok()) slot.emplace(std::move(*r));
-          else err.Set(r.status());
+          if (r.ok())
+            slot.emplace(std::move(*r));
+          else
+            err.Set(r.status());
         }
       }
     });
@@ -112,9 +121,13 @@ Result<nlohmann::json> MeasureCheckpoint(const CheckpointBenchOptions& o) {
   if (ec) return ErrnoToStatus(ec.value(), "copy " + o.dir + "/a");
   ::sync();
   auto t6 = now();
-  nlohmann::json j = {{"bytes", total},          {"save_seconds", secs(t0, t1)},  {"load_seconds", *load_seconds},
-                      {"reshard_seconds", secs(t4, t5)}, {"copy_seconds", secs(t5, t6)},
-                      {"save_gb_per_s", total / secs(t0, t1) / 1e9}, {"load_gb_per_s", total / *load_seconds / 1e9},
+  nlohmann::json j = {{"bytes", total},
+                      {"save_seconds", secs(t0, t1)},
+                      {"load_seconds", *load_seconds},
+                      {"reshard_seconds", secs(t4, t5)},
+                      {"copy_seconds", secs(t5, t6)},
+                      {"save_gb_per_s", total / secs(t0, t1) / 1e9},
+                      {"load_gb_per_s", total / *load_seconds / 1e9},
                       {"warm_load_gb_per_s", total / *warm_load_seconds / 1e9},
                       {"read_load_gb_per_s", total / *copy_load_seconds / 1e9},
                       {"warm_read_load_gb_per_s", total / *warm_copy_load_seconds / 1e9},

@@ -15,7 +15,7 @@ namespace jigsaw {
 struct CheckpointBenchOptions {
   std::string dir;  // scratch directory, replaced
   double gb = 2;
-  Mesh mesh;        // saved on
+  Mesh mesh;  // saved on
   Mesh reshard_to;
   bool buffered = false;  // rank files through the page cache (default: past it)
 };

@@ -27,7 +27,8 @@ Status ExportZarr(KvStore* root, const std::string& step, KvStore* dst, const st
       std::string parent = t.spec.name.substr(0, slash);
       if (groups.insert(parent).second) RETURN_IF_ERROR(WriteGroup(dst, parent, 3, nlohmann::json::object()));
     }
-    if (t.tiles.empty()) return DataLossError(root->url() + "/" + step_dir + ": tensor " + t.spec.name + " has no tiles");
+    if (t.tiles.empty())
+      return DataLossError(root->url() + "/" + step_dir + ": tensor " + t.spec.name + " has no tiles");
     ArraySpec spec;
     spec.shape = t.spec.shape;
     // Tiles are regular chunks (the larger part first), so rank 0's tile, at the origin, is the chunk.

@@ -92,8 +92,8 @@ void FillOutside(char* data, std::span<const int64_t> shape, std::span<const int
 }
 
 void CopyBox(const char* src, std::span<const int64_t> src_shape, std::span<const int64_t> src_origin, char* dst,
-             std::span<const int64_t> dst_shape, std::span<const int64_t> dst_origin,
-             std::span<const int64_t> extent, int item_size) {
+             std::span<const int64_t> dst_shape, std::span<const int64_t> dst_origin, std::span<const int64_t> extent,
+             int item_size) {
   const size_t n = extent.size();
   if (n == 0) {
     std::memcpy(dst, src, item_size);

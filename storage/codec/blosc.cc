@@ -14,8 +14,7 @@ constexpr const char* kShuffleNames[] = {"noshuffle", "shuffle", "bitshuffle"};
 class BloscCodec final : public BytesCodec {
  public:
   BloscCodec(std::string cname, int clevel, int shuffle, int typesize, int64_t blocksize)
-      : cname_(std::move(cname)), clevel_(clevel), shuffle_(shuffle), typesize_(typesize),
-        blocksize_(blocksize) {}
+      : cname_(std::move(cname)), clevel_(clevel), shuffle_(shuffle), typesize_(typesize), blocksize_(blocksize) {}
 
   Result<std::string> Encode(std::string_view in) const override {
     std::string out;
@@ -58,12 +57,15 @@ class BloscCodec final : public BytesCodec {
   json ToV3() const override {
     return {{"name", "blosc"},
             {"configuration",
-             {{"cname", cname_}, {"clevel", clevel_}, {"shuffle", kShuffleNames[shuffle_]},
-              {"typesize", typesize_}, {"blocksize", blocksize_}}}};
+             {{"cname", cname_},
+              {"clevel", clevel_},
+              {"shuffle", kShuffleNames[shuffle_]},
+              {"typesize", typesize_},
+              {"blocksize", blocksize_}}}};
   }
   Result<json> ToV2() const override {
-    return json{{"id", "blosc"}, {"cname", cname_}, {"clevel", clevel_}, {"shuffle", shuffle_},
-                {"blocksize", blocksize_}};
+    return json{
+        {"id", "blosc"}, {"cname", cname_}, {"clevel", clevel_}, {"shuffle", shuffle_}, {"blocksize", blocksize_}};
   }
   std::string name() const override {
     return "blosc(" + cname_ + "," + std::to_string(clevel_) + "," + kShuffleNames[shuffle_] + ")";

@@ -61,9 +61,9 @@ Result<std::vector<ShardingSpec::Entry>> ShardingSpec::DecodeIndex(std::string_v
     out[i] = {v[0], v[1]};
     if (out[i].empty()) continue;
     if (v[0] > static_cast<uint64_t>(shard_size) || v[1] > static_cast<uint64_t>(shard_size) - v[0]) {
-      return DataLossError("shard index entry " + std::to_string(i) + " (offset " + std::to_string(v[0]) +
-                           ", " + std::to_string(v[1]) + " bytes) points outside the " +
-                           std::to_string(shard_size) + "-byte shard");
+      return DataLossError("shard index entry " + std::to_string(i) + " (offset " + std::to_string(v[0]) + ", " +
+                           std::to_string(v[1]) + " bytes) points outside the " + std::to_string(shard_size) +
+                           "-byte shard");
     }
   }
   return out;
@@ -167,8 +167,8 @@ Status CodecChain::DecodeShard(std::string_view shard, std::span<char> out) cons
 
 // ---- the chain ----
 
-std::shared_ptr<const CodecChain> CodecChain::Make(ChunkLayout layout, std::vector<int> transpose,
-                                                   bool big_endian, std::vector<std::unique_ptr<BytesCodec>> codecs,
+std::shared_ptr<const CodecChain> CodecChain::Make(ChunkLayout layout, std::vector<int> transpose, bool big_endian,
+                                                   std::vector<std::unique_ptr<BytesCodec>> codecs,
                                                    std::unique_ptr<ShardingSpec> sharding) {
   auto c = std::shared_ptr<CodecChain>(new CodecChain());
   c->layout_ = std::move(layout);
@@ -268,7 +268,8 @@ json CodecChain::ToV3() const {
   json codecs = json::array();
   if (!transpose_.empty()) codecs.push_back({{"name", "transpose"}, {"configuration", {{"order", transpose_}}}});
   if (sharding_) {
-    json index = json::array({{{"name", "bytes"}, {"configuration", {{"endian", sharding_->index_big_endian ? "big" : "little"}}}}});
+    json index = json::array(
+        {{{"name", "bytes"}, {"configuration", {{"endian", sharding_->index_big_endian ? "big" : "little"}}}}});
     if (sharding_->index_crc32c) index.push_back({{"name", "crc32c"}});
     codecs.push_back({{"name", "sharding_indexed"},
                       {"configuration",
@@ -412,7 +413,8 @@ Result<std::shared_ptr<const CodecChain>> ParseV3(const json& codecs, const Chun
       have_array_to_bytes = true;
       auto sh = std::make_unique<ShardingSpec>();
       ASSIGN_OR_RETURN(sh->inner_shape, IntList(config.at("chunk_shape"), "sharding chunk_shape", 1));
-      if (sh->inner_shape.size() != shape.size()) return InvalidArgumentError("sharding: chunk_shape rank differs from the array's");
+      if (sh->inner_shape.size() != shape.size())
+        return InvalidArgumentError("sharding: chunk_shape rank differs from the array's");
       for (size_t i = 0; i < shape.size(); ++i)
         if (sh->inner_shape[i] <= 0 || shape[i] % sh->inner_shape[i] != 0)
           return InvalidArgumentError("sharding: inner chunk shape does not divide the shard shape");
@@ -459,8 +461,7 @@ Result<std::shared_ptr<const CodecChain>> CodecChain::FromV3(const json& codecs,
 }
 
 Result<std::shared_ptr<const CodecChain>> CodecChain::FromV2(const json& compressor, const json& filters,
-                                                             bool big_endian, char order,
-                                                             const ChunkLayout& layout) {
+                                                             bool big_endian, char order, const ChunkLayout& layout) {
   try {
     if (!filters.is_null() && !(filters.is_array() && filters.empty())) {
       return UnimplementedError("Zarr v2 filters are not supported: " + filters.dump());

@@ -81,8 +81,7 @@ struct ShardingSpec {
     bool empty() const { return offset == kEmpty && nbytes == kEmpty; }
   };
   int64_t IndexBytes(int64_t num_inner) const { return num_inner * 16 + (index_crc32c ? 4 : 0); }
-  Result<std::vector<Entry>> DecodeIndex(std::string_view bytes, int64_t num_inner,
-                                         int64_t shard_size) const;
+  Result<std::vector<Entry>> DecodeIndex(std::string_view bytes, int64_t num_inner, int64_t shard_size) const;
   std::string EncodeIndex(const std::vector<Entry>& entries) const;
 };
 
@@ -91,12 +90,10 @@ class CodecChain {
   // From a v3 "codecs" list for chunks of the given layout.
   static Result<std::shared_ptr<const CodecChain>> FromV3(const json& codecs, const ChunkLayout& layout);
   // From v2 metadata: compressor (or null), filters (null or []), dtype byte order, "C" or "F" order.
-  static Result<std::shared_ptr<const CodecChain>> FromV2(const json& compressor, const json& filters,
-                                                          bool big_endian, char order,
-                                                          const ChunkLayout& layout);
+  static Result<std::shared_ptr<const CodecChain>> FromV2(const json& compressor, const json& filters, bool big_endian,
+                                                          char order, const ChunkLayout& layout);
   // Built directly: optional transpose, endianness, bytes->bytes codecs, optional sharding.
-  static std::shared_ptr<const CodecChain> Make(ChunkLayout layout, std::vector<int> transpose,
-                                                bool big_endian,
+  static std::shared_ptr<const CodecChain> Make(ChunkLayout layout, std::vector<int> transpose, bool big_endian,
                                                 std::vector<std::unique_ptr<BytesCodec>> codecs,
                                                 std::unique_ptr<ShardingSpec> sharding = nullptr);
 
@@ -144,8 +141,8 @@ void FillOutside(char* data, std::span<const int64_t> shape, std::span<const int
 // Copies the box `extent` at `src_origin` of the C-order array `src` (shape src_shape) to `dst_origin` of
 // the C-order array `dst` (shape dst_shape).
 void CopyBox(const char* src, std::span<const int64_t> src_shape, std::span<const int64_t> src_origin, char* dst,
-             std::span<const int64_t> dst_shape, std::span<const int64_t> dst_origin,
-             std::span<const int64_t> extent, int item_size);
+             std::span<const int64_t> dst_shape, std::span<const int64_t> dst_origin, std::span<const int64_t> extent,
+             int item_size);
 // True when every element of `data` equals `fill` bytewise.
 bool AllEqualTo(std::string_view data, std::string_view fill);
 

@@ -68,9 +68,7 @@ class ZstdCodec final : public BytesCodec {
   json ToV3() const override {
     return {{"name", "zstd"}, {"configuration", {{"level", level_}, {"checksum", checksum_}}}};
   }
-  Result<json> ToV2() const override {
-    return json{{"id", "zstd"}, {"level", level_}, {"checksum", checksum_}};
-  }
+  Result<json> ToV2() const override { return json{{"id", "zstd"}, {"level", level_}, {"checksum", checksum_}}; }
   std::string name() const override { return "zstd(" + std::to_string(level_) + ")"; }
 
  private:

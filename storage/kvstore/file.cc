@@ -26,7 +26,9 @@ constexpr std::string_view kTempMarker = ".__jigsaw_tmp.";
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { if (fd_ >= 0) ::close(fd_); }
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   Fd(Fd&& o) noexcept : fd_(o.release()) {}
@@ -36,7 +38,11 @@ class Fd {
     return *this;
   }
   int get() const { return fd_; }
-  int release() { int f = fd_; fd_ = -1; return f; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
 
  private:
   int fd_;
@@ -97,8 +103,8 @@ Result<Opened> OpenValue(const std::string& path, ByteRange range) {
 
 // The bytes go straight to the temporary file; Commit() fsyncs (with sync), renames it over the key and
 // fsyncs the directory. Dropped without Commit(), the temporary file is removed. With options.direct (where
-// the file takes O_DIRECT), the bytes gather in an aligned staging buffer written whenever it fills; Commit() writes the
-// tail padded to whole blocks and truncates the file back to its length.
+// the file takes O_DIRECT), the bytes gather in an aligned staging buffer written whenever it fills; Commit() writes
+// the tail padded to whole blocks and truncates the file back to its length.
 class FileWriter final : public KvWriter {
  public:
   FileWriter(Fd fd, std::string tmp, std::string path, std::string dir, WriteOptions options)
@@ -176,7 +182,9 @@ class FileKvStore final : public KvStore {
     while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   }
 
-  Result<ReadResult> Read(std::string_view key, ByteRange range) override { return ReadThroughReadInto(this, key, range); }
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
+    return ReadThroughReadInto(this, key, range);
+  }
 
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));
@@ -241,8 +249,8 @@ class FileKvStore final : public KvStore {
     std::string dir = path.substr(0, path.rfind('/'));
     RETURN_IF_ERROR(MakeDirs(dir));
     static std::atomic<uint64_t> counter{0};
-    std::string tmp = path + std::string(kTempMarker) + std::to_string(::getpid()) + "." +
-                      std::to_string(counter.fetch_add(1));
+    std::string tmp =
+        path + std::string(kTempMarker) + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
     for (int retry = 0; fd.get() < 0 && errno == ENOENT && retry < 3; ++retry) {
       // A concurrent Delete() removed the directory it had emptied: make it again.
@@ -250,8 +258,8 @@ class FileKvStore final : public KvStore {
       fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
     }
     if (fd.get() < 0) return ErrnoToStatus(errno, "create " + tmp);
-    return std::unique_ptr<KvWriter>(std::make_unique<FileWriter>(std::move(fd), std::move(tmp), std::move(path),
-                                                                  std::move(dir), options));
+    return std::unique_ptr<KvWriter>(
+        std::make_unique<FileWriter>(std::move(fd), std::move(tmp), std::move(path), std::move(dir), options));
   }
 
   Status Delete(std::string_view key) override {
@@ -324,7 +332,8 @@ class FileKvStore final : public KvStore {
   // that a resumed job ends with exactly the files of an uninterrupted one. `suffix` is "<pid>.<n>".
   // Directories exist only for keys: removes the ones a deletion left empty (rmdir fails on a non-empty one).
   void RemoveEmptyParents(const std::string& path) const {
-    for (size_t slash = path.rfind('/'); slash != std::string::npos && slash > root_.size(); slash = path.rfind('/', slash - 1)) {
+    for (size_t slash = path.rfind('/'); slash != std::string::npos && slash > root_.size();
+         slash = path.rfind('/', slash - 1)) {
       if (::rmdir(path.substr(0, slash).c_str()) != 0) break;
     }
   }

@@ -4,7 +4,6 @@
 
 #include <map>
 
-
 namespace jigsaw {
 
 std::string ByteRange::ToString() const {
@@ -96,8 +95,7 @@ Result<std::pair<int64_t, int64_t>> ResolveByteRange(const ByteRange& r, int64_t
   if (r.suffix_length >= 0) return std::make_pair(std::max<int64_t>(0, size - r.suffix_length), size);
   int64_t end = r.exclusive_max < 0 ? size : r.exclusive_max;
   if (r.inclusive_min < 0 || r.inclusive_min > end || end > size) {
-    return OutOfRangeError("byte range " + r.ToString() + " outside a value of " + std::to_string(size) +
-                           " bytes");
+    return OutOfRangeError("byte range " + r.ToString() + " outside a value of " + std::to_string(size) + " bytes");
   }
   return std::make_pair(r.inclusive_min, end);
 }

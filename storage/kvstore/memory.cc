@@ -15,8 +15,7 @@ struct MemoryData {
 
 class MemoryKvStore final : public KvStore {
  public:
-  MemoryKvStore(std::string name, std::shared_ptr<MemoryData> data)
-      : name_(std::move(name)), data_(std::move(data)) {}
+  MemoryKvStore(std::string name, std::shared_ptr<MemoryData> data) : name_(std::move(name)), data_(std::move(data)) {}
 
   Result<ReadResult> Read(std::string_view key, ByteRange range) override {
     RETURN_IF_ERROR(ValidateKey(key));

@@ -126,7 +126,8 @@ Result<bool> Array::ReadChunk(std::span<const int64_t> index, std::span<char> ou
 
 Status Array::MissingChunk(const std::string& key) const {
   if (!require_every_chunk_) return OkStatus();
-  return DataLossError(store_->url() + ": chunk " + key + " is missing (data that must be there: not read as the fill value)");
+  return DataLossError(store_->url() + ": chunk " + key +
+                       " is missing (data that must be there: not read as the fill value)");
 }
 
 Status Array::WriteChunk(std::span<const int64_t> index, std::string_view data) const {
@@ -177,7 +178,8 @@ Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_
         if (require_every_chunk_) return err.Set(MissingChunk(key + " (inner chunk " + std::to_string(linear) + ")"));
         FillWith(buf, meta_.fill);
       } else {
-        auto r = store_->Read(key, ByteRange::Span(static_cast<int64_t>(e.offset), static_cast<int64_t>(e.offset + e.nbytes)));
+        auto r = store_->Read(
+            key, ByteRange::Span(static_cast<int64_t>(e.offset), static_cast<int64_t>(e.offset + e.nbytes)));
         if (!r.ok()) return err.Set(r.status().Annotate("inner chunk " + std::to_string(linear)));
         if (r->missing) return err.Set(DataLossError("shard vanished while reading"));
         Status s = sh.inner->Decode(r->value, buf);
@@ -195,40 +197,43 @@ Status Array::ReadPartialShard(std::span<const int64_t> index, const Box& chunk_
 Status Array::Read(const Box& box, std::span<char> out) const {
   RETURN_IF_ERROR(CheckBox(box, meta_, out.size(), "read"));
   const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
-  return ForEachChunk(*store_, box, meta_.chunks, [&](const std::vector<int64_t>& index, const Box& cb, const Box& part) {
-    const bool whole = part.shape == cb.shape;
-    if (meta_.codecs->sharding() && !whole) return ReadPartialShard(index, cb, box, out);
-    if (whole && box.shape == cb.shape) return ReadChunk(index, out).status();  // exactly this chunk: in place
-    thread_local std::string buf;
-    buf.resize(chunk_bytes);
-    RETURN_IF_ERROR(ReadChunk(index, buf).status());
-    CopyBox(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), out.data(), box.shape,
-            Minus(part.origin, box.origin), part.shape, meta_.dtype.size);
-    return OkStatus();
-  });
+  return ForEachChunk(*store_, box, meta_.chunks,
+                      [&](const std::vector<int64_t>& index, const Box& cb, const Box& part) {
+                        const bool whole = part.shape == cb.shape;
+                        if (meta_.codecs->sharding() && !whole) return ReadPartialShard(index, cb, box, out);
+                        if (whole && box.shape == cb.shape)
+                          return ReadChunk(index, out).status();  // exactly this chunk: in place
+                        thread_local std::string buf;
+                        buf.resize(chunk_bytes);
+                        RETURN_IF_ERROR(ReadChunk(index, buf).status());
+                        CopyBox(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), out.data(), box.shape,
+                                Minus(part.origin, box.origin), part.shape, meta_.dtype.size);
+                        return OkStatus();
+                      });
 }
 
 Status Array::Write(const Box& box, std::string_view data) {
   RETURN_IF_ERROR(CheckBox(box, meta_, data.size(), "write"));
   const int64_t chunk_bytes = meta_.chunk_layout().num_bytes();
-  return ForEachChunk(*store_, box, meta_.chunks, [&](const std::vector<int64_t>& index, const Box& cb, const Box& part) {
-    const Box inside = Intersection(cb, full_box());  // edge chunks extend past the array
-    if (box.shape == cb.shape) {  // the box is exactly this chunk: encode the caller's bytes in place
-      return WriteChunk(index, data).Annotate(store_->url() + ": chunk " + ChunkKey(index));
-    }
-    thread_local std::string buf;  // reused: no allocation or page faults per chunk
-    buf.resize(chunk_bytes);
-    if (part.shape == cb.shape) {
-      // Every element is overwritten below.
-    } else if (part.shape == inside.shape) {  // the part past the array's edge holds the fill value
-      FillOutside(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), part.shape, meta_.fill);
-    } else {  // read-modify-write of a partly covered chunk
-      RETURN_IF_ERROR(ReadChunk(index, buf).status());
-    }
-    CopyBox(data.data(), box.shape, Minus(part.origin, box.origin), buf.data(), meta_.chunks,
-            Minus(part.origin, cb.origin), part.shape, meta_.dtype.size);
-    return WriteChunk(index, buf).Annotate(store_->url() + ": chunk " + ChunkKey(index));
-  });
+  return ForEachChunk(
+      *store_, box, meta_.chunks, [&](const std::vector<int64_t>& index, const Box& cb, const Box& part) {
+        const Box inside = Intersection(cb, full_box());  // edge chunks extend past the array
+        if (box.shape == cb.shape) {  // the box is exactly this chunk: encode the caller's bytes in place
+          return WriteChunk(index, data).Annotate(store_->url() + ": chunk " + ChunkKey(index));
+        }
+        thread_local std::string buf;  // reused: no allocation or page faults per chunk
+        buf.resize(chunk_bytes);
+        if (part.shape == cb.shape) {
+          // Every element is overwritten below.
+        } else if (part.shape == inside.shape) {  // the part past the array's edge holds the fill value
+          FillOutside(buf.data(), meta_.chunks, Minus(part.origin, cb.origin), part.shape, meta_.fill);
+        } else {  // read-modify-write of a partly covered chunk
+          RETURN_IF_ERROR(ReadChunk(index, buf).status());
+        }
+        CopyBox(data.data(), box.shape, Minus(part.origin, box.origin), buf.data(), meta_.chunks,
+                Minus(part.origin, cb.origin), part.shape, meta_.dtype.size);
+        return WriteChunk(index, buf).Annotate(store_->url() + ": chunk " + ChunkKey(index));
+      });
 }
 
 Status Array::WriteMetadata() const {

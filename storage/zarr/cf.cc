@@ -36,10 +36,14 @@ bool number_of(const json& v, double* out) {
   }
   if (v.is_string()) {
     std::string s = v.get<std::string>();
-    if (s == "NaN") *out = std::nan("");
-    else if (s == "Infinity") *out = INFINITY;
-    else if (s == "-Infinity") *out = -INFINITY;
-    else return false;
+    if (s == "NaN")
+      *out = std::nan("");
+    else if (s == "Infinity")
+      *out = INFINITY;
+    else if (s == "-Infinity")
+      *out = -INFINITY;
+    else
+      return false;
     return true;
   }
   return false;
@@ -105,8 +109,8 @@ std::string FormatIsoTime(int64_t t) {
   const int64_t m = mp < 10 ? mp + 3 : mp - 9;
   const int64_t y = yoe + era * 400 + (m <= 2);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld", (long long)y, (long long)m,
-                (long long)d, (long long)(secs / 3600), (long long)(secs / 60 % 60), (long long)(secs % 60));
+  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld", (long long)y, (long long)m, (long long)d,
+                (long long)(secs / 3600), (long long)(secs / 60 % 60), (long long)(secs % 60));
   return buf;
 }
 
@@ -117,11 +121,16 @@ Result<CfTimeUnits> ParseCfTimeUnits(std::string_view units, std::string_view ca
   }
   std::string_view unit = units.substr(0, since);
   CfTimeUnits out;
-  if (unit == "seconds" || unit == "second" || unit == "s" || unit == "sec" || unit == "secs") out.seconds_per_unit = 1;
-  else if (unit == "minutes" || unit == "minute" || unit == "min" || unit == "mins") out.seconds_per_unit = 60;
-  else if (unit == "hours" || unit == "hour" || unit == "h" || unit == "hr" || unit == "hrs") out.seconds_per_unit = 3600;
-  else if (unit == "days" || unit == "day" || unit == "d") out.seconds_per_unit = 86400;
-  else return UnimplementedError("time unit \"" + std::string(unit) + "\" (use seconds, minutes, hours or days)");
+  if (unit == "seconds" || unit == "second" || unit == "s" || unit == "sec" || unit == "secs")
+    out.seconds_per_unit = 1;
+  else if (unit == "minutes" || unit == "minute" || unit == "min" || unit == "mins")
+    out.seconds_per_unit = 60;
+  else if (unit == "hours" || unit == "hour" || unit == "h" || unit == "hr" || unit == "hrs")
+    out.seconds_per_unit = 3600;
+  else if (unit == "days" || unit == "day" || unit == "d")
+    out.seconds_per_unit = 86400;
+  else
+    return UnimplementedError("time unit \"" + std::string(unit) + "\" (use seconds, minutes, hours or days)");
   ASSIGN_OR_RETURN(out.epoch, ParseIsoTime(units.substr(since + 7)));
   if (calendar.empty() || calendar == "proleptic_gregorian") return out;
   if (calendar == "standard" || calendar == "gregorian") {

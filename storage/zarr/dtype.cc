@@ -13,10 +13,9 @@ struct TypeRow {
   int size;
 };
 constexpr TypeRow kTypes[] = {
-    {"bool", 'b', 1},    {"int8", 'i', 1},     {"int16", 'i', 2},   {"int32", 'i', 4},
-    {"int64", 'i', 8},   {"uint8", 'u', 1},    {"uint16", 'u', 2},  {"uint32", 'u', 4},
-    {"uint64", 'u', 8},  {"float16", 'f', 2},  {"bfloat16", 'f', 2}, {"float32", 'f', 4},
-    {"float64", 'f', 8},
+    {"bool", 'b', 1},     {"int8", 'i', 1},    {"int16", 'i', 2},   {"int32", 'i', 4},  {"int64", 'i', 8},
+    {"uint8", 'u', 1},    {"uint16", 'u', 2},  {"uint32", 'u', 4},  {"uint64", 'u', 8}, {"float16", 'f', 2},
+    {"bfloat16", 'f', 2}, {"float32", 'f', 4}, {"float64", 'f', 8},
 };
 
 template <typename T>
@@ -36,7 +35,8 @@ Result<std::string> IntFill(const json& v) {
     }
     if (v.is_number_unsigned()) {
       uint64_t u = v.get<uint64_t>();
-      if (u > uint64_t(std::numeric_limits<T>::max())) return InvalidArgumentError("fill value " + v.dump() + " out of range");
+      if (u > uint64_t(std::numeric_limits<T>::max()))
+        return InvalidArgumentError("fill value " + v.dump() + " out of range");
       return Bytes<T>(static_cast<T>(u));
     }
     int64_t i = v.get<int64_t>();
@@ -77,11 +77,17 @@ Result<DataType> DataTypeFromV2(std::string_view s, bool* big_endian) {
   }
   *big_endian = order == '>';
   std::string name;
-  if (kind == 'b' && size == 1) name = "bool";
-  else if (kind == 'i' && (size == 1 || size == 2 || size == 4 || size == 8)) name = "int" + std::to_string(size * 8);
-  else if (kind == 'u' && (size == 1 || size == 2 || size == 4 || size == 8)) name = "uint" + std::to_string(size * 8);
-  else if (kind == 'f' && (size == 2 || size == 4 || size == 8)) name = "float" + std::to_string(size * 8);
-  else return UnimplementedError("unsupported dtype \"" + std::string(s) + "\" (complex, string and structured types are not supported)");
+  if (kind == 'b' && size == 1)
+    name = "bool";
+  else if (kind == 'i' && (size == 1 || size == 2 || size == 4 || size == 8))
+    name = "int" + std::to_string(size * 8);
+  else if (kind == 'u' && (size == 1 || size == 2 || size == 4 || size == 8))
+    name = "uint" + std::to_string(size * 8);
+  else if (kind == 'f' && (size == 2 || size == 4 || size == 8))
+    name = "float" + std::to_string(size * 8);
+  else
+    return UnimplementedError("unsupported dtype \"" + std::string(s) +
+                              "\" (complex, string and structured types are not supported)");
   return DataTypeFromName(name);
 }
 
@@ -96,7 +102,8 @@ Result<std::string> ParseFillValue(const json& v, const DataType& t) {
   if (v.is_null()) return std::string(t.size, '\0');
   if (t.kind == 'b') {
     if (v.is_boolean()) return std::string(1, v.get<bool>() ? '\1' : '\0');
-    if (v.is_number_integer() && (v.get<int64_t>() == 0 || v.get<int64_t>() == 1)) return std::string(1, char(v.get<int64_t>()));
+    if (v.is_number_integer() && (v.get<int64_t>() == 0 || v.get<int64_t>() == 1))
+      return std::string(1, char(v.get<int64_t>()));
     return InvalidArgumentError("fill value " + v.dump() + " is not a bool");
   }
   if (t.kind == 'i' || t.kind == 'u') {
@@ -116,9 +123,12 @@ Result<std::string> ParseFillValue(const json& v, const DataType& t) {
     d = v.get<double>();
   } else if (v.is_string()) {
     std::string s = v.get<std::string>();
-    if (s == "NaN") d = std::numeric_limits<double>::quiet_NaN();
-    else if (s == "Infinity") d = std::numeric_limits<double>::infinity();
-    else if (s == "-Infinity") d = -std::numeric_limits<double>::infinity();
+    if (s == "NaN")
+      d = std::numeric_limits<double>::quiet_NaN();
+    else if (s == "Infinity")
+      d = std::numeric_limits<double>::infinity();
+    else if (s == "-Infinity")
+      d = -std::numeric_limits<double>::infinity();
     else if (s.starts_with("0x") && s.size() == 2 + 2 * static_cast<size_t>(t.size)) {
       uint64_t bits = std::stoull(s.substr(2), nullptr, 16);
       std::string out(t.size, '\0');
@@ -214,7 +224,7 @@ uint16_t FloatToHalf(float f) {
   std::memcpy(&x, &f, 4);
   uint16_t sign = (x >> 16) & 0x8000;
   uint32_t absx = x & 0x7FFFFFFF;
-  if (absx > 0x7F800000) return sign | 0x7E00;  // NaN
+  if (absx > 0x7F800000) return sign | 0x7E00;   // NaN
   if (absx >= 0x477FF000) return sign | 0x7C00;  // overflow (after rounding) -> inf
   if (absx < 0x38800000) {                       // subnormal or zero
     if (absx < 0x33000000) return sign;

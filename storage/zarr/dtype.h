@@ -36,8 +36,8 @@ json FillValueToJson(std::string_view element, const DataType& dtype);
 double ElementToDouble(const char* element, const DataType& dtype);
 
 float HalfToFloat(uint16_t h);
-uint16_t FloatToHalf(float f);          // round to nearest even
+uint16_t FloatToHalf(float f);  // round to nearest even
 float BFloat16ToFloat(uint16_t b);
-uint16_t FloatToBFloat16(float f);      // round to nearest even, NaN kept NaN
+uint16_t FloatToBFloat16(float f);  // round to nearest even, NaN kept NaN
 
 }  // namespace jigsaw

@@ -47,7 +47,8 @@ Result<std::vector<Node>> ListNodes(KvStore* store) {
   if (!keys.ok() && keys.status().code() == StatusCode::kUnimplemented) {
     ASSIGN_OR_RETURN(paths, ConsolidatedPaths(store));
     if (paths.empty()) {
-      return Status(keys.status().code(), keys.status().message() + "; nor has it consolidated metadata to read instead");
+      return Status(keys.status().code(),
+                    keys.status().message() + "; nor has it consolidated metadata to read instead");
     }
   } else {
     RETURN_IF_ERROR(keys.status());

@@ -119,12 +119,13 @@ Result<ArrayMetadata> ParseV3(const json& j) {
     return UnimplementedError("storage transformers are not supported");
   }
   for (const auto& [k, v] : j.items()) {
-    if (v.is_object() && v.contains("must_understand") && v["must_understand"] != false &&
-        k != "chunk_grid" && k != "chunk_key_encoding" && k != "data_type") {
+    if (v.is_object() && v.contains("must_understand") && v["must_understand"] != false && k != "chunk_grid" &&
+        k != "chunk_key_encoding" && k != "data_type") {
       return UnimplementedError("unknown extension \"" + k + "\" that must be understood");
     }
   }
-  if (j.contains("dimension_names") && !j["dimension_names"].is_null()) m.dimension_names = NamesFromJson(j["dimension_names"]);
+  if (j.contains("dimension_names") && !j["dimension_names"].is_null())
+    m.dimension_names = NamesFromJson(j["dimension_names"]);
   m.attributes = j.value("attributes", json::object());
   RETURN_IF_ERROR(CheckShapes(m));
   ASSIGN_OR_RETURN(m.fill, ParseFillValue(j.at("fill_value"), m.dtype));
@@ -154,8 +155,8 @@ Result<ArrayMetadata> ParseV2(const json& j, const json& attrs) {
   ASSIGN_OR_RETURN(m.fill, ParseFillValue(fv, m.dtype));
   std::string order = j.value("order", "C");
   if (order != "C" && order != "F") return InvalidArgumentError("order must be \"C\" or \"F\"");
-  ASSIGN_OR_RETURN(m.codecs, CodecChain::FromV2(j.value("compressor", json()), j.value("filters", json()),
-                                                big_endian, order[0], m.chunk_layout()));
+  ASSIGN_OR_RETURN(m.codecs, CodecChain::FromV2(j.value("compressor", json()), j.value("filters", json()), big_endian,
+                                                order[0], m.chunk_layout()));
   return m;
 }
 
@@ -184,7 +185,8 @@ json ArrayMetadataToV3(const ArrayMetadata& m) {
             {"data_type", m.dtype.name},
             {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", m.chunks}}}}},
             {"chunk_key_encoding",
-             {{"name", m.v2_key_encoding ? "v2" : "default"}, {"configuration", {{"separator", std::string(1, m.separator)}}}}},
+             {{"name", m.v2_key_encoding ? "v2" : "default"},
+              {"configuration", {{"separator", std::string(1, m.separator)}}}}},
             {"fill_value", FillValueToJson(m.fill, m.dtype)},
             {"codecs", m.codecs->ToV3()},
             {"attributes", m.attributes}};

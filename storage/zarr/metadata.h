@@ -15,11 +15,11 @@ struct ArrayMetadata {
   std::vector<int64_t> shape;
   std::vector<int64_t> chunks;  // the stored chunk: a shard when sharded
   DataType dtype;
-  std::string fill;             // one native-order element
-  bool fill_null = false;       // v2 "fill_value": null (reads as zeros)
+  std::string fill;        // one native-order element
+  bool fill_null = false;  // v2 "fill_value": null (reads as zeros)
   std::shared_ptr<const CodecChain> codecs;
-  char separator = '/';         // chunk key separator
-  bool v2_key_encoding = false; // v3 with the "v2" chunk key encoding (no "c" prefix)
+  char separator = '/';                      // chunk key separator
+  bool v2_key_encoding = false;              // v3 with the "v2" chunk key encoding (no "c" prefix)
   std::vector<std::string> dimension_names;  // empty when none are given
   json attributes = json::object();
 
@@ -42,11 +42,11 @@ struct ArraySpec {
   DataType dtype;
   json fill_value = 0;
   std::string codec = "blosc-lz4";
-  std::vector<int64_t> shard;   // shard shape (multiple of chunks), empty: not sharded
-  bool crc32c = false;          // v3: append a crc32c codec to each (inner) chunk
+  std::vector<int64_t> shard;  // shard shape (multiple of chunks), empty: not sharded
+  bool crc32c = false;         // v3: append a crc32c codec to each (inner) chunk
   std::vector<std::string> dimension_names;
   json attributes = json::object();
-  char separator = 0;           // 0: the format's default ('/' for v3, '.' for v2)
+  char separator = 0;  // 0: the format's default ('/' for v3, '.' for v2)
 };
 Result<ArrayMetadata> MakeArrayMetadata(const ArraySpec& spec);
 

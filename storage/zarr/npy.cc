@@ -11,7 +11,8 @@ std::string NpyDescr(const DataType& t) {
 
 Result<std::string> EncodeNpy(const DataType& dtype, const std::vector<int64_t>& shape, std::string_view data) {
   std::string dict = "{'descr': '" + NpyDescr(dtype) + "', 'fortran_order': False, 'shape': (";
-  for (size_t i = 0; i < shape.size(); ++i) dict += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
+  for (size_t i = 0; i < shape.size(); ++i)
+    dict += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
   dict += "), }";
   // magic (6) + version (2) + header length (2) + dict + padding + '\n', total a multiple of 64.
   size_t total = 10 + dict.size() + 1;

@@ -131,10 +131,13 @@ Status ListStore(KvStore* store, bool as_json, std::ostream& out) {
       if (e.contains("shard")) out << " in shards [" << Join(e["shard"].get<std::vector<int64_t>>()) << "]";
       out << "  " << e["codecs"].get<std::string>() << "  fill " << e["fill_value"].dump();
       if (e["stored_bytes"].is_null()) {
-        out << "\n" << indent << "  " << HumanBytes(e["decoded_bytes"]) << " decoded (stored size unknown: the store cannot list)";
+        out << "\n"
+            << indent << "  " << HumanBytes(e["decoded_bytes"])
+            << " decoded (stored size unknown: the store cannot list)";
       } else {
-        out << "\n" << indent << "  stored " << HumanBytes(e["stored_bytes"]) << " in " << e["stored_objects"]
-            << " objects (" << HumanBytes(e["decoded_bytes"]) << " decoded)";
+        out << "\n"
+            << indent << "  stored " << HumanBytes(e["stored_bytes"]) << " in " << e["stored_objects"] << " objects ("
+            << HumanBytes(e["decoded_bytes"]) << " decoded)";
       }
     }
     if (!e["attributes"].empty()) out << "\n" << indent << "  " << e["attributes"].size() << " attributes";
@@ -195,8 +198,8 @@ Result<Box> ParseSlice(std::string_view text, const std::vector<int64_t>& shape,
       }
       if (v < 0) v += shape[i];
       if (v < 0 || v >= shape[i]) {
-        return OutOfRangeError("slice \"" + std::string(text) + "\": index " + std::string(p) +
-                               " outside dimension " + std::to_string(i) + " of length " + std::to_string(shape[i]));
+        return OutOfRangeError("slice \"" + std::string(text) + "\": index " + std::string(p) + " outside dimension " +
+                               std::to_string(i) + " of length " + std::to_string(shape[i]));
       }
       box.origin[i] = v;
       box.shape[i] = 1;
@@ -240,8 +243,8 @@ Result<std::string> GetArrayNpy(KvStore* store, const std::string& array_path, c
   const int64_t n = box.num_elements();
   if (m.attributes.contains("units") && m.attributes["units"].is_string() &&
       m.attributes["units"].get<std::string>().find(" since ") != std::string::npos) {
-    ASSIGN_OR_RETURN(CfTimeUnits units, ParseCfTimeUnits(m.attributes["units"].get<std::string>(),
-                                                         m.attributes.value("calendar", "")));
+    ASSIGN_OR_RETURN(CfTimeUnits units,
+                     ParseCfTimeUnits(m.attributes["units"].get<std::string>(), m.attributes.value("calendar", "")));
     std::vector<double> raw(n);
     for (int64_t i = 0; i < n; ++i) raw[i] = ElementToDouble(data.data() + i * m.dtype.size, m.dtype);
     auto secs = DecodeCfTimes(raw, units);
@@ -270,8 +273,10 @@ Result<ArrayMetadata> DestinationMetadata(const ArrayMetadata& src, const CopyOp
   spec.separator = src.zarr_format == format ? src.separator : 0;
   // --shard applies to the arrays of its rank (the data variables); others (coordinates) stay unsharded.
   if (format == 3 && !o.no_shard) {
-    if (!o.shard.empty()) spec.shard = o.shard.size() == spec.shape.size() ? o.shard : std::vector<int64_t>{};
-    else if (sh) spec.shard = src.chunks;
+    if (!o.shard.empty())
+      spec.shard = o.shard.size() == spec.shape.size() ? o.shard : std::vector<int64_t>{};
+    else if (sh)
+      spec.shard = src.chunks;
   }
   if (!o.codec.empty()) {
     spec.codec = o.codec;
@@ -287,7 +292,8 @@ Result<ArrayMetadata> DestinationMetadata(const ArrayMetadata& src, const CopyOp
     codecs.push_back(std::move(copy));
   }
   if (format == 2 && codecs.size() > 1) {
-    return UnimplementedError("the source's codecs (" + data_chain.Describe() + ") have no Zarr v2 form; choose --codec");
+    return UnimplementedError("the source's codecs (" + data_chain.Describe() +
+                              ") have no Zarr v2 form; choose --codec");
   }
   if (!spec.shard.empty()) {
     auto s = std::make_unique<ShardingSpec>();
@@ -307,8 +313,10 @@ namespace {
 // The directory of a local store (a path, or file:///path), with links resolved; nullopt for other stores.
 std::optional<std::filesystem::path> LocalDirectory(const KvStore* store) {
   std::string url = store->url();
-  if (url.starts_with("file://")) url = url.substr(7);
-  else if (url.find("://") != std::string::npos) return std::nullopt;
+  if (url.starts_with("file://"))
+    url = url.substr(7);
+  else if (url.find("://") != std::string::npos)
+    return std::nullopt;
   std::error_code ec;
   auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(url, ec), ec);
   if (ec) return std::nullopt;
@@ -325,9 +333,10 @@ bool Within(const std::filesystem::path& inner, const std::filesystem::path& out
 Status CheckCopyDestination(KvStore* src, KvStore* dst) {
   const auto s = LocalDirectory(src), d = LocalDirectory(dst);
   if (s && d && (Within(*d, *s) || Within(*s, *d))) {
-    return InvalidArgumentError("cannot copy " + src->url() + " to " + dst->url() + ": " +
-                                (Within(*d, *s) ? "the destination lies inside the source" : "the source lies inside the destination") +
-                                " (" + s->string() + ", " + d->string() + ")");
+    return InvalidArgumentError(
+        "cannot copy " + src->url() + " to " + dst->url() + ": " +
+        (Within(*d, *s) ? "the destination lies inside the source" : "the source lies inside the destination") + " (" +
+        s->string() + ", " + d->string() + ")");
   }
   ASSIGN_OR_RETURN(ReadResult marker, dst->Read(kCopyMarker));
   if (!marker.missing) {  // an unfinished copy: start over
@@ -407,7 +416,8 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
   ASSIGN_OR_RETURN(auto keys, store->List(""));
   for (const auto& e : keys) {
     if (e.key == kCopyMarker) {
-      problem(store->url() + ": an unfinished jigsaw-store copy (" + kCopyMarker + "): rerun the copy, which starts over");
+      problem(store->url() + ": an unfinished jigsaw-store copy (" + kCopyMarker +
+              "): rerun the copy, which starts over");
     }
   }
   std::erase_if(keys, [](const ListEntry& e) { return e.key == kCopyMarker; });
@@ -434,7 +444,8 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
     const Node* owner = nullptr;
     for (const auto& n : nodes) {
       if (!n.meta.is_array) continue;
-      if ((n.path.empty() || e.key.starts_with(n.path + "/")) && (!owner || n.path.size() > owner->path.size())) owner = &n;
+      if ((n.path.empty() || e.key.starts_with(n.path + "/")) && (!owner || n.path.size() > owner->path.size()))
+        owner = &n;
     }
     if (!owner) {
       problem(store->url() + ": key \"" + e.key + "\" belongs to no array");
@@ -485,11 +496,14 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
     const json& have = n.meta.consolidated.contains("metadata") ? n.meta.consolidated["metadata"] : json::object();
     const json& want = (*fresh)["metadata"];
     for (const auto& [k, v] : want.items()) {
-      if (!have.contains(k)) problem(store->url() + ": consolidated metadata lacks \"" + k + "\"");
-      else if (have[k] != v) problem(store->url() + ": consolidated metadata for \"" + k + "\" differs from the node's own");
+      if (!have.contains(k))
+        problem(store->url() + ": consolidated metadata lacks \"" + k + "\"");
+      else if (have[k] != v)
+        problem(store->url() + ": consolidated metadata for \"" + k + "\" differs from the node's own");
     }
     for (const auto& [k, v] : have.items())
-      if (!want.contains(k)) problem(store->url() + ": consolidated metadata names \"" + k + "\", which does not exist");
+      if (!want.contains(k))
+        problem(store->url() + ": consolidated metadata names \"" + k + "\", which does not exist");
   }
   std::sort(report.problems.begin(), report.problems.end());
   return report;

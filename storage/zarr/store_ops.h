@@ -30,11 +30,11 @@ struct GetOptions {
 Result<std::string> GetArrayNpy(KvStore* store, const std::string& array_path, const GetOptions& options);
 
 struct CopyOptions {
-  int zarr_format = 0;              // 0: as the source
-  std::string codec;                // "": as the source; else a BytesCodecFromName() name
-  std::vector<int64_t> shard;       // shard shape (v3) for arrays of its rank; empty: keep the source's
-  bool no_shard = false;            // write plain chunks even when the source is sharded
-  ProgressFn progress;              // bytes of array data copied
+  int zarr_format = 0;         // 0: as the source
+  std::string codec;           // "": as the source; else a BytesCodecFromName() name
+  std::vector<int64_t> shard;  // shard shape (v3) for arrays of its rank; empty: keep the source's
+  bool no_shard = false;       // write plain chunks even when the source is sharded
+  ProgressFn progress;         // bytes of array data copied
 };
 // Copies every group and array (attributes, data) from src to dst, converting format, codec and
 // sharding, then writes consolidated metadata. The destination must be empty, or an unfinished copy (which

@@ -20,9 +20,7 @@ double Median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
@@ -65,17 +63,22 @@ Result<ReadThroughput> MeasureChunkReads(KvStore* store, const std::string& path
     FirstError err;
     double t0 = Now();
     RunWithIoThreads(*store, [&] {
-      tbb::parallel_for(size_t{0}, chunk_keys.size(), [&](size_t i) {
-        std::span<char> slot(buffer.get() + i * chunk_bytes, chunk_bytes);
-        Status s;
-        if (o.from_memory) {
-          s = m.codecs->Decode(encoded[i], slot).Annotate(store->url() + ": chunk " + chunk_keys[i]);
-        } else {  // as every reader of an Array does (and so mapped where the store can map)
-          auto r = array->ReadChunk(chunk_indices[i], slot);
-          s = !r.ok() ? r.status() : *r ? OkStatus() : DataLossError(store->url() + ": chunk " + chunk_keys[i] + " vanished");
-        }
-        err.Set(s);
-      }, tbb::simple_partitioner());
+      tbb::parallel_for(
+          size_t{0}, chunk_keys.size(),
+          [&](size_t i) {
+            std::span<char> slot(buffer.get() + i * chunk_bytes, chunk_bytes);
+            Status s;
+            if (o.from_memory) {
+              s = m.codecs->Decode(encoded[i], slot).Annotate(store->url() + ": chunk " + chunk_keys[i]);
+            } else {  // as every reader of an Array does (and so mapped where the store can map)
+              auto r = array->ReadChunk(chunk_indices[i], slot);
+              s = !r.ok() ? r.status()
+                  : *r    ? OkStatus()
+                          : DataLossError(store->url() + ": chunk " + chunk_keys[i] + " vanished");
+            }
+            err.Set(s);
+          },
+          tbb::simple_partitioner());
     });
     if (o.fresh_output || rep > 0) out.seconds.push_back(Now() - t0);
     RETURN_IF_ERROR(err.Get());

@@ -13,8 +13,8 @@ namespace jigsaw {
 
 struct ReadThroughput {
   int64_t chunks = 0;
-  int64_t stored_bytes = 0;   // encoded bytes fetched
-  int64_t decoded_bytes = 0;  // bytes delivered
+  int64_t stored_bytes = 0;     // encoded bytes fetched
+  int64_t decoded_bytes = 0;    // bytes delivered
   std::vector<double> seconds;  // one per repeat
   double median_seconds() const;
 };
@@ -31,8 +31,8 @@ struct ReadBenchOptions {
   std::function<bool(const std::vector<int64_t>& chunk_index)> keep;
 };
 
-// Reads and decodes every stored chunk (that options.keep accepts) of the array at `path`, in parallel, each into its own slot of one
-// output buffer (as a loader delivers tiles).
+// Reads and decodes every stored chunk (that options.keep accepts) of the array at `path`, in parallel, each into its
+// own slot of one output buffer (as a loader delivers tiles).
 Result<ReadThroughput> MeasureChunkReads(KvStore* store, const std::string& path, const ReadBenchOptions& options);
 
 struct CodecThroughput {

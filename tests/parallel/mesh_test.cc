@@ -40,9 +40,12 @@ TEST(Mesh, TileOfFollowsTheSplitRuleAndNamesWhatIsWrong) {
   auto replicated = TileOf(shape, {}, mesh, 5);
   ASSERT_TRUE(replicated.ok());
   EXPECT_EQ(replicated->shape, shape);
-  EXPECT_NE(TileOf(shape, {"domain"}, mesh, 0).status().message().find("1 entries for 2 dimensions"), std::string::npos);
-  EXPECT_NE(TileOf(shape, {"pipe", std::nullopt}, mesh, 0).status().message().find("no axis \"pipe\""), std::string::npos);
-  EXPECT_NE(TileOf(shape, {"domain", "domain"}, mesh, 0).status().message().find("axis domain used twice"), std::string::npos);
+  EXPECT_NE(TileOf(shape, {"domain"}, mesh, 0).status().message().find("1 entries for 2 dimensions"),
+            std::string::npos);
+  EXPECT_NE(TileOf(shape, {"pipe", std::nullopt}, mesh, 0).status().message().find("no axis \"pipe\""),
+            std::string::npos);
+  EXPECT_NE(TileOf(shape, {"domain", "domain"}, mesh, 0).status().message().find("axis domain used twice"),
+            std::string::npos);
   // Ranks do not wrap round: rank 8 of 8 ranks is not rank 0.
   EXPECT_EQ(TileOf(shape, {"domain", "tensor"}, mesh, 8).status().code(), StatusCode::kOutOfRange);
   EXPECT_NE(TileOf(shape, {}, mesh, -1).status().message().find("rank -1 is not a rank of mesh domain=4,tensor=2"),

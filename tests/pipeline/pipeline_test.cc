@@ -21,7 +21,8 @@ TEST(TileGrid, ParseAndRanks) {
   EXPECT_EQ(t.i, 0);
   EXPECT_EQ(t.j, 1);
   EXPECT_EQ(t.k, 1);
-  for (const char* bad : {"", "1x2", "0x1x1", "1x2x2x", "axbxc", "1x-2x2"}) EXPECT_FALSE(TileGrid::Parse(bad).ok()) << bad;
+  for (const char* bad : {"", "1x2", "0x1x1", "1x2x2x", "axbxc", "1x-2x2"})
+    EXPECT_FALSE(TileGrid::Parse(bad).ok()) << bad;
 }
 
 TEST(TileGrid, RegularChunkSplit) {

@@ -59,7 +59,8 @@ std::vector<float> CutTiles(const std::vector<float>& global, const ModelConfig&
   for (int64_t b = first; b < first + count; ++b)
     for (int64_t k = 0; k < t.channels; ++k)
       for (int64_t y = 0; y < t.height; ++y) {
-        const float* row = global.data() + ((b * c.channels + t.channel0 + k) * c.height + t.row0 + y) * c.width + t.col0;
+        const float* row =
+            global.data() + ((b * c.channels + t.channel0 + k) * c.height + t.row0 + y) * c.width + t.col0;
         out.insert(out.end(), row, row + t.width);
       }
   return out;
@@ -74,9 +75,18 @@ std::vector<Product> ModelProducts(const ModelConfig& c) {
   const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
   std::vector<Product> p = {{'N', T, F, D}, {'N', T, D, F}, {'T', D, T, F}, {'n', T, F, D}, {'T', F, T, D}};
   for (int64_t l = 0; l < c.depth; ++l) {
-    for (Product q : std::vector<Product>{{'T', Hs, T, D}, {'T', T, Hs, D}, {'N', T, D, Hf}, {'N', T, Hf, D},
-                                          {'T', Hf, T, D}, {'n', T, D, Hf}, {'T', D, T, Hf}, {'n', T, Hf, D},
-                                          {'n', Hs, D, T}, {'N', Hs, T, D}, {'n', T, D, Hs}, {'N', T, Hs, D}})
+    for (Product q : std::vector<Product>{{'T', Hs, T, D},
+                                          {'T', T, Hs, D},
+                                          {'N', T, D, Hf},
+                                          {'N', T, Hf, D},
+                                          {'T', Hf, T, D},
+                                          {'n', T, D, Hf},
+                                          {'T', D, T, Hf},
+                                          {'n', T, Hf, D},
+                                          {'n', Hs, D, T},
+                                          {'N', Hs, T, D},
+                                          {'n', T, D, Hs},
+                                          {'N', T, Hs, D}})
       p.push_back(q);
   }
   return p;  // 'N' = NN, 'n' = NT, 'T' = TN
@@ -153,7 +163,8 @@ int main(int argc, char** argv) {
     Check(whole.ok() && mine.ok(), "seeded models");
     for (auto& p : (*mine)->parameters()) {
       const std::vector<float> got = p.value.Download(), want = p.Cut((*whole)->Find(p.name)->value.Download());
-      Check(std::memcmp(got.data(), want.data(), got.size() * 4) == 0, "seeded initial " + p.name + " differs from the 1-rank model's");
+      Check(std::memcmp(got.data(), want.data(), got.size() * 4) == 0,
+            "seeded initial " + p.name + " differs from the 1-rank model's");
     }
   }
 
@@ -167,11 +178,13 @@ int main(int argc, char** argv) {
     }
     WeatherMixer& model = (*trainer)->model();
     for (auto& p : model.parameters()) p.value.Upload(p.Cut(Floats(f, "param/" + p.name)));
-    if (!model.SetLossWeights(LatitudeWeights(std::vector<double>(lat.begin(), lat.end())), Floats(f, "channel_weight")).ok())
+    if (!model.SetLossWeights(LatitudeWeights(std::vector<double>(lat.begin(), lat.end())), Floats(f, "channel_weight"))
+             .ok())
       return 2;
     const int64_t per = batch / pos.replicas;
     std::vector<float> t0 = CutTiles(x0, mc, model.tile(), pos.replica * per, per);
-    std::vector<float> t1 = CutTiles(x1, mc, model.tile(), pos.replica * per * rollout, per * rollout);  // [B, K] samples
+    std::vector<float> t1 =
+        CutTiles(x1, mc, model.tile(), pos.replica * per * rollout, per * rollout);  // [B, K] samples
     TileBatch tb{per, t0.data(), t1.data(), false, rollout};
     if (run == 0) {
       auto loss = (*trainer)->ComputeGradients(tb);
@@ -202,16 +215,20 @@ int main(int argc, char** argv) {
       auto r = (*trainer)->Step(tb);
       Check(r.ok(), "Step: " + r.status().ToString());
       run_losses[run].push_back(r->loss);
-      Check(std::abs(r->loss - losses[k]) / losses[k] <= tolerance,
-            "step " + std::to_string(k) + " loss " + std::to_string(r->loss) + " vs torch " + std::to_string(losses[k]));
-      Check(std::abs(r->grad_norm - norms[k]) / norms[k] <= tolerance,
-            "step " + std::to_string(k) + " norm " + std::to_string(r->grad_norm) + " vs torch " + std::to_string(norms[k]));
+      Check(
+          std::abs(r->loss - losses[k]) / losses[k] <= tolerance,
+          "step " + std::to_string(k) + " loss " + std::to_string(r->loss) + " vs torch " + std::to_string(losses[k]));
+      Check(std::abs(r->grad_norm - norms[k]) / norms[k] <= tolerance, "step " + std::to_string(k) + " norm " +
+                                                                           std::to_string(r->grad_norm) + " vs torch " +
+                                                                           std::to_string(norms[k]));
       if (run == 0 && k == 0) {
         // FLOPs and bytes: the closed form of the model's products, the same on every rank.
         double flops = 0, bytes = 0;
         for (const Product& q : ModelProducts(mc)) {
           flops += 2.0 * q.m * q.k * q.n / (s * s);
-          const double moved = q.kind == 'N' ? q.m * q.k + q.k * q.n : q.kind == 'n' ? q.n * q.k + q.m * q.n : q.k * q.m + q.m * q.n;
+          const double moved = q.kind == 'N'   ? q.m * q.k + q.k * q.n
+                               : q.kind == 'n' ? q.n * q.k + q.m * q.n
+                                               : q.k * q.m + q.m * q.n;
           bytes += 4.0 * (s - 1) * moved / (s * s);
         }
         flops *= per * rollout;
@@ -224,7 +241,9 @@ int main(int argc, char** argv) {
               "GEMM FLOPs " + std::to_string(r->gemm_flops) + " vs closed form " + std::to_string(flops));
         Check(static_cast<double>(r->bytes_sent) == bytes,
               "bytes sent " + std::to_string(r->bytes_sent) + " vs closed form " + std::to_string(bytes));
-        if (world_rank == 0) std::printf("per rank per step: %lld GEMM FLOPs, %lld bytes sent\n", (long long)r->gemm_flops, (long long)r->bytes_sent);
+        if (world_rank == 0)
+          std::printf("per rank per step: %lld GEMM FLOPs, %lld bytes sent\n", (long long)r->gemm_flops,
+                      (long long)r->bytes_sent);
       }
     }
     if (run == 0) {
@@ -235,13 +254,15 @@ int main(int argc, char** argv) {
         if (p.name.ends_with("token_b2") || !compare_weights) continue;
         const double we = RelError(p.value.Download(), p.Cut(Floats(f, "after/" + p.name)));
         worst = std::max(worst, we);
-        Check(we <= weight_tolerance, "weights of " + p.name + " after " + std::to_string(steps) + " steps: relative error " + std::to_string(we));
+        Check(we <= weight_tolerance, "weights of " + p.name + " after " + std::to_string(steps) +
+                                          " steps: relative error " + std::to_string(we));
         // Replicated copies: rank 0 of the replicated axis broadcasts its copy; every copy must equal it bit for bit.
         if (p.layout != Layout::kMatrix) {
           TensorCommunicator* axis = p.layout == Layout::kColumnPart ? mesh->col.get() : mesh->row.get();
           std::vector<float> mine = p.value.Download(), first = mine;
           Check(axis->BroadcastData(first.data(), static_cast<int64_t>(first.size()), 0).ok(), "broadcast");
-          Check(std::memcmp(mine.data(), first.data(), mine.size() * 4) == 0, "replicated copies of " + p.name + " differ");
+          Check(std::memcmp(mine.data(), first.data(), mine.size() * 4) == 0,
+                "replicated copies of " + p.name + " differ");
         }
       }
       if (world_rank == 0 && compare_weights)
@@ -250,8 +271,10 @@ int main(int argc, char** argv) {
   }
   Check(run_losses[0] == run_losses[1], "the same steps gave different losses on a second run");
   // Every rank's verdict reaches rank 0.
-  Status verdict = AllOk(world.get(), failures ? InternalError(std::to_string(failures) + " checks failed") : OkStatus());
-  if (world_rank == 0) std::printf("%s: %s\n", verdict.ok() ? "PASS" : "FAIL", verdict.ok() ? "all checks" : verdict.message().c_str());
+  Status verdict =
+      AllOk(world.get(), failures ? InternalError(std::to_string(failures) + " checks failed") : OkStatus());
+  if (world_rank == 0)
+    std::printf("%s: %s\n", verdict.ok() ? "PASS" : "FAIL", verdict.ok() ? "all checks" : verdict.message().c_str());
 #ifdef JIGSAW_HAVE_MPI
   mesh = Status(StatusCode::kInternal, "released");
   world.reset();

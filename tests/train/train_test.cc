@@ -29,7 +29,8 @@ std::vector<float> Naive(bool ta, bool tb, int64_t m, int64_t n, int64_t k, cons
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double s = 0;
-      for (int64_t l = 0; l < k; ++l) s += double(ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * n + j]);
+      for (int64_t l = 0; l < k; ++l)
+        s += double(ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * n + j]);
       c[i * n + j] = static_cast<float>(s);
     }
   return c;

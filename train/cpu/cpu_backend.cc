@@ -41,10 +41,10 @@ constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 // and lose to glibc (measured: the step 22.5 ms against 19 ms), hence the two paths.
 inline __attribute__((always_inline)) float Exp(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // (fminf and fmaxf are calls: no vectors)
-  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to the nearest integer
+  const float shifter = 12582912.0f;                  // 1.5 * 2^23: adding it rounds to the nearest integer
   const float n = (x * 1.44269504088896341f + shifter) - shifter;
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;  // x - n ln 2, in two parts
-  float p = 1.0f / 720;  // e^r, |r| <= ln 2 / 2, to degree 6
+  float p = 1.0f / 720;                                                          // e^r, |r| <= ln 2 / 2, to degree 6
   p = p * r + 1.0f / 120;
   p = p * r + 1.0f / 24;
   p = p * r + 1.0f / 6;
@@ -93,7 +93,8 @@ class CpuBackend final : public Backend {
   // One pool of threads for everything: OpenBLAS runs single-threaded inside TBB tasks that split each
   // GEMM into `threads` blocks of rows (or columns), as the elementwise kernels split theirs. Two pools
   // (OpenBLAS's spinning threads beside TBB's) took turns on the cores and lost a third of the step.
-  explicit CpuBackend(int threads) : parts_(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency())) {
+  explicit CpuBackend(int threads)
+      : parts_(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency())) {
     openblas_set_num_threads(1);
   }
   Device device() const override { return Device::kCpu; }
@@ -122,8 +123,9 @@ class CpuBackend final : public Backend {
       // C[r0:r1, c0:c1] = op(A)[r0:r1, :] op(B)[:, c0:c1]
       const float* ab = ta ? a + r0 : a + r0 * k;
       const float* bb = tb ? b + c0 * k : b + c0;
-      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(r1 - r0),
-                  static_cast<int>(c1 - c0), static_cast<int>(k), alpha, ab, lda, bb, ldb, beta, c + r0 * n + c0, ldc);
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                  static_cast<int>(r1 - r0), static_cast<int>(c1 - c0), static_cast<int>(k), alpha, ab, lda, bb, ldb,
+                  beta, c + r0 * n + c0, ldc);
     };
     const int64_t flops = 2 * m * n * k;
     const int64_t parts = flops < (int64_t{1} << 21) ? 1 : std::min<int64_t>(parts_, std::max(m, n) / 16 + 1);
@@ -221,16 +223,16 @@ class CpuBackend final : public Backend {
   void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq, int64_t width,
                       float eps, const float* gamma, const float* beta, float* xhat, float* rstd, float* y) override {
     ForRange(m, n, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float mean = sums[r] / static_cast<float>(width);
-      const float rs = 1.0f / std::sqrt(sq[r] / static_cast<float>(width) + eps);
-      rstd[r] = rs;
-      for (int64_t c = 0; c < n; ++c) {
-        const float h = (x[r * n + c] - mean) * rs;
-        xhat[r * n + c] = h;
-        y[r * n + c] = h * gamma[c] + beta[c];
+      for (int64_t r = r0; r < r1; ++r) {
+        const float mean = sums[r] / static_cast<float>(width);
+        const float rs = 1.0f / std::sqrt(sq[r] / static_cast<float>(width) + eps);
+        rstd[r] = rs;
+        for (int64_t c = 0; c < n; ++c) {
+          const float h = (x[r * n + c] - mean) * rs;
+          xhat[r * n + c] = h;
+          y[r * n + c] = h * gamma[c] + beta[c];
+        }
       }
-    }
     });
   }
   void LayerNormBackwardSums(const float* dy, const float* xhat, const float* gamma, int64_t m, int64_t n, float* sums,
@@ -317,7 +319,8 @@ class CpuBackend final : public Backend {
  private:
   int64_t parts_;
   // Rows [r0, r1) of x[., n] += col_bias + row_bias; with g, also g = GELU(x).
-  static void BiasRows(float* x, int64_t r0, int64_t r1, int64_t n, const float* col_bias, const float* row_bias, float* g) {
+  static void BiasRows(float* x, int64_t r0, int64_t r1, int64_t n, const float* col_bias, const float* row_bias,
+                       float* g) {
     for (int64_t r = r0; r < r1; ++r) {
       float* row = x + r * n;
       const float rb = row_bias ? row_bias[r] : 0.0f;

@@ -13,21 +13,21 @@
 
 #include "train/backend.h"
 
-#define CUDA_CHECK(x)                                                                               \
-  do {                                                                                              \
-    cudaError_t e_ = (x);                                                                           \
-    if (e_ != cudaSuccess) {                                                                        \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));     \
-      std::abort();                                                                                 \
-    }                                                                                               \
+#define CUDA_CHECK(x)                                                                          \
+  do {                                                                                         \
+    cudaError_t e_ = (x);                                                                      \
+    if (e_ != cudaSuccess) {                                                                   \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)
-#define CUBLAS_CHECK(x)                                                                             \
-  do {                                                                                              \
-    cublasStatus_t s_ = (x);                                                                        \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                              \
-      std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #x, int(s_));       \
-      std::abort();                                                                                 \
-    }                                                                                               \
+#define CUBLAS_CHECK(x)                                                                       \
+  do {                                                                                        \
+    cublasStatus_t s_ = (x);                                                                  \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                        \
+      std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #x, int(s_)); \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)
 
 namespace jigsaw::train {
@@ -59,13 +59,16 @@ __global__ void ToBFloat16Kernel(const float* x, __nv_bfloat16* y, int64_t n) {
     y[i] = __float2bfloat16_rn(x[i]);
 }
 __global__ void FillKernel(float* x, int64_t n, float v) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) x[i] = v;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = v;
 }
 __global__ void AxpyKernel(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] += a * x[i];
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] += a * x[i];
 }
 __global__ void ScaleKernel(float* x, int64_t n, float a) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) x[i] *= a;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] *= a;
 }
 __global__ void BiasKernel(float* x, int64_t m, int64_t n, const float* cb, const float* rb, float* g) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < m * n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -117,8 +120,9 @@ __global__ void CentredSquaresKernel(const float* x, int64_t n, const float* sum
   s = BlockSum(s);
   if (threadIdx.x == 0) sq[blockIdx.x] = s;
 }
-__global__ void LayerNormApplyKernel(const float* x, int64_t n, const float* sums, const float* sq, float inv_width, float eps,
-                                     const float* gamma, const float* beta, float* xhat, float* rstd, float* y) {
+__global__ void LayerNormApplyKernel(const float* x, int64_t n, const float* sums, const float* sq, float inv_width,
+                                     float eps, const float* gamma, const float* beta, float* xhat, float* rstd,
+                                     float* y) {
   const int64_t r = blockIdx.x;
   const float mean = sums[r] * inv_width;
   const float rs = rsqrtf(sq[r] * inv_width + eps);
@@ -167,8 +171,8 @@ __global__ void PatchKernel(float* tile, Backend::Block b, int64_t ph, int64_t p
   }
 }
 // One block per (channel, row): the row's weighted squared error, and the gradient.
-__global__ void LossKernel(const float* x0, const float* tend, const float* x1, const float* wl, const float* wc, int64_t h,
-                           int64_t w, float scale, float* grad, double* row_sums) {
+__global__ void LossKernel(const float* x0, const float* tend, const float* x1, const float* wl, const float* wc,
+                           int64_t h, int64_t w, float scale, float* grad, double* row_sums) {
   const int64_t kr = blockIdx.x, k = kr / h, y = kr % h;
   const float wt = wl[y] * wc[k];
   const int64_t base = kr * w;
@@ -194,8 +198,8 @@ __global__ void SumSquaresKernel(const float* x, int64_t n, double* partial) {
   }
   if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
 }
-__global__ void AdamWKernel(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2, float eps,
-                            float decay, float step_size, float bc2_sqrt) {
+__global__ void AdamWKernel(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2,
+                            float eps, float decay, float step_size, float bc2_sqrt) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     float wi = w[i] * decay;
     const float mi = b1 * m[i] + (1.0f - b1) * g[i];
@@ -214,12 +218,14 @@ class CudaBackend final : public Backend {
     CUBLAS_CHECK(cublasCreate(&blas_));
     // The default math mode keeps sgemm in float32 (CUBLAS_PEDANTIC_MATH measured the same step time on an
     // H200); TF32 tensor cores only when asked for.
-    CUBLAS_CHECK(cublasSetMathMode(blas_, precision == GemmPrecision::kTF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(
+        cublasSetMathMode(blas_, precision == GemmPrecision::kTF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   }
   ~CudaBackend() override {
     cublasDestroy(blas_);
     if (scratch_) cudaFree(scratch_);
-    for (void* p : bf16_) if (p) cudaFree(p);
+    for (void* p : bf16_)
+      if (p) cudaFree(p);
   }
   Device device() const override { return Device::kCuda; }
 
@@ -248,8 +254,8 @@ class CudaBackend final : public Backend {
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
     const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (precision_ != GemmPrecision::kBF16) {
-      CUBLAS_CHECK(cublasSgemm(blas_, op_b, op_a, int(n), int(m), int(k), &alpha, b, int(tb ? k : n), a, int(ta ? m : k),
-                               &beta, c, int(n)));
+      CUBLAS_CHECK(cublasSgemm(blas_, op_b, op_a, int(n), int(m), int(k), &alpha, b, int(tb ? k : n), a,
+                               int(ta ? m : k), &beta, c, int(n)));
       return;
     }
     // bfloat16 operands, float32 accumulation and output (what PyTorch's autocast does per product).
@@ -298,13 +304,15 @@ class CudaBackend final : public Backend {
   void LayerNormSums(const float* x, int64_t m, int64_t n, float* sums) override {
     if (m > 0) RowSumsKernel<<<int(m), RowThreads(n)>>>(x, n, sums, false);
   }
-  void LayerNormCentredSquares(const float* x, int64_t m, int64_t n, const float* sums, int64_t width, float* sq) override {
+  void LayerNormCentredSquares(const float* x, int64_t m, int64_t n, const float* sums, int64_t width,
+                               float* sq) override {
     if (m > 0) CentredSquaresKernel<<<int(m), RowThreads(n)>>>(x, n, sums, 1.0f / float(width), sq);
   }
-  void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq, int64_t width, float eps,
-                      const float* gamma, const float* beta, float* xhat, float* rstd, float* y) override {
+  void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq, int64_t width,
+                      float eps, const float* gamma, const float* beta, float* xhat, float* rstd, float* y) override {
     if (m > 0)
-      LayerNormApplyKernel<<<int(m), RowThreads(n)>>>(x, n, sums, sq, 1.0f / float(width), eps, gamma, beta, xhat, rstd, y);
+      LayerNormApplyKernel<<<int(m), RowThreads(n)>>>(x, n, sums, sq, 1.0f / float(width), eps, gamma, beta, xhat, rstd,
+                                                      y);
   }
   void LayerNormBackwardSums(const float* dy, const float* xhat, const float* gamma, int64_t m, int64_t n, float* sums,
                              float* dgamma, float* dbeta) override {
@@ -313,10 +321,11 @@ class CudaBackend final : public Backend {
     ColumnSums(dy, xhat, m, n, dgamma);
     ColumnSums(dy, nullptr, m, n, dbeta);
   }
-  void LayerNormBackwardApply(const float* dy, const float* xhat, const float* gamma, const float* rstd, const float* sums,
-                              int64_t m, int64_t n, int64_t width, float* dx) override {
+  void LayerNormBackwardApply(const float* dy, const float* xhat, const float* gamma, const float* rstd,
+                              const float* sums, int64_t m, int64_t n, int64_t width, float* dx) override {
     if (m * n > 0)
-      LayerNormBackwardApplyKernel<<<Blocks(m * n), kThreads>>>(dy, xhat, gamma, rstd, sums, m, n, 1.0f / float(width), dx);
+      LayerNormBackwardApplyKernel<<<Blocks(m * n), kThreads>>>(dy, xhat, gamma, rstd, sums, m, n, 1.0f / float(width),
+                                                                dx);
   }
 
   void Patchify(const float* tile, const Block& b, int64_t ph, int64_t pw, float* tokens) override {
@@ -328,8 +337,8 @@ class CudaBackend final : public Backend {
     if (n > 0) PatchKernel<<<Blocks(n), kThreads>>>(tile, b, ph, pw, const_cast<float*>(tokens), false);
   }
 
-  double WeightedSquaredError(const float* x0, const float* tendency, const float* x1, const float* w_lat, const float* w_c,
-                              int64_t c, int64_t h, int64_t w, float scale, float* grad) override {
+  double WeightedSquaredError(const float* x0, const float* tendency, const float* x1, const float* w_lat,
+                              const float* w_c, int64_t c, int64_t h, int64_t w, float scale, float* grad) override {
     const int64_t rows = c * h;
     if (rows == 0) return 0;
     double* sums = Scratch<double>(rows);
@@ -346,7 +355,8 @@ class CudaBackend final : public Backend {
     if (n == 0) return;
     const float bc1 = 1.0f - static_cast<float>(std::pow(beta1, double(step)));
     const float bc2 = 1.0f - static_cast<float>(std::pow(beta2, double(step)));
-    AdamWKernel<<<Blocks(n), kThreads>>>(w, g, m, v, n, lr, beta1, beta2, eps, 1.0f - lr * weight_decay, lr / bc1, std::sqrt(bc2));
+    AdamWKernel<<<Blocks(n), kThreads>>>(w, g, m, v, n, lr, beta1, beta2, eps, 1.0f - lr * weight_decay, lr / bc1,
+                                         std::sqrt(bc2));
   }
 
  private:

@@ -33,10 +33,8 @@ bool RetriableCurlError(CURLcode code) {
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-      return true;
-    default:
-      return false;
+    case CURLE_SSL_CONNECT_ERROR: return true;
+    default: return false;
   }
 }
 
@@ -61,7 +59,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   if (colon != std::string_view::npos) {
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+      value.remove_suffix(1);
     std::string name = Lower(line.substr(0, colon));
     if (name == "content-length") {
       int64_t length = std::atoll(std::string(value).c_str());
@@ -114,9 +113,7 @@ class CurlHttpClient : public HttpClient {
     }
   }
 
-  HttpStats stats() const override {
-    return {requests_.load(), retries_.load(), bytes_received_.load()};
-  }
+  HttpStats stats() const override { return {requests_.load(), retries_.load(), bytes_received_.load()}; }
   const HttpOptions& options() const override { return o_; }
 
  private:
@@ -154,7 +151,8 @@ class CurlHttpClient : public HttpClient {
     }
     curl_slist* headers = nullptr;
     headers = curl_slist_append(headers, "Expect:");
-    if (r.method == "PUT" || r.method == "POST") headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    if (r.method == "PUT" || r.method == "POST")
+      headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
     for (const auto& [k, v] : r.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     CURLcode code = curl_easy_perform(h);

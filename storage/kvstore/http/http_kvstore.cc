@@ -28,7 +28,9 @@ class HttpKvStore : public KvStore {
  public:
   HttpKvStore(std::string base, HttpClient* http) : base_(std::move(base)), http_(http) {}
 
-  Result<ReadResult> Read(std::string_view key, ByteRange range) override { return ReadThroughReadInto(this, key, range); }
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
+    return ReadThroughReadInto(this, key, range);
+  }
 
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));

@@ -25,12 +25,18 @@ std::string Detail(const std::string& body) {
 }
 
 // "HTTP 403 (AccessDenied: Access Denied)", for messages.
-std::string Describe(const HttpResponse& r, const std::string& body) { return "HTTP " + std::to_string(r.status) + Detail(body); }
+std::string Describe(const HttpResponse& r, const std::string& body) {
+  return "HTTP " + std::to_string(r.status) + Detail(body);
+}
 
 class S3KvStore : public KvStore {
  public:
   S3KvStore(std::string scheme, std::string bucket, std::string prefix, S3Options o, HttpClient* http)
-      : scheme_(std::move(scheme)), bucket_(std::move(bucket)), prefix_(std::move(prefix)), o_(std::move(o)), http_(http) {
+      : scheme_(std::move(scheme)),
+        bucket_(std::move(bucket)),
+        prefix_(std::move(prefix)),
+        o_(std::move(o)),
+        http_(http) {
     std::string endpoint = o_.endpoint;
     if (endpoint.empty()) endpoint = "https://s3." + o_.region + ".amazonaws.com";
     while (endpoint.ends_with('/')) endpoint.pop_back();
@@ -47,7 +53,9 @@ class S3KvStore : public KvStore {
     if (slash != std::string::npos) host_.resize(slash);
   }
 
-  Result<ReadResult> Read(std::string_view key, ByteRange range) override { return ReadThroughReadInto(this, key, range); }
+  Result<ReadResult> Read(std::string_view key, ByteRange range) override {
+    return ReadThroughReadInto(this, key, range);
+  }
 
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
     RETURN_IF_ERROR(ValidateKey(key));
@@ -64,7 +72,7 @@ class S3KvStore : public KvStore {
     RETURN_IF_ERROR(ValidateKey(key));
     if (o_.read_only) return UnimplementedError(ObjectUrl(key) + ": this store is read-only");
     Status st = static_cast<int64_t>(value.size()) >= o_.multipart_threshold ? WriteMultipart(key, value)
-                                                                              : WriteSingle(key, value);
+                                                                             : WriteSingle(key, value);
     return st.Annotate(ObjectUrl(key));
   }
 
@@ -132,8 +140,8 @@ class S3KvStore : public KvStore {
     if (!o_.anonymous) {
       std::string payload_hash = payload.size() <= (1u << 20) ? s3::Sha256Hex(payload) : "UNSIGNED-PAYLOAD";
       sign = [this, method, path, query, headers, payload_hash](HttpRequest& r) {
-        s3::SigningInput in{method, host_, path.empty() ? "/" : path, query, headers, payload_hash,
-                            o_.region, "s3", s3::AmzDateNow()};
+        s3::SigningInput in{method,    host_, path.empty() ? "/" : path, query, headers, payload_hash,
+                            o_.region, "s3",  s3::AmzDateNow()};
         r.headers = s3::Sign(in, o_.credentials);
       };
     }
@@ -178,7 +186,8 @@ class S3KvStore : public KvStore {
 
   Result<std::string> UploadPart(const Upload& u, int64_t number, std::string_view bytes) {
     std::string body;
-    ASSIGN_OR_RETURN(auto r, Send("PUT", u.path, {{"partNumber", std::to_string(number)}, {"uploadId", u.id}}, {}, bytes, &body));
+    ASSIGN_OR_RETURN(
+        auto r, Send("PUT", u.path, {{"partNumber", std::to_string(number)}, {"uploadId", u.id}}, {}, bytes, &body));
     if (r.status != 200 || r.header("etag").empty()) {
       return IoError("upload part " + std::to_string(number) + ": " + Describe(r, body));
     }
@@ -262,7 +271,8 @@ class S3KvStore : public KvStore {
         ASSIGN_OR_RETURN(Upload u, store_->StartUpload(key_));
         upload_ = std::move(u);
       }
-      ASSIGN_OR_RETURN(std::string etag, store_->UploadPart(*upload_, static_cast<int64_t>(upload_->etags.size()) + 1, buffer_));
+      ASSIGN_OR_RETURN(std::string etag,
+                       store_->UploadPart(*upload_, static_cast<int64_t>(upload_->etags.size()) + 1, buffer_));
       upload_->etags.push_back(std::move(etag));
       upload_->bytes += static_cast<int64_t>(buffer_.size());
       buffer_.clear();
@@ -289,7 +299,9 @@ Status ReadEnvBytes(const char* name, int64_t* out) {
   if (!v || !*v) return OkStatus();
   char* end = nullptr;
   long long x = std::strtoll(v, &end, 10);
-  if (*end != '\0' || x <= 0) return InvalidArgumentError(std::string("environment variable ") + name + "=\"" + v + "\": expected a positive byte count");
+  if (*end != '\0' || x <= 0)
+    return InvalidArgumentError(std::string("environment variable ") + name + "=\"" + v +
+                                "\": expected a positive byte count");
   *out = x;
   return OkStatus();
 }
@@ -311,7 +323,8 @@ std::optional<std::string> IniValue(const std::string& path, const std::string& 
       continue;
     }
     size_t eq = line.find('=');
-    if (current == section && eq != std::string::npos && trim(line.substr(0, eq)) == key) return trim(line.substr(eq + 1));
+    if (current == section && eq != std::string::npos && trim(line.substr(0, eq)) == key)
+      return trim(line.substr(eq + 1));
   }
   return std::nullopt;
 }
@@ -352,17 +365,20 @@ Result<S3Options> S3OptionsFromEnvironment() {
   const std::string credentials_file =
       !Env("AWS_SHARED_CREDENTIALS_FILE").empty() ? Env("AWS_SHARED_CREDENTIALS_FILE") : home + "/.aws/credentials";
   const std::string config_file = !Env("AWS_CONFIG_FILE").empty() ? Env("AWS_CONFIG_FILE") : home + "/.aws/config";
-  if (!Env("AWS_REGION").empty()) o.region = Env("AWS_REGION");
-  else if (!Env("AWS_DEFAULT_REGION").empty()) o.region = Env("AWS_DEFAULT_REGION");
-  else if (auto r = IniValue(config_file, profile == "default" ? "default" : "profile " + profile, "region")) o.region = *r;
+  if (!Env("AWS_REGION").empty())
+    o.region = Env("AWS_REGION");
+  else if (!Env("AWS_DEFAULT_REGION").empty())
+    o.region = Env("AWS_DEFAULT_REGION");
+  else if (auto r = IniValue(config_file, profile == "default" ? "default" : "profile " + profile, "region"))
+    o.region = *r;
   o.credentials = {Env("AWS_ACCESS_KEY_ID"), Env("AWS_SECRET_ACCESS_KEY"), Env("AWS_SESSION_TOKEN")};
   if (o.credentials.access_key_id.empty() && o.credentials.secret_access_key.empty()) {
     o.credentials.access_key_id = IniValue(credentials_file, profile, "aws_access_key_id").value_or("");
     o.credentials.secret_access_key = IniValue(credentials_file, profile, "aws_secret_access_key").value_or("");
     o.credentials.session_token = IniValue(credentials_file, profile, "aws_session_token").value_or("");
   }
-  o.anonymous = Env("JIGSAW_S3_ANONYMOUS") == "1" || Env("AWS_NO_SIGN_REQUEST") == "1" ||
-                Env("AWS_NO_SIGN_REQUEST") == "true";
+  o.anonymous =
+      Env("JIGSAW_S3_ANONYMOUS") == "1" || Env("AWS_NO_SIGN_REQUEST") == "1" || Env("AWS_NO_SIGN_REQUEST") == "true";
   RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_MULTIPART_THRESHOLD", &o.multipart_threshold));
   RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_PART_SIZE", &o.part_size));
   RETURN_IF_ERROR(ReadEnvBytes("JIGSAW_S3_LIST_PAGE", &o.list_page));
@@ -373,11 +389,14 @@ Result<std::unique_ptr<KvStore>> NewS3KvStore(std::string_view url, S3Options op
   std::string bucket, prefix;
   RETURN_IF_ERROR(SplitBucketUrl(url, "s3", &bucket, &prefix));
   // Checked up front: an endpoint of another scheme would otherwise be tried (and retried) by the HTTP client.
-  if (!options.endpoint.empty() && !options.endpoint.starts_with("http://") && !options.endpoint.starts_with("https://")) {
-    return InvalidArgumentError("S3 endpoint \"" + options.endpoint + "\" for " + std::string(url) +
-                                " is not an http:// or https:// URL (--s3-endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)");
+  if (!options.endpoint.empty() && !options.endpoint.starts_with("http://") &&
+      !options.endpoint.starts_with("https://")) {
+    return InvalidArgumentError(
+        "S3 endpoint \"" + options.endpoint + "\" for " + std::string(url) +
+        " is not an http:// or https:// URL (--s3-endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)");
   }
-  if (!options.anonymous && (options.credentials.access_key_id.empty() || options.credentials.secret_access_key.empty())) {
+  if (!options.anonymous &&
+      (options.credentials.access_key_id.empty() || options.credentials.secret_access_key.empty())) {
     return InvalidArgumentError(
         "no S3 credentials for " + std::string(url) +
         ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_NO_SIGN_REQUEST=1 for a public bucket");

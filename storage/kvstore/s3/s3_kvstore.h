@@ -17,14 +17,14 @@
 namespace jigsaw {
 
 struct S3Options {
-  std::string endpoint;            // AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; "" = AWS itself
+  std::string endpoint;              // AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; "" = AWS itself
   std::string region = "us-east-1";  // AWS_REGION / AWS_DEFAULT_REGION / ~/.aws/config
-  s3::Credentials credentials;     // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, else the
-                                   // profile AWS_PROFILE (or default) of ~/.aws/credentials
-                                   // (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE move the files)
-  bool anonymous = false;          // JIGSAW_S3_ANONYMOUS=1 or AWS_NO_SIGN_REQUEST=1: unsigned requests
-  bool path_style = true;          // endpoint/bucket/key (local servers); false: bucket.endpoint/key.
-                                   // Default: path style with an endpoint, virtual hosts on AWS.
+  s3::Credentials credentials;       // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, else the
+                                     // profile AWS_PROFILE (or default) of ~/.aws/credentials
+                                     // (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE move the files)
+  bool anonymous = false;            // JIGSAW_S3_ANONYMOUS=1 or AWS_NO_SIGN_REQUEST=1: unsigned requests
+  bool path_style = true;            // endpoint/bucket/key (local servers); false: bucket.endpoint/key.
+                                     // Default: path style with an endpoint, virtual hosts on AWS.
   bool read_only = false;
   int64_t multipart_threshold = int64_t{64} << 20;  // JIGSAW_S3_MULTIPART_THRESHOLD (bytes)
   int64_t part_size = int64_t{16} << 20;            // JIGSAW_S3_PART_SIZE (bytes, >= 5 MiB for AWS)

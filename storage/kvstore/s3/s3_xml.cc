@@ -43,14 +43,21 @@ std::string XmlText(std::string_view xml, std::string_view tag, size_t from, siz
       continue;
     }
     std::string_view entity = xml.substr(i + 1, semi - i - 1);
-    if (entity == "amp") out += '&';
-    else if (entity == "lt") out += '<';
-    else if (entity == "gt") out += '>';
-    else if (entity == "quot") out += '"';
-    else if (entity == "apos") out += '\'';
-    else if (entity.starts_with("#")) AppendUtf8(&out, entity.starts_with("#x") ? std::strtoul(std::string(entity.substr(2)).c_str(), nullptr, 16)
-                                                                                : std::strtoul(std::string(entity.substr(1)).c_str(), nullptr, 10));
-    else out.append(xml.substr(i, semi - i + 1));  // unknown: kept as written
+    if (entity == "amp")
+      out += '&';
+    else if (entity == "lt")
+      out += '<';
+    else if (entity == "gt")
+      out += '>';
+    else if (entity == "quot")
+      out += '"';
+    else if (entity == "apos")
+      out += '\'';
+    else if (entity.starts_with("#"))
+      AppendUtf8(&out, entity.starts_with("#x") ? std::strtoul(std::string(entity.substr(2)).c_str(), nullptr, 16)
+                                                : std::strtoul(std::string(entity.substr(1)).c_str(), nullptr, 10));
+    else
+      out.append(xml.substr(i, semi - i + 1));  // unknown: kept as written
     i = semi;
   }
   return out;

@@ -36,9 +36,23 @@ void Compress(uint32_t h[8], const uint8_t block[64]) {
   for (int t = 0; t < 64; ++t) {
     uint32_t t1 = k + (Rotr(e, 6) ^ Rotr(e, 11) ^ Rotr(e, 25)) + ((e & f) ^ (~e & g)) + kRoundConstants[t] + w[t];
     uint32_t t2 = (Rotr(a, 2) ^ Rotr(a, 13) ^ Rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-    k = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+    k = g;
+    g = f;
+    f = e;
+    e = d + t1;
+    d = c;
+    c = b;
+    b = a;
+    a = t1 + t2;
   }
-  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+  h[0] += a;
+  h[1] += b;
+  h[2] += c;
+  h[3] += d;
+  h[4] += e;
+  h[5] += f;
+  h[6] += g;
+  h[7] += k;
 }
 
 std::string Lower(std::string_view s) {
@@ -145,7 +159,9 @@ std::vector<std::pair<std::string, std::string>> Sign(const SigningInput& in, co
   std::string scope = date + "/" + in.region + "/" + in.service + "/aws4_request";
   std::string string_to_sign = "AWS4-HMAC-SHA256\n" + in.amz_date + "\n" + scope + "\n" + Sha256Hex(canonical_request);
 
-  auto as_view = [](const Sha256Digest& d) { return std::string_view(reinterpret_cast<const char*>(d.data()), d.size()); };
+  auto as_view = [](const Sha256Digest& d) {
+    return std::string_view(reinterpret_cast<const char*>(d.data()), d.size());
+  };
   Sha256Digest k = HmacSha256("AWS4" + creds.secret_access_key, date);
   k = HmacSha256(as_view(k), in.region);
   k = HmacSha256(as_view(k), in.service);

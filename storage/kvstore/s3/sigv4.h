@@ -21,7 +21,10 @@ using Sha256Digest = std::array<uint8_t, 32>;
 Sha256Digest Sha256(std::string_view data);
 Sha256Digest HmacSha256(std::string_view key, std::string_view data);
 std::string HexLower(const uint8_t* data, size_t size);
-inline std::string Sha256Hex(std::string_view data) { auto d = Sha256(data); return HexLower(d.data(), d.size()); }
+inline std::string Sha256Hex(std::string_view data) {
+  auto d = Sha256(data);
+  return HexLower(d.data(), d.size());
+}
 
 using jigsaw::UriEncode;  // http/uri.h
 
@@ -32,15 +35,15 @@ struct Credentials {
 };
 
 struct SigningInput {
-  std::string method;                                      // "GET"
-  std::string host;                                        // "examplebucket.s3.amazonaws.com" (with :port)
-  std::string path;                                        // already URI-encoded: "/test.txt"
-  std::vector<std::pair<std::string, std::string>> query;  // decoded names and values, any order
+  std::string method;                                        // "GET"
+  std::string host;                                          // "examplebucket.s3.amazonaws.com" (with :port)
+  std::string path;                                          // already URI-encoded: "/test.txt"
+  std::vector<std::pair<std::string, std::string>> query;    // decoded names and values, any order
   std::vector<std::pair<std::string, std::string>> headers;  // besides host and the x-amz-* ones added
-  std::string payload_sha256;                              // hex, or "UNSIGNED-PAYLOAD"
-  std::string region;                                      // "us-east-1"
+  std::string payload_sha256;                                // hex, or "UNSIGNED-PAYLOAD"
+  std::string region;                                        // "us-east-1"
   std::string service = "s3";
-  std::string amz_date;                                    // "20130524T000000Z"
+  std::string amz_date;  // "20130524T000000Z"
 };
 
 // The encoded query string (sorted, as sent on the wire and as signed).

@@ -59,7 +59,8 @@ TEST(Checkpoint, SaveReadBoxesAcrossTilesAndBlocks) {
   EXPECT_EQ(m->step, 7);
   const TensorRecord* t = m->Find("big");
   ASSERT_NE(t, nullptr);
-  for (const Box& box : {Box{{0, 0}, {1000, 700}}, Box{{330, 340}, {20, 30}}, Box{{999, 0}, {1, 700}}, Box{{100, 1}, {700, 1}}}) {
+  for (const Box& box :
+       {Box{{0, 0}, {1000, 700}}, Box{{330, 340}, {20, 30}}, Box{{999, 0}, {1, 700}}, Box{{100, 1}, {700, 1}}}) {
     auto got = ReadTensorBox(root.get(), "step-00000007", *m, *t, box);
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     for (int64_t i = 0; i < box.shape[0]; ++i)
@@ -84,7 +85,8 @@ TEST(Checkpoint, SaveReadBoxesAcrossTilesAndBlocks) {
   f[f.size() / 2] ^= 1;
   ASSERT_TRUE(root->Write("step-00000007/rank-00000.bin", f).ok());
   EXPECT_EQ(VerifyCheckpoint(root.get(), "step-00000007")->size(), 1u);
-  EXPECT_EQ(ReadTensorBox(root.get(), "step-00000007", *m, *t, {{0, 0}, {334, 350}}).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(ReadTensorBox(root.get(), "step-00000007", *m, *t, {{0, 0}, {334, 350}}).status().code(),
+            StatusCode::kDataLoss);
   EXPECT_TRUE(ReadTensorBox(root.get(), "step-00000007", *m, *t, {{400, 0}, {10, 700}}).ok());
 }
 
@@ -178,7 +180,7 @@ TEST(Checkpoint, AsyncSaveFromMemoryCopiesLaterAndCommitsInTheBackground) {
   ASSERT_TRUE(saver.Start(root.get(), 1, mesh, specs, tiles(), {.sync = false}, nullptr, /*copy_later=*/true).ok());
   saver.TilesCopied();
   const std::string w1 = w, b1 = b;
-  std::fill(w.begin(), w.end(), '\x11');  // the optimiser's update
+  std::fill(w.begin(), w.end(), '\x11');                                                // the optimiser's update
   ASSERT_TRUE(saver.Start(root.get(), 2, mesh, specs, tiles(), {.sync = false}).ok());  // copies now, commits 1
   EXPECT_TRUE(saver.in_flight());
   std::fill(w.begin(), w.end(), '\x22');
@@ -223,11 +225,11 @@ TEST(Checkpoint, AFailingWriteAtEachStepOfASaveLeavesLatestValid) {
       std::atomic<int> ops{0};
       std::string failed_op;
       auto store = NewFaultyKvStore(base.get(), {.before = [&](std::string_view op, std::string_view key) -> Status {
-                                                   if (op == "read") return OkStatus();
-                                                   if (ops++ != fail_at) return OkStatus();
-                                                   failed_op = std::string(op) + " " + std::string(key);
-                                                   return IoError("injected: " + failed_op);
-                                                 }});
+                                      if (op == "read") return OkStatus();
+                                      if (ops++ != fail_at) return OkStatus();
+                                      failed_op = std::string(op) + " " + std::string(key);
+                                      return IoError("injected: " + failed_op);
+                                    }});
       Status st;
       if (async) {
         AsyncCheckpointSaver saver;

@@ -38,21 +38,21 @@ int main(int argc, char** argv) {
                                    {"scale", DataTypeFromName("float32").value(), {3, 3}, {}}};
   auto root = OpenKvStore(argv[1]).value();
   TileProvider provider = [&](int64_t rank, const TensorSpec& t, const Box& box) -> Result<std::string> {
-                              if (rank != me) return InternalError("asked for another rank's tile");
-                              const int64_t cols = t.shape.size() > 1 ? t.shape[1] : 1;
-                              std::string out(box.num_elements() * 4, '\0');
-                              int64_t k = 0;
-                              const int64_t rows = t.shape.size() > 1 ? box.shape[0] : 1;
-                              const int64_t width = t.shape.size() > 1 ? box.shape[1] : box.shape[0];
-                              for (int64_t i = 0; i < rows; ++i)
-                                for (int64_t j = 0; j < width; ++j, ++k) {
-                                  const int64_t gi = t.shape.size() > 1 ? box.origin[0] + i : 0;
-                                  const int64_t gj = (t.shape.size() > 1 ? box.origin[1] : box.origin[0]) + j;
-                                  float v = Value(t.name, gi, gj, cols);
-                                  std::memcpy(&out[k * 4], &v, 4);
-                                }
-                              return out;
-                            };
+    if (rank != me) return InternalError("asked for another rank's tile");
+    const int64_t cols = t.shape.size() > 1 ? t.shape[1] : 1;
+    std::string out(box.num_elements() * 4, '\0');
+    int64_t k = 0;
+    const int64_t rows = t.shape.size() > 1 ? box.shape[0] : 1;
+    const int64_t width = t.shape.size() > 1 ? box.shape[1] : box.shape[0];
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < width; ++j, ++k) {
+        const int64_t gi = t.shape.size() > 1 ? box.origin[0] + i : 0;
+        const int64_t gj = (t.shape.size() > 1 ? box.origin[1] : box.origin[0]) + j;
+        float v = Value(t.name, gi, gj, cols);
+        std::memcpy(&out[k * 4], &v, 4);
+      }
+    return out;
+  };
   Status s = SaveCheckpoint(root.get(), 42, mesh, specs, provider, {.sync = true, .metadata = {{"optimizer", "adam"}}},
                             comm->get());
   if (!s.ok()) return Fail("save: " + s.ToString());

@@ -116,7 +116,8 @@ TEST(Crc32c, InterleavedLanesAgreeWithOneStream) {
 }
 
 TEST(Codecs, CodecNamesFromCommandLine) {
-  for (const char* n : {"blosc-lz4", "blosc-lz4hc", "blosc-zstd", "blosc-zlib", "blosc-blosclz", "zstd", "gzip", "zlib"}) {
+  for (const char* n :
+       {"blosc-lz4", "blosc-lz4hc", "blosc-zstd", "blosc-zlib", "blosc-blosclz", "zstd", "gzip", "zlib"}) {
     auto c = BytesCodecFromName(n, 4);
     ASSERT_TRUE(c.ok()) << n;
     ASSERT_NE(*c, nullptr);
@@ -166,24 +167,26 @@ TEST(CodecChain, V3ChainWithTransposeBigEndianAndCrc) {
 
 TEST(CodecChain, ShardingRoundTripWithEmptyInnerChunksAndBothIndexLocations) {
   for (const char* loc : {"end", "start"}) {
-    json codecs = {{{"name", "sharding_indexed"},
-                    {"configuration",
-                     {{"chunk_shape", {2, 5}},
-                      {"codecs", {{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
-                                  {{"name", "zstd"}, {"configuration", {{"level", 1}, {"checksum", false}}}}}},
-                      {"index_codecs", {{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}}},
-                      {"index_location", loc}}}}};
+    json codecs = {
+        {{"name", "sharding_indexed"},
+         {"configuration",
+          {{"chunk_shape", {2, 5}},
+           {"codecs",
+            {{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+             {{"name", "zstd"}, {"configuration", {{"level", 1}, {"checksum", false}}}}}},
+           {"index_codecs", {{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}}},
+           {"index_location", loc}}}}};
     auto chain = CodecChain::FromV3(codecs, Layout({4, 10}));
     ASSERT_TRUE(chain.ok()) << chain.status().ToString();
     std::string data = Floats(40);
-    std::memset(data.data(), 0, 4 * 5);  // rows 0-1, cols 0-4 are the fill value... only row 0 here
+    std::memset(data.data(), 0, 4 * 5);       // rows 0-1, cols 0-4 are the fill value... only row 0 here
     std::memset(data.data() + 40, 0, 4 * 5);  // now inner chunk (0,0) is all zero: stored as empty
     auto enc = (*chain)->Encode(data);
     ASSERT_TRUE(enc.ok());
     const ShardingSpec* sh = (*chain)->sharding();
     ASSERT_NE(sh, nullptr);
-    std::string_view index = std::string_view(*enc).substr(sh->index_at_end ? enc->size() - sh->IndexBytes(4) : 0,
-                                                           sh->IndexBytes(4));
+    std::string_view index =
+        std::string_view(*enc).substr(sh->index_at_end ? enc->size() - sh->IndexBytes(4) : 0, sh->IndexBytes(4));
     auto entries = sh->DecodeIndex(index, 4, enc->size());
     ASSERT_TRUE(entries.ok());
     EXPECT_TRUE((*entries)[0].empty());
@@ -226,11 +229,12 @@ TEST(CodecChain, V2Forms) {
 }
 
 TEST(CodecChain, BadV3ListsAreRefusedClearly) {
-  for (const char* text : {R"([])", R"([{"name":"blosc"}])", R"([{"name":"bytes"},{"name":"bytes"}])",
-                           R"([{"name":"bytes"},{"name":"lzma"}])", R"([{"name":"bytes","configuration":{"endian":"middle"}}])",
-                           R"([{"name":"transpose","configuration":{"order":[0,0]}},{"name":"bytes"}])",
-                           R"([{"name":"sharding_indexed","configuration":{"chunk_shape":[3,3],"codecs":[{"name":"bytes"}]}}])",
-                           R"([{"name":"blosc","configuration":{"cname":7}}])"}) {
+  for (const char* text :
+       {R"([])", R"([{"name":"blosc"}])", R"([{"name":"bytes"},{"name":"bytes"}])",
+        R"([{"name":"bytes"},{"name":"lzma"}])", R"([{"name":"bytes","configuration":{"endian":"middle"}}])",
+        R"([{"name":"transpose","configuration":{"order":[0,0]}},{"name":"bytes"}])",
+        R"([{"name":"sharding_indexed","configuration":{"chunk_shape":[3,3],"codecs":[{"name":"bytes"}]}}])",
+        R"([{"name":"blosc","configuration":{"cname":7}}])"}) {
     auto r = CodecChain::FromV3(json::parse(text), Layout({4, 4}));
     EXPECT_FALSE(r.ok()) << text;
   }
@@ -259,9 +263,9 @@ TEST(ArrayOps, FillOutsideLeavesTheBoxAndFillsEverythingElse) {
   const std::vector<int64_t> shape = {3, 4, 5};
   const std::string fill("\xff\xff\xff\x7f", 4);
   for (auto [origin, extent] : std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>>{
-           {{0, 0, 0}, {2, 4, 5}},    // an edge chunk: the last outer row is past the array
-           {{0, 0, 0}, {3, 4, 2}},    // past the array in the innermost dimension
-           {{1, 1, 2}, {1, 2, 3}},    // a box in the middle
+           {{0, 0, 0}, {2, 4, 5}},     // an edge chunk: the last outer row is past the array
+           {{0, 0, 0}, {3, 4, 2}},     // past the array in the innermost dimension
+           {{1, 1, 2}, {1, 2, 3}},     // a box in the middle
            {{0, 0, 0}, {3, 4, 5}}}) {  // everything covered: nothing filled
     std::vector<int32_t> a(60);
     for (int i = 0; i < 60; ++i) a[i] = i;

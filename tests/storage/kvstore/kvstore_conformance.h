@@ -112,7 +112,8 @@ TEST_P(KvStoreConformance, LargeValuesRoundTrip) {
   // The same bytes through a writer, 1 MiB at a time (S3: a streamed multipart upload).
   auto w = store_->OpenWriter("big/streamed");
   ASSERT_TRUE(w.ok());
-  for (size_t off = 0; off < big.size(); off += 1 << 20) ASSERT_TRUE((*w)->Append(std::string_view(big).substr(off, 1 << 20)).ok());
+  for (size_t off = 0; off < big.size(); off += 1 << 20)
+    ASSERT_TRUE((*w)->Append(std::string_view(big).substr(off, 1 << 20)).ok());
   ASSERT_TRUE((*w)->Commit().ok());
   auto streamed = store_->Read("big/streamed");
   ASSERT_TRUE(streamed.ok()) << streamed.status().ToString();

@@ -17,24 +17,24 @@ namespace {
 
 std::string TempDir() {
   static std::atomic<int> n{0};
-  auto dir = std::filesystem::temp_directory_path() /
-             ("jigsaw-kv-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("jigsaw-kv-" + std::to_string(getpid()) + "-" + std::to_string(n++));
   std::filesystem::remove_all(dir);
   return dir.string();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, KvStoreConformance,
-    ::testing::Values(Backend{"memory", [] { return NewMemoryKvStore(); }},
-                      Backend{"file", [] { return NewFileKvStore(TempDir()); }},
-                      Backend{"faulty_passthrough",
-                              [] {
-                                // The decorator with no faults must be indistinguishable from its base.
-                                static std::vector<std::unique_ptr<KvStore>> bases;
-                                bases.push_back(NewMemoryKvStore());
-                                return NewFaultyKvStore(bases.back().get(), {});
-                              }}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Backends, KvStoreConformance,
+                         ::testing::Values(Backend{"memory", [] { return NewMemoryKvStore(); }},
+                                           Backend{"file", [] { return NewFileKvStore(TempDir()); }},
+                                           Backend{"faulty_passthrough",
+                                                   [] {
+                                                     // The decorator with no faults must be indistinguishable from its
+                                                     // base.
+                                                     static std::vector<std::unique_ptr<KvStore>> bases;
+                                                     bases.push_back(NewMemoryKvStore());
+                                                     return NewFaultyKvStore(bases.back().get(), {});
+                                                   }}),
+                         [](const auto& info) { return info.param.name; });
 
 TEST(MemoryKvStore, SameNameSharesContents) {
   auto a = OpenKvStore("memory://shared-test");

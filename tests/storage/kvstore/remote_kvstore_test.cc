@@ -46,11 +46,10 @@ std::unique_ptr<KvStore> OpenThroughProxy(const std::string& url) {
   return store.ok() ? std::move(*store) : NewMemoryKvStore();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Remote, KvStoreConformance,
-    ::testing::Values(Backend{"s3", [] { return OpenOrDie(FreshS3Url()); }},
-                      Backend{"s3_with_faults", [] { return OpenThroughProxy(FreshS3Url()); }}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Remote, KvStoreConformance,
+                         ::testing::Values(Backend{"s3", [] { return OpenOrDie(FreshS3Url()); }},
+                                           Backend{"s3_with_faults", [] { return OpenThroughProxy(FreshS3Url()); }}),
+                         [](const auto& info) { return info.param.name; });
 
 TEST(S3KvStore, PrefixesAreIsolatedAndUrlsRoundTrip) {
   std::string url = FreshS3Url();

@@ -22,9 +22,10 @@ class S3OptionsTest : public ::testing::Test {
     }
     dir_ = std::filesystem::temp_directory_path() / ("jigsaw-aws-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
-    std::ofstream(dir_ / "credentials") << "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key=sdefault\n\n"
-                                           "# a comment\n[work]\naws_access_key_id=AKIDWORK\n"
-                                           "aws_secret_access_key = swork \naws_session_token = twork\n";
+    std::ofstream(dir_ / "credentials")
+        << "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key=sdefault\n\n"
+           "# a comment\n[work]\naws_access_key_id=AKIDWORK\n"
+           "aws_secret_access_key = swork \naws_session_token = twork\n";
     std::ofstream(dir_ / "config") << "[default]\nregion = eu-west-1\n[profile work]\nregion=ap-south-1\n";
     ::setenv("AWS_SHARED_CREDENTIALS_FILE", (dir_ / "credentials").c_str(), 1);
     ::setenv("AWS_CONFIG_FILE", (dir_ / "config").c_str(), 1);

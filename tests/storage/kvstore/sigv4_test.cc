@@ -31,7 +31,8 @@ TEST(HmacSha256, Rfc4231) {
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
-SigningInput SuiteRequest(std::string method, std::string path, std::vector<std::pair<std::string, std::string>> query) {
+SigningInput SuiteRequest(std::string method, std::string path,
+                          std::vector<std::pair<std::string, std::string>> query) {
   SigningInput in;
   in.method = std::move(method);
   in.host = "example.amazonaws.com";
@@ -53,8 +54,9 @@ std::string Authorization(const SigningInput& in, const Credentials& c) {
 
 TEST(SigV4, AwsTestSuite) {
   Credentials c{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
-  std::string prefix = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-                       "SignedHeaders=host;x-amz-date, Signature=";
+  std::string prefix =
+      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+      "SignedHeaders=host;x-amz-date, Signature=";
   EXPECT_EQ(Authorization(SuiteRequest("GET", "/", {}), c),
             prefix + "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
   EXPECT_EQ(Authorization(SuiteRequest("GET", "/", {{"Param2", "value2"}, {"Param1", "value1"}}), c),

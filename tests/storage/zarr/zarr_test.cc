@@ -143,7 +143,9 @@ struct Format {
   std::string codec;
 };
 
-void PrintTo(const Format& f, std::ostream* os) { *os << "v" << f.zarr_format << " " << f.codec << (f.shard.empty() ? "" : " sharded"); }
+void PrintTo(const Format& f, std::ostream* os) {
+  *os << "v" << f.zarr_format << " " << f.codec << (f.shard.empty() ? "" : " sharded");
+}
 
 class ArrayIo : public ::testing::TestWithParam<Format> {};
 
@@ -219,8 +221,7 @@ INSTANTIATE_TEST_SUITE_P(Formats, ArrayIo,
                                            Format{3, {4, 6, 8}, "blosc-zstd"}, Format{3, {2, 9, 4}, "gzip"}),
                          [](const auto& info) {
                            return "v" + std::to_string(info.param.zarr_format) +
-                                  (info.param.shard.empty() ? "" : "_sharded") + "_" +
-                                  std::to_string(info.index);
+                                  (info.param.shard.empty() ? "" : "_sharded") + "_" + std::to_string(info.index);
                          });
 
 TEST(Array, CorruptChunkErrorNamesStoreAndKey) {
@@ -309,10 +310,11 @@ TEST(Array, ReadErrorsFromTheStorePropagate) {
   s.dtype = F32();
   auto a = *Array::Create(base.get(), "", *MakeArrayMetadata(s));
   ASSERT_TRUE(a->Write(a->full_box(), Iota(4)).ok());
-  auto faulty = NewFaultyKvStore(base.get(), {[](std::string_view op, std::string_view key) {
-                                                return op == "read" && key == "c/2" ? IoError("disk on fire") : OkStatus();
-                                              },
-                                              nullptr});
+  auto faulty =
+      NewFaultyKvStore(base.get(), {[](std::string_view op, std::string_view key) {
+                                      return op == "read" && key == "c/2" ? IoError("disk on fire") : OkStatus();
+                                    },
+                                    nullptr});
   auto b = *Array::Open(faulty.get(), "");
   std::string out(16, '\0');
   Status st = b->Read(b->full_box(), out);
