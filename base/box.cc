@@ -14,7 +14,9 @@ std::string Box::ToString() const {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";
-    s += std::to_string(origin[i]) + ":" + std::to_string(origin[i] + shape[i]);
+    int64_t end = 0;  // a user's box may not have one: "origin:+extent" then
+    s += std::to_string(origin[i]) + ":" +
+         (__builtin_add_overflow(origin[i], shape[i], &end) ? "+" + std::to_string(shape[i]) : std::to_string(end));
   }
   return s + "]";
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <vector>
 
 #ifdef JIGSAW_HAVE_MPI
 #include <dlfcn.h>
@@ -27,15 +29,37 @@ class LocalCommunicator final : public TensorCommunicator {
     return OkStatus();
   }
   Status AllReduceSum(float*, int64_t) override { return OkStatus(); }
+  Status AllGather(const float* send, float* recv, int64_t n) override {
+    if (send != recv && n > 0) std::memmove(recv, send, n * sizeof(float));
+    return OkStatus();
+  }
+  Status ReduceScatterSum(const float* send, float* recv, int64_t n) override { return AllGather(send, recv, n); }
+  Status Send(const float* data, int64_t n, int64_t to) override {
+    RETURN_IF_ERROR(CheckRoot(to));
+    queue_.emplace_back(data, data + n);
+    return OkStatus();
+  }
+  Status Recv(float* data, int64_t n, int64_t from) override {
+    RETURN_IF_ERROR(CheckRoot(from));
+    if (queue_.empty()) return FailedPreconditionError("Recv on a 1-rank communicator with nothing sent to it");
+    if (static_cast<int64_t>(queue_.front().size()) != n) {
+      return InvalidArgumentError("Recv of " + std::to_string(n) + " elements; " +
+                                  std::to_string(queue_.front().size()) + " were sent");
+    }
+    std::copy(queue_.front().begin(), queue_.front().end(), data);
+    queue_.pop_front();
+    return OkStatus();
+  }
   Result<std::unique_ptr<TensorCommunicator>> Split(int64_t, int64_t) override {
     return std::unique_ptr<TensorCommunicator>(new LocalCommunicator());
   }
 
  private:
   static Status CheckRoot(int64_t root) {
-    if (root != 0) return InvalidArgumentError("root " + std::to_string(root) + " outside a communicator of 1 rank");
+    if (root != 0) return InvalidArgumentError("rank " + std::to_string(root) + " outside a communicator of 1 rank");
     return OkStatus();
   }
+  std::deque<std::vector<float>> queue_;  // sent to itself, not yet received
 };
 
 #ifdef JIGSAW_HAVE_MPI
@@ -123,6 +147,32 @@ class MpiCommunicator final : public TensorCommunicator {
     // Reduce then broadcast: every rank ends with rank 0's bits (MPI_Allreduce does not promise that).
     RETURN_IF_ERROR(ReduceSum(data, data, n, 0));
     return BroadcastData(data, n, 0);
+  }
+  Status AllGather(const float* send, float* recv, int64_t n) override {
+    if (n > kMaxPiece) return InvalidArgumentError("AllGather of more than 2^30 elements per rank");
+    const void* s = send == recv + rank_ * n ? MPI_IN_PLACE : static_cast<const void*>(send);
+    return MpiStatus(MPI_Allgather(s, static_cast<int>(n), MPI_FLOAT, recv, static_cast<int>(n), MPI_FLOAT, comm_),
+                     "MPI_Allgather");
+  }
+  Status ReduceScatterSum(const float* send, float* recv, int64_t n) override {
+    if (n > kMaxPiece) return InvalidArgumentError("ReduceScatterSum of more than 2^30 elements per rank");
+    return MpiStatus(MPI_Reduce_scatter_block(send, recv, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_),
+                     "MPI_Reduce_scatter_block");
+  }
+  Status Send(const float* data, int64_t n, int64_t to) override {
+    for (int64_t at = 0; at < n; at += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - at));
+      RETURN_IF_ERROR(MpiStatus(MPI_Send(data + at, piece, MPI_FLOAT, static_cast<int>(to), 0, comm_), "MPI_Send"));
+    }
+    return OkStatus();
+  }
+  Status Recv(float* data, int64_t n, int64_t from) override {
+    for (int64_t at = 0; at < n; at += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - at));
+      RETURN_IF_ERROR(MpiStatus(
+          MPI_Recv(data + at, piece, MPI_FLOAT, static_cast<int>(from), 0, comm_, MPI_STATUS_IGNORE), "MPI_Recv"));
+    }
+    return OkStatus();
   }
   Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) override {
     MPI_Comm sub;

@@ -1,8 +1,8 @@
 // How the ranks of a job talk. Two interfaces: Communicator, the small control one (gather, broadcast,
 // barrier; checkpoint commits agree through it, and Python can supply one), and TensorCommunicator, which
-// adds the data calls the trainer needs (broadcast, reduce, all-reduce of float32 tensors, sub-
-// communicators). Backends: local (one process) and MPI (one process per rank, CPU buffers); NCCL (GPU
-// buffers, MPI handing out the id) slots in behind TensorCommunicator.
+// adds the data calls of tensor parallelism (broadcast, reduce, all-reduce, all-gather, reduce-scatter and
+// send/receive of float32 tensors, sub-communicators per mesh axis). Backends: local (one process) and MPI (one process
+// per rank, CPU buffers); NCCL (GPU buffers, MPI handing out the id) slots in behind TensorCommunicator.
 //
 // Contract:
 // - Every call is collective over the communicator: every rank calls it, in the same order, with the
@@ -47,6 +47,15 @@ class TensorCommunicator : public Communicator {
   virtual Status ReduceSum(const float* send, float* recv, int64_t n, int64_t root) = 0;
   // data = the sum over ranks of data, identical on every rank.
   virtual Status AllReduceSum(float* data, int64_t n) = 0;
+  // recv[r * n, (r + 1) * n) = rank r's send[0, n), on every rank (recv holds size() * n).
+  virtual Status AllGather(const float* send, float* recv, int64_t n) = 0;
+  // recv[0, n) on rank r = the sum over ranks of their send[r * n, (r + 1) * n) (send holds size() * n).
+  virtual Status ReduceScatterSum(const float* send, float* recv, int64_t n) = 0;
+  // Point to point, the one exception to "every rank calls it": a Send to rank `to` pairs with a Recv from
+  // this rank there, in the same order; both block until the data is out of (into) the buffer. The local
+  // backend queues a send to itself for its next receive.
+  virtual Status Send(const float* data, int64_t n, int64_t to) = 0;
+  virtual Status Recv(float* data, int64_t n, int64_t from) = 0;
 
   // The ranks with the same `color` form a new communicator, ordered by `key` (then by rank).
   virtual Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) = 0;

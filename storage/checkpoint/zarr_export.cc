@@ -8,6 +8,7 @@
 #include "storage/kvstore/io_threads.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/group.h"
+#include "storage/zarr/store_ops.h"
 
 namespace jigsaw {
 
@@ -17,7 +18,7 @@ Status ExportZarr(KvStore* root, const std::string& step, KvStore* dst, const st
     ASSIGN_OR_RETURN(step_dir, LatestStep(root));
   }
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, step_dir));
-  RETURN_IF_ERROR(RequireEmpty(dst));
+  RETURN_IF_ERROR(BeginStoreWrite(dst, "a jigsaw-ckpt Zarr export of " + root->url() + "/" + step_dir));
   nlohmann::json mesh = nlohmann::json::array();
   for (const auto& [axis, size] : m.mesh.axes) mesh.push_back({axis, size});
   RETURN_IF_ERROR(WriteGroup(dst, "", 3, {{"jigsaw_step", m.step}, {"jigsaw_mesh", mesh}, {"metadata", m.metadata}}));
@@ -59,7 +60,8 @@ Status ExportZarr(KvStore* root, const std::string& step, KvStore* dst, const st
     });
     RETURN_IF_ERROR(err.Get());
   }
-  return WriteConsolidated(dst, 3);
+  RETURN_IF_ERROR(WriteConsolidated(dst, 3));
+  return FinishStoreWrite(dst);
 }
 
 }  // namespace jigsaw

@@ -330,6 +330,19 @@ bool Within(const std::filesystem::path& inner, const std::filesystem::path& out
 
 }  // namespace
 
+Status BeginStoreWrite(KvStore* dst, const std::string& what) {
+  ASSIGN_OR_RETURN(ReadResult marker, dst->Read(kUnfinishedMarker));
+  if (!marker.missing) {  // an unfinished write: start over
+    ASSIGN_OR_RETURN(auto keys, dst->List(""));
+    for (const auto& e : keys) RETURN_IF_ERROR(dst->Delete(e.key));
+  } else {
+    RETURN_IF_ERROR(RequireEmpty(dst));
+  }
+  return dst->Write(kUnfinishedMarker, "unfinished: " + what + "\n").Annotate(dst->url());
+}
+
+Status FinishStoreWrite(KvStore* dst) { return dst->Delete(kUnfinishedMarker).Annotate(dst->url()); }
+
 Status CheckCopyDestination(KvStore* src, KvStore* dst) {
   const auto s = LocalDirectory(src), d = LocalDirectory(dst);
   if (s && d && (Within(*d, *s) || Within(*s, *d))) {
@@ -338,20 +351,14 @@ Status CheckCopyDestination(KvStore* src, KvStore* dst) {
         (Within(*d, *s) ? "the destination lies inside the source" : "the source lies inside the destination") + " (" +
         s->string() + ", " + d->string() + ")");
   }
-  ASSIGN_OR_RETURN(ReadResult marker, dst->Read(kCopyMarker));
-  if (!marker.missing) {  // an unfinished copy: start over
-    ASSIGN_OR_RETURN(auto keys, dst->List(""));
-    for (const auto& e : keys) RETURN_IF_ERROR(dst->Delete(e.key));
-    return OkStatus();
-  }
-  return RequireEmpty(dst);
+  return OkStatus();
 }
 
 Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream& log) {
   RETURN_IF_ERROR(CheckCopyDestination(src, dst));
   ASSIGN_OR_RETURN(auto nodes, ListNodes(src));
   // Marked unfinished first and finished last: a copy that fails half-way never verifies, and can be retried.
-  RETURN_IF_ERROR(dst->Write(kCopyMarker, "unfinished copy of " + src->url() + "\n").Annotate(dst->url()));
+  RETURN_IF_ERROR(BeginStoreWrite(dst, "a jigsaw-store copy of " + src->url()));
   int format = o.zarr_format;
   if (format == 0) format = nodes.front().meta.zarr_format;
   int64_t total = 0;
@@ -403,7 +410,7 @@ Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream&
         << dm.codecs->Describe() << "\n";
   }
   RETURN_IF_ERROR(WriteConsolidated(dst, format).Annotate(dst->url()));
-  return dst->Delete(kCopyMarker).Annotate(dst->url());
+  return FinishStoreWrite(dst);
 }
 
 Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
@@ -415,12 +422,13 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
   };
   ASSIGN_OR_RETURN(auto keys, store->List(""));
   for (const auto& e : keys) {
-    if (e.key == kCopyMarker) {
-      problem(store->url() + ": an unfinished jigsaw-store copy (" + kCopyMarker +
-              "): rerun the copy, which starts over");
+    if (e.key == kUnfinishedMarker) {
+      auto what = store->Read(kUnfinishedMarker);
+      problem(store->url() + ": " + (what.ok() ? what->value.substr(0, what->value.find('\n')) : "unfinished") + " (" +
+              kUnfinishedMarker + "): rerun it, which starts over");
     }
   }
-  std::erase_if(keys, [](const ListEntry& e) { return e.key == kCopyMarker; });
+  std::erase_if(keys, [](const ListEntry& e) { return e.key == kUnfinishedMarker; });
   std::vector<Node> nodes;
   {
     // Parse each metadata document on its own so that one bad document is reported, not fatal.

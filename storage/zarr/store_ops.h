@@ -36,11 +36,17 @@ struct CopyOptions {
   bool no_shard = false;       // write plain chunks even when the source is sharded
   ProgressFn progress;         // bytes of array data copied
 };
+// Writers of whole stores (a copy, a checkpoint's Zarr export) mark the destination unfinished first and
+// finished last: BeginStoreWrite requires `dst` empty, or an unfinished write (which it clears, so that a
+// failed write can be retried), and writes kUnfinishedMarker naming `what`; FinishStoreWrite removes it.
+// VerifyStore reports a store that holds the marker.
+inline constexpr const char* kUnfinishedMarker = "jigsaw-write-unfinished";
+Status BeginStoreWrite(KvStore* dst, const std::string& what);
+Status FinishStoreWrite(KvStore* dst);
+
 // Copies every group and array (attributes, data) from src to dst, converting format, codec and
-// sharding, then writes consolidated metadata. The destination must be empty, or an unfinished copy (which
-// is cleared), and neither store may lie inside the other (links resolved). Until it finishes, the
-// destination holds kCopyMarker, and VerifyStore reports it unfinished.
-inline constexpr const char* kCopyMarker = "jigsaw-copy-unfinished";
+// sharding, then writes consolidated metadata. The destination as BeginStoreWrite wants it, and neither
+// store may lie inside the other (links resolved).
 Status CheckCopyDestination(KvStore* src, KvStore* dst);
 Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& options, std::ostream& log);
 

@@ -33,6 +33,7 @@ TEST(Box, IntersectionAndOverlap) {
   EXPECT_FALSE(Overlap(a, c));  // touching is not overlapping
   EXPECT_EQ(Intersection(a, c).num_elements(), 0);
   EXPECT_EQ(a.ToString(), "[0:4, 0:4]");
+  EXPECT_EQ((Box{{kMax, 1}, {2, 2}}).ToString(), "[9223372036854775807:+2, 1:3]");  // no overflow to print it
 }
 
 }  // namespace

@@ -150,7 +150,7 @@ def test_copy_never_into_itself_and_a_failed_copy_never_verifies(jigsaw, tmp_pat
     r = jigsaw.store("copy", path, dst, "--codec", "snappy9", check=False)
     assert r.returncode != 0
     v = jigsaw.store("verify", dst, check=False)
-    assert v.returncode != 0 and "unfinished jigsaw-store copy" in v.stdout + v.stderr, v.stdout + v.stderr
+    assert v.returncode != 0 and "unfinished: a jigsaw-store copy of" in v.stdout + v.stderr, v.stdout + v.stderr
     # A corrupt source chunk fails the copy half-way; the destination does not verify; once the source is
     # mended, the copy reruns into the same destination.
     chunk = path / "a" / "c" / "1" / "1"
@@ -159,11 +159,11 @@ def test_copy_never_into_itself_and_a_failed_copy_never_verifies(jigsaw, tmp_pat
     r = jigsaw.store("copy", path, dst, check=False)
     assert r.returncode != 0 and "a/c/1/1" in r.stderr, r.stderr
     v = jigsaw.store("verify", dst, check=False)
-    assert v.returncode != 0 and "unfinished jigsaw-store copy" in v.stdout + v.stderr
+    assert v.returncode != 0 and "unfinished: a jigsaw-store copy of" in v.stdout + v.stderr
     chunk.write_bytes(good)
     jigsaw.store("copy", path, dst)
     jigsaw.store("verify", dst)
-    assert not (dst / "jigsaw-copy-unfinished").exists()
+    assert not (dst / "jigsaw-write-unfinished").exists()
 
 
 def safetensors_bytes(tensors, data, pad=b""):

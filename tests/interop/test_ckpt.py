@@ -127,6 +127,18 @@ def test_flipped_byte_is_found_and_named(jigsaw, tmp_path, source):
     assert r.returncode == 1 and "rank-00003.bin" in r.stdout and "crc32c mismatch" in r.stdout and "tensor" in r.stdout
     r = jigsaw.ckpt("export", root, "--out", tmp_path / "x.safetensors", check=False)
     assert r.returncode != 0 and "crc32c mismatch" in r.stderr
+    # The Zarr export stops at the bad tile; what it left says it is unfinished, and once the file is mended
+    # the export reruns into the same place.
+    r = jigsaw.ckpt("export", root, "--out", tmp_path / "x.zarr", check=False)
+    assert r.returncode != 0 and "crc32c mismatch" in r.stderr
+    v = jigsaw.store("verify", tmp_path / "x.zarr", check=False)
+    assert v.returncode != 0 and "unfinished: a jigsaw-ckpt Zarr export" in v.stdout + v.stderr, v.stdout + v.stderr
+    b[10] ^= 0x40
+    rank_file.write_bytes(bytes(b))
+    jigsaw.ckpt("export", root, "--out", tmp_path / "x.zarr")
+    jigsaw.store("verify", tmp_path / "x.zarr")
+    b[10] ^= 0x40
+    rank_file.write_bytes(bytes(b))
     manifest = root / "step-00000000" / "manifest.json"
     text = manifest.read_text()
     # A flipped digit keeps the JSON valid: the manifest's own checksum catches it.

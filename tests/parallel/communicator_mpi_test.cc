@@ -1,0 +1,90 @@
+// The MPI communicator's data calls on N processes (mpirun -np N), against values each rank computes by
+// itself: broadcast, reduce, all-reduce (bit-identical on every rank), all-gather, reduce-scatter,
+// send/receive round a ring, and the same on the sub-communicators of a 2 x (N/2) mesh.
+#include <mpi.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "parallel/communicator.h"
+
+using namespace jigsaw;
+
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      std::fprintf(stderr, "rank %d: %s:%d: check failed: %s\n", rank, __FILE__, __LINE__, #cond); \
+      MPI_Abort(MPI_COMM_WORLD, 1);                                                                \
+    }                                                                                              \
+  } while (0)
+
+namespace {
+
+// What rank r holds: n values that differ by rank and index.
+std::vector<float> Values(int64_t r, int64_t n) {
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(r * 1000 + i) * 0.5f;
+  return v;
+}
+
+void CheckAll(TensorCommunicator* c, int rank) {
+  const int64_t R = c->size(), me = c->rank(), n = 5;
+  // AllGather: every rank's values in rank order.
+  std::vector<float> all(R * n);
+  CHECK(c->AllGather(Values(me, n).data(), all.data(), n).ok());
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t i = 0; i < n; ++i) CHECK(all[r * n + i] == Values(r, n)[i]);
+  // ReduceScatterSum: rank r gets the sum over ranks of their part r.
+  std::vector<float> send(R * n), part(n);
+  for (int64_t k = 0; k < R * n; ++k) send[k] = static_cast<float>(me + 1) * (k + 1);
+  CHECK(c->ReduceScatterSum(send.data(), part.data(), n).ok());
+  const float ranks_sum = static_cast<float>(R * (R + 1) / 2);
+  for (int64_t i = 0; i < n; ++i) CHECK(part[i] == ranks_sum * static_cast<float>(me * n + i + 1));
+  // AllReduceSum: the same bits everywhere.
+  std::vector<float> x = Values(me, n);
+  CHECK(c->AllReduceSum(x.data(), n).ok());
+  for (int64_t i = 0; i < n; ++i) {
+    float want = 0;
+    for (int64_t r = 0; r < R; ++r) want += Values(r, n)[i];
+    CHECK(x[i] == want);
+  }
+  // BroadcastData from the last rank; ReduceSum to it.
+  std::vector<float> b = Values(me, n);
+  CHECK(c->BroadcastData(b.data(), n, R - 1).ok());
+  CHECK(b == Values(R - 1, n));
+  // Send/Recv round a ring: each rank sends to the next and receives from the one before.
+  std::vector<float> from_prev(n);
+  const int64_t next = (me + 1) % R, prev = (me + R - 1) % R;
+  if (me % 2 == 0) {
+    CHECK(c->Send(Values(me, n).data(), n, next).ok());
+    CHECK(c->Recv(from_prev.data(), n, prev).ok());
+  } else {
+    CHECK(c->Recv(from_prev.data(), n, prev).ok());
+    CHECK(c->Send(Values(me, n).data(), n, next).ok());
+  }
+  CHECK(from_prev == Values(prev, n));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  {
+    auto world = NewMpiCommunicator();
+    CHECK(world.ok());
+    CheckAll(world->get(), rank);
+    // Sub-communicators of a 2 x (N/2) mesh: rows and columns.
+    const int64_t cols = (*world)->size() / 2;
+    auto row = (*world)->Split(rank / cols, rank % cols);
+    auto col = (*world)->Split(rank % cols, rank / cols);
+    CHECK(row.ok() && col.ok());
+    CHECK((*row)->size() == cols && (*col)->size() == 2);
+    CheckAll(row->get(), rank);
+    CheckAll(col->get(), rank);
+  }
+  if (rank == 0) std::printf("communicator checks passed\n");
+  MPI_Finalize();
+  return 0;
+}

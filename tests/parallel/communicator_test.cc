@@ -1,0 +1,31 @@
+// The communicator's data calls on one process (the MPI backend runs the same checks on 4 processes in
+// communicator_mpi_test.cc).
+#include "parallel/communicator.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace jigsaw {
+namespace {
+
+TEST(LocalCommunicator, DataCallsAreIdentitiesAndSendReachesTheNextRecv) {
+  auto c = NewLocalCommunicator();
+  std::vector<float> a{1, 2, 3}, b(3);
+  ASSERT_TRUE(c->AllGather(a.data(), b.data(), 3).ok());
+  EXPECT_EQ(b, a);
+  std::fill(b.begin(), b.end(), 0);
+  ASSERT_TRUE(c->ReduceScatterSum(a.data(), b.data(), 3).ok());
+  EXPECT_EQ(b, a);
+  ASSERT_TRUE(c->Send(a.data(), 3, 0).ok());
+  std::vector<float> got(3);
+  ASSERT_TRUE(c->Recv(got.data(), 3, 0).ok());
+  EXPECT_EQ(got, a);
+  EXPECT_EQ(c->Recv(got.data(), 3, 0).code(), StatusCode::kFailedPrecondition);  // nothing left
+  EXPECT_EQ(c->Send(a.data(), 3, 1).code(), StatusCode::kInvalidArgument);       // no rank 1
+  ASSERT_TRUE(c->Send(a.data(), 3, 0).ok());
+  EXPECT_EQ(c->Recv(got.data(), 2, 0).code(), StatusCode::kInvalidArgument);  // sizes must match
+}
+
+}  // namespace
+}  // namespace jigsaw
