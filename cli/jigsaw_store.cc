@@ -38,9 +38,17 @@ Status WriteFileAtomic(const std::string& path, const std::string& data) {
   {
     std::ofstream f(tmp, std::ios::binary);
     f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!f) return IoError("cannot write " + tmp);
+    f.close();
+    if (!f) {
+      std::remove(tmp.c_str());  // a full disk leaves nothing behind
+      return IoError("cannot write " + tmp);
+    }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoToStatus(errno, "rename to " + path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    return ErrnoToStatus(e, "rename to " + path);
+  }
   return OkStatus();
 }
 

@@ -178,8 +178,22 @@ Status ExportSafetensors(KvStore* root, const std::string& step, const std::stri
   header["__metadata__"] = {{"format", "pt"}, {"jigsaw_step", std::to_string(m.step)}};
   std::string h = header.dump();
   h.append((8 - h.size() % 8) % 8, ' ');  // data starts 8-byte aligned
+  // As the Zarr export: an existing file is not replaced (a model may be worth more than this export).
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    return FailedPreconditionError(path + " exists; choose another --out or delete it first");
+  }
   const std::string tmp = path + ".tmp";
+  // Whatever fails below (a corrupt tile, a full disk), the temporary file goes with it.
+  struct RemoveUnlessRenamed {
+    const std::string& file;
+    bool renamed = false;
+    ~RemoveUnlessRenamed() {
+      if (!renamed) std::remove(file.c_str());
+    }
+  } cleanup{tmp};
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) return IoError("cannot create " + tmp);
   uint64_t n = h.size();
   out.write(reinterpret_cast<const char*>(&n), 8);
   out.write(h.data(), static_cast<std::streamsize>(h.size()));
@@ -203,6 +217,7 @@ Status ExportSafetensors(KvStore* root, const std::string& step, const std::stri
   out.close();
   if (!out) return IoError("cannot write " + tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoToStatus(errno, "rename to " + path);
+  cleanup.renamed = true;
   return OkStatus();
 }
 

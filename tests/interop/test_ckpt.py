@@ -88,6 +88,12 @@ def test_zarr_export_reads_in_zarr_python_and_tensorstore(jigsaw, tmp_path, sour
     assert group["encoder.0.weight"].attrs["jigsaw_partition"] == ["domain", "tensor"]
     r = jigsaw.ckpt("export", tmp_path / "c", "--out", tmp_path / "c.zarr", check=False)
     assert r.returncode != 0 and "not empty" in r.stderr
+    # Neither export replaces what is there: the safetensors file is refused like the Zarr group.
+    jigsaw.ckpt("export", tmp_path / "c", "--out", tmp_path / "c.safetensors")
+    before = (tmp_path / "c.safetensors").read_bytes()
+    r = jigsaw.ckpt("export", tmp_path / "c", "--out", tmp_path / "c.safetensors", check=False)
+    assert r.returncode != 0 and "c.safetensors exists" in r.stderr, r.stderr
+    assert (tmp_path / "c.safetensors").read_bytes() == before
 
 
 def test_exported_file_reads_in_pytorch(jigsaw, tmp_path, source):
@@ -127,6 +133,7 @@ def test_flipped_byte_is_found_and_named(jigsaw, tmp_path, source):
     assert r.returncode == 1 and "rank-00003.bin" in r.stdout and "crc32c mismatch" in r.stdout and "tensor" in r.stdout
     r = jigsaw.ckpt("export", root, "--out", tmp_path / "x.safetensors", check=False)
     assert r.returncode != 0 and "crc32c mismatch" in r.stderr
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "x.safetensors.tmp").exists()
     # The Zarr export stops at the bad tile; what it left says it is unfinished, and once the file is mended
     # the export reruns into the same place.
     r = jigsaw.ckpt("export", root, "--out", tmp_path / "x.zarr", check=False)
