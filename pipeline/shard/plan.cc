@@ -144,6 +144,9 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
       }
     }
     if (!info) {
+      for (const auto& src : sources) {
+        if (std::string why = src->Unusable(var); !why.empty()) return UnimplementedError(src->url() + ": " + why);
+      }
       std::string have;
       for (const auto& v : first->variables()) have += (have.empty() ? "" : ", ") + v.name;
       return InvalidArgumentError("unknown variable \"" + requested + "\" (the first source has: " + have + ")");

@@ -145,8 +145,15 @@ class ZarrSource final : public Source {
         if (r == DimRole::kOther && m.shape[d] != 1) usable = false;  // e.g. an ensemble member dimension
       }
       if (!has[static_cast<int>(DimRole::kTime)] || !has[static_cast<int>(DimRole::kLatitude)] ||
-          !has[static_cast<int>(DimRole::kLongitude)] || !usable) {
+          !has[static_cast<int>(DimRole::kLongitude)]) {
         continue;  // a coordinate or an auxiliary array
+      }
+      if (!usable) {  // kept aside: the store's other variables stay readable, a request for this one is told why
+        unusable_[CanonicalVariableName(n.path)] =
+            "variable \"" + n.path + "\" has a dimension besides time/level/latitude/longitude longer than 1 (" +
+            nlohmann::json(m.dimension_names).dump() + " of " + nlohmann::json(m.shape).dump() +
+            ", e.g. an ensemble member dimension); select one first";
+        continue;
       }
       for (size_t d = 0; d < m.shape.size(); ++d) {
         int64_t want = v.roles[d] == DimRole::kTime        ? static_cast<int64_t>(times_.size())
@@ -171,7 +178,13 @@ class ZarrSource final : public Source {
     return OkStatus();
   }
 
+  std::string Unusable(const std::string& name) const override {
+    auto it = unusable_.find(name);
+    return it == unusable_.end() ? "" : it->second;
+  }
+
   std::unique_ptr<KvStore> store_;
+  std::map<std::string, std::string> unusable_;  // canonical name -> why it cannot be read
   SourceGrid grid_;
   PlaneOrientation orientation_;
   std::vector<int64_t> times_;

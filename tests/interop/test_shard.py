@@ -402,3 +402,16 @@ def test_a_changed_byte_in_a_v3_chunk_fails_verify_and_every_reader(jigsaw, tmp_
         zarr.open_array(str(out / "data"), mode="r")[...]
     with pytest.raises(Exception):
         ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out / "data")}}).result().read().result()
+
+
+def test_a_variable_with_an_extra_dimension_is_refused_by_name(jigsaw, tmp_path):
+    """A Zarr variable with a dimension besides time/level/lat/lon (an ensemble member) is not "unknown": the
+    refusal names it and the dimension, as for NetCDF; the store's other variables stay readable."""
+    ds = make_dataset()
+    ds["ens_t2m"] = ds["2m_temperature"].expand_dims(member=2).transpose("time", "member", ...)
+    src = str(tmp_path / "src.zarr")
+    ds.to_zarr(src, zarr_format=2, consolidated=True)
+    base = ["--start", "2020-01-01T00", "--end", "2020-01-02T06", "--tiles", "1x1x1"]
+    r = jigsaw.shard("run", "--source", src, "--vars", "ens_t2m", *base, "--out", tmp_path / "a.zarr", check=False)
+    assert r.returncode != 0 and 'variable "ens_t2m" has a dimension besides' in r.stderr and "member" in r.stderr, r.stderr
+    jigsaw.shard("run", "--source", src, "--vars", "2m_temperature", *base, "--out", tmp_path / "b.zarr")
