@@ -57,6 +57,14 @@ Status CheckBlocks(KvStore* root, const std::string& key, const TensorRecord& t,
   return OkStatus();
 }
 
+// A failed read of a rank file names the store, the file and the tensor (a truncated file says only "byte
+// range ... outside a value of N bytes" otherwise).
+template <typename T>
+Result<T> Named(Result<T> r, KvStore* root, const std::string& key, const TensorRecord& t) {
+  if (r.ok()) return r;
+  return r.status().Annotate(root->url() + ": " + key + " (tensor " + t.spec.name + ")");
+}
+
 Status MissingRankFile(KvStore* root, const std::string& key, const TensorRecord& t) {
   return DataLossError(root->url() + ": " + key + " is missing (tensor " + t.spec.name + ")");
 }
@@ -84,13 +92,17 @@ Result<std::string> ReadTensorBox(KvStore* root, const std::string& step_dir, co
     if (Volume(s.part.shape) == 0) continue;
     const std::string key = step_dir + "/" + RankFile(tile.rank);
     if (s.whole_run) {  // straight into the result, no copy
-      ASSIGN_OR_RETURN(bool found, root->ReadInto(key, ByteRange::Span(tile.offset + s.lo, tile.offset + s.hi), &out));
+      ASSIGN_OR_RETURN(
+          bool found,
+          Named(root->ReadInto(key, ByteRange::Span(tile.offset + s.lo, tile.offset + s.hi), &out), root, key, t));
       if (!found) return MissingRankFile(root, key, t);
       RETURN_IF_ERROR(CheckBlocks(root, key, t, tile, s, out));
       return out;
     }
     thread_local std::string slab;
-    ASSIGN_OR_RETURN(bool found, root->ReadInto(key, ByteRange::Span(tile.offset + s.blo, tile.offset + s.bhi), &slab));
+    ASSIGN_OR_RETURN(
+        bool found,
+        Named(root->ReadInto(key, ByteRange::Span(tile.offset + s.blo, tile.offset + s.bhi), &slab), root, key, t));
     if (!found) return MissingRankFile(root, key, t);
     RETURN_IF_ERROR(CheckBlocks(root, key, t, tile, s, slab));
     std::vector<int64_t> slab_shape = tile.box.shape;
@@ -113,7 +125,8 @@ Result<LoadedBox> LoadTensorBox(KvStore* root, const std::string& step_dir, cons
     if (Volume(s.part.shape) == 0) continue;
     if (!s.whole_run || s.hi - s.lo < kMinMappedBytes) break;
     const std::string key = step_dir + "/" + RankFile(tile.rank);
-    ASSIGN_OR_RETURN(auto mapped, root->Map(key, ByteRange::Span(tile.offset + s.lo, tile.offset + s.hi)));
+    ASSIGN_OR_RETURN(auto mapped,
+                     Named(root->Map(key, ByteRange::Span(tile.offset + s.lo, tile.offset + s.hi)), root, key, t));
     if (!mapped) break;  // a store that cannot map, or a missing file (the read below names it)
     RETURN_IF_ERROR(CheckBlocks(root, key, t, tile, s, std::string_view(mapped->data(), mapped->size())));
     return LoadedBox(std::move(mapped));
@@ -135,7 +148,7 @@ Result<std::vector<std::string>> VerifyCheckpoint(KvStore* root, const std::stri
     auto r = root->Read(key, ByteRange::Span(tile->offset, tile->offset + tile->nbytes));
     std::string p;
     if (!r.ok())
-      p = r.status().message();
+      p = root->url() + ": " + key + ": " + r.status().message();
     else if (r->missing)
       p = root->url() + ": " + key + " is missing";
     else if (Crc32c(r->value) != tile->crc32c) {

@@ -206,3 +206,17 @@ def test_bad_input(jigsaw, tmp_path, source):
     jigsaw.ckpt("import", path, "--mesh", "domain=1", "--out", tmp_path / "w", "--no-sync")
     r = jigsaw.ckpt("import", path, "--mesh", "domain=1", "--out", tmp_path / "w", "--no-sync", check=False)
     assert r.returncode != 0 and "already committed" in r.stderr
+
+
+def test_a_truncated_rank_file_is_named_with_its_tensor(jigsaw, tmp_path, source):
+    """A rank file shorter than its manifest says: verify, export and the Python load name the file and a
+    tensor, not only "byte range ... outside a value of N bytes"."""
+    _, path, part = source
+    root = tmp_path / "c"
+    jigsaw.ckpt("import", path, "--mesh", "domain=2,tensor=2", "--partition", part, "--out", root, "--no-sync")
+    rank_file = root / "step-00000000" / "rank-00001.bin"
+    rank_file.write_bytes(rank_file.read_bytes()[:100])
+    r = jigsaw.ckpt("verify", root, check=False)
+    assert r.returncode == 1 and "rank-00001.bin" in r.stdout and "(tensor " in r.stdout, r.stdout
+    r = jigsaw.ckpt("export", root, "--out", tmp_path / "x.safetensors", check=False)
+    assert r.returncode != 0 and "step-00000000/rank-00001.bin (tensor " in r.stderr, r.stderr
