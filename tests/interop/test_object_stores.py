@@ -54,6 +54,12 @@ def local_objects(root):
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def chunk_count(objects_by_key):
+    """The chunk objects of a store: every key but the metadata documents."""
+    meta = ("zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata")
+    return sum(1 for k in objects_by_key if not k.rsplit("/", 1)[-1] in meta)
+
+
 def test_copy_to_s3_reads_back_byte_for_byte_with_boto3(jigsaw, moto, source, tmp_path):
     jigsaw.store("copy", source, tmp_path / "local.zarr")
     jigsaw.store("copy", source, "s3://bkt/copy.zarr", env=moto.env())
@@ -63,7 +69,9 @@ def test_copy_to_s3_reads_back_byte_for_byte_with_boto3(jigsaw, moto, source, tm
     a = jigsaw.get(tmp_path / "local.zarr", "temperature", tmp_path)
     jigsaw.store("get", "s3://bkt/copy.zarr", "temperature", "--out", tmp_path / "s3.npy", env=moto.env())
     assert_same(np.load(tmp_path / "s3.npy"), a)
-    assert jigsaw.store("verify", "s3://bkt/copy.zarr", env=moto.env()).returncode == 0
+    # verify read every chunk object there is (the run() above already asserted exit 0)
+    v = json.loads(jigsaw.store("verify", "s3://bkt/copy.zarr", "--json", env=moto.env()).stdout)
+    assert v["ok"] and v["problems"] == [] and v["chunks_checked"] == chunk_count(theirs), (v, chunk_count(theirs))
 
 
 def test_reads_what_zarr_python_and_tensorstore_put_on_s3(jigsaw, moto, tmp_path, monkeypatch):
@@ -124,8 +132,10 @@ def test_shard_from_and_to_s3_equals_local(jigsaw, moto, source, tmp_path):
     jigsaw.store("copy", source, "s3://bkt/src-for-shard.zarr", env=moto.env())
     jigsaw.shard("run", "--source", "s3://bkt/src-for-shard.zarr", *SHARD_ARGS, "--out", "s3://bkt/tiles.zarr",
                  env=moto.env())
-    assert jigsaw.shard("verify", "s3://bkt/tiles.zarr", env=moto.env()).returncode == 0
+    jigsaw.shard("verify", "s3://bkt/tiles.zarr", env=moto.env())
     mine, theirs = local_objects(tmp_path / "tiles.zarr"), objects(moto, "bkt", "tiles.zarr")
+    v = json.loads(jigsaw.store("verify", "s3://bkt/tiles.zarr", "--json", env=moto.env()).stdout)
+    assert v["ok"] and v["chunks_checked"] == chunk_count(theirs) > 0, (v, chunk_count(theirs))
     # Every chunk is identical; the metadata differs only where it names the source.
     chunks = {k for k in mine if "/c/" in k or k.startswith("data/")}
     assert chunks and {k: mine[k] for k in chunks} == {k: theirs[k] for k in chunks}
