@@ -180,18 +180,27 @@ TEST_P(KvStoreConformance, ConcurrentWritersNeverTearValues) {
     });
   }
   std::atomic<bool> torn{false};
+  std::atomic<int> whole{0};  // values the reader saw: a reader that saw none would have checked nothing
   std::thread reader([&] {
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 200 || whole == 0; ++i) {
       auto r = store_->Read("shared");
-      if (r.ok() && !r->missing) {
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (!r->missing) {
         const std::string& v = r->value;
         if (v.size() != 10000 || v.find_first_not_of(v[0]) != std::string::npos) torn = true;
+        ++whole;
       }
     }
   });
   for (auto& t : threads) t.join();
   reader.join();
   EXPECT_FALSE(torn);
+  EXPECT_GT(whole, 0);
+  // And the value left is one writer's, whole.
+  auto last = store_->Read("shared");
+  ASSERT_TRUE(last.ok() && !last->missing);
+  EXPECT_EQ(last->value.size(), 10000u);
+  EXPECT_EQ(last->value.find_first_not_of(last->value[0]), std::string::npos);
 }
 
 }  // namespace jigsaw
