@@ -386,6 +386,19 @@ TEST(Groups, ListCopyVerify) {
   CopyOptions keep2;
   keep2.zarr_format = 2;
   ASSERT_TRUE(CopyStore(mid.get(), back2.get(), keep2, log).ok());
+  {
+    // mid's inner chunks are blosc-zstd (to3 above): the v2 array's compressor is that blosc, values equal.
+    auto kept = *Array::Open(back2.get(), "sub/t");
+    EXPECT_EQ(kept->metadata().zarr_format, 2);
+    EXPECT_EQ(kept->metadata().codecs->sharding(), nullptr);
+    json zarray, zattrs;
+    ASSERT_TRUE(ArrayMetadataToV2(kept->metadata(), &zarray, &zattrs).ok());
+    EXPECT_EQ(zarray["compressor"]["id"], "blosc") << zarray.dump();
+    EXPECT_EQ(zarray["compressor"]["cname"], "zstd") << zarray.dump();
+    std::string values(48 * 4, '\0');
+    ASSERT_TRUE(kept->Read(kept->full_box(), values).ok());
+    EXPECT_EQ(values, Iota(48));
+  }
 
   for (KvStore* st : {src.get(), mid.get(), back.get(), back2.get()}) {
     auto report = VerifyStore(st, nullptr);
