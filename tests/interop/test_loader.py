@@ -170,11 +170,20 @@ def test_bad_input_is_a_clear_error_and_never_hangs(stores, tmp_path):
     for f in (corrupt / "data" / "c").rglob("*"):
         if f.is_file():
             f.write_bytes(b"garbage")
-    loader = jigsaw.Loader(str(corrupt), rank=0, batch_size=1)
-    with pytest.raises(RuntimeError, match="data/c/"):
-        loader.next_batch()
-    with pytest.raises(RuntimeError):
-        loader.next_batch()  # stays failed, does not block
+    # A time bound of its own: a hang ends the process with a traceback after 60 s, and the whole takes < 30 s.
+    import faulthandler
+    import time
+    start = time.monotonic()
+    faulthandler.dump_traceback_later(60, exit=True)
+    try:
+        loader = jigsaw.Loader(str(corrupt), rank=0, batch_size=1)
+        with pytest.raises(RuntimeError, match="data/c/"):
+            loader.next_batch()
+        with pytest.raises(RuntimeError):
+            loader.next_batch()  # stays failed, does not block
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    assert time.monotonic() - start < 30
 
 
 def test_bench_reads_exactly_the_chunks_the_loader_reads_for_a_rank(stores):
