@@ -150,6 +150,20 @@ Status AsyncCheckpointSaver::Advance(Save* next) {
   return StatusFromJson(answer["verdict"]);
 }
 
+std::unique_ptr<AsyncCheckpointSaver::Save> AsyncCheckpointSaver::NewSave(KvStore* root, int64_t step, const Mesh& mesh,
+                                                                          const std::vector<TensorSpec>& tensors,
+                                                                          const SaveOptions& options,
+                                                                          Communicator* comm) {
+  auto save = std::make_unique<Save>();
+  *save = Save{.root = root,
+               .step = step,
+               .mesh = mesh,
+               .tensors = tensors,
+               .options = options,
+               .comm = comm ? comm : local_.get()};
+  return save;
+}
+
 Status AsyncCheckpointSaver::Wait() {
   Status first = Advance(nullptr);  // reports the commit in flight, starts the one of the save in flight
   Status last = Advance(nullptr);   // reports that one
@@ -159,13 +173,7 @@ Status AsyncCheckpointSaver::Wait() {
 Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh,
                                    const std::vector<TensorSpec>& tensors, const TileProvider& provider,
                                    const SaveOptions& options, Communicator* comm) {
-  auto save = std::make_unique<Save>();
-  *save = Save{.root = root,
-               .step = step,
-               .mesh = mesh,
-               .tensors = tensors,
-               .options = options,
-               .comm = comm ? comm : local_.get()};
+  std::unique_ptr<Save> save = NewSave(root, step, mesh, tensors, options, comm);
   Status previous = Advance(save.get());
   if (save->prepared.ok()) {
     // Copy this process's tiles now; the background writer reads only these copies. A failed copy is
@@ -206,13 +214,7 @@ Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh
 Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh,
                                    const std::vector<TensorSpec>& tensors, std::vector<TensorBuffer> tiles,
                                    const SaveOptions& options, Communicator* comm, bool copy_later) {
-  auto save = std::make_unique<Save>();
-  *save = Save{.root = root,
-               .step = step,
-               .mesh = mesh,
-               .tensors = tensors,
-               .options = options,
-               .comm = comm ? comm : local_.get()};
+  std::unique_ptr<Save> save = NewSave(root, step, mesh, tensors, options, comm);
   const Status arguments = [&]() -> Status {
     if (tiles.size() != tensors.size()) {
       return InvalidArgumentError(std::to_string(tiles.size()) + " tiles given for " + std::to_string(tensors.size()) +

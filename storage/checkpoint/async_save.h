@@ -51,6 +51,8 @@ class AsyncCheckpointSaver {
 
  private:
   struct Save;
+  std::unique_ptr<Save> NewSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
+                                const SaveOptions& options, Communicator* comm);
   // Collective, one gather and one broadcast: finishes the background commit and the writes of the save in
   // flight, gathers its records and starts its commit on rank 0's background thread; and agrees on `next`
   // (when given) as PrepareSave does, into next->prepared. The verdict of what finished.
