@@ -257,15 +257,24 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
         }
     const bool in_window = t0 < p.stats_end && t1 > p.stats_begin;
     auto r0 = std::chrono::steady_clock::now();
-    if (all_there) {
-      report.times_skipped += t1 - t0;
-      // Read the block back for the statistics (only when the window needs it).
-      if (in_window) {
-        Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
-        converted.resize((t1 - t0) * sample * dt.size);
-        RETURN_IF_ERROR(data->Read(box, converted));
+    bool rewrite = !all_there;
+    if (all_there && in_window) {
+      // Read the block back for the statistics. A block that no longer decodes (a truncated or changed
+      // chunk) is written again from the sources, instead of failing this resume and every one after it.
+      Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
+      converted.resize((t1 - t0) * sample * dt.size);
+      Status back = data->Read(box, converted);
+      if (back.code() == StatusCode::kDataLoss) {
+        log << "rewriting " << FormatIsoTime(p.times[t0]) << (t1 - t0 > 1 ? " and after" : "") << ": " << back.message()
+            << "\n";
+        rewrite = true;
+      } else {
+        RETURN_IF_ERROR(back);
         ToFloats(converted, dt, &buf);
       }
+    }
+    if (!rewrite) {
+      report.times_skipped += t1 - t0;
     } else {
       buf.resize((t1 - t0) * sample);
       RETURN_IF_ERROR(ReadSources(p, sources, t0, t1, buf));

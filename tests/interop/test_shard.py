@@ -415,3 +415,22 @@ def test_a_variable_with_an_extra_dimension_is_refused_by_name(jigsaw, tmp_path)
     r = jigsaw.shard("run", "--source", src, "--vars", "ens_t2m", *base, "--out", tmp_path / "a.zarr", check=False)
     assert r.returncode != 0 and 'variable "ens_t2m" has a dimension besides' in r.stderr and "member" in r.stderr, r.stderr
     jigsaw.shard("run", "--source", src, "--vars", "2m_temperature", *base, "--out", tmp_path / "b.zarr")
+
+
+def test_a_resume_rewrites_a_chunk_that_no_longer_decodes(jigsaw, tmp_path):
+    """An unfinished store with a truncated chunk: the resume writes that block again from the sources (and
+    says so) instead of failing on it, this time and every time after; the result equals a clean run."""
+    src = str(tmp_path / "src.zarr")
+    make_dataset().to_zarr(src, zarr_format=2, consolidated=True)
+    ref, out = str(tmp_path / "ref.zarr"), tmp_path / "out.zarr"
+    jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--out", ref)
+    shutil.copytree(ref, out)
+    root = json.loads((out / "zarr.json").read_text())
+    root["attributes"]["jigsaw"]["complete"] = False  # as a run killed before its end leaves it
+    (out / "zarr.json").write_text(json.dumps(root, indent=2))
+    chunk = out / "data" / "c" / "1" / "0" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    r = jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--out", out)
+    assert "rewriting 2020-01-01T06:00:00" in r.stdout + r.stderr, r.stdout + r.stderr
+    jigsaw.shard("verify", out)
+    assert_same_tree(ref, str(out))
