@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   auto* codec = app.add_subcommand("codecs", "single-thread encode/decode speed of each codec on a raw file");
   codec->add_option("FILE", raw, "raw little-endian elements (e.g. one chunk)")->required()->check(CLI::ExistingFile);
   codec->add_option("--dtype", dtype_name, "element type of FILE (default float32)");
-  codec->add_option("--codecs", codecs, "codec names (default: all)");
+  codec->add_option("--codecs", codecs, "codec names, and crc32c (the checksum of every v3 chunk) (default: all)");
 
   LoaderOptions lo;
   double seconds = 10;

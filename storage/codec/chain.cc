@@ -252,11 +252,19 @@ Status CodecChain::Decode(std::string_view encoded, std::span<char> out) const {
   if (static_cast<int64_t>(out.size()) != layout_.num_bytes()) return InternalError("decode: wrong buffer size");
   const bool direct = transpose_.empty() && !big_endian_ && !sharding_;
   if (codecs_.empty()) return DecodeArray(encoded, out);
-  if (direct && codecs_.size() == 1) return codecs_[0]->DecodeInto(encoded, out);
+  // A trailing crc32c (on every chunk jigsaw-shard writes) is checked and stripped in place: no copy of the
+  // chunk for it.
+  size_t n = codecs_.size();
+  while (n > 1 && codecs_[n - 1]->name() == "crc32c") {
+    RETURN_IF_ERROR(CheckCrc32cSuffix(encoded));
+    encoded.remove_suffix(4);
+    --n;
+  }
+  if (direct && n == 1) return codecs_[0]->DecodeInto(encoded, out);
   const size_t array_bound = sharding_ ? static_cast<size_t>(2 * layout_.num_bytes() + (1 << 20)) : out.size();
   const size_t stage_bound = array_bound + (1 << 16);
   std::string cur(encoded);
-  for (size_t i = codecs_.size(); i-- > 1;) {
+  for (size_t i = n; i-- > 1;) {
     ASSIGN_OR_RETURN(cur, codecs_[i]->Decode(cur, stage_bound));
   }
   if (direct) return codecs_[0]->DecodeInto(cur, out);

@@ -133,14 +133,7 @@ class Crc32cCodec final : public BytesCodec {
   std::string name() const override { return "crc32c"; }
 
  private:
-  static Status Check(std::string_view in) {
-    if (in.size() < 4) return DataLossError("crc32c: encoded value shorter than its checksum");
-    const auto* t = reinterpret_cast<const unsigned char*>(in.data() + in.size() - 4);
-    uint32_t stored = t[0] | (t[1] << 8) | (t[2] << 16) | (uint32_t(t[3]) << 24);
-    uint32_t actual = Crc32c(in.substr(0, in.size() - 4));
-    if (stored != actual) return DataLossError("crc32c checksum mismatch");
-    return OkStatus();
-  }
+  static Status Check(std::string_view in) { return CheckCrc32cSuffix(in); }
 };
 
 }  // namespace
@@ -161,5 +154,14 @@ uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
 }
 
 std::unique_ptr<BytesCodec> NewCrc32cCodec() { return std::make_unique<Crc32cCodec>(); }
+
+Status CheckCrc32cSuffix(std::string_view in) {
+  if (in.size() < 4) return DataLossError("crc32c: encoded value shorter than its checksum");
+  const auto* t = reinterpret_cast<const unsigned char*>(in.data() + in.size() - 4);
+  uint32_t stored = t[0] | (t[1] << 8) | (t[2] << 16) | (uint32_t(t[3]) << 24);
+  uint32_t actual = Crc32c(in.substr(0, in.size() - 4));
+  if (stored != actual) return DataLossError("crc32c checksum mismatch");
+  return OkStatus();
+}
 
 }  // namespace jigsaw
