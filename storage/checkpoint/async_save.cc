@@ -195,12 +195,10 @@ Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh
       s->payload = SavePayload(copied, nlohmann::json::array());
     } else {
       s->worker = std::thread([s, mine] {
-        std::map<std::string, size_t> index;
-        for (size_t i = 0; i < s->tensors.size(); ++i) index[s->tensors[i].name] = i;
         s->payload = WriteRankFiles(
             s->root, s->step, s->mesh, s->tensors,
-            [&](int64_t rank, const TensorSpec& t, const Box&, std::string*) -> Result<std::string_view> {
-              return std::string_view(s->tiles.at({rank, index.at(t.name)}));
+            [&](int64_t rank, size_t i, const TensorSpec&, const Box&, std::string*) -> Result<std::string_view> {
+              return std::string_view(s->tiles.at({rank, i}));
             },
             s->options, mine);
         s->tiles.clear();
@@ -240,11 +238,8 @@ Status AsyncCheckpointSaver::Start(KvStore* root, int64_t step, const Mesh& mesh
     auto write = [s, rank] {
       s->payload =
           WriteRankFiles(s->root, s->step, s->mesh, s->tensors,
-                         [&](int64_t, const TensorSpec& t, const Box&, std::string*) -> Result<std::string_view> {
-                           size_t i = 0;
-                           while (s->tensors[i].name != t.name) ++i;
-                           return std::string_view(s->buffers[i]);
-                         },
+                         [&](int64_t, size_t i, const TensorSpec&, const Box&,
+                             std::string*) -> Result<std::string_view> { return std::string_view(s->buffers[i]); },
                          s->options, {rank});
     };
     if (!copy_later) {

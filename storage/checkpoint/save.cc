@@ -173,7 +173,7 @@ std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const 
         const TensorSpec& t = tensors[ti];
         if (!Owns(t, mesh, rank)) continue;
         Box box = TileOf(t, mesh, rank).value();
-        ASSIGN_OR_RETURN(std::string_view bytes, source(rank, t, box, &scratch));
+        ASSIGN_OR_RETURN(std::string_view bytes, source(rank, ti, t, box, &scratch));
         if (static_cast<int64_t>(bytes.size()) != Volume(box.shape) * t.dtype.size) {
           return InvalidArgumentError("tensor " + t.name + ": rank " + std::to_string(rank) + " supplied " +
                                       std::to_string(bytes.size()) + " bytes for tile " + box.ToString());
@@ -256,7 +256,7 @@ Status SaveCheckpoint(KvStore* root, int64_t step, const Mesh& mesh, const std::
     comm = local.get();
   }
   RETURN_IF_ERROR(PrepareSave(root, step, mesh, tensors, comm));
-  const TileSource source = [&](int64_t rank, const TensorSpec& t, const Box& box,
+  const TileSource source = [&](int64_t rank, size_t, const TensorSpec& t, const Box& box,
                                 std::string* scratch) -> Result<std::string_view> {
     ASSIGN_OR_RETURN(*scratch, provider(rank, t, box));
     return std::string_view(*scratch);

@@ -33,8 +33,9 @@ Status PrepareSave(KvStore* root, int64_t step, const Mesh& mesh, const std::vec
                    Communicator* comm);
 
 // The bytes of a tile as phase 2 writes them: a view of the caller's memory, or of `*scratch` filled.
-using TileSource = std::function<Result<std::string_view>(int64_t rank, const TensorSpec& tensor, const Box& box,
-                                                          std::string* scratch)>;
+// `index` is the tensor's position in the save's list (tensor == tensors[index]).
+using TileSource = std::function<Result<std::string_view>(int64_t rank, size_t index, const TensorSpec& tensor,
+                                                          const Box& box, std::string* scratch)>;
 // Phase 2 (this process alone): the files of ranks `mine`; returns the payload for phase 3.
 std::string WriteRankFiles(KvStore* root, int64_t step, const Mesh& mesh, const std::vector<TensorSpec>& tensors,
                            const TileSource& source, const SaveOptions& options, const std::vector<int64_t>& mine);

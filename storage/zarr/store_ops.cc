@@ -328,6 +328,18 @@ bool Within(const std::filesystem::path& inner, const std::filesystem::path& out
   return o == outer.end();
 }
 
+// Neither store inside the other (a copy into its own subdirectory would copy itself).
+Status CheckCopyDestination(KvStore* src, KvStore* dst) {
+  const auto s = LocalDirectory(src), d = LocalDirectory(dst);
+  if (s && d && (Within(*d, *s) || Within(*s, *d))) {
+    return InvalidArgumentError(
+        "cannot copy " + src->url() + " to " + dst->url() + ": " +
+        (Within(*d, *s) ? "the destination lies inside the source" : "the source lies inside the destination") + " (" +
+        s->string() + ", " + d->string() + ")");
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Status BeginStoreWrite(KvStore* dst, const std::string& what) {
@@ -342,17 +354,6 @@ Status BeginStoreWrite(KvStore* dst, const std::string& what) {
 }
 
 Status FinishStoreWrite(KvStore* dst) { return dst->Delete(kUnfinishedMarker).Annotate(dst->url()); }
-
-Status CheckCopyDestination(KvStore* src, KvStore* dst) {
-  const auto s = LocalDirectory(src), d = LocalDirectory(dst);
-  if (s && d && (Within(*d, *s) || Within(*s, *d))) {
-    return InvalidArgumentError(
-        "cannot copy " + src->url() + " to " + dst->url() + ": " +
-        (Within(*d, *s) ? "the destination lies inside the source" : "the source lies inside the destination") + " (" +
-        s->string() + ", " + d->string() + ")");
-  }
-  return OkStatus();
-}
 
 Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream& log) {
   RETURN_IF_ERROR(CheckCopyDestination(src, dst));

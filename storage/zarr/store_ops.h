@@ -47,7 +47,6 @@ Status FinishStoreWrite(KvStore* dst);
 // Copies every group and array (attributes, data) from src to dst, converting format, codec and
 // sharding, then writes consolidated metadata. The destination as BeginStoreWrite wants it, and neither
 // store may lie inside the other (links resolved).
-Status CheckCopyDestination(KvStore* src, KvStore* dst);
 Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& options, std::ostream& log);
 
 struct VerifyReport {
