@@ -143,8 +143,7 @@ Status AsyncCheckpointSaver::Advance(Save* next) {
   std::string text = answer.dump();
   RETURN_IF_ERROR(comm->Broadcast(&text));
   answer = nlohmann::json::parse(text);
-  committing_dir_ = answer["committing"].get<std::string>();
-  committing_ = !committing_dir_.empty();
+  committing_ = !answer["committing"].get<std::string>().empty();
   commit_comm_ = comm;
   if (next) next->prepared = StatusFromJson(answer["prepared"]);
   return StatusFromJson(answer["verdict"]);

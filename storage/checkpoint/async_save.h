@@ -61,7 +61,6 @@ class AsyncCheckpointSaver {
   std::unique_ptr<Communicator> local_;  // the communicator of a process that saves alone
   std::unique_ptr<Save> writing_;        // the save whose rank files are being written
   bool committing_ = false;              // a commit was started (every rank; rank 0 runs it)
-  std::string committing_dir_;
   std::thread committer_;
   Status commit_status_;
   Communicator* commit_comm_ = nullptr;
