@@ -113,12 +113,9 @@ void InstallStopHandlers() {
 Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator* world, std::ostream& out) {
   const bool leader = world->rank() == 0;
   // ---- everything that can be refused, before any work ----
-  ASSIGN_OR_RETURN(Mesh mesh, Mesh::Parse(o.mesh));
-  if (mesh.axes.size() != 2 || mesh.AxisSize("domain") == 0 || mesh.AxisSize("tensor") == 0) {
-    return InvalidArgumentError("--mesh " + o.mesh +
-                                ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
-  }
-  ASSIGN_OR_RETURN(const int64_t s, SquareMeshSide(mesh.AxisSize("domain"), mesh.AxisSize("tensor")));
+  ASSIGN_OR_RETURN(JigsawMesh jigsaw_mesh, ParseJigsawMesh(o.mesh));
+  const Mesh& mesh = jigsaw_mesh.mesh;
+  const int64_t s = jigsaw_mesh.s;
   std::ifstream cf(o.config);
   if (!cf) return NotFoundError("cannot open the model config " + o.config);
   std::stringstream text;

@@ -7,13 +7,19 @@ std::string MeshPosition::ToString() const {
          std::to_string(s) + " mesh, replica " + std::to_string(replica) + " of " + std::to_string(replicas);
 }
 
-Result<int64_t> SquareMeshSide(int64_t domain, int64_t tensor) {
+Result<JigsawMesh> ParseJigsawMesh(std::string_view text) {
+  ASSIGN_OR_RETURN(Mesh mesh, Mesh::Parse(text));
+  const int64_t domain = mesh.AxisSize("domain"), tensor = mesh.AxisSize("tensor");
+  if (mesh.axes.size() != 2 || domain == 0 || tensor == 0) {
+    return InvalidArgumentError("--mesh " + std::string(text) +
+                                ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
+  }
   if (domain < 1 || tensor < 1 || domain != tensor) {
     return InvalidArgumentError("a Jigsaw mesh is square: domain=" + std::to_string(domain) +
                                 ",tensor=" + std::to_string(tensor) +
                                 " is not (every weight and activation is cut into s x s blocks)");
   }
-  return domain;
+  return JigsawMesh{std::move(mesh), domain};
 }
 
 Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s) {

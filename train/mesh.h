@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "parallel/communicator.h"
+#include "parallel/mesh.h"
 
 namespace jigsaw::train {
 
@@ -25,8 +27,13 @@ struct MeshComms {
   std::unique_ptr<TensorCommunicator> row, col, group, data;
 };
 
-// The side s of a Jigsaw mesh domain=d,tensor=t: refused unless d = t (every operand is cut s x s).
-Result<int64_t> SquareMeshSide(int64_t domain, int64_t tensor);
+// A Jigsaw mesh as the tools take it (--mesh domain=s,tensor=s) and its side s: refused unless it names
+// exactly the axes domain and tensor and they are equal (every operand is cut s x s).
+struct JigsawMesh {
+  Mesh mesh;
+  int64_t s = 1;
+};
+Result<JigsawMesh> ParseJigsawMesh(std::string_view text);
 
 // Collective over `world`: world->size() must be replicas * s^2 (refused, naming the numbers, otherwise).
 Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s);

@@ -1,12 +1,29 @@
 #include "train/weather_mixer.h"
 
+#include <array>
 #include <cmath>
+#include <utility>
 
 namespace jigsaw::train {
 
 struct WeatherMixer::Block {
   Parameter *token_norm_w, *token_norm_b, *token_w1, *token_b1, *token_w2, *token_b2;
   Parameter *channel_norm_w, *channel_norm_b, *channel_w1, *channel_b1, *channel_w2, *channel_b2;
+  // Each parameter's name in the checkpoint (after "blocks.<l>.") and its field.
+  static std::array<std::pair<const char*, Parameter * Block::*>, 12> Named() {
+    return {{{"token_norm_w", &Block::token_norm_w},
+             {"token_norm_b", &Block::token_norm_b},
+             {"token_w1", &Block::token_w1},
+             {"token_b1", &Block::token_b1},
+             {"token_w2", &Block::token_w2},
+             {"token_b2", &Block::token_b2},
+             {"channel_norm_w", &Block::channel_norm_w},
+             {"channel_norm_b", &Block::channel_norm_b},
+             {"channel_w1", &Block::channel_w1},
+             {"channel_b1", &Block::channel_b1},
+             {"channel_w2", &Block::channel_w2},
+             {"channel_b2", &Block::channel_b2}}};
+  }
 };
 
 struct WeatherMixer::Pass {
@@ -152,18 +169,7 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   for (int64_t l = 0; l < c.depth; ++l) {
     const std::string b = "blocks." + std::to_string(l) + ".";
     Block& k = m->blocks_[l];
-    k.token_norm_w = m->Find(b + "token_norm_w");
-    k.token_norm_b = m->Find(b + "token_norm_b");
-    k.token_w1 = m->Find(b + "token_w1");
-    k.token_b1 = m->Find(b + "token_b1");
-    k.token_w2 = m->Find(b + "token_w2");
-    k.token_b2 = m->Find(b + "token_b2");
-    k.channel_norm_w = m->Find(b + "channel_norm_w");
-    k.channel_norm_b = m->Find(b + "channel_norm_b");
-    k.channel_w1 = m->Find(b + "channel_w1");
-    k.channel_b1 = m->Find(b + "channel_b1");
-    k.channel_w2 = m->Find(b + "channel_w2");
-    k.channel_b2 = m->Find(b + "channel_b2");
+    for (const auto& [name, field] : Block::Named()) k.*field = m->Find(b + name);
   }
   const int64_t tile = m->tile_.size();
   m->state_ = Tensor(be, tile);

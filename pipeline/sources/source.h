@@ -34,7 +34,7 @@ class Source {
   virtual const std::vector<int64_t>& times() const = 0;  // ascending
   // Why a variable of this name is in the source but cannot be read ("" when it is readable or absent),
   // e.g. a dimension besides time, level, latitude and longitude.
-  virtual std::string Unusable(const std::string& name) const { return ""; }
+  virtual std::string Unusable(const std::string& /*name*/) const { return ""; }
   // Reads variable `name` at time index `t` for the given level indices (into VariableInfo::levels; empty
   // for a surface variable) into out[level][lat][lon], canonical orientation.
   virtual Status Read(const std::string& name, int64_t t, std::span<const int64_t> levels, float* out) const = 0;

@@ -1,4 +1,5 @@
 """Shared fixtures for the interop and CLI tests: the jigsaw binaries, run as a user runs them."""
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +33,15 @@ class Jigsaw:
 
     def ckpt(self, *args, **kw):
         return self.run("jigsaw-ckpt", *args, **kw)
+
+    def training_store(self, d, times, end, config):
+        """The trainer's test data in d: a synthetic 33x64 source of `times` 6-hourly steps, cut into 1x2x2
+        tiles of t2m, msl, z and t at 500 and 850 hPa up to `end` (d/tiles.zarr), and d/model.json."""
+        self.shard("synth", d / "src.zarr", "--grid", "33x64", "--times", str(times))
+        self.shard("run", "--source", d / "src.zarr", "--vars", "t2m,msl,z,t", "--levels", "500,850",
+                   "--start", "2020-01-01T00", "--end", end, "--tiles", "1x2x2", "--out", d / "tiles.zarr")
+        (d / "model.json").write_text(json.dumps(config))
+        return d
 
     def get(self, url, array, tmp_path, slice_=None, decode_cf=False):
         out = tmp_path / f"get-{abs(hash((str(url), array, slice_, decode_cf)))}.npy"

@@ -27,10 +27,7 @@ def run(tool, *args, ranks=1, check=True):
 @pytest.fixture(scope="module")
 def trained(jigsaw, tmp_path_factory):
     d = tmp_path_factory.mktemp("rollout")
-    jigsaw.shard("synth", d / "src.zarr", "--grid", "33x64", "--times", "24")
-    jigsaw.shard("run", "--source", d / "src.zarr", "--vars", "t2m,msl,z,t", "--levels", "500,850",
-                 "--start", "2020-01-01T00", "--end", "2020-01-06T18", "--tiles", "1x2x2", "--out", d / "tiles.zarr")
-    (d / "model.json").write_text(json.dumps(CONFIG))
+    jigsaw.training_store(d, 24, "2020-01-06T18", CONFIG)
     run("jigsaw-train", "--data", d / "tiles.zarr", "--config", d / "model.json", "--steps", "300", "--batch-size", "2",
         "--train-end", "2020-01-05T00", "--ckpt", d / "ck", "--blas-threads", "1")
     run("jigsaw-rollout", "--ckpt", d / "ck", "--data", d / "tiles.zarr", *INIT, "--out", d / "f1.zarr")

@@ -24,11 +24,7 @@ CONFIG = {"patch": [3, 4], "dim": 16, "depth": 2, "token_hidden": 16, "channel_h
 @pytest.fixture(scope="module")
 def store(jigsaw, tmp_path_factory):
     d = tmp_path_factory.mktemp("train")
-    jigsaw.shard("synth", d / "src.zarr", "--grid", "33x64", "--times", "12")
-    jigsaw.shard("run", "--source", d / "src.zarr", "--vars", "t2m,msl,z,t", "--levels", "500,850",
-                 "--start", "2020-01-01T00", "--end", "2020-01-03T18", "--tiles", "1x2x2", "--out", d / "tiles.zarr")
-    (d / "model.json").write_text(json.dumps(CONFIG))
-    return d
+    return jigsaw.training_store(d, 12, "2020-01-03T18", CONFIG)
 
 
 def train(store, tmp, *args, ranks=1, mesh="domain=1,tensor=1", check=True, config=None, data=None, env=None):

@@ -97,10 +97,19 @@ TEST(Config, RefusesWhatCannotRunNamingTheNumbers) {
 }
 
 TEST(Config, MeshMustBeSquareAndMatchTheStore) {
-  auto side = SquareMeshSide(2, 3);
+  auto side = ParseJigsawMesh("domain=2,tensor=3");
   ASSERT_FALSE(side.ok());
+  EXPECT_EQ(side.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(side.status().message().find("domain=2,tensor=3"), std::string::npos);
-  EXPECT_EQ(*SquareMeshSide(3, 3), 3);
+  for (const char* bad : {"domain=2", "domain=2,data=2", "domain=2,tensor=2,data=1", "tensor=0,domain=0"}) {
+    auto refused = ParseJigsawMesh(bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find(bad), std::string::npos) << refused.status().message();
+  }
+  auto three = ParseJigsawMesh("domain=3,tensor=3");
+  ASSERT_TRUE(three.ok()) << three.status().message();
+  EXPECT_EQ(three->s, 3);
+  EXPECT_EQ(three->mesh.AxisSize("domain"), 3);
   EXPECT_TRUE(CheckTileGrid(Small(), 2, 1, 2, 2).ok());
   Status st = CheckTileGrid(Small(), 2, 2, 1, 2);
   EXPECT_NE(st.message().find("2x1x2 cuts the domain 2x1"), std::string::npos) << st.message();

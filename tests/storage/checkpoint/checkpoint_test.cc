@@ -1,3 +1,4 @@
+#include "tests/testing/iota.h"
 #include "storage/checkpoint/checkpoint.h"
 #include "storage/codec/codec.h"
 #include "storage/kvstore/faulty.h"
@@ -25,14 +26,7 @@ TEST(Tiles, RegularSplitAndRefusals) {
   EXPECT_FALSE(TileOf(twice, mesh, 0).ok());
 }
 
-std::string Iota(int64_t n) {
-  std::string s(n * 4, '\0');
-  for (int64_t i = 0; i < n; ++i) {
-    float f = static_cast<float>(i);
-    std::memcpy(&s[i * 4], &f, 4);
-  }
-  return s;
-}
+using testdata::Iota;
 
 TEST(Checkpoint, SaveReadBoxesAcrossTilesAndBlocks) {
   auto root = NewMemoryKvStore();
