@@ -10,6 +10,12 @@ int64_t Box::num_elements() const {
   return n;
 }
 
+std::string JoinShape(std::span<const int64_t> shape, std::string_view sep) {
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) (s += i ? sep : "") += std::to_string(shape[i]);
+  return s;
+}
+
 std::string Box::ToString() const {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {

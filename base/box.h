@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace jigsaw {
@@ -15,6 +16,9 @@ struct Box {
   int64_t num_elements() const;
   std::string ToString() const;  // "[0:2, 10:20]"
 };
+
+// The extents of a shape joined by `sep`: JoinShape({2, 3}) is "2, 3", JoinShape({2, 3}, "x") "2x3".
+std::string JoinShape(std::span<const int64_t> shape, std::string_view sep = ", ");
 
 // True when `box` has the rank of `shape` and lies inside [0, shape) in every dimension (empty extents
 // allowed), computed without overflow.

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
 
   std::string url, array, slice, out_path, dst;
   bool as_json = false, decode_cf = false, no_shard = false;
-  std::string format, codec, shard;
+  std::string format, codec, shard, byte_order = "source";
 
   auto* ls = app.add_subcommand("ls", "list groups and arrays: shape, dtype, chunks, codecs, dimensions, stored bytes");
   ls->add_option("URL", url, "store")->required();
@@ -88,10 +88,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"zarr2", "zarr3"}));
   copy->add_option("--codec", codec,
                    "blosc-lz4, blosc-lz4hc, blosc-zstd, blosc-zlib, blosc-blosclz, zstd, gzip, zlib "
-                   "or none (default: as the source)");
+                   "or none (default: as the source; into v3, a zlib source becomes gzip, as zlib is no v3 codec)");
   copy->add_option("--shard", shard,
                    "v3 shard shape, a multiple of the chunk shape, e.g. 8,1,721,720; applies to arrays of its rank");
   copy->add_flag("--no-shard", no_shard, "write plain chunks even when the source is sharded");
+  copy->add_option("--byte-order", byte_order, "source (default: each array keeps its own), little or big")
+      ->check(CLI::IsMember({"source", "little", "big"}));
 
   auto* verify =
       app.add_subcommand("verify", "decode every chunk, check checksums and metadata; non-zero exit on problems");
@@ -122,6 +124,10 @@ int main(int argc, char** argv) {
     o.zarr_format = format == "zarr2" ? 2 : format == "zarr3" ? 3 : 0;
     o.codec = codec;
     o.no_shard = no_shard;
+    using ByteOrder = CopyOptions::ByteOrder;
+    o.byte_order = byte_order == "big"      ? ByteOrder::kBig
+                   : byte_order == "little" ? ByteOrder::kLittle
+                                            : ByteOrder::kSource;
     if (!shard.empty()) {
       auto s = ParseShape(shard);
       if (!s.ok()) return Fail(s.status());

@@ -46,6 +46,7 @@ Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const 
                              {{"channels", f.channels},
                               {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", false}, {"identity", identity}}}}));
   RETURN_IF_ERROR(Array::Create(out, "forecast", std::move(m)).status());
+  RETURN_IF_ERROR(WriteTextCoordinateArray(out, format, "channel", f.channels, {{"long_name", "channel"}}));
   RETURN_IF_ERROR(WriteCoordinateArray(out, format, "init_time", "int64",
                                        std::string_view(reinterpret_cast<const char*>(inits.data()), inits.size() * 8),
                                        static_cast<int64_t>(inits.size()),
@@ -73,12 +74,9 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   const auto t0 = Clock::now();
   const bool leader = world->rank() == 0;
   // ---- what can be refused, before any work ----
-  ASSIGN_OR_RETURN(Mesh mesh, Mesh::Parse(o.mesh));
-  if (mesh.axes.size() != 2 || mesh.AxisSize("domain") == 0 || mesh.AxisSize("tensor") == 0) {
-    return InvalidArgumentError("--mesh " + o.mesh +
-                                ": a Jigsaw mesh names the axes domain and tensor (e.g. domain=2,tensor=2)");
-  }
-  ASSIGN_OR_RETURN(const int64_t s, SquareMeshSide(mesh.AxisSize("domain"), mesh.AxisSize("tensor")));
+  ASSIGN_OR_RETURN(JigsawMesh jigsaw_mesh, ParseJigsawMesh(o.mesh));
+  const Mesh& mesh = jigsaw_mesh.mesh;
+  const int64_t s = jigsaw_mesh.s;
   if (world->size() != s * s) {
     return InvalidArgumentError("a rollout on " + o.mesh + " runs on " + std::to_string(s * s) + " ranks, not " +
                                 std::to_string(world->size()));

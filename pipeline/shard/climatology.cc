@@ -106,6 +106,7 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "hour", "int64",
                                        std::string_view(reinterpret_cast<const char*>(hour_values.data()), hours * 8),
                                        hours, {{"units", "hours"}}));
+  RETURN_IF_ERROR(WriteTextCoordinateArray(out.get(), o.zarr_format, "channel", channels, {{"long_name", "channel"}}));
   RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "latitude", "float64",
                                        std::string_view(reinterpret_cast<const char*>(lat.data()), H * 8), H,
                                        {{"units", "degrees_north"}, {"standard_name", "latitude"}}));

@@ -19,7 +19,8 @@
 namespace jigsaw {
 namespace {
 
-constexpr int kStoreVersion = 1;
+// 1: the first layout; 2: adds the `channel` text coordinate (older stores load as before).
+constexpr int kStoreVersion = 2;
 const char* const kStatNames[] = {"mean", "std", "min", "max", "tendency_mean", "tendency_std"};
 
 DataType OutputType(const ShardPlan& p) { return DataTypeFromName(p.options.dtype).value(); }
@@ -223,6 +224,9 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
       out, format, "time", "int64", std::string_view(reinterpret_cast<const char*>(p.times.data()), p.times.size() * 8),
       p.times.size(),
       {{"units", "seconds since 1970-01-01"}, {"calendar", "proleptic_gregorian"}, {"standard_name", "time"}}));
+  std::vector<std::string> channel_names;
+  for (const auto& c : p.channels) channel_names.push_back(c.name);
+  RETURN_IF_ERROR(WriteTextCoordinateArray(out, format, "channel", channel_names, {{"long_name", "channel"}}));
   RETURN_IF_ERROR(
       WriteCoordinateArray(out, format, "latitude", "float64",
                            std::string_view(reinterpret_cast<const char*>(p.grid.latitude.data()), p.nlat() * 8),

@@ -175,7 +175,7 @@ std::shared_ptr<const CodecChain> CodecChain::Make(ChunkLayout layout, std::vect
   bool identity = true;
   for (size_t i = 0; i < transpose.size(); ++i) identity &= transpose[i] == static_cast<int>(i);
   if (!identity) c->transpose_ = std::move(transpose);
-  c->big_endian_ = big_endian && c->layout_.item_size > 1;
+  c->big_endian_ = big_endian && c->layout_.swap_unit() > 1;
   c->codecs_ = std::move(codecs);
   c->sharding_ = std::move(sharding);
   return c;
@@ -190,7 +190,7 @@ Result<std::string> CodecChain::EncodeArray(std::string_view decoded) const {
     buf.assign(decoded);
   }
   if (sharding_) return EncodeShard(buf);
-  if (big_endian_) ByteSwapInPlace(buf, layout_.item_size);
+  if (big_endian_) ByteSwapInPlace(buf, layout_.swap_unit());
   return buf;
 }
 
@@ -234,7 +234,7 @@ Status CodecChain::DecodeArray(std::string_view bytes, std::span<char> out) cons
                            std::to_string(target.size()));
     }
     std::memcpy(target.data(), bytes.data(), bytes.size());
-    if (big_endian_) ByteSwapInPlace(target, layout_.item_size);
+    if (big_endian_) ByteSwapInPlace(target, layout_.swap_unit());
   }
   if (!transpose_.empty()) {
     std::vector<int64_t> eshape(layout_.shape.size());
@@ -445,7 +445,7 @@ Result<std::shared_ptr<const CodecChain>> ParseV3(const json& codecs, const Chun
         }
       }
       if (!index_bytes) return InvalidArgumentError("sharding: index_codecs lack the bytes codec");
-      ChunkLayout inner{sh->inner_shape, layout.item_size, layout.fill};
+      ChunkLayout inner{sh->inner_shape, layout.item_size, layout.fill, layout.swap_size};
       ASSIGN_OR_RETURN(sh->inner, ParseV3(config.at("codecs"), inner));
       sharding = std::move(sh);
     } else {

@@ -24,7 +24,9 @@ using json = nlohmann::json;
 struct ChunkLayout {
   std::vector<int64_t> shape;
   int item_size = 1;
-  std::string fill;  // one element, native byte order (item_size bytes)
+  std::string fill;   // one element, native byte order (item_size bytes)
+  int swap_size = 0;  // the unit a byte-order change reverses (0: item_size; 4 for UTF-32 text)
+  int swap_unit() const { return swap_size ? swap_size : item_size; }
   int64_t num_elements() const;
   int64_t num_bytes() const { return num_elements() * item_size; }
 };
@@ -110,6 +112,7 @@ class CodecChain {
 
   const ChunkLayout& layout() const { return layout_; }
   const ShardingSpec* sharding() const { return sharding_.get(); }
+  bool big_endian() const { return big_endian_; }  // the byte order of the encoded elements
   const std::vector<std::unique_ptr<BytesCodec>>& bytes_codecs() const { return codecs_; }
   // A short human description: "transpose -> bytes(le) -> blosc(lz4,5,shuffle)".
   std::string Describe() const;

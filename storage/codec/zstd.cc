@@ -68,7 +68,12 @@ class ZstdCodec final : public BytesCodec {
   json ToV3() const override {
     return {{"name", "zstd"}, {"configuration", {{"level", level_}, {"checksum", checksum_}}}};
   }
-  Result<json> ToV2() const override { return json{{"id", "zstd"}, {"level", level_}, {"checksum", checksum_}}; }
+  // "checksum" only when set: numcodecs before 0.12 (Debian 12's zarr 2 stack) refuses the key.
+  Result<json> ToV2() const override {
+    json j{{"id", "zstd"}, {"level", level_}};
+    if (checksum_) j["checksum"] = true;
+    return j;
+  }
   std::string name() const override { return "zstd(" + std::to_string(level_) + ")"; }
 
  private:

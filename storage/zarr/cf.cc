@@ -1,5 +1,7 @@
 #include "storage/zarr/cf.h"
 
+#include <algorithm>
+
 #include "storage/zarr/array.h"
 
 #include <chrono>
@@ -199,20 +201,46 @@ int DayOfYear(int64_t t) {
 
 int64_t SecondOfDay(int64_t t) { return ((t % 86400) + 86400) % 86400; }
 
-Status WriteCoordinateArray(KvStore* store, int zarr_format, const std::string& name, const std::string& dtype,
-                            std::string_view bytes, int64_t n, json attributes) {
+namespace {
+
+Status WriteCoordinate(KvStore* store, int zarr_format, const std::string& name, const DataType& dtype,
+                       std::string_view bytes, int64_t n, json attributes) {
   ArraySpec s;
   s.zarr_format = zarr_format;
   s.shape = {n};
   s.chunks = {n};
-  ASSIGN_OR_RETURN(s.dtype, DataTypeFromName(dtype));
+  s.dtype = dtype;
   s.codec = "zstd";
-  s.fill_value = s.dtype.kind == 'f' ? json("NaN") : json(0);
+  s.crc32c = zarr_format == 3;
+  s.fill_value = dtype.kind == 'f' ? json("NaN") : dtype.kind == 'U' ? json("") : json(0);
   s.dimension_names = {name};
   s.attributes = attributes.is_null() ? json::object() : std::move(attributes);
   ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
   ASSIGN_OR_RETURN(auto a, Array::Create(store, name, std::move(m)));
   return a->Write(a->full_box(), bytes);
+}
+
+}  // namespace
+
+Status WriteCoordinateArray(KvStore* store, int zarr_format, const std::string& name, const std::string& dtype,
+                            std::string_view bytes, int64_t n, json attributes) {
+  ASSIGN_OR_RETURN(DataType t, DataTypeFromName(dtype));
+  return WriteCoordinate(store, zarr_format, name, t, bytes, n, std::move(attributes));
+}
+
+Status WriteTextCoordinateArray(KvStore* store, int zarr_format, const std::string& name,
+                                const std::vector<std::string>& values, json attributes) {
+  int64_t chars = 1;
+  for (const auto& v : values) chars = std::max<int64_t>(chars, static_cast<int64_t>(v.size()));  // >= code points
+  ASSIGN_OR_RETURN(DataType t, FixedLengthUtf32(chars));
+  std::string bytes;
+  for (const auto& v : values) {
+    auto e = Utf8ToUtf32(v, t);
+    if (!e.ok()) return e.status().Annotate("coordinate " + name);
+    bytes += *e;
+  }
+  return WriteCoordinate(store, zarr_format, name, t, bytes, static_cast<int64_t>(values.size()),
+                         std::move(attributes));
 }
 
 }  // namespace jigsaw

@@ -25,9 +25,14 @@ int64_t SecondOfDay(int64_t seconds_since_epoch);
 
 class KvStore;
 // Writes a 1-D coordinate array `name` (one chunk, zstd, dimension `name`) of n elements of `dtype`
-// (int64 or float64) with its CF attributes (units, standard_name, ...): what xarray reads as a coordinate.
+// (int64 or float64) with its CF attributes (in v3 each chunk with its crc32c) (units, standard_name, ...): what xarray
+// reads as a coordinate.
 Status WriteCoordinateArray(KvStore* store, int zarr_format, const std::string& name, const std::string& dtype,
                             std::string_view bytes, int64_t n, json attributes);
+// Writes a 1-D text coordinate array `name` (as above; NumPy "<Un" in v2, fixed_length_utf32 in v3, n the
+// longest value): how xarray selects along a dimension by name, e.g. channel="temperature_850".
+Status WriteTextCoordinateArray(KvStore* store, int zarr_format, const std::string& name,
+                                const std::vector<std::string>& values, json attributes);
 
 struct CfTimeUnits {
   int64_t seconds_per_unit = 1;

@@ -1,5 +1,7 @@
 #include "storage/zarr/dtype.h"
 
+#include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -63,6 +65,82 @@ Result<DataType> DataTypeFromName(std::string_view name) {
   return UnimplementedError("unsupported data type \"" + std::string(name) + "\"");
 }
 
+Result<DataType> FixedLengthUtf32(int64_t chars) {
+  if (chars < 1 || chars > (1 << 20)) {
+    return InvalidArgumentError("a text element holds 1 to 2^20 characters, not " + std::to_string(chars));
+  }
+  return DataType{"fixed_length_utf32", 'U', static_cast<int>(4 * chars)};
+}
+
+Result<DataType> DataTypeFromV3(const json& dt) {
+  if (dt.is_string()) return DataTypeFromName(dt.get<std::string>());
+  const std::string name = dt.is_object() ? dt.value("name", "") : "";
+  if (name != "fixed_length_utf32") return DataTypeFromName(name);
+  const json config = dt.value("configuration", json::object());
+  const json bytes = config.is_object() ? config.value("length_bytes", json()) : json();
+  if (!bytes.is_number_integer() || bytes.get<int64_t>() % 4 != 0) {
+    return InvalidArgumentError("fixed_length_utf32 needs a configuration length_bytes, a multiple of 4: " + dt.dump());
+  }
+  return FixedLengthUtf32(bytes.get<int64_t>() / 4);
+}
+
+json DataTypeToV3(const DataType& t) {
+  if (t.kind != 'U') return t.name;
+  return {{"name", t.name}, {"configuration", {{"length_bytes", t.size}}}};
+}
+
+std::string Utf32ToUtf8(std::string_view e) {
+  std::string out;
+  for (size_t i = 0; i + 4 <= e.size(); i += 4) {
+    uint32_t c;
+    std::memcpy(&c, e.data() + i, 4);
+    if (c == 0) break;
+    if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) c = 0xFFFD;  // not a code point: the replacement character
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (c < 0x800) {
+      out += static_cast<char>(0xC0 | c >> 6);
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      out += static_cast<char>(0xE0 | c >> 12);
+      out += static_cast<char>(0x80 | (c >> 6 & 0x3F));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | c >> 18);
+      out += static_cast<char>(0x80 | (c >> 12 & 0x3F));
+      out += static_cast<char>(0x80 | (c >> 6 & 0x3F));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    }
+  }
+  return out;
+}
+
+Result<std::string> Utf8ToUtf32(std::string_view s, const DataType& t) {
+  std::string out(t.size, '\0');
+  size_t n = 0;
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const int len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return InvalidArgumentError("\"" + std::string(s) + "\" is not UTF-8");
+    uint32_t c = len == 1 ? b : b & (0x7F >> len);
+    for (int k = 1; k < len; ++k) {
+      const auto cont = static_cast<unsigned char>(s[i + k]);
+      if ((cont & 0xC0) != 0x80) return InvalidArgumentError("\"" + std::string(s) + "\" is not UTF-8");
+      c = c << 6 | (cont & 0x3F);
+    }
+    if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+      return InvalidArgumentError("\"" + std::string(s) + "\" is not UTF-8");
+    }
+    if (4 * (n + 1) > static_cast<size_t>(t.size)) {
+      return InvalidArgumentError("\"" + std::string(s) + "\" is longer than " + std::to_string(t.size / 4) +
+                                  " characters");
+    }
+    std::memcpy(out.data() + 4 * n++, &c, 4);
+    i += len;
+  }
+  return out;
+}
+
 Result<DataType> DataTypeFromV2(std::string_view s, bool* big_endian) {
   if (s.size() < 3) return UnimplementedError("unsupported dtype \"" + std::string(s) + "\"");
   char order = s[0], kind = s[1];
@@ -76,6 +154,14 @@ Result<DataType> DataTypeFromV2(std::string_view s, bool* big_endian) {
     if (size > 64) break;
   }
   *big_endian = order == '>';
+  if (kind == 'U') {  // the digits count characters; the loop above stopped early past 64
+    int64_t chars = 0;
+    auto [end, ec] = std::from_chars(s.data() + 2, s.data() + s.size(), chars);
+    if (ec != std::errc() || end != s.data() + s.size()) {
+      return UnimplementedError("unsupported dtype \"" + std::string(s) + "\"");
+    }
+    return FixedLengthUtf32(chars);
+  }
   std::string name;
   if (kind == 'b' && size == 1)
     name = "bool";
@@ -95,11 +181,15 @@ Result<std::string> V2TypeString(const DataType& t, bool big_endian) {
   if (t.name == "bfloat16") return UnimplementedError("bfloat16 has no Zarr v2 dtype; use zarr3");
   char kind = t.kind;
   char order = t.size == 1 ? '|' : big_endian ? '>' : '<';
-  return std::string(1, order) + kind + std::to_string(t.size);
+  return std::string(1, order) + kind + std::to_string(kind == 'U' ? t.size / 4 : t.size);
 }
 
 Result<std::string> ParseFillValue(const json& v, const DataType& t) {
   if (v.is_null()) return std::string(t.size, '\0');
+  if (t.kind == 'U') {
+    if (!v.is_string()) return InvalidArgumentError("fill value " + v.dump() + " of a text array is not a string");
+    return Utf8ToUtf32(v.get<std::string>(), t);
+  }
   if (t.kind == 'b') {
     if (v.is_boolean()) return std::string(1, v.get<bool>() ? '\1' : '\0');
     if (v.is_number_integer() && (v.get<int64_t>() == 0 || v.get<int64_t>() == 1))
@@ -147,6 +237,7 @@ Result<std::string> ParseFillValue(const json& v, const DataType& t) {
 }
 
 double ElementToDouble(const char* p, const DataType& t) {
+  if (t.kind == 'U') return std::numeric_limits<double>::quiet_NaN();  // text is no number
   auto get = [&](auto tag) {
     decltype(tag) v;
     std::memcpy(&v, p, sizeof(v));
@@ -178,6 +269,7 @@ double ElementToDouble(const char* p, const DataType& t) {
 
 json FillValueToJson(std::string_view e, const DataType& t) {
   if (t.kind == 'b') return e[0] != 0;
+  if (t.kind == 'U') return Utf32ToUtf8(e);
   if (t.kind == 'i') {
     int64_t v = 0;
     std::memcpy(&v, e.data(), t.size);
@@ -214,14 +306,11 @@ float HalfToFloat(uint16_t h) {
   } else {
     bits = sign | (exp + 112) << 23 | man << 13;
   }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+  return std::bit_cast<float>(bits);
 }
 
 uint16_t FloatToHalf(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
+  uint32_t x = std::bit_cast<uint32_t>(f);
   uint16_t sign = (x >> 16) & 0x8000;
   uint32_t absx = x & 0x7FFFFFFF;
   if (absx > 0x7F800000) return sign | 0x7E00;   // NaN
@@ -242,14 +331,11 @@ uint16_t FloatToHalf(float f) {
 
 float BFloat16ToFloat(uint16_t b) {
   uint32_t bits = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+  return std::bit_cast<float>(bits);
 }
 
 uint16_t FloatToBFloat16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
+  uint32_t x = std::bit_cast<uint32_t>(f);
   if ((x & 0x7FFFFFFF) > 0x7F800000) return static_cast<uint16_t>((x >> 16) | 0x40);
   x += 0x7FFF + ((x >> 16) & 1);
   return static_cast<uint16_t>(x >> 16);

@@ -97,7 +97,7 @@ Result<ArrayMetadata> ParseV3(const json& j) {
   m.zarr_format = 3;
   ASSIGN_OR_RETURN(m.shape, IntList(j.at("shape"), "shape"));
   const json& dt = j.at("data_type");
-  ASSIGN_OR_RETURN(m.dtype, DataTypeFromName(dt.is_string() ? dt.get<std::string>() : dt.value("name", "")));
+  ASSIGN_OR_RETURN(m.dtype, DataTypeFromV3(dt));
   const json& grid = j.at("chunk_grid");
   if (grid.value("name", "") != "regular") {
     return UnimplementedError("chunk grid \"" + grid.value("name", "") + "\" (only \"regular\" is supported)");
@@ -182,7 +182,7 @@ json ArrayMetadataToV3(const ArrayMetadata& m) {
   json j = {{"zarr_format", 3},
             {"node_type", "array"},
             {"shape", m.shape},
-            {"data_type", m.dtype.name},
+            {"data_type", DataTypeToV3(m.dtype)},
             {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", m.chunks}}}}},
             {"chunk_key_encoding",
              {{"name", m.v2_key_encoding ? "v2" : "default"},
@@ -244,7 +244,7 @@ Result<ArrayMetadata> MakeArrayMetadata(const ArraySpec& s) {
   }
   ASSIGN_OR_RETURN(auto codecs, codecs_for());
   if (s.shard.empty()) {
-    m.codecs = CodecChain::Make(m.chunk_layout(), {}, false, std::move(codecs));
+    m.codecs = CodecChain::Make(m.chunk_layout(), {}, s.big_endian, std::move(codecs));
     return m;
   }
   for (size_t i = 0; i < s.shard.size(); ++i) {
@@ -254,7 +254,8 @@ Result<ArrayMetadata> MakeArrayMetadata(const ArraySpec& s) {
   }
   auto sh = std::make_unique<ShardingSpec>();
   sh->inner_shape = s.chunks;
-  sh->inner = CodecChain::Make({s.chunks, s.dtype.size, m.fill}, {}, false, std::move(codecs));
+  sh->inner =
+      CodecChain::Make({s.chunks, s.dtype.size, m.fill, s.dtype.swap_size()}, {}, s.big_endian, std::move(codecs));
   m.codecs = CodecChain::Make(m.chunk_layout(), {}, false, {}, std::move(sh));
   return m;
 }

@@ -27,7 +27,7 @@ struct ArrayMetadata {
   // Number of chunks along each dimension.
   std::vector<int64_t> grid() const;
   int64_t num_chunks() const;
-  ChunkLayout chunk_layout() const { return {chunks, dtype.size, fill}; }
+  ChunkLayout chunk_layout() const { return {chunks, dtype.size, fill, dtype.swap_size()}; }
   // "c/0/1" (v3 default), "0.1" (v2), ... relative to the array's own path.
   std::string ChunkKey(std::span<const int64_t> index) const;
   // Inverse of ChunkKey: the chunk index of a key, or nullopt when the key is not a chunk key of this array.
@@ -44,6 +44,7 @@ struct ArraySpec {
   std::string codec = "blosc-lz4";
   std::vector<int64_t> shard;  // shard shape (multiple of chunks), empty: not sharded
   bool crc32c = false;         // v3: append a crc32c codec to each (inner) chunk
+  bool big_endian = false;     // the stored elements' byte order (in memory they are always native)
   std::vector<std::string> dimension_names;
   json attributes = json::object();
   char separator = 0;  // 0: the format's default ('/' for v3, '.' for v2)

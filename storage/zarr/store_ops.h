@@ -1,4 +1,4 @@
-// Whole-store operations behind `jigsaw-store`: list, get a box as .npy, copy/convert, verify.
+// Whole-store operations behind `jigsaw-store`: list, get a box as .npy, verify (copy: store_copy.h).
 // Each writes human (or --json) output to an ostream and returns a Status; the CLI only parses flags.
 #pragma once
 
@@ -9,11 +9,9 @@
 
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/array.h"
+#include "storage/zarr/store_copy.h"  // ProgressFn; the unfinished marker VerifyStore reports
 
 namespace jigsaw {
-
-// Called as work advances: units done so far and the total (bytes or chunks).
-using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 
 // The tree of groups and arrays: shape, dtype, chunks, codecs, dimension names, stored bytes.
 Status ListStore(KvStore* store, bool as_json, std::ostream& out);
@@ -28,26 +26,6 @@ struct GetOptions {
 };
 // Reads a box of the array at `array_path` and returns .npy bytes.
 Result<std::string> GetArrayNpy(KvStore* store, const std::string& array_path, const GetOptions& options);
-
-struct CopyOptions {
-  int zarr_format = 0;         // 0: as the source
-  std::string codec;           // "": as the source; else a BytesCodecFromName() name
-  std::vector<int64_t> shard;  // shard shape (v3) for arrays of its rank; empty: keep the source's
-  bool no_shard = false;       // write plain chunks even when the source is sharded
-  ProgressFn progress;         // bytes of array data copied
-};
-// Writers of whole stores (a copy, a checkpoint's Zarr export) mark the destination unfinished first and
-// finished last: BeginStoreWrite requires `dst` empty, or an unfinished write (which it clears, so that a
-// failed write can be retried), and writes kUnfinishedMarker naming `what`; FinishStoreWrite removes it.
-// VerifyStore reports a store that holds the marker.
-inline constexpr const char* kUnfinishedMarker = "jigsaw-write-unfinished";
-Status BeginStoreWrite(KvStore* dst, const std::string& what);
-Status FinishStoreWrite(KvStore* dst);
-
-// Copies every group and array (attributes, data) from src to dst, converting format, codec and
-// sharding, then writes consolidated metadata. The destination as BeginStoreWrite wants it, and neither
-// store may lie inside the other (links resolved).
-Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& options, std::ostream& log);
 
 struct VerifyReport {
   int64_t arrays = 0;

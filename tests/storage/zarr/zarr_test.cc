@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <numeric>
 #include <sstream>
+#include <tuple>
 
+#include "tests/testing/iota.h"
 #include "storage/kvstore/faulty.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/group.h"
@@ -17,14 +19,7 @@ namespace {
 
 DataType F32() { return *DataTypeFromName("float32"); }
 
-std::string Iota(int64_t n) {
-  std::string s(n * 4, '\0');
-  for (int64_t i = 0; i < n; ++i) {
-    float f = static_cast<float>(i);
-    std::memcpy(&s[i * 4], &f, 4);
-  }
-  return s;
-}
+using testdata::Iota;
 
 float At(const std::string& s, int64_t i) {
   float f;
@@ -41,7 +36,7 @@ TEST(DataTypes, V2TypeStrings) {
   EXPECT_EQ(DataTypeFromV2("|b1", &be)->name, "bool");
   EXPECT_EQ(DataTypeFromV2("|u1", &be)->name, "uint8");
   EXPECT_EQ(DataTypeFromV2("<c8", &be).status().code(), StatusCode::kUnimplemented);
-  EXPECT_EQ(DataTypeFromV2("<U10", &be).status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(DataTypeFromV2("<S10", &be).status().code(), StatusCode::kUnimplemented);
   EXPECT_EQ(*V2TypeString(*DataTypeFromName("uint16"), true), ">u2");
   EXPECT_FALSE(V2TypeString(*DataTypeFromName("bfloat16"), false).ok());
 }
@@ -65,6 +60,51 @@ TEST(DataTypes, FillValues) {
   EXPECT_EQ(FillValueToJson(*ParseFillValue(true, b), b), true);
   EXPECT_EQ(*ParseFillValue(nullptr, f32), std::string(4, '\0'));
   EXPECT_FALSE(ParseFillValue("banana", f32).ok());
+}
+
+TEST(DataTypes, FixedLengthText) {
+  bool be = true;
+  auto u10 = DataTypeFromV2("<U10", &be);
+  ASSERT_TRUE(u10.ok()) << u10.status().message();
+  EXPECT_FALSE(be);
+  EXPECT_EQ(u10->kind, 'U');
+  EXPECT_EQ(u10->size, 40);
+  EXPECT_EQ(u10->swap_size(), 4);
+  EXPECT_EQ(*V2TypeString(*u10, false), "<U10");
+  EXPECT_EQ(*V2TypeString(*u10, true), ">U10");
+  EXPECT_EQ(DataTypeFromV2(">U100", &be)->size, 400);  // past the 64 that numeric sizes stop at
+  EXPECT_TRUE(be);
+  EXPECT_FALSE(*u10 == *FixedLengthUtf32(11));  // the length is part of the type
+  // v3: zarr-python's fixed_length_utf32, length in bytes.
+  json v3 = DataTypeToV3(*u10);
+  EXPECT_EQ(v3, json::parse(R"({"name": "fixed_length_utf32", "configuration": {"length_bytes": 40}})"));
+  EXPECT_EQ(*DataTypeFromV3(v3), *u10);
+  EXPECT_EQ(DataTypeToV3(F32()), "float32");
+  for (const char* bad : {R"({"name": "fixed_length_utf32"})", R"({"name": "fixed_length_utf32",
+        "configuration": {"length_bytes": 6}})",
+                          R"({"name": "fixed_length_utf32", "configuration": {"length_bytes": 0}})"}) {
+    EXPECT_FALSE(DataTypeFromV3(json::parse(bad)).ok()) << bad;
+  }
+  // Text <-> UTF-32: ASCII, 2-, 3- and 4-byte UTF-8, NUL padding, too long and not UTF-8 refused.
+  auto e = Utf8ToUtf32("t2m", *u10);
+  ASSERT_TRUE(e.ok());
+  ASSERT_EQ(e->size(), 40u);
+  EXPECT_EQ((*e)[0], 't');
+  EXPECT_EQ((*e)[4], '2');
+  EXPECT_EQ(e->substr(12), std::string(28, '\0'));
+  const std::string mixed = "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\x8d";  // "été € 🌍": 7 code points
+  auto m = Utf8ToUtf32(mixed, *u10);
+  ASSERT_TRUE(m.ok());
+  uint32_t c;
+  std::memcpy(&c, m->data() + 6 * 4, 4);
+  EXPECT_EQ(c, 0x1F30Du);
+  EXPECT_EQ(Utf32ToUtf8(*m), mixed);
+  EXPECT_EQ(Utf8ToUtf32("elevenchars", *u10).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Utf8ToUtf32("a\xc3", *u10).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Utf8ToUtf32("\xed\xa0\x80", *u10).status().code(), StatusCode::kInvalidArgument);  // a surrogate
+  EXPECT_EQ(FillValueToJson(*ParseFillValue("", *u10), *u10), "");
+  EXPECT_EQ(FillValueToJson(*ParseFillValue("n/a", *u10), *u10), "n/a");
+  EXPECT_FALSE(ParseFillValue(0, *u10).ok());
 }
 
 TEST(DataTypes, HalfAndBFloat16) {
@@ -125,7 +165,7 @@ TEST(Metadata, V3RoundTripAndRefusals) {
 
 TEST(Metadata, V2RoundTrip) {
   json zarray = json::parse(R"({"zarr_format":2,"shape":[5],"chunks":[2],"dtype":">i4","compressor":
-      {"id":"zstd","level":1,"checksum":false},"fill_value":null,"order":"C","filters":null,"dimension_separator":"/"})");
+      {"id":"zstd","level":1},"fill_value":null,"order":"C","filters":null,"dimension_separator":"/"})");
   json zattrs = {{"_ARRAY_DIMENSIONS", {"time"}}, {"units", "hours since 1900-01-01"}};
   auto m = ParseArrayMetadataV2(zarray, zattrs);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
@@ -420,6 +460,94 @@ TEST(Groups, ListCopyVerify) {
   ASSERT_TRUE(WriteGroup(back.get(), "new", 2, json::object()).ok());
   report = *VerifyStore(back.get(), nullptr);
   EXPECT_EQ(report.problems.size(), 4u);
+}
+
+// A v2 array with the given dtype string and compressor, values written as `values` (native order).
+std::unique_ptr<KvStore> V2Source(const std::string& dtype, const json& compressor, const std::string& values,
+                                  int64_t n) {
+  auto store = NewMemoryKvStore();
+  EXPECT_TRUE(WriteGroup(store.get(), "", 2, json::object()).ok());
+  json zarray = {{"zarr_format", 2},         {"shape", {n}},          {"chunks", {n}},      {"dtype", dtype},
+                 {"compressor", compressor}, {"fill_value", nullptr}, {"filters", nullptr}, {"order", "C"}};
+  auto m = ParseArrayMetadataV2(zarray, json::object());
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  auto a = *Array::Create(store.get(), "x", *m);
+  EXPECT_TRUE(a->Write(a->full_box(), values).ok());
+  return store;
+}
+
+TEST(Copy, KeepsTheSourceByteOrderUnlessToldAndNamesIt) {
+  auto src = V2Source(">f4", nullptr, Iota(6), 6);
+  EXPECT_EQ(src->Read("x/0")->value.substr(4, 4), std::string("\x3f\x80\x00\x00", 4));  // 1.0f big-endian
+  for (auto [order, big, v2] : {std::tuple{CopyOptions::ByteOrder::kSource, true, ">f4"},
+                                {CopyOptions::ByteOrder::kLittle, false, "<f4"},
+                                {CopyOptions::ByteOrder::kBig, true, ">f4"}}) {
+    for (int format : {2, 3}) {
+      auto dst = NewMemoryKvStore();
+      CopyOptions o;
+      o.zarr_format = format;
+      o.byte_order = order;
+      std::ostringstream log;
+      ASSERT_TRUE(CopyStore(src.get(), dst.get(), o, log).ok());
+      auto a = *Array::Open(dst.get(), "x");
+      EXPECT_EQ(a->metadata().codecs->big_endian(), big) << log.str();
+      EXPECT_NE(log.str().find(big ? "bytes(be)" : "bytes(le)"), std::string::npos) << log.str();
+      if (format == 2) EXPECT_NE(dst->Read("x/.zarray")->value.find(v2), std::string::npos);
+      std::string out(24, '\0');
+      ASSERT_TRUE(a->Read(a->full_box(), out).ok());
+      EXPECT_EQ(out, Iota(6));
+    }
+  }
+  // Text elements change order code point by code point, not as one 40-byte element.
+  auto u = *FixedLengthUtf32(3);
+  std::string words = *Utf8ToUtf32("ab", u) + *Utf8ToUtf32("xyz", u);
+  auto text = V2Source(">U3", nullptr, words, 2);
+  EXPECT_EQ(text->Read("x/0")->value.substr(0, 4), std::string("\0\0\0a", 4));
+  auto dst = NewMemoryKvStore();
+  CopyOptions little;
+  little.zarr_format = 3;
+  little.byte_order = CopyOptions::ByteOrder::kLittle;
+  std::ostringstream log;
+  ASSERT_TRUE(CopyStore(text.get(), dst.get(), little, log).ok());
+  EXPECT_EQ(dst->Read("x/c/0")->value.substr(0, 4), std::string("a\0\0\0", 4));
+  auto a = *Array::Open(dst.get(), "x");
+  std::string out(24, '\0');
+  ASSERT_TRUE(a->Read(a->full_box(), out).ok());
+  EXPECT_EQ(Utf32ToUtf8(out.substr(12)), "xyz");
+}
+
+TEST(Copy, IntoV3OnlySpecCodecsZlibBecomesGzipAndSaysSo) {
+  auto src = V2Source("<f4", json{{"id", "zlib"}, {"level", 7}}, Iota(6), 6);
+  auto dst = NewMemoryKvStore();
+  CopyOptions o;
+  o.zarr_format = 3;
+  std::ostringstream log;
+  ASSERT_TRUE(CopyStore(src.get(), dst.get(), o, log).ok());
+  EXPECT_NE(log.str().find("gzip(7) (zlib has no Zarr v3 codec: re-encoded as gzip, level 7)"), std::string::npos)
+      << log.str();
+  json meta = json::parse(dst->Read("x/zarr.json")->value);
+  EXPECT_EQ(meta["codecs"][1], json::parse(R"({"name": "gzip", "configuration": {"level": 7}})")) << meta.dump();
+  // Into v2 zlib stays zlib; named explicitly, v3 gets numcodecs.zlib, and the line says who cannot read it.
+  auto v2 = NewMemoryKvStore();
+  CopyOptions keep;
+  ASSERT_TRUE(CopyStore(src.get(), v2.get(), keep, log).ok());
+  EXPECT_EQ(json::parse(v2->Read("x/.zarray")->value)["compressor"]["id"], "zlib");
+  auto named = NewMemoryKvStore();
+  CopyOptions zlib;
+  zlib.zarr_format = 3;
+  zlib.codec = "zlib";
+  std::ostringstream named_log;
+  ASSERT_TRUE(CopyStore(src.get(), named.get(), zlib, named_log).ok());
+  EXPECT_EQ(json::parse(named->Read("x/zarr.json")->value)["codecs"][1]["name"], "numcodecs.zlib");
+  EXPECT_NE(named_log.str().find("TensorStore"), std::string::npos) << named_log.str();
+}
+
+TEST(Metadata, V2ZstdWithoutChecksumHasNoChecksumKey) {
+  // numcodecs 0.11 (Debian 12) refuses the key; it is written only when a checksum is on.
+  auto src = V2Source("<f4", json{{"id", "zstd"}, {"level", 3}}, Iota(6), 6);
+  EXPECT_EQ(json::parse(src->Read("x/.zarray")->value)["compressor"], json::parse(R"({"id": "zstd", "level": 3})"));
+  auto on = V2Source("<f4", json{{"id", "zstd"}, {"level", 3}, {"checksum", true}}, Iota(6), 6);
+  EXPECT_EQ(json::parse(on->Read("x/.zarray")->value)["compressor"]["checksum"], true);
 }
 
 TEST(Slices, NumpyStyle) {
