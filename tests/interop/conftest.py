@@ -82,6 +82,28 @@ def jigsaw():
     return Jigsaw(BIN_DIR)
 
 
+DEBIAN_READ = r"""
+import sys, numpy as np, zarr, xarray as xr
+path, out = sys.argv[1], sys.argv[2]
+g = zarr.open_group(path, mode="r")
+arrays = {name: a[...] for name, a in g.arrays()}
+ds = xr.open_zarr(path)
+extra = {}
+if len(sys.argv) > 3:  # a store with a channel coordinate: select channel argv[3] of array argv[4] by name
+    extra["sel"] = ds[sys.argv[4]].sel(channel=sys.argv[3]).values
+np.savez(out, **arrays, **{"_" + k: v for k, v in extra.items()}, _vars=np.array(sorted(ds.variables)))
+"""
+
+
+def debian_read(path, out, channel="", array="data"):
+    """Reads every array of the v2 store at `path` with Debian 12's zarr 2.13 (numcodecs 0.11) and opens it with
+    its xarray; with `channel`, also selects that channel of `array` by name (as "_sel"). Returns the arrays."""
+    args = [str(path), str(out)] + ([channel, array] if channel else [])
+    r = subprocess.run(["/usr/bin/python3", "-c", DEBIAN_READ, *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return np.load(out)
+
+
 def assert_same(a, b):
     a, b = np.asarray(a), np.asarray(b)
     assert a.shape == b.shape, (a.shape, b.shape)

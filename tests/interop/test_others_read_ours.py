@@ -10,7 +10,7 @@ import tensorstore as ts
 import xarray as xr
 import zarr
 
-from conftest import assert_same
+from conftest import assert_same, debian_read
 
 
 @pytest.fixture(scope="module")
@@ -78,27 +78,6 @@ def test_readers_agree(jigsaw, tmp_path, source, config):
 
 
 # ---- Debian 12's own stack (zarr 2.13, numcodecs 0.11, xarray; /usr/bin/python3) reads our v2 stores ----
-
-DEBIAN_READ = r"""
-import sys, numpy as np, zarr, xarray as xr
-path, out = sys.argv[1], sys.argv[2]
-g = zarr.open_group(path, mode="r")
-arrays = {name: a[...] for name, a in g.arrays()}
-ds = xr.open_zarr(path)
-extra = {}
-if "channel" in ds.coords:  # a jigsaw-shard store: select by channel name
-    extra["sel"] = ds.data.sel(channel=sys.argv[3]).values
-np.savez(out, **arrays, **{"_" + k: v for k, v in extra.items()}, _vars=np.array(sorted(ds.variables)))
-"""
-
-
-def debian_read(path, out, channel=""):
-    """Reads every array of the v2 store at `path` with Debian's zarr 2 and opens it with its xarray."""
-    r = subprocess.run(["/usr/bin/python3", "-c", DEBIAN_READ, str(path), str(out), channel], capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return np.load(out)
-
 
 V2_CODECS = ["blosc-lz4", "blosc-zstd", "zstd", "gzip", "zlib", "none"]
 

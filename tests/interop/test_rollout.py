@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import BIN_DIR, run_ranks
+from conftest import BIN_DIR, debian_read, run_ranks
 
 HERE = Path(__file__).resolve().parent
 CONFIG = {"patch": [3, 4], "dim": 32, "depth": 2, "token_hidden": 32, "channel_hidden": 64, "lr": 3e-3,
@@ -50,6 +50,20 @@ def test_xarray_opens_the_forecast_as_it_is(trained):
     assert ds.lead_time.dtype.kind == "m" and int(ds.lead_time[-1] / np.timedelta64(1, "h")) == 24
     assert str(ds.init_time.values[0])[:16] == "2020-01-05T06:00"
     assert ds.attrs["channels"][0] == "2m_temperature" and ds.attrs["jigsaw"]["complete"]
+
+
+def test_v2_forecast_and_climatology_open_in_debians_zarr2_by_channel_name(jigsaw, trained, tmp_path):
+    """--format zarr2 outputs read by Debian 12's zarr 2.13 / xarray, channels selected by name."""
+    run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--format", "zarr2",
+        "--out", tmp_path / "f2.zarr")
+    jigsaw.shard("climatology", trained / "tiles.zarr", "--format", "zarr2", "--out", tmp_path / "clim2.zarr")
+    ref = xr.open_zarr(trained / "f1.zarr")
+    got = debian_read(tmp_path / "f2.zarr", tmp_path / "f.npz", "geopotential_850", "forecast")
+    assert list(got["channel"]) == list(ref.attrs["channels"])
+    np.testing.assert_array_equal(got["_sel"], ref.forecast.sel(channel="geopotential_850").values)
+    got = debian_read(tmp_path / "clim2.zarr", tmp_path / "c.npz", "2m_temperature", "climatology")
+    clim = xr.open_zarr(tmp_path / "clim2.zarr", zarr_format=2)
+    np.testing.assert_array_equal(got["_sel"], clim.climatology.sel(channel="2m_temperature").values)
 
 
 def test_first_lead_is_the_pytorch_oracles_forward(jigsaw, trained, tmp_path):
