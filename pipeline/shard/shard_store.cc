@@ -287,10 +287,21 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
       std::string_view bytes(reinterpret_cast<const char*>(buf.data()), buf.size() * 4);
       if (dt.size == 2) {
         converted.resize(buf.size() * 2);
+        std::atomic<size_t> overflow{buf.size()};  // the first finite value float16 cannot hold
         tbb::parallel_for(size_t{0}, buf.size(), [&](size_t i) {
           uint16_t h = dt.name == "float16" ? FloatToHalf(buf[i]) : FloatToBFloat16(buf[i]);
+          if ((h & 0x7FFF) == 0x7C00 && dt.name == "float16" && std::isfinite(buf[i])) {
+            for (size_t seen = overflow.load(); i < seen && !overflow.compare_exchange_weak(seen, i);) {}
+          }
           std::memcpy(&converted[i * 2], &h, 2);
         });
+        if (const size_t i = overflow.load(); i < buf.size()) {
+          const int64_t t = t0 + static_cast<int64_t>(i) / sample,
+                        c = (static_cast<int64_t>(i) % sample) / (p.nlat() * p.nlon());
+          return InvalidArgumentError(p.channels[c].name + " at " + FormatIsoTime(p.times[t]) + ": " +
+                                      std::to_string(buf[i]) +
+                                      " does not fit float16 (largest 65504); use --dtype float32 or bfloat16");
+        }
         bytes = converted;
       }
       Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};

@@ -434,3 +434,42 @@ def test_a_resume_rewrites_a_chunk_that_no_longer_decodes(jigsaw, tmp_path):
     assert "rewriting 2020-01-01T06:00:00" in r.stdout + r.stderr, r.stdout + r.stderr
     jigsaw.shard("verify", out)
     assert_same_tree(ref, str(out))
+
+
+def test_dtype_lat_crop_statistics_window_codec_and_info_json(jigsaw, tmp_path):
+    """--dtype float16, --lat-crop, --stats-start/--stats-end and --codec, each against NumPy, and what
+    info --json says of them."""
+    ds = make_dataset()
+    src = str(tmp_path / "src.zarr")
+    ds.to_zarr(src, zarr_format=2, consolidated=True)
+    out = str(tmp_path / "out.zarr")
+    # Geopotential (~5e4 and more) does not fit float16: refused, naming channel and time, before any data.
+    bad = jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x1x1", "--dtype", "float16", "--out",
+                       str(tmp_path / "bad.zarr"), check=False)
+    assert bad.returncode == 2 and "does not fit float16" in bad.stderr and "geopotential_" in bad.stderr, bad.stderr
+    assert "2020-01-01T00" in bad.stderr
+    common = ["--vars", "temperature,2m_temperature", "--levels", "1000,500,50", "--start", "2020-01-01T00",
+              "--end", "2020-01-02T06"]
+    jigsaw.shard("run", "--source", src, *common, "--tiles", "1x2x2", "--dtype", "float16", "--lat-crop", "1",
+                 "--stats-start", "2020-01-01T06", "--stats-end", "2020-01-01T18", "--codec", "zstd", "--out", out)
+    want, names = expected_array(ds, ["temperature", "2m_temperature"], [1000, 500, 50])
+    want = want[:, :, :18, :]  # the southernmost of 19 rows dropped
+    z = zarr.open_group(out, mode="r", zarr_format=3)
+    assert z["data"].dtype == np.float16
+    np.testing.assert_array_equal(z["data"][...], want.astype(np.float16))
+    np.testing.assert_array_equal(z["latitude"][...], np.linspace(90, -90, 19)[:18])
+    # Statistics over 06, 12 and 18 UTC of the first day only (time indices 1..3); tolerance for the float16 values.
+    x = want[1:4].astype("float64")
+    np.testing.assert_allclose(z["mean"][...], x.mean(axis=(0, 2, 3)), rtol=1e-3)
+    np.testing.assert_allclose(z["std"][...], x.std(axis=(0, 2, 3)), rtol=1e-2)
+    np.testing.assert_allclose(z["min"][...], x.min(axis=(0, 2, 3)), rtol=1e-3)
+    np.testing.assert_allclose(z["max"][...], x.max(axis=(0, 2, 3)), rtol=1e-3)
+    full = want.astype("float64")
+    assert not np.allclose(z["mean"][...], full.mean(axis=(0, 2, 3)), rtol=1e-3)  # the window mattered
+    info = json.loads(jigsaw.shard("info", out, "--json").stdout)
+    assert info["plan"]["dtype"] == "float16" and info["plan"]["codec"] == "zstd"
+    assert info["plan"]["lat_crop"] == 1 and info["plan"]["grid"] == [18, 24]
+    assert info["data_shape"] == [6, 4, 18, 24] and info["complete"] is True
+    assert "zstd" in info["data_codecs"]
+    assert info["plan"]["channels"] == names
+    jigsaw.shard("verify", out)
