@@ -190,9 +190,15 @@ def test_bad_urls_and_credentials_are_named(jigsaw, moto):
     assert proc.returncode != 0 and "no-such-bucket" in proc.stderr
     proc = jigsaw.store("ls", "ftp://host/x", check=False)
     assert proc.returncode != 0 and "s3://" in proc.stderr
-    proc = jigsaw.store("copy", "s3://bkt/none.zarr", "gs://public/y.zarr", check=False,
+
+
+def test_gs_refuses_writes_naming_the_object(jigsaw, moto, tmp_path):
+    """gs:// is anonymous and read-only: a copy from a real source is refused at the first write, naming it."""
+    jigsaw.shard("synth", tmp_path / "src.zarr", "--grid", "9x12", "--times", "2")
+    proc = jigsaw.store("copy", tmp_path / "src.zarr", "gs://public/y.zarr", check=False,
                         env={**moto.env(), "JIGSAW_GCS_ENDPOINT": moto.endpoint})
-    assert proc.returncode != 0
+    assert proc.returncode == 1, proc.stderr
+    assert "gs://public/y.zarr/" in proc.stderr and "this store is read-only" in proc.stderr, proc.stderr
 
 
 def test_checkpoints_on_s3(jigsaw, moto, tmp_path):
