@@ -19,10 +19,6 @@
 namespace jigsaw {
 namespace {
 
-// 1: the first layout; 2: adds the `channel` text coordinate (older stores load as before).
-constexpr int kStoreVersion = 2;
-const char* const kStatNames[] = {"mean", "std", "min", "max", "tendency_mean", "tendency_std"};
-
 DataType OutputType(const ShardPlan& p) { return DataTypeFromName(p.options.dtype).value(); }
 
 // Widens stored elements (float32, float16, bfloat16) to float32.
@@ -67,7 +63,7 @@ json RootAttributes(const ShardPlan& p, bool complete, const json& statistics) {
           {"tile_grid", {p.tiles.lat, p.tiles.lon, p.tiles.ch}},
           {"jigsaw",
            {{"store", "jigsaw-shard"},
-            {"version", kStoreVersion},
+            {"version", kShardStoreVersion},
             {"complete", complete},
             {"plan", p.ToJson()},
             {"plan_fingerprint", p.fingerprint()},
@@ -163,7 +159,7 @@ class StatisticsAccumulator {
       cols[4].push_back(d.n ? d.mean : NAN);
       cols[5].push_back(d.population_std());
     }
-    for (int i = 0; i < 6; ++i) stats[kStatNames[i]] = cols[i];
+    for (int i = 0; i < 6; ++i) stats[kShardStatNames[i]] = cols[i];
     return stats;
   }
 
@@ -328,7 +324,7 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   // Statistics arrays, then the last metadata write marks the store complete.
   json result = stats.Result();
   for (int i = 0; i < 6; ++i) {
-    std::vector<double> v = result[kStatNames[i]].get<std::vector<double>>();
+    std::vector<double> v = result[kShardStatNames[i]].get<std::vector<double>>();
     ArraySpec s;
     s.zarr_format = format;
     s.shape = {p.num_channels()};
@@ -338,7 +334,7 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
     s.fill_value = "NaN";
     s.dimension_names = {"channel"};
     ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
-    ASSIGN_OR_RETURN(auto a, Array::Create(out, kStatNames[i], std::move(m)));
+    ASSIGN_OR_RETURN(auto a, Array::Create(out, kShardStatNames[i], std::move(m)));
     RETURN_IF_ERROR(a->Write(a->full_box(), std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * 8)));
   }
   json stat_info = {{"start", FormatIsoTime(p.times[p.stats_begin])},
@@ -349,158 +345,6 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   RETURN_IF_ERROR(WriteConsolidated(out, format));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
-}
-
-Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store) {
-  ASSIGN_OR_RETURN(NodeMetadata root, ReadNodeMetadata(store, ""));
-  if (!root.attributes.contains("jigsaw") || root.attributes["jigsaw"].value("store", "") != "jigsaw-shard") {
-    return InvalidArgumentError(store->url() + " is not a jigsaw-shard store (no \"jigsaw\" root attributes)");
-  }
-  ShardStoreInfo info;
-  info.attributes = root.attributes["jigsaw"];
-  if (info.attributes.value("version", 0) > kStoreVersion) {
-    return UnimplementedError(store->url() + " was written by a newer jigsaw (store version " +
-                              std::to_string(info.attributes.value("version", 0)) + ")");
-  }
-  info.complete = info.attributes.value("complete", false);
-  // The plan, checked once here: every reader gets the same refusal for the same malformed key.
-  const std::string where = store->url() + ": the \"jigsaw\" root attribute's plan";
-  try {
-    const json& plan = info.attributes.at("plan");
-    auto tiles = TileGrid::Parse(plan.at("tiles").get<std::string>());
-    if (!tiles.ok()) return tiles.status().Annotate(where + " (tiles)");
-    info.tiles = *tiles;
-    info.channels = plan.at("channels").get<std::vector<std::string>>();
-    info.height = plan.at("grid").at(0).get<int64_t>();
-    info.width = plan.at("grid").at(1).get<int64_t>();
-    info.step_seconds = plan.at("step_seconds").get<int64_t>();
-    for (const auto& t : plan.value("missing_times", json::array())) info.missing_times.insert(t.get<std::string>());
-  } catch (const json::exception& e) {
-    return InvalidArgumentError(where + " is malformed: " + e.what());
-  }
-  if (info.height < 1 || info.width < 1 || info.step_seconds < 1 || info.channels.empty()) {
-    return InvalidArgumentError(where + " has an empty grid, channel list or time step");
-  }
-  return info;
-}
-
-Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out) {
-  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));
-  ASSIGN_OR_RETURN(auto data, Array::Open(store, "data"));
-  const ArrayMetadata& m = data->metadata();
-  json j = info.attributes;
-  j["url"] = store->url();
-  j["data_shape"] = m.shape;
-  j["tile_shape"] = m.codecs->sharding() ? m.codecs->sharding()->inner_shape : m.chunks;
-  j["data_codecs"] = m.codecs->Describe();
-  if (info.complete) {
-    for (const char* name : kStatNames) {
-      ASSIGN_OR_RETURN(auto a, Array::Open(store, name));
-      std::vector<double> v(a->metadata().shape[0]);
-      RETURN_IF_ERROR(a->Read(a->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * 8)));
-      j["statistics_values"][name] = v;
-    }
-  }
-  if (as_json) {
-    out << j.dump(2) << "\n";
-    return OkStatus();
-  }
-  const json& plan = info.attributes["plan"];
-  out << store->url() << ": " << (info.complete ? "complete" : "INCOMPLETE (run jigsaw-shard run again to finish)")
-      << "\n";
-  out << "data " << m.dtype.name << " [" << m.shape[0] << " time, " << m.shape[1] << " channel, " << m.shape[2]
-      << " lat, " << m.shape[3] << " lon], tiles " << plan.value("tiles", "?") << " of [" << j["tile_shape"][1] << ", "
-      << j["tile_shape"][2] << ", " << j["tile_shape"][3] << "], " << j["data_codecs"].get<std::string>() << "\n";
-  out << "times " << plan.value("start", "?") << " .. " << plan.value("end", "?") << " every "
-      << plan.value("step_seconds", 0) / 3600.0 << " h; " << plan["missing_times"].size() << " missing\n";
-  out << "sources:";
-  for (const auto& s : info.attributes["sources"]) out << " " << s.get<std::string>();
-  out << "\n";
-  if (info.complete) {
-    out << "channel                          mean           std           min           max    tend.mean     "
-           "tend.std\n";
-    const auto& names = plan["channels"];
-    const auto& sv = j["statistics_values"];
-    for (size_t c = 0; c < names.size(); ++c) {
-      char line[256];
-      std::snprintf(line, sizeof line, "%-24s %13.6g %13.6g %13.6g %13.6g %12.4g %12.4g\n",
-                    names[c].get<std::string>().c_str(), sv["mean"][c].get<double>(), sv["std"][c].get<double>(),
-                    sv["min"][c].get<double>(), sv["max"][c].get<double>(), sv["tendency_mean"][c].get<double>(),
-                    sv["tendency_std"][c].get<double>());
-      out << line;
-    }
-  }
-  return OkStatus();
-}
-
-Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
-  std::vector<std::string> problems;
-  ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));
-  if (!info.complete) problems.push_back(store->url() + ": the store is not complete (the run did not finish)");
-  // Written last, after the store is marked complete (VerifyStore checks it against the nodes when present).
-  ASSIGN_OR_RETURN(NodeMetadata root, ReadNodeMetadata(store, ""));
-  if (root.consolidated.is_null()) {
-    problems.push_back(store->url() + ": no consolidated metadata (the run did not finish; run it again)");
-  }
-  ASSIGN_OR_RETURN(VerifyReport report, VerifyStore(store, nullptr));
-  problems.insert(problems.end(), report.problems.begin(), report.problems.end());
-  const json& plan = info.attributes.value("plan", json::object());
-  auto data = Array::Open(store, "data");
-  if (!data.ok()) {
-    problems.push_back(data.status().message());
-    return problems;
-  }
-  const ArrayMetadata& m = (*data)->metadata();
-  const int64_t T = plan.value("num_times", int64_t{-1});
-  const int64_t C = static_cast<int64_t>(plan.value("channels", json::array()).size());
-  auto g = plan.value("grid", json::array({-1, -1}));
-  std::vector<int64_t> want_shape = {T, C, g[0].get<int64_t>(), g[1].get<int64_t>()};
-  if (m.shape != want_shape) problems.push_back(store->url() + ": data shape differs from the recorded plan");
-  auto tiles = TileGrid::Parse(plan.value("tiles", ""));
-  if (!tiles.ok()) {
-    problems.push_back(store->url() + ": the recorded plan has no valid tile grid");
-  } else if (m.shape == want_shape) {
-    std::vector<int64_t> tile = {1, SplitLength(C, tiles->ch), SplitLength(want_shape[2], tiles->lat),
-                                 SplitLength(want_shape[3], tiles->lon)};
-    const auto* sh = m.codecs->sharding();
-    if ((sh ? sh->inner_shape : m.chunks) != tile)
-      problems.push_back(store->url() + ": data chunks are not the plan's tiles");
-    // Every time step that is not missing must have its chunks stored.
-    std::set<std::string> missing;
-    for (const auto& s : plan.value("missing_times", json::array())) missing.insert(s.get<std::string>());
-    auto tvals = Array::Open(store, "time");
-    if (tvals.ok() && info.complete) {
-      std::vector<int64_t> times(T);
-      if ((*tvals)->Read((*tvals)->full_box(), std::span<char>(reinterpret_cast<char*>(times.data()), T * 8)).ok()) {
-        ASSIGN_OR_RETURN(auto keys, store->List("data/"));
-        std::set<std::string> present;
-        for (const auto& e : keys) present.insert(e.key);
-        auto grid = m.grid();
-        for (int64_t t = 0; t < T; ++t) {
-          if (missing.count(FormatIsoTime(times[t]))) continue;
-          for (int64_t c = 0; c < grid[1]; ++c)
-            for (int64_t y = 0; y < grid[2]; ++y)
-              for (int64_t x = 0; x < grid[3]; ++x) {
-                std::vector<int64_t> idx = {t / m.chunks[0], c, y, x};
-                std::string key = (*data)->ChunkKey(idx);
-                if (!present.count(key)) {
-                  problems.push_back(store->url() + ": chunk " + key + " for " + FormatIsoTime(times[t]) +
-                                     " is absent");
-                  present.insert(key);  // once per object
-                }
-              }
-        }
-      }
-    }
-  }
-  for (const char* name : kStatNames) {
-    if (!info.complete) break;
-    auto a = Array::Open(store, name);
-    if (!a.ok() || (*a)->metadata().shape != std::vector<int64_t>{C}) {
-      problems.push_back(store->url() + ": statistics array " + name + " missing or of the wrong shape");
-    }
-  }
-  return problems;
 }
 
 }  // namespace jigsaw

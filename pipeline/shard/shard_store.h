@@ -36,6 +36,12 @@ Result<ShardRunReport> RunShard(const ShardPlan& plan, const std::vector<std::un
 
 // A jigsaw-shard store's layout as its root attributes record it, typed: what the loader, the bench and the
 // trainer read instead of walking the JSON.
+// The layout version in the root attributes: 1, the first; 2 adds the `channel` text coordinate (version-1
+// stores load as before). A store of a later version is refused.
+inline constexpr int kShardStoreVersion = 2;
+// The per-channel statistics arrays, in this order.
+inline constexpr const char* kShardStatNames[] = {"mean", "std", "min", "max", "tendency_mean", "tendency_std"};
+
 struct ShardStoreInfo {
   nlohmann::json attributes;  // the root's "jigsaw" attributes, whole
   bool complete = false;
