@@ -149,12 +149,18 @@ int main(int argc, char** argv) {
                           {"ok", report->problems.empty()},
                           {"arrays", report->arrays},
                           {"chunks_checked", report->chunks_checked},
+                          {"checksum_record", report->checksum_record},
+                          {"objects_checked_against_record", report->objects_checked},
                           {"problems", report->problems}};
       std::cout << j.dump(2) << "\n";
     } else {
       for (const auto& p : report->problems) std::cout << "problem: " << p << "\n";
       std::cout << (*src)->url() << ": " << report->arrays << " arrays, " << report->chunks_checked
-                << " chunks checked, " << report->problems.size() << " problems\n";
+                << " chunks checked, "
+                << (report->checksum_record
+                        ? std::to_string(report->objects_checked) + " objects against its checksum record"
+                        : std::string("no checksum record (written by another tool or an older jigsaw)"))
+                << ", " << report->problems.size() << " problems\n";
     }
     return report->problems.empty() ? 0 : 1;
   }

@@ -1,4 +1,5 @@
 #include "jobs/climatology_source.h"
+#include "storage/kvstore/checksum_record.h"
 
 #include <cmath>
 #include <cstring>
@@ -152,7 +153,7 @@ bool SameGrid(const std::vector<double>& a, const std::vector<double>& b) {
 
 Result<std::unique_ptr<Climatology>> Climatology::Open(const std::string& url, const std::vector<std::string>& channels,
                                                        const std::vector<double>& lat, const std::vector<double>& lon) {
-  ASSIGN_OR_RETURN(auto store, OpenKvStore(url));
+  ASSIGN_OR_RETURN(auto store, OpenCheckedKvStore(url));
   const int64_t H = static_cast<int64_t>(lat.size()), W = static_cast<int64_t>(lon.size());
   ASSIGN_OR_RETURN(auto hours, Coordinate<int64_t>(store.get(), "hour"));
   ASSIGN_OR_RETURN(auto clat, Coordinate<double>(store.get(), "latitude"));

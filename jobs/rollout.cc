@@ -1,4 +1,5 @@
 #include "jobs/rollout.h"
+#include "storage/kvstore/checksum_record.h"
 
 #include "base/peak_memory.h"
 
@@ -152,7 +153,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   }
   RETURN_IF_ERROR(AllOk(world, made));
   ASSIGN_OR_RETURN(auto forecast, Array::Open(dst.get(), "forecast"));
-  ASSIGN_OR_RETURN(auto src, OpenKvStore(o.data));
+  ASSIGN_OR_RETURN(auto src, OpenCheckedKvStore(o.data));
   ASSIGN_OR_RETURN(auto data, Array::Open(src.get(), "data"));
   data->RequireEveryChunk(true);  // a complete store (ReadStoreFacts): a missing chunk is corruption
   if (data->metadata().dtype.name != "float32") {

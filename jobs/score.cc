@@ -1,4 +1,5 @@
 #include "jobs/score.h"
+#include "storage/kvstore/checksum_record.h"
 
 #include <cmath>
 #include <cstdio>
@@ -34,7 +35,7 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
   auto truth_or = ReadStoreFacts(o.truth);
   if (!truth_or.ok()) return truth_or.status().Annotate(o.truth);
   const StoreFacts& truth = *truth_or;
-  ASSIGN_OR_RETURN(auto fstore, OpenKvStore(o.forecast));
+  ASSIGN_OR_RETURN(auto fstore, OpenCheckedKvStore(o.forecast));
   auto forecast_or = Array::Open(fstore.get(), "forecast");
   if (!forecast_or.ok()) return forecast_or.status().Annotate(o.forecast + " (not a jigsaw-rollout store?)");
   auto& forecast = *forecast_or;
@@ -80,7 +81,7 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
     }
   }
   const std::vector<float> w = LatitudeWeights(truth.latitudes);
-  ASSIGN_OR_RETURN(auto tstore, OpenKvStore(o.truth));
+  ASSIGN_OR_RETURN(auto tstore, OpenCheckedKvStore(o.truth));
   ASSIGN_OR_RETURN(auto tdata, Array::Open(tstore.get(), "data"));
   tdata->RequireEveryChunk(true);  // a complete store (ReadStoreFacts): a missing chunk is corruption
   if (tdata->metadata().dtype.name != "float32" || fm.dtype.name != "float32") {

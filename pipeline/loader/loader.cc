@@ -1,5 +1,7 @@
 #include "pipeline/loader/loader.h"
 
+#include "storage/kvstore/checksum_record.h"
+
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/info.h>
@@ -69,7 +71,7 @@ class LoaderImpl final : public Loader {
                                   std::to_string(o.dp_size));
     }
     if (o.prefetch < 1) return InvalidArgumentError("prefetch must be at least 1");
-    ASSIGN_OR_RETURN(auto base, OpenKvStore(url));
+    ASSIGN_OR_RETURN(auto base, OpenCheckedKvStore(url));  // every chunk checked against the checksum record
     store_ = std::make_unique<CountingKvStore>(std::move(base));
     ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store_.get()));
     if (!info.complete) {

@@ -11,6 +11,7 @@
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/cf.h"
+#include "storage/kvstore/checksum_record.h"
 #include "storage/zarr/group.h"
 
 namespace jigsaw {
@@ -77,6 +78,8 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   const int64_t hours = 86400 / step;
   // The output, made whole before any data (and marked complete last).
   ASSIGN_OR_RETURN(auto out, OpenKvStore(out_url));
+  RecordingKvStore recording(out.get());  // its checksum record is the last object written
+  KvStore* const dst = &recording;
   ArraySpec s;
   s.zarr_format = o.zarr_format;
   s.shape = {kDays, hours, C, H, W};
@@ -93,24 +96,24 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
                                    {"window_days", o.window_days},
                                    {"samples", used.size()}};
   RETURN_IF_ERROR(
-      WriteGroup(out.get(), "", o.zarr_format,
+      WriteGroup(dst, "", o.zarr_format,
                  {{"channels", channels},
                   {"jigsaw", {{"store", "jigsaw-climatology"}, {"complete", false}, {"identity", identity}}}}));
-  ASSIGN_OR_RETURN(auto clim, Array::Create(out.get(), "climatology", std::move(m)));
+  ASSIGN_OR_RETURN(auto clim, Array::Create(dst, "climatology", std::move(m)));
   std::vector<int64_t> doys(kDays), hour_values(hours);
   for (int64_t d = 0; d < kDays; ++d) doys[d] = d + 1;
   for (int64_t h = 0; h < hours; ++h) hour_values[h] = h * step / 3600;
-  RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "dayofyear", "int64",
+  RETURN_IF_ERROR(WriteCoordinateArray(dst, o.zarr_format, "dayofyear", "int64",
                                        std::string_view(reinterpret_cast<const char*>(doys.data()), kDays * 8), kDays,
                                        {}));
-  RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "hour", "int64",
+  RETURN_IF_ERROR(WriteCoordinateArray(dst, o.zarr_format, "hour", "int64",
                                        std::string_view(reinterpret_cast<const char*>(hour_values.data()), hours * 8),
                                        hours, {{"units", "hours"}}));
-  RETURN_IF_ERROR(WriteTextCoordinateArray(out.get(), o.zarr_format, "channel", channels, {{"long_name", "channel"}}));
-  RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "latitude", "float64",
+  RETURN_IF_ERROR(WriteTextCoordinateArray(dst, o.zarr_format, "channel", channels, {{"long_name", "channel"}}));
+  RETURN_IF_ERROR(WriteCoordinateArray(dst, o.zarr_format, "latitude", "float64",
                                        std::string_view(reinterpret_cast<const char*>(lat.data()), H * 8), H,
                                        {{"units", "degrees_north"}, {"standard_name", "latitude"}}));
-  RETURN_IF_ERROR(WriteCoordinateArray(out.get(), o.zarr_format, "longitude", "float64",
+  RETURN_IF_ERROR(WriteCoordinateArray(dst, o.zarr_format, "longitude", "float64",
                                        std::string_view(reinterpret_cast<const char*>(lon.data()), W * 8), W,
                                        {{"units", "degrees_east"}, {"standard_name", "longitude"}}));
 
@@ -161,10 +164,11 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
       }
     }
   RETURN_IF_ERROR(
-      WriteGroup(out.get(), "", o.zarr_format,
+      WriteGroup(dst, "", o.zarr_format,
                  {{"channels", channels},
                   {"jigsaw", {{"store", "jigsaw-climatology"}, {"complete", true}, {"identity", identity}}}}));
-  RETURN_IF_ERROR(WriteConsolidated(out.get(), o.zarr_format));
+  RETURN_IF_ERROR(WriteConsolidated(dst, o.zarr_format));
+  RETURN_IF_ERROR(recording.WriteRecord());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log << "jigsaw-shard: climatology of " << report.samples << " samples (" << FormatIsoTime(times[used.front()])
       << " to " << FormatIsoTime(times[used.back()]) << "), " << o.window_days << "-day window, " << hours

@@ -172,8 +172,11 @@ class StatisticsAccumulator {
 
 }  // namespace
 
-Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::unique_ptr<Source>>& sources, KvStore* out,
-                                const ShardProgressFn& progress, std::ostream& log) {
+Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::unique_ptr<Source>>& sources,
+                                KvStore* destination, const ShardProgressFn& progress, std::ostream& log) {
+  // Every object written is recorded; the checksum record is the last object of a complete store.
+  RecordingKvStore recording(destination);
+  KvStore* const out = &recording;
   auto start = std::chrono::steady_clock::now();
   ShardRunReport report;
   const int format = p.options.zarr_format;
@@ -203,9 +206,14 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
     // The consolidated metadata is written after the store is marked complete: a run killed between the two
     // leaves it missing, and this run finishes the job.
     ASSIGN_OR_RETURN(json consolidated, BuildConsolidated(out, format));
+    ASSIGN_OR_RETURN(auto record, ReadChecksumRecord(out));
     if (existing->consolidated != consolidated) {
       RETURN_IF_ERROR(WriteConsolidated(out, format));
-      log << out->url() << " was complete but for its consolidated metadata, now written\n";
+      RETURN_IF_ERROR(recording.WriteRecord());
+      log << out->url() << " was complete but for its consolidated metadata, now written (and its checksum record)\n";
+    } else if (!record && existing->attributes["jigsaw"].value("version", 1) >= 2) {
+      RETURN_IF_ERROR(recording.WriteRecord());
+      log << out->url() << " was complete but for its checksum record, now written\n";
     } else {
       log << out->url() << " is already complete for this plan; nothing to do\n";
     }
@@ -343,6 +351,7 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
                     {"tendency", "x(t + step) - x(t) over consecutive selected times"}};
   RETURN_IF_ERROR(WriteGroup(out, "", format, RootAttributes(p, true, stat_info)));
   RETURN_IF_ERROR(WriteConsolidated(out, format));
+  RETURN_IF_ERROR(recording.WriteRecord());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

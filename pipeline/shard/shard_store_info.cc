@@ -102,6 +102,10 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
   }
   ASSIGN_OR_RETURN(VerifyReport report, VerifyStore(store, nullptr));
   problems.insert(problems.end(), report.problems.begin(), report.problems.end());
+  if (info.attributes.value("version", 1) >= 2 && !report.checksum_record) {  // version 1 stores had none
+    problems.push_back(store->url() + ": no checksum record (" + kChecksumRecordKey +
+                       "), the last object a run writes: the run did not finish; run it again");
+  }
   const json& plan = info.attributes.value("plan", json::object());
   auto data = Array::Open(store, "data");
   if (!data.ok()) {

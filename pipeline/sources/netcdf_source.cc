@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 
+#include "pipeline/sources/netcdf_classic_size.h"
 #include "pipeline/sources/source.h"
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/cf.h"
@@ -44,6 +45,7 @@ class NetcdfSource final : public Source {
     auto src = std::unique_ptr<NetcdfSource>(new NetcdfSource());
     src->path_ = path;
     std::lock_guard lock(NetcdfLock());
+    RETURN_IF_ERROR(CheckClassicNetcdfSize(std::string(local), src->path_));
     RETURN_IF_ERROR(NcStatus(nc_open(std::string(local).c_str(), NC_NOWRITE, &src->ncid_), "open " + src->path_));
     RETURN_IF_ERROR(src->Load().Annotate(src->path_));
     return std::unique_ptr<Source>(std::move(src));

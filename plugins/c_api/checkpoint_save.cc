@@ -51,6 +51,8 @@ int jigsaw_checkpoint_save_open(const char* root, int64_t step, const char* mesh
   });
 }
 
+}  // extern "C"
+
 namespace {
 
 jigsaw::Status CheckOpen(const jigsaw_checkpoint_save* s, const char* what) {
@@ -100,6 +102,8 @@ jigsaw::Status BeginWrite(jigsaw_checkpoint_save* s, const char* what) {
 }
 
 }  // namespace
+
+extern "C" {
 
 int jigsaw_checkpoint_save_add(jigsaw_checkpoint_save* s, const char* name, const char* dtype, int ndim,
                                const int64_t* shape, const char* partition, const void* data, size_t nbytes,

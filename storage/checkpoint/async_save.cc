@@ -154,12 +154,12 @@ std::unique_ptr<AsyncCheckpointSaver::Save> AsyncCheckpointSaver::NewSave(KvStor
                                                                           const SaveOptions& options,
                                                                           Communicator* comm) {
   auto save = std::make_unique<Save>();
-  *save = Save{.root = root,
-               .step = step,
-               .mesh = mesh,
-               .tensors = tensors,
-               .options = options,
-               .comm = comm ? comm : local_.get()};
+  save->root = root;
+  save->step = step;
+  save->mesh = mesh;
+  save->tensors = tensors;
+  save->options = options;
+  save->comm = comm ? comm : local_.get();
   return save;
 }
 

@@ -12,7 +12,9 @@
 
 namespace jigsaw {
 
-Status ExportZarr(KvStore* root, const std::string& step, KvStore* dst, const std::string& codec) {
+Status ExportZarr(KvStore* root, const std::string& step, KvStore* destination, const std::string& codec) {
+  RecordingKvStore recording(destination);
+  RecordingKvStore* dst = &recording;
   std::string step_dir = step;
   if (step_dir.empty()) {
     ASSIGN_OR_RETURN(step_dir, LatestStep(root));

@@ -126,10 +126,15 @@ Status BeginStoreWrite(KvStore* dst, const std::string& what) {
   return dst->Write(kUnfinishedMarker, "unfinished: " + what + "\n").Annotate(dst->url());
 }
 
-Status FinishStoreWrite(KvStore* dst) { return dst->Delete(kUnfinishedMarker).Annotate(dst->url()); }
+Status FinishStoreWrite(RecordingKvStore* dst) {
+  RETURN_IF_ERROR(dst->WriteRecord({kUnfinishedMarker}).Annotate(dst->url()));
+  return dst->Delete(kUnfinishedMarker).Annotate(dst->url());
+}
 
-Status CopyStore(KvStore* src, KvStore* dst, const CopyOptions& o, std::ostream& log) {
-  RETURN_IF_ERROR(CheckCopyDestination(src, dst));
+Status CopyStore(KvStore* src, KvStore* destination, const CopyOptions& o, std::ostream& log) {
+  RETURN_IF_ERROR(CheckCopyDestination(src, destination));
+  RecordingKvStore recording(destination);
+  RecordingKvStore* dst = &recording;
   ASSIGN_OR_RETURN(auto nodes, ListNodes(src));
   // Marked unfinished first and finished last: a copy that fails half-way never verifies, and can be retried.
   RETURN_IF_ERROR(BeginStoreWrite(dst, "a jigsaw-store copy of " + src->url()));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/kvstore/checksum_record.h"
 #include "storage/kvstore/kvstore.h"
 
 namespace jigsaw {
@@ -28,8 +29,10 @@ struct CopyOptions {
 // failed write can be retried), and writes kUnfinishedMarker naming `what`; FinishStoreWrite removes it.
 // VerifyStore reports a store that holds the marker.
 inline constexpr const char* kUnfinishedMarker = "jigsaw-write-unfinished";
+// Writers write through a RecordingKvStore over the destination: FinishStoreWrite writes its checksum record
+// (checksum_record.h) before it removes the marker, so that a finished store always has one.
 Status BeginStoreWrite(KvStore* dst, const std::string& what);
-Status FinishStoreWrite(KvStore* dst);
+Status FinishStoreWrite(RecordingKvStore* dst);
 
 // Copies every group and array (attributes, data) from src to dst, converting format, codec, sharding and
 // byte order, then writes consolidated metadata. Without --codec each array keeps its source's compression,

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "storage/zarr/cf.h"
@@ -266,7 +267,39 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
               kUnfinishedMarker + "): rerun it, which starts over");
     }
   }
-  std::erase_if(keys, [](const ListEntry& e) { return e.key == kUnfinishedMarker; });
+  std::erase_if(keys, [](const ListEntry& e) { return e.key == kUnfinishedMarker || e.key == kChecksumRecordKey; });
+  // Every object against the checksum record, when there is one: chunks as they are decoded, the rest here.
+  std::optional<ChecksumRecord> record;
+  if (auto r = ReadChecksumRecord(store); !r.ok()) {
+    problem(r.status().message());
+  } else {
+    record = std::move(*r);
+  }
+  auto check_object = [&](std::string_view key, std::string_view bytes) {
+    if (!record || !record->contains(key)) return;  // a key the record lacks is reported once, below
+    if (std::string p = CheckObject(*record, store->url(), key, bytes); !p.empty()) problem(std::move(p));
+  };
+  if (record) {
+    report.checksum_record = true;
+    report.objects_checked = static_cast<int64_t>(keys.size());
+    std::set<std::string_view> listed;
+    for (const auto& e : keys) listed.insert(e.key);
+    for (const auto& [key, sum] : *record) {
+      if (!listed.contains(key)) {
+        problem(store->url() + "/" + key + ": missing (the checksum record lists it, " + std::to_string(sum.size) +
+                " bytes)");
+      }
+    }
+    for (const auto& e : keys) {
+      if (!record->contains(e.key)) {
+        problem(store->url() + "/" + e.key + ": not in the checksum record (added after the store was written)");
+        continue;
+      }
+      if (!IsMetadataKey(e.key)) continue;
+      ASSIGN_OR_RETURN(ReadResult r, store->Read(e.key));
+      check_object(e.key, r.value);
+    }
+  }
   std::vector<Node> nodes;
   {
     // Parse each metadata document on its own so that one bad document is reported, not fatal.
@@ -320,6 +353,7 @@ Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress) {
           if (!r.ok()) {
             problem(r.status().Annotate(store->url() + ": chunk " + key).message());
           } else {
+            check_object(key, r->value);
             std::string buf(m.chunk_layout().num_bytes(), '\0');
             Status s = m.codecs->Decode(r->value, buf);
             if (!s.ok()) problem(store->url() + ": chunk " + key + ": " + s.message());

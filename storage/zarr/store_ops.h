@@ -30,10 +30,13 @@ Result<std::string> GetArrayNpy(KvStore* store, const std::string& array_path, c
 struct VerifyReport {
   int64_t arrays = 0;
   int64_t chunks_checked = 0;
+  bool checksum_record = false;       // the store has one (checksum_record.h); every object was checked against it
+  int64_t objects_checked = 0;        // objects compared with the record
   std::vector<std::string> problems;  // each names the store and key
 };
-// Decodes every stored chunk (checking checksums and sizes), and checks metadata and consolidated
-// metadata for consistency. A Status error means the check itself could not run.
+// Decodes every stored chunk (checking checksums and sizes), checks every object against the store's
+// checksum record when it has one, and checks metadata and consolidated metadata for consistency. A Status error means
+// the check itself could not run.
 Result<VerifyReport> VerifyStore(KvStore* store, const ProgressFn& progress);
 
 }  // namespace jigsaw

@@ -52,8 +52,10 @@ def test_quickstart_runs_as_the_readme_says(jigsaw, tmp_path):
     assert (tmp_path / "qs" / "rank3_t0.npy").exists()
     # The tile store verifies, every chunk read (what verify counted, not only its exit status).
     v = json.loads(jigsaw.store("verify", tmp_path / "qs" / "tiles.zarr", "--json").stdout)
-    chunks = [p for p in (tmp_path / "qs" / "tiles.zarr").rglob("*") if p.is_file() and p.name != "zarr.json"]
+    files = [p for p in (tmp_path / "qs" / "tiles.zarr").rglob("*") if p.is_file()]
+    chunks = [p for p in files if p.name not in ("zarr.json", "jigsaw-checksums.json")]
     assert v["ok"] and v["chunks_checked"] == len(chunks) > 0, (v, len(chunks))
+    assert v["checksum_record"] and v["objects_checked_against_record"] == len(files) - 1, v  # all but the record
     tile = np.load(tmp_path / "qs" / "rank3_t0.npy")
     assert tile.shape == (34, 33, 32) and np.isfinite(tile).all()
     # It ends in a 4-rank training run whose loss falls, and a checkpoint that verifies.

@@ -55,8 +55,8 @@ def local_objects(root):
 
 
 def chunk_count(objects_by_key):
-    """The chunk objects of a store: every key but the metadata documents."""
-    meta = ("zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata")
+    """The chunk objects of a store: every key but the metadata documents and the checksum record."""
+    meta = ("zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata", "jigsaw-checksums.json")
     return sum(1 for k in objects_by_key if not k.rsplit("/", 1)[-1] in meta)
 
 

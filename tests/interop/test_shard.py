@@ -277,6 +277,14 @@ def test_killed_between_complete_and_consolidated(jigsaw, tmp_path, fmt):
     assert "consolidated metadata, now written" in r.stdout + r.stderr
     assert_same_tree(ref, out)
     jigsaw.shard("verify", out)
+    # Killed between the consolidated metadata and the checksum record, the last write of all.
+    os.remove(os.path.join(out, "jigsaw-checksums.json"))
+    r = jigsaw.shard("verify", out, check=False)
+    assert r.returncode == 1 and "no checksum record" in r.stdout, r.stdout
+    r = jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--format", fmt, "--out", out)
+    assert "was complete but for its checksum record, now written" in r.stdout + r.stderr
+    assert_same_tree(ref, out)
+    jigsaw.shard("verify", out)
 
 
 def test_another_plan_is_refused_naming_the_difference(jigsaw, tmp_path):
@@ -404,6 +412,55 @@ def test_a_changed_byte_in_a_v3_chunk_fails_verify_and_every_reader(jigsaw, tmp_
         ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out / "data")}}).result().read().result()
 
 
+@pytest.mark.parametrize("fmt,damage", [("zarr2", "flip"), ("zarr2", "move"), ("zarr3", "move"), ("zarr2", "delete"),
+                                        ("zarr2", "add")])
+def test_the_checksum_record_finds_what_the_format_cannot(jigsaw, tmp_path, fmt, damage):
+    """v2 codecs carry no checksum, and a v3 chunk's crc32c does not know its key: the store's checksum record
+    (every object's size and crc32c, written last) finds a flipped byte, a chunk copied over another one, a
+    deleted and an added object; both verify commands name the key, and the loader refuses the chunk."""
+    src = str(tmp_path / "src.zarr")
+    make_dataset().to_zarr(src, zarr_format=2, consolidated=True)
+    out = tmp_path / "out.zarr"
+    jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--format", fmt, "--codec", "blosc-lz4",
+                 "--out", out)
+    record = json.loads((out / "jigsaw-checksums.json").read_text())
+    assert record["format"] == "jigsaw-checksums" and record["algorithm"] == "crc32c"
+    keys = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "jigsaw-checksums.json")
+    assert sorted(record["objects"]) == keys  # every object, metadata included
+    for tool in ("jigsaw-shard", "jigsaw-store"):
+        jigsaw.run(tool, "verify", out)
+    key = "data/1.1.0.0" if fmt == "zarr2" else "data/c/1/1/0/0"
+    chunk = out / key
+    if damage == "flip":
+        raw = bytearray(chunk.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        chunk.write_bytes(bytes(raw))
+    elif damage == "move":  # a valid chunk of another tile (with other bytes: some tiles of this data are equal)
+        other = next(p for p in sorted((out / "data").rglob("*")) if p.is_file() and p.name != "zarr.json"
+                     and p.name != ".zarray" and p.name != ".zattrs" and p.read_bytes() != chunk.read_bytes())
+        shutil.copyfile(other, chunk)
+    elif damage == "delete":
+        chunk.unlink()
+    else:
+        key = "data/stray"
+        (out / key).write_bytes(b"x")
+    said = {"flip": "changed, truncated or moved", "move": "changed, truncated or moved", "delete": "missing",
+            "add": "not in the checksum record"}[damage]
+    for tool in ("jigsaw-shard", "jigsaw-store"):
+        r = jigsaw.run(tool, "verify", out, check=False)
+        assert r.returncode == 1, (tool, r.stdout, r.stderr)
+        assert f"{key}: " in r.stdout and said in r.stdout, (tool, r.stdout)
+    if damage in ("flip", "move"):
+        # The loader for the rank whose tile it is (time 1, channel group 1, latitude part 0, longitude part 0).
+        failed = []
+        for rank in range(4):
+            p = jigsaw.run("jigsaw-bench", "loader", out, "--rank", str(rank), "--max-batches", "6", check=False)
+            if p.returncode != 0:
+                failed.append(rank)
+                assert key in p.stderr and "checksum record" in p.stderr, p.stderr
+        assert len(failed) == 1, failed
+
+
 def test_a_variable_with_an_extra_dimension_is_refused_by_name(jigsaw, tmp_path):
     """A Zarr variable with a dimension besides time/level/lat/lon (an ensemble member) is not "unknown": the
     refusal names it and the dimension, as for NetCDF; the store's other variables stay readable."""
@@ -473,3 +530,33 @@ def test_dtype_lat_crop_statistics_window_codec_and_info_json(jigsaw, tmp_path):
     assert "zstd" in info["data_codecs"]
     assert info["plan"]["channels"] == names
     jigsaw.shard("verify", out)
+
+
+@pytest.mark.parametrize("fmt", ["NETCDF3_CLASSIC", "NETCDF3_64BIT_OFFSET", "NETCDF4"])
+def test_a_truncated_netcdf_file_is_refused_naming_it(jigsaw, tmp_path, fmt):
+    """Classic-format files keep no checksum and libnetcdf reads past a truncated end as zeros: jigsaw-shard
+    compares the file with its header and refuses it (NetCDF-4 files libnetcdf refuses itself)."""
+    import netCDF4
+    path = tmp_path / "era5.nc"
+    ds = netCDF4.Dataset(str(path), "w", format=fmt)
+    ds.createDimension("time", None)
+    ds.createDimension("latitude", 9)
+    ds.createDimension("longitude", 12)
+    t = ds.createVariable("time", "i4", ("time",))
+    t.units, t.calendar = "hours since 2020-01-01 00:00:00", "proleptic_gregorian"
+    ds.createVariable("latitude", "f8", ("latitude",))[:] = np.linspace(90, -90, 9)
+    ds.createVariable("longitude", "f8", ("longitude",))[:] = np.arange(12) * 30.0
+    values = np.random.default_rng(0).standard_normal((4, 9, 12)).astype("f4") + 280
+    ds.createVariable("t2m", "f4", ("time", "latitude", "longitude"))[:] = values
+    t[:] = np.arange(4) * 6
+    ds.close()
+    args = ["--vars", "t2m", "--start", "2020-01-01T00", "--end", "2020-01-01T18", "--tiles", "1x1x1"]
+    jigsaw.shard("run", "--source", path, *args, "--out", tmp_path / "whole.zarr")
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "whole.zarr" / "data"), mode="r")[:, 0], values)
+    cut = tmp_path / "cut.nc"
+    cut.write_bytes(path.read_bytes()[:-300])
+    r = jigsaw.shard("run", "--source", cut, *args, "--out", tmp_path / "cut.zarr", check=False)
+    assert r.returncode == 1 and "cut.nc" in r.stderr, r.stderr
+    if fmt != "NETCDF4":
+        assert "truncated" in r.stderr, r.stderr
+    assert not (tmp_path / "cut.zarr" / "jigsaw-checksums.json").exists()

@@ -219,11 +219,12 @@ TEST(Checkpoint, AFailingWriteAtEachStepOfASaveLeavesLatestValid) {
       std::atomic<int> ops{0};
       std::string failed_op;
       auto store = NewFaultyKvStore(base.get(), {.before = [&](std::string_view op, std::string_view key) -> Status {
-                                      if (op == "read") return OkStatus();
-                                      if (ops++ != fail_at) return OkStatus();
-                                      failed_op = std::string(op) + " " + std::string(key);
-                                      return IoError("injected: " + failed_op);
-                                    }});
+                                                   if (op == "read") return OkStatus();
+                                                   if (ops++ != fail_at) return OkStatus();
+                                                   failed_op = std::string(op) + " " + std::string(key);
+                                                   return IoError("injected: " + failed_op);
+                                                 },
+                                                 .mutate = nullptr});
       Status st;
       if (async) {
         AsyncCheckpointSaver saver;
