@@ -264,7 +264,7 @@ Result<NodeMetadata> ReadNodeMetadata(KvStore* store, const std::string& path) {
     std::string key = JoinKey(path, name);
     ASSIGN_OR_RETURN(ReadResult r, store->Read(key));
     if (r.missing) return std::optional<json>();
-    ASSIGN_OR_RETURN(json j, ParseJson(r.value, JoinKey(store->url(), key)));
+    ASSIGN_OR_RETURN(json j, ParseStoredJson(r.value, JoinKey(store->url(), key)));
     return std::optional<json>(std::move(j));
   };
   NodeMetadata node;

@@ -21,7 +21,7 @@ Result<std::set<std::string>> ConsolidatedPaths(KvStore* store) {
   std::set<std::string> paths;
   ASSIGN_OR_RETURN(ReadResult v2, store->Read(".zmetadata"));
   if (!v2.missing) {
-    ASSIGN_OR_RETURN(json j, ParseJson(v2.value, JoinKey(store->url(), ".zmetadata")));
+    ASSIGN_OR_RETURN(json j, ParseStoredJson(v2.value, JoinKey(store->url(), ".zmetadata")));
     if (j.contains("metadata") && j["metadata"].is_object()) {
       for (const auto& [key, value] : j["metadata"].items())
         if (auto p = NodePathOf(key)) paths.insert(*p);
@@ -30,7 +30,7 @@ Result<std::set<std::string>> ConsolidatedPaths(KvStore* store) {
   }
   ASSIGN_OR_RETURN(ReadResult v3, store->Read("zarr.json"));
   if (v3.missing) return paths;
-  ASSIGN_OR_RETURN(json j, ParseJson(v3.value, JoinKey(store->url(), "zarr.json")));
+  ASSIGN_OR_RETURN(json j, ParseStoredJson(v3.value, JoinKey(store->url(), "zarr.json")));
   const json* c = j.contains("consolidated_metadata") ? &j["consolidated_metadata"] : nullptr;
   if (c && c->is_object() && c->contains("metadata") && (*c)["metadata"].is_object()) {
     paths.insert("");
@@ -85,7 +85,7 @@ Result<json> BuildConsolidated(KvStore* store, int zarr_format) {
         std::string key = JoinKey(n.path, name);
         ASSIGN_OR_RETURN(ReadResult r, store->Read(key));
         if (r.missing) continue;
-        ASSIGN_OR_RETURN(meta[key], ParseJson(r.value, JoinKey(store->url(), key)));
+        ASSIGN_OR_RETURN(meta[key], ParseStoredJson(r.value, JoinKey(store->url(), key)));
       }
     }
     return json{{"zarr_consolidated_format", 1}, {"metadata", meta}};
@@ -95,7 +95,7 @@ Result<json> BuildConsolidated(KvStore* store, int zarr_format) {
     if (n.path.empty() || n.meta.zarr_format != 3) continue;
     std::string key = JoinKey(n.path, "zarr.json");
     ASSIGN_OR_RETURN(ReadResult r, store->Read(key));
-    ASSIGN_OR_RETURN(json j, ParseJson(r.value, JoinKey(store->url(), key)));
+    ASSIGN_OR_RETURN(json j, ParseStoredJson(r.value, JoinKey(store->url(), key)));
     j.erase("consolidated_metadata");
     meta[n.path] = j;
   }
@@ -107,7 +107,7 @@ Status WriteConsolidated(KvStore* store, int zarr_format) {
   if (zarr_format == 2) return store->Write(".zmetadata", c.dump(2));
   ASSIGN_OR_RETURN(ReadResult r, store->Read("zarr.json"));
   if (r.missing) return FailedPreconditionError(store->url() + ": no root group to consolidate into");
-  ASSIGN_OR_RETURN(json root, ParseJson(r.value, store->url() + "/zarr.json"));
+  ASSIGN_OR_RETURN(json root, ParseStoredJson(r.value, store->url() + "/zarr.json"));
   root["consolidated_metadata"] = c;
   return store->Write("zarr.json", root.dump(2));
 }

@@ -59,6 +59,12 @@ Result<json> ParseJson(std::string_view text, std::string_view what) {
   return j;
 }
 
+Result<json> ParseStoredJson(std::string_view text, std::string_view what) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return DataLossError(std::string(what) + ": malformed JSON");
+  return j;
+}
+
 namespace {
 
 Status CheckShapes(const ArrayMetadata& m) {

@@ -58,7 +58,10 @@ json ArrayMetadataToV3(const ArrayMetadata& m);
 // .zarray and .zattrs for v2; kUnimplemented when the codecs have no v2 form.
 Status ArrayMetadataToV2(const ArrayMetadata& m, json* zarray, json* zattrs);
 
-// Parses JSON text, naming `what` (a store URL and key) in the error.
+// Parses JSON text, naming `what` (a file or store URL and key) in the error: kInvalidArgument, for a
+// document the user gives (a config, a partition file).
 Result<json> ParseJson(std::string_view text, std::string_view what);
+// The same for a document read from a store (Zarr metadata): malformed, it is corrupt data, kDataLoss.
+Result<json> ParseStoredJson(std::string_view text, std::string_view what);
 
 }  // namespace jigsaw

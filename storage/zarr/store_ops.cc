@@ -193,7 +193,7 @@ Result<Box> ParseSlice(std::string_view text, const std::vector<int64_t>& shape,
       }
       if (v < 0) v += shape[i];
       if (v < 0 || v >= shape[i]) {
-        return OutOfRangeError("slice \"" + std::string(text) + "\": index " + std::string(p) + " outside dimension " +
+        return InvalidArgumentError("slice \"" + std::string(text) + "\": index " + std::string(p) + " outside dimension " +
                                std::to_string(i) + " of length " + std::to_string(shape[i]));
       }
       box.origin[i] = v;

@@ -384,10 +384,16 @@ TEST(Slices, NumpyStyle) {
   b = ParseSlice("-1,-5:", {3, 30}, &kept);
   EXPECT_EQ(b->origin, (std::vector<int64_t>{2, 25}));
   EXPECT_EQ(kept, (std::vector<int64_t>{5}));
-  EXPECT_FALSE(ParseSlice("3", {3}, &kept).ok());
-  EXPECT_FALSE(ParseSlice("0,0", {3}, &kept).ok());
-  EXPECT_FALSE(ParseSlice("::2", {3}, &kept).ok());
-  EXPECT_FALSE(ParseSlice("a", {3}, &kept).ok());
+  // Each refusal quotes the slice: bad input (exit 2 in the tools), or a NumPy step, which is not supported.
+  for (auto [bad, code] : {std::pair{"3", StatusCode::kInvalidArgument},
+                           {"0,0", StatusCode::kInvalidArgument},
+                           {"::2", StatusCode::kUnimplemented},
+                           {"a", StatusCode::kInvalidArgument}}) {
+    auto r = ParseSlice(bad, {3}, &kept);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), code) << bad;
+    EXPECT_NE(r.status().message().find(std::string("\"") + bad + "\""), std::string::npos) << r.status().message();
+  }
 }
 
 TEST(Npy, HeaderIsAlignedAndParsable) {
