@@ -131,14 +131,17 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   const TileShape tile = model->tile();
 
   // ---- the forecast store: rank 0 makes (or checks) it, then every rank writes its tiles ----
-  ASSIGN_OR_RETURN(auto dst, OpenKvStore(o.out));
+  ASSIGN_OR_RETURN(auto out_store, OpenKvStore(o.out));
+  // Every rank records what it writes; rank 0 gathers the entries into the checksum record, written last.
+  auto recording = std::make_unique<RecordingKvStore>(out_store.get());
+  KvStore* const dst_store = recording.get();
   const nlohmann::json identity = Identity(*loaded, o.ckpt, inits, leads, f.step_seconds);
   Status made;
   if (leader) {
     made = [&]() -> Status {
-      auto info = Array::Open(dst.get(), "forecast");
+      auto info = Array::Open(dst_store, "forecast");
       if (info.ok()) {
-        auto root = ReadNodeMetadata(dst.get(), "");
+        auto root = ReadNodeMetadata(dst_store, "");
         const nlohmann::json* attrs = root.ok() ? &root->attributes : nullptr;
         if (!attrs || !attrs->contains("jigsaw") ||
             (*attrs)["jigsaw"].value("identity", nlohmann::json()) != identity) {
@@ -148,11 +151,11 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
         }
         return OkStatus();
       }
-      return CreateForecastStore(dst.get(), o.zarr_format, f, inits, leads, identity);
+      return CreateForecastStore(dst_store, o.zarr_format, f, inits, leads, identity);
     }();
   }
   RETURN_IF_ERROR(AllOk(world, made));
-  ASSIGN_OR_RETURN(auto forecast, Array::Open(dst.get(), "forecast"));
+  ASSIGN_OR_RETURN(auto forecast, Array::Open(dst_store, "forecast"));
   ASSIGN_OR_RETURN(auto src, OpenCheckedKvStore(o.data));
   ASSIGN_OR_RETURN(auto data, Array::Open(src.get(), "data"));
   data->RequireEveryChunk(true);  // a complete store (ReadStoreFacts): a missing chunk is corruption
@@ -178,7 +181,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
       for (int64_t y = tile.row0 / ch[3]; y * ch[3] < tile.row0 + tile.height; ++y)
         for (int64_t x = tile.col0 / ch[4]; x * ch[4] < tile.col0 + tile.width; ++x) {
           const std::vector<int64_t> index = {static_cast<int64_t>(k), leads, c, y, x};
-          ASSIGN_OR_RETURN(ReadResult probe, dst->Read(forecast->ChunkKey(index), ByteRange::Span(0, 1)));
+          ASSIGN_OR_RETURN(ReadResult probe, dst_store->Read(forecast->ChunkKey(index), ByteRange::Span(0, 1)));
           if (probe.missing) todo = 1.0f;
         }
     RETURN_IF_ERROR(world->AllReduceSum(&todo, 1));  // all ranks run the model together, or none
@@ -224,14 +227,21 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   }
   if (leader && o.progress) std::fprintf(stderr, "\n");
   RETURN_IF_ERROR(world->Barrier());
+  ASSIGN_OR_RETURN(auto written, world->Gather(EncodeChecksumRecord(recording->Recorded())));
   Status finished;
   if (leader) {
     finished = [&]() -> Status {
+      for (size_t r = 0; r < written.size(); ++r) {
+        ASSIGN_OR_RETURN(ChecksumRecord part,
+                         DecodeChecksumRecord(written[r], "rank " + std::to_string(r) + "'s record"));
+        recording->Adopt(part);
+      }
       RETURN_IF_ERROR(
-          WriteGroup(dst.get(), "", o.zarr_format,
+          WriteGroup(dst_store, "", o.zarr_format,
                      {{"channels", f.channels},
                       {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", true}, {"identity", identity}}}}));
-      return WriteConsolidated(dst.get(), o.zarr_format);
+      RETURN_IF_ERROR(WriteConsolidated(dst_store, o.zarr_format));
+      return recording->WriteRecord();
     }();
   }
   RETURN_IF_ERROR(AllOk(world, finished));

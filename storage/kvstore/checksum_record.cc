@@ -108,23 +108,39 @@ Status RecordingKvStore::Delete(std::string_view key) {
   return OkStatus();
 }
 
+ChecksumRecord RecordingKvStore::Recorded() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return recorded_;
+}
+
+void RecordingKvStore::Adopt(const ChecksumRecord& others) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, sum] : others) recorded_.insert_or_assign(key, sum);
+}
+
 Status RecordingKvStore::WriteRecord(const std::vector<std::string>& leave_out) {
   ASSIGN_OR_RETURN(auto keys, base()->List(""));
+  auto previous = ReadChecksumRecord(base());  // a damaged one is simply not used
+  const ChecksumRecord none;
+  const ChecksumRecord& before = previous.ok() && previous->has_value() ? **previous : none;
   std::vector<std::string> unknown;
-  json objects = json::object();
+  ChecksumRecord record;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& e : keys) {
       if (Left(leave_out, e.key)) continue;
       auto it = recorded_.find(e.key);
-      if (it == recorded_.end() || it->second.size != e.size) {
-        unknown.push_back(e.key);
+      auto old = before.find(e.key);
+      if (it != recorded_.end() && it->second.size == e.size) {
+        record[e.key] = it->second;
+      } else if (it == recorded_.end() && old != before.end() && old->second.size == e.size) {
+        record[e.key] = old->second;
       } else {
-        objects[e.key] = {it->second.size, it->second.crc32c};
+        unknown.push_back(e.key);
       }
     }
   }
-  // Objects of an earlier run (this one resumed it), or changed behind this store: read back once.
+  // Objects of an interrupted earlier run (this one resumed it), or changed behind this store: read back.
   std::vector<ObjectChecksum> sums(unknown.size());
   FirstError err;
   RunWithIoThreads(*base(), [&] {
@@ -136,18 +152,22 @@ Status RecordingKvStore::WriteRecord(const std::vector<std::string>& leave_out) 
     });
   });
   RETURN_IF_ERROR(err.Get());
-  for (size_t i = 0; i < unknown.size(); ++i) objects[unknown[i]] = {sums[i].size, sums[i].crc32c};
-  json record = {{"format", "jigsaw-checksums"}, {"version", 1}, {"algorithm", "crc32c"}, {"objects", objects}};
-  return base()->Write(kChecksumRecordKey, record.dump() + "\n", {.sync = true});
+  for (size_t i = 0; i < unknown.size(); ++i) record[unknown[i]] = sums[i];
+  return base()->Write(kChecksumRecordKey, EncodeChecksumRecord(record), {.sync = true});
 }
 
-Result<std::optional<ChecksumRecord>> ReadChecksumRecord(KvStore* store) {
-  ASSIGN_OR_RETURN(ReadResult r, store->Read(kChecksumRecordKey));
-  if (r.missing) return std::optional<ChecksumRecord>();
-  const std::string where = store->url() + "/" + kChecksumRecordKey;
+std::string EncodeChecksumRecord(const ChecksumRecord& record) {
+  json objects = json::object();
+  for (const auto& [key, sum] : record) objects[key] = {sum.size, sum.crc32c};
+  return json({{"format", "jigsaw-checksums"}, {"version", 1}, {"algorithm", "crc32c"}, {"objects", objects}}).dump() +
+         "\n";
+}
+
+Result<ChecksumRecord> DecodeChecksumRecord(std::string_view text, std::string_view what) {
+  const std::string where(what);
   ChecksumRecord record;
   try {
-    json j = json::parse(r.value);
+    json j = json::parse(text);
     if (j.value("format", "") != "jigsaw-checksums" || j.value("version", 0) != 1 || !j.at("objects").is_object()) {
       return DataLossError(where + " is not a jigsaw checksum record (format jigsaw-checksums, version 1)");
     }
@@ -161,6 +181,13 @@ Result<std::optional<ChecksumRecord>> ReadChecksumRecord(KvStore* store) {
   } catch (const json::exception& e) {
     return DataLossError(where + " does not parse: " + e.what());
   }
+  return record;
+}
+
+Result<std::optional<ChecksumRecord>> ReadChecksumRecord(KvStore* store) {
+  ASSIGN_OR_RETURN(ReadResult r, store->Read(kChecksumRecordKey));
+  if (r.missing) return std::optional<ChecksumRecord>();
+  ASSIGN_OR_RETURN(ChecksumRecord record, DecodeChecksumRecord(r.value, store->url() + "/" + kChecksumRecordKey));
   return std::optional<ChecksumRecord>(std::move(record));
 }
 

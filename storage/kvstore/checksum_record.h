@@ -37,15 +37,24 @@ class RecordingKvStore : public ForwardingKvStore {
   Status Delete(std::string_view key) override;
 
   // Lists the store and writes the record of every object in it but the record itself and the keys in
-  // `leave_out` (a completion mark deleted next). Objects not written through this store (an interrupted
-  // earlier run's) are read back once for their CRC.
+  // `leave_out` (a completion mark deleted next). An object not written through this store keeps the entry
+  // of the store's previous record when its size agrees (a rerun of a finished job), or else (an
+  // interrupted earlier run's) is read back once for its CRC.
   Status WriteRecord(const std::vector<std::string>& leave_out = {});
+
+  // What this store has recorded; entries recorded elsewhere (other ranks of a job writing one store).
+  ChecksumRecord Recorded();
+  void Adopt(const ChecksumRecord& others);
 
  private:
   void Remember(std::string_view key, ObjectChecksum sum);
   std::mutex mu_;
   ChecksumRecord recorded_;
 };
+
+// A record as the JSON text of jigsaw-checksums.json, and back (kDataLoss naming `what` when malformed).
+std::string EncodeChecksumRecord(const ChecksumRecord& record);
+Result<ChecksumRecord> DecodeChecksumRecord(std::string_view text, std::string_view what);
 
 // The store's record; nullopt when it has none (stores written before records, or by others). A record
 // that does not parse is kDataLoss naming it.

@@ -42,6 +42,11 @@ def test_one_rank_and_a_2x2_mesh_forecast_alike(trained, tmp_path):
     assert a.shape == (3, 5, 6, 33, 64) and np.isfinite(a).all()
     scale = np.abs(a).max(axis=(0, 1, 3, 4), keepdims=True)  # per channel: msl is ~1e5, t2m ~3e2
     assert (np.abs(a - b) / scale).max() < 1e-5
+    # Each rank wrote its tiles; rank 0's checksum record covers them all, and every object verifies.
+    for store in (trained / "f1.zarr", tmp_path / "f4.zarr"):
+        files = [p for p in store.rglob("*") if p.is_file() and p.name != "jigsaw-checksums.json"]
+        v = json.loads(run("jigsaw-store", "verify", store, "--json").stdout)
+        assert v["ok"] and v["checksum_record"] and v["objects_checked_against_record"] == len(files), v
 
 
 def test_xarray_opens_the_forecast_as_it_is(trained):

@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <nlohmann/json.hpp>
 
 #include "storage/codec/crc32c.h"
+#include "storage/kvstore/faulty.h"
 
 namespace jigsaw {
 namespace {
@@ -34,6 +37,34 @@ TEST(ChecksumRecord, RecordsWritesWritersAndDeletesAndReadsBackTheRest) {
   EXPECT_EQ(CheckObject(r, "memory://", "a/0", "alpha"), "");
   EXPECT_NE(CheckObject(r, "memory://", "a/0", "alphA").find("memory:///a/0: 5 bytes"), std::string::npos);
   EXPECT_NE(CheckObject(r, "memory://", "new", "x").find("not in the checksum record"), std::string::npos);
+}
+
+TEST(ChecksumRecord, ARerunKeepsThePreviousEntriesAndAdoptsOtherRanks) {
+  auto base = NewMemoryKvStore();
+  {
+    RecordingKvStore first(base.get());
+    ASSERT_TRUE(first.Write("c/0", "written by the first run", {}).ok());
+    ASSERT_TRUE(first.WriteRecord().ok());
+  }
+  // A rerun that writes only the metadata: the chunk's entry comes from the previous record, unread.
+  std::atomic<int> chunk_reads{0};
+  auto faulty = NewFaultyKvStore(base.get(), {.before = [&](std::string_view op, std::string_view key) -> Status {
+                                                if (op == "read" && key == "c/0") ++chunk_reads;
+                                                return OkStatus();
+                                              },
+                                              .mutate = nullptr});
+  RecordingKvStore rerun(faulty.get());
+  ASSERT_TRUE(rerun.Write("zarr.json", "{}", {}).ok());
+  // Another rank's tile, written to the same store by another process and gathered.
+  ASSERT_TRUE(base->Write("c/1", "rank 1's tile").ok());
+  rerun.Adopt({{"c/1", {13, Crc32c("rank 1's tile")}}});
+  ASSERT_TRUE(rerun.WriteRecord().ok());
+  EXPECT_EQ(chunk_reads.load(), 0);
+  auto r = **ReadChecksumRecord(base.get());
+  EXPECT_EQ(r.size(), 3u);
+  EXPECT_EQ(r.at("c/0"), (ObjectChecksum{24, Crc32c("written by the first run")}));
+  EXPECT_EQ(r.at("c/1"), (ObjectChecksum{13, Crc32c("rank 1's tile")}));
+  EXPECT_EQ(*DecodeChecksumRecord(EncodeChecksumRecord(r), "round trip"), r);
 }
 
 TEST(ChecksumRecord, CheckedReadsRefuseChangedAndMovedObjectsNamingThem) {
