@@ -6,9 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 namespace jigsaw {
 namespace {
@@ -21,9 +25,16 @@ TEST(Tiles, RegularSplitAndRefusals) {
   EXPECT_EQ(last->origin, (std::vector<int64_t>{543, 5}));
   EXPECT_EQ(last->shape, (std::vector<int64_t>{178, 5}));
   TensorSpec tiny{"b", *DataTypeFromName("float32"), {3}, {"domain"}};
-  EXPECT_FALSE(TileOf(tiny, mesh, 0).ok());  // 3 in 4 parts leaves one empty
+  auto empty = TileOf(tiny, mesh, 0);  // 3 in 4 parts leaves one empty
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(empty.status().message().find("cannot split dimension 0 of length 3 in 4 parts"), std::string::npos)
+      << empty.status().message();
   TensorSpec twice{"x", *DataTypeFromName("float32"), {8, 8}, {"domain", "domain"}};
-  EXPECT_FALSE(TileOf(twice, mesh, 0).ok());
+  auto reused = TileOf(twice, mesh, 0);
+  ASSERT_FALSE(reused.ok());
+  EXPECT_EQ(reused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(reused.status().message().find("axis domain used twice"), std::string::npos) << reused.status().message();
 }
 
 using testdata::Iota;
@@ -133,8 +144,21 @@ TEST(Checkpoint, LoadMapsWholeRunsOfLocalTilesAndChecksThem) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(Checkpoint, AsyncSaveCopiesBuffersAndKeepsOneInFlight) {
-  auto root = NewMemoryKvStore();
+TEST(Checkpoint, AsyncSaveCopiesBuffersAndTheNextStartWaitsForTheOneInFlight) {
+  auto memory = NewMemoryKvStore();
+  // Step 1's writes are held until released: its save stays in flight, and Start(2) must wait for it.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+  auto root =
+      NewFaultyKvStore(memory.get(), {.before = [&](std::string_view op, std::string_view key) -> Status {
+                                        if (op == "open_writer" && key.find("step-00000001") != std::string_view::npos) {
+                                          std::unique_lock lock(mu);
+                                          cv.wait(lock, [&] { return released; });
+                                        }
+                                        return OkStatus();
+                                      },
+                                      .mutate = nullptr});
   auto mesh = *Mesh::Parse("domain=2");
   std::vector<TensorSpec> specs = {{"w", *DataTypeFromName("float32"), {64, 8}, {"domain", std::nullopt}}};
   std::string weights = Iota(64 * 8);
@@ -145,10 +169,25 @@ TEST(Checkpoint, AsyncSaveCopiesBuffersAndKeepsOneInFlight) {
     return out;
   };
   AsyncCheckpointSaver saver;
-  ASSERT_TRUE(saver.Start(root.get(), 1, mesh, specs, provider, {.sync = false}).ok());
+  ASSERT_TRUE(saver.Start(root.get(), 1, mesh, specs, provider, {.sync = false}).ok());  // returns: writes held
+  EXPECT_TRUE(saver.in_flight());
   const std::string saved = weights;
   std::fill(weights.begin(), weights.end(), '\x7f');  // training goes on and changes the weights
-  ASSERT_TRUE(saver.Start(root.get(), 2, mesh, specs, provider, {.sync = false}).ok());  // waits for step 1
+  std::atomic<bool> second_started{false};
+  Status second;
+  std::thread next([&] {
+    second = saver.Start(root.get(), 2, mesh, specs, provider, {.sync = false});
+    second_started = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(second_started.load());  // one save in flight at a time: step 2 waits for step 1's writes
+  {
+    std::lock_guard lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  next.join();
+  ASSERT_TRUE(second.ok()) << second.ToString();
   ASSERT_TRUE(saver.Wait().ok());
   EXPECT_FALSE(saver.in_flight());
   auto m1 = *ReadManifest(root.get(), "step-00000001");
