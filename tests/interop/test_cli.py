@@ -58,6 +58,10 @@ def test_quickstart_runs_as_the_readme_says(jigsaw, tmp_path):
     assert v["checksum_record"] and v["objects_checked_against_record"] == len(files) - 1, v  # all but the record
     tile = np.load(tmp_path / "qs" / "rank3_t0.npy")
     assert tile.shape == (34, 33, 32) and np.isfinite(tile).all()
+    # The same box as zarr-python reads it from the store, and the channels the README's comment names.
+    store = zarr.open_group(str(tmp_path / "qs" / "tiles.zarr"), mode="r")
+    np.testing.assert_array_equal(tile, store["data"][0, 35:69, :, 32:64])
+    assert list(store["channel"][35:37]) == list(store.attrs["channels"][35:37])
     # It ends in a 4-rank training run whose loss falls, and a checkpoint that verifies.
     assert "jigsaw-train: finished step 60" in r.stdout, r.stdout
     steps = [json.loads(l) for l in (tmp_path / "qs" / "train.jsonl").read_text().splitlines() if '"loss"' in l]
