@@ -69,6 +69,34 @@ def test_round_trip_over_meshes_is_bit_exact(jigsaw, tmp_path, source):
             assert tile["offset"] % 4096 == 0
 
 
+def test_reshard_with_a_new_partition_moves_the_split_and_keeps_the_bytes(jigsaw, tmp_path, source):
+    """--partition on reshard: encoder weights split by rows only, the bias replicated, on another mesh."""
+    tensors, path, part = source
+    jigsaw.ckpt("import", path, "--mesh", "domain=2,tensor=2", "--partition", part, "--out", tmp_path / "a",
+                "--no-sync")
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps({"encoder.*.weight": ["domain", None], "decoder.bias": []}))
+    jigsaw.ckpt("reshard", tmp_path / "a", "--mesh", "domain=4,tensor=2", "--partition", new, "--out", tmp_path / "b",
+                "--no-sync")
+    jigsaw.ckpt("verify", tmp_path / "b")
+    info = json.loads(jigsaw.ckpt("inspect", tmp_path / "b", "--json").stdout)["tensors"]
+    w = info["encoder.1.weight"]
+    assert w["partition"] == ["domain", None], w["partition"]
+    assert sorted(t["origin"][0] for t in w["tiles"]) == [0, 16, 32, 48]    # 64 rows in 4 parts
+    assert all(t["shape"] == [16, 48] for t in w["tiles"])                  # whole rows
+    assert len(info["decoder.bias"]["tiles"]) == 1                                 # replicated: written once
+    assert info["embedding"]["partition"] == [] and len(info["embedding"]["tiles"]) == 1  # unmatched: replicated
+    jigsaw.ckpt("export", tmp_path / "b", "--out", tmp_path / "b.safetensors")
+    assert_same_tensors(load_file(str(tmp_path / "b.safetensors")), tensors)
+    # A rule naming an axis the mesh lacks is refused, naming it, and nothing is committed.
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"embedding": ["data", None]}))
+    r = jigsaw.ckpt("reshard", tmp_path / "a", "--mesh", "domain=2", "--partition", bad, "--out", tmp_path / "c",
+                    check=False)
+    assert r.returncode == 2 and '"data"' in r.stderr, r.stderr
+    assert not (tmp_path / "c" / "LATEST").exists()
+
+
 def test_zarr_export_reads_in_zarr_python_and_tensorstore(jigsaw, tmp_path, source):
     import tensorstore as ts
     import zarr
