@@ -1,5 +1,6 @@
 /* The C API as a C program uses it: open, shape, next into its own buffer and into the loader's, state,
- * restore, stats, errors as codes plus messages. usage: c_api_test STORE */
+ * restore, stats, errors as codes plus messages; the values against what zarr-python reads, and damaged
+ * stores refused with their codes. usage: c_api_test DIR (DIR/tiles.zarr and make_loader_fixture.py's files) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +8,51 @@
 #include "plugins/c_api/jigsaw_c.h"
 #include "tests/plugins/c_api/check.h"
 
+/* expected.bin (make_loader_fixture.py): T, the times, rank 1's tile of every time step. */
+static int64_t num_times, times_of[64];
+static float* expected;
+
+static int LoadExpected(const char* dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/expected.bin", dir);
+  FILE* f = fopen(path, "rb");
+  CHECK(f != NULL);
+  CHECK(fread(&num_times, 8, 1, f) == 1 && num_times > 0 && num_times <= 64);
+  CHECK(fread(times_of, 8, (size_t)num_times, f) == (size_t)num_times);
+  long start = ftell(f);
+  fseek(f, 0, SEEK_END);
+  size_t n = (size_t)(ftell(f) - start);
+  fseek(f, start, SEEK_SET);
+  expected = malloc(n);
+  CHECK(fread(expected, 1, n, f) == n);
+  fclose(f);
+  return 0;
+}
+
+/* Every sample of `batch` (shape [B, 2, C, H, W]): its input and target equal the tiles at its time and the
+ * next, bit for bit. */
+static int MatchesZarrPython(const float* batch, const int64_t* times, const int64_t* shape) {
+  const size_t tile = (size_t)(shape[2] * shape[3] * shape[4]);
+  for (int64_t b = 0; b < shape[0]; ++b) {
+    int64_t t = -1;
+    for (int64_t k = 0; k < num_times; ++k)
+      if (times_of[k] == times[b]) t = k;
+    CHECK(t >= 0 && t + 1 < num_times);
+    CHECK(memcmp(batch + (b * 2) * tile, expected + t * tile, tile * 4) == 0);
+    CHECK(memcmp(batch + (b * 2 + 1) * tile, expected + (t + 1) * tile, tile * 4) == 0);
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   CHECK(argc == 2);
+  CHECK(LoadExpected(argv[1]) == 0);
+  char store[4096], corrupt[4096], incomplete[4096], missing[4096];
+  snprintf(store, sizeof store, "%s/tiles.zarr", argv[1]);
+  snprintf(corrupt, sizeof corrupt, "%s/corrupt.zarr", argv[1]);
+  snprintf(incomplete, sizeof incomplete, "%s/incomplete.zarr", argv[1]);
+  snprintf(missing, sizeof missing, "%s/no-such.zarr", argv[1]);
+  argv[1] = store;
   char* err = NULL;
   jigsaw_loader_options o;
   jigsaw_loader_options_init(&o);
@@ -33,6 +77,7 @@ int main(int argc, char** argv) {
   const void* data = NULL;
   CHECK(jigsaw_loader_next(l, mine, bytes, &data, times, &err) == 0);
   CHECK(data == mine);
+  CHECK(MatchesZarrPython(mine, times, shape) == 0);
   int64_t epoch, batch;
   jigsaw_loader_state(l, &epoch, &batch);
   CHECK(epoch == 0 && batch == 1);
@@ -58,6 +103,31 @@ int main(int argc, char** argv) {
   CHECK(s.bytes_read > 0);
   CHECK(s.read_amplification >= 1.0);
   jigsaw_loader_close(l);
+
+  /* A missing store, an unfinished one, and a flipped byte met during next(): each its code, named. */
+  jigsaw_loader* bad = NULL;
+  CHECK(jigsaw_loader_open(missing, &o, &bad, &err) == JIGSAW_ENOTFOUND && strstr(err, "no-such.zarr"));
+  jigsaw_free(err);
+  err = NULL;
+  int rc = jigsaw_loader_open(incomplete, &o, &bad, &err);
+  CHECK(rc != 0 && strstr(err, "not complete"));
+  jigsaw_free(err);
+  err = NULL;
+  CHECK(jigsaw_loader_open(corrupt, &o, &bad, &err) == 0);
+  int failed = 0;
+  for (int k = 0; k < 20 && !failed; ++k) { /* several epochs: every sample, time 2 among them */
+    rc = jigsaw_loader_next(bad, mine, bytes, &data, times, &err);
+    if (rc != 0) {
+      CHECK(rc == JIGSAW_EDATALOSS);
+      CHECK(strstr(err, "corrupt.zarr/data/c/2/0/0/1") != NULL);
+      jigsaw_free(err);
+      err = NULL;
+      failed = 1;
+    }
+  }
+  CHECK(failed);
+  jigsaw_loader_close(bad);
+  free(expected);
   free(mine);
   free(copy);
   printf("c api ok\n");
