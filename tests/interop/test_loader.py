@@ -225,3 +225,38 @@ def test_torch_example_trains_with_four_ranks(stores):
     for line in lines:
         first, last = map(float, line.split("loss ")[1].split(" after")[0].split(" -> "))
         assert last < first, line
+
+
+TORCH_DATASET = r"""
+import sys, torch
+from jigsaw.torch import TileDataset
+path = sys.argv[1]
+opts = dict(rank=1, batch_size=2, lead_steps=1, seed=3)
+ds = TileDataset(path, dtype="bfloat16", **opts)
+assert len(ds) == ds.loader.batches_per_epoch > 2
+it = iter(ds)
+a, b = next(it), next(it)
+assert a.dtype == torch.bfloat16 and a.dim() == 5 and a.shape[:2] == (2, 2), (a.dtype, a.shape)
+# The store holds bfloat16: the float32 loader widens the same values exactly.
+f = next(iter(TileDataset(path, **opts)))
+assert f.dtype == torch.float32 and torch.equal(a.float(), f)
+# Resume: a new dataset restored from the state after two batches yields the third.
+state = ds.state_dict()
+c = next(it)
+again = TileDataset(path, dtype="bfloat16", **opts)
+again.load_state_dict(state)
+assert torch.equal(next(iter(again)), c)
+# Through a DataLoader, as the module's docstring says (batch_size=None: batches come whole).
+batches = list(torch.utils.data.DataLoader(TileDataset(path, dtype="bfloat16", **opts), batch_size=None))
+assert len(batches) == len(ds) and torch.equal(batches[0], a)
+print("torch dataset ok")
+"""
+
+
+def test_torch_dataset_bfloat16_batches_and_resume(stores):
+    """jigsaw.torch under Debian's python3-torch: bfloat16 batches equal the float32 ones, resume continues at
+    the next batch, and a DataLoader yields whole batches."""
+    env = dict(os.environ, PYTHONPATH=os.environ.get("JIGSAW_PYTHONPATH", str(ROOT / "build" / "python")))
+    r = subprocess.run(["/usr/bin/python3", "-c", TORCH_DATASET, str(stores / "bf16.zarr")], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 0 and "torch dataset ok" in r.stdout, r.stderr

@@ -28,8 +28,10 @@ class TileDataset(torch.utils.data.IterableDataset):
         loader = self._open()
         bf16 = self.options.get("dtype") == "bfloat16"
         for array in loader:
-            t = torch.from_numpy(array)
-            yield t.view(torch.bfloat16) if bf16 else t
+            if bf16:  # bfloat16 bits arrive as uint16, which torch.from_numpy refuses before torch 2.3: as int16
+                yield torch.from_numpy(array.view("int16")).view(torch.bfloat16)
+            else:
+                yield torch.from_numpy(array)
 
     def state_dict(self):
         return self._open().state()
