@@ -3,7 +3,7 @@
 chosen fraction of requests, returns a 503 SlowDown, resets the connection, truncates the body, or stalls.
 
   fault_proxy.py --upstream http://127.0.0.1:9000 [--port 0] [--rate 0.1] [--seed 1]
-                 [--kinds 503,reset,truncate,stall] [--stall-s 3] [--gone-after N]
+                 [--kinds 503,429,reset,truncate,stall] [--stall-s 3] [--gone-after N]
 
 Prints "port N" on stdout once listening. GET /__proxy_stats answers JSON counts of what it did, and the
 most requests it had in flight at once.
@@ -31,7 +31,7 @@ class State:
         self.args = args
         self.rng = random.Random(args.seed)
         self.lock = threading.Lock()
-        self.counts = {"requests": 0, "503": 0, "reset": 0, "truncate": 0, "stall": 0, "max_in_flight": 0}
+        self.counts = {"requests": 0, "503": 0, "429": 0, "reset": 0, "truncate": 0, "stall": 0, "max_in_flight": 0}
         self.in_flight = 0
         self.kinds = [k for k in args.kinds.split(",") if k]
 
@@ -92,9 +92,9 @@ def make_handler(state, upstream):
             if state.args.gone_after and n > state.args.gone_after:
                 threading.Thread(target=self.server.shutdown, daemon=True).start()
                 return self._reset()
-            if kind == "503":
+            if kind in ("503", "429"):  # S3's SlowDown, and the Too Many Requests of HTTP servers and GCS
                 err = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-                self.send_response(503)
+                self.send_response(int(kind))
                 self.send_header("Content-Length", str(len(err)))
                 self.end_headers()
                 self.wfile.write(err)
@@ -141,7 +141,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--rate", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--kinds", default="503,reset,truncate,stall")
+    p.add_argument("--kinds", default="503,429,reset,truncate,stall")
     p.add_argument("--stall-s", type=float, default=3.0)
     p.add_argument("--gone-after", type=int, default=0)
     args = p.parse_args()

@@ -139,7 +139,7 @@ http {{
 class FaultProxy:
     """fault_proxy.py in front of `upstream`; see its docstring for the options."""
 
-    def __init__(self, upstream, rate=0.1, seed=1, kinds="503,reset,truncate,stall", stall_s=3.0, gone_after=0,
+    def __init__(self, upstream, rate=0.1, seed=1, kinds="503,429,reset,truncate,stall", stall_s=3.0, gone_after=0,
                  port=0):
         self.args = ["--upstream", upstream, "--rate", str(rate), "--seed", str(seed), "--kinds", kinds,
                      "--stall-s", str(stall_s), "--gone-after", str(gone_after), "--port", str(port)]
