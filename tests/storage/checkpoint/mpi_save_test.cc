@@ -99,6 +99,20 @@ int main(int argc, char** argv) {
   MPI_Barrier(MPI_COMM_WORLD);
   auto latest = LatestStep(root.get());
   if (!latest.ok() || *latest != StepDirectory(42)) return Fail("LATEST moved after a failed save");
+  // Ranks that disagree on the step or on the mesh: refused on every rank before anything is written.
+  {
+    const int64_t step = me == 3 ? 46 : 45;
+    s = SaveCheckpoint(root.get(), step, mesh, specs, provider, {.sync = false}, comm->get());
+    if (s.ok()) return Fail("a save whose ranks disagree on the step succeeded");
+    auto other = Mesh::Parse(me == 1 ? "tensor=2,domain=2" : "domain=2,tensor=2").value();
+    s = SaveCheckpoint(root.get(), 47, other, specs, provider, {.sync = false}, comm->get());
+    if (s.ok()) return Fail("a save whose ranks disagree on the mesh succeeded");
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (const char* dir : {"step-00000043/", "step-00000045/", "step-00000046/", "step-00000047/"}) {
+      auto left = root->List(dir);
+      if (!left.ok() || !left->empty()) return Fail(std::string("a refused save left ") + dir);
+    }
+  }
   // An asynchronous collective save: Start copies this rank's tiles and returns, Wait commits on every rank.
   {
     AsyncCheckpointSaver saver;
