@@ -97,7 +97,9 @@ Result<Opened> OpenValue(const std::string& path, ByteRange range) {
   struct stat st;
   if (::fstat(o.fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
   if (S_ISDIR(st.st_mode)) return Opened{};
-  ASSIGN_OR_RETURN(o.span, ResolveByteRange(range, st.st_size));
+  auto span = ResolveByteRange(range, st.st_size);
+  if (!span.ok()) return span.status().Annotate(path);
+  o.span = *span;
   return o;
 }
 

@@ -22,8 +22,9 @@ class MemoryKvStore final : public KvStore {
     std::lock_guard lock(data_->mu);
     auto it = data_->values.find(key);
     if (it == data_->values.end()) return ReadResult{true, {}};
-    ASSIGN_OR_RETURN(auto span, ResolveByteRange(range, it->second.size()));
-    return ReadResult{false, it->second.substr(span.first, span.second - span.first)};
+    auto span = ResolveByteRange(range, it->second.size());
+    if (!span.ok()) return span.status().Annotate(url() + "/" + std::string(key));
+    return ReadResult{false, it->second.substr(span->first, span->second - span->first)};
   }
 
   Status Write(std::string_view key, std::string_view value, WriteOptions) override {

@@ -57,10 +57,17 @@ TEST_P(KvStoreConformance, ByteRanges) {
   EXPECT_EQ(store_->Read("k", ByteRange::Suffix(3))->value, "789");
   EXPECT_EQ(store_->Read("k", ByteRange::Suffix(30))->value, "0123456789");
   EXPECT_EQ(store_->Read("k", ByteRange::Span(10, 10))->value, "");
-  auto bad = store_->Read("k", ByteRange::Span(5, 11));
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), StatusCode::kOutOfRange);
-  EXPECT_FALSE(store_->Read("k", ByteRange::Span(11, -1)).ok());
+  // Past the end (either end of the range): kOutOfRange, naming the range and the key, on every backend.
+  for (ByteRange r : {ByteRange::Span(5, 11), ByteRange::Span(11, -1), ByteRange::Span(12, 14)}) {
+    auto bad = store_->Read("k", r);
+    ASSERT_FALSE(bad.ok()) << r.ToString();
+    EXPECT_EQ(bad.status().code(), StatusCode::kOutOfRange) << r.ToString() << ": " << bad.status().ToString();
+    EXPECT_NE(bad.status().message().find("k"), std::string::npos) << bad.status().ToString();
+  }
+  std::string into;
+  auto bad_into = store_->ReadInto("k", ByteRange::Span(5, 11), &into);
+  ASSERT_FALSE(bad_into.ok());
+  EXPECT_EQ(bad_into.status().code(), StatusCode::kOutOfRange) << bad_into.status().ToString();
   EXPECT_TRUE(store_->Read("missing", ByteRange::Span(0, 4))->missing);
 }
 
