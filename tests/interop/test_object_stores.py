@@ -233,3 +233,37 @@ def test_requests_in_flight_are_bounded_and_overlap(jigsaw, moto, source):
         assert 1 <= seen <= limit, (limit, seen)
         if limit > 1:
             assert seen >= 3, seen  # requests overlap, though this machine has 2 cores
+
+
+def test_netcdf_sources_given_as_urls(jigsaw, moto, tmp_path):
+    """A CDS NetCDF file read from an http(s) URL (nginx) and from s3:// (moto) makes the same store as from disk."""
+    import netCDF4
+    www = tmp_path / "www"
+    www.mkdir()
+    path = www / "era5.nc"
+    ds = netCDF4.Dataset(str(path), "w", format="NETCDF4")
+    ds.createDimension("valid_time", 4)
+    ds.createDimension("latitude", 9)
+    ds.createDimension("longitude", 12)
+    t = ds.createVariable("valid_time", "i8", ("valid_time",))
+    t.units, t.calendar = "seconds since 1970-01-01", "proleptic_gregorian"
+    t[:] = np.datetime64("2020-01-01T00", "s").astype(np.int64) + np.arange(4) * 6 * 3600
+    ds.createVariable("latitude", "f8", ("latitude",))[:] = np.linspace(90, -90, 9)
+    ds.createVariable("longitude", "f8", ("longitude",))[:] = np.arange(12) * 30.0
+    values = np.random.default_rng(2).standard_normal((4, 9, 12)).astype("f4") + 280
+    ds.createVariable("t2m", "f4", ("valid_time", "latitude", "longitude"))[:] = values
+    ds.close()
+    moto.client().upload_file(str(path), "bkt", "nc/era5.nc")
+    args = ["--vars", "t2m", "--start", "2020-01-01T00", "--end", "2020-01-01T18", "--tiles", "1x1x1"]
+    jigsaw.shard("run", "--source", path, *args, "--out", tmp_path / "disk.zarr")
+    with Nginx(www) as nginx:
+        jigsaw.shard("run", "--source", nginx.url + "/era5.nc", *args, "--out", tmp_path / "http.zarr")
+        missing = jigsaw.shard("run", "--source", nginx.url + "/nope.nc", *args, "--out", tmp_path / "x.zarr",
+                               check=False)
+        assert missing.returncode != 0 and "nope.nc" in missing.stderr, missing.stderr
+    jigsaw.shard("run", "--source", "s3://bkt/nc/era5.nc", *args, "--out", tmp_path / "s3.zarr", env=moto.env())
+    want = zarr.open_array(str(tmp_path / "disk.zarr" / "data"), mode="r")[...]
+    np.testing.assert_array_equal(want[:, 0], values)
+    for name in ("http", "s3"):
+        got = zarr.open_array(str(tmp_path / f"{name}.zarr" / "data"), mode="r")[...]
+        np.testing.assert_array_equal(got, want)
