@@ -267,3 +267,27 @@ def test_netcdf_sources_given_as_urls(jigsaw, moto, tmp_path):
     for name in ("http", "s3"):
         got = zarr.open_array(str(tmp_path / f"{name}.zarr" / "data"), mode="r")[...]
         np.testing.assert_array_equal(got, want)
+
+
+def test_s3_flags_anonymous_access_and_no_secret_in_any_output(jigsaw, moto, source, tmp_path):
+    """--s3-endpoint / --s3-region / --s3-anonymous stand in for the environment; the credentials jigsaw is
+    given never appear in its output, --json included, nor in its errors."""
+    jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://public/anon.zarr", env=moto.env())
+    bare = {"AWS_ENDPOINT_URL": "", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_REGION": ""}
+    flags = ["--s3-endpoint", moto.endpoint, "--s3-region", "us-east-1"]
+    # No credentials at all: refused, naming what is missing; anonymous: reads the public bucket.
+    r = jigsaw.store("ls", "s3://public/anon.zarr", *flags, check=False, env=bare)
+    assert r.returncode != 0 and "AWS_ACCESS_KEY_ID" in r.stderr, r.stderr
+    listing = jigsaw.store("ls", "s3://public/anon.zarr", *flags, "--s3-anonymous", env=bare).stdout
+    assert "data" in listing and "channel" in listing
+    # Secrets given: absent from every output.
+    secret = {"AWS_ENDPOINT_URL": "", "AWS_ACCESS_KEY_ID": "AKIDNEVERPRINTED",
+              "AWS_SECRET_ACCESS_KEY": "SECRETNEVERPRINTED", "AWS_SESSION_TOKEN": "TOKENNEVERPRINTED"}
+    outputs = [jigsaw.store("verify", "s3://public/anon.zarr", *flags, "--json", env=secret),
+               jigsaw.shard("info", "s3://public/anon.zarr", *flags, "--json", env=secret),
+               jigsaw.store("ls", "s3://public/anon.zarr", *flags, "--json", env=secret),
+               jigsaw.store("ls", "s3://no-such-bucket/x.zarr", *flags, check=False, env=secret)]
+    for p in outputs:
+        for word in ("AKIDNEVERPRINTED", "SECRETNEVERPRINTED", "TOKENNEVERPRINTED"):
+            assert word not in p.stdout + p.stderr, (p.args, word)
+    assert json.loads(outputs[0].stdout)["ok"]
