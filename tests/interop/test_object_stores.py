@@ -3,6 +3,7 @@ S3 server, nginx, and the fault-injecting proxy. Independent clients (boto3, zar
 check what jigsaw writes and write what jigsaw reads."""
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -181,6 +182,24 @@ def test_loader_streams_from_s3(jigsaw, moto, source, tmp_path):
     report = json.loads(proc.stdout)
     assert report["read_amplification"] == pytest.approx(1.0)
     assert report["samples"] > 0
+
+
+def test_loader_over_s3_delivers_the_local_stores_values(jigsaw, moto, source, tmp_path, monkeypatch):
+    """The Python loader over s3:// gives the batches it gives from the same store on disk (whose values
+    test_loader.py checks against zarr-python), batch for batch."""
+    from pathlib import Path
+    sys.path.insert(0, os.environ.get("JIGSAW_PYTHONPATH", str(Path(__file__).resolve().parents[2] / "build" / "python")))
+    module = pytest.importorskip("jigsaw", reason="the Python module is built by the release build only")
+    jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", "s3://bkt/values.zarr", env=moto.env())
+    jigsaw.shard("run", "--source", source, *SHARD_ARGS, "--out", tmp_path / "values.zarr")
+    for k, v in moto.env().items():
+        monkeypatch.setenv(k, v)
+    opts = dict(rank=2, batch_size=2, lead_steps=1, seed=4)
+    remote = [a.copy() for a in module.Loader("s3://bkt/values.zarr", **opts)]  # batches share loader buffers
+    local = [a.copy() for a in module.Loader(str(tmp_path / "values.zarr"), **opts)]
+    assert len(remote) == len(local) > 0
+    for a, b in zip(remote, local):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_bad_urls_and_credentials_are_named(jigsaw, moto):
