@@ -310,3 +310,24 @@ def test_s3_flags_anonymous_access_and_no_secret_in_any_output(jigsaw, moto, sou
         for word in ("AKIDNEVERPRINTED", "SECRETNEVERPRINTED", "TOKENNEVERPRINTED"):
             assert word not in p.stdout + p.stderr, (p.args, word)
     assert json.loads(outputs[0].stdout)["ok"]
+
+
+def test_a_failed_multipart_upload_is_aborted_and_leaves_nothing(jigsaw, moto, tmp_path):
+    """A value above the multipart threshold whose parts keep failing: the copy fails naming the part, the
+    upload is aborted (none left listed in the bucket, no orphaned parts to pay for), and no object appears."""
+    src = tmp_path / "big.zarr"
+    big = zarr.create_array(str(src), name="x", shape=(3 << 20,), chunks=(3 << 20,), dtype="float32",
+                            zarr_format=2, compressors=None)
+    big[...] = np.random.default_rng(5).standard_normal(3 << 20).astype("float32")  # one 12 MiB chunk
+    with FaultProxy(moto.endpoint, rate=0.0, fail_parts=True) as proxy:
+        env = {**moto.env(proxy.url), **FAST}
+        r = jigsaw.store("copy", src, "s3://bkt/multipart.zarr", "--codec", "none", env=env, check=False, timeout=300)
+    assert r.returncode == 1 and "partNumber=" in r.stderr and "multipart.zarr/x/0" in r.stderr, r.stderr
+    s3 = moto.client()
+    assert s3.list_multipart_uploads(Bucket="bkt").get("Uploads", []) == []
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="bkt", Prefix="multipart.zarr/").get("Contents", [])]
+    assert "multipart.zarr/x/0" not in keys and "multipart.zarr/jigsaw-checksums.json" not in keys, keys
+    # The same copy with the parts going through: the one object arrives whole.
+    jigsaw.store("copy", src, "s3://bkt/multipart.zarr", "--codec", "none", env={**moto.env(), **FAST})
+    body = s3.get_object(Bucket="bkt", Key="multipart.zarr/x/0")["Body"].read()
+    assert body == big[...].tobytes()

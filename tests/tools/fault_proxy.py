@@ -3,7 +3,7 @@
 chosen fraction of requests, returns a 503 SlowDown, resets the connection, truncates the body, or stalls.
 
   fault_proxy.py --upstream http://127.0.0.1:9000 [--port 0] [--rate 0.1] [--seed 1]
-                 [--kinds 503,429,reset,truncate,stall] [--stall-s 3] [--gone-after N]
+                 [--kinds 503,429,reset,truncate,stall] [--stall-s 3] [--gone-after N] [--fail-parts]
 
 Prints "port N" on stdout once listening. GET /__proxy_stats answers JSON counts of what it did, and the
 most requests it had in flight at once.
@@ -89,6 +89,8 @@ def make_handler(state, upstream):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             kind, n = state.choose(self.command)
+            if state.args.fail_parts and "partNumber=" in self.path:
+                kind = "503"  # every part of a multipart upload fails; starting and aborting one pass
             if state.args.gone_after and n > state.args.gone_after:
                 threading.Thread(target=self.server.shutdown, daemon=True).start()
                 return self._reset()
@@ -143,6 +145,7 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--kinds", default="503,429,reset,truncate,stall")
     p.add_argument("--stall-s", type=float, default=3.0)
+    p.add_argument("--fail-parts", action="store_true", help="answer 503 to every multipart part upload")
     p.add_argument("--gone-after", type=int, default=0)
     args = p.parse_args()
     state = State(args)

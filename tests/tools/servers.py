@@ -140,9 +140,11 @@ class FaultProxy:
     """fault_proxy.py in front of `upstream`; see its docstring for the options."""
 
     def __init__(self, upstream, rate=0.1, seed=1, kinds="503,429,reset,truncate,stall", stall_s=3.0, gone_after=0,
-                 port=0):
+                 port=0, fail_parts=False):
         self.args = ["--upstream", upstream, "--rate", str(rate), "--seed", str(seed), "--kinds", kinds,
                      "--stall-s", str(stall_s), "--gone-after", str(gone_after), "--port", str(port)]
+        if fail_parts:
+            self.args.append("--fail-parts")
 
     def __enter__(self):
         self.proc = subprocess.Popen([sys.executable, str(HERE / "fault_proxy.py")] + self.args,
