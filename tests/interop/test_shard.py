@@ -563,3 +563,21 @@ def test_a_truncated_netcdf_file_is_refused_naming_it(jigsaw, tmp_path, fmt):
     if fmt != "NETCDF4":
         assert "truncated" in r.stderr, r.stderr
     assert not (tmp_path / "cut.zarr" / "jigsaw-checksums.json").exists()
+
+
+@pytest.mark.parametrize("edit,said", [
+    (lambda plan: plan.update(tiles="1x1x2"), "data chunks are not the plan's tiles"),
+    (lambda plan: plan.update(num_times=7), "data shape differs from the recorded plan"),
+    (lambda plan: plan.update(channels=plan["channels"][:-1]), "data shape differs from the recorded plan"),
+])
+def test_verify_finds_metadata_that_disagrees_with_the_plan(jigsaw, tmp_path, edit, said):
+    src = str(tmp_path / "src.zarr")
+    make_dataset().to_zarr(src, zarr_format=2, consolidated=True)
+    out = tmp_path / "out.zarr"
+    jigsaw.shard("run", "--source", src, *COMMON, "--tiles", "1x2x2", "--out", out)
+    root = json.loads((out / "zarr.json").read_text())
+    edit(root["attributes"]["jigsaw"]["plan"])
+    (out / "zarr.json").write_text(json.dumps(root))
+    r = jigsaw.shard("verify", out, check=False)
+    assert r.returncode == 1 and said in r.stdout, r.stdout + r.stderr
+    assert "zarr.json" in r.stdout  # and the checksum record names the changed document
