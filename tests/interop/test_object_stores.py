@@ -299,6 +299,17 @@ def test_s3_flags_anonymous_access_and_no_secret_in_any_output(jigsaw, moto, sou
     assert r.returncode != 0 and "AWS_ACCESS_KEY_ID" in r.stderr, r.stderr
     listing = jigsaw.store("ls", "s3://public/anon.zarr", *flags, "--s3-anonymous", env=bare).stdout
     assert "data" in listing and "channel" in listing
+    # Anonymous means unsigned: through a proxy that counts requests carrying an Authorization header.
+    with FaultProxy(moto.endpoint, rate=0.0) as proxy:
+        proxied = ["--s3-endpoint", proxy.url, "--s3-region", "us-east-1"]
+        jigsaw.store("get", "s3://public/anon.zarr", "latitude", "--out", tmp_path / "lat.npy", *proxied,
+                     "--s3-anonymous", env=bare)
+        anonymous = proxy.stats()
+        jigsaw.store("get", "s3://public/anon.zarr", "latitude", "--out", tmp_path / "lat2.npy", *proxied,
+                     env={**bare, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        both = proxy.stats()
+    assert anonymous["requests"] > 0 and anonymous["signed"] == 0, anonymous
+    assert both["signed"] == both["requests"] - anonymous["requests"] > 0, (anonymous, both)  # signed: every one
     # Secrets given: absent from every output.
     secret = {"AWS_ENDPOINT_URL": "", "AWS_ACCESS_KEY_ID": "AKIDNEVERPRINTED",
               "AWS_SECRET_ACCESS_KEY": "SECRETNEVERPRINTED", "AWS_SESSION_TOKEN": "TOKENNEVERPRINTED"}

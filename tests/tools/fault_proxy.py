@@ -31,7 +31,7 @@ class State:
         self.args = args
         self.rng = random.Random(args.seed)
         self.lock = threading.Lock()
-        self.counts = {"requests": 0, "503": 0, "429": 0, "reset": 0, "truncate": 0, "stall": 0, "max_in_flight": 0}
+        self.counts = {"requests": 0, "signed": 0, "503": 0, "429": 0, "reset": 0, "truncate": 0, "stall": 0, "max_in_flight": 0}
         self.in_flight = 0
         self.kinds = [k for k in args.kinds.split(",") if k]
 
@@ -88,6 +88,9 @@ def make_handler(state, upstream):
                 return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if self.headers.get("Authorization"):
+                with state.lock:
+                    state.counts["signed"] += 1
             kind, n = state.choose(self.command)
             if state.args.fail_parts and "partNumber=" in self.path:
                 kind = "503"  # every part of a multipart upload fails; starting and aborting one pass
