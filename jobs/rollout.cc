@@ -133,8 +133,8 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   // ---- the forecast store: rank 0 makes (or checks) it, then every rank writes its tiles ----
   ASSIGN_OR_RETURN(auto out_store, OpenKvStore(o.out));
   // Every rank records what it writes; rank 0 gathers the entries into the checksum record, written last.
-  auto recording = std::make_unique<RecordingKvStore>(out_store.get());
-  KvStore* const dst_store = recording.get();
+  RecordingKvStore recording(out_store.get());
+  KvStore* const dst_store = &recording;
   const nlohmann::json identity = Identity(*loaded, o.ckpt, inits, leads, f.step_seconds);
   Status made;
   if (leader) {
@@ -227,21 +227,21 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   }
   if (leader && o.progress) std::fprintf(stderr, "\n");
   RETURN_IF_ERROR(world->Barrier());
-  ASSIGN_OR_RETURN(auto written, world->Gather(EncodeChecksumRecord(recording->Recorded())));
+  ASSIGN_OR_RETURN(auto written, world->Gather(EncodeChecksumRecord(recording.Recorded())));
   Status finished;
   if (leader) {
     finished = [&]() -> Status {
       for (size_t r = 0; r < written.size(); ++r) {
         ASSIGN_OR_RETURN(ChecksumRecord part,
                          DecodeChecksumRecord(written[r], "rank " + std::to_string(r) + "'s record"));
-        recording->Adopt(part);
+        recording.Adopt(part);
       }
       RETURN_IF_ERROR(
           WriteGroup(dst_store, "", o.zarr_format,
                      {{"channels", f.channels},
                       {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", true}, {"identity", identity}}}}));
       RETURN_IF_ERROR(WriteConsolidated(dst_store, o.zarr_format));
-      return recording->WriteRecord();
+      return recording.WriteRecord();
     }();
   }
   RETURN_IF_ERROR(AllOk(world, finished));

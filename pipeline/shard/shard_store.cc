@@ -211,7 +211,7 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
       RETURN_IF_ERROR(WriteConsolidated(out, format));
       RETURN_IF_ERROR(recording.WriteRecord());
       log << out->url() << " was complete but for its consolidated metadata, now written (and its checksum record)\n";
-    } else if (!record && existing->attributes["jigsaw"].value("version", 1) >= 2) {
+    } else if (!record && ShardStoreHasChecksumRecord(existing->attributes["jigsaw"].value("version", 1))) {
       RETURN_IF_ERROR(recording.WriteRecord());
       log << out->url() << " was complete but for its checksum record, now written\n";
     } else {

@@ -36,9 +36,11 @@ Result<ShardRunReport> RunShard(const ShardPlan& plan, const std::vector<std::un
 
 // A jigsaw-shard store's layout as its root attributes record it, typed: what the loader, the bench and the
 // trainer read instead of walking the JSON.
-// The layout version in the root attributes: 1, the first; 2 adds the `channel` text coordinate (version-1
-// stores load as before). A store of a later version is refused.
+// The layout version in the root attributes: 1, the first; 2 adds the `channel` text coordinate and the
+// checksum record written last (version-1 stores load as before). A store of a later version is refused.
 inline constexpr int kShardStoreVersion = 2;
+// Whether a complete store of this version must hold a checksum record (storage/kvstore/checksum_record.h).
+inline bool ShardStoreHasChecksumRecord(int version) { return version >= 2; }
 // The per-channel statistics arrays, in this order.
 inline constexpr const char* kShardStatNames[] = {"mean", "std", "min", "max", "tendency_mean", "tendency_std"};
 

@@ -102,7 +102,7 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
   }
   ASSIGN_OR_RETURN(VerifyReport report, VerifyStore(store, nullptr));
   problems.insert(problems.end(), report.problems.begin(), report.problems.end());
-  if (info.attributes.value("version", 1) >= 2 && !report.checksum_record) {  // version 1 stores had none
+  if (ShardStoreHasChecksumRecord(info.attributes.value("version", 1)) && !report.checksum_record) {
     problems.push_back(store->url() + ": no checksum record (" + kChecksumRecordKey +
                        "), the last object a run writes: the run did not finish; run it again");
   }

@@ -117,19 +117,20 @@ std::string Utf32ToUtf8(std::string_view e) {
 
 Result<std::string> Utf8ToUtf32(std::string_view s, const DataType& t) {
   std::string out(t.size, '\0');
+  const auto not_utf8 = [&] { return InvalidArgumentError("\"" + std::string(s) + "\" is not UTF-8"); };
   size_t n = 0;
   for (size_t i = 0; i < s.size();) {
     const auto b = static_cast<unsigned char>(s[i]);
     const int len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return InvalidArgumentError("\"" + std::string(s) + "\" is not UTF-8");
+    if (len == 0 || i + len > s.size()) return not_utf8();
     uint32_t c = len == 1 ? b : b & (0x7F >> len);
     for (int k = 1; k < len; ++k) {
       const auto cont = static_cast<unsigned char>(s[i + k]);
-      if ((cont & 0xC0) != 0x80) return InvalidArgumentError("\"" + std::string(s) + "\" is not UTF-8");
+      if ((cont & 0xC0) != 0x80) return not_utf8();
       c = c << 6 | (cont & 0x3F);
     }
     if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
-      return InvalidArgumentError("\"" + std::string(s) + "\" is not UTF-8");
+      return not_utf8();
     }
     if (4 * (n + 1) > static_cast<size_t>(t.size)) {
       return InvalidArgumentError("\"" + std::string(s) + "\" is longer than " + std::to_string(t.size / 4) +
