@@ -36,10 +36,16 @@ std::vector<std::string> SplitList(const std::vector<std::string>& items) {
 struct PlanFlags {
   std::vector<std::string> sources, vars, levels;
   std::string format = "zarr3";
+  std::optional<int64_t> member;
   ShardOptions options;
 
   void Add(CLI::App* cmd) {
-    cmd->add_option("--source", sources, "Zarr store (path or URL) or NetCDF file/glob; repeat to combine")->required();
+    cmd->add_option("--source", sources,
+                    "Zarr store (path or URL), NetCDF or GRIB file / glob (*.nc, *.grib, *.grb2, ...); repeat to "
+                    "combine")
+        ->required();
+    cmd->add_option("--member", member,
+                    "ensemble sources: the member to read (its value along number / realization / member)");
     cmd->add_option("--vars", vars, "variables in channel order, comma-separated (WB2 long names or CDS short names)")
         ->required();
     cmd->add_option("--levels", levels,
@@ -78,7 +84,7 @@ struct PlanFlags {
     }
     std::vector<std::unique_ptr<Source>> opened;
     for (const auto& s : sources) {
-      ASSIGN_OR_RETURN(auto group, OpenSources(s));
+      ASSIGN_OR_RETURN(auto group, OpenSources(s, SourceOptions{member}));
       for (auto& g : group) opened.push_back(std::move(g));
     }
     ASSIGN_OR_RETURN(ShardPlan plan, MakeShardPlan(options, opened));
@@ -90,7 +96,8 @@ struct PlanFlags {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "jigsaw-shard: turn reanalysis data (WeatherBench2/ARCO Zarr stores, Copernicus NetCDF files) into a Zarr\n"
+      "jigsaw-shard: turn reanalysis data (WeatherBench2/ARCO Zarr stores, Copernicus NetCDF and GRIB files) into\n"
+      "a Zarr "
       "store whose chunks are exactly the Jigsaw tiles, with per-channel normalisation statistics."};
   app.require_subcommand(1);
   app.fallthrough();

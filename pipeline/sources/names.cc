@@ -1,6 +1,7 @@
 // Names as found in the wild, mapped onto WeatherBench2's.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
@@ -18,6 +19,14 @@ std::string CanonicalVariableName(std::string_view name) {
       {"w", "vertical_velocity"},
       {"r", "relative_humidity"},
       {"t2m", "2m_temperature"},
+      {"2t", "2m_temperature"},  // GRIB shortNames where they differ from the NetCDF ones
+      {"10u", "10m_u_component_of_wind"},
+      {"10v", "10m_v_component_of_wind"},
+      {"lsm", "land_sea_mask"},
+      {"slt", "soil_type"},
+      {"sdor", "standard_deviation_of_orography"},
+      {"skt", "skin_temperature"},
+      {"sst", "sea_surface_temperature"},
       {"msl", "mean_sea_level_pressure"},
       {"u10", "10m_u_component_of_wind"},
       {"v10", "10m_v_component_of_wind"},
@@ -35,7 +44,40 @@ DimRole RoleOfDimension(std::string_view n) {
   if (n == "level" || n == "pressure_level" || n == "isobaricInhPa" || n == "plev") return DimRole::kLevel;
   if (n == "latitude" || n == "lat") return DimRole::kLatitude;
   if (n == "longitude" || n == "lon") return DimRole::kLongitude;
+  if (n == "number" || n == "realization" || n == "member" || n == "ensemble_member") return DimRole::kMember;
   return DimRole::kOther;
+}
+
+GribVariable GribVariableOf(std::string_view short_name, std::string_view level_type) {
+  if (level_type == "isobaricInhPa" || level_type == "isobaricInPa") return {CanonicalVariableName(short_name), true};
+  if (level_type == "surface" || level_type == "meanSea" || level_type == "heightAboveGround" ||
+      level_type == "entireAtmosphere" || level_type == "sfc") {
+    if (short_name == "z") return {"geopotential_at_surface", false};
+    return {CanonicalVariableName(short_name), false};
+  }
+  return {};
+}
+
+Result<int64_t> MemberIndex(std::string_view source, std::string_view dim, std::span<const double> values,
+                            const SourceOptions& options) {
+  std::string list;
+  for (size_t i = 0; i < values.size() && i < 12; ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", values[i]);
+    list += (i ? ", " : "") + std::string(buf);
+  }
+  if (values.size() > 12) list += ", ...";
+  const std::string prefix = source.empty() ? "" : std::string(source) + ": ";
+  if (!options.member) {
+    if (values.size() == 1) return 0;
+    return InvalidArgumentError(prefix + "an ensemble: dimension \"" + std::string(dim) + "\" has " +
+                                std::to_string(values.size()) + " members (" + list +
+                                "): choose one with --member N");
+  }
+  for (size_t i = 0; i < values.size(); ++i)
+    if (values[i] == static_cast<double>(*options.member)) return static_cast<int64_t>(i);
+  return InvalidArgumentError(prefix + "no member " + std::to_string(*options.member) + " along \"" +
+                              std::string(dim) + "\" (it has " + list + ")");
 }
 
 const VariableInfo* Source::FindVariable(std::string_view name) const {
@@ -86,7 +128,7 @@ Result<PlaneOrientation> PlaneOrientation::From(const std::vector<double>& lat, 
 }
 
 SourceBlock BlockFor(std::span<const DimRole> roles, std::span<const int64_t> dims, int64_t t,
-                     std::span<const int64_t> levels) {
+                     std::span<const int64_t> levels, int64_t member_index) {
   SourceBlock b;
   const size_t rank = roles.size();
   b.start.assign(rank, 0);
@@ -113,6 +155,7 @@ SourceBlock BlockFor(std::span<const DimRole> roles, std::span<const int64_t> di
         b.count[d] = dims[d];
         b.lon_dim = dim;
         break;
+      case DimRole::kMember: b.start[d] = member_index; break;
       case DimRole::kOther: break;
     }
   }

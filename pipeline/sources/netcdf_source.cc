@@ -12,6 +12,8 @@
 #include <map>
 #include <mutex>
 
+#include <tbb/parallel_for.h>
+
 #include "pipeline/sources/netcdf_classic_size.h"
 #include "pipeline/sources/source.h"
 #include "storage/kvstore/kvstore.h"
@@ -36,18 +38,20 @@ struct NcVariable {
   std::vector<int64_t> dims;
   double scale = 1.0, offset = 0.0;
   std::vector<double> missing;
+  int64_t member_index = 0;  // along its member dimension, if it has one
 };
 
 class NetcdfSource final : public Source {
  public:
   // `local` is the file libnetcdf opens; `path` names the source in messages (a URL for remote files).
-  static Result<std::unique_ptr<Source>> Open(std::string_view path, std::string_view local) {
+  static Result<std::unique_ptr<Source>> Open(std::string_view path, std::string_view local,
+                                              const SourceOptions& options) {
     auto src = std::unique_ptr<NetcdfSource>(new NetcdfSource());
     src->path_ = path;
     std::lock_guard lock(NetcdfLock());
     RETURN_IF_ERROR(CheckClassicNetcdfSize(std::string(local), src->path_));
     RETURN_IF_ERROR(NcStatus(nc_open(std::string(local).c_str(), NC_NOWRITE, &src->ncid_), "open " + src->path_));
-    RETURN_IF_ERROR(src->Load().Annotate(src->path_));
+    RETURN_IF_ERROR(src->Load(options).Annotate(src->path_));
     return std::unique_ptr<Source>(std::move(src));
   }
   ~NetcdfSource() override {
@@ -66,7 +70,7 @@ class NetcdfSource final : public Source {
     auto it = vars_.find(name);
     if (it == vars_.end()) return NotFoundError(path_ + ": no variable \"" + name + "\"");
     const NcVariable& v = it->second;
-    const SourceBlock block = BlockFor(v.roles, v.dims, t, levels);
+    const SourceBlock block = BlockFor(v.roles, v.dims, t, levels, v.member_index);
     const int64_t n = block.elements;
     const std::vector<size_t> start(block.start.begin(), block.start.end()),
         count(block.count.begin(), block.count.end());
@@ -116,7 +120,7 @@ class NetcdfSource final : public Source {
     return v;
   }
 
-  Status Load() {
+  Status Load(const SourceOptions& options) {
     int ndims_total, nvars;
     RETURN_IF_ERROR(NcStatus(nc_inq(ncid_, &ndims_total, &nvars, nullptr, nullptr), "inquire"));
     std::map<DimRole, std::string> coord;
@@ -149,6 +153,32 @@ class NetcdfSource final : public Source {
     if (coord.count(DimRole::kLevel)) {
       ASSIGN_OR_RETURN(levels, Coordinate(coord[DimRole::kLevel]));
     }
+    // The member: along a member dimension, or named by a scalar coordinate (CDS files carry `number`).
+    std::optional<int64_t> member_index;
+    if (coord.count(DimRole::kMember)) {
+      const std::string& dim = coord[DimRole::kMember];
+      auto values = Coordinate(dim);
+      if (!values.ok()) {
+        int dimid;
+        size_t len = 0;
+        RETURN_IF_ERROR(NcStatus(nc_inq_dimid(ncid_, dim.c_str(), &dimid), dim));
+        RETURN_IF_ERROR(NcStatus(nc_inq_dimlen(ncid_, dimid, &len), dim));
+        values = std::vector<double>(len);
+        for (size_t i = 0; i < len; ++i) (*values)[i] = static_cast<double>(i);
+      }
+      ASSIGN_OR_RETURN(member_index, MemberIndex("", dim, *values, options));
+    } else if (options.member) {
+      int varid, ndims;
+      double number;
+      if (nc_inq_varid(ncid_, "number", &varid) == NC_NOERR &&
+          nc_inq_varndims(ncid_, varid, &ndims) == NC_NOERR && ndims == 0 &&
+          nc_get_var_double(ncid_, varid, &number) == NC_NOERR && number != static_cast<double>(*options.member)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", number);
+        return InvalidArgumentError("--member " + std::to_string(*options.member) + ", but the file holds member " +
+                                    buf + " only (its scalar \"number\")");
+      }
+    }
     for (int varid = 0; varid < nvars; ++varid) {
       char name[NC_MAX_NAME + 1];
       int ndims;
@@ -158,22 +188,25 @@ class NetcdfSource final : public Source {
       if (type == NC_CHAR || type == NC_STRING) continue;
       NcVariable v;
       v.varid = varid;
-      bool has[5] = {}, usable = true;
+      bool has[6] = {};
+      std::string unknown;  // a dimension jigsaw does not know, longer than 1
       for (int d = 0; d < ndims; ++d) {
         DimRole r = RoleOfDimension(dim_names[dimids[d]]);
         v.roles.push_back(r);
         v.dims.push_back(static_cast<int64_t>(dim_lens[dimids[d]]));
         has[static_cast<int>(r)] = true;
-        if (r == DimRole::kOther && dim_lens[dimids[d]] != 1) usable = false;
+        if (r == DimRole::kOther && dim_lens[dimids[d]] != 1)
+          unknown = "\"" + dim_names[dimids[d]] + "\" (" + std::to_string(dim_lens[dimids[d]]) + ")";
+        if (r == DimRole::kMember) v.member_index = member_index.value_or(0);
       }
       if (!has[static_cast<int>(DimRole::kTime)] || !has[static_cast<int>(DimRole::kLatitude)] ||
           !has[static_cast<int>(DimRole::kLongitude)]) {
         continue;
       }
-      if (!usable) {
-        return UnimplementedError(std::string("variable \"") + name +
-                                  "\" has a dimension besides time/level/latitude/longitude longer than 1 "
-                                  "(e.g. an expver or ensemble dimension); select one first");
+      if (!unknown.empty()) {
+        return UnimplementedError(std::string("variable \"") + name + "\" has the dimension " + unknown +
+                                  ", which jigsaw-shard does not know (it reads time, level, latitude, longitude and "
+                                  "a member dimension: number, realization, member); select along it first");
       }
       if (auto s = NumberAttribute(varid, "scale_factor")) v.scale = *s;
       if (auto o = NumberAttribute(varid, "add_offset")) v.offset = *o;
@@ -181,6 +214,8 @@ class NetcdfSource final : public Source {
         if (auto m = NumberAttribute(varid, a)) v.missing.push_back(*m);
       VariableInfo info{CanonicalVariableName(name), {}};
       if (has[static_cast<int>(DimRole::kLevel)]) info.levels = levels;
+      // CDS single-level files name the surface geopotential (orography) z, like the pressure-level one.
+      if (info.name == "geopotential" && info.levels.empty()) info.name = "geopotential_at_surface";
       variables_.push_back(info);
       vars_[info.name] = std::move(v);
     }
@@ -201,11 +236,14 @@ bool IsNetcdfPath(std::string_view p) {
   return p.ends_with(".nc") || p.ends_with(".nc4") || p.ends_with(".netcdf") || p.ends_with(".cdf");
 }
 
+bool IsGribPath(std::string_view p) {
+  return p.ends_with(".grib") || p.ends_with(".grb") || p.ends_with(".grib1") || p.ends_with(".grib2") ||
+         p.ends_with(".grb2");
+}
+
 }  // namespace
 
-// libnetcdf reads local files only: a NetCDF object in an object store is fetched once into a temporary
-// file, unlinked as soon as it is open (so nothing is left behind, even after a crash).
-Result<std::unique_ptr<Source>> OpenRemoteNetcdf(std::string_view url) {
+Result<std::string> FetchSourceObject(std::string_view url) {
   size_t slash = url.rfind('/');
   if (slash == std::string_view::npos || slash + 1 == url.size() || url.substr(0, slash).ends_with(":/")) {
     return InvalidArgumentError("cannot split " + std::string(url) + " into a store and a file name");
@@ -213,13 +251,20 @@ Result<std::unique_ptr<Source>> OpenRemoteNetcdf(std::string_view url) {
   ASSIGN_OR_RETURN(auto store, OpenKvStore(url.substr(0, slash)));
   ASSIGN_OR_RETURN(ReadResult r, store->Read(url.substr(slash + 1)));
   if (r.missing) return NotFoundError(std::string(url) + " does not exist");
+  return std::move(r.value);
+}
+
+// libnetcdf reads local files only: a NetCDF object in an object store is fetched once into a temporary
+// file, unlinked as soon as it is open (so nothing is left behind, even after a crash).
+Result<std::unique_ptr<Source>> OpenRemoteNetcdf(std::string_view url, const SourceOptions& options) {
+  ASSIGN_OR_RETURN(std::string bytes, FetchSourceObject(url));
   const char* tmpdir = std::getenv("TMPDIR");
   std::string tmp = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/jigsaw-netcdf-XXXXXX";
   int fd = mkstemp(tmp.data());
   if (fd < 0) return ErrnoToStatus(errno, "create a temporary file for " + std::string(url));
   size_t done = 0;
-  while (done < r.value.size()) {
-    ssize_t n = ::write(fd, r.value.data() + done, r.value.size() - done);
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       Status st = ErrnoToStatus(errno, "write " + tmp);
@@ -230,17 +275,17 @@ Result<std::unique_ptr<Source>> OpenRemoteNetcdf(std::string_view url) {
     done += static_cast<size_t>(n);
   }
   ::close(fd);
-  auto source = NetcdfSource::Open(url, tmp);
+  auto source = NetcdfSource::Open(url, tmp, options);
   ::unlink(tmp.c_str());
   return source;
 }
 
-Result<std::unique_ptr<Source>> OpenNetcdfSource(std::string_view path) {
-  if (path.find("://") != std::string_view::npos) return OpenRemoteNetcdf(path);
-  return NetcdfSource::Open(path, path);
+Result<std::unique_ptr<Source>> OpenNetcdfSource(std::string_view path, const SourceOptions& options) {
+  if (path.find("://") != std::string_view::npos) return OpenRemoteNetcdf(path, options);
+  return NetcdfSource::Open(path, path, options);
 }
 
-Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec) {
+Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec, const SourceOptions& options) {
   std::vector<std::string> paths;
   if (spec.find_first_of("*?[") != std::string_view::npos && spec.find("://") != std::string_view::npos) {
     return InvalidArgumentError("globs work on local files only; list each object of " + std::string(spec));
@@ -255,17 +300,19 @@ Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec) 
   } else {
     paths.push_back(std::string(spec));
   }
-  std::vector<std::unique_ptr<Source>> out;
-  for (const auto& p : paths) {
-    if (IsNetcdfPath(p)) {
-      ASSIGN_OR_RETURN(auto s, OpenNetcdfSource(p));
-      out.push_back(std::move(s));
-    } else {
-      ASSIGN_OR_RETURN(auto s, OpenZarrSource(p));
-      out.push_back(std::move(s));
-    }
-  }
-  return out;
+  // Files are opened (a GRIB file indexed) in parallel; the first error in path order is the one reported.
+  std::vector<std::unique_ptr<Source>> opened(paths.size());
+  std::vector<Status> status(paths.size());
+  tbb::parallel_for(size_t{0}, paths.size(), [&](size_t i) {
+    const std::string& p = paths[i];
+    auto r = IsNetcdfPath(p) ? OpenNetcdfSource(p, options)
+             : IsGribPath(p) ? OpenGribSource(p, options)
+                             : OpenZarrSource(p, options);
+    if (r.ok()) opened[i] = std::move(*r);
+    else status[i] = r.status();
+  });
+  for (const Status& s : status) RETURN_IF_ERROR(s);
+  return opened;
 }
 
 }  // namespace jigsaw

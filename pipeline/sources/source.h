@@ -1,4 +1,4 @@
-// A reanalysis source (Zarr store, NetCDF files) seen in one canonical orientation:
+// A reanalysis source (Zarr store, NetCDF or GRIB files) seen in one canonical orientation:
 // latitude north -> south (descending), longitude ascending in [0, 360), values float32 with CF packing
 // undone (missing values as NaN), times as seconds since 1970-01-01, variable names as WeatherBench2's
 // long names (CDS short names are accepted as aliases).
@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,6 +36,11 @@ class Source {
   // Why a variable of this name is in the source but cannot be read ("" when it is readable or absent),
   // e.g. a dimension besides time, level, latitude and longitude.
   virtual std::string Unusable(const std::string& /*name*/) const { return ""; }
+  // Why this source cannot give `name` at time index `t` for these level indices although the time is in
+  // times() ("" when it can): GRIB files need not hold every variable at every level and time.
+  virtual std::string Lacks(const std::string& /*name*/, int64_t /*t*/, std::span<const int64_t> /*levels*/) const {
+    return "";
+  }
   // Reads variable `name` at time index `t` for the given level indices (into VariableInfo::levels; empty
   // for a surface variable) into out[level][lat][lon], canonical orientation.
   virtual Status Read(const std::string& name, int64_t t, std::span<const int64_t> levels, float* out) const = 0;
@@ -42,22 +48,50 @@ class Source {
   const VariableInfo* FindVariable(std::string_view name) const;
 };
 
+// How to open a source. An ensemble source (a member dimension: `number`, `realization`, `member`) is read
+// as the one member named here and refused without it; a source without members refuses a member other than
+// the one it may name in a scalar `number`.
+struct SourceOptions {
+  std::optional<int64_t> member;
+};
+
 // A Zarr store in the WB2 / ARCO layout (any dimension order, either latitude order, longitude in
 // [0, 360) or [-180, 180), levels in any order, CF times).
-Result<std::unique_ptr<Source>> OpenZarrSource(std::string_view url);
+Result<std::unique_ptr<Source>> OpenZarrSource(std::string_view url, const SourceOptions& options = {});
 // One NetCDF file as downloaded from the Copernicus CDS, new layout (valid_time, pressure_level) or legacy
 // (time, level, int16 packed).
-Result<std::unique_ptr<Source>> OpenNetcdfSource(std::string_view path);
-// Chooses by the path: *.nc / *.nc4 / *.netcdf files are NetCDF, everything else Zarr; globs expand to
-// one source per matching file (sorted).
-Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec);
+Result<std::unique_ptr<Source>> OpenNetcdfSource(std::string_view path, const SourceOptions& options = {});
+// One GRIB file (edition 1 or 2, regular lat/lon grid, any scanning direction), indexed once and the index
+// cached (pipeline/sources/grib_index.h); variables named from shortName and typeOfLevel (GribVariableOf),
+// pressure levels in hPa (isobaricInPa converted), times from each message's validity date and time.
+Result<std::unique_ptr<Source>> OpenGribSource(std::string_view path, const SourceOptions& options = {});
+// Chooses by the path: *.nc / *.nc4 / *.netcdf files are NetCDF, *.grib / *.grb / *.grib2 / *.grb2 GRIB,
+// everything else Zarr; globs expand to one source per matching file (sorted), opened in parallel.
+Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec, const SourceOptions& options = {});
+
+// The whole object at `url` (a NetCDF or GRIB file in an object store), for libraries that read local files
+// or memory only.
+Result<std::string> FetchSourceObject(std::string_view url);
+
+// The index to read along member dimension `dim` of `source` whose coordinate is `values` (0..n-1 when it
+// has none): the member chosen in `options`, or the only one; several and no choice is refused by name.
+Result<int64_t> MemberIndex(std::string_view source, std::string_view dim, std::span<const double> values,
+                            const SourceOptions& options);
 
 // Name aliases: CDS short names and dimension names.
 std::string CanonicalVariableName(std::string_view name);  // "t2m" -> "2m_temperature"; others unchanged
-enum class DimRole { kTime, kLevel, kLatitude, kLongitude, kOther };
+enum class DimRole { kTime, kLevel, kLatitude, kLongitude, kMember, kOther };
 DimRole RoleOfDimension(std::string_view name);
+// A GRIB message's variable from its shortName and typeOfLevel: pressure levels (isobaricInhPa, isobaricInPa)
+// or one level (surface, meanSea, heightAboveGround, entireAtmosphere); `z` on one level is
+// geopotential_at_surface. Empty name for other level types (hybrid, soil layers, ...).
+struct GribVariable {
+  std::string name;
+  bool pressure = false;
+};
+GribVariable GribVariableOf(std::string_view short_name, std::string_view level_type);
 
-// The block a source reads for one time and a set of level indices: per dimension (of the variable, in its
+// The block a source reads for one time, a set of level indices and a member index: per dimension (of the variable, in its
 // order) the start and count, and the C-order strides of the block.
 struct SourceBlock {
   std::vector<int64_t> start, count, stride;
@@ -65,7 +99,7 @@ struct SourceBlock {
   int lat_dim = -1, lon_dim = -1, level_dim = -1;
 };
 SourceBlock BlockFor(std::span<const DimRole> roles, std::span<const int64_t> dims, int64_t t,
-                     std::span<const int64_t> levels);
+                     std::span<const int64_t> levels, int64_t member_index = 0);
 
 // How a source's (lat, lon) plane maps onto the canonical one, and the copy that applies it.
 struct PlaneOrientation {

@@ -16,6 +16,7 @@ struct ZarrVariable {
   std::unique_ptr<Array> array;
   std::vector<DimRole> roles;  // per array dimension
   CfPacking packing;
+  int64_t member_index = 0;  // along its member dimension, if it has one
 };
 
 Result<std::vector<double>> ReadDoubles(const Array& a) {
@@ -29,10 +30,10 @@ Result<std::vector<double>> ReadDoubles(const Array& a) {
 
 class ZarrSource final : public Source {
  public:
-  static Result<std::unique_ptr<Source>> Open(std::string_view url) {
+  static Result<std::unique_ptr<Source>> Open(std::string_view url, const SourceOptions& options) {
     auto src = std::unique_ptr<ZarrSource>(new ZarrSource());
     ASSIGN_OR_RETURN(src->store_, OpenKvStore(url));
-    RETURN_IF_ERROR(src->Load().Annotate(std::string(url)));
+    RETURN_IF_ERROR(src->Load(options).Annotate(std::string(url)));
     return std::unique_ptr<Source>(std::move(src));
   }
 
@@ -46,7 +47,7 @@ class ZarrSource final : public Source {
     if (it == vars_.end()) return NotFoundError(url() + ": no variable \"" + name + "\"");
     const ZarrVariable& v = it->second;
     const ArrayMetadata& m = v.array->metadata();
-    const SourceBlock block = BlockFor(v.roles, m.shape, t, levels);
+    const SourceBlock block = BlockFor(v.roles, m.shape, t, levels, v.member_index);
     const Box box{block.start, block.count};
     const int64_t n = block.elements;
     if (m.dtype.name == "float32" && !v.packing.is_packed() &&
@@ -79,7 +80,7 @@ class ZarrSource final : public Source {
   }
 
  private:
-  Status Load() {
+  Status Load(const SourceOptions& options) {
     ASSIGN_OR_RETURN(auto nodes, ListNodes(store_.get()));
     std::map<DimRole, std::string> coord;  // role -> array path of the coordinate
     for (const auto& n : nodes) {
@@ -136,23 +137,28 @@ class ZarrSource final : public Source {
       const ArrayMetadata& m = *n.meta.array;
       if (m.dimension_names.size() != m.shape.size()) continue;
       ZarrVariable v;
-      bool has[5] = {};
-      bool usable = true;
+      bool has[6] = {};
+      std::string unknown;  // a dimension jigsaw does not know, longer than 1
       for (size_t d = 0; d < m.shape.size(); ++d) {
         DimRole r = RoleOfDimension(m.dimension_names[d]);
         v.roles.push_back(r);
         has[static_cast<int>(r)] = true;
-        if (r == DimRole::kOther && m.shape[d] != 1) usable = false;  // e.g. an ensemble member dimension
+        if (r == DimRole::kOther && m.shape[d] != 1)
+          unknown = "\"" + m.dimension_names[d] + "\" (" + std::to_string(m.shape[d]) + ")";
+        if (r == DimRole::kMember) {
+          ASSIGN_OR_RETURN(v.member_index, MemberOf(m.dimension_names[d], m.shape[d], options));
+        }
       }
       if (!has[static_cast<int>(DimRole::kTime)] || !has[static_cast<int>(DimRole::kLatitude)] ||
           !has[static_cast<int>(DimRole::kLongitude)]) {
         continue;  // a coordinate or an auxiliary array
       }
-      if (!usable) {  // kept aside: the store's other variables stay readable, a request for this one is told why
+      if (!unknown.empty()) {  // kept aside: the store's other variables stay readable, a request for this one is told why
         unusable_[CanonicalVariableName(n.path)] =
-            "variable \"" + n.path + "\" has a dimension besides time/level/latitude/longitude longer than 1 (" +
+            "variable \"" + n.path + "\" has the dimension " + unknown + " (" +
             nlohmann::json(m.dimension_names).dump() + " of " + nlohmann::json(m.shape).dump() +
-            ", e.g. an ensemble member dimension); select one first";
+            "), which jigsaw-shard does not know (it reads time, level, latitude, longitude and a member dimension: "
+            "number, realization, member); select along it first";
         continue;
       }
       for (size_t d = 0; d < m.shape.size(); ++d) {
@@ -160,6 +166,7 @@ class ZarrSource final : public Source {
                        : v.roles[d] == DimRole::kLatitude  ? static_cast<int64_t>(lat.size())
                        : v.roles[d] == DimRole::kLongitude ? static_cast<int64_t>(lon.size())
                        : v.roles[d] == DimRole::kLevel     ? static_cast<int64_t>(levels.size())
+                       : v.roles[d] == DimRole::kMember    ? m.shape[d]
                                                            : 1;
         if (m.shape[d] != want) {
           return InvalidArgumentError("variable \"" + n.path + "\" has " + std::to_string(m.shape[d]) + " along " +
@@ -178,6 +185,17 @@ class ZarrSource final : public Source {
     return OkStatus();
   }
 
+  // The index along member dimension `dim` (of length n): its coordinate array if the store has one.
+  Result<int64_t> MemberOf(const std::string& dim, int64_t n, const SourceOptions& options) {
+    std::vector<double> values(n);
+    for (int64_t i = 0; i < n; ++i) values[i] = static_cast<double>(i);
+    if (auto coord = Array::Open(store_.get(), dim); coord.ok() && (*coord)->metadata().shape.size() == 1) {
+      (*coord)->RequireEveryChunk(true);
+      ASSIGN_OR_RETURN(values, ReadDoubles(**coord));
+    }
+    return MemberIndex("", dim, values, options);
+  }
+
   std::string Unusable(const std::string& name) const override {
     auto it = unusable_.find(name);
     return it == unusable_.end() ? "" : it->second;
@@ -194,6 +212,8 @@ class ZarrSource final : public Source {
 
 }  // namespace
 
-Result<std::unique_ptr<Source>> OpenZarrSource(std::string_view url) { return ZarrSource::Open(url); }
+Result<std::unique_ptr<Source>> OpenZarrSource(std::string_view url, const SourceOptions& options) {
+  return ZarrSource::Open(url, options);
+}
 
 }  // namespace jigsaw
