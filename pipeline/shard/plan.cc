@@ -145,7 +145,7 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
     }
     if (!info) {
       for (const auto& src : sources) {
-        if (std::string why = src->Unusable(var); !why.empty()) return UnimplementedError(src->url() + ": " + why);
+        if (Status why = src->Unusable(var); !why.ok()) return why.Annotate(src->url());
       }
       std::string have;
       for (const auto& v : first->variables()) have += (have.empty() ? "" : ", ") + v.name;
@@ -173,7 +173,14 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
       }
     }
     for (size_t ti = 0; ti < p.times.size(); ++ti) {
-      if (read.source[ti] >= 0) continue;
+      if (read.source[ti] >= 0) {
+        // The time is in the source, but a GRIB file need not hold every level of it.
+        std::string lacks = sources[read.source[ti]]->Lacks(var, read.index[ti], read.level_indices);
+        if (lacks.empty()) continue;
+        if (!o.allow_missing) return InvalidArgumentError(lacks + " (use --allow-missing to write NaN there)");
+        read.source[ti] = -1;
+        read.index[ti] = -1;
+      }
       if (!o.allow_missing) {
         return InvalidArgumentError("no source holds " + var + " at " + FormatIsoTime(p.times[ti]) +
                                     " (use --allow-missing to write NaN there)");

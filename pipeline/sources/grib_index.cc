@@ -104,7 +104,8 @@ Result<GribIndex> Scan(std::string_view name, FILE* f) {
     GribMessage m;
     m.number = number;
     auto offset = GetLong(h.get(), "offset"), length = GetLong(h.get(), "totalLength");
-    if (!offset || !length) return DataLossError(std::string(name) + ": message " + std::to_string(number) + " has no length");
+    if (!offset || !length)
+      return DataLossError(std::string(name) + ": message " + std::to_string(number) + " has no length");
     m.offset = *offset;
     m.length = *length;
     m.short_name = GetString(h.get(), "shortName");

@@ -54,9 +54,9 @@ class GribSource final : public Source {
   const SourceGrid& grid() const override { return grid_; }
   const std::vector<VariableInfo>& variables() const override { return variables_; }
   const std::vector<int64_t>& times() const override { return times_; }
-  std::string Unusable(const std::string& name) const override {
+  Status Unusable(const std::string& name) const override {
     auto it = unusable_.find(name);
-    return it == unusable_.end() ? "" : it->second;
+    return it == unusable_.end() ? OkStatus() : it->second;
   }
 
   std::string Lacks(const std::string& name, int64_t t, std::span<const int64_t> levels) const override {
@@ -144,8 +144,10 @@ class GribSource final : public Source {
     double lon_last = g.lon_last;
     if (!g.i_negative && lon_last < g.lon_first) lon_last += 360;  // e.g. 180 .. 179.75 across the meridian
     if (g.i_negative && lon_last > g.lon_first) lon_last -= 360;
-    for (int64_t j = 0; j < g.nj; ++j) lat[j] = g.lat_first + (g.lat_last - g.lat_first) * j / std::max<int64_t>(1, g.nj - 1);
-    for (int64_t i = 0; i < g.ni; ++i) lon[i] = g.lon_first + (lon_last - g.lon_first) * i / std::max<int64_t>(1, g.ni - 1);
+    for (int64_t j = 0; j < g.nj; ++j)
+      lat[j] = g.lat_first + (g.lat_last - g.lat_first) * j / std::max<int64_t>(1, g.nj - 1);
+    for (int64_t i = 0; i < g.ni; ++i)
+      lon[i] = g.lon_first + (lon_last - g.lon_first) * i / std::max<int64_t>(1, g.ni - 1);
     auto orientation = PlaneOrientation::From(lat, lon, &grid_);
     if (!orientation.ok()) return orientation.status().Annotate(path_ + ": " + g.Describe());
     orientation_ = *orientation;
@@ -178,10 +180,11 @@ class GribSource final : public Source {
       if (keep && m.member != *keep) continue;
       GribVariable gv = GribVariableOf(m.short_name, m.level_type);
       if (gv.name.empty()) {
-        unusable_.emplace(CanonicalVariableName(m.short_name),
-                          m.short_name + " is on " + m.level_type +
-                              " levels: jigsaw-shard reads pressure levels (isobaricInhPa, isobaricInPa) and single "
-                              "levels (surface, meanSea, heightAboveGround, entireAtmosphere)");
+        unusable_.emplace(
+            CanonicalVariableName(m.short_name),
+            UnimplementedError(m.short_name + " is on " + m.level_type +
+                               " levels: jigsaw-shard reads pressure levels (isobaricInhPa, isobaricInPa) and single "
+                               "levels (surface, meanSea, heightAboveGround, entireAtmosphere)"));
         continue;
       }
       auto& lv = levels[gv.name];
@@ -197,7 +200,7 @@ class GribSource final : public Source {
     }
     if (variables_.empty()) {
       return InvalidArgumentError(path_ + ": no message on pressure or single levels" +
-                                  (unusable_.empty() ? "" : " (" + unusable_.begin()->second + ")"));
+                                  (unusable_.empty() ? "" : " (" + unusable_.begin()->second.message() + ")"));
     }
     times_.assign(times.begin(), times.end());
     for (auto& info : variables_) {
@@ -237,7 +240,7 @@ class GribSource final : public Source {
   std::vector<int64_t> times_;
   std::vector<VariableInfo> variables_;
   std::map<std::string, GribVar, std::less<>> vars_;
-  std::map<std::string, std::string> unusable_;
+  std::map<std::string, Status> unusable_;
 };
 
 }  // namespace

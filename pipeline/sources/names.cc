@@ -71,13 +71,12 @@ Result<int64_t> MemberIndex(std::string_view source, std::string_view dim, std::
   if (!options.member) {
     if (values.size() == 1) return 0;
     return InvalidArgumentError(prefix + "an ensemble: dimension \"" + std::string(dim) + "\" has " +
-                                std::to_string(values.size()) + " members (" + list +
-                                "): choose one with --member N");
+                                std::to_string(values.size()) + " members (" + list + "): choose one with --member N");
   }
   for (size_t i = 0; i < values.size(); ++i)
     if (values[i] == static_cast<double>(*options.member)) return static_cast<int64_t>(i);
-  return InvalidArgumentError(prefix + "no member " + std::to_string(*options.member) + " along \"" +
-                              std::string(dim) + "\" (it has " + list + ")");
+  return InvalidArgumentError(prefix + "no member " + std::to_string(*options.member) + " along \"" + std::string(dim) +
+                              "\" (it has " + list + ")");
 }
 
 const VariableInfo* Source::FindVariable(std::string_view name) const {

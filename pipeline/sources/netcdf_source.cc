@@ -170,9 +170,9 @@ class NetcdfSource final : public Source {
     } else if (options.member) {
       int varid, ndims;
       double number;
-      if (nc_inq_varid(ncid_, "number", &varid) == NC_NOERR &&
-          nc_inq_varndims(ncid_, varid, &ndims) == NC_NOERR && ndims == 0 &&
-          nc_get_var_double(ncid_, varid, &number) == NC_NOERR && number != static_cast<double>(*options.member)) {
+      if (nc_inq_varid(ncid_, "number", &varid) == NC_NOERR && nc_inq_varndims(ncid_, varid, &ndims) == NC_NOERR &&
+          ndims == 0 && nc_get_var_double(ncid_, varid, &number) == NC_NOERR &&
+          number != static_cast<double>(*options.member)) {
         char buf[32];
         std::snprintf(buf, sizeof buf, "%g", number);
         return InvalidArgumentError("--member " + std::to_string(*options.member) + ", but the file holds member " +
@@ -308,8 +308,10 @@ Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec, 
     auto r = IsNetcdfPath(p) ? OpenNetcdfSource(p, options)
              : IsGribPath(p) ? OpenGribSource(p, options)
                              : OpenZarrSource(p, options);
-    if (r.ok()) opened[i] = std::move(*r);
-    else status[i] = r.status();
+    if (r.ok())
+      opened[i] = std::move(*r);
+    else
+      status[i] = r.status();
   });
   for (const Status& s : status) RETURN_IF_ERROR(s);
   return opened;

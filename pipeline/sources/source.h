@@ -33,9 +33,9 @@ class Source {
   virtual const SourceGrid& grid() const = 0;
   virtual const std::vector<VariableInfo>& variables() const = 0;
   virtual const std::vector<int64_t>& times() const = 0;  // ascending
-  // Why a variable of this name is in the source but cannot be read ("" when it is readable or absent),
-  // e.g. a dimension besides time, level, latitude and longitude.
-  virtual std::string Unusable(const std::string& /*name*/) const { return ""; }
+  // Why a variable of this name is in the source but cannot be read (OK when it is readable or absent): a
+  // dimension jigsaw does not know (kUnimplemented), an ensemble member not chosen (kInvalidArgument), ...
+  virtual Status Unusable(const std::string& /*name*/) const { return OkStatus(); }
   // Why this source cannot give `name` at time index `t` for these level indices although the time is in
   // times() ("" when it can): GRIB files need not hold every variable at every level and time.
   virtual std::string Lacks(const std::string& /*name*/, int64_t /*t*/, std::span<const int64_t> /*levels*/) const {
@@ -91,8 +91,8 @@ struct GribVariable {
 };
 GribVariable GribVariableOf(std::string_view short_name, std::string_view level_type);
 
-// The block a source reads for one time, a set of level indices and a member index: per dimension (of the variable, in its
-// order) the start and count, and the C-order strides of the block.
+// The block a source reads for one time, a set of level indices and a member index: per dimension (of the variable, in
+// its order) the start and count, and the C-order strides of the block.
 struct SourceBlock {
   std::vector<int64_t> start, count, stride;
   int64_t elements = 1, lmin = 0;

@@ -138,7 +138,8 @@ class ZarrSource final : public Source {
       if (m.dimension_names.size() != m.shape.size()) continue;
       ZarrVariable v;
       bool has[6] = {};
-      std::string unknown;  // a dimension jigsaw does not know, longer than 1
+      std::string unknown;    // a dimension jigsaw does not know, longer than 1
+      Status unknown_member;  // why no member can be read (none chosen, or not there)
       for (size_t d = 0; d < m.shape.size(); ++d) {
         DimRole r = RoleOfDimension(m.dimension_names[d]);
         v.roles.push_back(r);
@@ -146,19 +147,28 @@ class ZarrSource final : public Source {
         if (r == DimRole::kOther && m.shape[d] != 1)
           unknown = "\"" + m.dimension_names[d] + "\" (" + std::to_string(m.shape[d]) + ")";
         if (r == DimRole::kMember) {
-          ASSIGN_OR_RETURN(v.member_index, MemberOf(m.dimension_names[d], m.shape[d], options));
+          auto member = MemberOf(m.dimension_names[d], m.shape[d], options);
+          if (member.ok())
+            v.member_index = *member;
+          else
+            unknown_member = member.status();
         }
+      }
+      if (!unknown_member.ok()) {  // as below: the store's variables without members stay readable
+        unusable_[CanonicalVariableName(n.path)] = unknown_member.Annotate("variable \"" + n.path + "\"");
+        continue;
       }
       if (!has[static_cast<int>(DimRole::kTime)] || !has[static_cast<int>(DimRole::kLatitude)] ||
           !has[static_cast<int>(DimRole::kLongitude)]) {
         continue;  // a coordinate or an auxiliary array
       }
-      if (!unknown.empty()) {  // kept aside: the store's other variables stay readable, a request for this one is told why
-        unusable_[CanonicalVariableName(n.path)] =
+      if (!unknown
+               .empty()) {  // kept aside: the store's other variables stay readable, a request for this one is told why
+        unusable_[CanonicalVariableName(n.path)] = UnimplementedError(
             "variable \"" + n.path + "\" has the dimension " + unknown + " (" +
             nlohmann::json(m.dimension_names).dump() + " of " + nlohmann::json(m.shape).dump() +
             "), which jigsaw-shard does not know (it reads time, level, latitude, longitude and a member dimension: "
-            "number, realization, member); select along it first";
+            "number, realization, member); select along it first");
         continue;
       }
       for (size_t d = 0; d < m.shape.size(); ++d) {
@@ -181,6 +191,7 @@ class ZarrSource final : public Source {
       variables_.push_back(info);
       vars_[info.name] = std::move(v);
     }
+    if (variables_.empty() && !unusable_.empty()) return unusable_.begin()->second;
     if (variables_.empty()) return InvalidArgumentError("no variable with time, latitude and longitude dimensions");
     return OkStatus();
   }
@@ -196,13 +207,13 @@ class ZarrSource final : public Source {
     return MemberIndex("", dim, values, options);
   }
 
-  std::string Unusable(const std::string& name) const override {
+  Status Unusable(const std::string& name) const override {
     auto it = unusable_.find(name);
-    return it == unusable_.end() ? "" : it->second;
+    return it == unusable_.end() ? OkStatus() : it->second;
   }
 
   std::unique_ptr<KvStore> store_;
-  std::map<std::string, std::string> unusable_;  // canonical name -> why it cannot be read
+  std::map<std::string, Status> unusable_;  // canonical name -> why it cannot be read
   SourceGrid grid_;
   PlaneOrientation orientation_;
   std::vector<int64_t> times_;

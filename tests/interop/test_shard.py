@@ -465,16 +465,24 @@ def test_the_checksum_record_finds_what_the_format_cannot(jigsaw, tmp_path, fmt,
 
 
 def test_a_variable_with_an_extra_dimension_is_refused_by_name(jigsaw, tmp_path):
-    """A Zarr variable with a dimension besides time/level/lat/lon (an ensemble member) is not "unknown": the
-    refusal names it and the dimension, as for NetCDF; the store's other variables stay readable."""
+    """A Zarr variable with a dimension jigsaw does not know is not "unknown": the refusal names it and the
+    dimension, as for NetCDF; a member dimension needs --member; the store's other variables stay readable."""
     ds = make_dataset()
-    ds["ens_t2m"] = ds["2m_temperature"].expand_dims(member=2).transpose("time", "member", ...)
+    ds["lead_t2m"] = ds["2m_temperature"].expand_dims(lead=2).transpose("time", "lead", ...)
+    ds["ens_t2m"] = (ds["2m_temperature"].expand_dims(member=2).transpose("time", "member", ...) +
+                     xr.DataArray(np.array([0, 1], np.float32), dims="member"))
+    ds = ds.assign_coords(member=[4, 9])
     src = str(tmp_path / "src.zarr")
     ds.to_zarr(src, zarr_format=2, consolidated=True)
     base = ["--start", "2020-01-01T00", "--end", "2020-01-02T06", "--tiles", "1x1x1"]
+    r = jigsaw.shard("run", "--source", src, "--vars", "lead_t2m", *base, "--out", tmp_path / "a.zarr", check=False)
+    assert r.returncode == 1 and 'variable "lead_t2m" has the dimension "lead" (2)' in r.stderr, r.stderr
     r = jigsaw.shard("run", "--source", src, "--vars", "ens_t2m", *base, "--out", tmp_path / "a.zarr", check=False)
-    assert r.returncode != 0 and 'variable "ens_t2m" has a dimension besides' in r.stderr and "member" in r.stderr, r.stderr
+    assert r.returncode == 2 and '"member" has 2 members (4, 9)' in r.stderr and "--member N" in r.stderr, r.stderr
     jigsaw.shard("run", "--source", src, "--vars", "2m_temperature", *base, "--out", tmp_path / "b.zarr")
+    jigsaw.shard("run", "--source", src, "--vars", "ens_t2m", "--member", "9", *base, "--out", tmp_path / "c.zarr")
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "c.zarr").data.values,
+                                  xr.open_zarr(tmp_path / "b.zarr").data.values + 1)
 
 
 def test_a_resume_rewrites_a_chunk_that_no_longer_decodes(jigsaw, tmp_path):
