@@ -34,7 +34,7 @@ std::vector<std::string> SplitList(const std::vector<std::string>& items) {
 }
 
 struct PlanFlags {
-  std::vector<std::string> sources, vars, levels;
+  std::vector<std::string> sources, vars, levels, statics;
   std::string format = "zarr3";
   std::optional<int64_t> member;
   ShardOptions options;
@@ -63,6 +63,9 @@ struct PlanFlags {
     cmd->add_option("--stats-end", options.stats_end, "last time of the statistics window");
     cmd->add_option("--lat-crop", options.lat_crop, "drop N southernmost latitude rows (e.g. 1: 721 -> 720)");
     cmd->add_flag("--allow-missing", options.allow_missing, "write NaN for times no source holds (recorded)");
+    cmd->add_option("--static", statics,
+                    "time-independent fields for the `static` array, comma-separated, e.g. "
+                    "land_sea_mask,geopotential_at_surface,soil_type (lsm, z, slt in CDS/GRIB files)");
   }
 
   Result<std::pair<ShardPlan, std::vector<std::unique_ptr<Source>>>> Make() {
@@ -72,6 +75,7 @@ struct PlanFlags {
         if (options.vars[i] == options.vars[k])
           return InvalidArgumentError("--vars names " + options.vars[i] + " twice");
     options.zarr_format = format == "zarr2" ? 2 : 3;
+    options.static_vars = SplitList(statics);
     for (const auto& l : SplitList(levels)) {
       // The whole text is the number: "500abc" is not 500.
       char* end = nullptr;
@@ -218,7 +222,7 @@ int main(int argc, char** argv) {
     Status s = WriteSyntheticEra5(store->get(), synth_spec);
     if (!s.ok()) return Fail(s);
     std::cout << "wrote " << (*store)->url() << ": " << synth_spec.ntime << " times, " << synth_spec.nlat << "x"
-              << synth_spec.nlon << ", 5 pressure variables x 13 levels + 4 surface variables\n";
+              << synth_spec.nlon << ", 5 pressure variables x 13 levels + 4 surface variables + 3 static fields\n";
     return 0;
   }
   return 0;

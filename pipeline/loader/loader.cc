@@ -138,9 +138,40 @@ class LoaderImpl final : public Loader {
           dst.push_back(std::string(name) == "mean" ? v[c] : (v[c] > 0 ? 1.0 / v[c] : 1.0));
       }
     }
+    RETURN_IF_ERROR(ReadStaticTile(info, t.k));
     const ShardingSpec* sh = m.codecs->sharding();
     inner_chunk_ = sh ? sh->inner_shape : m.chunks;
     StartProducer({0, 0});
+    return OkStatus();
+  }
+
+  // The rank's static fields: its channel group of them (the split rule of the data's channels) on its tile.
+  Status ReadStaticTile(const ShardStoreInfo& info, int64_t k) {
+    const int64_t S = static_cast<int64_t>(info.static_channels.size());
+    if (S == 0) return OkStatus();
+    ASSIGN_OR_RETURN(auto a, Array::Open(store_.get(), "static"));
+    a->RequireEveryChunk(true);
+    if (a->metadata().shape != std::vector<int64_t>{S, data_->metadata().shape[2], data_->metadata().shape[3]}) {
+      return DataLossError(store_->url() + ": static is not [" + std::to_string(S) + " fields, lat, lon]");
+    }
+    auto [s0, s1] = SplitPart(S, grid_.ch, k);
+    for (int64_t s = s0; s < s1; ++s) static_channels_.push_back(info.static_channels[s]);
+    const int64_t plane = tile_shape_[1] * tile_shape_[2];
+    static_tile_.resize((s1 - s0) * plane);
+    const Box box{{s0, tile_origin_[1], tile_origin_[2]}, {s1 - s0, tile_shape_[1], tile_shape_[2]}};
+    RETURN_IF_ERROR(
+        a->Read(box, std::span<char>(reinterpret_cast<char*>(static_tile_.data()), static_tile_.size() * 4)));
+    if (!o_.normalize) return OkStatus();
+    std::vector<double> mean(S), stdev(S);
+    for (auto [name, v] : {std::pair{"static_mean", &mean}, std::pair{"static_std", &stdev}}) {
+      ASSIGN_OR_RETURN(auto st, Array::Open(store_.get(), name));
+      RETURN_IF_ERROR(st->Read(st->full_box(), std::span<char>(reinterpret_cast<char*>(v->data()), S * 8)));
+    }
+    for (int64_t s = s0; s < s1; ++s) {
+      const double inv = stdev[s] > 0 ? 1.0 / stdev[s] : 1.0;
+      float* x = static_tile_.data() + (s - s0) * plane;
+      for (int64_t i = 0; i < plane; ++i) x[i] = static_cast<float>((x[i] - mean[s]) * inv);
+    }
     return OkStatus();
   }
 
@@ -202,6 +233,11 @@ class LoaderImpl final : public Loader {
   std::vector<int64_t> tile_origin() const override { return tile_origin_; }
   std::vector<int64_t> tile_shape() const override { return tile_shape_; }
   std::string allocator_name() const override { return o_.allocator->name; }
+  const std::vector<float>& static_tile() const override { return static_tile_; }
+  std::vector<int64_t> static_tile_shape() const override {
+    return {static_cast<int64_t>(static_channels_.size()), tile_shape_[1], tile_shape_[2]};
+  }
+  std::vector<std::string> static_channels() const override { return static_channels_; }
 
  private:
   struct Work {
@@ -360,6 +396,8 @@ class LoaderImpl final : public Loader {
   std::vector<int64_t> tile_origin_, tile_shape_, times_, inner_chunk_;
   std::vector<std::string> channels_;
   std::vector<double> mean_, inv_std_;
+  std::vector<float> static_tile_;
+  std::vector<std::string> static_channels_;
   std::unique_ptr<Sampler> sampler_;
   std::shared_ptr<BufferPool> pool_;
   std::thread producer_;

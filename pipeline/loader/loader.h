@@ -96,6 +96,14 @@ class Loader {
   virtual std::vector<int64_t> tile_origin() const = 0;
   virtual std::vector<int64_t> tile_shape() const = 0;
   virtual std::string allocator_name() const = 0;
+
+  // This rank's tile of the store's time-independent fields (jigsaw-shard --static): [static channels of
+  // its channel group, lat, lon] float32 in C order, normalised with their own statistics when
+  // LoaderOptions::normalize is set (a constant field becomes 0). Read once, at Open; empty for a store
+  // without static fields.
+  virtual const std::vector<float>& static_tile() const = 0;
+  virtual std::vector<int64_t> static_tile_shape() const = 0;    // {0, lat, lon} without static fields
+  virtual std::vector<std::string> static_channels() const = 0;  // this rank's
 };
 
 }  // namespace jigsaw

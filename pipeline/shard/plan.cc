@@ -37,26 +37,33 @@ int ShardPlan::element_size() const { return options.dtype == "float32" ? 4 : 2;
 nlohmann::json ShardPlan::ToJson() const {
   nlohmann::json channel_names = nlohmann::json::array();
   for (const auto& c : channels) channel_names.push_back(c.name);
-  return {{"channels", channel_names},
-          {"start", FormatIsoTime(times.front())},
-          {"end", FormatIsoTime(times.back())},
-          {"step_seconds", step_seconds},
-          {"num_times", times.size()},
-          {"tiles", tiles.ToString()},
-          {"grid", {nlat(), nlon()}},
-          {"lat_range", {grid.latitude.front(), grid.latitude.back()}},
-          {"lon_range", {grid.longitude.front(), grid.longitude.back()}},
-          {"lat_crop", options.lat_crop},
-          {"format", options.zarr_format == 3 ? "zarr3" : "zarr2"},
-          {"dtype", options.dtype},
-          {"codec", options.codec},
-          {"time_per_shard", options.time_per_shard},
-          {"statistics", {FormatIsoTime(times[stats_begin]), FormatIsoTime(times[stats_end - 1])}},
-          {"missing_times", [&] {
-             nlohmann::json m = nlohmann::json::array();
-             for (int64_t t : missing_times) m.push_back(FormatIsoTime(t));
-             return m;
-           }()}};
+  nlohmann::json j = {{"channels", channel_names},
+                      {"start", FormatIsoTime(times.front())},
+                      {"end", FormatIsoTime(times.back())},
+                      {"step_seconds", step_seconds},
+                      {"num_times", times.size()},
+                      {"tiles", tiles.ToString()},
+                      {"grid", {nlat(), nlon()}},
+                      {"lat_range", {grid.latitude.front(), grid.latitude.back()}},
+                      {"lon_range", {grid.longitude.front(), grid.longitude.back()}},
+                      {"lat_crop", options.lat_crop},
+                      {"format", options.zarr_format == 3 ? "zarr3" : "zarr2"},
+                      {"dtype", options.dtype},
+                      {"codec", options.codec},
+                      {"time_per_shard", options.time_per_shard},
+                      {"statistics", {FormatIsoTime(times[stats_begin]), FormatIsoTime(times[stats_end - 1])}},
+                      {"missing_times", [&] {
+                         nlohmann::json m = nlohmann::json::array();
+                         for (int64_t t : missing_times) m.push_back(FormatIsoTime(t));
+                         return m;
+                       }()}};
+  // Only when there are any: plans without static fields keep the fingerprint they had before them.
+  if (!statics.empty()) {
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto& s : statics) names.push_back(s.name);
+    j["static_channels"] = names;
+  }
+  return j;
 }
 
 std::string ShardPlan::fingerprint() const {
@@ -192,6 +199,34 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
   for (size_t ti = 0; ti < p.times.size(); ++ti)
     if (missing[ti]) p.missing_times.push_back(p.times[ti]);
 
+  // Static fields: from the first source that has each.
+  for (const auto& requested : o.static_vars) {
+    std::string name = CanonicalVariableName(requested);
+    if (name == "geopotential") name = "geopotential_at_surface";  // z as a static field is the orography
+    for (const auto& s : p.statics)
+      if (s.name == name) return InvalidArgumentError("--static names " + name + " twice");
+    int found = -1;
+    for (size_t si = 0; si < sources.size() && found < 0; ++si)
+      if (sources[si]->HasStatic(name)) found = static_cast<int>(si);
+    if (found < 0) {
+      std::string have;
+      for (const auto& v : first->static_variables()) have += (have.empty() ? "" : ", ") + v;
+      return InvalidArgumentError("no source has the static field \"" + requested +
+                                  "\" (the first source's "
+                                  "time-independent fields: " +
+                                  (have.empty() ? "none" : have) +
+                                  "; a single-level variable of any source also serves)");
+    }
+    const auto statics = sources[found]->static_variables();
+    const VariableInfo* v = sources[found]->FindVariable(name);
+    if (std::find(statics.begin(), statics.end(), name) == statics.end() && v && !v->levels.empty()) {
+      return InvalidArgumentError("--static " + requested + ": " + name + " is on pressure levels in " +
+                                  sources[found]->url() + "; a static field is a single-level variable");
+    }
+    p.statics.push_back({name, found});
+  }
+  if (!p.statics.empty()) RETURN_IF_ERROR(CheckSplit(p.num_static(), p.tiles.ch, "the static fields"));
+
   RETURN_IF_ERROR(CheckSplit(p.num_channels(), p.tiles.ch, "the channels"));
   RETURN_IF_ERROR(CheckSplit(p.nlat(), p.tiles.lat, "latitude"));
   RETURN_IF_ERROR(CheckSplit(p.nlon(), p.tiles.lon, "longitude"));
@@ -243,6 +278,11 @@ void PrintPlan(const ShardPlan& p, bool as_json, std::ostream& out) {
   out << "\noutput: " << (p.options.zarr_format == 3 ? "zarr3" : "zarr2") << ", " << p.options.codec << ", " << objects
       << " data objects" << (k > 1 ? " (" + std::to_string(k) + " time steps per shard)" : "") << ", "
       << j["total_bytes_uncompressed"].get<int64_t>() / 1e9 << " GB uncompressed";
+  if (!p.statics.empty()) {
+    out << "\nstatic fields (" << p.num_static() << "):";
+    for (const auto& s : p.statics) out << " " << s.name;
+    out << " [" << SplitLength(p.num_static(), p.tiles.ch) << " per tile]";
+  }
   out << "\nstatistics over " << (p.stats_end - p.stats_begin) << " times from "
       << FormatIsoTime(p.times[p.stats_begin]) << "\nfingerprint " << p.fingerprint() << "\n";
 }

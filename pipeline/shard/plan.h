@@ -25,10 +25,11 @@ struct ShardOptions {
   int zarr_format = 3;
   std::string dtype = "float32";  // float32, bfloat16, float16
   std::string codec = "blosc-lz4";
-  int64_t time_per_shard = 1;          // v3: K time steps of one tile per shard object
-  std::string stats_start, stats_end;  // statistics window (default: all selected times)
-  int64_t lat_crop = 0;                // drop this many southernmost latitude rows (721 -> 720)
-  bool allow_missing = false;          // times no source holds become NaN (recorded, excluded from stats)
+  int64_t time_per_shard = 1;            // v3: K time steps of one tile per shard object
+  std::string stats_start, stats_end;    // statistics window (default: all selected times)
+  int64_t lat_crop = 0;                  // drop this many southernmost latitude rows (721 -> 720)
+  bool allow_missing = false;            // times no source holds become NaN (recorded, excluded from stats)
+  std::vector<std::string> static_vars;  // time-independent fields for the `static` array, in its order
 };
 
 struct ShardChannel {
@@ -55,9 +56,16 @@ struct ShardPlan {
   };
   std::vector<VariableRead> reads;
   std::vector<int64_t> missing_times;
+  // Time-independent fields (the `static` array): canonical name and the source that gives it.
+  struct StaticField {
+    std::string name;
+    int source = 0;
+  };
+  std::vector<StaticField> statics;
   int64_t stats_begin = 0, stats_end = 0;  // indices into times, [begin, end)
 
   int64_t num_channels() const { return static_cast<int64_t>(channels.size()); }
+  int64_t num_static() const { return static_cast<int64_t>(statics.size()); }
   int64_t nlat() const { return static_cast<int64_t>(grid.latitude.size()); }
   int64_t nlon() const { return static_cast<int64_t>(grid.longitude.size()); }
   std::vector<int64_t> tile_shape() const;  // [channels, lat, lon] of one tile (the regular chunk)

@@ -1,6 +1,7 @@
 #include "pipeline/shard/shard_store.h"
 
 #include "pipeline/shard/moments.h"
+#include "pipeline/shard/static_fields.h"
 
 #include <tbb/parallel_for.h>
 
@@ -329,6 +330,7 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
     report.stats_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
     if (progress) progress(t1 * sample * p.element_size(), total_bytes);
   }
+  RETURN_IF_ERROR(WriteStaticFields(p, sources, out));
   // Statistics arrays, then the last metadata write marks the store complete.
   json result = stats.Result();
   for (int i = 0; i < 6; ++i) {

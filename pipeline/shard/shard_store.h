@@ -51,7 +51,8 @@ struct ShardStoreInfo {
   std::vector<std::string> channels;  // in store order
   int64_t height = 0, width = 0;      // the grid
   int64_t step_seconds = 0;
-  std::set<std::string> missing_times;  // ISO times written as NaN (--allow-missing)
+  std::set<std::string> missing_times;       // ISO times written as NaN (--allow-missing)
+  std::vector<std::string> static_channels;  // the `static` array's fields (pipeline/shard/static_fields.h)
 };
 Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store);
 Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out);

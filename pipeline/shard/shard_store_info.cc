@@ -3,6 +3,7 @@
 #include <ostream>
 
 #include "pipeline/shard/shard_store.h"
+#include "pipeline/shard/static_fields.h"
 #include "storage/zarr/cf.h"
 #include "storage/zarr/group.h"
 #include "storage/zarr/store_ops.h"
@@ -33,6 +34,7 @@ Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store) {
     info.width = plan.at("grid").at(1).get<int64_t>();
     info.step_seconds = plan.at("step_seconds").get<int64_t>();
     for (const auto& t : plan.value("missing_times", json::array())) info.missing_times.insert(t.get<std::string>());
+    info.static_channels = plan.value("static_channels", json::array()).get<std::vector<std::string>>();
   } catch (const json::exception& e) {
     return InvalidArgumentError(where + " is malformed: " + e.what());
   }
@@ -52,12 +54,16 @@ Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out) {
   j["tile_shape"] = m.codecs->sharding() ? m.codecs->sharding()->inner_shape : m.chunks;
   j["data_codecs"] = m.codecs->Describe();
   if (info.complete) {
-    for (const char* name : kShardStatNames) {
+    auto read_stats = [&](const char* name) -> Status {
       ASSIGN_OR_RETURN(auto a, Array::Open(store, name));
       std::vector<double> v(a->metadata().shape[0]);
       RETURN_IF_ERROR(a->Read(a->full_box(), std::span<char>(reinterpret_cast<char*>(v.data()), v.size() * 8)));
       j["statistics_values"][name] = v;
-    }
+      return OkStatus();
+    };
+    for (const char* name : kShardStatNames) RETURN_IF_ERROR(read_stats(name));
+    if (!info.static_channels.empty())
+      for (const char* name : kStaticStatNames) RETURN_IF_ERROR(read_stats(name));
   }
   if (as_json) {
     out << j.dump(2) << "\n";
@@ -85,6 +91,15 @@ Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out) {
                     names[c].get<std::string>().c_str(), sv["mean"][c].get<double>(), sv["std"][c].get<double>(),
                     sv["min"][c].get<double>(), sv["max"][c].get<double>(), sv["tendency_mean"][c].get<double>(),
                     sv["tendency_std"][c].get<double>());
+      out << line;
+    }
+    for (size_t c = 0; c < info.static_channels.size(); ++c) {
+      const auto& sv = j["statistics_values"];
+      char line[256];
+      std::snprintf(line, sizeof line, "%-24s %13.6g %13.6g %13.6g %13.6g   (static)\n",
+                    info.static_channels[c].c_str(), sv["static_mean"][c].get<double>(),
+                    sv["static_std"][c].get<double>(), sv["static_min"][c].get<double>(),
+                    sv["static_max"][c].get<double>());
       out << line;
     }
   }
@@ -160,6 +175,22 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
     auto a = Array::Open(store, name);
     if (!a.ok() || (*a)->metadata().shape != std::vector<int64_t>{C}) {
       problems.push_back(store->url() + ": statistics array " + name + " missing or of the wrong shape");
+    }
+  }
+  // The static fields: the array of the plan's fields, tiled like `data`, and their statistics.
+  if (const int64_t S = static_cast<int64_t>(info.static_channels.size()); S > 0 && info.complete) {
+    auto a = Array::Open(store, "static");
+    const std::vector<int64_t> want_chunks = {SplitLength(S, info.tiles.ch), SplitLength(info.height, info.tiles.lat),
+                                              SplitLength(info.width, info.tiles.lon)};
+    if (!a.ok() || (*a)->metadata().shape != std::vector<int64_t>{S, info.height, info.width} ||
+        (*a)->metadata().chunks != want_chunks) {
+      problems.push_back(store->url() + ": static array missing, or not of the plan's " + std::to_string(S) +
+                         " fields in its tiles");
+    }
+    for (const char* name : kStaticStatNames) {
+      auto st = Array::Open(store, name);
+      if (!st.ok() || (*st)->metadata().shape != std::vector<int64_t>{S})
+        problems.push_back(store->url() + ": statistics array " + name + " missing or of the wrong shape");
     }
   }
   return problems;

@@ -142,6 +142,27 @@ Status WriteSyntheticEra5(KvStore* out, const SyntheticSpec& s) {
     RETURN_IF_ERROR(WriteArray(out, f, svars[k], "float32", {s.ntime, s.nlat, s.nlon}, {1, s.nlat, s.nlon},
                                {"time", "latitude", "longitude"}, Bytes(v), {{"units", sunits[k]}}));
   }
+  // Time-independent fields as WB2 stores them: (latitude, longitude) arrays. Land where a few smooth
+  // "continents" rise above sea level; orography there; soil types 1..7 on land, 0 at sea.
+  std::vector<float> lsm(plane), orography(plane), soil(plane);
+  for (int64_t i = 0; i < s.nlat; ++i) {
+    const double la = lat[i] * M_PI / 180.0;
+    for (int64_t j = 0; j < s.nlon; ++j) {
+      const double lo = lon[j] * M_PI / 180.0;
+      const double h = std::sin(2 * lo) * std::cos(la) + 0.6 * std::cos(3 * lo + 1) * std::sin(2 * la + 0.5) - 0.2;
+      const int64_t k = i * s.nlon + j;
+      lsm[k] = h > 0 ? 1.0f : 0.0f;
+      orography[k] = static_cast<float>(9.80665 * 2500 * std::max(0.0, h));
+      soil[k] = h > 0 ? static_cast<float>(1 + static_cast<int>(7 * std::abs(std::sin(5 * lo + 3 * la))) % 7) : 0.0f;
+    }
+  }
+  const std::pair<const char*, const std::vector<float>*> statics[] = {
+      {"land_sea_mask", &lsm}, {"geopotential_at_surface", &orography}, {"soil_type", &soil}};
+  const char* static_units[] = {"(0 - 1)", "m2 s-2", "~"};
+  for (int k = 0; k < 3; ++k) {
+    RETURN_IF_ERROR(WriteArray(out, f, statics[k].first, "float32", {s.nlat, s.nlon}, {s.nlat, s.nlon},
+                               {"latitude", "longitude"}, Bytes(*statics[k].second), {{"units", static_units[k]}}));
+  }
   return WriteConsolidated(out, f);
 }
 

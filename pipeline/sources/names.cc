@@ -79,6 +79,29 @@ Result<int64_t> MemberIndex(std::string_view source, std::string_view dim, std::
                               "\" (it has " + list + ")");
 }
 
+bool Source::HasStatic(std::string_view name) const {
+  const std::string canonical = CanonicalVariableName(name);
+  for (const auto& s : static_variables())
+    if (s == canonical) return true;
+  return FindVariable(canonical) != nullptr;
+}
+
+Status Source::ReadStatic(const std::string& name, float* out) const {
+  const std::string canonical = CanonicalVariableName(name);
+  for (const auto& s : static_variables())
+    if (s == canonical) return ReadStaticVariable(canonical, out);
+  const VariableInfo* v = FindVariable(canonical);
+  if (!v) return NotFoundError(url() + ": no variable \"" + name + "\"");
+  if (!v->levels.empty()) {
+    return InvalidArgumentError(url() + ": " + canonical +
+                                " is on pressure levels; a static field is a single-level variable");
+  }
+  for (size_t t = 0; t < times().size(); ++t) {
+    if (Lacks(canonical, static_cast<int64_t>(t), {}).empty()) return Read(canonical, static_cast<int64_t>(t), {}, out);
+  }
+  return NotFoundError(url() + ": no time holds " + canonical);
+}
+
 const VariableInfo* Source::FindVariable(std::string_view name) const {
   std::string canonical = CanonicalVariableName(name);
   for (const auto& v : variables())

@@ -69,7 +69,23 @@ class NetcdfSource final : public Source {
   Status Read(const std::string& name, int64_t t, std::span<const int64_t> levels, float* out) const override {
     auto it = vars_.find(name);
     if (it == vars_.end()) return NotFoundError(path_ + ": no variable \"" + name + "\"");
-    const NcVariable& v = it->second;
+    return ReadBlock(it->second, t, levels, out).Annotate(path_ + ": read " + name + " at " + FormatIsoTime(times_[t]));
+  }
+  std::vector<std::string> static_variables() const override {
+    std::vector<std::string> names;
+    for (const auto& [name, v] : statics_) names.push_back(name);
+    return names;
+  }
+
+ protected:
+  Status ReadStaticVariable(const std::string& name, float* out) const override {
+    auto it = statics_.find(name);
+    if (it == statics_.end()) return NotFoundError(path_ + ": no static variable \"" + name + "\"");
+    return ReadBlock(it->second, 0, {}, out).Annotate(path_ + ": read static " + name);
+  }
+
+ private:
+  Status ReadBlock(const NcVariable& v, int64_t t, std::span<const int64_t> levels, float* out) const {
     const SourceBlock block = BlockFor(v.roles, v.dims, t, levels, v.member_index);
     const int64_t n = block.elements;
     const std::vector<size_t> start(block.start.begin(), block.start.end()),
@@ -77,8 +93,7 @@ class NetcdfSource final : public Source {
     std::vector<double> raw(n);
     {
       std::lock_guard lock(NetcdfLock());
-      RETURN_IF_ERROR(NcStatus(nc_get_vara_double(ncid_, v.varid, start.data(), count.data(), raw.data()),
-                               path_ + ": read " + name + " at " + FormatIsoTime(times_[t])));
+      RETURN_IF_ERROR(NcStatus(nc_get_vara_double(ncid_, v.varid, start.data(), count.data(), raw.data()), "read"));
     }
     std::vector<float> values(n);
     for (int64_t i = 0; i < n; ++i) {
@@ -90,7 +105,6 @@ class NetcdfSource final : public Source {
     return OkStatus();
   }
 
- private:
   Result<std::string> TextAttribute(int varid, const char* name) {
     size_t len = 0;
     if (nc_inq_attlen(ncid_, varid, name, &len) != NC_NOERR) return NotFoundError(name);
@@ -118,6 +132,13 @@ class NetcdfSource final : public Source {
     std::vector<double> v(len);
     RETURN_IF_ERROR(NcStatus(nc_get_var_double(ncid_, varid, v.data()), "read " + name));
     return v;
+  }
+
+  void ReadPacking(int varid, NcVariable* v) {
+    if (auto s = NumberAttribute(varid, "scale_factor")) v->scale = *s;
+    if (auto o = NumberAttribute(varid, "add_offset")) v->offset = *o;
+    for (const char* a : {"_FillValue", "missing_value"})
+      if (auto m = NumberAttribute(varid, a)) v->missing.push_back(*m);
   }
 
   Status Load(const SourceOptions& options) {
@@ -199,8 +220,14 @@ class NetcdfSource final : public Source {
           unknown = "\"" + dim_names[dimids[d]] + "\" (" + std::to_string(dim_lens[dimids[d]]) + ")";
         if (r == DimRole::kMember) v.member_index = member_index.value_or(0);
       }
-      if (!has[static_cast<int>(DimRole::kTime)] || !has[static_cast<int>(DimRole::kLatitude)] ||
-          !has[static_cast<int>(DimRole::kLongitude)]) {
+      if (!has[static_cast<int>(DimRole::kLatitude)] || !has[static_cast<int>(DimRole::kLongitude)]) continue;
+      if (!has[static_cast<int>(DimRole::kTime)]) {
+        // A time-independent field on this grid (a land-sea mask or orography without time).
+        if (has[static_cast<int>(DimRole::kLevel)] || !unknown.empty()) continue;
+        ReadPacking(varid, &v);
+        std::string static_name = CanonicalVariableName(name);
+        if (static_name == "geopotential") static_name = "geopotential_at_surface";
+        statics_[static_name] = std::move(v);
         continue;
       }
       if (!unknown.empty()) {
@@ -208,10 +235,7 @@ class NetcdfSource final : public Source {
                                   ", which jigsaw-shard does not know (it reads time, level, latitude, longitude and "
                                   "a member dimension: number, realization, member); select along it first");
       }
-      if (auto s = NumberAttribute(varid, "scale_factor")) v.scale = *s;
-      if (auto o = NumberAttribute(varid, "add_offset")) v.offset = *o;
-      for (const char* a : {"_FillValue", "missing_value"})
-        if (auto m = NumberAttribute(varid, a)) v.missing.push_back(*m);
+      ReadPacking(varid, &v);
       VariableInfo info{CanonicalVariableName(name), {}};
       if (has[static_cast<int>(DimRole::kLevel)]) info.levels = levels;
       // CDS single-level files name the surface geopotential (orography) z, like the pressure-level one.
@@ -230,6 +254,7 @@ class NetcdfSource final : public Source {
   std::vector<int64_t> times_;
   std::vector<VariableInfo> variables_;
   std::map<std::string, NcVariable, std::less<>> vars_;
+  std::map<std::string, NcVariable, std::less<>> statics_;
 };
 
 bool IsNetcdfPath(std::string_view p) {

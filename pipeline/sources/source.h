@@ -45,7 +45,22 @@ class Source {
   // for a surface variable) into out[level][lat][lon], canonical orientation.
   virtual Status Read(const std::string& name, int64_t t, std::span<const int64_t> levels, float* out) const = 0;
 
+  // Time-independent fields (land-sea mask, orography, soil type), by canonical name: the source's
+  // (latitude, longitude) variables.
+  virtual std::vector<std::string> static_variables() const { return {}; }
+  // Reads the time-independent field `name` into out[lat][lon] (canonical orientation): a static variable,
+  // else a single-level variable at its first time (CDS files deliver land-sea mask and orography with a
+  // time). kNotFound when the source has neither; kInvalidArgument for a variable on pressure levels.
+  Status ReadStatic(const std::string& name, float* out) const;
+  bool HasStatic(std::string_view name) const;
+
   const VariableInfo* FindVariable(std::string_view name) const;
+
+ protected:
+  // A name of static_variables() into out[lat][lon].
+  virtual Status ReadStaticVariable(const std::string& name, float* /*out*/) const {
+    return NotFoundError("no static variable \"" + name + "\"");
+  }
 };
 
 // How to open a source. An ensemble source (a member dimension: `number`, `realization`, `member`) is read

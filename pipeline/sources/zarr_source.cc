@@ -45,7 +45,24 @@ class ZarrSource final : public Source {
   Status Read(const std::string& name, int64_t t, std::span<const int64_t> levels, float* out) const override {
     auto it = vars_.find(name);
     if (it == vars_.end()) return NotFoundError(url() + ": no variable \"" + name + "\"");
-    const ZarrVariable& v = it->second;
+    return ReadBlock(it->second, t, levels, out).Annotate("variable " + name + " at " + FormatIsoTime(times_[t]));
+  }
+  std::vector<std::string> static_variables() const override {
+    std::vector<std::string> names;
+    for (const auto& [name, v] : statics_) names.push_back(name);
+    return names;
+  }
+
+ protected:
+  Status ReadStaticVariable(const std::string& name, float* out) const override {
+    auto it = statics_.find(name);
+    if (it == statics_.end()) return NotFoundError(url() + ": no static variable \"" + name + "\"");
+    return ReadBlock(it->second, 0, {}, out).Annotate("static variable " + name);
+  }
+
+ private:
+  // Variable `v` at time index `t` (ignored without a time dimension) for the level indices into out.
+  Status ReadBlock(const ZarrVariable& v, int64_t t, std::span<const int64_t> levels, float* out) const {
     const ArrayMetadata& m = v.array->metadata();
     const SourceBlock block = BlockFor(v.roles, m.shape, t, levels, v.member_index);
     const Box box{block.start, block.count};
@@ -53,8 +70,7 @@ class ZarrSource final : public Source {
     if (m.dtype.name == "float32" && !v.packing.is_packed() &&
         orientation_.KeepsBlockAsIs(block, levels, static_cast<int64_t>(grid_.latitude.size()))) {
       // Decoded where it belongs: no copy (and no thread-local buffer, so no isolation needed).
-      return v.array->Read(box, std::span<char>(reinterpret_cast<char*>(out), n * 4))
-          .Annotate("variable " + name + " at " + FormatIsoTime(times_[t]));
+      return v.array->Read(box, std::span<char>(reinterpret_cast<char*>(out), n * 4));
     }
     thread_local std::string raw;
     thread_local std::vector<float> converted;
@@ -63,7 +79,7 @@ class ZarrSource final : public Source {
     // caller's parallel loop, which would reuse `raw` underneath us.
     Status read_status;
     tbb::this_task_arena::isolate([&] { read_status = v.array->Read(box, raw); });
-    RETURN_IF_ERROR(read_status.Annotate("variable " + name + " at " + FormatIsoTime(times_[t])));
+    RETURN_IF_ERROR(read_status);
     const float* values;
     if (m.dtype.name == "float32" && !v.packing.is_packed()) {
       values = reinterpret_cast<const float*>(raw.data());
@@ -79,7 +95,6 @@ class ZarrSource final : public Source {
     return OkStatus();
   }
 
- private:
   Status Load(const SourceOptions& options) {
     ASSIGN_OR_RETURN(auto nodes, ListNodes(store_.get()));
     std::map<DimRole, std::string> coord;  // role -> array path of the coordinate
@@ -158,12 +173,26 @@ class ZarrSource final : public Source {
         unusable_[CanonicalVariableName(n.path)] = unknown_member.Annotate("variable \"" + n.path + "\"");
         continue;
       }
-      if (!has[static_cast<int>(DimRole::kTime)] || !has[static_cast<int>(DimRole::kLatitude)] ||
-          !has[static_cast<int>(DimRole::kLongitude)]) {
+      if (!has[static_cast<int>(DimRole::kLatitude)] || !has[static_cast<int>(DimRole::kLongitude)]) {
         continue;  // a coordinate or an auxiliary array
       }
-      if (!unknown
-               .empty()) {  // kept aside: the store's other variables stay readable, a request for this one is told why
+      if (!has[static_cast<int>(DimRole::kTime)]) {
+        // A time-independent field (WB2: land_sea_mask, geopotential_at_surface, soil_type), on this grid.
+        bool same_grid = !has[static_cast<int>(DimRole::kLevel)] && unknown.empty() && unknown_member.ok();
+        for (size_t d = 0; d < m.shape.size() && same_grid; ++d) {
+          if (v.roles[d] == DimRole::kLatitude) same_grid = m.shape[d] == static_cast<int64_t>(lat.size());
+          if (v.roles[d] == DimRole::kLongitude) same_grid = m.shape[d] == static_cast<int64_t>(lon.size());
+        }
+        if (same_grid) {
+          ASSIGN_OR_RETURN(v.array, Array::Open(store_.get(), n.path));
+          v.array->RequireEveryChunk(true);
+          v.packing = CfPackingOf(v.array->metadata());
+          statics_[CanonicalVariableName(n.path)] = std::move(v);
+        }
+        continue;
+      }
+      // Kept aside: the store's other variables stay readable, a request for this one is told why.
+      if (!unknown.empty()) {
         unusable_[CanonicalVariableName(n.path)] = UnimplementedError(
             "variable \"" + n.path + "\" has the dimension " + unknown + " (" +
             nlohmann::json(m.dimension_names).dump() + " of " + nlohmann::json(m.shape).dump() +
@@ -219,6 +248,7 @@ class ZarrSource final : public Source {
   std::vector<int64_t> times_;
   std::vector<VariableInfo> variables_;
   std::map<std::string, ZarrVariable, std::less<>> vars_;
+  std::map<std::string, ZarrVariable, std::less<>> statics_;
 };
 
 }  // namespace

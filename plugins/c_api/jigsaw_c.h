@@ -71,6 +71,12 @@ void jigsaw_loader_shape(const jigsaw_loader* loader, int64_t shape[5]);
 size_t jigsaw_loader_batch_bytes(const jigsaw_loader* loader);
 int64_t jigsaw_loader_batches_per_epoch(const jigsaw_loader* loader);
 
+/* This rank's tile of the store's time-independent fields (jigsaw-shard --static): shape [static
+ * channels, lat, lon] ({0, lat, lon} for a store without them) and the float32 values in C order, normalised
+ * when the loader normalises; the pointer is the loader's, valid until it is closed (NULL when empty). */
+void jigsaw_loader_static_shape(const jigsaw_loader* loader, int64_t shape[3]);
+const float* jigsaw_loader_static_tile(const jigsaw_loader* loader);
+
 /* The next batch. With `dst` (of `dst_bytes` >= batch bytes) the batch is copied there; without it
  * *data points into a loader-owned buffer valid until the next call on this loader. `times` (batch_size
  * entries, may be NULL) receives the input times in seconds since 1970. */

@@ -1,4 +1,5 @@
 // The C API over the prefetch loader.
+#include <algorithm>
 #include <memory>
 
 #include "pipeline/loader/loader.h"
@@ -54,6 +55,17 @@ void jigsaw_loader_shape(const jigsaw_loader* l, int64_t shape[5]) {
 
 size_t jigsaw_loader_batch_bytes(const jigsaw_loader* l) { return l ? l->loader->batch_bytes() : 0; }
 int64_t jigsaw_loader_batches_per_epoch(const jigsaw_loader* l) { return l ? l->loader->batches_per_epoch() : 0; }
+
+void jigsaw_loader_static_shape(const jigsaw_loader* l, int64_t shape[3]) {
+  if (!l || !shape) return;
+  auto s = l->loader->static_tile_shape();
+  std::copy(s.begin(), s.end(), shape);
+}
+
+const float* jigsaw_loader_static_tile(const jigsaw_loader* l) {
+  if (!l || l->loader->static_tile().empty()) return nullptr;
+  return l->loader->static_tile().data();
+}
 
 int jigsaw_loader_next(jigsaw_loader* l, void* dst, size_t dst_bytes, const void** data, int64_t* times,
                        char** errptr) {

@@ -408,5 +408,18 @@ PYBIND11_MODULE(_jigsaw, m) {
       .def_property_readonly("channels", [](PyLoader& l) { return l.loader().channels(); })
       .def_property_readonly("tile_origin", [](PyLoader& l) { return l.loader().tile_origin(); })
       .def_property_readonly("tile_shape", [](PyLoader& l) { return l.loader().tile_shape(); })
-      .def_property_readonly("allocator", [](PyLoader& l) { return l.loader().allocator_name(); });
+      .def_property_readonly("allocator", [](PyLoader& l) { return l.loader().allocator_name(); })
+      .def_property_readonly(
+          "static_tile",
+          [](PyLoader& l) {
+            // A copy: small, read once, and then the caller's to keep.
+            const auto shape = l.loader().static_tile_shape();
+            py::array_t<float> a(shape);
+            if (!l.loader().static_tile().empty())
+              std::memcpy(a.mutable_data(), l.loader().static_tile().data(), l.loader().static_tile().size() * 4);
+            return a;
+          },
+          "This rank's time-independent fields [static channels, lat, lon] (float32; normalised when the loader "
+          "normalises); shape (0, lat, lon) for a store without them.")
+      .def_property_readonly("static_channels", [](PyLoader& l) { return l.loader().static_channels(); });
 }

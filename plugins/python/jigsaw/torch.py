@@ -33,6 +33,12 @@ class TileDataset(torch.utils.data.IterableDataset):
             else:
                 yield torch.from_numpy(array)
 
+    @property
+    def static_tile(self):
+        """This rank's time-independent fields [static channels, lat, lon] as a float32 tensor (empty along
+        the first dimension for a store without them): extra input channels, the same for every sample."""
+        return torch.from_numpy(self._open().static_tile)
+
     def state_dict(self):
         return self._open().state()
 

@@ -72,6 +72,22 @@ int main(int argc, char** argv) {
   CHECK(shape[0] == 2 && shape[1] == 2);
   size_t bytes = jigsaw_loader_batch_bytes(l);
   CHECK(bytes == (size_t)(shape[0] * shape[1] * shape[2] * shape[3] * shape[4] * 4));
+  /* The static fields of rank 1 (lsm and z at the surface, one channel group): as zarr-python reads them. */
+  int64_t static_shape[3];
+  jigsaw_loader_static_shape(l, static_shape);
+  CHECK(static_shape[0] == 2 && static_shape[1] == shape[3] && static_shape[2] == shape[4]);
+  {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/../static_expected.bin", argv[1]);
+    FILE* f = fopen(path, "rb");
+    CHECK(f != NULL);
+    const size_t n = (size_t)(static_shape[0] * static_shape[1] * static_shape[2]);
+    float* want = malloc(n * 4);
+    CHECK(fread(want, 4, n, f) == n);
+    fclose(f);
+    CHECK(jigsaw_loader_static_tile(l) != NULL && memcmp(jigsaw_loader_static_tile(l), want, n * 4) == 0);
+    free(want);
+  }
   float* mine = malloc(bytes);
   int64_t times[2];
   const void* data = NULL;
