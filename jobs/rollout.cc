@@ -95,6 +95,11 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
                                 ", but the checkpoint's model has " + std::to_string(mc.channels) + " on " +
                                 std::to_string(mc.height) + "x" + std::to_string(mc.width));
   }
+  if (static_cast<int64_t>(f.static_channels.size()) != mc.static_channels) {
+    return InvalidArgumentError(o.data + ": " + std::to_string(f.static_channels.size()) +
+                                " static fields, but the checkpoint's model takes " +
+                                std::to_string(mc.static_channels) + " static channels");
+  }
   if (s > 1) RETURN_IF_ERROR(CheckTileGrid(mc, s, f.tiles.lat, f.tiles.lon, f.tiles.ch).Annotate(o.data));
   ASSIGN_OR_RETURN(const int64_t lead_seconds, ParseStep(o.lead));
   if (lead_seconds % f.step_seconds != 0) {
@@ -129,6 +134,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   auto loaded = LoadModelCheckpoint(ck.first.get(), ck.second, *model, mesh, mesh_rank, false);
   if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);
   const TileShape tile = model->tile();
+  RETURN_IF_ERROR(SetStaticInput(o.data, f, model.get()));
 
   // ---- the forecast store: rank 0 makes (or checks) it, then every rank writes its tiles ----
   ASSIGN_OR_RETURN(auto out_store, OpenKvStore(o.out));

@@ -7,6 +7,7 @@
 
 #include "base/status.h"
 #include "pipeline/grid/tile_grid.h"
+#include "train/weather_mixer.h"
 
 namespace jigsaw::train {
 
@@ -17,10 +18,20 @@ struct StoreFacts {
   std::vector<double> latitudes, longitudes;
   std::vector<int64_t> times;  // seconds since 1970
   int64_t step_seconds = 0;
-  std::vector<double> mean, std;  // per channel
+  std::vector<double> mean, std;             // per channel
+  std::vector<std::string> static_channels;  // the `static` array's fields (jigsaw-shard --static), if any
+  std::vector<double> static_mean, static_std;
 };
 
 // Refuses an incomplete store or one without mean / std, naming why.
 Result<StoreFacts> ReadStoreFacts(const std::string& url);
+
+// The box [channel0, channels) x [row0, height) x [col0, width) of the store's static fields, normalised with
+// their statistics as the loader normalises them (a field of std 0 becomes x - mean), every chunk checked
+// against the checksum record.
+Result<std::vector<float>> ReadStaticBox(const std::string& url, const StoreFacts& facts, int64_t channel0,
+                                         int64_t channels, int64_t row0, int64_t height, int64_t col0, int64_t width);
+// Gives a model with static channels its static tile from the store (nothing to do without them).
+Status SetStaticInput(const std::string& url, const StoreFacts& facts, WeatherMixer* model);
 
 }  // namespace jigsaw::train

@@ -133,6 +133,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   mc.width = facts.width;
   mc.lat_parts = facts.tiles.lat;
   mc.lon_parts = facts.tiles.lon;
+  mc.static_channels = static_cast<int64_t>(facts.static_channels.size());  // extra inputs, when the store has them
   if (s > 1) RETURN_IF_ERROR(CheckTileGrid(mc, s, facts.tiles.lat, facts.tiles.lon, facts.tiles.ch).Annotate(o.data));
   if (tc.token_mix_ratio > 0) mc.token_hidden = std::max<int64_t>(1, std::llround(tc.token_mix_ratio * mc.tokens()));
   RETURN_IF_ERROR(mc.Validate(s).Annotate(o.config));
@@ -157,6 +158,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   WeatherMixer& model = trainer->model();
   RETURN_IF_ERROR(model.SetLossWeights(lat_w, channel_w));
   const TileShape tile = model.tile();
+  RETURN_IF_ERROR(SetStaticInput(o.data, facts, &model));
 
   LoaderOptions lo;
   lo.dp_rank = pos.replica;

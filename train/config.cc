@@ -34,6 +34,8 @@ Status ModelConfig::Validate(int64_t s) const {
                                 " parts of whole " + N(patch_w) + "-column patches");
   }
   RETURN_IF_ERROR(CheckSplit(channels, s, "channels").Annotate("model"));
+  if (static_channels < 0) return InvalidArgumentError("model: static_channels " + N(static_channels) + " < 0");
+  if (static_channels > 0) RETURN_IF_ERROR(CheckSplit(static_channels, s, "static channels").Annotate("model"));
   RETURN_IF_ERROR(CheckSplit(dim, s, "dim").Annotate("model"));
   RETURN_IF_ERROR(CheckSplit(token_hidden, s, "token_hidden").Annotate("model"));
   RETURN_IF_ERROR(CheckSplit(channel_hidden, s, "channel_hidden").Annotate("model"));
@@ -66,6 +68,11 @@ ModelSplits SplitModel(const ModelConfig& c, int64_t s) {
   // Token features follow the channel groups, so that block (i, j) of the input is the data tile.
   m.features = m.channels;
   for (auto& b : m.features) b *= c.patch_pixels();
+  if (c.static_channels > 0) {
+    m.static_channels = SplitBounds(c.static_channels, s);
+    m.static_features = m.static_channels;
+    for (auto& b : m.static_features) b *= c.patch_pixels();
+  }
   return m;
 }
 
@@ -75,7 +82,9 @@ std::vector<GemmShape> StepGemmShapes(const ModelConfig& c) {
   auto nn = [](int64_t m, int64_t k, int64_t n) { return GemmShape{false, false, m, n, k}; };
   auto nt = [](int64_t m, int64_t k, int64_t n) { return GemmShape{false, true, m, n, k}; };
   auto tn = [](int64_t m, int64_t k, int64_t n) { return GemmShape{true, false, m, n, k}; };
+  const int64_t Fs = c.static_features();
   std::vector<GemmShape> g = {nn(T, F, D)};
+  if (Fs > 0) g.push_back(nn(T, Fs, D));
   for (int64_t l = 0; l < c.depth; ++l) {
     for (GemmShape s : {tn(Hs, T, D), tn(T, Hs, D), nn(T, D, Hf), nn(T, Hf, D)}) g.push_back(s);
   }
@@ -86,22 +95,25 @@ std::vector<GemmShape> StepGemmShapes(const ModelConfig& c) {
       g.push_back(s);
   }
   g.push_back(tn(F, T, D));
+  if (Fs > 0) g.push_back(tn(Fs, T, D));
   return g;
 }
 
 nlohmann::json ModelConfig::ToJson() const {
-  return {{"channels", channels},
-          {"height", height},
-          {"width", width},
-          {"patch_h", patch_h},
-          {"patch_w", patch_w},
-          {"dim", dim},
-          {"depth", depth},
-          {"token_hidden", token_hidden},
-          {"channel_hidden", channel_hidden},
-          {"lat_parts", lat_parts},
-          {"lon_parts", lon_parts},
-          {"ln_eps", ln_eps}};
+  nlohmann::json j = {{"channels", channels},
+                      {"height", height},
+                      {"width", width},
+                      {"patch_h", patch_h},
+                      {"patch_w", patch_w},
+                      {"dim", dim},
+                      {"depth", depth},
+                      {"token_hidden", token_hidden},
+                      {"channel_hidden", channel_hidden},
+                      {"lat_parts", lat_parts},
+                      {"lon_parts", lon_parts},
+                      {"ln_eps", ln_eps}};
+  if (static_channels > 0) j["static_channels"] = static_channels;  // absent: none (configs before it)
+  return j;
 }
 
 Result<ModelConfig> ModelConfig::FromJson(const nlohmann::json& j) {
@@ -119,6 +131,7 @@ Result<ModelConfig> ModelConfig::FromJson(const nlohmann::json& j) {
     c.lat_parts = j.value("lat_parts", int64_t{1});
     c.lon_parts = j.value("lon_parts", int64_t{1});
     c.ln_eps = j.value("ln_eps", 1e-5f);
+    c.static_channels = j.value("static_channels", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     return InvalidArgumentError(std::string("model config: ") + e.what());
   }

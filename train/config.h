@@ -15,6 +15,9 @@ namespace jigsaw::train {
 
 struct ModelConfig {
   int64_t channels = 0, height = 0, width = 0;  // C x H x W of a sample (after any crop)
+  // S time-independent input channels (the store's `static` array: land-sea mask, orography...), embedded
+  // beside the state by their own weight W_s [S ph pw, D]; 0: none.
+  int64_t static_channels = 0;
   int64_t patch_h = 1, patch_w = 1;
   int64_t dim = 0, depth = 0, token_hidden = 0, channel_hidden = 0;  // D, L, Hs, Hf
   // The domain grid LAT x LON that orders the tokens (domain part first, row-major inside it). On an
@@ -24,7 +27,8 @@ struct ModelConfig {
 
   int64_t tokens() const { return (height / patch_h) * (width / patch_w); }
   int64_t patch_pixels() const { return patch_h * patch_w; }
-  int64_t features() const { return channels * patch_pixels(); }  // F_in = F_out = C ph pw
+  int64_t features() const { return channels * patch_pixels(); }                // F_in = F_out = C ph pw
+  int64_t static_features() const { return static_channels * patch_pixels(); }  // S ph pw
 
   Status Validate(int64_t s) const;
   nlohmann::json ToJson() const;
@@ -38,6 +42,7 @@ Status CheckTileGrid(const ModelConfig& c, int64_t s, int64_t lat, int64_t lon, 
 // The part bounds of every dimension the model splits, on an s x s mesh.
 struct ModelSplits {
   Bounds tokens, dim, token_hidden, channel_hidden, features, channels;
+  Bounds static_channels, static_features;  // the static channels in the same s groups (empty bounds: none)
 };
 ModelSplits SplitModel(const ModelConfig& c, int64_t s);
 

@@ -121,6 +121,7 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   m->tokens_ = part(sp.tokens, pos.i);
   m->dim_ = part(sp.dim, pos.j);
   m->features_ = part(sp.features, pos.j);
+  if (c.static_channels > 0) m->static_features_ = part(sp.static_features, pos.j);
   m->token_hidden_ = part(sp.token_hidden, pos.i);
   m->channel_hidden_ = part(sp.channel_hidden, pos.j);
   // The tile: channel group j over domain part i (on one rank: everything).
@@ -131,6 +132,9 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
     m->tile_ = {part(sp.channels, pos.j),  hb, wb, sp.channels[pos.j], (pos.i / c.lon_parts) * hb,
                 (pos.i % c.lon_parts) * wb};
   }
+  m->static_tile_ = m->tile_;
+  m->static_tile_.channels = c.static_channels > 0 ? part(sp.static_channels, pos.j) : 0;
+  m->static_tile_.channel0 = c.static_channels > 0 ? sp.static_channels[pos.j] : 0;
 
   const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
   // Vectors take their split from the bounds of the dimension they index (the other argument is unused).
@@ -156,6 +160,9 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   m->AddParameter("head_norm_b", Layout::kColumnPart, {D}, none, sp.dim, false, false);
   m->AddParameter("head_w", Layout::kMatrix, {D, F}, sp.dim, sp.features, true, true, {D, C, P}, "ij-");
   m->AddParameter("head_b", Layout::kColumnPart, {F}, none, sp.features, false, true, {C, P}, "j-");
+  // Last, so that the other parameters' seeded values do not depend on whether there are static channels.
+  if (const int64_t S = c.static_channels; S > 0)
+    m->AddParameter("static_w", Layout::kMatrix, {S * P, D}, sp.static_features, sp.dim, true, true, {S, P, D}, "i-j");
 
   // Pointers into params_ (complete now, so they stay valid).
   m->embed_w_ = m->Find("embed_w");
@@ -164,6 +171,7 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   m->head_norm_b_ = m->Find("head_norm_b");
   m->head_w_ = m->Find("head_w");
   m->head_b_ = m->Find("head_b");
+  m->static_w_ = c.static_channels > 0 ? m->Find("static_w") : nullptr;
   const int64_t tr = m->tokens_, dj = m->dim_, fj = m->features_, hs = m->token_hidden_, hf = m->channel_hidden_;
   m->blocks_.resize(c.depth);
   for (int64_t l = 0; l < c.depth; ++l) {
@@ -186,6 +194,7 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   m->dhidden_ = Tensor(be, tr * hf);
   m->dtoken_ = Tensor(be, hs * dj);
   m->ln_scratch_ = Tensor(be, 2 * tr);
+  if (m->static_w_) m->static_tokens_ = Tensor(be, tr * m->static_features_);
   m->passes_.push_back(m->MakePass());
   m->lat_w_ = Tensor(be, m->tile_.height);
   m->ch_w_ = Tensor(be, m->tile_.channels);
@@ -223,13 +232,22 @@ Status WeatherMixer::SetLossWeights(const std::vector<float>& lat, const std::ve
   return OkStatus();
 }
 
+Status WeatherMixer::SetStatic(const float* tile) {
+  if (!static_w_) return FailedPreconditionError("the model has no static channels (config static_channels 0)");
+  Tensor staged(be_, static_tile_.size());
+  be_->Upload(staged.data(), tile, static_tile_.size());
+  Patches(staged.data(), static_tile_.channels, static_tokens_.data(), true);
+  static_set_ = true;
+  return OkStatus();
+}
+
 // The tile holds one domain part (s > 1) or all of them (1 rank); tokens go part by part.
-void WeatherMixer::Patches(float* tile, float* tokens, bool to_tokens) {
+void WeatherMixer::Patches(float* tile, int64_t channels, float* tokens, bool to_tokens) {
   const int64_t s = mesh_->pos.s;
   const int64_t parts_h = s == 1 ? config_.lat_parts : 1, parts_w = s == 1 ? config_.lon_parts : 1;
   const int64_t hb = tile_.height / parts_h, wb = tile_.width / parts_w;
-  const int64_t per = (hb / config_.patch_h) * (wb / config_.patch_w) * features_;
-  const Backend::Block b{tile_.channels, hb, wb, tile_.width, tile_.height * tile_.width};
+  const int64_t per = (hb / config_.patch_h) * (wb / config_.patch_w) * channels * config_.patch_pixels();
+  const Backend::Block b{channels, hb, wb, tile_.width, tile_.height * tile_.width};
   for (int64_t a = 0; a < parts_h; ++a)
     for (int64_t c = 0; c < parts_w; ++c) {
       float* part = tile + a * hb * tile_.width + c * wb;
@@ -247,10 +265,14 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
-  Patches(const_cast<float*>(state), pass.tokens_in.data(), true);
-  // Embedding: z = X W_e + b_e.
+  Patches(const_cast<float*>(state), tile_.channels, pass.tokens_in.data(), true);
+  // Embedding: z = X W_e + X_s W_s + b_e (X_s: the static tokens, when the model has static channels).
   RETURN_IF_ERROR(
       mm_.NN(sp.tokens, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->value.data(), 0.0f, z_.data()));
+  if (static_w_) {
+    RETURN_IF_ERROR(
+        mm_.NN(sp.tokens, sp.static_features, sp.dim, static_tokens_.data(), static_w_->value.data(), 1.0f, z_.data()));
+  }
   be_->AddBias(z_.data(), tr, dj, embed_b_->value.data(), nullptr);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& k = blocks_[l];
@@ -277,7 +299,7 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
                                    &pass.head_ln, pass.zf.data(), scratch));
   RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.features, pass.zf.data(), head_w_->value.data(), 0.0f, y_.data()));
   be_->AddBias(y_.data(), tr, features_, head_b_->value.data(), nullptr);
-  Patches(tendency_.data(), y_.data(), false);
+  Patches(tendency_.data(), tile_.channels, y_.data(), false);
   return OkStatus();
 }
 
@@ -289,7 +311,7 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
   // Head.
-  Patches(const_cast<float*>(dtendency), dy_.data(), true);
+  Patches(const_cast<float*>(dtendency), tile_.channels, dy_.data(), true);
   be_->ColSumsAdd(dy_.data(), tr, features_, head_b_->grad.data());
   RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.features, pass.zf.data(), dy_.data(), 1.0f, head_w_->grad.data()));
   RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.features, sp.dim, dy_.data(), head_w_->value.data(), 0.0f, dzf_.data()));
@@ -328,13 +350,18 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
     RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), x.token_ln, dz_.data(),
                                       k.token_norm_w->grad.data(), k.token_norm_b->grad.data(), scratch));
   }
-  // Embedding: z = X W_e + b_e; the input's gradient only when an earlier application needs it.
+  // Embedding: z = X W_e + X_s W_s + b_e; the input's gradient only when an earlier application needs it
+  // (the static input has none: it is data).
   be_->ColSumsAdd(dz_.data(), tr, dj, embed_b_->grad.data());
   RETURN_IF_ERROR(
       mm_.TN(sp.features, sp.tokens, sp.dim, pass.tokens_in.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
+  if (static_w_) {
+    RETURN_IF_ERROR(
+        mm_.TN(sp.static_features, sp.tokens, sp.dim, static_tokens_.data(), dz_.data(), 1.0f, static_w_->grad.data()));
+  }
   if (dstate) {
     RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.features, dz_.data(), embed_w_->value.data(), 0.0f, dtokens_.data()));
-    Patches(dstate, dtokens_.data(), false);
+    Patches(dstate, tile_.channels, dtokens_.data(), false);
   }
   return OkStatus();
 }
@@ -342,6 +369,7 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
 Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale,
                                              bool on_device) {
   if (steps < 1) return InvalidArgumentError("a rollout needs at least one step");
+  if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
   const int64_t n = tile_.size();
   while (static_cast<int64_t>(passes_.size()) < steps) passes_.push_back(MakePass());
   if (targets_.size() < steps * n) {
@@ -376,6 +404,7 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targe
 }
 
 Status WeatherMixer::Predict(const float* x0, float* tendency) {
+  if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
   be_->Upload(state_.data(), x0, tile_.size());
   RETURN_IF_ERROR(Forward(passes_[0], state_.data()));
   be_->Download(tendency, tendency_.data(), tile_.size());

@@ -36,9 +36,16 @@ class WeatherMixer {
 
   const ModelConfig& config() const { return config_; }
   const TileShape& tile() const { return tile_; }
+  // This rank's tile of the static input [s_j, h_i, w_i] (config().static_channels > 0): the store's
+  // `static` array cut like the data (the loader's static_tile()).
+  const TileShape& static_tile() const { return static_tile_; }
   std::vector<Parameter>& parameters() { return params_; }
   Parameter* Find(const std::string& name);
   BlockMatmul& matmul() { return mm_; }
+
+  // The static input of every sample from now on: this rank's static tile (host memory). Required before
+  // the first ForwardBackward or Predict of a model with static channels.
+  Status SetStatic(const float* tile);
 
   // Latitude weights of every global row [H] and channel weights [C]; each rank keeps its own part.
   Status SetLossWeights(const std::vector<float>& lat_weights, const std::vector<float>& channel_weights);
@@ -66,18 +73,23 @@ class WeatherMixer {
   void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
                     const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape = {},
                     std::string stored_split = "");
-  // tile <-> tokens (to_tokens picks the direction), domain part by domain part.
-  void Patches(float* tile, float* tokens, bool to_tokens);
+  // tile [channels, h, w] <-> tokens [t, channels ph pw] (to_tokens picks the direction), domain part by
+  // domain part.
+  void Patches(float* tile, int64_t channels, float* tokens, bool to_tokens);
 
   ModelConfig config_;
   Backend* be_;
   MeshComms* mesh_;
   ModelSplits split_;
-  TileShape tile_;
+  TileShape tile_, static_tile_;
   int64_t tokens_, dim_, features_, token_hidden_, channel_hidden_;  // this rank's block sizes
+  int64_t static_features_ = 0;
   BlockMatmul mm_;
   std::vector<Parameter> params_;
   Parameter *embed_w_, *embed_b_, *head_norm_w_, *head_norm_b_, *head_w_, *head_b_;
+  Parameter* static_w_ = nullptr;  // W_s, with static channels
+  Tensor static_tokens_;           // the static tile as tokens [t, s_j ph pw], set by SetStatic
+  bool static_set_ = false;
   std::vector<Block> blocks_;
   std::vector<Pass> passes_;  // one per application of the longest rollout so far
   // The current sample: the state and its tendency, the targets, the loss gradients per application

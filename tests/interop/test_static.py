@@ -13,6 +13,10 @@ import zarr
 
 sys.path.insert(0, os.environ.get("JIGSAW_PYTHONPATH", str(Path(__file__).resolve().parents[2] / "build" / "python")))
 
+# jigsaw's module before cfgrib's ecCodes wheel: that wheel bundles its own libldap (in eckitlib), which, loaded
+# first, takes the place of Debian's under libcurl and crashes the process at exit (README, "Python").
+import jigsaw as jg  # noqa: E402
+
 from test_grib import LATS, LONS, NLAT, NLON, cfgrib, write_grib  # noqa: E402  (GRIB files written by grib_filter)
 
 STATICS = ["land_sea_mask", "geopotential_at_surface", "soil_type"]
@@ -87,7 +91,6 @@ def test_static_fields_from_netcdf_single_time_and_grib(jigsaw, tmp_path):
 
 
 def test_the_loader_delivers_each_ranks_static_tile(jigsaw, synth, tmp_path):
-    import jigsaw as jg
     out = tmp_path / "out.zarr"
     jigsaw.shard("run", "--source", synth, *BASE, "--tiles", "3x2x2", "--static", "lsm,z,slt", "--out", out)
     g = zarr.open_group(str(out), mode="r")

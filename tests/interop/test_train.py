@@ -272,3 +272,49 @@ def test_jigsaw_bench_gemm_measures_the_steps_own_shapes(jigsaw, tmp_path):
     assert r["shapes"] == 5 + 12 * L and r["flops"] == want
     p = jigsaw.run("jigsaw-bench", "gemm", "--shapes", "5x5", check=False)
     assert p.returncode == 2 and "MxNxK" in p.stderr
+
+
+def test_static_fields_are_inputs_alike_on_one_rank_and_a_2x2_mesh_and_in_torch(jigsaw, store, tmp_path):
+    """A store with static fields (jigsaw-shard --static): the model takes them as extra inputs (static_w),
+    on 1 rank and a 2x2 mesh alike; the exported checkpoint gives the PyTorch oracle jigsaw's validation
+    loss; a rollout forecasts from it, and refuses a store without the static fields."""
+    d = tmp_path / "st"
+    d.mkdir()
+    jigsaw.shard("synth", d / "src.zarr", "--grid", "33x64", "--times", "12")
+    jigsaw.shard("run", "--source", d / "src.zarr", "--vars", "t2m,msl,z,t", "--levels", "500,850", "--static",
+                 "lsm,z", "--start", "2020-01-01T00", "--end", "2020-01-03T18", "--tiles", "1x2x2",
+                 "--out", d / "tiles.zarr")
+    (d / "model.json").write_text(json.dumps(CONFIG))
+    val = ["--val-start", "2020-01-01T00", "--val-end", "2020-01-01T06", "--batch-size", "1"]  # one sample
+    ck = tmp_path / "ck"
+    _, one = train(d, tmp_path, "--steps", "4", "--ckpt", ck, *val)
+    _, four = train(d, tmp_path, "--steps", "4", *val, ranks=4, mesh="domain=2,tensor=2")
+    a, b = losses(one), losses(four)
+    assert sorted(a) == list(range(4))
+    for s in a:
+        assert abs(a[s] - b[s]) <= 1e-4 * abs(a[s]), (s, a[s], b[s])
+    # Without the static fields the same run learns other losses: they are inputs.
+    _, plain = train(store, tmp_path, "--steps", "4", *val)
+    assert losses(plain)[3] != a[3]
+    jigsaw.ckpt("export", ck, "--out", tmp_path / "model.safetensors")
+    raw = (tmp_path / "model.safetensors").read_bytes()
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    assert header["static_w"]["shape"] == [2, 12, 16]  # S, ph pw, D
+    url = d / "tiles.zarr"
+    info = json.loads(jigsaw.shard("info", url, "--json").stdout)
+    np.savez(tmp_path / "sample.npz", data=jigsaw.get(url, "data", tmp_path, "0:2,:,:,:"),
+             mean=jigsaw.get(url, "mean", tmp_path), std=jigsaw.get(url, "std", tmp_path),
+             latitude=jigsaw.get(url, "latitude", tmp_path), channels=np.array(info["plan"]["channels"]),
+             tiles=np.array(info["plan"]["tiles"]), static=jigsaw.get(url, "static", tmp_path),
+             static_mean=jigsaw.get(url, "static_mean", tmp_path), static_std=jigsaw.get(url, "static_std", tmp_path))
+    p = subprocess.run(["/usr/bin/python3", str(HERE.parent / "train" / "oracle_loss.py"), str(tmp_path / "model.safetensors"),
+                        str(tmp_path / "sample.npz"), str(d / "model.json")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    val_loss = [r for r in one if "val_loss" in r][-1]["val_loss"]
+    assert abs(float(p.stdout) - val_loss) <= 1e-4 * val_loss, (p.stdout, val_loss)
+    # A rollout from the checkpoint reads the store's static fields; a store without them is refused.
+    jigsaw.run("jigsaw-rollout", "--ckpt", ck, "--data", url, "--init", "2020-01-03T00", "--lead", "12h",
+               "--out", tmp_path / "f.zarr")
+    r = jigsaw.run("jigsaw-rollout", "--ckpt", ck, "--data", store / "tiles.zarr", "--init", "2020-01-03T00",
+                   "--lead", "12h", "--out", tmp_path / "g.zarr", check=False)
+    assert r.returncode == 2 and "0 static fields, but the checkpoint's model takes 2" in r.stderr, r.stderr

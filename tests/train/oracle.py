@@ -11,6 +11,7 @@ Tensor names in the file:
   param/<name>   the initial weights (the state_dict names jigsaw exports under)
   grad/<name>    d loss / d weight at the initial weights, for the batch x0 -> x1
   after/<name>   the weights after `--steps` AdamW steps (the same batch every step)
+  static         [S, H, W] the time-independent input of every sample (with --statics S > 0)
   x0             [batch, C, H, W] inputs; x1 [batch, K, C, H, W] the targets of K autoregressive steps; lat [H] latitudes (degrees, north to south);
   channel_weight [C]; losses [steps + 1] (the loss before each step and after the last)
   grad_norm [steps] (the global gradient norm each step, before clipping)
@@ -35,9 +36,10 @@ class WeatherMixer(nn.Module):
     domain grid lat_parts x lon_parts, row-major), then row-major inside the part; token features are
     ordered (channel, py, px)."""
 
-    def __init__(self, c, h, w, ph, pw, dim, depth, token_hidden, channel_hidden, lat_parts, lon_parts):
+    def __init__(self, c, h, w, ph, pw, dim, depth, token_hidden, channel_hidden, lat_parts, lon_parts, statics=0):
         super().__init__()
         self.c, self.h, self.w, self.ph, self.pw = c, h, w, ph, pw
+        self.statics, self.static = statics, None  # S static input channels; the [S, H, W] input, set by the caller
         self.lat_parts, self.lon_parts = lat_parts, lon_parts
         t = (h // ph) * (w // pw)
         f = c * ph * pw
@@ -56,9 +58,11 @@ class WeatherMixer(nn.Module):
             self.blocks.append(b)
         self.head_norm_w, self.head_norm_b = P(dim), P(dim)
         self.head_w, self.head_b = P(dim, c, ph * pw), P(c, ph * pw)
+        if statics:  # registered last: the other parameters keep their places
+            self.static_w = P(statics, ph * pw, dim)
 
-    def patchify(self, x):  # [C, H, W] -> [T, C ph pw]
-        c, ph, pw = self.c, self.ph, self.pw
+    def patchify(self, x):  # [C, H, W] -> [T, C ph pw] (any number of channels C)
+        c, ph, pw = x.shape[0], self.ph, self.pw
         hb, wb = self.h // self.lat_parts, self.w // self.lon_parts
         out = []
         for a in range(self.lat_parts):
@@ -87,6 +91,8 @@ class WeatherMixer(nn.Module):
         gelu = lambda a: torch.nn.functional.gelu(a)  # erf form
         f = self.c * self.ph * self.pw
         z = self.patchify(x) @ self.embed_w.reshape(f, -1) + self.embed_b
+        if self.statics:
+            z = z + self.patchify(self.static) @ self.static_w.reshape(self.statics * self.ph * self.pw, -1)
         for b in self.blocks:
             u = ln(z, b.token_norm_w, b.token_norm_b)
             ht = gelu(b.token_w1.t() @ u + b.token_b1[:, None])  # [Hs, D]
@@ -170,6 +176,7 @@ def main():
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--token-hidden", type=int, default=12)
     p.add_argument("--channel-hidden", type=int, default=16)
+    p.add_argument("--statics", type=int, default=0, help="S static input channels (embedded by static_w)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--rollout-steps", type=int, default=1, help="K: the loss of K autoregressive applications")
@@ -187,11 +194,12 @@ def main():
     lat_parts, lon_parts = map(int, a.domain.split("x"))
     c = a.channels
     torch.manual_seed(a.seed)
-    m = WeatherMixer(c, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden, lat_parts, lon_parts)
+    m = WeatherMixer(c, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden, lat_parts, lon_parts,
+                     a.statics)
     # Random weights everywhere (gains and biases too, so that every gradient path is exercised).
     with torch.no_grad():
         for i, (name, prm) in enumerate(m.named_parameters()):
-            fan_in = prm.shape[0] * (prm.shape[1] if name == "embed_w" else 1) if prm.dim() >= 2 else 4
+            fan_in = prm.shape[0] * (prm.shape[1] if name in ("embed_w", "static_w") else 1) if prm.dim() >= 2 else 4
             prm.copy_(init_uniform(a.seed * 1000 + i, prm.shape, 1 / math.sqrt(fan_in)))
             if name.endswith("norm_w"):
                 prm.add_(1.0)
@@ -200,6 +208,8 @@ def main():
     w_c = torch.linspace(0.5, 1.5, c)
     g = torch.Generator().manual_seed(a.seed + 7)
     x0 = torch.randn(a.batch, c, h, w, generator=g)
+    if a.statics:
+        m.static = torch.randn(a.statics, h, w, generator=torch.Generator().manual_seed(a.seed + 11))
     x1 = torch.empty(a.batch, a.rollout_steps, c, h, w)
     prev = x0
     for k in range(a.rollout_steps):
@@ -208,7 +218,7 @@ def main():
     names = [n for n, _ in m.named_parameters()]
     params = dict(m.named_parameters())
     out = {f"param/{n}": prm.detach().clone() for n, prm in params.items()}
-    embed_head = [n for n in names if n.startswith("embed_") or n.startswith("head_w") or n.startswith("head_b")]
+    embed_head = [n for n in names if n.startswith(("embed_", "head_w", "head_b", "static_w"))]
     groups = []
     for scale, members in ((a.embed_lr_scale, embed_head), (1.0, [n for n in names if n not in embed_head])):
         for decay in (True, False):
@@ -236,8 +246,11 @@ def main():
         out[f"after/{n}"] = prm.detach().clone()
     out.update({"x0": x0, "x1": x1, "lat": torch.tensor(lat), "channel_weight": w_c,
                 "losses": torch.tensor(losses), "grad_norm": torch.tensor(norms)})
+    if a.statics:
+        out["static"] = m.static
     meta = dict(grid=a.grid, channels=c, patch=a.patch, domain=a.domain, dim=a.dim, depth=a.depth,
-                token_hidden=a.token_hidden, channel_hidden=a.channel_hidden, batch=a.batch, steps=a.steps,
+                token_hidden=a.token_hidden, channel_hidden=a.channel_hidden, statics=a.statics, batch=a.batch,
+                steps=a.steps,
                 rollout_steps=a.rollout_steps,
                 lr=a.lr, min_lr=a.min_lr, embed_lr_scale=a.embed_lr_scale, warmup=a.warmup,
                 total_steps=a.total_steps, weight_decay=a.weight_decay, clip=a.clip, beta1=0.9, beta2=0.95,

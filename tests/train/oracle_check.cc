@@ -52,15 +52,16 @@ double RelError(const std::vector<float>& got, const std::vector<float>& want) {
   return diff / scale;
 }
 
-// The tiles of this rank for samples [first, first + count) of a global [B, C, H, W] tensor.
+// The tiles of this rank for samples [first, first + count) of a global [B, C, H, W] tensor (C: channels,
+// the model's unless given).
 std::vector<float> CutTiles(const std::vector<float>& global, const ModelConfig& c, const TileShape& t, int64_t first,
-                            int64_t count) {
+                            int64_t count, int64_t channels = -1) {
+  if (channels < 0) channels = c.channels;
   std::vector<float> out;
   for (int64_t b = first; b < first + count; ++b)
     for (int64_t k = 0; k < t.channels; ++k)
       for (int64_t y = 0; y < t.height; ++y) {
-        const float* row =
-            global.data() + ((b * c.channels + t.channel0 + k) * c.height + t.row0 + y) * c.width + t.col0;
+        const float* row = global.data() + ((b * channels + t.channel0 + k) * c.height + t.row0 + y) * c.width + t.col0;
         out.insert(out.end(), row, row + t.width);
       }
   return out;
@@ -74,6 +75,10 @@ struct Product {
 std::vector<Product> ModelProducts(const ModelConfig& c) {
   const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
   std::vector<Product> p = {{'N', T, F, D}, {'N', T, D, F}, {'T', D, T, F}, {'n', T, F, D}, {'T', F, T, D}};
+  if (const int64_t Fs = c.static_features(); Fs > 0) {
+    p.push_back({'N', T, Fs, D});  // X_s W_s
+    p.push_back({'T', Fs, T, D});  // dW_s = X_s^T dz
+  }
   for (int64_t l = 0; l < c.depth; ++l) {
     for (Product q : std::vector<Product>{{'T', Hs, T, D},
                                           {'T', T, Hs, D},
@@ -117,6 +122,7 @@ int main(int argc, char** argv) {
   mc.depth = f.Int("depth");
   mc.token_hidden = f.Int("token_hidden");
   mc.channel_hidden = f.Int("channel_hidden");
+  mc.static_channels = f.Int("statics");
   OptimizerConfig oc;
   oc.lr = f.Float("lr");
   oc.min_lr = f.Float("min_lr");
@@ -181,6 +187,10 @@ int main(int argc, char** argv) {
     if (!model.SetLossWeights(LatitudeWeights(std::vector<double>(lat.begin(), lat.end())), Floats(f, "channel_weight"))
              .ok())
       return 2;
+    if (mc.static_channels > 0) {
+      const std::vector<float> st = CutTiles(Floats(f, "static"), mc, model.static_tile(), 0, 1, mc.static_channels);
+      Check(model.SetStatic(st.data()).ok(), "SetStatic");
+    }
     const int64_t per = batch / pos.replicas;
     std::vector<float> t0 = CutTiles(x0, mc, model.tile(), pos.replica * per, per);
     std::vector<float> t1 =

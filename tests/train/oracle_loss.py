@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The PyTorch oracle on weights jigsaw trained: loads a safetensors export of a jigsaw-train checkpoint
 into the oracle model (tests/train/oracle.py) by its state_dict names and prints the loss of one normalised
-sample (x0 = data[0], x1 = data[1] of the .npz: data, mean, std, latitude, channels, tiles); with
+sample (x0 = data[0], x1 = data[1] of the .npz: data, mean, std, latitude, channels, tiles, and for a model
+with static channels static, static_mean, static_std, normalised as the data); with
 --forecast OUT.npy, also writes the one-step forecast of data[0] in physical units.
 
   oracle_loss.py MODEL.safetensors SAMPLE.npz MODEL.json [--forecast OUT.npy]
@@ -42,8 +43,12 @@ def main():
     lat_parts, lon_parts, _ = map(int, str(sample["tiles"]).split("x"))
     c, h, w = x.shape[1:]
     ph, pw = config["patch"]
+    statics = sample["static"].shape[0] if "static" in sample else 0
     m = WeatherMixer(c, h, w, ph, pw, config["dim"], config["depth"], config["token_hidden"], config["channel_hidden"],
-                     lat_parts, lon_parts)
+                     lat_parts, lon_parts, statics)
+    if statics:
+        sd = np.where(sample["static_std"] > 0, sample["static_std"], 1.0)[:, None, None]
+        m.static = torch.from_numpy(((sample["static"] - sample["static_mean"][:, None, None]) / sd).astype(np.float32))
     state = {k: v for k, v in read_safetensors(weights).items() if not k.startswith("adam_")}
     m.load_state_dict(state, strict=True)
     w_c = torch.tensor([config.get("channel_weights", {}).get(n, 1.0) for n in channels], dtype=torch.float32)
