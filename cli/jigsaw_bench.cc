@@ -35,7 +35,7 @@ int Fail(const Status& s) { return cli::Fail("jigsaw-bench", s); }
 
 // This process's peak resident memory so far.
 
-// The chunks of `data` (time, channel, lat, lon) that are `rank`'s tiles in a jigsaw-shard store.
+// The chunks of `data` (time, [member,] channel, lat, lon) that are `rank`'s tiles in a jigsaw-shard store.
 Result<std::function<bool(const std::vector<int64_t>&)>> RankChunks(KvStore* store, int64_t rank) {
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));  // the grid as the loader reads it
   const TileGrid grid = info.tiles;
@@ -43,8 +43,10 @@ Result<std::function<bool(const std::vector<int64_t>&)>> RankChunks(KvStore* sto
     return InvalidArgumentError("rank " + std::to_string(rank) + " is outside the " + grid.ToString() + " tile grid");
   }
   const TileGrid::Tile t = grid.TileOfRank(rank);
-  return std::function<bool(const std::vector<int64_t>&)>(
-      [t](const std::vector<int64_t>& i) { return i.size() == 4 && i[1] == t.k && i[2] == t.i && i[3] == t.j; });
+  const size_t e = info.members.empty() ? 0 : 1;  // [time, member, channel, lat, lon] with ensemble members
+  return std::function<bool(const std::vector<int64_t>&)>([t, e](const std::vector<int64_t>& i) {
+    return i.size() == 4 + e && i[1 + e] == t.k && i[2 + e] == t.i && i[3 + e] == t.j;
+  });
 }
 
 }  // namespace

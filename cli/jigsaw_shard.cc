@@ -2,6 +2,7 @@
 #include <tbb/global_control.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
@@ -37,6 +38,7 @@ struct PlanFlags {
   std::vector<std::string> sources, vars, levels, statics;
   std::string format = "zarr3";
   std::optional<int64_t> member;
+  std::string members;
   ShardOptions options;
 
   void Add(CLI::App* cmd) {
@@ -46,6 +48,10 @@ struct PlanFlags {
         ->required();
     cmd->add_option("--member", member,
                     "ensemble sources: the member to read (its value along number / realization / member)");
+    cmd->add_option("--members", members,
+                    "ensemble sources: \"all\" (or a list, e.g. 0,3,7): each member a sample of its own at every "
+                    "time; data becomes [time, member, channel, lat, lon]")
+        ->excludes("--member");
     cmd->add_option("--vars", vars, "variables in channel order, comma-separated (WB2 long names or CDS short names)")
         ->required();
     cmd->add_option("--levels", levels,
@@ -86,13 +92,54 @@ struct PlanFlags {
         if (seen == v) return InvalidArgumentError("--levels names " + l + " twice");
       options.levels.push_back(v);
     }
-    std::vector<std::unique_ptr<Source>> opened;
-    for (const auto& s : sources) {
-      ASSIGN_OR_RETURN(auto group, OpenSources(s, SourceOptions{member}));
-      for (auto& g : group) opened.push_back(std::move(g));
+    auto open_all = [&](const SourceOptions& so) -> Result<std::vector<std::unique_ptr<Source>>> {
+      std::vector<std::unique_ptr<Source>> opened;
+      for (const auto& spec : sources) {
+        ASSIGN_OR_RETURN(auto group, OpenSources(spec, so));
+        for (auto& g : group) opened.push_back(std::move(g));
+      }
+      return opened;
+    };
+    if (members.empty()) {
+      ASSIGN_OR_RETURN(auto opened, open_all(SourceOptions{member}));
+      ASSIGN_OR_RETURN(ShardPlan plan, MakeShardPlan(options, opened));
+      return std::make_pair(std::move(plan), std::move(opened));
     }
-    ASSIGN_OR_RETURN(ShardPlan plan, MakeShardPlan(options, opened));
-    return std::make_pair(std::move(plan), std::move(opened));
+    // --members: the members of the first ensemble source, each read through sources of its own; the plan is
+    // the same for every member (same times and variables) or refused.
+    ASSIGN_OR_RETURN(auto probe, open_all(SourceOptions{.first_member = true}));
+    std::vector<int64_t> have;
+    for (const auto& src : probe)
+      if (have.empty()) have = src->members();
+    if (have.empty()) return InvalidArgumentError("--members " + members + ": no source has a member dimension");
+    if (members == "all") {
+      options.members = have;
+    } else {
+      for (const auto& text : SplitList({members})) {
+        char* end = nullptr;
+        const long long v = std::strtoll(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0') return InvalidArgumentError("--members: \"" + text + "\" is not a member");
+        if (std::find(have.begin(), have.end(), v) == have.end())
+          return InvalidArgumentError("--members: the sources have no member " + text);
+        if (std::find(options.members.begin(), options.members.end(), v) != options.members.end())
+          return InvalidArgumentError("--members names " + text + " twice");
+        options.members.push_back(v);
+      }
+    }
+    std::vector<std::unique_ptr<Source>> all;  // member m's sources at [m * n, (m + 1) * n)
+    std::optional<ShardPlan> plan;
+    for (int64_t m : options.members) {
+      ASSIGN_OR_RETURN(auto opened, open_all(SourceOptions{m}));
+      ASSIGN_OR_RETURN(ShardPlan p, MakeShardPlan(options, opened));
+      if (plan && p.ToJson() != plan->ToJson()) {
+        return InvalidArgumentError("member " + std::to_string(m) + " differs from member " +
+                                    std::to_string(options.members.front()) +
+                                    " in its times, variables or grid; shard members that agree");
+      }
+      if (!plan) plan = std::move(p);
+      for (auto& o : opened) all.push_back(std::move(o));
+    }
+    return std::make_pair(std::move(*plan), std::move(all));
   }
 };
 

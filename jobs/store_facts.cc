@@ -26,6 +26,12 @@ Result<StoreFacts> ReadStoreFacts(const std::string& url) {
   ASSIGN_OR_RETURN(auto store, OpenKvStore(url));
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store.get()));
   if (!info.complete) return FailedPreconditionError("the store is not complete (jigsaw-shard run did not finish)");
+  if (!info.members.empty()) {
+    return UnimplementedError("the store holds " + std::to_string(info.members.size()) +
+                              " ensemble members (jigsaw-shard --members): training, rollouts and scores read "
+                              "single-member stores (shard one with --member N); the loader and jigsaw.torch read "
+                              "ensemble stores");
+  }
   StoreFacts f;
   f.tiles = info.tiles;
   f.channels = info.channels;

@@ -43,10 +43,11 @@ class OwnedBatch final : public Batch {
   size_t bytes() const override { return bytes_; }
   bool ok() const { return data_ != nullptr; }
   std::atomic<int64_t> decoded{0};  // chunk bytes decoded to fill this batch
-  void Set(int64_t epoch, int64_t index, std::vector<int64_t> times) {
+  void Set(int64_t epoch, int64_t index, std::vector<int64_t> times, std::vector<int64_t> members) {
     epoch_ = epoch;
     index_ = index;
     times_ = std::move(times);
+    members_ = std::move(members);
   }
 
  private:
@@ -89,17 +90,23 @@ class LoaderImpl final : public Loader {
     // loader never reads).
     data_->RequireEveryChunk(true);
     const ArrayMetadata& m = data_->metadata();
-    if (m.rank() != 4) return InvalidArgumentError(store_->url() + ": data is not [time, channel, lat, lon]");
+    members_ = info.members;
+    const int64_t M = num_members();
+    cd_ = members_.empty() ? 1 : 2;
+    if (m.rank() != 3 + cd_ || (cd_ == 2 && m.shape[1] != M)) {
+      return DataLossError(store_->url() + ": data is not [time, " + (cd_ == 2 ? "member, " : "") +
+                           "channel, lat, lon] as its plan says");
+    }
     const int64_t T = m.shape[0];
     TileGrid::Tile t = grid_.TileOfRank(o.rank);
-    auto [c0, c1] = SplitPart(m.shape[1], grid_.ch, t.k);
-    auto [y0, y1] = SplitPart(m.shape[2], grid_.lat, t.i);
-    auto [x0, x1] = SplitPart(m.shape[3], grid_.lon, t.j);
+    auto [c0, c1] = SplitPart(m.shape[cd_], grid_.ch, t.k);
+    auto [y0, y1] = SplitPart(m.shape[cd_ + 1], grid_.lat, t.i);
+    auto [x0, x1] = SplitPart(m.shape[cd_ + 2], grid_.lon, t.j);
     tile_origin_ = {c0, y0, x0};
     tile_shape_ = {c1 - c0, y1 - y0, x1 - x0};
-    if (static_cast<int64_t>(info.channels.size()) != m.shape[1]) {
+    if (static_cast<int64_t>(info.channels.size()) != m.shape[cd_]) {
       return DataLossError(store_->url() + ": the plan names " + std::to_string(info.channels.size()) +
-                           " channels, data holds " + std::to_string(m.shape[1]));
+                           " channels, data holds " + std::to_string(m.shape[cd_]));
     }
     for (int64_t c = c0; c < c1; ++c) channels_.push_back(info.channels[c]);
     // Times, missing times, the window.
@@ -120,7 +127,8 @@ class LoaderImpl final : public Loader {
       if (times_[i] < w0 || times_[i + o.lead_steps] > w1) continue;
       bool ok = true;
       for (int64_t j = 0; j <= o.lead_steps; ++j) ok &= !missing.count(FormatIsoTime(times_[i + j]));
-      if (ok) valid.push_back(i);
+      if (ok)  // a sample is (time, member): i * M + member
+        for (int64_t e = 0; e < M; ++e) valid.push_back(i * M + e);
     }
     sampler_ = std::make_unique<Sampler>(valid, o.seed, o.shuffle, o.dp_rank, o.dp_size, o.batch_size);
     if (sampler_->batches_per_epoch() == 0) {
@@ -151,7 +159,8 @@ class LoaderImpl final : public Loader {
     if (S == 0) return OkStatus();
     ASSIGN_OR_RETURN(auto a, Array::Open(store_.get(), "static"));
     a->RequireEveryChunk(true);
-    if (a->metadata().shape != std::vector<int64_t>{S, data_->metadata().shape[2], data_->metadata().shape[3]}) {
+    if (a->metadata().shape !=
+        std::vector<int64_t>{S, data_->metadata().shape[cd_ + 1], data_->metadata().shape[cd_ + 2]}) {
       return DataLossError(store_->url() + ": static is not [" + std::to_string(S) + " fields, lat, lon]");
     }
     auto [s0, s1] = SplitPart(S, grid_.ch, k);
@@ -267,9 +276,13 @@ class LoaderImpl final : public Loader {
     RunWithIoThreads(*store_, [&] {
       tbb::parallel_for(int64_t{0}, o_.batch_size * k1, [&](int64_t job) {
         const int64_t s = job / k1, j = job % k1;
-        const int64_t ti = w.indices[s] + j;
+        const int64_t ti = w.indices[s] / num_members() + j, member = w.indices[s] % num_members();
         Box box{{ti, tile_origin_[0], tile_origin_[1], tile_origin_[2]},
                 {1, tile_shape_[0], tile_shape_[1], tile_shape_[2]}};
+        if (cd_ == 2) {
+          box.origin.insert(box.origin.begin() + 1, member);
+          box.shape.insert(box.shape.begin() + 1, 1);
+        }
         // Decode straight into the batch when the types agree; else through a scratch buffer.
         std::vector<char> scratch;
         char* dst = static_cast<char*>(w.batch->data()) + job * tile_elems * (bf16_out ? 2 : 4);
@@ -364,8 +377,12 @@ class LoaderImpl final : public Loader {
             w->indices.assign(order.begin() + index * o_.batch_size, order.begin() + (index + 1) * o_.batch_size);
             w->batch = std::make_shared<OwnedBatch>(pool_, shape);
             std::vector<int64_t> t;
-            for (int64_t i : w->indices) t.push_back(times_[i]);
-            w->batch->Set(epoch, index, std::move(t));
+            std::vector<int64_t> mv;
+            for (int64_t i : w->indices) {
+              t.push_back(times_[i / num_members()]);
+              if (!members_.empty()) mv.push_back(members_[i % num_members()]);
+            }
+            w->batch->Set(epoch, index, std::move(t), std::move(mv));
             if (!w->batch->ok())
               w->status = IoError("cannot allocate a batch buffer of " + std::to_string(batch_bytes()) + " bytes");
             return w;
@@ -398,6 +415,9 @@ class LoaderImpl final : public Loader {
   std::vector<double> mean_, inv_std_;
   std::vector<float> static_tile_;
   std::vector<std::string> static_channels_;
+  std::vector<int64_t> members_;  // of an ensemble store; a sample is then (time index, member index)
+  int cd_ = 1;                    // data's channel dimension: 2 with members
+  int64_t num_members() const { return members_.empty() ? 1 : static_cast<int64_t>(members_.size()); }
   std::unique_ptr<Sampler> sampler_;
   std::shared_ptr<BufferPool> pool_;
   std::thread producer_;

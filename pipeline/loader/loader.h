@@ -59,7 +59,9 @@ struct LoaderStats {
   double read_amplification() const { return bytes_delivered ? double(bytes_decoded) / bytes_delivered : 0; }
 };
 
-// One batch: data [batch, 1 + lead_steps, channels, lat, lon] for this rank's tile, and the input times.
+// One batch: data [batch, 1 + lead_steps, channels, lat, lon] for this rank's tile, and the input times (and
+// members: in a store of ensemble members every (time, member) pair is a sample, its targets the same
+// member's later times).
 class Batch {
  public:
   virtual ~Batch() = default;
@@ -67,11 +69,13 @@ class Batch {
   virtual size_t bytes() const = 0;
   const std::vector<int64_t>& shape() const { return shape_; }
   const std::vector<int64_t>& times() const { return times_; }  // seconds since 1970, one per sample
+  // The ensemble member of each sample (a store sharded with --members); empty for a store without members.
+  const std::vector<int64_t>& members() const { return members_; }
   int64_t epoch() const { return epoch_; }
   int64_t index() const { return index_; }
 
  protected:
-  std::vector<int64_t> shape_, times_;
+  std::vector<int64_t> shape_, times_, members_;
   int64_t epoch_ = 0, index_ = 0;
 };
 

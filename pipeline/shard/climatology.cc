@@ -35,6 +35,11 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   ASSIGN_OR_RETURN(auto src, OpenKvStore(store_url));
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(src.get()));
   if (!info.complete) return FailedPreconditionError(store_url + " is not complete");
+  if (!info.members.empty()) {
+    return UnimplementedError(store_url + " holds " + std::to_string(info.members.size()) +
+                              " ensemble members: climatologies are made of single-member stores (jigsaw-shard "
+                              "--member N)");
+  }
   TileGrid tiles;
   std::vector<std::string> channels;
   int64_t step = 0;

@@ -57,6 +57,7 @@ nlohmann::json ShardPlan::ToJson() const {
                          for (int64_t t : missing_times) m.push_back(FormatIsoTime(t));
                          return m;
                        }()}};
+  if (!options.members.empty()) j["members"] = options.members;
   // Only when there are any: plans without static fields keep the fingerprint they had before them.
   if (!statics.empty()) {
     nlohmann::json names = nlohmann::json::array();
@@ -250,7 +251,7 @@ void PrintPlan(const ShardPlan& p, bool as_json, std::ostream& out) {
   const int64_t tile_bytes = tile[0] * tile[1] * tile[2] * p.element_size();
   const int64_t sample_bytes = p.num_channels() * p.nlat() * p.nlon() * p.element_size();
   const int64_t k = p.options.time_per_shard;
-  const int64_t objects = p.tiles.num_tiles() * ((static_cast<int64_t>(p.times.size()) + k - 1) / k);
+  const int64_t objects = p.tiles.num_tiles() * p.num_members() * ((static_cast<int64_t>(p.times.size()) + k - 1) / k);
   nlohmann::json j = p.ToJson();
   j["sources"] = p.sources;
   j["tile_shape"] = tile;
@@ -258,7 +259,7 @@ void PrintPlan(const ShardPlan& p, bool as_json, std::ostream& out) {
   j["bytes_per_rank_per_sample"] = tile_bytes;
   j["bytes_per_sample"] = sample_bytes;
   j["data_objects"] = objects;
-  j["total_bytes_uncompressed"] = sample_bytes * static_cast<int64_t>(p.times.size());
+  j["total_bytes_uncompressed"] = sample_bytes * p.num_members() * static_cast<int64_t>(p.times.size());
   j["fingerprint"] = p.fingerprint();
   if (as_json) {
     out << j.dump(2) << "\n";
@@ -269,6 +270,11 @@ void PrintPlan(const ShardPlan& p, bool as_json, std::ostream& out) {
   out << "\ntimes: " << p.times.size() << " from " << FormatIsoTime(p.times.front()) << " to "
       << FormatIsoTime(p.times.back()) << " every " << p.step_seconds / 3600.0 << " h";
   if (!p.missing_times.empty()) out << " (" << p.missing_times.size() << " missing, written as NaN)";
+  if (!p.options.members.empty()) {
+    out << "\nmembers: " << p.num_members() << " (";
+    for (size_t m = 0; m < p.options.members.size(); ++m) out << (m ? ", " : "") << p.options.members[m];
+    out << "), each a sample at every time";
+  }
   out << "\ngrid: " << p.nlat() << " x " << p.nlon() << " (latitude " << p.grid.latitude.front() << " to "
       << p.grid.latitude.back() << ", longitude " << p.grid.longitude.front() << " to " << p.grid.longitude.back()
       << ")";

@@ -30,6 +30,9 @@ struct ShardOptions {
   int64_t lat_crop = 0;                  // drop this many southernmost latitude rows (721 -> 720)
   bool allow_missing = false;            // times no source holds become NaN (recorded, excluded from stats)
   std::vector<std::string> static_vars;  // time-independent fields for the `static` array, in its order
+  // Ensemble members, each a sample of its own at every time (`--members all`): data becomes
+  // [time, member, channel, lat, lon]. The sources are then opened once per member (see RunShard).
+  std::vector<int64_t> members;
 };
 
 struct ShardChannel {
@@ -66,6 +69,7 @@ struct ShardPlan {
 
   int64_t num_channels() const { return static_cast<int64_t>(channels.size()); }
   int64_t num_static() const { return static_cast<int64_t>(statics.size()); }
+  int64_t num_members() const { return options.members.empty() ? 1 : static_cast<int64_t>(options.members.size()); }
   int64_t nlat() const { return static_cast<int64_t>(grid.latitude.size()); }
   int64_t nlon() const { return static_cast<int64_t>(grid.longitude.size()); }
   std::vector<int64_t> tile_shape() const;  // [channels, lat, lon] of one tile (the regular chunk)

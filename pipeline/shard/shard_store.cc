@@ -44,13 +44,19 @@ Result<ArrayMetadata> DataMetadata(const ShardPlan& p) {
   s.shape = {static_cast<int64_t>(p.times.size()), p.num_channels(), p.nlat(), p.nlon()};
   s.chunks = {1, tile[0], tile[1], tile[2]};
   if (p.options.time_per_shard > 1) s.shard = {p.options.time_per_shard, tile[0], tile[1], tile[2]};
+  s.dimension_names = {"time", "channel", "latitude", "longitude"};
+  if (!p.options.members.empty()) {  // [time, member, channel, lat, lon], a chunk one member's tile
+    s.shape.insert(s.shape.begin() + 1, p.num_members());
+    s.chunks.insert(s.chunks.begin() + 1, 1);
+    if (!s.shard.empty()) s.shard.insert(s.shard.begin() + 1, 1);
+    s.dimension_names.insert(s.dimension_names.begin() + 1, "member");
+  }
   s.dtype = OutputType(p);
   s.fill_value = "NaN";
   s.codec = p.options.codec;
   // Every v3 chunk carries its crc32c (the spec's codec, which zarr-python and TensorStore check too), so
   // that a changed byte fails `verify` and every read instead of decoding to other numbers.
   s.crc32c = p.options.zarr_format == 3;
-  s.dimension_names = {"time", "channel", "latitude", "longitude"};
   json names = json::array();
   for (const auto& c : p.channels) names.push_back(c.name);
   s.attributes = {{"channels", names}, {"long_name", "Jigsaw tiles: one chunk per rank per time step"}};
@@ -85,9 +91,11 @@ std::string PlanDifference(const json& stored, const json& want) {
   return diff.empty() ? "\n  (same options, different fingerprint: a different jigsaw version)" : diff;
 }
 
-// Reads the sources for times [t0, t1) into buf [t][channel][lat][lon] (float32), NaN where missing.
-Status ReadSources(const ShardPlan& p, const std::vector<std::unique_ptr<Source>>& sources, int64_t t0, int64_t t1,
-                   std::vector<float>& buf) {
+// Reads member m's sources (all of them: [m * n, (m + 1) * n) for n plan sources) for times [t0, t1) into
+// buf [t][channel][lat][lon] (float32), NaN where missing.
+Status ReadSources(const ShardPlan& p, const std::vector<std::unique_ptr<Source>>& all, int64_t m, int64_t t0,
+                   int64_t t1, std::vector<float>& buf) {
+  const std::span<const std::unique_ptr<Source>> sources(all.data() + m * p.sources.size(), p.sources.size());
   const int64_t plane = p.nlat() * p.nlon(), C = p.num_channels();
   const int64_t full_plane = static_cast<int64_t>(sources.front()->grid().latitude.size()) * p.nlon();
   std::vector<std::pair<int64_t, size_t>> work;  // (time, read)
@@ -127,24 +135,25 @@ class StatisticsAccumulator {
       : p_(p),
         value_(p.num_channels()),
         tendency_(p.num_channels()),
-        missing_(p.missing_times.begin(), p.missing_times.end()) {}
+        missing_(p.missing_times.begin(), p.missing_times.end()),
+        prev_used_(p.num_members(), false) {}
 
-  // `sample` is time step ti: [channel][lat][lon] as stored (widened to float); `previous` is step ti - 1
-  // (or null). Both must stay valid until the next call.
-  void Add(int64_t ti, const float* sample, const float* previous) {
+  // `sample` is time step ti of member m: [channel][lat][lon] as stored (widened to float); `previous` is
+  // the member's step ti - 1 (or null). Both must stay valid until the member's next call.
+  void Add(int64_t ti, int64_t m, const float* sample, const float* previous) {
     const bool use = ti >= p_.stats_begin && ti < p_.stats_end && !missing_.count(p_.times[ti]);
     if (!use) {
-      prev_used_ = false;
+      prev_used_[m] = false;
       return;
     }
-    const bool tendency = prev_used_ && previous != nullptr;
+    const bool tendency = prev_used_[m] && previous != nullptr;
     const int64_t plane = p_.nlat() * p_.nlon();
     tbb::parallel_for(int64_t{0}, p_.num_channels(), [&](int64_t c) {
       const float* x = sample + c * plane;
       value_[c].Add(Moments::Of(x, plane));
       if (tendency) tendency_[c].Add(Moments::OfDifference(x, previous + c * plane, plane));
     });
-    prev_used_ = true;
+    prev_used_[m] = true;
   }
 
   json Result() const {
@@ -168,7 +177,7 @@ class StatisticsAccumulator {
   const ShardPlan& p_;
   std::vector<Moments> value_, tendency_;
   std::set<int64_t> missing_;
-  bool prev_used_ = false;  // the previous step was in the window and present
+  std::vector<bool> prev_used_;  // per member: its previous step was in the window and present
 };
 
 }  // namespace
@@ -232,6 +241,12 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   std::vector<std::string> channel_names;
   for (const auto& c : p.channels) channel_names.push_back(c.name);
   RETURN_IF_ERROR(WriteTextCoordinateArray(out, format, "channel", channel_names, {{"long_name", "channel"}}));
+  if (!p.options.members.empty()) {
+    RETURN_IF_ERROR(WriteCoordinateArray(
+        out, format, "member", "int64",
+        std::string_view(reinterpret_cast<const char*>(p.options.members.data()), p.options.members.size() * 8),
+        p.options.members.size(), {{"long_name", "ensemble member"}, {"standard_name", "realization"}}));
+  }
   RETURN_IF_ERROR(
       WriteCoordinateArray(out, format, "latitude", "float64",
                            std::string_view(reinterpret_cast<const char*>(p.grid.latitude.data()), p.nlat() * 8),
@@ -241,94 +256,107 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
                            std::string_view(reinterpret_cast<const char*>(p.grid.longitude.data()), p.nlon() * 8),
                            p.nlon(), {{"units", "degrees_east"}, {"standard_name", "longitude"}}));
 
-  // Data, K time steps (one shard row) at a time; blocks whose objects all exist are skipped.
+  // Data, K time steps (one shard row) at a time, member by member; blocks whose objects all exist are
+  // skipped.
   std::set<std::string> present;
   ASSIGN_OR_RETURN(auto keys, out->List("data/"));
   for (const auto& e : keys) present.insert(e.key);
-  const int64_t T = static_cast<int64_t>(p.times.size()), K = dm.chunks[0];
+  const bool ensemble = !p.options.members.empty();
+  const int64_t T = static_cast<int64_t>(p.times.size()), K = dm.chunks[0], M = p.num_members();
   const int64_t sample = p.num_channels() * p.nlat() * p.nlon();
-  const int64_t total_bytes = T * sample * p.element_size();
+  const int64_t total_bytes = T * M * sample * p.element_size();
   const DataType dt = dm.dtype;
   const auto grid = dm.grid();
-  // Two sample buffers, swapped per block, so that the previous step stays readable for the tendencies.
-  std::vector<float> buf, prev_buf;
+  const int cd = ensemble ? 2 : 1;  // the channel dimension of data
+  // The block of times [t0, t1) of member m, in data's coordinates.
+  auto block_box = [&](int64_t t0, int64_t t1, int64_t m) {
+    return ensemble ? Box{{t0, m, 0, 0, 0}, {t1 - t0, 1, p.num_channels(), p.nlat(), p.nlon()}}
+                    : Box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
+  };
+  // Per member, two sample buffers, swapped per block, so that the previous step stays readable for the
+  // tendencies.
+  std::vector<std::vector<float>> bufs(M), prev_bufs(M);
   bool have_prev_block = false;
   std::string converted;
   StatisticsAccumulator stats(p);
   for (int64_t t0 = 0; t0 < T; t0 += K) {
     const int64_t t1 = std::min(T, t0 + K);
-    bool all_there = true;
-    for (int64_t c = 0; c < grid[1] && all_there; ++c)
-      for (int64_t y = 0; y < grid[2] && all_there; ++y)
-        for (int64_t x = 0; x < grid[3] && all_there; ++x) {
-          std::vector<int64_t> idx = {t0 / K, c, y, x};
-          all_there = present.count(data->ChunkKey(idx)) > 0;
-        }
     const bool in_window = t0 < p.stats_end && t1 > p.stats_begin;
-    auto r0 = std::chrono::steady_clock::now();
-    bool rewrite = !all_there;
-    if (all_there && in_window) {
-      // Read the block back for the statistics. A block that no longer decodes (a truncated or changed
-      // chunk) is written again from the sources, instead of failing this resume and every one after it.
-      Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
-      converted.resize((t1 - t0) * sample * dt.size);
-      Status back = data->Read(box, converted);
-      if (back.code() == StatusCode::kDataLoss) {
-        log << "rewriting " << FormatIsoTime(p.times[t0]) << (t1 - t0 > 1 ? " and after" : "") << ": " << back.message()
-            << "\n";
-        rewrite = true;
-      } else {
-        RETURN_IF_ERROR(back);
-        ToFloats(converted, dt, &buf);
-      }
-    }
-    if (!rewrite) {
-      report.times_skipped += t1 - t0;
-    } else {
-      buf.resize((t1 - t0) * sample);
-      RETURN_IF_ERROR(ReadSources(p, sources, t0, t1, buf));
-      auto r1 = std::chrono::steady_clock::now();
-      report.read_seconds += std::chrono::duration<double>(r1 - r0).count();
-      std::string_view bytes(reinterpret_cast<const char*>(buf.data()), buf.size() * 4);
-      if (dt.size == 2) {
-        converted.resize(buf.size() * 2);
-        std::atomic<size_t> overflow{buf.size()};  // the first finite value float16 cannot hold
-        tbb::parallel_for(size_t{0}, buf.size(), [&](size_t i) {
-          uint16_t h = dt.name == "float16" ? FloatToHalf(buf[i]) : FloatToBFloat16(buf[i]);
-          if ((h & 0x7FFF) == 0x7C00 && dt.name == "float16" && std::isfinite(buf[i])) {
-            for (size_t seen = overflow.load(); i < seen && !overflow.compare_exchange_weak(seen, i);) {}
+    bool block_written = false;
+    for (int64_t m = 0; m < M; ++m) {
+      std::vector<float>& buf = bufs[m];
+      bool all_there = true;
+      for (int64_t c = 0; c < grid[cd] && all_there; ++c)
+        for (int64_t y = 0; y < grid[cd + 1] && all_there; ++y)
+          for (int64_t x = 0; x < grid[cd + 2] && all_there; ++x) {
+            std::vector<int64_t> idx =
+                ensemble ? std::vector<int64_t>{t0 / K, m, c, y, x} : std::vector<int64_t>{t0 / K, c, y, x};
+            all_there = present.count(data->ChunkKey(idx)) > 0;
           }
-          std::memcpy(&converted[i * 2], &h, 2);
-        });
-        if (const size_t i = overflow.load(); i < buf.size()) {
-          const int64_t t = t0 + static_cast<int64_t>(i) / sample,
-                        c = (static_cast<int64_t>(i) % sample) / (p.nlat() * p.nlon());
-          return InvalidArgumentError(p.channels[c].name + " at " + FormatIsoTime(p.times[t]) + ": " +
-                                      std::to_string(buf[i]) +
-                                      " does not fit float16 (largest 65504); use --dtype float32 or bfloat16");
+      auto r0 = std::chrono::steady_clock::now();
+      bool rewrite = !all_there;
+      const std::string which = FormatIsoTime(p.times[t0]) + (t1 - t0 > 1 ? " and after" : "") +
+                                (ensemble ? " (member " + std::to_string(p.options.members[m]) + ")" : "");
+      if (all_there && in_window) {
+        // Read the block back for the statistics. A block that no longer decodes (a truncated or changed
+        // chunk) is written again from the sources, instead of failing this resume and every one after it.
+        converted.resize((t1 - t0) * sample * dt.size);
+        Status back = data->Read(block_box(t0, t1, m), converted);
+        if (back.code() == StatusCode::kDataLoss) {
+          log << "rewriting " << which << ": " << back.message() << "\n";
+          rewrite = true;
+        } else {
+          RETURN_IF_ERROR(back);
+          ToFloats(converted, dt, &buf);
         }
-        bytes = converted;
       }
-      Box box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
-      RETURN_IF_ERROR(data->Write(box, bytes));
-      report.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - r1).count();
-      report.times_written += t1 - t0;
-      report.bytes_written += static_cast<int64_t>(bytes.size());
-      if (dt.size == 2) ToFloats(converted, dt, &buf);  // statistics of the values as stored
-    }
-    auto s0 = std::chrono::steady_clock::now();
-    if (in_window) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const float* previous = t > t0            ? buf.data() + (t - 1 - t0) * sample
-                                : have_prev_block ? prev_buf.data() + (K - 1) * sample
-                                                  : nullptr;
-        stats.Add(t, buf.data() + (t - t0) * sample, previous);
+      if (rewrite) {
+        buf.resize((t1 - t0) * sample);
+        RETURN_IF_ERROR(ReadSources(p, sources, m, t0, t1, buf));
+        auto r1 = std::chrono::steady_clock::now();
+        report.read_seconds += std::chrono::duration<double>(r1 - r0).count();
+        std::string_view bytes(reinterpret_cast<const char*>(buf.data()), buf.size() * 4);
+        if (dt.size == 2) {
+          converted.resize(buf.size() * 2);
+          std::atomic<size_t> overflow{buf.size()};  // the first finite value float16 cannot hold
+          tbb::parallel_for(size_t{0}, buf.size(), [&](size_t i) {
+            uint16_t h = dt.name == "float16" ? FloatToHalf(buf[i]) : FloatToBFloat16(buf[i]);
+            if ((h & 0x7FFF) == 0x7C00 && dt.name == "float16" && std::isfinite(buf[i])) {
+              for (size_t seen = overflow.load(); i < seen && !overflow.compare_exchange_weak(seen, i);) {}
+            }
+            std::memcpy(&converted[i * 2], &h, 2);
+          });
+          if (const size_t i = overflow.load(); i < buf.size()) {
+            const int64_t t = t0 + static_cast<int64_t>(i) / sample,
+                          c = (static_cast<int64_t>(i) % sample) / (p.nlat() * p.nlon());
+            return InvalidArgumentError(p.channels[c].name + " at " + FormatIsoTime(p.times[t]) +
+                                        (ensemble ? " (member " + std::to_string(p.options.members[m]) + ")" : "") +
+                                        ": " + std::to_string(buf[i]) +
+                                        " does not fit float16 (largest 65504); use --dtype float32 or bfloat16");
+          }
+          bytes = converted;
+        }
+        RETURN_IF_ERROR(data->Write(block_box(t0, t1, m), bytes));
+        report.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - r1).count();
+        report.bytes_written += static_cast<int64_t>(bytes.size());
+        block_written = true;
+        if (dt.size == 2) ToFloats(converted, dt, &buf);  // statistics of the values as stored
       }
+      auto s0 = std::chrono::steady_clock::now();
+      if (in_window) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const float* previous = t > t0            ? buf.data() + (t - 1 - t0) * sample
+                                  : have_prev_block ? prev_bufs[m].data() + (K - 1) * sample
+                                                    : nullptr;
+          stats.Add(t, m, buf.data() + (t - t0) * sample, previous);
+        }
+      }
+      report.stats_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+      if (progress) progress((t0 * M + (t1 - t0) * (m + 1)) * sample * p.element_size(), total_bytes);
     }
-    std::swap(buf, prev_buf);
+    (block_written ? report.times_written : report.times_skipped) += t1 - t0;
+    std::swap(bufs, prev_bufs);
     have_prev_block = in_window && t1 - t0 == K;
-    report.stats_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-    if (progress) progress(t1 * sample * p.element_size(), total_bytes);
   }
   RETURN_IF_ERROR(WriteStaticFields(p, sources, out));
   // Statistics arrays, then the last metadata write marks the store complete.

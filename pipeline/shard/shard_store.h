@@ -1,6 +1,7 @@
 // The dataset store written by jigsaw-shard (DESIGN.md, "Dataset store written by jigsaw-shard"):
 //   data      [time, channel, latitude, longitude], chunk = one tile of one time step (a v3 shard may hold
-//             K time steps of one tile), fill NaN
+//             K time steps of one tile), fill NaN; with ensemble members (--members) [time, member, channel,
+//             latitude, longitude] and a `member` coordinate, a chunk one member's tile
 //   time      int64 seconds since 1970-01-01; latitude (descending), longitude (ascending in [0, 360))
 //   mean, std, min, max, tendency_mean, tendency_std: float64 [channel]
 //   root attributes: channels, tile_grid, sources, plan (and its fingerprint), complete
@@ -53,6 +54,7 @@ struct ShardStoreInfo {
   int64_t step_seconds = 0;
   std::set<std::string> missing_times;       // ISO times written as NaN (--allow-missing)
   std::vector<std::string> static_channels;  // the `static` array's fields (pipeline/shard/static_fields.h)
+  std::vector<int64_t> members;  // --members: data is [time, member, channel, lat, lon]; empty: 4-D data
 };
 Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store);
 Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out);

@@ -35,6 +35,7 @@ Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store) {
     info.step_seconds = plan.at("step_seconds").get<int64_t>();
     for (const auto& t : plan.value("missing_times", json::array())) info.missing_times.insert(t.get<std::string>());
     info.static_channels = plan.value("static_channels", json::array()).get<std::vector<std::string>>();
+    info.members = plan.value("members", json::array()).get<std::vector<int64_t>>();
   } catch (const json::exception& e) {
     return InvalidArgumentError(where + " is malformed: " + e.what());
   }
@@ -72,9 +73,12 @@ Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out) {
   const json& plan = info.attributes["plan"];
   out << store->url() << ": " << (info.complete ? "complete" : "INCOMPLETE (run jigsaw-shard run again to finish)")
       << "\n";
-  out << "data " << m.dtype.name << " [" << m.shape[0] << " time, " << m.shape[1] << " channel, " << m.shape[2]
-      << " lat, " << m.shape[3] << " lon], tiles " << plan.value("tiles", "?") << " of [" << j["tile_shape"][1] << ", "
-      << j["tile_shape"][2] << ", " << j["tile_shape"][3] << "], " << j["data_codecs"].get<std::string>() << "\n";
+  const size_t e = info.members.empty() ? 0 : 1;  // data's dimensions after time move by one with members
+  out << "data " << m.dtype.name << " [" << m.shape[0] << " time, "
+      << (e ? std::to_string(m.shape[1]) + " member, " : "") << m.shape[1 + e] << " channel, " << m.shape[2 + e]
+      << " lat, " << m.shape[3 + e] << " lon], tiles " << plan.value("tiles", "?") << " of [" << j["tile_shape"][1 + e]
+      << ", " << j["tile_shape"][2 + e] << ", " << j["tile_shape"][3 + e] << "], "
+      << j["data_codecs"].get<std::string>() << "\n";
   out << "times " << plan.value("start", "?") << " .. " << plan.value("end", "?") << " every "
       << plan.value("step_seconds", 0) / 3600.0 << " h; " << plan["missing_times"].size() << " missing\n";
   out << "sources:";
@@ -132,13 +136,18 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
   const int64_t C = static_cast<int64_t>(plan.value("channels", json::array()).size());
   auto g = plan.value("grid", json::array({-1, -1}));
   std::vector<int64_t> want_shape = {T, C, g[0].get<int64_t>(), g[1].get<int64_t>()};
+  const bool ensemble = !info.members.empty();
+  const int64_t M = ensemble ? static_cast<int64_t>(info.members.size()) : 1;
+  if (ensemble) want_shape.insert(want_shape.begin() + 1, M);
+  const int cd = ensemble ? 2 : 1;  // the channel dimension
   if (m.shape != want_shape) problems.push_back(store->url() + ": data shape differs from the recorded plan");
   auto tiles = TileGrid::Parse(plan.value("tiles", ""));
   if (!tiles.ok()) {
     problems.push_back(store->url() + ": the recorded plan has no valid tile grid");
   } else if (m.shape == want_shape) {
-    std::vector<int64_t> tile = {1, SplitLength(C, tiles->ch), SplitLength(want_shape[2], tiles->lat),
-                                 SplitLength(want_shape[3], tiles->lon)};
+    std::vector<int64_t> tile = {1, SplitLength(C, tiles->ch), SplitLength(want_shape[cd + 1], tiles->lat),
+                                 SplitLength(want_shape[cd + 2], tiles->lon)};
+    if (ensemble) tile.insert(tile.begin() + 1, 1);
     const auto* sh = m.codecs->sharding();
     if ((sh ? sh->inner_shape : m.chunks) != tile)
       problems.push_back(store->url() + ": data chunks are not the plan's tiles");
@@ -155,17 +164,19 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
         auto grid = m.grid();
         for (int64_t t = 0; t < T; ++t) {
           if (missing.count(FormatIsoTime(times[t]))) continue;
-          for (int64_t c = 0; c < grid[1]; ++c)
-            for (int64_t y = 0; y < grid[2]; ++y)
-              for (int64_t x = 0; x < grid[3]; ++x) {
-                std::vector<int64_t> idx = {t / m.chunks[0], c, y, x};
-                std::string key = (*data)->ChunkKey(idx);
-                if (!present.count(key)) {
-                  problems.push_back(store->url() + ": chunk " + key + " for " + FormatIsoTime(times[t]) +
-                                     " is absent");
-                  present.insert(key);  // once per object
+          for (int64_t e = 0; e < M; ++e)
+            for (int64_t c = 0; c < grid[cd]; ++c)
+              for (int64_t y = 0; y < grid[cd + 1]; ++y)
+                for (int64_t x = 0; x < grid[cd + 2]; ++x) {
+                  std::vector<int64_t> idx = {t / m.chunks[0], c, y, x};
+                  if (ensemble) idx.insert(idx.begin() + 1, e);
+                  std::string key = (*data)->ChunkKey(idx);
+                  if (!present.count(key)) {
+                    problems.push_back(store->url() + ": chunk " + key + " for " + FormatIsoTime(times[t]) +
+                                       " is absent");
+                    present.insert(key);  // once per object
+                  }
                 }
-              }
         }
       }
     }

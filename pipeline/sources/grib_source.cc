@@ -51,6 +51,7 @@ class GribSource final : public Source {
   }
 
   std::string url() const override { return path_; }
+  std::vector<int64_t> members() const override { return members_; }
   const SourceGrid& grid() const override { return grid_; }
   const std::vector<VariableInfo>& variables() const override { return variables_; }
   const std::vector<int64_t>& times() const override { return times_; }
@@ -159,15 +160,16 @@ class GribSource final : public Source {
     if (members.size() > 1) {
       std::string list;
       for (int64_t m : members) list += (list.empty() ? "" : ", ") + std::to_string(m);
-      if (!options.member) {
+      members_.assign(members.begin(), members.end());
+      if (!options.member && !options.first_member) {
         return InvalidArgumentError(path_ + ": an ensemble: the messages have the member dimension \"number\" (" +
-                                    list + "): choose one with --member N");
+                                    list + "): choose one with --member N, or --members all");
       }
-      if (!members.count(*options.member)) {
+      if (options.member && !members.count(*options.member)) {
         return InvalidArgumentError(path_ + ": no member " + std::to_string(*options.member) + " (it has " + list +
                                     ")");
       }
-      keep = options.member;
+      keep = options.member ? *options.member : members_.front();
     } else if (options.member && *members.begin() >= 0 && *members.begin() != *options.member) {
       return InvalidArgumentError(path_ + ": --member " + std::to_string(*options.member) +
                                   ", but the file holds member " + std::to_string(*members.begin()) + " only");
@@ -241,6 +243,7 @@ class GribSource final : public Source {
   std::vector<VariableInfo> variables_;
   std::map<std::string, GribVar, std::less<>> vars_;
   std::map<std::string, Status> unusable_;
+  std::vector<int64_t> members_;  // "number" values, when there are several
 };
 
 }  // namespace

@@ -69,9 +69,10 @@ Result<int64_t> MemberIndex(std::string_view source, std::string_view dim, std::
   if (values.size() > 12) list += ", ...";
   const std::string prefix = source.empty() ? "" : std::string(source) + ": ";
   if (!options.member) {
-    if (values.size() == 1) return 0;
+    if (values.size() == 1 || options.first_member) return 0;
     return InvalidArgumentError(prefix + "an ensemble: dimension \"" + std::string(dim) + "\" has " +
-                                std::to_string(values.size()) + " members (" + list + "): choose one with --member N");
+                                std::to_string(values.size()) + " members (" + list +
+                                "): choose one with --member N, or --members all");
   }
   for (size_t i = 0; i < values.size(); ++i)
     if (values[i] == static_cast<double>(*options.member)) return static_cast<int64_t>(i);

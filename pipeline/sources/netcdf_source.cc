@@ -62,6 +62,7 @@ class NetcdfSource final : public Source {
   }
 
   std::string url() const override { return path_; }
+  std::vector<int64_t> members() const override { return members_; }
   const SourceGrid& grid() const override { return grid_; }
   const std::vector<VariableInfo>& variables() const override { return variables_; }
   const std::vector<int64_t>& times() const override { return times_; }
@@ -187,6 +188,8 @@ class NetcdfSource final : public Source {
         values = std::vector<double>(len);
         for (size_t i = 0; i < len; ++i) (*values)[i] = static_cast<double>(i);
       }
+      if (values->size() > 1)
+        for (double v : *values) members_.push_back(static_cast<int64_t>(v));
       ASSIGN_OR_RETURN(member_index, MemberIndex("", dim, *values, options));
     } else if (options.member) {
       int varid, ndims;
@@ -255,6 +258,7 @@ class NetcdfSource final : public Source {
   std::vector<VariableInfo> variables_;
   std::map<std::string, NcVariable, std::less<>> vars_;
   std::map<std::string, NcVariable, std::less<>> statics_;
+  std::vector<int64_t> members_;  // along the member dimension, when longer than 1
 };
 
 bool IsNetcdfPath(std::string_view p) {

@@ -48,6 +48,9 @@ class Source {
   // Time-independent fields (land-sea mask, orography, soil type), by canonical name: the source's
   // (latitude, longitude) variables.
   virtual std::vector<std::string> static_variables() const { return {}; }
+  // The values along the source's member dimension (`number`, `realization`, `member`) when it has one
+  // longer than 1; empty otherwise.
+  virtual std::vector<int64_t> members() const { return {}; }
   // Reads the time-independent field `name` into out[lat][lon] (canonical orientation): a static variable,
   // else a single-level variable at its first time (CDS files deliver land-sea mask and orography with a
   // time). kNotFound when the source has neither; kInvalidArgument for a variable on pressure levels.
@@ -68,6 +71,9 @@ class Source {
 // the one it may name in a scalar `number`.
 struct SourceOptions {
   std::optional<int64_t> member;
+  // Without `member`: open an ensemble source as its first member instead of refusing it, so that
+  // members() can say which there are (jigsaw-shard --members all then opens one source per member).
+  bool first_member = false;
 };
 
 // A Zarr store in the WB2 / ARCO layout (any dimension order, either latitude order, longitude in

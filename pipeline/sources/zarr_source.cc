@@ -38,6 +38,7 @@ class ZarrSource final : public Source {
   }
 
   std::string url() const override { return store_->url(); }
+  std::vector<int64_t> members() const override { return members_; }
   const SourceGrid& grid() const override { return grid_; }
   const std::vector<VariableInfo>& variables() const override { return variables_; }
   const std::vector<int64_t>& times() const override { return times_; }
@@ -233,6 +234,8 @@ class ZarrSource final : public Source {
       (*coord)->RequireEveryChunk(true);
       ASSIGN_OR_RETURN(values, ReadDoubles(**coord));
     }
+    if (values.size() > 1 && members_.empty())
+      for (double v : values) members_.push_back(static_cast<int64_t>(v));
     return MemberIndex("", dim, values, options);
   }
 
@@ -243,6 +246,7 @@ class ZarrSource final : public Source {
 
   std::unique_ptr<KvStore> store_;
   std::map<std::string, Status> unusable_;  // canonical name -> why it cannot be read
+  std::vector<int64_t> members_;            // along the (first) member dimension, when longer than 1
   SourceGrid grid_;
   PlaneOrientation orientation_;
   std::vector<int64_t> times_;

@@ -81,6 +81,7 @@ class PyLoader {
     py::dict d;
     d["data"] = AsArray(b, bf16_);
     d["times"] = b->times();
+    if (!b->members().empty()) d["members"] = b->members();  // a store of ensemble members
     d["epoch"] = b->epoch();
     d["index"] = b->index();
     return d;

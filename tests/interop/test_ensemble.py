@@ -1,0 +1,126 @@
+"""Ensemble members, `jigsaw-shard run --members all|LIST`: every member of cfgrib's ERA5 ensemble sample
+(GRIB, and its NetCDF sibling) becomes a sample of its own at every time, data [time, member, channel, lat,
+lon] as cfgrib reads it, statistics over all of them (tendencies within a member); the loader draws
+(time, member) pairs, its targets the same member's later times; tools that read single-member stores
+refuse one of members."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+sys.path.insert(0, os.environ.get("JIGSAW_PYTHONPATH", str(Path(__file__).resolve().parents[2] / "build" / "python")))
+import jigsaw as jg  # noqa: E402  (before cfgrib's ecCodes wheel: README, "Python")
+
+from test_grib import cfgrib, cfgrib_samples  # noqa: E402,F401  (the fixture, and cfgrib's reading)
+
+ARGS = ["--vars", "z,t", "--start", "2017-01-01T00", "--end", "2017-01-02T12", "--step", "12h", "--tiles", "1x2x2"]
+CHANNELS = [("z", 850), ("z", 500), ("t", 850), ("t", 500)]
+
+
+@pytest.fixture(autouse=True)
+def index_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("JIGSAW_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def members_store(jigsaw, cfgrib_samples, tmp_path):
+    out = tmp_path / "ens.zarr"
+    jigsaw.shard("run", "--source", cfgrib_samples / "era5-levels-members.grib", "--members", "all", *ARGS, "--out", out)
+    return out
+
+
+def reference(grib):
+    """[time, member, channel, lat, lon] as cfgrib reads the file."""
+    g = cfgrib(grib)
+    return np.stack([g[v].sel(isobaricInhPa=l).values for v, l in CHANNELS], axis=2).transpose(1, 0, 2, 3, 4)
+
+
+def test_every_member_is_sharded_as_cfgrib_reads_it(jigsaw, cfgrib_samples, members_store, tmp_path):
+    grib = cfgrib_samples / "era5-levels-members.grib"
+    ours = xr.open_zarr(members_store)
+    assert ours.data.dims == ("time", "member", "channel", "latitude", "longitude")
+    assert list(ours.member.values) == list(range(10))
+    want = reference(grib)
+    np.testing.assert_array_equal(ours.data.values, want)
+    assert zarr.open_group(str(members_store), mode="r")["data"].chunks == (1, 1, 2, 61, 60)  # one member's tile
+    assert jigsaw.shard("verify", members_store).returncode == 0
+    assert "10 member" in jigsaw.shard("info", members_store).stdout
+    # Statistics over every (time, member); tendencies within a member, between consecutive times.
+    x = want.astype(np.float64)
+    np.testing.assert_allclose(ours["mean"].values, x.mean(axis=(0, 1, 3, 4)), rtol=1e-10)
+    np.testing.assert_allclose(ours["std"].values, x.std(axis=(0, 1, 3, 4)), rtol=1e-8)
+    d = np.diff(x, axis=0)
+    np.testing.assert_allclose(ours["tendency_mean"].values, d.mean(axis=(0, 1, 3, 4)), rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(ours["tendency_std"].values, d.std(axis=(0, 1, 3, 4)), rtol=1e-8)
+    # The NetCDF sibling (its `number` dimension) gives the same members, to its int16 packing.
+    jigsaw.shard("run", "--source", cfgrib_samples / "era5-levels-members.nc", "--members", "all", *ARGS,
+                 "--out", tmp_path / "nc.zarr")
+    np.testing.assert_allclose(xr.open_zarr(tmp_path / "nc.zarr").data.values, want, rtol=2e-4)
+    # A list of members: those, in that order.
+    jigsaw.shard("run", "--source", grib, "--members", "7,2", *ARGS, "--out", tmp_path / "two.zarr")
+    two = xr.open_zarr(tmp_path / "two.zarr")
+    assert list(two.member.values) == [7, 2]
+    np.testing.assert_array_equal(two.data.values, want[:, [7, 2]])
+    # A second run of the same plan has nothing to do.
+    r = jigsaw.shard("run", "--source", grib, "--members", "all", *ARGS, "--out", members_store)
+    assert "already complete" in r.stderr + r.stdout
+
+
+def test_a_resumed_ensemble_run_rewrites_what_is_missing(jigsaw, cfgrib_samples, members_store, tmp_path):
+    grib = cfgrib_samples / "era5-levels-members.grib"
+    copy = tmp_path / "resumed.zarr"
+    import shutil
+    shutil.copytree(members_store, copy)
+    root = json.loads((copy / "zarr.json").read_text())
+    root["attributes"]["jigsaw"]["complete"] = False  # as a run killed before its end leaves it
+    (copy / "zarr.json").write_text(json.dumps(root))
+    (copy / "jigsaw-checksums.json").unlink()
+    lost = copy / "data" / "c" / "2" / "6" / "1" / "0" / "1"  # time 2, member 6, rank 3's tile
+    assert lost.exists()
+    lost.unlink()
+    r = jigsaw.shard("run", "--source", grib, "--members", "all", *ARGS, "--out", copy)
+    assert "1 time steps written, 3 already present" in r.stdout, r.stdout
+    assert jigsaw.shard("verify", copy).returncode == 0
+    np.testing.assert_array_equal(xr.open_zarr(copy).data.values, xr.open_zarr(members_store).data.values)
+
+
+def test_the_loader_draws_time_and_member(members_store):
+    data = zarr.open_group(str(members_store), mode="r")["data"][...]
+    times = zarr.open_group(str(members_store), mode="r")["time"][...]
+    loader = jg.Loader(str(members_store), rank=3, batch_size=5, lead_steps=1, seed=2)
+    assert loader.batches_per_epoch == 6  # inputs at 3 times (the 4th has no target) x 10 members
+    seen = set()
+    for _ in range(loader.batches_per_epoch):
+        b = loader.next_batch()
+        assert len(b["members"]) == 5
+        for s, (t, m) in enumerate(zip(b["times"], b["members"])):
+            ti = int(np.searchsorted(times, t))
+            np.testing.assert_array_equal(b["data"][s, 0], data[ti, m, 2:4, :, 60:120])
+            np.testing.assert_array_equal(b["data"][s, 1], data[ti + 1, m, 2:4, :, 60:120])  # the same member
+            seen.add((ti, m))
+    assert seen == {(t, m) for t in range(3) for m in range(10)}
+
+
+def test_members_refusals(jigsaw, cfgrib_samples, members_store, tmp_path):
+    grib = cfgrib_samples / "era5-levels-members.grib"
+    r = jigsaw.shard("plan", "--source", grib, "--members", "all", "--member", "3", *ARGS, check=False)
+    assert r.returncode == 2 and "excludes" in r.stderr, r.stderr
+    r = jigsaw.shard("plan", "--source", grib, "--members", "3,42", *ARGS, check=False)
+    assert r.returncode == 2 and "no member 42" in r.stderr
+    r = jigsaw.shard("plan", "--source", grib, "--members", "3,3", *ARGS, check=False)
+    assert r.returncode == 2 and "names 3 twice" in r.stderr
+    r = jigsaw.shard("plan", "--source", cfgrib_samples / "regular_ll_sfc.grib", "--members", "all", "--vars", "skt",
+                     "--start", "2017-10-18T12", "--end", "2017-10-18T12", "--tiles", "1x1x1", check=False)
+    assert r.returncode == 2 and "no source has a member dimension" in r.stderr
+    (tmp_path / "model.json").write_text(json.dumps({"patch": [1, 4], "dim": 8, "depth": 1, "token_hidden": 8,
+                                                     "channel_hidden": 8}))
+    r = jigsaw.run("jigsaw-train", "--data", members_store, "--config", tmp_path / "model.json", "--steps", "1",
+                   check=False)
+    assert r.returncode == 1 and "10 ensemble members" in r.stderr and "--member N" in r.stderr, r.stderr
+    r = jigsaw.shard("climatology", members_store, "--out", tmp_path / "clim.zarr", check=False)
+    assert r.returncode == 1 and "ensemble members" in r.stderr
