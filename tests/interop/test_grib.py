@@ -5,17 +5,16 @@ and Zarr sharded to identical stores; ensemble members; the refusals (reduced Ga
 changes, a missing message, an unknown dimension); the file index cache."""
 import json
 import os
-import shutil
 import subprocess
-import tarfile
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
-REPO = Path(__file__).resolve().parents[2]
-CFGRIB_VERSION = "0.9.15.1"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from test_data import cfgrib_sample_data  # noqa: E402
 SAMPLES = Path(os.environ.get("ECCODES_SAMPLES_PATH", "/usr/share/eccodes/samples"))
 
 # The test grid: 9 x 16, 20 x 22.5 degrees.
@@ -27,21 +26,7 @@ LONS = np.arange(NLON) * 22.5
 @pytest.fixture(scope="session")
 def cfgrib_samples():
     """cfgrib's tests/sample-data, from its source distribution on PyPI, cached in .cache/test-data."""
-    root = REPO / ".cache" / "test-data" / f"cfgrib-{CFGRIB_VERSION}"
-    data = root / "tests" / "sample-data"
-    if not (data / "era5-levels-members.grib").exists():
-        download = root.parent / "download"
-        shutil.rmtree(download, ignore_errors=True)
-        subprocess.run([os.sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-                        "--no-binary", ":all:", "--no-deps", f"cfgrib=={CFGRIB_VERSION}",
-                        "-d", str(download)], check=True, timeout=600)
-        (sdist,) = download.glob("cfgrib-*.tar.gz")
-        with tarfile.open(sdist) as tar:
-            members = [m for m in tar.getmembers() if "/tests/sample-data/" in m.name and m.isfile()]
-            tar.extractall(root.parent, members=members)
-        shutil.rmtree(download)
-    assert (data / "era5-levels-members.grib").exists()
-    return data
+    return cfgrib_sample_data()
 
 
 @pytest.fixture(autouse=True)
@@ -187,6 +172,19 @@ def test_the_same_data_as_grib_netcdf_and_zarr_shards_to_identical_stores(jigsaw
     for a in ("mean", "std", "min", "max"):
         np.testing.assert_array_equal(stats[0][a].values, stats[1][a].values)
         np.testing.assert_array_equal(stats[0][a].values, stats[2][a].values)
+
+
+def test_an_edition_1_file_and_its_edition_2_conversion_shard_alike(jigsaw, tmp_path):
+    """ecCodes' grib_set converts GRIB 1 to GRIB 2 keeping the packed values: both editions give one store."""
+    one = write_grib(tmp_path / "one.grib", 1, fields(seed=6))
+    two = tmp_path / "two.grib"
+    subprocess.run(["grib_set", "-s", "edition=2", str(one), str(two)], check=True, capture_output=True)
+    editions = subprocess.run(["grib_get", "-p", "edition", str(two)], capture_output=True, text=True,
+                              check=True).stdout.split()
+    assert set(editions) == {"2"} and len(editions) == 18
+    for name, src in (("one", one), ("two", two)):
+        jigsaw.shard("run", "--source", src, *SHARD_ARGS, "--out", tmp_path / f"{name}.zarr")
+    assert chunk_bytes(tmp_path / "one.zarr") == chunk_bytes(tmp_path / "two.zarr")
 
 
 def test_files_of_a_glob_are_combined(jigsaw, tmp_path):

@@ -288,6 +288,27 @@ def test_netcdf_sources_given_as_urls(jigsaw, moto, tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
+def test_grib_sources_given_as_urls(jigsaw, moto, tmp_path, monkeypatch):
+    """A GRIB file (written by ecCodes' grib_filter) read from http(s) (nginx) and s3:// (moto), fetched whole
+    and indexed in memory, makes the same store as from disk."""
+    from test_grib import fields, write_grib
+    monkeypatch.setenv("JIGSAW_CACHE_DIR", str(tmp_path / "cache"))
+    www = tmp_path / "www"
+    www.mkdir()
+    path = write_grib(www / "era5.grib", 2, fields(seed=5))
+    moto.client().upload_file(str(path), "bkt", "grib/era5.grib")
+    args = ["--vars", "t,2t", "--levels", "500", "--start", "2020-01-01T00", "--end", "2020-01-01T12",
+            "--tiles", "1x1x1"]
+    jigsaw.shard("run", "--source", path, *args, "--out", tmp_path / "disk.zarr")
+    with Nginx(www) as nginx:
+        jigsaw.shard("run", "--source", nginx.url + "/era5.grib", *args, "--out", tmp_path / "http.zarr")
+    jigsaw.shard("run", "--source", "s3://bkt/grib/era5.grib", *args, "--out", tmp_path / "s3.zarr", env=moto.env())
+    want = zarr.open_array(str(tmp_path / "disk.zarr" / "data"), mode="r")[...]
+    assert want.shape == (3, 2, 9, 16) and not np.isnan(want).any()
+    for name in ("http", "s3"):
+        np.testing.assert_array_equal(zarr.open_array(str(tmp_path / f"{name}.zarr" / "data"), mode="r")[...], want)
+
+
 def test_s3_flags_anonymous_access_and_no_secret_in_any_output(jigsaw, moto, source, tmp_path):
     """--s3-endpoint / --s3-region / --s3-anonymous stand in for the environment; the credentials jigsaw is
     given never appear in its output, --json included, nor in its errors."""
