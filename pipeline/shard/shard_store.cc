@@ -182,6 +182,22 @@ class StatisticsAccumulator {
 
 }  // namespace
 
+Status WriteStatisticsArray(KvStore* out, int zarr_format, const std::string& name, const std::string& dim,
+                            const std::vector<double>& values) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  ArraySpec s;
+  s.zarr_format = zarr_format;
+  s.shape = {n};
+  s.chunks = {n};
+  s.dtype = DataTypeFromName("float64").value();
+  s.codec = "none";
+  s.fill_value = "NaN";
+  s.dimension_names = {dim};
+  ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
+  ASSIGN_OR_RETURN(auto a, Array::Create(out, name, std::move(m)));
+  return a->Write(a->full_box(), std::string_view(reinterpret_cast<const char*>(values.data()), n * 8));
+}
+
 Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::unique_ptr<Source>>& sources,
                                 KvStore* destination, const ShardProgressFn& progress, std::ostream& log) {
   // Every object written is recorded; the checksum record is the last object of a complete store.
@@ -361,19 +377,8 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   RETURN_IF_ERROR(WriteStaticFields(p, sources, out));
   // Statistics arrays, then the last metadata write marks the store complete.
   json result = stats.Result();
-  for (int i = 0; i < 6; ++i) {
-    std::vector<double> v = result[kShardStatNames[i]].get<std::vector<double>>();
-    ArraySpec s;
-    s.zarr_format = format;
-    s.shape = {p.num_channels()};
-    s.chunks = {p.num_channels()};
-    s.dtype = DataTypeFromName("float64").value();
-    s.codec = "none";
-    s.fill_value = "NaN";
-    s.dimension_names = {"channel"};
-    ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
-    ASSIGN_OR_RETURN(auto a, Array::Create(out, kShardStatNames[i], std::move(m)));
-    RETURN_IF_ERROR(a->Write(a->full_box(), std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * 8)));
+  for (const char* name : kShardStatNames) {
+    RETURN_IF_ERROR(WriteStatisticsArray(out, format, name, "channel", result[name].get<std::vector<double>>()));
   }
   json stat_info = {{"start", FormatIsoTime(p.times[p.stats_begin])},
                     {"end", FormatIsoTime(p.times[p.stats_end - 1])},

@@ -42,6 +42,10 @@ Result<ShardRunReport> RunShard(const ShardPlan& plan, const std::vector<std::un
 inline constexpr int kShardStoreVersion = 2;
 // Whether a complete store of this version must hold a checksum record (storage/kvstore/checksum_record.h).
 inline bool ShardStoreHasChecksumRecord(int version) { return version >= 2; }
+// Writes a float64 vector array `name` [n] along dimension `dim`, one uncompressed chunk: the layout of every
+// statistics array (per channel, per static field).
+Status WriteStatisticsArray(KvStore* out, int zarr_format, const std::string& name, const std::string& dim,
+                            const std::vector<double>& values);
 // The per-channel statistics arrays, in this order.
 inline constexpr const char* kShardStatNames[] = {"mean", "std", "min", "max", "tendency_mean", "tendency_std"};
 
@@ -54,7 +58,7 @@ struct ShardStoreInfo {
   int64_t step_seconds = 0;
   std::set<std::string> missing_times;       // ISO times written as NaN (--allow-missing)
   std::vector<std::string> static_channels;  // the `static` array's fields (pipeline/shard/static_fields.h)
-  std::vector<int64_t> members;  // --members: data is [time, member, channel, lat, lon]; empty: 4-D data
+  std::vector<int64_t> members;              // --members: data is [time, member, channel, lat, lon]; empty: 4-D data
 };
 Result<ShardStoreInfo> ReadShardStoreInfo(KvStore* store);
 Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out);

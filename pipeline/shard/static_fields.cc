@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "pipeline/shard/moments.h"
+#include "pipeline/shard/shard_store.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/cf.h"
 
@@ -48,19 +49,8 @@ Status WriteStaticFields(const ShardPlan& p, const std::vector<std::unique_ptr<S
     stats[2].push_back(m.n ? m.min : NAN);
     stats[3].push_back(m.n ? m.max : NAN);
   }
-  for (int i = 0; i < 4; ++i) {
-    ArraySpec s;
-    s.zarr_format = format;
-    s.shape = {S};
-    s.chunks = {S};
-    s.dtype = DataTypeFromName("float64").value();
-    s.codec = "none";
-    s.fill_value = "NaN";
-    s.dimension_names = {"static_channel"};
-    ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
-    ASSIGN_OR_RETURN(auto a, Array::Create(out, kStaticStatNames[i], std::move(m)));
-    RETURN_IF_ERROR(a->Write(a->full_box(), std::string_view(reinterpret_cast<const char*>(stats[i].data()), S * 8)));
-  }
+  for (int i = 0; i < 4; ++i)
+    RETURN_IF_ERROR(WriteStatisticsArray(out, format, kStaticStatNames[i], "static_channel", stats[i]));
   return OkStatus();
 }
 

@@ -72,11 +72,6 @@ class NetcdfSource final : public Source {
     if (it == vars_.end()) return NotFoundError(path_ + ": no variable \"" + name + "\"");
     return ReadBlock(it->second, t, levels, out).Annotate(path_ + ": read " + name + " at " + FormatIsoTime(times_[t]));
   }
-  std::vector<std::string> static_variables() const override {
-    std::vector<std::string> names;
-    for (const auto& [name, v] : statics_) names.push_back(name);
-    return names;
-  }
 
  protected:
   Status ReadStaticVariable(const std::string& name, float* out) const override {
@@ -230,6 +225,7 @@ class NetcdfSource final : public Source {
         ReadPacking(varid, &v);
         std::string static_name = CanonicalVariableName(name);
         if (static_name == "geopotential") static_name = "geopotential_at_surface";
+        if (!statics_.count(static_name)) static_names_.push_back(static_name);
         statics_[static_name] = std::move(v);
         continue;
       }

@@ -47,7 +47,7 @@ class Source {
 
   // Time-independent fields (land-sea mask, orography, soil type), by canonical name: the source's
   // (latitude, longitude) variables.
-  virtual std::vector<std::string> static_variables() const { return {}; }
+  const std::vector<std::string>& static_variables() const { return static_names_; }
   // The values along the source's member dimension (`number`, `realization`, `member`) when it has one
   // longer than 1; empty otherwise.
   virtual std::vector<int64_t> members() const { return {}; }
@@ -64,6 +64,7 @@ class Source {
   virtual Status ReadStaticVariable(const std::string& name, float* /*out*/) const {
     return NotFoundError("no static variable \"" + name + "\"");
   }
+  std::vector<std::string> static_names_;  // filled by sources that have static variables
 };
 
 // How to open a source. An ensemble source (a member dimension: `number`, `realization`, `member`) is read

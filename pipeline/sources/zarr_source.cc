@@ -48,11 +48,6 @@ class ZarrSource final : public Source {
     if (it == vars_.end()) return NotFoundError(url() + ": no variable \"" + name + "\"");
     return ReadBlock(it->second, t, levels, out).Annotate("variable " + name + " at " + FormatIsoTime(times_[t]));
   }
-  std::vector<std::string> static_variables() const override {
-    std::vector<std::string> names;
-    for (const auto& [name, v] : statics_) names.push_back(name);
-    return names;
-  }
 
  protected:
   Status ReadStaticVariable(const std::string& name, float* out) const override {
@@ -188,7 +183,9 @@ class ZarrSource final : public Source {
           ASSIGN_OR_RETURN(v.array, Array::Open(store_.get(), n.path));
           v.array->RequireEveryChunk(true);
           v.packing = CfPackingOf(v.array->metadata());
-          statics_[CanonicalVariableName(n.path)] = std::move(v);
+          const std::string name = CanonicalVariableName(n.path);
+          if (!statics_.count(name)) static_names_.push_back(name);
+          statics_[name] = std::move(v);
         }
         continue;
       }

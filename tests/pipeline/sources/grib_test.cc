@@ -14,6 +14,16 @@
 namespace jigsaw {
 namespace {
 
+// The message's bytes; deletes the handle.
+std::string Encoded(codes_handle* h) {
+  const void* msg = nullptr;
+  size_t size = 0;
+  EXPECT_EQ(codes_get_message(h, &msg, &size), CODES_SUCCESS);
+  std::string out(static_cast<const char*>(msg), size);
+  codes_handle_delete(h);
+  return out;
+}
+
 struct Field {
   const char* short_name = "t";
   const char* level_type = "isobaricInhPa";
@@ -55,24 +65,14 @@ std::string Message(const Field& f, const char* sample = "regular_ll_pl_grib2") 
   for (long j = 0; j < f.nj; ++j)
     for (long i = 0; i < f.ni; ++i) v[j * f.ni + i] = 100.0 * j + i;
   EXPECT_EQ(codes_set_double_array(h, "values", v.data(), v.size()), CODES_SUCCESS);
-  const void* msg = nullptr;
-  size_t size = 0;
-  EXPECT_EQ(codes_get_message(h, &msg, &size), CODES_SUCCESS);
-  std::string out(static_cast<const char*>(msg), size);
-  codes_handle_delete(h);
-  return out;
+  return Encoded(h);
 }
 
 // A sample as ecCodes ships it.
 std::string SampleMessage(const char* sample) {
   codes_handle* h = codes_grib_handle_new_from_samples(nullptr, sample);
   EXPECT_NE(h, nullptr);
-  const void* msg = nullptr;
-  size_t size = 0;
-  EXPECT_EQ(codes_get_message(h, &msg, &size), CODES_SUCCESS);
-  std::string out(static_cast<const char*>(msg), size);
-  codes_handle_delete(h);
-  return out;
+  return Encoded(h);
 }
 
 std::string TempDir(const char* name) {
