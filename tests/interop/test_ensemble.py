@@ -1,22 +1,15 @@
 """Ensemble members, `jigsaw-shard run --members all|LIST`: every member of cfgrib's ERA5 ensemble sample
 (GRIB, and its NetCDF sibling) becomes a sample of its own at every time, data [time, member, channel, lat,
-lon] as cfgrib reads it, statistics over all of them (tendencies within a member); the loader draws
-(time, member) pairs, its targets the same member's later times; tools that read single-member stores
-refuse one of members."""
+lon] as cfgrib reads it, statistics over all of them (tendencies within a member); tools that read
+single-member stores refuse one of members (the loader's (time, member) samples: test_loader_static_members.py)."""
 import json
-import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
 
-sys.path.insert(0, os.environ.get("JIGSAW_PYTHONPATH", str(Path(__file__).resolve().parents[2] / "build" / "python")))
-import jigsaw as jg  # noqa: E402  (before cfgrib's ecCodes wheel: README, "Python")
-
-from test_grib import cfgrib, cfgrib_samples  # noqa: E402,F401  (the fixture, and cfgrib's reading)
+from test_grib import cfgrib, cfgrib_samples  # noqa: F401  (the fixture, and cfgrib's reading)
 
 ARGS = ["--vars", "z,t", "--start", "2017-01-01T00", "--end", "2017-01-02T12", "--step", "12h", "--tiles", "1x2x2"]
 CHANNELS = [("z", 850), ("z", 500), ("t", 850), ("t", 500)]
@@ -87,23 +80,6 @@ def test_a_resumed_ensemble_run_rewrites_what_is_missing(jigsaw, cfgrib_samples,
     assert "1 time steps written, 3 already present" in r.stdout, r.stdout
     assert jigsaw.shard("verify", copy).returncode == 0
     np.testing.assert_array_equal(xr.open_zarr(copy).data.values, xr.open_zarr(members_store).data.values)
-
-
-def test_the_loader_draws_time_and_member(members_store):
-    data = zarr.open_group(str(members_store), mode="r")["data"][...]
-    times = zarr.open_group(str(members_store), mode="r")["time"][...]
-    loader = jg.Loader(str(members_store), rank=3, batch_size=5, lead_steps=1, seed=2)
-    assert loader.batches_per_epoch == 6  # inputs at 3 times (the 4th has no target) x 10 members
-    seen = set()
-    for _ in range(loader.batches_per_epoch):
-        b = loader.next_batch()
-        assert len(b["members"]) == 5
-        for s, (t, m) in enumerate(zip(b["times"], b["members"])):
-            ti = int(np.searchsorted(times, t))
-            np.testing.assert_array_equal(b["data"][s, 0], data[ti, m, 2:4, :, 60:120])
-            np.testing.assert_array_equal(b["data"][s, 1], data[ti + 1, m, 2:4, :, 60:120])  # the same member
-            seen.add((ti, m))
-    assert seen == {(t, m) for t in range(3) for m in range(10)}
 
 
 def test_members_refusals(jigsaw, cfgrib_samples, members_store, tmp_path):

@@ -1,23 +1,14 @@
 """Static (time-independent) fields, `jigsaw-shard run --static`: from a WB2-layout Zarr store's 2-D arrays,
 a CDS-like NetCDF file's single time and a GRIB file's surface messages; values, tiling and statistics
-against xarray/NumPy; the loader's static tile against zarr-python; refusals; stores without them."""
+against xarray/NumPy; refusals (the loader's static tile: test_loader_static_members.py)."""
 import json
-import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
 
-sys.path.insert(0, os.environ.get("JIGSAW_PYTHONPATH", str(Path(__file__).resolve().parents[2] / "build" / "python")))
-
-# jigsaw's module before cfgrib's ecCodes wheel: that wheel bundles its own libldap (in eckitlib), which, loaded
-# first, takes the place of Debian's under libcurl and crashes the process at exit (README, "Python").
-import jigsaw as jg  # noqa: E402
-
-from test_grib import LATS, LONS, NLAT, NLON, cfgrib, write_grib  # noqa: E402  (GRIB files written by grib_filter)
+from test_grib import LATS, LONS, NLAT, NLON, cfgrib, write_grib  # GRIB files written by grib_filter
 
 STATICS = ["land_sea_mask", "geopotential_at_surface", "soil_type"]
 BASE = ["--vars", "t2m,msl", "--start", "2020-01-01T00", "--end", "2020-01-01T18"]
@@ -88,32 +79,6 @@ def test_static_fields_from_netcdf_single_time_and_grib(jigsaw, tmp_path):
     np.testing.assert_array_equal(from_grib[0], lsm)  # 0 and 1 survive the packing exactly
     np.testing.assert_array_equal(from_grib[1], cfgrib(grib, shortName="z").z.values)  # as cfgrib decodes it
     np.testing.assert_allclose(from_grib[1], orography, atol=2e4 / 2**23)  # 24-bit packing of [0, 2e4)
-
-
-def test_the_loader_delivers_each_ranks_static_tile(jigsaw, synth, tmp_path):
-    out = tmp_path / "out.zarr"
-    jigsaw.shard("run", "--source", synth, *BASE, "--tiles", "3x2x2", "--static", "lsm,z,slt", "--out", out)
-    g = zarr.open_group(str(out), mode="r")
-    static = g["static"][...]
-    mean, std = g["static_mean"][...], g["static_std"][...]
-    seen = 0
-    for rank in range(12):
-        i, j, k = rank // 4, rank // 2 % 2, rank % 2
-        groups = [slice(0, 2), slice(2, 3)][k]
-        rows, cols = slice(3 * i, 3 * i + 3), slice(8 * j, 8 * j + 8)
-        loader = jg.Loader(str(out), rank=rank, batch_size=1)
-        assert loader.static_channels == STATICS[groups]
-        np.testing.assert_array_equal(loader.static_tile, static[groups, rows, cols])
-        seen += loader.static_tile.size
-        normalised = jg.Loader(str(out), rank=rank, batch_size=1, normalize=True).static_tile
-        want = ((static[groups, rows, cols] - mean[groups, None, None]) / std[groups, None, None]).astype(np.float32)
-        np.testing.assert_allclose(normalised, want, rtol=1e-5, atol=1e-6)
-    assert seen == static.size
-    # A store without static fields loads as before; its static tile is empty.
-    jigsaw.shard("run", "--source", synth, *BASE, "--tiles", "3x2x2", "--out", tmp_path / "plain.zarr")
-    plain = jg.Loader(str(tmp_path / "plain.zarr"), rank=5, batch_size=1)
-    assert plain.static_tile.shape == (0, 3, 8) and plain.static_channels == []
-    assert plain.next_batch()["data"].shape == (1, 2, 1, 3, 8)
 
 
 def test_static_refusals(jigsaw, synth, tmp_path):
