@@ -95,6 +95,7 @@ Result<GribIndex> Scan(std::string_view name, FILE* f) {
   index.path = name;
   for (int64_t number = 1;; ++number) {
     int err = 0;
+    std::lock_guard lock(EccodesLock());  // declared first: released after the handle is deleted
     Handle h(codes_handle_new_from_file(nullptr, f, PRODUCT_GRIB, &err));
     if (!h) {
       if (err == CODES_SUCCESS) break;  // end of file
@@ -138,6 +139,11 @@ Result<GribIndex> Scan(std::string_view name, FILE* f) {
 }
 
 }  // namespace
+
+std::mutex& EccodesLock() {
+  static std::mutex mu;
+  return mu;
+}
 
 std::string GribGrid::Describe() const {
   return type + " " + std::to_string(nj) + "x" + std::to_string(ni) + " (latitude " + Number(lat_first) + " to " +

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,12 @@
 #include "base/status.h"
 
 namespace jigsaw {
+
+// Held around every use of ecCodes. Debian's ecCodes is built with OpenMP locks, which do not guard its
+// lazily built context and definition caches against the TBB threads that read sources in parallel (seen:
+// allocations lost when the first handles of a process were made on two threads at once). Decoding is
+// thereby one message at a time; the reads of the files and everything after decoding stay parallel.
+std::mutex& EccodesLock();
 
 // The grid of a message, as its section 2/3 keys give it.
 struct GribGrid {

@@ -116,6 +116,7 @@ class GribSource final : public Source {
       if (m.offset + m.length > static_cast<int64_t>(bytes_.size())) return DataLossError(what + ": past the end");
       data = bytes_.data() + m.offset;
     }
+    std::lock_guard lock(EccodesLock());
     codes_handle* h = codes_handle_new_from_message(nullptr, data, m.length);
     if (!h) return DataLossError(what + ": not a GRIB message (the file changed since it was indexed?)");
     size_t n = 0;
