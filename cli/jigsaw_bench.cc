@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli/common_flags.h"
+#include "pipeline/sources/grib_index.h"
 #include "jobs/train_config.h"
 #include "train/gemm_rate.h"
 #include "pipeline/loader/loader.h"
@@ -125,8 +126,36 @@ int main(int argc, char** argv) {
   gemm->add_option("--repeats", gemm_repeats, "passes; the best counts")->capture_default_str();
   gemm->add_flag("--json", as_json, "machine-readable output");
 
+  std::string grib_path;
+  auto* grib = app.add_subcommand("grib",
+                                  "ecCodes decoding every message of a GRIB file on one thread: the ceiling of "
+                                  "jigsaw-shard's GRIB reads (which decode one message at a time)");
+  grib->add_option("FILE", grib_path, "GRIB file")->required();
+  grib->add_flag("--json", as_json, "machine-readable output");
+
   JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
+
+  if (grib->parsed()) {
+    std::vector<double> seconds;
+    int64_t bytes = 0;
+    for (int r = 0; r < repeats; ++r) {
+      bytes = 0;
+      auto s = DecodeEveryMessage(grib_path, &bytes);
+      if (!s.ok()) return Fail(s.status());
+      seconds.push_back(*s);
+    }
+    std::sort(seconds.begin(), seconds.end());
+    const double median = seconds[seconds.size() / 2];
+    if (as_json) {
+      std::cout << nlohmann::json{{"file", grib_path}, {"bytes_float32", bytes}, {"seconds", median},
+                                  {"gb_per_s", bytes / median / 1e9}}.dump() << "\n";
+    } else {
+      std::cout << grib_path << ": " << bytes / 1e9 << " GB of float32 values decoded in " << median << " s = "
+                << bytes / median / 1e9 << " GB/s (median of " << repeats << ", one thread)\n";
+    }
+    return 0;
+  }
 
   if (gemm->parsed()) {
     auto backend = train::NewBackend(gemm_backend, gemm_threads);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -211,6 +212,29 @@ Result<GribIndex> DecodeGribIndex(const nlohmann::json& j) {
   } catch (const nlohmann::json::exception& e) {
     return InvalidArgumentError(std::string("malformed GRIB index: ") + e.what());
   }
+}
+
+Result<double> DecodeEveryMessage(const std::string& path, int64_t* bytes) {
+  std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) return ErrnoToStatus(errno, "open " + path);
+  std::lock_guard lock(EccodesLock());
+  std::vector<double> values;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t number = 1;; ++number) {
+    int err = 0;
+    Handle h(codes_handle_new_from_file(nullptr, f.get(), PRODUCT_GRIB, &err));
+    if (!h && err == CODES_SUCCESS) break;
+    size_t n = 0;
+    if (h) err = codes_get_size(h.get(), "values", &n);
+    if (err == CODES_SUCCESS) {
+      values.resize(n);
+      err = codes_get_double_array(h.get(), "values", values.data(), &n);
+    }
+    if (err != CODES_SUCCESS)
+      return DataLossError(path + ": message " + std::to_string(number) + ": " + codes_get_error_message(err));
+    *bytes += static_cast<int64_t>(n) * 4;
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::string GribIndexCacheDir() {
