@@ -187,6 +187,15 @@ def test_an_edition_1_file_and_its_edition_2_conversion_shard_alike(jigsaw, tmp_
     assert chunk_bytes(tmp_path / "one.zarr") == chunk_bytes(tmp_path / "two.zarr")
 
 
+def test_bench_grib_decodes_every_message(jigsaw, tmp_path):
+    """jigsaw-bench grib (the ceiling bench_grib.py measures GRIB reads against) decodes every value."""
+    grib = write_grib(tmp_path / "f.grib", 2, fields(seed=7))
+    out = json.loads(jigsaw.run("jigsaw-bench", "grib", grib, "--json", "--repeats", "1").stdout)
+    assert out["bytes_float32"] == 18 * NLAT * NLON * 4 and out["seconds"] > 0
+    r = jigsaw.run("jigsaw-bench", "grib", tmp_path / "absent.grib", check=False)
+    assert r.returncode == 2 and "absent.grib" in r.stderr
+
+
 def test_files_of_a_glob_are_combined(jigsaw, tmp_path):
     """One file per time, as CDS requests often are: a glob reads them together."""
     all_fields = fields(seed=2)
