@@ -119,6 +119,13 @@ class GribSource final : public Source {
     std::lock_guard lock(EccodesLock());
     codes_handle* h = codes_handle_new_from_message(nullptr, data, m.length);
     if (!h) return DataLossError(what + ": not a GRIB message (the file changed since it was indexed?)");
+    // Points the bitmap marks missing decode to `missingValue` (9999 unless the message says otherwise), a
+    // number a field may hold (a geopotential of 9999 m2 s-2): they decode to a sentinel no packed value
+    // can reach instead, and become NaN.
+    constexpr double kMissing = -1e300;
+    long bitmap = 0;
+    if (codes_get_long(h, "bitmapPresent", &bitmap) == CODES_SUCCESS && bitmap)
+      codes_set_double(h, "missingValue", kMissing);
     size_t n = 0;
     int err = codes_get_size(h, "values", &n);
     const int64_t want = index_.grid.ni * index_.grid.nj;
@@ -128,14 +135,10 @@ class GribSource final : public Source {
     }
     values->resize(n);
     if (err == CODES_SUCCESS) err = codes_get_double_array(h, "values", values->data(), &n);
-    long bitmap = 0;
-    double missing = 0;
-    if (err == CODES_SUCCESS && codes_get_long(h, "bitmapPresent", &bitmap) == CODES_SUCCESS && bitmap &&
-        codes_get_double(h, "missingValue", &missing) == CODES_SUCCESS) {
-      for (double& x : *values)
-        if (x == missing) x = NAN;
-    }
     codes_handle_delete(h);
+    if (bitmap)
+      for (double& x : *values)
+        if (x == kMissing) x = NAN;
     if (err != CODES_SUCCESS) return DataLossError(what + ": " + codes_get_error_message(err));
     return OkStatus();
   }

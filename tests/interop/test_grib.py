@@ -196,6 +196,31 @@ def test_bench_grib_decodes_every_message(jigsaw, tmp_path):
     assert r.returncode == 2 and "absent.grib" in r.stderr
 
 
+def test_a_value_equal_to_eccodes_default_missing_value_is_kept(jigsaw, tmp_path):
+    """A field with a bitmap whose real values include 9999 (ecCodes' default missingValue, a plausible
+    geopotential): the point the bitmap marks is NaN, the 9999 stays 9999."""
+    values = [9999.0, -1.0] + [10000.0 + i for i in range(NLAT * NLON - 2)]
+    rules = tmp_path / "m.filter"
+    rules.write_text(
+        f"set Ni = {NLON}; set Nj = {NLAT}; set latitudeOfFirstGridPointInDegrees = 80; "
+        "set latitudeOfLastGridPointInDegrees = -80; set longitudeOfFirstGridPointInDegrees = 0; "
+        "set longitudeOfLastGridPointInDegrees = 337.5; set iDirectionIncrementInDegrees = 22.5; "
+        "set jDirectionIncrementInDegrees = 20;\n"
+        'set shortName = "z"; set typeOfLevel = "isobaricInhPa"; set level = 850; set dataDate = 20200101; '
+        "set dataTime = 0; set bitsPerValue = 24;\n"
+        "set bitmapPresent = 1; set missingValue = -1;\n"  # -1 marks the missing point when encoding
+        f"set values = {{{','.join(str(v) for v in values)}}};\n"
+        f'write "{tmp_path / "m.grib"}";\n')
+    subprocess.run(["grib_filter", str(rules), str(SAMPLES / "regular_ll_pl_grib2.tmpl")], check=True)
+    assert subprocess.run(["grib_get", "-p", "numberOfMissing", str(tmp_path / "m.grib")], capture_output=True,
+                          text=True, check=True).stdout.split() == ["1"]
+    jigsaw.shard("run", "--source", tmp_path / "m.grib", "--vars", "z", "--levels", "850", "--start",
+                 "2020-01-01T00", "--end", "2020-01-01T00", "--tiles", "1x1x1", "--out", tmp_path / "m.zarr")
+    got = xr.open_zarr(tmp_path / "m.zarr").data.values[0, 0]
+    assert got[0, 0] == 9999.0 and np.isnan(got[0, 1]) and np.isnan(got).sum() == 1
+    np.testing.assert_array_equal(got.ravel()[2:], values[2:])
+
+
 def test_files_of_a_glob_are_combined(jigsaw, tmp_path):
     """One file per time, as CDS requests often are: a glob reads them together."""
     all_fields = fields(seed=2)
