@@ -89,6 +89,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   auto facts_or = ReadStoreFacts(o.data);
   if (!facts_or.ok()) return facts_or.status().Annotate(o.data);
   const StoreFacts& f = *facts_or;
+  RETURN_IF_ERROR(RequireSingleMember(f, "jigsaw-rollout").Annotate(o.data));
   if (static_cast<int64_t>(f.channels.size()) != mc.channels || f.height != mc.height || f.width != mc.width) {
     return InvalidArgumentError(o.data + ": " + std::to_string(f.channels.size()) + " channels on " +
                                 std::to_string(f.height) + "x" + std::to_string(f.width) +

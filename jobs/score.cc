@@ -35,6 +35,7 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
   auto truth_or = ReadStoreFacts(o.truth);
   if (!truth_or.ok()) return truth_or.status().Annotate(o.truth);
   const StoreFacts& truth = *truth_or;
+  RETURN_IF_ERROR(RequireSingleMember(truth, "jigsaw-score").Annotate(o.truth));
   ASSIGN_OR_RETURN(auto fstore, OpenCheckedKvStore(o.forecast));
   auto forecast_or = Array::Open(fstore.get(), "forecast");
   if (!forecast_or.ok()) return forecast_or.status().Annotate(o.forecast + " (not a jigsaw-rollout store?)");

@@ -26,12 +26,6 @@ Result<StoreFacts> ReadStoreFacts(const std::string& url) {
   ASSIGN_OR_RETURN(auto store, OpenKvStore(url));
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store.get()));
   if (!info.complete) return FailedPreconditionError("the store is not complete (jigsaw-shard run did not finish)");
-  if (!info.members.empty()) {
-    return UnimplementedError("the store holds " + std::to_string(info.members.size()) +
-                              " ensemble members (jigsaw-shard --members): training, rollouts and scores read "
-                              "single-member stores (shard one with --member N); the loader and jigsaw.torch read "
-                              "ensemble stores");
-  }
   StoreFacts f;
   f.tiles = info.tiles;
   f.channels = info.channels;
@@ -51,11 +45,20 @@ Result<StoreFacts> ReadStoreFacts(const std::string& url) {
   ASSIGN_OR_RETURN(f.longitudes, ReadVector<double>(store.get(), "longitude", "float64", f.width));
   ASSIGN_OR_RETURN(f.times, ReadVector<int64_t>(store.get(), "time", "int64", -1));
   f.static_channels = info.static_channels;
+  f.members = info.members;
   if (const int64_t S = static_cast<int64_t>(f.static_channels.size()); S > 0) {
     ASSIGN_OR_RETURN(f.static_mean, ReadVector<double>(store.get(), "static_mean", "float64", S));
     ASSIGN_OR_RETURN(f.static_std, ReadVector<double>(store.get(), "static_std", "float64", S));
   }
   return f;
+}
+
+Status RequireSingleMember(const StoreFacts& f, const std::string& tool) {
+  if (f.members.empty()) return OkStatus();
+  return UnimplementedError("the store holds " + std::to_string(f.members.size()) +
+                            " ensemble members (jigsaw-shard --members): " + tool +
+                            " reads single-member stores (shard one with --member N); jigsaw-train, the loader and "
+                            "jigsaw.torch read ensemble stores");
 }
 
 Result<std::vector<float>> ReadStaticBox(const std::string& url, const StoreFacts& f, int64_t channel0,

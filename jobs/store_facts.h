@@ -20,11 +20,14 @@ struct StoreFacts {
   int64_t step_seconds = 0;
   std::vector<double> mean, std;             // per channel
   std::vector<std::string> static_channels;  // the `static` array's fields (jigsaw-shard --static), if any
+  std::vector<int64_t> members;              // ensemble members (jigsaw-shard --members): data [time, member, ...]
   std::vector<double> static_mean, static_std;
 };
 
 // Refuses an incomplete store or one without mean / std, naming why.
 Result<StoreFacts> ReadStoreFacts(const std::string& url);
+// kUnimplemented, naming `tool`, for a store of ensemble members (the jobs that read data by time).
+Status RequireSingleMember(const StoreFacts& facts, const std::string& tool);
 
 // The box [channel0, channels) x [row0, height) x [col0, width) of the store's static fields, normalised with
 // their statistics as the loader normalises them (a field of std 0 becomes x - mean), every chunk checked

@@ -1,7 +1,8 @@
 """Ensemble members, `jigsaw-shard run --members all|LIST`: every member of cfgrib's ERA5 ensemble sample
 (GRIB, and its NetCDF sibling) becomes a sample of its own at every time, data [time, member, channel, lat,
-lon] as cfgrib reads it, statistics over all of them (tendencies within a member); tools that read
-single-member stores refuse one of members (the loader's (time, member) samples: test_loader_static_members.py)."""
+lon] as cfgrib reads it, statistics over all of them (tendencies within a member); jigsaw-train on them (1
+rank and 2x2 alike); tools that read states by time refuse them (the loader's (time, member) samples:
+test_loader_static_members.py)."""
 import json
 
 import numpy as np
@@ -93,10 +94,31 @@ def test_members_refusals(jigsaw, cfgrib_samples, members_store, tmp_path):
     r = jigsaw.shard("plan", "--source", cfgrib_samples / "regular_ll_sfc.grib", "--members", "all", "--vars", "skt",
                      "--start", "2017-10-18T12", "--end", "2017-10-18T12", "--tiles", "1x1x1", check=False)
     assert r.returncode == 2 and "no source has a member dimension" in r.stderr
-    (tmp_path / "model.json").write_text(json.dumps({"patch": [1, 4], "dim": 8, "depth": 1, "token_hidden": 8,
-                                                     "channel_hidden": 8}))
-    r = jigsaw.run("jigsaw-train", "--data", members_store, "--config", tmp_path / "model.json", "--steps", "1",
-                   check=False)
-    assert r.returncode == 1 and "10 ensemble members" in r.stderr and "--member N" in r.stderr, r.stderr
     r = jigsaw.shard("climatology", members_store, "--out", tmp_path / "clim.zarr", check=False)
     assert r.returncode == 1 and "ensemble members" in r.stderr
+
+
+def test_jigsaw_train_draws_time_and_member_alike_on_one_rank_and_a_2x2_mesh(jigsaw, cfgrib_samples, tmp_path):
+    """Training on an ensemble store: every (time, member) a sample; 1 rank and a 2x2 mesh agree step for step;
+    a rollout from the checkpoint refuses the ensemble store by name (it reads states by time)."""
+    from conftest import BIN_DIR, run_ranks
+    store = tmp_path / "ens.zarr"
+    jigsaw.shard("run", "--source", cfgrib_samples / "era5-levels-members.grib", "--members", "all", *ARGS,
+                 "--lat-crop", "1", "--out", store)  # 60 rows: whole patches
+    (tmp_path / "model.json").write_text(json.dumps({"patch": [3, 4], "dim": 8, "depth": 1, "token_hidden": 8,
+                                                     "channel_hidden": 8, "lr": 1e-3, "seed": 1}))
+    records = {}
+    for ranks, mesh in ((1, "domain=1,tensor=1"), (4, "domain=2,tensor=2")):
+        log = tmp_path / f"log-{ranks}.jsonl"
+        cmd = [BIN_DIR / "jigsaw-train", "--data", store, "--mesh", mesh, "--config", tmp_path / "model.json",
+               "--steps", "4", "--batch-size", "3", "--log", log, "--blas-threads", "1",
+               *(["--ckpt", tmp_path / "ck"] if ranks == 1 else [])]
+        run_ranks(cmd, ranks)
+        records[ranks] = {r["step"]: r["loss"] for r in map(json.loads, log.read_text().splitlines()) if "loss" in r}
+    assert sorted(records[1]) == [0, 1, 2, 3]
+    for step, loss in records[1].items():
+        assert np.isfinite(loss) and abs(loss - records[4][step]) <= 1e-4 * loss, (step, loss, records[4][step])
+    r = jigsaw.run("jigsaw-rollout", "--ckpt", tmp_path / "ck", "--data", store, "--init", "2017-01-01T00",
+                   "--lead", "12h", "--out", tmp_path / "f.zarr", check=False)
+    assert r.returncode == 1 and "10 ensemble members" in r.stderr and "jigsaw-rollout" in r.stderr, r.stderr
+
