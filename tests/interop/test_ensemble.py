@@ -77,6 +77,12 @@ def test_a_resumed_ensemble_run_rewrites_what_is_missing(jigsaw, cfgrib_samples,
     lost = copy / "data" / "c" / "2" / "6" / "1" / "0" / "1"  # time 2, member 6, rank 3's tile
     assert lost.exists()
     lost.unlink()
+    # verify names the lost chunk of a complete store (another copy, still marked complete).
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(members_store, damaged)
+    (damaged / "data" / "c" / "2" / "6" / "1" / "0" / "1").unlink()
+    r = jigsaw.shard("verify", damaged, check=False)
+    assert r.returncode == 1 and "data/c/2/6/1/0/1" in r.stdout, r.stdout
     r = jigsaw.shard("run", "--source", grib, "--members", "all", *ARGS, "--out", copy)
     assert "1 time steps written, 3 already present" in r.stdout, r.stdout
     assert jigsaw.shard("verify", copy).returncode == 0
