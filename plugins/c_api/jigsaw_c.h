@@ -83,6 +83,11 @@ const float* jigsaw_loader_static_tile(const jigsaw_loader* loader);
 int jigsaw_loader_next(jigsaw_loader* loader, void* dst, size_t dst_bytes, const void** data, int64_t* times,
                        char** errptr);
 
+/* The ensemble member of each sample (batch_size entries) of the batch the last jigsaw_loader_next returned,
+ * for a store sharded with --members (every (time, member) pair a sample); -1 each for a store without
+ * members, or before the first batch. */
+void jigsaw_loader_batch_members(const jigsaw_loader* loader, int64_t* members);
+
 /* The position of the next batch; restore continues exactly there. */
 void jigsaw_loader_state(const jigsaw_loader* loader, int64_t* epoch, int64_t* batch);
 int jigsaw_loader_restore(jigsaw_loader* loader, int64_t epoch, int64_t batch, char** errptr);

@@ -84,6 +84,13 @@ int jigsaw_loader_next(jigsaw_loader* l, void* dst, size_t dst_bytes, const void
   });
 }
 
+void jigsaw_loader_batch_members(const jigsaw_loader* l, int64_t* members) {
+  if (!l || !members) return;
+  const int64_t n = l->loader->batch_shape()[0];
+  const std::vector<int64_t>* got = l->current ? &l->current->members() : nullptr;
+  for (int64_t i = 0; i < n; ++i) members[i] = got && i < static_cast<int64_t>(got->size()) ? (*got)[i] : -1;
+}
+
 void jigsaw_loader_state(const jigsaw_loader* l, int64_t* epoch, int64_t* batch) {
   if (!l) return;
   auto s = l->loader->state();

@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
   CHECK(jigsaw_loader_next(l, mine, bytes, &data, times, &err) == 0);
   CHECK(data == mine);
   CHECK(MatchesZarrPython(mine, times, shape) == 0);
+  int64_t no_members[2] = {0, 0}; /* a store without ensemble members */
+  jigsaw_loader_batch_members(l, no_members);
+  CHECK(no_members[0] == -1 && no_members[1] == -1);
   int64_t epoch, batch;
   jigsaw_loader_state(l, &epoch, &batch);
   CHECK(epoch == 0 && batch == 1);
