@@ -113,3 +113,10 @@ def assert_same(a, b):
         np.testing.assert_array_equal(a, b)  # NaN == NaN here
     else:
         assert np.array_equal(a, b)
+
+
+@pytest.fixture(autouse=True)
+def index_cache(tmp_path, monkeypatch):
+    """Each test its own cache (GRIB file indexes): nothing written to the user's ~/.cache."""
+    monkeypatch.setenv("JIGSAW_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -16,11 +16,6 @@ ARGS = ["--vars", "z,t", "--start", "2017-01-01T00", "--end", "2017-01-02T12", "
 CHANNELS = [("z", 850), ("z", 500), ("t", 850), ("t", 500)]
 
 
-@pytest.fixture(autouse=True)
-def index_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("JIGSAW_CACHE_DIR", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def members_store(jigsaw, cfgrib_samples, tmp_path):
     out = tmp_path / "ens.zarr"

@@ -29,13 +29,6 @@ def cfgrib_samples():
     return cfgrib_sample_data()
 
 
-@pytest.fixture(autouse=True)
-def index_cache(tmp_path, monkeypatch):
-    """Each test its own GRIB index cache."""
-    monkeypatch.setenv("JIGSAW_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def cfgrib(path, **filter_by_keys):
     return xr.open_dataset(path, engine="cfgrib",
                            backend_kwargs={"indexpath": "", "filter_by_keys": filter_by_keys})

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import zarr
 
 sys.path.insert(0, os.environ.get("JIGSAW_PYTHONPATH", str(Path(__file__).resolve().parents[2] / "build" / "python")))
@@ -14,28 +13,9 @@ sys.path.insert(0, os.environ.get("JIGSAW_PYTHONPATH", str(Path(__file__).resolv
 # first, takes the place of Debian's under libcurl and crashes the process at exit (README, "Python").
 import jigsaw as jg  # noqa: E402
 
-from test_ensemble import ARGS  # noqa: E402
-from test_grib import cfgrib_samples  # noqa: E402,F401  (the fixture)
-from test_static import BASE, STATICS  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def index_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("JIGSAW_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def synth(jigsaw, tmp_path):
-    src = tmp_path / "src.zarr"
-    jigsaw.shard("synth", src, "--grid", "9x16", "--times", "4", "--lat-ascending", "--lon-signed")
-    return src
-
-
-@pytest.fixture
-def members_store(jigsaw, cfgrib_samples, tmp_path):
-    out = tmp_path / "ens.zarr"
-    jigsaw.shard("run", "--source", cfgrib_samples / "era5-levels-members.grib", "--members", "all", *ARGS, "--out", out)
-    return out
+from test_ensemble import members_store  # noqa: E402,F401  (fixture)
+from test_grib import cfgrib_samples  # noqa: E402,F401  (fixture)
+from test_static import BASE, STATICS, synth  # noqa: E402,F401  (and a fixture)
 
 
 def test_the_loader_delivers_each_ranks_static_tile(jigsaw, synth, tmp_path):

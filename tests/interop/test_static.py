@@ -14,11 +14,6 @@ STATICS = ["land_sea_mask", "geopotential_at_surface", "soil_type"]
 BASE = ["--vars", "t2m,msl", "--start", "2020-01-01T00", "--end", "2020-01-01T18"]
 
 
-@pytest.fixture(autouse=True)
-def index_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("JIGSAW_CACHE_DIR", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def synth(jigsaw, tmp_path):
     src = tmp_path / "src.zarr"
