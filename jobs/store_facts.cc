@@ -1,6 +1,7 @@
 #include "jobs/store_facts.h"
 
 #include "pipeline/shard/shard_store.h"
+#include "pipeline/shard/static_fields.h"
 #include "storage/kvstore/checksum_record.h"
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/array.h"
@@ -46,10 +47,6 @@ Result<StoreFacts> ReadStoreFacts(const std::string& url) {
   ASSIGN_OR_RETURN(f.times, ReadVector<int64_t>(store.get(), "time", "int64", -1));
   f.static_channels = info.static_channels;
   f.members = info.members;
-  if (const int64_t S = static_cast<int64_t>(f.static_channels.size()); S > 0) {
-    ASSIGN_OR_RETURN(f.static_mean, ReadVector<double>(store.get(), "static_mean", "float64", S));
-    ASSIGN_OR_RETURN(f.static_std, ReadVector<double>(store.get(), "static_std", "float64", S));
-  }
   return f;
 }
 
@@ -61,37 +58,15 @@ Status RequireSingleMember(const StoreFacts& f, const std::string& tool) {
                             "jigsaw.torch read ensemble stores");
 }
 
-Result<std::vector<float>> ReadStaticBox(const std::string& url, const StoreFacts& f, int64_t channel0,
-                                         int64_t channels, int64_t row0, int64_t height, int64_t col0, int64_t width) {
-  ASSIGN_OR_RETURN(auto store, OpenCheckedKvStore(url));
-  auto a = Array::Open(store.get(), "static");
-  if (!a.ok()) return FailedPreconditionError("the store has no \"static\" array: " + a.status().message());
-  (*a)->RequireEveryChunk(true);
-  const auto& m = (*a)->metadata();
-  if (m.dtype.name != "float32" ||
-      m.shape != std::vector<int64_t>{static_cast<int64_t>(f.static_channels.size()), f.height, f.width}) {
-    return DataLossError("the store's static array is not float32 [static channels, lat, lon]");
-  }
-  std::vector<float> out(channels * height * width);
-  RETURN_IF_ERROR((*a)->Read(Box{{channel0, row0, col0}, {channels, height, width}},
-                             std::span<char>(reinterpret_cast<char*>(out.data()), out.size() * 4)));
-  for (int64_t c = 0; c < channels; ++c) {
-    const double mean = f.static_mean[channel0 + c], sd = f.static_std[channel0 + c];
-    const double inv = sd > 0 ? 1.0 / sd : 1.0;
-    for (int64_t i = 0; i < height * width; ++i) {
-      float& x = out[c * height * width + i];
-      x = static_cast<float>((x - mean) * inv);
-    }
-  }
-  return out;
-}
-
 Status SetStaticInput(const std::string& url, const StoreFacts& facts, WeatherMixer* model) {
   if (model->config().static_channels == 0) return OkStatus();
   const TileShape& t = model->static_tile();
-  auto box = ReadStaticBox(url, facts, t.channel0, t.channels, t.row0, t.height, t.col0, t.width);
-  if (!box.ok()) return box.status().Annotate(url + ": static fields");
-  return model->SetStatic(box->data());
+  ASSIGN_OR_RETURN(auto store, OpenCheckedKvStore(url));  // every chunk checked against the checksum record
+  auto tile = ReadStaticBox(store.get(), static_cast<int64_t>(facts.static_channels.size()), facts.height, facts.width,
+                            Box{{t.channel0, t.row0, t.col0}, {t.channels, t.height, t.width}},
+                            /*normalize=*/true);
+  if (!tile.ok()) return tile.status().Annotate("static fields");
+  return model->SetStatic(tile->data());
 }
 
 }  // namespace jigsaw::train

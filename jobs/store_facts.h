@@ -21,7 +21,6 @@ struct StoreFacts {
   std::vector<double> mean, std;             // per channel
   std::vector<std::string> static_channels;  // the `static` array's fields (jigsaw-shard --static), if any
   std::vector<int64_t> members;              // ensemble members (jigsaw-shard --members): data [time, member, ...]
-  std::vector<double> static_mean, static_std;
 };
 
 // Refuses an incomplete store or one without mean / std, naming why.
@@ -29,12 +28,8 @@ Result<StoreFacts> ReadStoreFacts(const std::string& url);
 // kUnimplemented, naming `tool`, for a store of ensemble members (the jobs that read data by time).
 Status RequireSingleMember(const StoreFacts& facts, const std::string& tool);
 
-// The box [channel0, channels) x [row0, height) x [col0, width) of the store's static fields, normalised with
-// their statistics as the loader normalises them (a field of std 0 becomes x - mean), every chunk checked
-// against the checksum record.
-Result<std::vector<float>> ReadStaticBox(const std::string& url, const StoreFacts& facts, int64_t channel0,
-                                         int64_t channels, int64_t row0, int64_t height, int64_t col0, int64_t width);
-// Gives a model with static channels its static tile from the store (nothing to do without them).
+// Gives a model with static channels its static tile from the store, normalised as the loader normalises
+// (nothing to do without them).
 Status SetStaticInput(const std::string& url, const StoreFacts& facts, WeatherMixer* model);
 
 }  // namespace jigsaw::train

@@ -20,6 +20,7 @@
 #include "pipeline/loader/buffer_pool.h"
 #include "pipeline/loader/sampler.h"
 #include "pipeline/shard/shard_store.h"
+#include "pipeline/shard/static_fields.h"
 #include "storage/zarr/array.h"
 #include "storage/zarr/cf.h"
 #include "base/first_error.h"
@@ -157,30 +158,10 @@ class LoaderImpl final : public Loader {
   Status ReadStaticTile(const ShardStoreInfo& info, int64_t k) {
     const int64_t S = static_cast<int64_t>(info.static_channels.size());
     if (S == 0) return OkStatus();
-    ASSIGN_OR_RETURN(auto a, Array::Open(store_.get(), "static"));
-    a->RequireEveryChunk(true);
-    if (a->metadata().shape !=
-        std::vector<int64_t>{S, data_->metadata().shape[cd_ + 1], data_->metadata().shape[cd_ + 2]}) {
-      return DataLossError(store_->url() + ": static is not [" + std::to_string(S) + " fields, lat, lon]");
-    }
     auto [s0, s1] = SplitPart(S, grid_.ch, k);
     for (int64_t s = s0; s < s1; ++s) static_channels_.push_back(info.static_channels[s]);
-    const int64_t plane = tile_shape_[1] * tile_shape_[2];
-    static_tile_.resize((s1 - s0) * plane);
     const Box box{{s0, tile_origin_[1], tile_origin_[2]}, {s1 - s0, tile_shape_[1], tile_shape_[2]}};
-    RETURN_IF_ERROR(
-        a->Read(box, std::span<char>(reinterpret_cast<char*>(static_tile_.data()), static_tile_.size() * 4)));
-    if (!o_.normalize) return OkStatus();
-    std::vector<double> mean(S), stdev(S);
-    for (auto [name, v] : {std::pair{"static_mean", &mean}, std::pair{"static_std", &stdev}}) {
-      ASSIGN_OR_RETURN(auto st, Array::Open(store_.get(), name));
-      RETURN_IF_ERROR(st->Read(st->full_box(), std::span<char>(reinterpret_cast<char*>(v->data()), S * 8)));
-    }
-    for (int64_t s = s0; s < s1; ++s) {
-      const double inv = stdev[s] > 0 ? 1.0 / stdev[s] : 1.0;
-      float* x = static_tile_.data() + (s - s0) * plane;
-      for (int64_t i = 0; i < plane; ++i) x[i] = static_cast<float>((x[i] - mean[s]) * inv);
-    }
+    ASSIGN_OR_RETURN(static_tile_, ReadStaticBox(store_.get(), S, info.height, info.width, box, o_.normalize));
     return OkStatus();
   }
 

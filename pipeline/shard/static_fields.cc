@@ -54,4 +54,34 @@ Status WriteStaticFields(const ShardPlan& p, const std::vector<std::unique_ptr<S
   return OkStatus();
 }
 
+Result<std::vector<float>> ReadStaticBox(KvStore* store, int64_t num_static, int64_t height, int64_t width,
+                                         const Box& box, bool normalize) {
+  auto a = Array::Open(store, "static");
+  if (!a.ok()) return DataLossError(store->url() + ": no \"static\" array: " + a.status().message());
+  (*a)->RequireEveryChunk(true);
+  const ArrayMetadata& m = (*a)->metadata();
+  if (m.dtype.name != "float32" || m.shape != std::vector<int64_t>{num_static, height, width}) {
+    return DataLossError(store->url() + ": static is not float32 [" + std::to_string(num_static) +
+                         " fields, lat, lon]");
+  }
+  std::vector<float> out(box.num_elements());
+  RETURN_IF_ERROR((*a)->Read(box, std::span<char>(reinterpret_cast<char*>(out.data()), out.size() * 4)));
+  if (!normalize) return out;
+  std::vector<double> mean(num_static), stdev(num_static);
+  for (auto [name, v] : {std::pair{"static_mean", &mean}, std::pair{"static_std", &stdev}}) {
+    ASSIGN_OR_RETURN(auto st, Array::Open(store, name));
+    if (st->metadata().shape != std::vector<int64_t>{num_static} || st->metadata().dtype.name != "float64")
+      return DataLossError(store->url() + ": " + name + " is not float64 [" + std::to_string(num_static) + "]");
+    RETURN_IF_ERROR(st->Read(st->full_box(), std::span<char>(reinterpret_cast<char*>(v->data()), num_static * 8)));
+  }
+  const int64_t plane = box.shape[1] * box.shape[2];
+  for (int64_t c = 0; c < box.shape[0]; ++c) {
+    const int64_t s = box.origin[0] + c;
+    const double inv = stdev[s] > 0 ? 1.0 / stdev[s] : 1.0;
+    float* x = out.data() + c * plane;
+    for (int64_t i = 0; i < plane; ++i) x[i] = static_cast<float>((x[i] - mean[s]) * inv);
+  }
+  return out;
+}
+
 }  // namespace jigsaw
