@@ -258,12 +258,9 @@ class LoaderImpl final : public Loader {
       tbb::parallel_for(int64_t{0}, o_.batch_size * k1, [&](int64_t job) {
         const int64_t s = job / k1, j = job % k1;
         const int64_t ti = w.indices[s] / num_members() + j, member = w.indices[s] % num_members();
-        Box box{{ti, tile_origin_[0], tile_origin_[1], tile_origin_[2]},
-                {1, tile_shape_[0], tile_shape_[1], tile_shape_[2]}};
-        if (cd_ == 2) {
-          box.origin.insert(box.origin.begin() + 1, member);
-          box.shape.insert(box.shape.begin() + 1, 1);
-        }
+        const bool e = cd_ == 2;
+        const Box box{DataIndex(e, ti, member, tile_origin_[0], tile_origin_[1], tile_origin_[2]),
+                      DataIndex(e, 1, 1, tile_shape_[0], tile_shape_[1], tile_shape_[2])};
         // Decode straight into the batch when the types agree; else through a scratch buffer.
         std::vector<char> scratch;
         char* dst = static_cast<char*>(w.batch->data()) + job * tile_elems * (bf16_out ? 2 : 4);

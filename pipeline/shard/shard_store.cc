@@ -41,16 +41,12 @@ Result<ArrayMetadata> DataMetadata(const ShardPlan& p) {
   auto tile = p.tile_shape();
   ArraySpec s;
   s.zarr_format = p.options.zarr_format;
-  s.shape = {static_cast<int64_t>(p.times.size()), p.num_channels(), p.nlat(), p.nlon()};
-  s.chunks = {1, tile[0], tile[1], tile[2]};
-  if (p.options.time_per_shard > 1) s.shard = {p.options.time_per_shard, tile[0], tile[1], tile[2]};
-  s.dimension_names = {"time", "channel", "latitude", "longitude"};
-  if (!p.options.members.empty()) {  // [time, member, channel, lat, lon], a chunk one member's tile
-    s.shape.insert(s.shape.begin() + 1, p.num_members());
-    s.chunks.insert(s.chunks.begin() + 1, 1);
-    if (!s.shard.empty()) s.shard.insert(s.shard.begin() + 1, 1);
-    s.dimension_names.insert(s.dimension_names.begin() + 1, "member");
-  }
+  const bool e = !p.options.members.empty();  // [time, member, channel, lat, lon], a chunk one member's tile
+  s.shape = DataIndex(e, static_cast<int64_t>(p.times.size()), p.num_members(), p.num_channels(), p.nlat(), p.nlon());
+  s.chunks = DataIndex(e, 1, 1, tile[0], tile[1], tile[2]);
+  if (p.options.time_per_shard > 1) s.shard = DataIndex(e, p.options.time_per_shard, 1, tile[0], tile[1], tile[2]);
+  s.dimension_names = e ? std::vector<std::string>{"time", "member", "channel", "latitude", "longitude"}
+                        : std::vector<std::string>{"time", "channel", "latitude", "longitude"};
   s.dtype = OutputType(p);
   s.fill_value = "NaN";
   s.codec = p.options.codec;
@@ -286,8 +282,8 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   const int cd = ensemble ? 2 : 1;  // the channel dimension of data
   // The block of times [t0, t1) of member m, in data's coordinates.
   auto block_box = [&](int64_t t0, int64_t t1, int64_t m) {
-    return ensemble ? Box{{t0, m, 0, 0, 0}, {t1 - t0, 1, p.num_channels(), p.nlat(), p.nlon()}}
-                    : Box{{t0, 0, 0, 0}, {t1 - t0, p.num_channels(), p.nlat(), p.nlon()}};
+    return Box{DataIndex(ensemble, t0, m, 0, 0, 0),
+               DataIndex(ensemble, t1 - t0, 1, p.num_channels(), p.nlat(), p.nlon())};
   };
   // Per member, two sample buffers, swapped per block, so that the previous step stays readable for the
   // tendencies.
@@ -305,9 +301,7 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
       for (int64_t c = 0; c < grid[cd] && all_there; ++c)
         for (int64_t y = 0; y < grid[cd + 1] && all_there; ++y)
           for (int64_t x = 0; x < grid[cd + 2] && all_there; ++x) {
-            std::vector<int64_t> idx =
-                ensemble ? std::vector<int64_t>{t0 / K, m, c, y, x} : std::vector<int64_t>{t0 / K, c, y, x};
-            all_there = present.count(data->ChunkKey(idx)) > 0;
+            all_there = present.count(data->ChunkKey(DataIndex(ensemble, t0 / K, m, c, y, x))) > 0;
           }
       auto r0 = std::chrono::steady_clock::now();
       bool rewrite = !all_there;

@@ -42,6 +42,12 @@ Result<ShardRunReport> RunShard(const ShardPlan& plan, const std::vector<std::un
 inline constexpr int kShardStoreVersion = 2;
 // Whether a complete store of this version must hold a checksum record (storage/kvstore/checksum_record.h).
 inline bool ShardStoreHasChecksumRecord(int version) { return version >= 2; }
+// Coordinates (an index, a shape) in `data` of (time, member, channel, lat, lon): the member dimension is
+// there only in a store of ensemble members (`members`), and dropped otherwise.
+inline std::vector<int64_t> DataIndex(bool members, int64_t t, int64_t m, int64_t c, int64_t y, int64_t x) {
+  return members ? std::vector<int64_t>{t, m, c, y, x} : std::vector<int64_t>{t, c, y, x};
+}
+
 // Writes a float64 vector array `name` [n] along dimension `dim`, one uncompressed chunk: the layout of every
 // statistics array (per channel, per static field).
 Status WriteStatisticsArray(KvStore* out, int zarr_format, const std::string& name, const std::string& dim,

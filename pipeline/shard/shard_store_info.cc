@@ -135,19 +135,18 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
   const int64_t T = plan.value("num_times", int64_t{-1});
   const int64_t C = static_cast<int64_t>(plan.value("channels", json::array()).size());
   auto g = plan.value("grid", json::array({-1, -1}));
-  std::vector<int64_t> want_shape = {T, C, g[0].get<int64_t>(), g[1].get<int64_t>()};
   const bool ensemble = !info.members.empty();
   const int64_t M = ensemble ? static_cast<int64_t>(info.members.size()) : 1;
-  if (ensemble) want_shape.insert(want_shape.begin() + 1, M);
+  const std::vector<int64_t> want_shape = DataIndex(ensemble, T, M, C, g[0].get<int64_t>(), g[1].get<int64_t>());
   const int cd = ensemble ? 2 : 1;  // the channel dimension
   if (m.shape != want_shape) problems.push_back(store->url() + ": data shape differs from the recorded plan");
   auto tiles = TileGrid::Parse(plan.value("tiles", ""));
   if (!tiles.ok()) {
     problems.push_back(store->url() + ": the recorded plan has no valid tile grid");
   } else if (m.shape == want_shape) {
-    std::vector<int64_t> tile = {1, SplitLength(C, tiles->ch), SplitLength(want_shape[cd + 1], tiles->lat),
-                                 SplitLength(want_shape[cd + 2], tiles->lon)};
-    if (ensemble) tile.insert(tile.begin() + 1, 1);
+    const std::vector<int64_t> tile =
+        DataIndex(ensemble, 1, 1, SplitLength(C, tiles->ch), SplitLength(want_shape[cd + 1], tiles->lat),
+                  SplitLength(want_shape[cd + 2], tiles->lon));
     const auto* sh = m.codecs->sharding();
     if ((sh ? sh->inner_shape : m.chunks) != tile)
       problems.push_back(store->url() + ": data chunks are not the plan's tiles");
@@ -168,9 +167,7 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
             for (int64_t c = 0; c < grid[cd]; ++c)
               for (int64_t y = 0; y < grid[cd + 1]; ++y)
                 for (int64_t x = 0; x < grid[cd + 2]; ++x) {
-                  std::vector<int64_t> idx = {t / m.chunks[0], c, y, x};
-                  if (ensemble) idx.insert(idx.begin() + 1, e);
-                  std::string key = (*data)->ChunkKey(idx);
+                  std::string key = (*data)->ChunkKey(DataIndex(ensemble, t / m.chunks[0], e, c, y, x));
                   if (!present.count(key)) {
                     problems.push_back(store->url() + ": chunk " + key + " for " + FormatIsoTime(times[t]) +
                                        " is absent");
