@@ -170,14 +170,10 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
       for (double l : want) {
         auto it = std::find(info->levels.begin(), info->levels.end(), l);
         if (it == info->levels.end()) {
-          char buf[64];
-          std::snprintf(buf, sizeof buf, "%g", l);
-          return InvalidArgumentError("unknown level " + std::string(buf) + " for variable " + var);
+          return InvalidArgumentError("unknown level " + FormatNumber(l) + " for variable " + var);
         }
         read.level_indices.push_back(it - info->levels.begin());
-        char name[128];
-        std::snprintf(name, sizeof name, "%s_%g", var.c_str(), l);
-        p.channels.push_back({name, var, l});
+        p.channels.push_back({var + "_" + FormatNumber(l), var, l});
       }
     }
     for (size_t ti = 0; ti < p.times.size(); ++ti) {
@@ -202,8 +198,7 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
 
   // Static fields: from the first source that has each.
   for (const auto& requested : o.static_vars) {
-    std::string name = CanonicalVariableName(requested);
-    if (name == "geopotential") name = "geopotential_at_surface";  // z as a static field is the orography
+    const std::string name = SingleLevelVariableName(CanonicalVariableName(requested));  // z: the orography
     for (const auto& s : p.statics)
       if (s.name == name) return InvalidArgumentError("--static names " + name + " twice");
     int found = -1;
@@ -218,7 +213,7 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
                                   (have.empty() ? "none" : have) +
                                   "; a single-level variable of any source also serves)");
     }
-    const auto statics = sources[found]->static_variables();
+    const auto& statics = sources[found]->static_variables();
     const VariableInfo* v = sources[found]->FindVariable(name);
     if (std::find(statics.begin(), statics.end(), name) == statics.end() && v && !v->levels.empty()) {
       return InvalidArgumentError("--static " + requested + ": " + name + " is on pressure levels in " +

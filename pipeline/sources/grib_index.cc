@@ -14,6 +14,7 @@
 #include <memory>
 #include <sstream>
 
+#include "pipeline/sources/source.h"
 #include "storage/codec/crc32c.h"
 #include "storage/zarr/cf.h"
 
@@ -21,12 +22,6 @@ namespace jigsaw {
 namespace {
 
 constexpr int kIndexVersion = 1;
-
-std::string Number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
 
 struct HandleDeleter {
   void operator()(codes_handle* h) const { codes_handle_delete(h); }
@@ -147,12 +142,12 @@ std::mutex& EccodesLock() {
 }
 
 std::string GribGrid::Describe() const {
-  return type + " " + std::to_string(nj) + "x" + std::to_string(ni) + " (latitude " + Number(lat_first) + " to " +
-         Number(lat_last) + ", longitude " + Number(lon_first) + " to " + Number(lon_last) + ")";
+  return type + " " + std::to_string(nj) + "x" + std::to_string(ni) + " (latitude " + FormatNumber(lat_first) + " to " +
+         FormatNumber(lat_last) + ", longitude " + FormatNumber(lon_first) + " to " + FormatNumber(lon_last) + ")";
 }
 
 std::string GribMessage::Describe() const {
-  return "message " + std::to_string(number) + " (" + short_name + " on " + level_type + " " + Number(level) +
+  return "message " + std::to_string(number) + " (" + short_name + " on " + level_type + " " + FormatNumber(level) +
          (member >= 0 ? ", member " + std::to_string(member) : "") + " at " + FormatIsoTime(time) + ")";
 }
 

@@ -18,12 +18,6 @@
 namespace jigsaw {
 namespace {
 
-std::string Hpa(double level) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g hPa", level);
-  return buf;
-}
-
 struct GribVar {
   std::string short_name;
   std::vector<double> levels;  // hPa, ascending; empty for one level
@@ -68,7 +62,8 @@ class GribSource final : public Source {
     for (int64_t l : levels.empty() ? std::span<const int64_t>(one) : levels) {
       if (v.at[l * times_.size() + t] < 0) {
         return path_ + ": no message for " + v.short_name + " (" + name + ")" +
-               (v.levels.empty() ? "" : " at " + Hpa(v.levels[l])) + " at " + FormatIsoTime(times_[t]);
+               (v.levels.empty() ? "" : " at " + FormatNumber(v.levels[l]) + " hPa") + " at " +
+               FormatIsoTime(times_[t]);
       }
     }
     return "";
@@ -99,7 +94,7 @@ class GribSource final : public Source {
  private:
   // The values of message `m` in scanning order, NaN where its bitmap says missing.
   Status Decode(const GribMessage& m, std::string* bytes, std::vector<double>* values) const {
-    const std::string what = path_ + ": " + m.Describe();
+    auto what = [&] { return path_ + ": " + m.Describe(); };  // for errors only: not on every message
     const char* data;
     if (fd_ >= 0) {
       bytes->resize(m.length);
@@ -107,18 +102,19 @@ class GribSource final : public Source {
       while (done < m.length) {
         ssize_t n = ::pread(fd_, bytes->data() + done, m.length - done, m.offset + done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return ErrnoToStatus(errno, "read " + what);
-        if (n == 0) return DataLossError(what + ": the file ends before the message (it changed since it was indexed)");
+        if (n < 0) return ErrnoToStatus(errno, "read " + what());
+        if (n == 0)
+          return DataLossError(what() + ": the file ends before the message (it changed since it was indexed)");
         done += n;
       }
       data = bytes->data();
     } else {
-      if (m.offset + m.length > static_cast<int64_t>(bytes_.size())) return DataLossError(what + ": past the end");
+      if (m.offset + m.length > static_cast<int64_t>(bytes_.size())) return DataLossError(what() + ": past the end");
       data = bytes_.data() + m.offset;
     }
     std::lock_guard lock(EccodesLock());
     codes_handle* h = codes_handle_new_from_message(nullptr, data, m.length);
-    if (!h) return DataLossError(what + ": not a GRIB message (the file changed since it was indexed?)");
+    if (!h) return DataLossError(what() + ": not a GRIB message (the file changed since it was indexed?)");
     // Points the bitmap marks missing decode to `missingValue` (9999 unless the message says otherwise), a
     // number a field may hold (a geopotential of 9999 m2 s-2): they decode to a sentinel no packed value
     // can reach instead, and become NaN.
@@ -131,7 +127,7 @@ class GribSource final : public Source {
     const int64_t want = index_.grid.ni * index_.grid.nj;
     if (err == CODES_SUCCESS && static_cast<int64_t>(n) != want) {
       codes_handle_delete(h);
-      return DataLossError(what + ": " + std::to_string(n) + " values, the grid has " + std::to_string(want));
+      return DataLossError(what() + ": " + std::to_string(n) + " values, the grid has " + std::to_string(want));
     }
     values->resize(n);
     if (err == CODES_SUCCESS) err = codes_get_double_array(h, "values", values->data(), &n);
@@ -139,7 +135,7 @@ class GribSource final : public Source {
     if (bitmap)
       for (double& x : *values)
         if (x == kMissing) x = NAN;
-    if (err != CODES_SUCCESS) return DataLossError(what + ": " + codes_get_error_message(err));
+    if (err != CODES_SUCCESS) return DataLossError(what() + ": " + codes_get_error_message(err));
     return OkStatus();
   }
 

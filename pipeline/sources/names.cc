@@ -39,6 +39,16 @@ std::string CanonicalVariableName(std::string_view name) {
   return std::string(name);
 }
 
+std::string SingleLevelVariableName(std::string canonical) {
+  return canonical == "geopotential" ? "geopotential_at_surface" : canonical;
+}
+
+std::string FormatNumber(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 DimRole RoleOfDimension(std::string_view n) {
   if (n == "time" || n == "valid_time") return DimRole::kTime;
   if (n == "level" || n == "pressure_level" || n == "isobaricInhPa" || n == "plev") return DimRole::kLevel;
@@ -52,8 +62,7 @@ GribVariable GribVariableOf(std::string_view short_name, std::string_view level_
   if (level_type == "isobaricInhPa" || level_type == "isobaricInPa") return {CanonicalVariableName(short_name), true};
   if (level_type == "surface" || level_type == "meanSea" || level_type == "heightAboveGround" ||
       level_type == "entireAtmosphere" || level_type == "sfc") {
-    if (short_name == "z") return {"geopotential_at_surface", false};
-    return {CanonicalVariableName(short_name), false};
+    return {SingleLevelVariableName(CanonicalVariableName(short_name)), false};
   }
   return {};
 }
@@ -61,11 +70,7 @@ GribVariable GribVariableOf(std::string_view short_name, std::string_view level_
 Result<int64_t> MemberIndex(std::string_view source, std::string_view dim, std::span<const double> values,
                             const SourceOptions& options) {
   std::string list;
-  for (size_t i = 0; i < values.size() && i < 12; ++i) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", values[i]);
-    list += (i ? ", " : "") + std::string(buf);
-  }
+  for (size_t i = 0; i < values.size() && i < 12; ++i) list += (i ? ", " : "") + FormatNumber(values[i]);
   if (values.size() > 12) list += ", ...";
   const std::string prefix = source.empty() ? "" : std::string(source) + ": ";
   if (!options.member) {

@@ -192,10 +192,8 @@ class NetcdfSource final : public Source {
       if (nc_inq_varid(ncid_, "number", &varid) == NC_NOERR && nc_inq_varndims(ncid_, varid, &ndims) == NC_NOERR &&
           ndims == 0 && nc_get_var_double(ncid_, varid, &number) == NC_NOERR &&
           number != static_cast<double>(*options.member)) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%g", number);
         return InvalidArgumentError("--member " + std::to_string(*options.member) + ", but the file holds member " +
-                                    buf + " only (its scalar \"number\")");
+                                    FormatNumber(number) + " only (its scalar \"number\")");
       }
     }
     for (int varid = 0; varid < nvars; ++varid) {
@@ -223,8 +221,7 @@ class NetcdfSource final : public Source {
         // A time-independent field on this grid (a land-sea mask or orography without time).
         if (has[static_cast<int>(DimRole::kLevel)] || !unknown.empty()) continue;
         ReadPacking(varid, &v);
-        std::string static_name = CanonicalVariableName(name);
-        if (static_name == "geopotential") static_name = "geopotential_at_surface";
+        const std::string static_name = SingleLevelVariableName(CanonicalVariableName(name));
         if (!statics_.count(static_name)) static_names_.push_back(static_name);
         statics_[static_name] = std::move(v);
         continue;
@@ -236,9 +233,10 @@ class NetcdfSource final : public Source {
       }
       ReadPacking(varid, &v);
       VariableInfo info{CanonicalVariableName(name), {}};
-      if (has[static_cast<int>(DimRole::kLevel)]) info.levels = levels;
-      // CDS single-level files name the surface geopotential (orography) z, like the pressure-level one.
-      if (info.name == "geopotential" && info.levels.empty()) info.name = "geopotential_at_surface";
+      if (has[static_cast<int>(DimRole::kLevel)])
+        info.levels = levels;
+      else  // CDS single-level files name the surface geopotential (orography) z, like the pressure-level one
+        info.name = SingleLevelVariableName(info.name);
       variables_.push_back(info);
       vars_[info.name] = std::move(v);
     }

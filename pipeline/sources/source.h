@@ -100,8 +100,14 @@ Result<std::string> FetchSourceObject(std::string_view url);
 Result<int64_t> MemberIndex(std::string_view source, std::string_view dim, std::span<const double> values,
                             const SourceOptions& options);
 
+// A level, a member or a coordinate as names and messages write it ("%g": 500, 0.01, 359.75).
+std::string FormatNumber(double v);
+
 // Name aliases: CDS short names and dimension names.
 std::string CanonicalVariableName(std::string_view name);  // "t2m" -> "2m_temperature"; others unchanged
+// A variable's name when it has a single level (no pressure levels): the geopotential there is the surface
+// geopotential (orography), named z in CDS and GRIB files alike; others unchanged.
+std::string SingleLevelVariableName(std::string canonical);
 enum class DimRole { kTime, kLevel, kLatitude, kLongitude, kMember, kOther };
 DimRole RoleOfDimension(std::string_view name);
 // A GRIB message's variable from its shortName and typeOfLevel: pressure levels (isobaricInhPa, isobaricInPa)

@@ -174,7 +174,7 @@ class ZarrSource final : public Source {
       }
       if (!has[static_cast<int>(DimRole::kTime)]) {
         // A time-independent field (WB2: land_sea_mask, geopotential_at_surface, soil_type), on this grid.
-        bool same_grid = !has[static_cast<int>(DimRole::kLevel)] && unknown.empty() && unknown_member.ok();
+        bool same_grid = !has[static_cast<int>(DimRole::kLevel)] && unknown.empty();
         for (size_t d = 0; d < m.shape.size() && same_grid; ++d) {
           if (v.roles[d] == DimRole::kLatitude) same_grid = m.shape[d] == static_cast<int64_t>(lat.size());
           if (v.roles[d] == DimRole::kLongitude) same_grid = m.shape[d] == static_cast<int64_t>(lon.size());
@@ -223,8 +223,14 @@ class ZarrSource final : public Source {
     return OkStatus();
   }
 
-  // The index along member dimension `dim` (of length n): its coordinate array if the store has one.
+  // The index along member dimension `dim` (of length n): its coordinate array if the store has one. Read
+  // once per dimension, not once per variable that has it.
   Result<int64_t> MemberOf(const std::string& dim, int64_t n, const SourceOptions& options) {
+    auto known = member_of_.find(dim);
+    if (known == member_of_.end()) known = member_of_.emplace(dim, FindMember(dim, n, options)).first;
+    return known->second;
+  }
+  Result<int64_t> FindMember(const std::string& dim, int64_t n, const SourceOptions& options) {
     std::vector<double> values(n);
     for (int64_t i = 0; i < n; ++i) values[i] = static_cast<double>(i);
     if (auto coord = Array::Open(store_.get(), dim); coord.ok() && (*coord)->metadata().shape.size() == 1) {
@@ -242,8 +248,9 @@ class ZarrSource final : public Source {
   }
 
   std::unique_ptr<KvStore> store_;
-  std::map<std::string, Status> unusable_;  // canonical name -> why it cannot be read
-  std::vector<int64_t> members_;            // along the (first) member dimension, when longer than 1
+  std::map<std::string, Status> unusable_;            // canonical name -> why it cannot be read
+  std::vector<int64_t> members_;                      // along the (first) member dimension, when longer than 1
+  std::map<std::string, Result<int64_t>> member_of_;  // member dimension -> the index read along it
   SourceGrid grid_;
   PlaneOrientation orientation_;
   std::vector<int64_t> times_;
