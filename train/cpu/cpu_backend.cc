@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "train/backend.h"
+#include "train/elementwise.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -31,60 +32,26 @@ void ForRange(int64_t n, int64_t per_item, F&& f) {
                     [&](const tbb::blocked_range<int64_t>& r) { f(r.begin(), r.end()); });
 }
 
-constexpr float kInvSqrt2 = 0.70710678118654752440f;
-constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
+using elementwise::FastMath;
+using elementwise::Gelu;
+using elementwise::GeluGrad;
+using elementwise::LibmMath;
 
-// GELU and its derivative over x[0, n): glibc's erff and expf (one element per call) on any x86-64, and on
-// machines with AVX2 and FMA (checked once, at run time) a vectorised erf and exp: Exp within 2.3e-7
-// relative of exp, Erf (Abramowitz & Stegun 7.1.26 on that Exp) within 4e-7 of erf, below the float32
-// rounding of the products a GELU feeds. In the portable build the hand-written versions do not vectorise
-// and lose to glibc (measured: the step 22.5 ms against 19 ms), hence the two paths.
-inline __attribute__((always_inline)) float Exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // (fminf and fmaxf are calls: no vectors)
-  const float shifter = 12582912.0f;                  // 1.5 * 2^23: adding it rounds to the nearest integer
-  const float n = (x * 1.44269504088896341f + shifter) - shifter;
-  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;  // x - n ln 2, in two parts
-  float p = 1.0f / 720;                                                          // e^r, |r| <= ln 2 / 2, to degree 6
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return p * scale;
-}
-inline __attribute__((always_inline)) float Erf(float x) {
-  const float a = x < 0.0f ? -x : x;
-  const float t = 1.0f / (0.3275911f * a + 1.0f);
-  float p = 1.061405429f;
-  p = p * t - 1.453152027f;
-  p = p * t + 1.421413741f;
-  p = p * t - 0.284496736f;
-  p = p * t + 0.254829592f;
-  const float y = 1.0f - p * t * Exp(-a * a);
-  return x < 0.0f ? -y : y;
-}
-
+// GELU and its derivative over x[0, n) (train/elementwise.h): glibc's erff and expf (one element per call) on
+// any x86-64, and on machines with AVX2 and FMA (checked once, at run time) FastMath's straight-line erf and
+// exp, which vectorise. In the portable build FastMath does not vectorise and loses to glibc (measured: the
+// step 22.5 ms against 19 ms), hence the two paths.
 void GeluPortable(const float* a, float* g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) g[i] = 0.5f * a[i] * (1.0f + std::erf(a[i] * kInvSqrt2));
+  for (int64_t i = 0; i < n; ++i) g[i] = Gelu<LibmMath>(a[i]);
 }
 void GeluGradPortable(const float* a, const float* dg, float* d, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = a[i];
-    d[i] = dg[i] * (0.5f * (1.0f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x));
-  }
+  for (int64_t i = 0; i < n; ++i) d[i] = dg[i] * GeluGrad<LibmMath>(a[i]);
 }
 __attribute__((target("avx2,fma"))) void GeluAvx2(const float* __restrict a, float* __restrict g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) g[i] = 0.5f * a[i] * (1.0f + Erf(a[i] * kInvSqrt2));
+  for (int64_t i = 0; i < n; ++i) g[i] = Gelu<FastMath>(a[i]);
 }
 __attribute__((target("avx2,fma"))) void GeluGradAvx2(const float* __restrict a, const float* dg, float* d, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = a[i];
-    d[i] = dg[i] * (0.5f * (1.0f + Erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * Exp(-0.5f * x * x));
-  }
+  for (int64_t i = 0; i < n; ++i) d[i] = dg[i] * GeluGrad<FastMath>(a[i]);
 }
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 
@@ -222,16 +189,14 @@ class CpuBackend final : public Backend {
   }
   void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq, int64_t width,
                       float eps, const float* gamma, const float* beta, float* xhat, float* rstd, float* y) override {
+    const float inv = 1.0f / static_cast<float>(width);
     ForRange(m, n, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const float mean = sums[r] / static_cast<float>(width);
-        const float rs = 1.0f / std::sqrt(sq[r] / static_cast<float>(width) + eps);
+        const float mean = sums[r] * inv;
+        const float rs = elementwise::LayerNormRstd(sq[r], inv, eps);
         rstd[r] = rs;
-        for (int64_t c = 0; c < n; ++c) {
-          const float h = (x[r * n + c] - mean) * rs;
-          xhat[r * n + c] = h;
-          y[r * n + c] = h * gamma[c] + beta[c];
-        }
+        for (int64_t c = 0; c < n; ++c)
+          y[r * n + c] = elementwise::LayerNormOut(x[r * n + c], mean, rs, gamma[c], beta[c], &xhat[r * n + c]);
       }
     });
   }
@@ -263,7 +228,8 @@ class CpuBackend final : public Backend {
     ForRange(m, n, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float a = sums[r] * inv, b = sums[m + r] * inv;
-        for (int64_t c = 0; c < n; ++c) dx[r * n + c] += rstd[r] * (dy[r * n + c] * gamma[c] - a - xhat[r * n + c] * b);
+        for (int64_t c = 0; c < n; ++c)
+          dx[r * n + c] += elementwise::LayerNormInputGrad(dy[r * n + c], gamma[c], xhat[r * n + c], rstd[r], a, b);
       }
     });
   }
@@ -284,9 +250,9 @@ class CpuBackend final : public Backend {
         const int64_t base = (k * h + y) * w;
         double row = 0.0;
         for (int64_t x = 0; x < w; ++x) {
-          const float e = x0[base + x] + tendency[base + x] - x1[base + x];
+          const float e = elementwise::PredictionError(x0[base + x], tendency[base + x], x1[base + x]);
           row += static_cast<double>(e) * e;
-          grad[base + x] = 2.0f * scale * wt * e;
+          grad[base + x] = elementwise::SquaredErrorGrad(e, wt, scale);
         }
         total += row * wt;
       }
@@ -295,24 +261,13 @@ class CpuBackend final : public Backend {
 
   void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
              float weight_decay, int64_t step) override {
-    const float bc1 = 1.0f - static_cast<float>(std::pow(beta1, static_cast<double>(step)));
-    const float bc2 = 1.0f - static_cast<float>(std::pow(beta2, static_cast<double>(step)));
-    const float step_size = lr / bc1;
-    const float bc2_sqrt = std::sqrt(bc2);
-    const float decay = 1.0f - lr * weight_decay;
+    const auto k = elementwise::AdamWConstants::Of(lr, beta1, beta2, eps, weight_decay, step);
     ForRange(n, 1, [&](int64_t i0, int64_t i1) {
       float* __restrict wr = w;
       float* __restrict mr = m;
       float* __restrict vr = v;
       const float* __restrict gr = g;
-      for (int64_t i = i0; i < i1; ++i) {
-        const float gi = gr[i];
-        const float mi = beta1 * mr[i] + (1.0f - beta1) * gi;
-        const float vi = beta2 * vr[i] + (1.0f - beta2) * gi * gi;
-        mr[i] = mi;
-        vr[i] = vi;
-        wr[i] = wr[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
-      }
+      for (int64_t i = i0; i < i1; ++i) elementwise::AdamWUpdate(k, gr[i], wr + i, mr + i, vr + i);
     });
   }
 

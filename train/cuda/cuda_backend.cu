@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "train/backend.h"
+#include "train/elementwise.h"
 
 #define CUDA_CHECK(x)                                                                          \
   do {                                                                                         \
@@ -36,10 +37,7 @@ namespace {
 constexpr int kThreads = 256;
 int Blocks(int64_t n) { return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)); }
 
-__device__ float Gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
-__device__ float GeluGrad(float x) {
-  return 0.5f * (1.0f + erff(x * 0.70710678118654752440f)) + x * 0.39894228040143267794f * expf(-0.5f * x * x);
-}
+namespace ew = elementwise;  // the per-element maths, shared with the CPU backend
 
 // Sum over a block of `v` (blockDim.x a multiple of 32, at most 1024); the result in every thread.
 __device__ float BlockSum(float v) {
@@ -75,12 +73,12 @@ __global__ void BiasKernel(float* x, int64_t m, int64_t n, const float* cb, cons
     const int64_t r = i / n, c = i % n;
     const float v = x[i] + ((cb ? cb[c] : 0.0f) + (rb ? rb[r] : 0.0f));
     x[i] = v;
-    if (g) g[i] = Gelu(v);
+    if (g) g[i] = ew::Gelu<ew::LibmMath>(v);
   }
 }
 __global__ void GeluBackwardKernel(const float* a, const float* dg, float* d, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    d[i] = dg[i] * GeluGrad(a[i]);
+    d[i] = dg[i] * ew::GeluGrad<ew::LibmMath>(a[i]);
 }
 // Column sums in two deterministic passes: partial[q, c] = sum over rows [q kChunk, (q+1) kChunk) of
 // x[r, c] (times y[r, c] when y is given), then out[c] += the partials in order. One thread per column
@@ -125,13 +123,10 @@ __global__ void LayerNormApplyKernel(const float* x, int64_t n, const float* sum
                                      float* y) {
   const int64_t r = blockIdx.x;
   const float mean = sums[r] * inv_width;
-  const float rs = rsqrtf(sq[r] * inv_width + eps);
+  const float rs = ew::LayerNormRstd(sq[r], inv_width, eps);
   if (threadIdx.x == 0) rstd[r] = rs;
-  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) {
-    const float h = (x[r * n + c] - mean) * rs;
-    xhat[r * n + c] = h;
-    y[r * n + c] = h * gamma[c] + beta[c];
-  }
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x)
+    y[r * n + c] = ew::LayerNormOut(x[r * n + c], mean, rs, gamma[c], beta[c], &xhat[r * n + c]);
 }
 __global__ void LayerNormBackwardRowKernel(const float* dy, const float* xhat, const float* gamma, int64_t m, int64_t n,
                                            float* sums) {
@@ -153,7 +148,7 @@ __global__ void LayerNormBackwardApplyKernel(const float* dy, const float* xhat,
                                              const float* sums, int64_t m, int64_t n, float inv_width, float* dx) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < m * n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / n, c = i % n;
-    dx[i] += rstd[r] * (dy[i] * gamma[c] - sums[r] * inv_width - xhat[i] * sums[m + r] * inv_width);
+    dx[i] += ew::LayerNormInputGrad(dy[i], gamma[c], xhat[i], rstd[r], sums[r] * inv_width, sums[m + r] * inv_width);
   }
 }
 // One thread per token feature: (token, channel, py, px) <-> the tile pixel.
@@ -178,9 +173,9 @@ __global__ void LossKernel(const float* x0, const float* tend, const float* x1, 
   const int64_t base = kr * w;
   float s = 0;
   for (int64_t x = threadIdx.x; x < w; x += blockDim.x) {
-    const float e = x0[base + x] + tend[base + x] - x1[base + x];
+    const float e = ew::PredictionError(x0[base + x], tend[base + x], x1[base + x]);
     s += e * e;
-    grad[base + x] = 2.0f * scale * wt * e;
+    grad[base + x] = ew::SquaredErrorGrad(e, wt, scale);
   }
   s = BlockSum(s);
   if (threadIdx.x == 0) row_sums[kr] = static_cast<double>(s) * wt;
@@ -198,16 +193,9 @@ __global__ void SumSquaresKernel(const float* x, int64_t n, double* partial) {
   }
   if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
 }
-__global__ void AdamWKernel(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2,
-                            float eps, float decay, float step_size, float bc2_sqrt) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    float wi = w[i] * decay;
-    const float mi = b1 * m[i] + (1.0f - b1) * g[i];
-    const float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = wi - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
-  }
+__global__ void AdamWKernel(float* w, const float* g, float* m, float* v, int64_t n, ew::AdamWConstants k) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    ew::AdamWUpdate(k, g[i], w + i, m + i, v + i);
 }
 
 int RowThreads(int64_t n) { return n >= 1024 ? 1024 : n >= 256 ? 256 : 64; }
@@ -353,10 +341,8 @@ class CudaBackend final : public Backend {
   void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
              float weight_decay, int64_t step) override {
     if (n == 0) return;
-    const float bc1 = 1.0f - static_cast<float>(std::pow(beta1, double(step)));
-    const float bc2 = 1.0f - static_cast<float>(std::pow(beta2, double(step)));
-    AdamWKernel<<<Blocks(n), kThreads>>>(w, g, m, v, n, lr, beta1, beta2, eps, 1.0f - lr * weight_decay, lr / bc1,
-                                         std::sqrt(bc2));
+    AdamWKernel<<<Blocks(n), kThreads>>>(w, g, m, v, n,
+                                         ew::AdamWConstants::Of(lr, beta1, beta2, eps, weight_decay, step));
   }
 
  private:
