@@ -152,7 +152,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
 
   ASSIGN_OR_RETURN(MeshComms comms, SplitMesh(world, s));
   const MeshPosition pos = comms.pos;
-  ASSIGN_OR_RETURN(auto backend, NewBackend(o.backend, o.threads));
+  ASSIGN_OR_RETURN(auto backend, NewRankBackend(o.backend, o.threads, world));
   tc.optimizer.total_steps = o.steps;
   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(mc, tc.optimizer, backend.get(), &comms, tc.seed));
   WeatherMixer& model = trainer->model();

@@ -1,8 +1,12 @@
 #include "parallel/communicator.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <deque>
+#include <sstream>
 #include <vector>
 
 #ifdef JIGSAW_HAVE_MPI
@@ -188,6 +192,31 @@ class MpiCommunicator final : public TensorCommunicator {
 #endif
 
 }  // namespace
+
+Result<HostPlace> PlaceOnHost(Communicator* comm) {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) std::snprintf(name, sizeof(name), "localhost");
+  HostPlace place;
+  place.host = name;
+  ASSIGN_OR_RETURN(auto hosts, comm->Gather(place.host));
+  // Rank 0 tells every rank its place as "local_rank local_ranks", one line per rank.
+  std::string table;
+  for (size_t r = 0; r < hosts.size(); ++r) {
+    int64_t before = 0, same = 0;
+    for (size_t q = 0; q < hosts.size(); ++q) {
+      if (hosts[q] != hosts[r]) continue;
+      ++same;
+      if (q < r) ++before;
+    }
+    table += std::to_string(before) + " " + std::to_string(same) + "\n";
+  }
+  RETURN_IF_ERROR(comm->Broadcast(&table));
+  std::istringstream lines(table);
+  for (int64_t r = 0; r <= comm->rank(); ++r) {
+    if (!(lines >> place.local_rank >> place.local_ranks)) return InternalError("PlaceOnHost: short table");
+  }
+  return place;
+}
 
 Status AllOk(Communicator* comm, const Status& local) {
   ASSIGN_OR_RETURN(auto messages, comm->Gather(local.ok() ? "" : local.message()));

@@ -65,6 +65,14 @@ class TensorCommunicator : public Communicator {
 // every rank, as "rank R: message" (a rank's own failure comes back as it is).
 Status AllOk(Communicator* comm, const Status& local);
 
+// Collective: where this rank sits among the ranks on its machine (same host name), counted in rank order.
+// A GPU job gives each rank the GPU numbered by `local_rank`.
+struct HostPlace {
+  std::string host;
+  int64_t local_rank = 0, local_ranks = 1;
+};
+Result<HostPlace> PlaceOnHost(Communicator* comm);
+
 std::unique_ptr<TensorCommunicator> NewLocalCommunicator();
 // MPI_COMM_WORLD; requires MPI to be initialised by the caller. kUnimplemented when built without MPI.
 Result<std::unique_ptr<TensorCommunicator>> NewMpiCommunicator();

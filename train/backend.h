@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "parallel/communicator.h"
 
 namespace jigsaw::train {
 
@@ -120,9 +121,22 @@ std::unique_ptr<Backend> NewCpuBackend(int threads = 0);
 // operands with float32 accumulation and output (PyTorch autocast's arithmetic). Everything else, the
 // weights, Adam moments and activations in memory included, stays float32.
 enum class GemmPrecision { kFloat32, kTF32, kBF16 };
-// The CUDA backend (cuBLAS + kernels) on the current device; kFailedPrecondition without a GPU.
-Result<std::unique_ptr<Backend>> NewCudaBackend(GemmPrecision precision = GemmPrecision::kFloat32);
+// The CUDA backend (cuBLAS + kernels) on GPU `device` (made current for the calling thread);
+// kFailedPrecondition without a GPU or when `device` is not one of them.
+Result<std::unique_ptr<Backend>> NewCudaBackend(GemmPrecision precision = GemmPrecision::kFloat32, int device = 0);
+// The GPUs this process sees (0 in a build without the CUDA backend, or without a driver).
+int CudaDeviceCount();
 // By name: "cpu", "cuda" (float32), "cuda:tf32" or "cuda:bf16"; kUnimplemented naming what this build lacks.
-Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threads = 0);
+// `device`: the GPU, for the CUDA ones.
+Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threads = 0, int device = 0);
+
+// The GPU of the rank that is `local_rank` of the `local_ranks` ranks on machine `host`, which shows it
+// `devices` GPUs: one GPU per rank, numbered by local rank. Refused naming both counts when the machine runs
+// more ranks than it has GPUs, except that a rank shown exactly one GPU (a launcher binding one GPU per rank
+// through CUDA_VISIBLE_DEVICES, `bound`) uses it.
+Result<int> PickCudaDevice(const std::string& host, int64_t local_rank, int64_t local_ranks, int devices, bool bound);
+// Collective over `world`: NewBackend for this rank, its GPU picked by PickCudaDevice from its place among
+// the ranks on its machine (every rank names the same backend).
+Result<std::unique_ptr<Backend>> NewRankBackend(std::string_view name, int cpu_threads, Communicator* world);
 
 }  // namespace jigsaw::train

@@ -139,6 +139,11 @@ def test_refusals_name_the_problem(store, tmp_path):
     other.write_text(json.dumps({**CONFIG, "dim": 24}))
     p, _ = train(store, tmp_path, "--steps", "2", "--resume", "--ckpt", ck, config=other, check=False)
     assert p.returncode == 2 and "dim 16 (this run: 24)" in p.stderr
+    # The CUDA backend where there is no GPU (or a build without it): refused, saying which, on every rank.
+    if not os.path.exists("/dev/nvidia0"):
+        p, _ = train(store, tmp_path, "--steps", "2", "--backend", "cuda", ranks=2, mesh="domain=1,tensor=1",
+                     check=False)
+        assert p.returncode != 0 and ("no CUDA device is visible" in p.stderr or "no CUDA backend" in p.stderr), p.stderr
 
 
 def test_learns_a_travelling_wave_well_below_persistence(jigsaw, tmp_path):

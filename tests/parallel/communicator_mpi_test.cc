@@ -83,6 +83,10 @@ int main(int argc, char** argv) {
     CHECK((*row)->size() == cols && (*col)->size() == 2);
     CheckAll(row->get(), rank);
     CheckAll(col->get(), rank);
+    // Every rank of this test runs on this machine: local ranks 0..N-1 of N, in rank order.
+    auto place = PlaceOnHost(world->get());
+    CHECK(place.ok());
+    CHECK(place->local_rank == rank && place->local_ranks == (*world)->size());
   }
   if (rank == 0) std::printf("communicator checks passed\n");
   MPI_Finalize();

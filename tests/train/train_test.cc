@@ -152,3 +152,32 @@ TEST(LatitudeWeights, CellAreasOverTheirMean) {
 
 }  // namespace
 }  // namespace jigsaw::train
+
+namespace jigsaw::train {
+namespace {
+
+TEST(CudaDevice, OneGpuPerRankByLocalRankRefusedNamingBothCounts) {
+  EXPECT_EQ(*PickCudaDevice("node7", 0, 4, 4, false), 0);
+  EXPECT_EQ(*PickCudaDevice("node7", 3, 4, 8, false), 3);
+  auto refused = PickCudaDevice("node7", 2, 4, 2, false);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("4 ranks run on node7, which has 2 GPUs"), std::string::npos)
+      << refused.status().ToString();
+  // A launcher that binds one GPU to each rank shows each rank one device: it is that rank's.
+  EXPECT_EQ(*PickCudaDevice("node7", 2, 4, 1, true), 0);
+  EXPECT_FALSE(PickCudaDevice("node7", 1, 2, 1, false).ok());
+  EXPECT_NE(PickCudaDevice("node7", 0, 2, 0, false).status().message().find("which has 0 GPUs"), std::string::npos);
+}
+
+TEST(CudaDevice, ARankPlacesItselfOnItsHost) {
+  auto world = NewLocalCommunicator();
+  auto place = PlaceOnHost(world.get());
+  ASSERT_TRUE(place.ok()) << place.status().ToString();
+  EXPECT_EQ(place->local_rank, 0);
+  EXPECT_EQ(place->local_ranks, 1);
+  EXPECT_FALSE(place->host.empty());
+}
+
+}  // namespace
+}  // namespace jigsaw::train

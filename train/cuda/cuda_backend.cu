@@ -390,11 +390,19 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> NewCudaBackend(GemmPrecision precision) {
+int CudaDeviceCount() {
   int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    return FailedPreconditionError("no CUDA device is visible to this process");
+  return cudaGetDeviceCount(&devices) == cudaSuccess ? devices : 0;
+}
+
+Result<std::unique_ptr<Backend>> NewCudaBackend(GemmPrecision precision, int device) {
+  const int devices = CudaDeviceCount();
+  if (devices == 0) return FailedPreconditionError("no CUDA device is visible to this process");
+  if (device < 0 || device >= devices) {
+    return FailedPreconditionError("GPU " + std::to_string(device) + " asked for; this process sees " +
+                                   std::to_string(devices));
   }
+  if (cudaSetDevice(device) != cudaSuccess) return InternalError("cudaSetDevice(" + std::to_string(device) + ") failed");
   return std::unique_ptr<Backend>(new CudaBackend(precision));
 }
 
