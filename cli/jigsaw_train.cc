@@ -55,9 +55,14 @@ int main(int argc, char** argv) {
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)")
       ->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches the loader reads ahead")->capture_default_str();
+  bool no_ceiling = false;
+  app.add_flag("--no-gemm-ceiling", no_ceiling,
+               "skip measuring the backend's GEMM rate at this rank's product shapes before the first step (the "
+               "ceiling each step's GFLOP/s is shown against)");
   app.add_flag("--json", json, "print the run's summary as one JSON object on stdout");
   JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
+  o.gemm_ceiling = !no_ceiling;
 
   cli::MpiWorld world;
   if (!world.status().ok()) return cli::Fail("jigsaw-train", world.status());
@@ -72,7 +77,9 @@ int main(int argc, char** argv) {
                                 {"loss", report->last_loss},
                                 {"val_loss", report->val_loss},
                                 {"persistence_loss", report->persistence_loss},
-                                {"stopped_by_signal", report->stopped_by_signal}}
+                                {"stopped_by_signal", report->stopped_by_signal},
+                                {"gemm_flop_per_s_per_rank", report->gemm_flop_per_s},
+                                {"gemm_ceiling_flop_per_s_per_rank", report->gemm_ceiling_flop_per_s}}
                      .dump()
               << "\n";
   }

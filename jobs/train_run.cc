@@ -15,6 +15,7 @@
 #include "storage/checkpoint/checkpoint.h"
 #include "storage/zarr/metadata.h"
 #include "storage/kvstore/kvstore.h"
+#include "train/gemm_rate.h"
 #include "train/latitude_weights.h"
 #include "jobs/model_checkpoint.h"
 #include "jobs/store_facts.h"
@@ -297,6 +298,17 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     return OkStatus();
   };
 
+  // ---- the GEMM ceiling: this backend at this rank's own product shapes ----
+  if (o.gemm_ceiling && report.first_step < o.steps) {
+    report.gemm_ceiling_flop_per_s = MeasureGemmRate(backend.get(), RankGemmShapes(mc, s), 3).flop_per_s();
+    if (leader) {
+      out << "jigsaw-train: GEMM ceiling " << report.gemm_ceiling_flop_per_s / 1e9 << " GFLOP/s per rank (" << o.backend
+          << " at this rank's product shapes)\n";
+    }
+  }
+  const double ceiling = report.gemm_ceiling_flop_per_s;
+  std::vector<double> rates;
+
   // ---- the loop ----
   std::vector<float> x0, x1;
   const auto run_start = Clock::now();
@@ -318,14 +330,18 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     const double seconds = Since(t0), wait = (*train_data)->TakeWaitSeconds();
     report.last_loss = r.loss;
     const double samples = double(o.batch_size * pos.replicas) / seconds;
-    emit({{"step", r.step},
+    const double rate = r.gemm_flops / seconds;
+    rates.push_back(rate);
+    nlohmann::json record = {{"step", r.step},
           {"lr", r.lr},
           {"loss", r.loss},
           {"grad_norm", r.grad_norm},
           {"seconds", seconds},
           {"loader_wait_s", wait},
           {"samples_per_s", samples},
-          {"gflop_per_s_per_rank", r.gemm_flops / seconds / 1e9}});
+          {"gflop_per_s_per_rank", rate / 1e9}};
+    if (ceiling > 0) record["gemm_ceiling_share"] = rate / ceiling;
+    emit(record);
     if (pending.step >= 0) {
       const double stall = pending.start_s + copy_wait_s;
       emit({{"checkpoint", pending.step},
@@ -340,9 +356,11 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
       pending.step = -1;
     }
     if (leader && o.progress) {
-      std::fprintf(stderr, "\rstep %lld/%lld  loss %.5f  %.1f samples/s  %.1f GFLOP/s/rank  loader wait %.0f%%   ",
-                   static_cast<long long>(r.step + 1), static_cast<long long>(o.steps), r.loss, samples,
-                   r.gemm_flops / seconds / 1e9, 100.0 * wait / seconds);
+      char share[32] = "";
+      if (ceiling > 0) std::snprintf(share, sizeof(share), " (%.0f%% of ceiling)", 100.0 * rate / ceiling);
+      std::fprintf(stderr, "\rstep %lld/%lld  loss %.5f  %.1f samples/s  %.1f GFLOP/s/rank%s  loader wait %.0f%%   ",
+                   static_cast<long long>(r.step + 1), static_cast<long long>(o.steps), r.loss, samples, rate / 1e9,
+                   share, 100.0 * wait / seconds);
     }
     if (o.ckpt_every > 0 && (r.step + 1) % o.ckpt_every == 0 && r.step + 1 < o.steps) RETURN_IF_ERROR(save(r.step + 1));
     if (o.val_every > 0 && (r.step + 1) % o.val_every == 0 && r.step + 1 < o.steps)
@@ -350,6 +368,10 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   }
   if (leader && o.progress) std::fprintf(stderr, "\n");
   report.last_step = trainer->step();
+  if (!rates.empty()) {
+    std::nth_element(rates.begin(), rates.begin() + rates.size() / 2, rates.end());
+    report.gemm_flop_per_s = rates[rates.size() / 2];
+  }
   if (!report.stopped_by_signal) RETURN_IF_ERROR(run_validation(report.last_step));
   if (report.last_step > report.first_step || report.stopped_by_signal) RETURN_IF_ERROR(save(report.last_step));
   if (ckpt && pos.replica == 0) RETURN_IF_ERROR(saver.Wait());
@@ -357,6 +379,10 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   if (leader) {
     out << "jigsaw-train: " << (report.stopped_by_signal ? "stopped at" : "finished") << " step " << report.last_step
         << ", loss " << report.last_loss << ", " << Since(run_start) << " s";
+    if (report.gemm_flop_per_s > 0) {
+      out << ", " << report.gemm_flop_per_s / 1e9 << " GFLOP/s per rank";
+      if (ceiling > 0) out << " (" << 100 * report.gemm_flop_per_s / ceiling << "% of the GEMM ceiling)";
+    }
     if (ckpt) out << "; checkpoint " << o.ckpt << "/" << StepDirectory(report.last_step);
     out << "\n";
   }

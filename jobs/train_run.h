@@ -33,12 +33,18 @@ struct TrainRunOptions {
   int threads = 0;  // BLAS threads (0: the library's default)
   int64_t prefetch = 4;
   bool progress = false;  // a progress line on stderr (rank 0)
+  // Measure the backend's GEMM rate at this rank's own product shapes before the first step (the ceiling
+  // each step's GEMM FLOP rate is shown against, as `jigsaw-bench gemm` measures it).
+  bool gemm_ceiling = true;
 };
 
 struct TrainRunReport {
   int64_t first_step = 0, last_step = 0;  // steps run: [first_step, last_step)
   double last_loss = 0, val_loss = -1, persistence_loss = -1;
   bool stopped_by_signal = false;
+  // Per rank: the median over the run's steps of the GEMM FLOP rate (the model's FLOPs: every product of
+  // the forward and backward passes, over the step's wall time), and the ceiling (0 when not measured).
+  double gemm_flop_per_s = 0, gemm_ceiling_flop_per_s = 0;
 };
 
 // Installs the SIGTERM / SIGINT handlers that ask a run to stop at the next step (then saves and returns).

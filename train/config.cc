@@ -99,6 +99,17 @@ std::vector<GemmShape> StepGemmShapes(const ModelConfig& c) {
   return g;
 }
 
+std::vector<GemmShape> RankGemmShapes(const ModelConfig& c, int64_t s) {
+  std::vector<GemmShape> g = StepGemmShapes(c);
+  auto cut = [s](int64_t x) { return (x + s - 1) / s; };
+  for (GemmShape& shape : g) {
+    shape.m = cut(shape.m);
+    shape.n = cut(shape.n);
+    shape.k = cut(shape.k);
+  }
+  return g;
+}
+
 nlohmann::json ModelConfig::ToJson() const {
   nlohmann::json j = {{"channels", channels},
                       {"height", height},

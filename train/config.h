@@ -53,6 +53,9 @@ struct GemmShape {
   int64_t m, n, k;
 };
 std::vector<GemmShape> StepGemmShapes(const ModelConfig& c);
+// The local products of one rank of an s x s mesh: each of StepGemmShapes's with M, N and K cut s ways (the
+// blocks the SUMMA kernels multiply; the larger part where a dimension does not divide).
+std::vector<GemmShape> RankGemmShapes(const ModelConfig& c, int64_t s);
 
 struct OptimizerConfig {
   float lr = 1e-3f, min_lr = 1e-4f;

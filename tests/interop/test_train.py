@@ -55,6 +55,24 @@ def test_one_rank_and_2x2_mesh_agree(store, tmp_path):
         assert abs(mse - vb["val_mse_by_channel"][c]) <= 1e-4 * mse, c
 
 
+def test_steps_show_their_gemm_rate_beside_the_ceiling(store, tmp_path):
+    # The ceiling: the backend's GEMM rate at the rank's own product shapes, measured before the first step;
+    # every step's rate is shown as a share of it (a step, which does more than its GEMMs, stays below it
+    # but for noise), and the summary has the median rate and the ceiling.
+    p, records = train(store, tmp_path, "--steps", "4", "--json")
+    summary = json.loads(p.stdout)
+    assert "GEMM ceiling" in p.stderr and summary["gemm_ceiling_flop_per_s_per_rank"] > 0
+    steps = [r for r in records if "loss" in r and "step" in r]
+    assert len(steps) == 4
+    for r in steps:
+        assert 0 < r["gemm_ceiling_share"] < 1.5, r
+    rates = sorted(r["gflop_per_s_per_rank"] * 1e9 for r in steps)
+    assert rates[1] <= summary["gemm_flop_per_s_per_rank"] <= rates[2]
+    p, records = train(store, tmp_path, "--steps", "2", "--json", "--no-gemm-ceiling")
+    assert json.loads(p.stdout)["gemm_ceiling_flop_per_s_per_rank"] == 0 and "GEMM ceiling" not in p.stderr
+    assert all("gemm_ceiling_share" not in r for r in records)
+
+
 def test_resume_on_the_same_mesh_is_bit_identical(store, tmp_path):
     _, whole = train(store, tmp_path, "--steps", "8", ranks=4, mesh="domain=2,tensor=2")
     ck = tmp_path / "ck"
