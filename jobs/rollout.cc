@@ -128,8 +128,8 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   }
 
   // ---- the model on this mesh, weights from the checkpoint ----
-  ASSIGN_OR_RETURN(MeshComms comms, SplitMesh(world, s));
   ASSIGN_OR_RETURN(auto backend, NewRankBackend(o.backend, o.threads, world));
+  ASSIGN_OR_RETURN(MeshComms comms, SplitMeshOn(backend->device(), world, s));
   ASSIGN_OR_RETURN(auto model, WeatherMixer::Create(mc, backend.get(), &comms, 0));
   const int64_t mesh_rank = comms.pos.i * s + comms.pos.j;
   auto loaded = LoadModelCheckpoint(ck.first.get(), ck.second, *model, mesh, mesh_rank, false);

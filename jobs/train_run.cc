@@ -151,9 +151,9 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   }
   const bool validate = !o.val_start.empty() && !o.val_end.empty();
 
-  ASSIGN_OR_RETURN(MeshComms comms, SplitMesh(world, s));
-  const MeshPosition pos = comms.pos;
   ASSIGN_OR_RETURN(auto backend, NewRankBackend(o.backend, o.threads, world));
+  ASSIGN_OR_RETURN(MeshComms comms, SplitMeshOn(backend->device(), world, s));
+  const MeshPosition pos = comms.pos;
   tc.optimizer.total_steps = o.steps;
   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(mc, tc.optimizer, backend.get(), &comms, tc.seed));
   WeatherMixer& model = trainer->model();

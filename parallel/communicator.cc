@@ -193,6 +193,12 @@ class MpiCommunicator final : public TensorCommunicator {
 
 }  // namespace
 
+#ifndef JIGSAW_HAVE_NCCL
+Result<std::unique_ptr<TensorCommunicator>> NewNcclCommunicator(std::unique_ptr<TensorCommunicator>) {
+  return UnimplementedError("this build of jigsaw has no NCCL communicator (built without CUDA and NCCL)");
+}
+#endif
+
 Result<HostPlace> PlaceOnHost(Communicator* comm) {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0) std::snprintf(name, sizeof(name), "localhost");

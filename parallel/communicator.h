@@ -1,8 +1,8 @@
 // How the ranks of a job talk. Two interfaces: Communicator, the small control one (gather, broadcast,
 // barrier; checkpoint commits agree through it, and Python can supply one), and TensorCommunicator, which
 // adds the data calls of tensor parallelism (broadcast, reduce, all-reduce, all-gather, reduce-scatter and
-// send/receive of float32 tensors, sub-communicators per mesh axis). Backends: local (one process) and MPI (one process
-// per rank, CPU buffers); NCCL (GPU buffers, MPI handing out the id) slots in behind TensorCommunicator.
+// send/receive of float32 tensors, sub-communicators per mesh axis). Backends: local (one process), MPI (one process
+// per rank, CPU buffers) and NCCL (GPU buffers, MPI handing out the id; nccl_communicator.cc).
 //
 // Contract:
 // - Every call is collective over the communicator: every rank calls it, in the same order, with the
@@ -76,6 +76,14 @@ Result<HostPlace> PlaceOnHost(Communicator* comm);
 std::unique_ptr<TensorCommunicator> NewLocalCommunicator();
 // MPI_COMM_WORLD; requires MPI to be initialised by the caller. kUnimplemented when built without MPI.
 Result<std::unique_ptr<TensorCommunicator>> NewMpiCommunicator();
+
+// NCCL over the GPUs of `control`'s ranks (one GPU per rank, made current on the calling thread before this
+// is called): data calls on device buffers go through NCCL and are waited for before they return; data
+// calls on host buffers (a trainer's scalar sums) and the control calls go through `control`, which Split
+// splits alongside. Collective over `control` (its rank 0 makes the NCCL id). NCCL does not buffer a Send:
+// it returns once the peer's Recv has the data. kUnimplemented in a build without NCCL;
+// kFailedPrecondition, on every rank, when a rank sees no GPU.
+Result<std::unique_ptr<TensorCommunicator>> NewNcclCommunicator(std::unique_ptr<TensorCommunicator> control);
 
 // For callers that cannot call MPI_Init themselves (the Python module): initialises MPI unless something in
 // the process already did (mpi4py, the application); true when this call did, and the caller then calls

@@ -40,4 +40,11 @@ Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s) {
   return m;
 }
 
+Result<MeshComms> SplitMeshOn(Device device, TensorCommunicator* world, int64_t s) {
+  if (device != Device::kCuda || world->size() == 1) return SplitMesh(world, s);
+  ASSIGN_OR_RETURN(auto control, world->Split(0, world->rank()));
+  ASSIGN_OR_RETURN(auto nccl, NewNcclCommunicator(std::move(control)));
+  return SplitMesh(nccl.get(), s);
+}
+
 }  // namespace jigsaw::train
