@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)")
       ->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches the loader reads ahead")->capture_default_str();
+  app.add_flag("--recompute", o.recompute,
+               "recompute each mixer block's activations in the backward instead of keeping them: memory for one "
+               "block's activations (plus each block's input) instead of every block's, for one more forward pass "
+               "of the blocks; the same gradients bit for bit");
   bool no_ceiling = false;
   app.add_flag("--no-gemm-ceiling", no_ceiling,
                "skip measuring the backend's GEMM rate at this rank's product shapes before the first step (the "

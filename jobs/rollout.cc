@@ -131,6 +131,8 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   ASSIGN_OR_RETURN(auto backend, NewRankBackend(o.backend, o.threads, world));
   ASSIGN_OR_RETURN(MeshComms comms, SplitMeshOn(backend->device(), world, s));
   ASSIGN_OR_RETURN(auto model, WeatherMixer::Create(mc, backend.get(), &comms, 0));
+  // A forecast has no backward: one set of block activations serves every block (the same tendencies).
+  RETURN_IF_ERROR(model->SetRecompute(true));
   const int64_t mesh_rank = comms.pos.i * s + comms.pos.j;
   auto loaded = LoadModelCheckpoint(ck.first.get(), ck.second, *model, mesh, mesh_rank, false);
   if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);

@@ -157,6 +157,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   tc.optimizer.total_steps = o.steps;
   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(mc, tc.optimizer, backend.get(), &comms, tc.seed));
   WeatherMixer& model = trainer->model();
+  RETURN_IF_ERROR(model.SetRecompute(o.recompute));
   RETURN_IF_ERROR(model.SetLossWeights(lat_w, channel_w));
   const TileShape tile = model.tile();
   RETURN_IF_ERROR(SetStaticInput(o.data, facts, &model));

@@ -36,6 +36,8 @@ struct TrainRunOptions {
   // Measure the backend's GEMM rate at this rank's own product shapes before the first step (the ceiling
   // each step's GEMM FLOP rate is shown against, as `jigsaw-bench gemm` measures it).
   bool gemm_ceiling = true;
+  // Recompute each block's activations in the backward instead of keeping them (WeatherMixer::SetRecompute).
+  bool recompute = false;
 };
 
 struct TrainRunReport {

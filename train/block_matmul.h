@@ -27,6 +27,9 @@ using Bounds = std::vector<int64_t>;  // s + 1 part boundaries of one dimension
 struct BlockMatmulStats {
   int64_t gemm_flops = 0;  // 2 m n k per local GEMM
   int64_t bytes_sent = 0;  // a broadcast root counts its payload once per receiver; a reduce sender its payload
+  // Work done a second time to recompute activations (WeatherMixer::SetRecompute), kept out of the two
+  // counts above so that they stay the model's own.
+  int64_t recomputed_gemm_flops = 0, recomputed_bytes_sent = 0;
 };
 
 class BlockMatmul {
@@ -42,6 +45,13 @@ class BlockMatmul {
 
   const BlockMatmulStats& stats() const { return stats_; }
   void ResetStats() { stats_ = {}; }
+  // Moves what was counted since `before` into the recomputed_* counts.
+  void CountAsRecomputed(const BlockMatmulStats& before) {
+    stats_.recomputed_gemm_flops += stats_.gemm_flops - before.gemm_flops;
+    stats_.recomputed_bytes_sent += stats_.bytes_sent - before.bytes_sent;
+    stats_.gemm_flops = before.gemm_flops;
+    stats_.bytes_sent = before.bytes_sent;
+  }
 
  private:
   float* Scratch(int slot, int64_t n);

@@ -26,37 +26,62 @@ struct WeatherMixer::Block {
   }
 };
 
+// What one block's backward reads: token mix u = LN(z), a = W_t1^T u + b_t1 (pre-GELU), h = GELU(a)
+// [Hs, D]; channel mix v = LN(z), c = v W_c1 + b_c1 (pre-GELU), g = GELU(c) [T, Hf].
+struct WeatherMixer::BlockActivations {
+  LayerNormCache token_ln, channel_ln;
+  Tensor u, a, h, v, c, g;
+};
+
 struct WeatherMixer::Pass {
-  Tensor tokens_in;  // the input state's tokens [T, F]
-  struct BlockActivations {
-    // Token mix u = LN(z), a = W_t1^T u + b_t1 (pre-GELU), h = GELU(a) [Hs, D];
-    // channel mix v = LN(z), c = v W_c1 + b_c1 (pre-GELU), g = GELU(c) [T, Hf].
-    LayerNormCache token_ln, channel_ln;
-    Tensor u, a, h, v, c, g;
-  };
-  std::vector<BlockActivations> blocks;
+  Tensor tokens_in;                      // the input state's tokens [T, F]
+  std::vector<BlockActivations> blocks;  // per block; empty when recomputing (the model's shared set serves)
+  std::vector<Tensor> block_inputs;      // when recomputing: each block's input z [T, D], all it keeps
   LayerNormCache head_ln;
   Tensor zf;  // LN_f(z), the head's input
 };
 
+WeatherMixer::BlockActivations WeatherMixer::MakeBlockActivations() {
+  const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  BlockActivations k;
+  k.token_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
+  k.channel_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
+  k.u = Tensor(be_, tr * dj);
+  k.a = Tensor(be_, hs * dj);
+  k.h = Tensor(be_, hs * dj);
+  k.v = Tensor(be_, tr * dj);
+  k.c = Tensor(be_, tr * hf);
+  k.g = Tensor(be_, tr * hf);
+  return k;
+}
+
 WeatherMixer::Pass WeatherMixer::MakePass() {
-  const int64_t tr = tokens_, dj = dim_, fj = features_, hs = token_hidden_, hf = channel_hidden_;
+  const int64_t tr = tokens_, dj = dim_, fj = features_;
   Pass p;
   p.tokens_in = Tensor(be_, tr * fj);
-  p.blocks.resize(blocks_.size());
-  for (auto& k : p.blocks) {
-    k.token_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
-    k.channel_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
-    k.u = Tensor(be_, tr * dj);
-    k.a = Tensor(be_, hs * dj);
-    k.h = Tensor(be_, hs * dj);
-    k.v = Tensor(be_, tr * dj);
-    k.c = Tensor(be_, tr * hf);
-    k.g = Tensor(be_, tr * hf);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    if (recompute_)
+      p.block_inputs.emplace_back(be_, tr * dj);
+    else
+      p.blocks.push_back(MakeBlockActivations());
   }
   p.head_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
   p.zf = Tensor(be_, tr * dj);
   return p;
+}
+
+Status WeatherMixer::SetRecompute(bool on) {
+  if (on == recompute_) return OkStatus();
+  recompute_ = on;
+  // Passes are made on first use, each in the current way (a pass holds no state between calls).
+  passes_.clear();
+  shared_.clear();
+  z_in_ = Tensor();
+  if (on) {
+    shared_.push_back(MakeBlockActivations());
+    z_in_ = Tensor(be_, tokens_ * dim_);
+  }
+  return OkStatus();
 }
 
 WeatherMixer::WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh)
@@ -195,7 +220,6 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   m->dtoken_ = Tensor(be, hs * dj);
   m->ln_scratch_ = Tensor(be, 2 * tr);
   if (m->static_w_) m->static_tokens_ = Tensor(be, tr * m->static_features_);
-  m->passes_.push_back(m->MakePass());
   m->lat_w_ = Tensor(be, m->tile_.height);
   m->ch_w_ = Tensor(be, m->tile_.channels);
   be->Fill(m->lat_w_.data(), m->lat_w_.size(), 1.0f);
@@ -259,9 +283,35 @@ void WeatherMixer::Patches(float* tile, int64_t channels, float* tokens, bool to
     }
 }
 
-Status WeatherMixer::Forward(Pass& pass, const float* state) {
+// One mixer block's forward on z [T, D] in place, keeping in x what its backward reads.
+Status WeatherMixer::BlockForward(Block& k, BlockActivations& x, float* z) {
   const auto& sp = split_;
   const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
+  TensorCommunicator* row = mesh_->row.get();
+  float* scratch = ln_scratch_.data();
+  // Token mix, hidden state kept transposed: h = GELU(W_t1^T LN(z) + b_t1) [Hs, D]; z += W_t2^T h + b_t2.
+  RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.token_norm_w->value.data(),
+                                   k.token_norm_b->value.data(), &x.token_ln, x.u.data(), scratch));
+  RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, sp.dim, k.token_w1->value.data(), x.u.data(), 0.0f, x.a.data()));
+  be_->BiasGelu(x.a.data(), x.h.data(), hs, dj, nullptr, k.token_b1->value.data());
+  RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, sp.dim, k.token_w2->value.data(), x.h.data(), 1.0f, z));
+  be_->AddBias(z, tr, dj, nullptr, k.token_b2->value.data());
+  // Channel mix: z += GELU(LN(z) W_c1 + b_c1) W_c2 + b_c2.
+  RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.channel_norm_w->value.data(),
+                                   k.channel_norm_b->value.data(), &x.channel_ln, x.v.data(), scratch));
+  RETURN_IF_ERROR(
+      mm_.NN(sp.tokens, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->value.data(), 0.0f, x.c.data()));
+  be_->BiasGelu(x.c.data(), x.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
+  RETURN_IF_ERROR(
+      mm_.NN(sp.tokens, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->value.data(), 1.0f, z));
+  be_->AddBias(z, tr, dj, k.channel_b2->value.data(), nullptr);
+  return OkStatus();
+}
+
+Status WeatherMixer::Forward(Pass& pass, const float* state) {
+  const auto& sp = split_;
+  const int64_t tr = tokens_, dj = dim_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
@@ -275,24 +325,8 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
   }
   be_->AddBias(z_.data(), tr, dj, embed_b_->value.data(), nullptr);
   for (size_t l = 0; l < blocks_.size(); ++l) {
-    Block& k = blocks_[l];
-    Pass::BlockActivations& x = pass.blocks[l];
-    // Token mix, hidden state kept transposed: h = GELU(W_t1^T LN(z) + b_t1) [Hs, D]; z += W_t2^T h + b_t2.
-    RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.token_norm_w->value.data(),
-                                     k.token_norm_b->value.data(), &x.token_ln, x.u.data(), scratch));
-    RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, sp.dim, k.token_w1->value.data(), x.u.data(), 0.0f, x.a.data()));
-    be_->BiasGelu(x.a.data(), x.h.data(), hs, dj, nullptr, k.token_b1->value.data());
-    RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, sp.dim, k.token_w2->value.data(), x.h.data(), 1.0f, z_.data()));
-    be_->AddBias(z_.data(), tr, dj, nullptr, k.token_b2->value.data());
-    // Channel mix: z += GELU(LN(z) W_c1 + b_c1) W_c2 + b_c2.
-    RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), k.channel_norm_w->value.data(),
-                                     k.channel_norm_b->value.data(), &x.channel_ln, x.v.data(), scratch));
-    RETURN_IF_ERROR(
-        mm_.NN(sp.tokens, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->value.data(), 0.0f, x.c.data()));
-    be_->BiasGelu(x.c.data(), x.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
-    RETURN_IF_ERROR(
-        mm_.NN(sp.tokens, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->value.data(), 1.0f, z_.data()));
-    be_->AddBias(z_.data(), tr, dj, k.channel_b2->value.data(), nullptr);
+    if (recompute_) be_->Copy(pass.block_inputs[l].data(), z_.data(), tokens_ * dim_);
+    RETURN_IF_ERROR(BlockForward(blocks_[l], recompute_ ? shared_[0] : pass.blocks[l], z_.data()));
   }
   // Head: y = LN_f(z) W_d + b_d, unpatched to the tendency tile.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), head_norm_w_->value.data(), head_norm_b_->value.data(),
@@ -303,10 +337,49 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
   return OkStatus();
 }
 
+// One mixer block's backward, in reverse order: dz_ (the gradient of its output) becomes the gradient of its
+// input; its parameters' gradients accumulate.
+Status WeatherMixer::BlockBackward(Block& k, BlockActivations& x) {
+  const auto& sp = split_;
+  const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
+  TensorCommunicator* row = mesh_->row.get();
+  float* scratch = ln_scratch_.data();
+  // Channel mix: z_out = z + g W_c2 + b_c2, g = GELU(c), c = v W_c1 + b_c1, v = LN(z).
+  be_->ColSumsAdd(dz_.data(), tr, dj, k.channel_b2->grad.data());
+  RETURN_IF_ERROR(
+      mm_.TN(sp.channel_hidden, sp.tokens, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
+  RETURN_IF_ERROR(
+      mm_.NT(sp.tokens, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
+  be_->GeluBackward(x.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
+  be_->ColSumsAdd(dhidden_.data(), tr, hf, k.channel_b1->grad.data());
+  RETURN_IF_ERROR(
+      mm_.TN(sp.dim, sp.tokens, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
+  RETURN_IF_ERROR(
+      mm_.NT(sp.tokens, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
+  RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), x.channel_ln,
+                                    dz_.data(), k.channel_norm_w->grad.data(), k.channel_norm_b->grad.data(),
+                                    scratch));
+  // Token mix: z_out = z + W_t2^T h + b_t2, h = GELU(a), a = W_t1^T u + b_t1, u = LN(z).
+  be_->RowSumsAdd(dz_.data(), tr, dj, k.token_b2->grad.data());
+  RETURN_IF_ERROR(mm_.NT(sp.token_hidden, sp.dim, sp.tokens, x.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
+  RETURN_IF_ERROR(
+      mm_.NN(sp.token_hidden, sp.tokens, sp.dim, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
+  be_->GeluBackward(x.a.data(), dtoken_.data(), dtoken_.data(), hs * dj);
+  be_->RowSumsAdd(dtoken_.data(), hs, dj, k.token_b1->grad.data());
+  RETURN_IF_ERROR(
+      mm_.NT(sp.tokens, sp.dim, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
+  RETURN_IF_ERROR(
+      mm_.NN(sp.tokens, sp.token_hidden, sp.dim, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
+  RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), x.token_ln, dz_.data(),
+                                    k.token_norm_w->grad.data(), k.token_norm_b->grad.data(), scratch));
+  return OkStatus();
+}
+
 // The backward of Forward, in reverse order.
 Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate) {
   const auto& sp = split_;
-  const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  const int64_t tr = tokens_, dj = dim_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
@@ -319,36 +392,14 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dzf_.data(), head_norm_w_->value.data(), pass.head_ln, dz_.data(),
                                     head_norm_w_->grad.data(), head_norm_b_->grad.data(), scratch));
   for (size_t l = blocks_.size(); l-- > 0;) {
-    Block& k = blocks_[l];
-    Pass::BlockActivations& x = pass.blocks[l];
-    // Channel mix: z_out = z + g W_c2 + b_c2, g = GELU(c), c = v W_c1 + b_c1, v = LN(z).
-    be_->ColSumsAdd(dz_.data(), tr, dj, k.channel_b2->grad.data());
-    RETURN_IF_ERROR(
-        mm_.TN(sp.channel_hidden, sp.tokens, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
-    RETURN_IF_ERROR(
-        mm_.NT(sp.tokens, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
-    be_->GeluBackward(x.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
-    be_->ColSumsAdd(dhidden_.data(), tr, hf, k.channel_b1->grad.data());
-    RETURN_IF_ERROR(
-        mm_.TN(sp.dim, sp.tokens, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
-    RETURN_IF_ERROR(
-        mm_.NT(sp.tokens, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
-    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), x.channel_ln,
-                                      dz_.data(), k.channel_norm_w->grad.data(), k.channel_norm_b->grad.data(),
-                                      scratch));
-    // Token mix: z_out = z + W_t2^T h + b_t2, h = GELU(a), a = W_t1^T u + b_t1, u = LN(z).
-    be_->RowSumsAdd(dz_.data(), tr, dj, k.token_b2->grad.data());
-    RETURN_IF_ERROR(mm_.NT(sp.token_hidden, sp.dim, sp.tokens, x.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
-    RETURN_IF_ERROR(
-        mm_.NN(sp.token_hidden, sp.tokens, sp.dim, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
-    be_->GeluBackward(x.a.data(), dtoken_.data(), dtoken_.data(), hs * dj);
-    be_->RowSumsAdd(dtoken_.data(), hs, dj, k.token_b1->grad.data());
-    RETURN_IF_ERROR(
-        mm_.NT(sp.tokens, sp.dim, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
-    RETURN_IF_ERROR(
-        mm_.NN(sp.tokens, sp.token_hidden, sp.dim, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
-    RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), x.token_ln, dz_.data(),
-                                      k.token_norm_w->grad.data(), k.token_norm_b->grad.data(), scratch));
+    if (recompute_) {
+      // The block's activations again, from its input (the same kernels on the same data: the same bits).
+      const BlockMatmulStats before = mm_.stats();
+      be_->Copy(z_in_.data(), pass.block_inputs[l].data(), tokens_ * dim_);
+      RETURN_IF_ERROR(BlockForward(blocks_[l], shared_[0], z_in_.data()));
+      mm_.CountAsRecomputed(before);
+    }
+    RETURN_IF_ERROR(BlockBackward(blocks_[l], recompute_ ? shared_[0] : pass.blocks[l]));
   }
   // Embedding: z = X W_e + X_s W_s + b_e; the input's gradient only when an earlier application needs it
   // (the static input has none: it is data).
@@ -405,6 +456,7 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targe
 
 Status WeatherMixer::Predict(const float* x0, float* tendency) {
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
+  if (passes_.empty()) passes_.push_back(MakePass());
   be_->Upload(state_.data(), x0, tile_.size());
   RETURN_IF_ERROR(Forward(passes_[0], state_.data()));
   be_->Download(tendency, tendency_.data(), tile_.size());

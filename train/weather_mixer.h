@@ -60,11 +60,25 @@ class WeatherMixer {
   // The tendency of x0 (host tile in, host tile out); no gradients.
   Status Predict(const float* x0, float* tendency);
 
+  // Activation recomputation (jigsaw-train --recompute): the forward keeps only each block's input, and the
+  // backward runs each block's forward again just before its backward, into one set of activations shared
+  // by all blocks. Memory for activations drops from depth sets to one set plus depth inputs [T, D], for
+  // one more forward pass of the blocks; gradients are the same bit for bit (the same kernels on the same
+  // data). The recomputed products are counted apart (BlockMatmulStats::recomputed_*).
+  Status SetRecompute(bool on);
+  bool recompute() const { return recompute_; }
+
  private:
-  struct Block;  // one mixer block's parameters
-  struct Pass;   // what one application of the model keeps for its backward
+  struct Block;             // one mixer block's parameters
+  struct BlockActivations;  // what one block's backward reads
+  struct Pass;              // what one application of the model keeps for its backward
   WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh);
   Pass MakePass();
+  BlockActivations MakeBlockActivations();
+  // One block's forward on z (in place), keeping in x what its backward reads; its backward, dz_ from the
+  // gradient of the block's output to that of its input.
+  Status BlockForward(Block& k, BlockActivations& x, float* z);
+  Status BlockBackward(Block& k, BlockActivations& x);
   // The forward of one application: state (device tile) -> tendency_ (device tile).
   Status Forward(Pass& pass, const float* state);
   // Its backward: dtendency (device tile) -> parameter grads, and, when dstate is given, dstate = the
@@ -92,6 +106,9 @@ class WeatherMixer {
   bool static_set_ = false;
   std::vector<Block> blocks_;
   std::vector<Pass> passes_;  // one per application of the longest rollout so far
+  bool recompute_ = false;
+  std::vector<BlockActivations> shared_;  // recomputing: the one set of block activations
+  Tensor z_in_;                           // recomputing: a block's input, copied back for its forward again
   // The current sample: the state and its tendency, the targets, the loss gradients per application
   // (dloss_), the gradient flowing back through the states (dstate_, dinput_); scratch of the passes.
   Tensor state_, tendency_, targets_, dloss_, dstate_, dinput_;

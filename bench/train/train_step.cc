@@ -3,6 +3,7 @@
 // step, FLOP/s). bench/bench_train.py runs it beside the PyTorch oracle's step on the same config.
 //   train_step --backend cpu|cuda --channels C --grid HxW --patch PxP --dim D --depth L
 //              --token-hidden Hs --channel-hidden Hf --batch B --steps N --warmup W --threads T
+//              [--recompute 1]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
                  .token_hidden = 256,
                  .channel_hidden = 1024};
   std::string backend_name = "cpu";
-  int64_t batch = 2, steps = 5, warmup = 1, threads = 0;
+  int64_t batch = 2, steps = 5, warmup = 1, threads = 0, recompute = 0;
   for (int a = 1; a + 1 < argc; a += 2) {
     const std::string k = argv[a], v = argv[a + 1];
     auto pair = [&](int64_t* x, int64_t* y) { std::sscanf(v.c_str(), "%ldx%ld", x, y); };
@@ -55,6 +56,8 @@ int main(int argc, char** argv) {
       warmup = std::stoll(v);
     else if (k == "--threads")
       threads = std::stoll(v);
+    else if (k == "--recompute")
+      recompute = std::stoll(v);
     else {
       std::fprintf(stderr, "train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -74,11 +77,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "train_step: %s\n", trainer.status().ToString().c_str());
     return 2;
   }
-  // Memory: the parameters' state (weights, gradients, two Adam moments) and the activations the model
-  // allocates once at creation; the step's peak through the backend is compared with their sum.
+  if (!(*trainer)->model().SetRecompute(recompute != 0).ok()) return 2;
+  // Memory: the parameters' state (weights, gradients, two Adam moments) and what the model holds after a
+  // step (activations, kept for the next; its scratch); the step's peak through the backend is compared
+  // with their sum.
   int64_t param_bytes = 0;
   for (auto& p : (*trainer)->model().parameters()) param_bytes += 16 * p.local_size();
-  const int64_t activation_bytes = (*backend)->bytes_in_use() - before - param_bytes;
+  int64_t activation_bytes = 0;
   const int64_t tile = (*trainer)->model().tile().size();
   // A cheap pseudo-random batch (a hash per element: GB-sized batches in well under a second).
   std::vector<float> x0(batch * tile), x1(batch * tile);
@@ -109,6 +114,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (s >= warmup) times.push_back(dt);
+    if (s == 0) activation_bytes = (*backend)->bytes_in_use() - before - param_bytes - 2 * batch * tile * 4;
     flops = r->gemm_flops;
     loss = r->loss;
   }
@@ -118,10 +124,10 @@ int main(int argc, char** argv) {
   // The ceiling: the backend's GEMM alone at the step's own shapes (train/gemm_rate.h).
   const double ceiling = MeasureGemmRate(backend->get(), StepGemmShapes(mc)).flop_per_s();
   std::printf(
-      "{\"backend\": \"%s\", \"step_s\": %.6f, \"gemm_flops\": %ld, \"step_flop_per_s\": %.4e, "
+      "{\"backend\": \"%s\", \"recompute\": %s, \"step_s\": %.6f, \"gemm_flops\": %ld, \"step_flop_per_s\": %.4e, "
       "\"gemm_ceiling_flop_per_s\": %.4e, \"share_of_ceiling\": %.3f, \"loss\": %.6f, "
       "\"parameter_state_bytes\": %ld, \"activation_bytes\": %ld, \"peak_bytes\": %ld, \"peak_over_needed\": %.3f}\n",
-      backend_name.c_str(), median, static_cast<long>(flops), flops / median, ceiling, flops / median / ceiling, loss,
+      backend_name.c_str(), recompute ? "true" : "false", median, static_cast<long>(flops), flops / median, ceiling, flops / median / ceiling, loss,
       static_cast<long>(param_bytes), static_cast<long>(activation_bytes), static_cast<long>(peak_bytes),
       double(peak_bytes) / double(param_bytes + activation_bytes));
   return 0;

@@ -73,6 +73,17 @@ def test_steps_show_their_gemm_rate_beside_the_ceiling(store, tmp_path):
     assert all("gemm_ceiling_share" not in r for r in records)
 
 
+def test_recompute_trains_bit_identically_on_one_rank_and_a_2x2_mesh(store, tmp_path):
+    for ranks, mesh in ((1, "domain=1,tensor=1"), (4, "domain=2,tensor=2")):
+        _, kept = train(store, tmp_path, "--steps", "3", ranks=ranks, mesh=mesh)
+        _, again = train(store, tmp_path, "--steps", "3", "--recompute", ranks=ranks, mesh=mesh)
+        assert losses(kept) == losses(again) and len(losses(kept)) == 3, (mesh, losses(kept), losses(again))
+        # The model's FLOPs per step do not count the recomputed products.
+        flops = lambda rs: [r["gflop_per_s_per_rank"] * r["seconds"] for r in rs if "loss" in r and "step" in r]
+        for a, b in zip(flops(kept), flops(again)):
+            assert abs(a - b) <= 1e-9 * a, (a, b)
+
+
 def test_resume_on_the_same_mesh_is_bit_identical(store, tmp_path):
     _, whole = train(store, tmp_path, "--steps", "8", ranks=4, mesh="domain=2,tensor=2")
     ck = tmp_path / "ck"
