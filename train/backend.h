@@ -43,6 +43,10 @@ class Backend {
   virtual void Download(float* host, const float* src, int64_t n) = 0;
   virtual void Copy(float* dst, const float* src, int64_t n) = 0;
   virtual void Fill(float* x, int64_t n, float value) = 0;
+  // dst[r * dst_stride + c] = src[r * src_stride + c] for r < rows, c < cols (a block of rows, e.g. one
+  // sample's tokens into their places among a batch's).
+  virtual void CopyRows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t rows,
+                        int64_t cols) = 0;
 
   // ---- GEMM: C[m, n] = alpha op(A) op(B) + beta C; op(A) is [m, k], A^T when trans_a ----
   void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,

@@ -148,6 +148,13 @@ TEST_P(BackendTest, ElementwiseKernels) {
   EXPECT_EQ(Run({x}, {0}, [&](Backend* be, auto& p) { return be->Scale(p[0], mn, 1.5f), 0.0; })[0], want);
   EXPECT_EQ(Run({x}, {0}, [&](Backend* be, auto& p) { return be->Fill(p[0], mn, 3.0f), 0.0; })[0],
             std::vector<float>(mn, 3.0f));
+  // Rows 0..m/2 of x's columns 5..5+n/3 into every other row of y, from column 7.
+  want = y;
+  for (int64_t r = 0; r < m / 2; ++r)
+    for (int64_t c = 0; c < n / 3; ++c) want[7 + 2 * r * n + c] = x[5 + r * n + c];
+  EXPECT_EQ(Run({x, y}, {1},
+                [&](Backend* be, auto& p) { return be->CopyRows(p[1] + 7, 2 * n, p[0] + 5, n, m / 2, n / 3), 0.0; })[0],
+            want);
   std::vector<float> pre(mn), gelu(mn), dgelu(mn);
   for (int64_t r = 0; r < m; ++r)
     for (int64_t c = 0; c < n; ++c) {

@@ -82,6 +82,12 @@ class CpuBackend final : public Backend {
   void Fill(float* x, int64_t n, float value) override {
     for (int64_t i = 0; i < n; ++i) x[i] = value;
   }
+  void CopyRows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t rows,
+                int64_t cols) override {
+    ForRange(rows, cols, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) std::memcpy(dst + r * dst_stride, src + r * src_stride, cols * sizeof(float));
+    });
+  }
 
   void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
                     float beta, float* c) override {

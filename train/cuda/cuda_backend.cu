@@ -253,6 +253,12 @@ class CudaBackend final : public Backend {
   void Copy(float* dst, const float* src, int64_t n) override {
     if (n > 0 && dst != src) CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice));
   }
+  void CopyRows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t rows,
+                int64_t cols) override {
+    if (rows > 0 && cols > 0)
+      CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_stride * sizeof(float), src, src_stride * sizeof(float),
+                                   cols * sizeof(float), rows, cudaMemcpyDeviceToDevice, 0));
+  }
   void Fill(float* x, int64_t n, float v) override {
     if (n > 0) FillKernel<<<Blocks(n), kThreads>>>(x, n, v);
   }
