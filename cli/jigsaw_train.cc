@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
                  "stop after this many steps as a preemption would: checkpoint, exit 0 "
                  "(a later --resume continues the same schedule)");
   app.add_option("--batch-size", o.batch_size, "samples per step per replica")->capture_default_str();
+  app.add_option("--micro-batch", o.micro_batch,
+                 "samples through the model at once (0: the whole batch): the batch's tokens are the rows of every "
+                 "product, so larger micro-batches make larger GEMMs and hold more activations")
+      ->capture_default_str();
   app.add_option("--rollout-steps", o.rollout_steps,
                  "K: train on the mean loss of K autoregressive applications of the model (back-propagated through "
                  "all K); validation uses the same K")

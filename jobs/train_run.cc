@@ -149,6 +149,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   if (o.steps < 1 || o.batch_size < 1 || o.rollout_steps < 1) {
     return InvalidArgumentError("--steps, --batch-size and --rollout-steps must be positive");
   }
+  if (o.micro_batch < 0) return InvalidArgumentError("--micro-batch must be 0 (the whole batch) or positive");
   const bool validate = !o.val_start.empty() && !o.val_end.empty();
 
   ASSIGN_OR_RETURN(auto backend, NewRankBackend(o.backend, o.threads, world));
@@ -158,6 +159,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(mc, tc.optimizer, backend.get(), &comms, tc.seed));
   WeatherMixer& model = trainer->model();
   RETURN_IF_ERROR(model.SetRecompute(o.recompute));
+  trainer->set_micro_batch(o.micro_batch);
   RETURN_IF_ERROR(model.SetLossWeights(lat_w, channel_w));
   const TileShape tile = model.tile();
   RETURN_IF_ERROR(SetStaticInput(o.data, facts, &model));

@@ -39,6 +39,9 @@ class Trainer {
                                                  MeshComms* mesh, uint64_t seed);
   WeatherMixer& model() { return *model_; }
   int64_t step() const { return step_; }
+  // Samples the model takes at once (0, the default: the whole batch). The products grow with it, and so do
+  // the activations; the gradients are the same up to the order of their sums.
+  void set_micro_batch(int64_t samples) { micro_batch_ = samples; }
   void set_step(int64_t step) { step_ = step; }
 
   // The job's batch is every replica's `batch.size` samples: the loss is their mean.
@@ -62,6 +65,7 @@ class Trainer {
   OptimizerConfig opt_;
   std::unique_ptr<WeatherMixer> model_;
   int64_t step_ = 0;
+  int64_t micro_batch_ = 0;
 };
 
 }  // namespace jigsaw::train

@@ -42,7 +42,7 @@ struct WeatherMixer::Pass {
 };
 
 WeatherMixer::BlockActivations WeatherMixer::MakeBlockActivations() {
-  const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  const int64_t tr = tokens_ * cap_, dj = dim_, hs = token_hidden_ * cap_, hf = channel_hidden_;
   BlockActivations k;
   k.token_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
   k.channel_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
@@ -56,7 +56,7 @@ WeatherMixer::BlockActivations WeatherMixer::MakeBlockActivations() {
 }
 
 WeatherMixer::Pass WeatherMixer::MakePass() {
-  const int64_t tr = tokens_, dj = dim_, fj = features_;
+  const int64_t tr = tokens_ * cap_, dj = dim_, fj = features_;
   Pass p;
   p.tokens_in = Tensor(be_, tr * fj);
   for (size_t l = 0; l < blocks_.size(); ++l) {
@@ -79,9 +79,61 @@ Status WeatherMixer::SetRecompute(bool on) {
   z_in_ = Tensor();
   if (on) {
     shared_.push_back(MakeBlockActivations());
-    z_in_ = Tensor(be_, tokens_ * dim_);
+    z_in_ = Tensor(be_, tokens_ * cap_ * dim_);
   }
   return OkStatus();
+}
+
+// Tensors for `samples` samples at once (never fewer than before); passes are made again on first use.
+void WeatherMixer::Reserve(int64_t samples) {
+  if (samples <= cap_) return;
+  cap_ = samples;
+  const int64_t tr = tokens_ * cap_, dj = dim_, fj = features_, hs = token_hidden_ * cap_, hf = channel_hidden_;
+  const int64_t tile = tile_.size() * cap_;
+  state_ = Tensor(be_, tile);
+  tendency_ = Tensor(be_, tile);
+  dstate_ = Tensor(be_, tile);
+  dinput_ = Tensor(be_, tile);
+  y_ = Tensor(be_, tr * fj);
+  dy_ = Tensor(be_, tr * fj);
+  dtokens_ = Tensor(be_, tr * fj);
+  z_ = Tensor(be_, tr * dj);
+  dz_ = Tensor(be_, tr * dj);
+  dzf_ = Tensor(be_, tr * dj);
+  dtmp_ = Tensor(be_, tr * dj);
+  dhidden_ = Tensor(be_, tr * hf);
+  dtoken_ = Tensor(be_, hs * dj);
+  ln_scratch_ = Tensor(be_, 2 * tr);
+  // One sample's tokens on their way to (from) their places among the batch's.
+  sample_tokens_ = cap_ > 1 ? Tensor(be_, tokens_ * std::max(features_, static_features_)) : Tensor();
+  if (static_w_) static_batch_ = Tensor(be_, tr * static_features_);
+  static_batch_samples_ = 0;
+  passes_.clear();
+  if (recompute_) {
+    shared_.clear();
+    shared_.push_back(MakeBlockActivations());
+    z_in_ = Tensor(be_, tr * dj);
+  }
+}
+
+// The current call's samples: the row counts and the bounds of the batched products.
+void WeatherMixer::SetBatch(int64_t samples) {
+  Reserve(samples);
+  b_ = samples;
+  auto times = [samples](const Bounds& b) {
+    Bounds out = b;
+    for (auto& x : out) x *= samples;
+    return out;
+  };
+  tokens_b_ = times(split_.tokens);
+  dim_b_ = times(split_.dim);
+  // The static tokens, the same for every sample, in each sample's place.
+  if (static_w_ && static_set_ && samples > 1 && static_batch_samples_ != samples) {
+    for (int64_t b = 0; b < samples; ++b)
+      be_->CopyRows(static_batch_.data() + b * static_features_, samples * static_features_, static_tokens_.data(),
+                    static_features_, tokens_, static_features_);
+    static_batch_samples_ = samples;
+  }
 }
 
 WeatherMixer::WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh)
@@ -197,28 +249,14 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   m->head_w_ = m->Find("head_w");
   m->head_b_ = m->Find("head_b");
   m->static_w_ = c.static_channels > 0 ? m->Find("static_w") : nullptr;
-  const int64_t tr = m->tokens_, dj = m->dim_, fj = m->features_, hs = m->token_hidden_, hf = m->channel_hidden_;
+  const int64_t tr = m->tokens_;
   m->blocks_.resize(c.depth);
   for (int64_t l = 0; l < c.depth; ++l) {
     const std::string b = "blocks." + std::to_string(l) + ".";
     Block& k = m->blocks_[l];
     for (const auto& [name, field] : Block::Named()) k.*field = m->Find(b + name);
   }
-  const int64_t tile = m->tile_.size();
-  m->state_ = Tensor(be, tile);
-  m->tendency_ = Tensor(be, tile);
-  m->dstate_ = Tensor(be, tile);
-  m->dinput_ = Tensor(be, tile);
-  m->y_ = Tensor(be, tr * fj);
-  m->dy_ = Tensor(be, tr * fj);
-  m->dtokens_ = Tensor(be, tr * fj);
-  m->z_ = Tensor(be, tr * dj);
-  m->dz_ = Tensor(be, tr * dj);
-  m->dzf_ = Tensor(be, tr * dj);
-  m->dtmp_ = Tensor(be, tr * dj);
-  m->dhidden_ = Tensor(be, tr * hf);
-  m->dtoken_ = Tensor(be, hs * dj);
-  m->ln_scratch_ = Tensor(be, 2 * tr);
+  m->Reserve(1);
   if (m->static_w_) m->static_tokens_ = Tensor(be, tr * m->static_features_);
   m->lat_w_ = Tensor(be, m->tile_.height);
   m->ch_w_ = Tensor(be, m->tile_.channels);
@@ -262,6 +300,7 @@ Status WeatherMixer::SetStatic(const float* tile) {
   be_->Upload(staged.data(), tile, static_tile_.size());
   Patches(staged.data(), static_tile_.channels, static_tokens_.data(), true);
   static_set_ = true;
+  static_batch_samples_ = 0;
   return OkStatus();
 }
 
@@ -283,57 +322,75 @@ void WeatherMixer::Patches(float* tile, int64_t channels, float* tokens, bool to
     }
 }
 
+// The current samples' tiles [B, channels, h, w] (`tile_size` apart) <-> tokens [t, B, channels ph pw]: each
+// sample's token r at row r B + b, so that the channel mix sees [t B, features] and the token mix [t, B D].
+void WeatherMixer::BatchPatches(float* tiles, int64_t channels, int64_t tile_size, float* tokens, bool to_tokens) {
+  if (b_ == 1) return Patches(tiles, channels, tokens, to_tokens);
+  const int64_t f = channels * config_.patch_pixels();
+  float* one = sample_tokens_.data();
+  for (int64_t b = 0; b < b_; ++b) {
+    if (to_tokens) {
+      Patches(tiles + b * tile_size, channels, one, true);
+      be_->CopyRows(tokens + b * f, b_ * f, one, f, tokens_, f);
+    } else {
+      be_->CopyRows(one, f, tokens + b * f, b_ * f, tokens_, f);
+      Patches(tiles + b * tile_size, channels, one, false);
+    }
+  }
+}
+
 // One mixer block's forward on z [T, D] in place, keeping in x what its backward reads.
 Status WeatherMixer::BlockForward(Block& k, BlockActivations& x, float* z) {
   const auto& sp = split_;
-  const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  // Rows: tokens of every sample (channel mix, LayerNorm); columns: features of every sample (token mix).
+  const int64_t tr = tokens_ * b_, dj = dim_, hs = token_hidden_, hf = channel_hidden_, tb = tokens_, djb = dim_ * b_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
   // Token mix, hidden state kept transposed: h = GELU(W_t1^T LN(z) + b_t1) [Hs, D]; z += W_t2^T h + b_t2.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.token_norm_w->value.data(),
                                    k.token_norm_b->value.data(), &x.token_ln, x.u.data(), scratch));
-  RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, sp.dim, k.token_w1->value.data(), x.u.data(), 0.0f, x.a.data()));
-  be_->BiasGelu(x.a.data(), x.h.data(), hs, dj, nullptr, k.token_b1->value.data());
-  RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, sp.dim, k.token_w2->value.data(), x.h.data(), 1.0f, z));
-  be_->AddBias(z, tr, dj, nullptr, k.token_b2->value.data());
+  RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, dim_b_, k.token_w1->value.data(), x.u.data(), 0.0f, x.a.data()));
+  be_->BiasGelu(x.a.data(), x.h.data(), hs, djb, nullptr, k.token_b1->value.data());
+  RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, dim_b_, k.token_w2->value.data(), x.h.data(), 1.0f, z));
+  be_->AddBias(z, tb, djb, nullptr, k.token_b2->value.data());
   // Channel mix: z += GELU(LN(z) W_c1 + b_c1) W_c2 + b_c2.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.channel_norm_w->value.data(),
                                    k.channel_norm_b->value.data(), &x.channel_ln, x.v.data(), scratch));
   RETURN_IF_ERROR(
-      mm_.NN(sp.tokens, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->value.data(), 0.0f, x.c.data()));
+      mm_.NN(tokens_b_, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->value.data(), 0.0f, x.c.data()));
   be_->BiasGelu(x.c.data(), x.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
   RETURN_IF_ERROR(
-      mm_.NN(sp.tokens, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->value.data(), 1.0f, z));
+      mm_.NN(tokens_b_, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->value.data(), 1.0f, z));
   be_->AddBias(z, tr, dj, k.channel_b2->value.data(), nullptr);
   return OkStatus();
 }
 
 Status WeatherMixer::Forward(Pass& pass, const float* state) {
   const auto& sp = split_;
-  const int64_t tr = tokens_, dj = dim_;
+  const int64_t tr = tokens_ * b_, dj = dim_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
-  Patches(const_cast<float*>(state), tile_.channels, pass.tokens_in.data(), true);
+  BatchPatches(const_cast<float*>(state), tile_.channels, tile_.size(), pass.tokens_in.data(), true);
   // Embedding: z = X W_e + X_s W_s + b_e (X_s: the static tokens, when the model has static channels).
   RETURN_IF_ERROR(
-      mm_.NN(sp.tokens, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->value.data(), 0.0f, z_.data()));
+      mm_.NN(tokens_b_, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->value.data(), 0.0f, z_.data()));
   if (static_w_) {
     RETURN_IF_ERROR(
-        mm_.NN(sp.tokens, sp.static_features, sp.dim, static_tokens_.data(), static_w_->value.data(), 1.0f, z_.data()));
+        mm_.NN(tokens_b_, sp.static_features, sp.dim, StaticTokens(), static_w_->value.data(), 1.0f, z_.data()));
   }
   be_->AddBias(z_.data(), tr, dj, embed_b_->value.data(), nullptr);
   for (size_t l = 0; l < blocks_.size(); ++l) {
-    if (recompute_) be_->Copy(pass.block_inputs[l].data(), z_.data(), tokens_ * dim_);
+    if (recompute_) be_->Copy(pass.block_inputs[l].data(), z_.data(), tr * dj);
     RETURN_IF_ERROR(BlockForward(blocks_[l], recompute_ ? shared_[0] : pass.blocks[l], z_.data()));
   }
   // Head: y = LN_f(z) W_d + b_d, unpatched to the tendency tile.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), head_norm_w_->value.data(), head_norm_b_->value.data(),
                                    &pass.head_ln, pass.zf.data(), scratch));
-  RETURN_IF_ERROR(mm_.NN(sp.tokens, sp.dim, sp.features, pass.zf.data(), head_w_->value.data(), 0.0f, y_.data()));
+  RETURN_IF_ERROR(mm_.NN(tokens_b_, sp.dim, sp.features, pass.zf.data(), head_w_->value.data(), 0.0f, y_.data()));
   be_->AddBias(y_.data(), tr, features_, head_b_->value.data(), nullptr);
-  Patches(tendency_.data(), tile_.channels, y_.data(), false);
+  BatchPatches(tendency_.data(), tile_.channels, tile_.size(), y_.data(), false);
   return OkStatus();
 }
 
@@ -341,36 +398,37 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
 // input; its parameters' gradients accumulate.
 Status WeatherMixer::BlockBackward(Block& k, BlockActivations& x) {
   const auto& sp = split_;
-  const int64_t tr = tokens_, dj = dim_, hs = token_hidden_, hf = channel_hidden_;
+  // Rows: tokens of every sample (channel mix, LayerNorm); columns: features of every sample (token mix).
+  const int64_t tr = tokens_ * b_, dj = dim_, hs = token_hidden_, hf = channel_hidden_, tb = tokens_, djb = dim_ * b_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
   // Channel mix: z_out = z + g W_c2 + b_c2, g = GELU(c), c = v W_c1 + b_c1, v = LN(z).
   be_->ColSumsAdd(dz_.data(), tr, dj, k.channel_b2->grad.data());
   RETURN_IF_ERROR(
-      mm_.TN(sp.channel_hidden, sp.tokens, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
+      mm_.TN(sp.channel_hidden, tokens_b_, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
   RETURN_IF_ERROR(
-      mm_.NT(sp.tokens, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
+      mm_.NT(tokens_b_, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
   be_->GeluBackward(x.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
   be_->ColSumsAdd(dhidden_.data(), tr, hf, k.channel_b1->grad.data());
   RETURN_IF_ERROR(
-      mm_.TN(sp.dim, sp.tokens, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
+      mm_.TN(sp.dim, tokens_b_, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
   RETURN_IF_ERROR(
-      mm_.NT(sp.tokens, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
+      mm_.NT(tokens_b_, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), x.channel_ln,
                                     dz_.data(), k.channel_norm_w->grad.data(), k.channel_norm_b->grad.data(),
                                     scratch));
   // Token mix: z_out = z + W_t2^T h + b_t2, h = GELU(a), a = W_t1^T u + b_t1, u = LN(z).
-  be_->RowSumsAdd(dz_.data(), tr, dj, k.token_b2->grad.data());
-  RETURN_IF_ERROR(mm_.NT(sp.token_hidden, sp.dim, sp.tokens, x.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
+  be_->RowSumsAdd(dz_.data(), tb, djb, k.token_b2->grad.data());
+  RETURN_IF_ERROR(mm_.NT(sp.token_hidden, dim_b_, sp.tokens, x.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
   RETURN_IF_ERROR(
-      mm_.NN(sp.token_hidden, sp.tokens, sp.dim, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
-  be_->GeluBackward(x.a.data(), dtoken_.data(), dtoken_.data(), hs * dj);
-  be_->RowSumsAdd(dtoken_.data(), hs, dj, k.token_b1->grad.data());
+      mm_.NN(sp.token_hidden, sp.tokens, dim_b_, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
+  be_->GeluBackward(x.a.data(), dtoken_.data(), dtoken_.data(), hs * djb);
+  be_->RowSumsAdd(dtoken_.data(), hs, djb, k.token_b1->grad.data());
   RETURN_IF_ERROR(
-      mm_.NT(sp.tokens, sp.dim, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
+      mm_.NT(sp.tokens, dim_b_, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
   RETURN_IF_ERROR(
-      mm_.NN(sp.tokens, sp.token_hidden, sp.dim, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
+      mm_.NN(sp.tokens, sp.token_hidden, dim_b_, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), x.token_ln, dz_.data(),
                                     k.token_norm_w->grad.data(), k.token_norm_b->grad.data(), scratch));
   return OkStatus();
@@ -379,15 +437,15 @@ Status WeatherMixer::BlockBackward(Block& k, BlockActivations& x) {
 // The backward of Forward, in reverse order.
 Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate) {
   const auto& sp = split_;
-  const int64_t tr = tokens_, dj = dim_;
+  const int64_t tr = tokens_ * b_, dj = dim_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
   // Head.
-  Patches(const_cast<float*>(dtendency), tile_.channels, dy_.data(), true);
+  BatchPatches(const_cast<float*>(dtendency), tile_.channels, tile_.size(), dy_.data(), true);
   be_->ColSumsAdd(dy_.data(), tr, features_, head_b_->grad.data());
-  RETURN_IF_ERROR(mm_.TN(sp.dim, sp.tokens, sp.features, pass.zf.data(), dy_.data(), 1.0f, head_w_->grad.data()));
-  RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.features, sp.dim, dy_.data(), head_w_->value.data(), 0.0f, dzf_.data()));
+  RETURN_IF_ERROR(mm_.TN(sp.dim, tokens_b_, sp.features, pass.zf.data(), dy_.data(), 1.0f, head_w_->grad.data()));
+  RETURN_IF_ERROR(mm_.NT(tokens_b_, sp.features, sp.dim, dy_.data(), head_w_->value.data(), 0.0f, dzf_.data()));
   be_->Fill(dz_.data(), tr * dj, 0.0f);
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dzf_.data(), head_norm_w_->value.data(), pass.head_ln, dz_.data(),
                                     head_norm_w_->grad.data(), head_norm_b_->grad.data(), scratch));
@@ -395,7 +453,7 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
     if (recompute_) {
       // The block's activations again, from its input (the same kernels on the same data: the same bits).
       const BlockMatmulStats before = mm_.stats();
-      be_->Copy(z_in_.data(), pass.block_inputs[l].data(), tokens_ * dim_);
+      be_->Copy(z_in_.data(), pass.block_inputs[l].data(), tr * dj);
       RETURN_IF_ERROR(BlockForward(blocks_[l], shared_[0], z_in_.data()));
       mm_.CountAsRecomputed(before);
     }
@@ -405,57 +463,68 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
   // (the static input has none: it is data).
   be_->ColSumsAdd(dz_.data(), tr, dj, embed_b_->grad.data());
   RETURN_IF_ERROR(
-      mm_.TN(sp.features, sp.tokens, sp.dim, pass.tokens_in.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
+      mm_.TN(sp.features, tokens_b_, sp.dim, pass.tokens_in.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
   if (static_w_) {
     RETURN_IF_ERROR(
-        mm_.TN(sp.static_features, sp.tokens, sp.dim, static_tokens_.data(), dz_.data(), 1.0f, static_w_->grad.data()));
+        mm_.TN(sp.static_features, tokens_b_, sp.dim, StaticTokens(), dz_.data(), 1.0f, static_w_->grad.data()));
   }
   if (dstate) {
-    RETURN_IF_ERROR(mm_.NT(sp.tokens, sp.dim, sp.features, dz_.data(), embed_w_->value.data(), 0.0f, dtokens_.data()));
-    Patches(dstate, tile_.channels, dtokens_.data(), false);
+    RETURN_IF_ERROR(mm_.NT(tokens_b_, sp.dim, sp.features, dz_.data(), embed_w_->value.data(), 0.0f, dtokens_.data()));
+    BatchPatches(dstate, tile_.channels, tile_.size(), dtokens_.data(), false);
   }
   return OkStatus();
 }
 
-Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale,
-                                             bool on_device) {
+const float* WeatherMixer::StaticTokens() const {
+  return b_ == 1 ? static_tokens_.data() : static_batch_.data();
+}
+
+Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targets, int64_t batch, int64_t steps,
+                                             float scale, bool on_device) {
   if (steps < 1) return InvalidArgumentError("a rollout needs at least one step");
+  if (batch < 1) return InvalidArgumentError("a batch needs at least one sample");
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
-  const int64_t n = tile_.size();
+  SetBatch(batch);
+  const int64_t n = tile_.size(), bn = batch * n;
   while (static_cast<int64_t>(passes_.size()) < steps) passes_.push_back(MakePass());
-  if (targets_.size() < steps * n) {
-    targets_ = Tensor(be_, steps * n);
-    dloss_ = Tensor(be_, steps * n);
+  if (targets_.size() < steps * bn) {
+    targets_ = Tensor(be_, steps * bn);
+    dloss_ = Tensor(be_, steps * bn);
   }
   if (on_device) {
-    be_->Copy(state_.data(), x0, n);
-    be_->Copy(targets_.data(), targets, steps * n);
+    be_->Copy(state_.data(), x0, bn);
+    be_->Copy(targets_.data(), targets, steps * bn);
   } else {
-    be_->Upload(state_.data(), x0, n);
-    be_->Upload(targets_.data(), targets, steps * n);
+    be_->Upload(state_.data(), x0, bn);
+    be_->Upload(targets_.data(), targets, steps * bn);
   }
-  // Forward: s_k+1 = s_k + tendency(s_k); each application's loss and its gradient in s_k+1 (dloss_[k]).
+  // Forward: s_k+1 = s_k + tendency(s_k), every sample at once; each application's loss and its gradient
+  // in s_k+1 (dloss_[k], [B, tile]). Targets are [B, K, tile]: sample b's truth after application k.
   double loss = 0;
   for (int64_t k = 0; k < steps; ++k) {
     RETURN_IF_ERROR(Forward(passes_[k], state_.data()));
-    loss +=
-        be_->WeightedSquaredError(state_.data(), tendency_.data(), targets_.data() + k * n, lat_w_.data(), ch_w_.data(),
-                                  tile_.channels, tile_.height, tile_.width, scale, dloss_.data() + k * n);
-    be_->Axpy(1.0f, tendency_.data(), state_.data(), n);
+    for (int64_t b = 0; b < batch; ++b) {
+      loss += be_->WeightedSquaredError(state_.data() + b * n, tendency_.data() + b * n,
+                                        targets_.data() + (b * steps + k) * n, lat_w_.data(), ch_w_.data(),
+                                        tile_.channels, tile_.height, tile_.width, scale,
+                                        dloss_.data() + (k * batch + b) * n);
+    }
+    be_->Axpy(1.0f, tendency_.data(), state_.data(), bn);
   }
   // Backward, last application first: g = dL/ds_k+1 collects its own loss and, through s_k+2 = s_k+1 +
   // tendency(s_k+1), what the later applications send back: g_k = dloss_k + g_k+1 + J_k+1^T g_k+1.
-  be_->Fill(dstate_.data(), n, 0.0f);
+  be_->Fill(dstate_.data(), bn, 0.0f);
   for (int64_t k = steps - 1; k >= 0; --k) {
-    be_->Axpy(1.0f, dloss_.data() + k * n, dstate_.data(), n);
+    be_->Axpy(1.0f, dloss_.data() + k * bn, dstate_.data(), bn);
     RETURN_IF_ERROR(Backward(passes_[k], dstate_.data(), k > 0 ? dinput_.data() : nullptr));
-    if (k > 0) be_->Axpy(1.0f, dinput_.data(), dstate_.data(), n);
+    if (k > 0) be_->Axpy(1.0f, dinput_.data(), dstate_.data(), bn);
   }
   return loss;
 }
 
 Status WeatherMixer::Predict(const float* x0, float* tendency) {
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
+  SetBatch(1);
   if (passes_.empty()) passes_.push_back(MakePass());
   be_->Upload(state_.data(), x0, tile_.size());
   RETURN_IF_ERROR(Forward(passes_[0], state_.data()));

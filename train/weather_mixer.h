@@ -50,12 +50,15 @@ class WeatherMixer {
   // Latitude weights of every global row [H] and channel weights [C]; each rank keeps its own part.
   Status SetLossWeights(const std::vector<float>& lat_weights, const std::vector<float>& channel_weights);
 
-  // One sample rolled out `steps` times: s_0 = x0, s_k+1 = s_k + tendency(s_k). x0 is this rank's tile
-  // [c_j, h_i, w_i]; targets holds `steps` such tiles, the truth after each application; both in host memory
-  // or, with `on_device`, on the backend's device. Adds `scale` times this rank's share of
-  // sum_k sum w_lat w_c (s_k+1 - target_k)^2 to the returned loss and its gradient, back-propagated through
-  // every application, to every parameter's grad.
-  Result<double> ForwardBackward(const float* x0, const float* targets, int64_t steps, float scale,
+  // `batch` samples rolled out `steps` times together: s_0 = x0, s_k+1 = s_k + tendency(s_k). x0 holds this
+  // rank's tile [c_j, h_i, w_i] of each sample ([B, tile]); targets the truth after each application
+  // ([B, steps, tile]); both in host memory or, with `on_device`, on the backend's device. The samples go
+  // through the model as one: their tokens are the rows of every product (M = B T; the token mix's columns,
+  // B D), so the GEMMs grow with the batch and each weight block is exchanged once per product, not once per
+  // sample; activations grow with it too (Trainer's micro-batches bound them). Adds `scale` times this
+  // rank's share of sum_b sum_k sum w_lat w_c (s_k+1 - target_k)^2 to the returned loss and its gradient,
+  // back-propagated through every application, to every parameter's grad.
+  Result<double> ForwardBackward(const float* x0, const float* targets, int64_t batch, int64_t steps, float scale,
                                  bool on_device = false);
   // The tendency of x0 (host tile in, host tile out); no gradients.
   Status Predict(const float* x0, float* tendency);
@@ -90,6 +93,12 @@ class WeatherMixer {
   // tile [channels, h, w] <-> tokens [t, channels ph pw] (to_tokens picks the direction), domain part by
   // domain part.
   void Patches(float* tile, int64_t channels, float* tokens, bool to_tokens);
+  // The current samples' tiles [B, channels, h, w] <-> tokens [t, B, channels ph pw].
+  void BatchPatches(float* tiles, int64_t channels, int64_t tile_size, float* tokens, bool to_tokens);
+  // Tensors for at least `samples` samples; then the current call's sample count and batched bounds.
+  void Reserve(int64_t samples);
+  void SetBatch(int64_t samples);
+  const float* StaticTokens() const;  // [t, B, static features] for the current samples
 
   ModelConfig config_;
   Backend* be_;
@@ -103,6 +112,11 @@ class WeatherMixer {
   Parameter *embed_w_, *embed_b_, *head_norm_w_, *head_norm_b_, *head_w_, *head_b_;
   Parameter* static_w_ = nullptr;  // W_s, with static channels
   Tensor static_tokens_;           // the static tile as tokens [t, s_j ph pw], set by SetStatic
+  Tensor static_batch_;            // ... in each sample's place [t, B, s_j ph pw] (B > 1)
+  int64_t static_batch_samples_ = 0;
+  int64_t cap_ = 0, b_ = 1;    // samples the tensors hold; samples of the current call
+  Bounds tokens_b_, dim_b_;    // the token and feature bounds times the current samples
+  Tensor sample_tokens_;       // one sample's tokens, between its tile and its place among the batch's
   bool static_set_ = false;
   std::vector<Block> blocks_;
   std::vector<Pass> passes_;  // one per application of the longest rollout so far

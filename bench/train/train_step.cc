@@ -3,7 +3,7 @@
 // step, FLOP/s). bench/bench_train.py runs it beside the PyTorch oracle's step on the same config.
 //   train_step --backend cpu|cuda --channels C --grid HxW --patch PxP --dim D --depth L
 //              --token-hidden Hs --channel-hidden Hf --batch B --steps N --warmup W --threads T
-//              [--recompute 1]
+//              [--recompute 1] [--micro-batch M]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
                  .token_hidden = 256,
                  .channel_hidden = 1024};
   std::string backend_name = "cpu";
-  int64_t batch = 2, steps = 5, warmup = 1, threads = 0, recompute = 0;
+  int64_t batch = 2, steps = 5, warmup = 1, threads = 0, recompute = 0, micro_batch = 0;
   for (int a = 1; a + 1 < argc; a += 2) {
     const std::string k = argv[a], v = argv[a + 1];
     auto pair = [&](int64_t* x, int64_t* y) { std::sscanf(v.c_str(), "%ldx%ld", x, y); };
@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
       threads = std::stoll(v);
     else if (k == "--recompute")
       recompute = std::stoll(v);
+    else if (k == "--micro-batch")
+      micro_batch = std::stoll(v);
     else {
       std::fprintf(stderr, "train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!(*trainer)->model().SetRecompute(recompute != 0).ok()) return 2;
+  (*trainer)->set_micro_batch(micro_batch);
   // Memory: the parameters' state (weights, gradients, two Adam moments) and what the model holds after a
   // step (activations, kept for the next; its scratch); the step's peak through the backend is compared
   // with their sum.

@@ -84,6 +84,20 @@ def test_recompute_trains_bit_identically_on_one_rank_and_a_2x2_mesh(store, tmp_
             assert abs(a - b) <= 1e-9 * a, (a, b)
 
 
+def test_micro_batches_train_alike(store, tmp_path):
+    # The batch through the model at once (its tokens the rows of every product) or one sample at a time:
+    # the same losses up to the order of the gradient sums.
+    _, whole = train(store, tmp_path, "--steps", "4", "--batch-size", "3", ranks=4, mesh="domain=2,tensor=2")
+    _, ones = train(store, tmp_path, "--steps", "4", "--batch-size", "3", "--micro-batch", "1", ranks=4,
+                    mesh="domain=2,tensor=2")
+    a, b = losses(whole), losses(ones)
+    assert sorted(a) == list(range(4)) and sorted(b) == list(range(4))
+    for s in a:
+        assert abs(a[s] - b[s]) <= 1e-5 * abs(a[s]), (s, a[s], b[s])
+    p, _ = train(store, tmp_path, "--steps", "1", "--micro-batch", "-1", check=False)
+    assert p.returncode == 2 and "--micro-batch" in p.stderr
+
+
 def test_resume_on_the_same_mesh_is_bit_identical(store, tmp_path):
     _, whole = train(store, tmp_path, "--steps", "8", ranks=4, mesh="domain=2,tensor=2")
     ck = tmp_path / "ck"

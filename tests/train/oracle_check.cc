@@ -68,31 +68,34 @@ std::vector<float> CutTiles(const std::vector<float>& global, const ModelConfig&
   return out;
 }
 
-// Closed form of one sample's products (DESIGN.md's kernels), as (kind, M, K, N).
+// Closed form of the products of one application of the model to B samples at once (DESIGN.md's kernels),
+// as (kind, M, K, N): the samples' tokens are the rows (T B) of every product but the token mix's, whose
+// columns are the samples' features (D B).
 struct Product {
   char kind;
   int64_t m, k, n;
 };
-std::vector<Product> ModelProducts(const ModelConfig& c) {
+std::vector<Product> ModelProducts(const ModelConfig& c, int64_t B) {
   const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
-  std::vector<Product> p = {{'N', T, F, D}, {'N', T, D, F}, {'T', D, T, F}, {'n', T, F, D}, {'T', F, T, D}};
+  const int64_t TB = T * B, DB = D * B;
+  std::vector<Product> p = {{'N', TB, F, D}, {'N', TB, D, F}, {'T', D, TB, F}, {'n', TB, F, D}, {'T', F, TB, D}};
   if (const int64_t Fs = c.static_features(); Fs > 0) {
-    p.push_back({'N', T, Fs, D});  // X_s W_s
-    p.push_back({'T', Fs, T, D});  // dW_s = X_s^T dz
+    p.push_back({'N', TB, Fs, D});  // X_s W_s
+    p.push_back({'T', Fs, TB, D});  // dW_s = X_s^T dz
   }
   for (int64_t l = 0; l < c.depth; ++l) {
-    for (Product q : std::vector<Product>{{'T', Hs, T, D},
-                                          {'T', T, Hs, D},
-                                          {'N', T, D, Hf},
-                                          {'N', T, Hf, D},
-                                          {'T', Hf, T, D},
-                                          {'n', T, D, Hf},
-                                          {'T', D, T, Hf},
-                                          {'n', T, Hf, D},
-                                          {'n', Hs, D, T},
-                                          {'N', Hs, T, D},
-                                          {'n', T, D, Hs},
-                                          {'N', T, Hs, D}})
+    for (Product q : std::vector<Product>{{'T', Hs, T, DB},
+                                          {'T', T, Hs, DB},
+                                          {'N', TB, D, Hf},
+                                          {'N', TB, Hf, D},
+                                          {'T', Hf, TB, D},
+                                          {'n', TB, D, Hf},
+                                          {'T', D, TB, Hf},
+                                          {'n', TB, Hf, D},
+                                          {'n', Hs, DB, T},
+                                          {'N', Hs, T, DB},
+                                          {'n', T, DB, Hs},
+                                          {'N', T, Hs, DB}})
       p.push_back(q);
   }
   return p;  // 'N' = NN, 'n' = NT, 'T' = TN
@@ -237,19 +240,20 @@ int main(int argc, char** argv) {
       if (run == 0 && k == 0) {
         // FLOPs and bytes: the closed form of the model's products, the same on every rank.
         double flops = 0, bytes = 0;
-        for (const Product& q : ModelProducts(mc)) {
+        // The whole batch (per samples) goes through the model at once, in each of the rollout's applications.
+        for (const Product& q : ModelProducts(mc, per)) {
           flops += 2.0 * q.m * q.k * q.n / (s * s);
           const double moved = q.kind == 'N'   ? q.m * q.k + q.k * q.n
                                : q.kind == 'n' ? q.n * q.k + q.m * q.n
                                                : q.k * q.m + q.m * q.n;
           bytes += 4.0 * (s - 1) * moved / (s * s);
         }
-        flops *= per * rollout;
-        bytes *= per * rollout;
+        flops *= rollout;
+        bytes *= rollout;
         // Every application but the first also sends its input's gradient back: dX = dz W_e^T (NT).
-        const double T = mc.tokens(), D = mc.dim, F = mc.features(), extra = double(per) * (rollout - 1);
-        flops += extra * 2.0 * T * D * F / (s * s);
-        bytes += extra * 4.0 * (s - 1) * (F * D + T * F) / (s * s);
+        const double TB = double(mc.tokens()) * per, D = mc.dim, F = mc.features(), extra = rollout - 1;
+        flops += extra * 2.0 * TB * D * F / (s * s);
+        bytes += extra * 4.0 * (s - 1) * (F * D + TB * F) / (s * s);
         Check(static_cast<double>(r->gemm_flops) == flops,
               "GEMM FLOPs " + std::to_string(r->gemm_flops) + " vs closed form " + std::to_string(flops));
         Check(static_cast<double>(r->bytes_sent) == bytes,

@@ -218,7 +218,7 @@ TEST(Recompute, SameGradientsLessMemory) {
     EXPECT_TRUE((*model)->SetRecompute(recompute).ok());
     EXPECT_EQ((*model)->recompute(), recompute);
     Run r;
-    auto loss = (*model)->ForwardBackward(x0.data(), x1.data(), 2, 0.5f);  // a 2-step rollout
+    auto loss = (*model)->ForwardBackward(x0.data(), x1.data(), 1, 2, 0.5f);  // a 2-step rollout
     EXPECT_TRUE(loss.ok());
     r.loss = *loss;
     for (auto& p : (*model)->parameters()) r.grads.push_back(p.grad.Download());
