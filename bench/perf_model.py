@@ -20,19 +20,22 @@ each way per GPU) and one 400 Gb/s InfiniBand port per GPU. The paper's 256-GPU 
 import argparse
 
 
-def products(T, D, F, Hs, Hf, L):
-    """(kind, M, K, N) of one sample's training step; kinds as block_matmul.h: NN, NT, TN."""
-    p = [("NN", T, F, D), ("NN", T, D, F), ("TN", D, T, F), ("NT", T, F, D), ("TN", F, T, D)]
+def products(T, D, F, Hs, Hf, L, B):
+    """(kind, M, K, N) of a training step on B samples at once (the trainer's batched products: the samples'
+    tokens are the rows, T B, of every product but the token mix's, whose columns are D B); kinds as
+    block_matmul.h: NN, NT, TN. The weights' blocks are exchanged once per product, whatever B."""
+    TB, DB = T * B, D * B
+    p = [("NN", TB, F, D), ("NN", TB, D, F), ("TN", D, TB, F), ("NT", TB, F, D), ("TN", F, TB, D)]
     for _ in range(L):
-        p += [("TN", Hs, T, D), ("TN", T, Hs, D), ("NN", T, D, Hf), ("NN", T, Hf, D),
-              ("TN", Hf, T, D), ("NT", T, D, Hf), ("TN", D, T, Hf), ("NT", T, Hf, D),
-              ("NT", Hs, D, T), ("NN", Hs, T, D), ("NT", T, D, Hs), ("NN", T, Hs, D)]
+        p += [("TN", Hs, T, DB), ("TN", T, Hs, DB), ("NN", TB, D, Hf), ("NN", TB, Hf, D),
+              ("TN", Hf, TB, D), ("NT", TB, D, Hf), ("TN", D, TB, Hf), ("NT", TB, Hf, D),
+              ("NT", Hs, DB, T), ("NN", Hs, T, DB), ("NT", T, DB, Hs), ("NN", T, Hs, DB)]
     return p
 
 
-def per_rank(T, D, F, Hs, Hf, L, s, elem):
+def per_rank(T, D, F, Hs, Hf, L, s, elem, B=1):
     flops = bytes_ = 0.0
-    for kind, m, k, n in products(T, D, F, Hs, Hf, L):
+    for kind, m, k, n in products(T, D, F, Hs, Hf, L, B):
         flops += 2.0 * m * k * n / s ** 2
         moved = {"NN": m * k + k * n, "NT": n * k + m * n, "TN": k * m + m * n}[kind]
         bytes_ += elem * (s - 1) * moved / s ** 2
@@ -59,9 +62,8 @@ def main():
     h, w = map(int, a.grid.split("x"))
     T, F = (h // a.patch) * (w // a.patch), a.channels * a.patch ** 2
     s = a.mesh
-    flops, mesh_bytes, params = per_rank(T, a.dim, F, a.token_hidden, a.channel_hidden, a.depth, s, a.bytes_per_element)
-    flops *= a.batch
-    mesh_bytes *= a.batch
+    flops, mesh_bytes, params = per_rank(T, a.dim, F, a.token_hidden, a.channel_hidden, a.depth, s,
+                                         a.bytes_per_element, a.batch)
     compute = flops / (a.gemm_tflops * 1e12)
     mesh_comm = mesh_bytes / (a.nvlink_gbs * 1e9)
     print(f"WeatherMixer D={a.dim}, {a.depth} blocks, {T} tokens, F={F}; mesh {s}x{s}, batch {a.batch} per replica")

@@ -342,7 +342,9 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
           {"seconds", seconds},
           {"loader_wait_s", wait},
           {"samples_per_s", samples},
-          {"gflop_per_s_per_rank", rate / 1e9}};
+          {"gflop_per_s_per_rank", rate / 1e9},
+          {"gemm_flops_per_rank", r.gemm_flops},
+          {"bytes_sent_per_rank", r.bytes_sent}};
     if (ceiling > 0) record["gemm_ceiling_share"] = rate / ceiling;
     emit(record);
     if (pending.step >= 0) {

@@ -98,6 +98,23 @@ def test_micro_batches_train_alike(store, tmp_path):
     assert p.returncode == 2 and "--micro-batch" in p.stderr
 
 
+def test_the_performance_model_counts_what_the_trainer_does(store, tmp_path):
+    # bench/perf_model.py predicts from the closed form of the step's products: its FLOPs and bytes per rank
+    # (float32 exchanges) equal the trainer's own counters, per step, on a 2x2 mesh with 3 samples at once.
+    sys.path.insert(0, str(HERE.parent.parent / "bench"))
+    import perf_model
+    _, records = train(store, tmp_path, "--steps", "2", "--batch-size", "3", ranks=4, mesh="domain=2,tensor=2")
+    cfg = json.loads((store / "model.json").read_text())
+    steps = [r for r in records if "bytes_sent_per_rank" in r]
+    assert len(steps) == 2
+    T = (33 // cfg["patch"][0]) * (64 // cfg["patch"][1])
+    F = 6 * cfg["patch"][0] * cfg["patch"][1]
+    flops, bytes_, _ = perf_model.per_rank(T, cfg["dim"], F, cfg["token_hidden"], cfg["channel_hidden"], cfg["depth"],
+                                           2, 4, 3)
+    for r in steps:
+        assert r["gemm_flops_per_rank"] == flops and r["bytes_sent_per_rank"] == bytes_, (r, flops, bytes_)
+
+
 def test_resume_on_the_same_mesh_is_bit_identical(store, tmp_path):
     _, whole = train(store, tmp_path, "--steps", "8", ranks=4, mesh="domain=2,tensor=2")
     ck = tmp_path / "ck"
