@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
 #include "parallel/communicator.h"
@@ -101,8 +103,29 @@ class Backend {
                                       const float* w_c, int64_t c, int64_t h, int64_t w, float scale, float* grad) = 0;
 
   // ---- AdamW (decoupled decay, PyTorch's update), fp32 moments; `step` counts from 1 ----
-  virtual void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
-                     float eps, float weight_decay, int64_t step) = 0;
+  // Every parameter tensor in one pass (one launch on a GPU), each with its own learning rate and decay;
+  // the gradients are multiplied by grad_scale first (global-norm clipping's coefficient; 1 for none).
+  struct AdamWTensor {
+    float* w;
+    const float* g;
+    float* m;
+    float* v;
+    int64_t n;
+    float lr, weight_decay;
+  };
+  virtual void AdamWAll(const std::vector<AdamWTensor>& tensors, float grad_scale, float beta1, float beta2,
+                        float eps, int64_t step) = 0;
+  // One tensor.
+  void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+             float weight_decay, int64_t step) {
+    AdamWAll({{w, g, m, v, n, lr, weight_decay}}, 1.0f, beta1, beta2, eps, step);
+  }
+  // The sum over tensors of SumSquares (one wait for the result on a GPU).
+  virtual double SumSquaresAll(const std::vector<std::pair<const float*, int64_t>>& tensors) {
+    double s = 0;
+    for (const auto& [x, n] : tensors) s += SumSquares(x, n);
+    return s;
+  }
 
  protected:
   virtual float* AllocFloats(int64_t n) = 0;

@@ -53,10 +53,10 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
 
 Result<double> Trainer::GradientNorm() {
   const auto& pos = mesh_->pos;
-  double local = 0;
+  std::vector<std::pair<const float*, int64_t>> counted;
   for (auto& p : model_->parameters())
-    if (p.Counted(pos.i, pos.j)) local += be_->SumSquares(p.grad.data(), p.local_size());
-  float sum = static_cast<float>(local);
+    if (p.Counted(pos.i, pos.j)) counted.emplace_back(p.grad.data(), p.local_size());
+  float sum = static_cast<float>(be_->SumSquaresAll(counted));
   // Replicas hold identical gradients after the average: the model group's sum is the job's.
   RETURN_IF_ERROR(mesh_->group->AllReduceSum(&sum, 1));
   return std::sqrt(static_cast<double>(sum));
@@ -68,19 +68,22 @@ Result<StepResult> Trainer::Step(const TileBatch& batch, const std::function<voi
   r.step = step_;
   ASSIGN_OR_RETURN(r.loss, ComputeGradients(batch));
   ASSIGN_OR_RETURN(r.grad_norm, GradientNorm());
-  // Clip as torch.nn.utils.clip_grad_norm_ does.
+  // Clip as torch.nn.utils.clip_grad_norm_ does, its coefficient applied inside the update (no pass of its
+  // own over the gradients).
+  float grad_scale = 1.0f;
   if (opt_.clip > 0) {
     const double coef = opt_.clip / (r.grad_norm + 1e-6);
-    if (coef < 1.0)
-      for (auto& p : model_->parameters()) be_->Scale(p.grad.data(), p.local_size(), static_cast<float>(coef));
+    if (coef < 1.0) grad_scale = static_cast<float>(coef);
   }
   r.lr = LearningRate(opt_, step_);
   if (before_update) before_update();
+  std::vector<Backend::AdamWTensor> all;
   for (auto& p : model_->parameters()) {
     const float lr = p.embed_or_head ? r.lr * opt_.embed_lr_scale : r.lr;
-    be_->AdamW(p.value.data(), p.grad.data(), p.adam_m.data(), p.adam_v.data(), p.local_size(), lr, opt_.beta1,
-               opt_.beta2, opt_.eps, p.decay ? opt_.weight_decay : 0.0f, step_ + 1);
+    all.push_back({p.value.data(), p.grad.data(), p.adam_m.data(), p.adam_v.data(), p.local_size(), lr,
+                   p.decay ? opt_.weight_decay : 0.0f});
   }
+  be_->AdamWAll(all, grad_scale, opt_.beta1, opt_.beta2, opt_.eps, step_ + 1);
   ++step_;
   r.gemm_flops = model_->matmul().stats().gemm_flops - flops0;
   r.bytes_sent = model_->matmul().stats().bytes_sent - bytes0;

@@ -307,6 +307,46 @@ TEST_P(BackendTest, PatchesLossAndAdamW) {
   EXPECT_LT(RelError(adam[0], wt), 2e-6) << "weights";
   EXPECT_LT(RelError(adam[1], mt), 2e-6) << "first moments";
   EXPECT_LT(RelError(adam[2], vt), 2e-6) << "second moments";
+
+  // Every tensor at once: the long one above (chunks of 2^16 elements) and a short one with its own learning
+  // rate and no decay, gradients scaled by 0.5 first (clipping); then their sums of squares together.
+  const int64_t n2 = 5;
+  const auto w2 = Normal(n2, 25), g2 = Normal(n2, 26);
+  std::vector<float> w2t(n2), m2t(n2), v2t(n2);
+  for (int64_t i = 0; i < n2; ++i) {
+    const double g = 0.5 * double(g2[i]), mi = (1 - b1) * g, vi = (1 - b2) * g * g;
+    m2t[i] = static_cast<float>(mi);
+    v2t[i] = static_cast<float>(vi);
+    w2t[i] = static_cast<float>(w2[i] - 2 * lr / (1 - std::pow(b1, step)) * mi /
+                                            (std::sqrt(vi) / std::sqrt(1 - std::pow(b2, step)) + eps));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = 0.5 * double(gr[i]);
+    const double mi = b1 * m0[i] + (1 - b1) * g, vi = b2 * v0[i] + (1 - b2) * g * g;
+    mt[i] = static_cast<float>(mi);
+    vt[i] = static_cast<float>(vi);
+    wt[i] = static_cast<float>(w0[i] * (1 - lr * wd) -
+                               lr / (1 - std::pow(b1, step)) * mi / (std::sqrt(vi) / std::sqrt(1 - std::pow(b2, step)) + eps));
+  }
+  double squares = 0;
+  for (float v : gr) squares += double(v) * v;
+  for (float v : g2) squares += double(v) * v;
+  double got_squares = 0;
+  auto all = Run({w0, gr, m0, v0, w2, g2, std::vector<float>(n2), std::vector<float>(n2)}, {0, 2, 3, 4, 6, 7},
+                 [&](Backend* be, auto& b) {
+                   be->AdamWAll({{b[0], b[1], b[2], b[3], n, float(lr), float(wd)},
+                                 {b[4], b[5], b[6], b[7], n2, float(2 * lr), 0.0f}},
+                                0.5f, float(b1), float(b2), float(eps), step);
+                   return be->SumSquaresAll({{b[1], n}, {b[5], n2}});
+                 },
+                 &got_squares);
+  EXPECT_LT(RelError(all[0], wt), 2e-6) << "all at once: weights";
+  EXPECT_LT(RelError(all[1], mt), 2e-6) << "all at once: first moments";
+  EXPECT_LT(RelError(all[2], vt), 2e-6) << "all at once: second moments";
+  EXPECT_LT(RelError(all[3], w2t), 2e-6) << "all at once: the short tensor's weights";
+  EXPECT_LT(RelError(all[4], m2t), 2e-6) << "all at once: the short tensor's first moments";
+  EXPECT_LT(RelError(all[5], v2t), 2e-6) << "all at once: the short tensor's second moments";
+  EXPECT_NEAR(got_squares, squares, 1e-9 * squares);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::Values("cpu", "cuda"),

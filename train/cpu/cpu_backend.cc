@@ -265,16 +265,22 @@ class CpuBackend final : public Backend {
     return total * scale;
   }
 
-  void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
-             float weight_decay, int64_t step) override {
-    const auto k = elementwise::AdamWConstants::Of(lr, beta1, beta2, eps, weight_decay, step);
-    ForRange(n, 1, [&](int64_t i0, int64_t i1) {
-      float* __restrict wr = w;
-      float* __restrict mr = m;
-      float* __restrict vr = v;
-      const float* __restrict gr = g;
-      for (int64_t i = i0; i < i1; ++i) elementwise::AdamWUpdate(k, gr[i], wr + i, mr + i, vr + i);
-    });
+  void AdamWAll(const std::vector<AdamWTensor>& tensors, float grad_scale, float beta1, float beta2, float eps,
+                int64_t step) override {
+    for (const AdamWTensor& t : tensors) {
+      const auto k = elementwise::AdamWConstants::Of(t.lr, beta1, beta2, eps, t.weight_decay, step);
+      ForRange(t.n, 1, [&](int64_t i0, int64_t i1) {
+        float* __restrict wr = t.w;
+        float* __restrict mr = t.m;
+        float* __restrict vr = t.v;
+        const float* __restrict gr = t.g;
+        if (grad_scale == 1.0f) {
+          for (int64_t i = i0; i < i1; ++i) elementwise::AdamWUpdate(k, gr[i], wr + i, mr + i, vr + i);
+        } else {
+          for (int64_t i = i0; i < i1; ++i) elementwise::AdamWUpdate(k, gr[i] * grad_scale, wr + i, mr + i, vr + i);
+        }
+      });
+    }
   }
 
  private:

@@ -194,10 +194,40 @@ __global__ void SumSquaresKernel(const float* x, int64_t n, double* partial) {
   }
   if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
 }
-__global__ void AdamWKernel(float* w, const float* g, float* m, float* v, int64_t n, ew::AdamWConstants k) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    ew::AdamWUpdate(k, g[i], w + i, m + i, v + i);
+// AdamW over many tensors in one launch: block q takes chunk q of the concatenated elements (chunks never
+// straddle tensors); the tensors' descriptions sit in device memory.
+struct AdamWChunk {
+  float* w;
+  const float* g;
+  float* m;
+  float* v;
+  int64_t begin, end;
+  ew::AdamWConstants k;
+};
+__global__ void AdamWAllKernel(const AdamWChunk* chunks, float grad_scale) {
+  const AdamWChunk c = chunks[blockIdx.x];
+  for (int64_t i = c.begin + threadIdx.x; i < c.end; i += blockDim.x)
+    ew::AdamWUpdate(c.k, c.g[i] * grad_scale, c.w + i, c.m + i, c.v + i);
 }
+// Sums of squares of many tensors, one partial per chunk (as above), in double.
+struct SquaresChunk {
+  const float* x;
+  int64_t begin, end;
+};
+__global__ void SumSquaresAllKernel(const SquaresChunk* chunks, double* partial) {
+  const SquaresChunk c = chunks[blockIdx.x];
+  double s = 0;
+  for (int64_t i = c.begin + threadIdx.x; i < c.end; i += blockDim.x) s += static_cast<double>(c.x[i]) * c.x[i];
+  __shared__ double part[kThreads];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+    if (threadIdx.x < o) part[threadIdx.x] += part[threadIdx.x + o];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
+}
+constexpr int64_t kChunkElements = 1 << 16;
 
 int RowThreads(int64_t n) { return n >= 1024 ? 1024 : n >= 256 ? 256 : 64; }
 
@@ -225,6 +255,8 @@ class CudaBackend final : public Backend {
     cudaDeviceSynchronize();
     cublasDestroy(blas_);
     memory_.Free(scratch_);
+    memory_.Free(adam_chunks_);
+    memory_.Free(square_chunks_);
     for (void* p : bf16_) memory_.Free(p);
   }
   Device device() const override { return Device::kCuda; }
@@ -364,11 +396,31 @@ class CudaBackend final : public Backend {
     return total * scale;
   }
 
-  void AdamW(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
-             float weight_decay, int64_t step) override {
-    if (n == 0) return;
-    AdamWKernel<<<Blocks(n), kThreads>>>(w, g, m, v, n,
-                                         ew::AdamWConstants::Of(lr, beta1, beta2, eps, weight_decay, step));
+  void AdamWAll(const std::vector<AdamWTensor>& tensors, float grad_scale, float beta1, float beta2, float eps,
+                int64_t step) override {
+    std::vector<AdamWChunk> chunks;
+    for (const AdamWTensor& t : tensors) {
+      const auto k = ew::AdamWConstants::Of(t.lr, beta1, beta2, eps, t.weight_decay, step);
+      for (int64_t b = 0; b < t.n; b += kChunkElements)
+        chunks.push_back({t.w, t.g, t.m, t.v, b, std::min(t.n, b + kChunkElements), k});
+    }
+    if (chunks.empty()) return;
+    AdamWChunk* dev = UploadChunks(chunks, &adam_chunks_, &adam_chunk_bytes_);
+    AdamWAllKernel<<<static_cast<unsigned>(chunks.size()), kThreads>>>(dev, grad_scale);
+  }
+  double SumSquaresAll(const std::vector<std::pair<const float*, int64_t>>& tensors) override {
+    std::vector<SquaresChunk> chunks;
+    for (const auto& [x, n] : tensors)
+      for (int64_t b = 0; b < n; b += kChunkElements) chunks.push_back({x, b, std::min(n, b + kChunkElements)});
+    if (chunks.empty()) return 0;
+    SquaresChunk* dev = UploadChunks(chunks, &square_chunks_, &square_chunk_bytes_);
+    double* partial = Scratch<double>(static_cast<int64_t>(chunks.size()));
+    SumSquaresAllKernel<<<static_cast<unsigned>(chunks.size()), kThreads>>>(dev, partial);
+    std::vector<double> host(chunks.size());
+    CUDA_CHECK(cudaMemcpy(host.data(), partial, host.size() * sizeof(double), cudaMemcpyDeviceToHost));
+    double s = 0;
+    for (double p : host) s += p;
+    return s;
   }
 
  private:
@@ -383,6 +435,21 @@ class CudaBackend final : public Backend {
     auto* y = static_cast<__nv_bfloat16*>(bf16_[slot]);
     ToBFloat16Kernel<<<Blocks(n), kThreads>>>(x, y, n);
     return y;
+  }
+
+  // The chunk list into device memory (a buffer kept for the next call), after the work queued before it:
+  // the copy is ordered on the default stream, so a kernel still reading the previous list is done first.
+  template <typename Chunk>
+  Chunk* UploadChunks(const std::vector<Chunk>& chunks, void** buffer, size_t* have) {
+    const size_t bytes = chunks.size() * sizeof(Chunk);
+    if (bytes > *have) {
+      memory_.Free(*buffer);
+      *buffer = memory_.Allocate(bytes);
+      if (!*buffer) std::abort();
+      *have = bytes;
+    }
+    CUDA_CHECK(cudaMemcpy(*buffer, chunks.data(), bytes, cudaMemcpyHostToDevice));
+    return static_cast<Chunk*>(*buffer);
   }
 
   // out[c] += sum_r x[r, c] (y: of x y).
@@ -415,6 +482,9 @@ class CudaBackend final : public Backend {
   int64_t bf16_size_[2] = {0, 0};
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
+  void* adam_chunks_ = nullptr;
+  void* square_chunks_ = nullptr;
+  size_t adam_chunk_bytes_ = 0, square_chunk_bytes_ = 0;
 };
 
 }  // namespace
