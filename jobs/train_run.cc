@@ -17,6 +17,7 @@
 #include "storage/kvstore/kvstore.h"
 #include "train/gemm_rate.h"
 #include "train/latitude_weights.h"
+#include "jobs/batch_prefetch.h"
 #include "jobs/model_checkpoint.h"
 #include "jobs/store_facts.h"
 #include "jobs/train_config.h"
@@ -59,9 +60,14 @@ class TileBatches {
 
   // x0: [batch, c, h, w] of this rank's tile; x1: [batch, steps, c, h, w], the truth `steps` after x0.
   Status Next(std::vector<float>* x0, std::vector<float>* x1) {
+    x0->resize(x0_size());
+    x1->resize(x1_size());
+    return Next(x0->data(), x1->data());
+  }
+  int64_t x0_size() const { return batch_ * tile_.size(); }
+  int64_t x1_size() const { return batch_ * steps_ * tile_.size(); }
+  Status Next(float* x0_data, float* x1_data) {
     const int64_t n = tile_.size();
-    x0->assign(batch_ * n, 0.0f);
-    x1->assign(batch_ * steps_ * n, 0.0f);
     const auto t0 = Clock::now();
     std::vector<std::shared_ptr<Batch>> got;
     for (auto& l : loaders_) {
@@ -75,7 +81,7 @@ class TileBatches {
       const int64_t c = shape[0], h = shape[1], w = shape[2], per = c * h * w;
       for (int64_t b = 0; b < batch_; ++b)
         for (int64_t lead = 0; lead <= steps_; ++lead) {
-          float* dst = lead ? x1->data() + (b * steps_ + lead - 1) * n : x0->data() + b * n;
+          float* dst = lead ? x1_data + (b * steps_ + lead - 1) * n : x0_data + b * n;
           const float* src = data + (b * (1 + steps_) + lead) * per;
           for (int64_t k = 0; k < c; ++k)
             for (int64_t y = 0; y < h; ++y) {
@@ -208,6 +214,12 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     if (log.is_open()) log << j.dump() << "\n" << std::flush;
   };
 
+  // ---- the training batches: made and put on the device one step ahead, on a thread of their own ----
+  TileBatches* batches = train_data->get();
+  std::unique_ptr<BatchPrefetch> prefetch = BatchPrefetch::Start(
+      backend.get(), batches->x0_size(), batches->x1_size(),
+      [batches](float* x0, float* x1) { return batches->Next(x0, x1); }, [batches] { return batches->state(); });
+
   // ---- checkpoints: replica 0's group saves, asynchronously ----
   AsyncCheckpointSaver saver;
   // A save's stall: the time Start takes plus what the next step waits for the copy before its update.
@@ -219,7 +231,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   auto save = [&](int64_t step) -> Status {
     if (!ckpt || pos.replica != 0) return OkStatus();
     const auto t0 = Clock::now();
-    const LoaderState ls = (*train_data)->state();
+    const LoaderState ls = prefetch->position();  // before the next batch the trainer takes
     const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()},
                                 {"step", step},        {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}},
                                 {"mesh", o.mesh},      {"data", o.data}};
@@ -313,7 +325,6 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   std::vector<double> rates;
 
   // ---- the loop ----
-  std::vector<float> x0, x1;
   const auto run_start = Clock::now();
   for (int64_t step = trainer->step(); step < o.steps; ++step) {
     float stop = stop_requested || (o.stop_at > 0 && step >= o.stop_at) ? 1.0f : 0.0f;
@@ -323,14 +334,14 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
       break;
     }
     const auto t0 = Clock::now();
-    RETURN_IF_ERROR((*train_data)->Next(&x0, &x1));
+    ASSIGN_OR_RETURN(BatchPrefetch::DeviceBatch batch, prefetch->Take());
     ASSIGN_OR_RETURN(StepResult r,
-                     trainer->Step(TileBatch{o.batch_size, x0.data(), x1.data(), false, o.rollout_steps}, [&] {
+                     trainer->Step(TileBatch{o.batch_size, batch.x0, batch.x1, true, o.rollout_steps}, [&] {
                        const auto w0 = Clock::now();
                        saver.TilesCopied();
                        copy_wait_s = Since(w0);
                      }));
-    const double seconds = Since(t0), wait = (*train_data)->TakeWaitSeconds();
+    const double seconds = Since(t0), wait = prefetch->TakeWaitSeconds();
     report.last_loss = r.loss;
     const double samples = double(o.batch_size * pos.replicas) / seconds;
     const double rate = r.gemm_flops / seconds;

@@ -9,6 +9,25 @@ namespace jigsaw::train {
 
 std::string DeviceName(Device d) { return d == Device::kCpu ? "cpu" : "cuda"; }
 
+float* Backend::AllocHost(int64_t n) {
+  const size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64) * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) std::abort();
+  return static_cast<float*>(p);
+}
+void Backend::FreeHost(float* p) { std::free(p); }
+
+namespace {
+// Host "devices": a copy.
+class CopyUploader final : public Backend::Uploader {
+ public:
+  void Upload(float* dst, const float* host, int64_t n) override {
+    if (n > 0) std::memcpy(dst, host, static_cast<size_t>(n) * sizeof(float));
+  }
+};
+}  // namespace
+std::unique_ptr<Backend::Uploader> Backend::NewUploader() { return std::make_unique<CopyUploader>(); }
+
 Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threads, int device) {
   if (name == "cpu") {
 #ifdef JIGSAW_HAVE_BLAS

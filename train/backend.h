@@ -44,6 +44,20 @@ class Backend {
   virtual void Upload(float* dst, const float* host, int64_t n) = 0;
   virtual void Download(float* host, const float* src, int64_t n) = 0;
   virtual void Copy(float* dst, const float* src, int64_t n) = 0;
+
+  // ---- staging: batches uploaded beside the work (jobs/batch_prefetch.h) ----
+  // n floats of host memory the device copies from fastest (page-locked under CUDA); freed with FreeHost.
+  virtual float* AllocHost(int64_t n);
+  virtual void FreeHost(float* p);
+  // Copies host memory to this backend's device from a thread other than the backend's, beside the backend's
+  // own work (under CUDA: on a stream of its own that does not wait for the default stream's kernels); each
+  // call returns when its copy is done. The caller keeps the destination out of the backend's use meanwhile.
+  class Uploader {
+   public:
+    virtual ~Uploader() = default;
+    virtual void Upload(float* dst, const float* host, int64_t n) = 0;
+  };
+  virtual std::unique_ptr<Uploader> NewUploader();
   virtual void Fill(float* x, int64_t n, float value) = 0;
   // dst[r * dst_stride + c] = src[r * src_stride + c] for r < rows, c < cols (a block of rows, e.g. one
   // sample's tokens into their places among a batch's).

@@ -282,6 +282,34 @@ class CudaBackend final : public Backend {
   void Download(float* host, const float* src, int64_t n) override {
     CUDA_CHECK(cudaMemcpy(host, src, n * sizeof(float), cudaMemcpyDeviceToHost));
   }
+  float* AllocHost(int64_t n) override {
+    void* p = nullptr;
+    CUDA_CHECK(cudaHostAlloc(&p, std::max<int64_t>(n, 1) * sizeof(float), cudaHostAllocDefault));
+    return static_cast<float*>(p);
+  }
+  void FreeHost(float* p) override { CUDA_CHECK(cudaFreeHost(p)); }
+  // On a non-blocking stream of its own (a blocking one would wait for the default stream's kernels and
+  // they for it), on this backend's GPU whichever thread calls.
+  class StreamUploader final : public Uploader {
+   public:
+    StreamUploader() { CUDA_CHECK(cudaGetDevice(&device_)); }
+    ~StreamUploader() override {
+      if (stream_) cudaStreamDestroy(stream_);
+    }
+    void Upload(float* dst, const float* host, int64_t n) override {
+      if (n <= 0) return;
+      CUDA_CHECK(cudaSetDevice(device_));
+      if (!stream_) CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      CUDA_CHECK(cudaMemcpyAsync(dst, host, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+
+   private:
+    int device_ = 0;
+    cudaStream_t stream_ = nullptr;
+  };
+  std::unique_ptr<Uploader> NewUploader() override { return std::make_unique<StreamUploader>(); }
+
   void Copy(float* dst, const float* src, int64_t n) override {
     if (n > 0 && dst != src) CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice));
   }
