@@ -78,15 +78,19 @@ def main():
     p.add_argument("--token-hidden", type=int, default=256)
     p.add_argument("--channel-hidden", type=int, default=1024)
     p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--micro-batch", type=int, default=0, help="jigsaw: samples through the model at once (0: all)")
+    p.add_argument("--recompute", action="store_true", help="jigsaw: recompute activations in the backward")
+    p.add_argument("--no-peer", action="store_true", help="time jigsaw alone (no PyTorch step)")
     p.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     a = p.parse_args()
     backend = a.backend if a.backend == "cpu" or a.precision == "fp32" else f"cuda:{a.precision}"
     flags = ["--backend", backend, "--threads", str(a.threads), "--steps", str(a.steps), "--warmup", str(a.warmup),
              "--channels", str(a.channels), "--grid", a.grid, "--patch", a.patch, "--dim", str(a.dim),
              "--depth", str(a.depth), "--token-hidden", str(a.token_hidden), "--channel-hidden",
-             str(a.channel_hidden), "--batch", str(a.batch)]
+             str(a.channel_hidden), "--batch", str(a.batch), "--micro-batch", str(a.micro_batch),
+             "--recompute", "1" if a.recompute else "0"]
     ours = json.loads(subprocess.run([a.bin] + flags, check=True, capture_output=True, text=True).stdout)
-    theirs = torch_step_seconds(a)
+    theirs = float("nan") if a.no_peer else torch_step_seconds(a)
     result = {"backend": a.backend, "threads": a.threads, "jigsaw_step_s": ours["step_s"], "torch_step_s": theirs,
               "speedup": theirs / ours["step_s"], "jigsaw_step_flop_per_s": ours["step_flop_per_s"],
               "gemm_ceiling_flop_per_s": ours["gemm_ceiling_flop_per_s"],
