@@ -107,7 +107,7 @@ struct PlanFlags {
     }
     // --members: the members of the first ensemble source, each read through sources of its own; the plan is
     // the same for every member (same times and variables) or refused.
-    ASSIGN_OR_RETURN(auto probe, open_all(SourceOptions{.first_member = true}));
+    ASSIGN_OR_RETURN(auto probe, open_all(SourceOptions{.member = std::nullopt, .first_member = true}));
     std::vector<int64_t> have;
     for (const auto& src : probe)
       if (have.empty()) have = src->members();

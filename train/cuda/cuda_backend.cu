@@ -181,19 +181,6 @@ __global__ void LossKernel(const float* x0, const float* tend, const float* x1, 
   s = BlockSum(s);
   if (threadIdx.x == 0) row_sums[kr] = static_cast<double>(s) * wt;
 }
-__global__ void SumSquaresKernel(const float* x, int64_t n, double* partial) {
-  double s = 0;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    s += static_cast<double>(x[i]) * x[i];
-  __shared__ double part[kThreads];
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int o = blockDim.x / 2; o > 0; o >>= 1) {
-    if (threadIdx.x < o) part[threadIdx.x] += part[threadIdx.x + o];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
-}
 // AdamW over many tensors in one launch: block q takes chunk q of the concatenated elements (chunks never
 // straddle tensors); the tensors' descriptions sit in device memory.
 struct AdamWChunk {
@@ -363,17 +350,8 @@ class CudaBackend final : public Backend {
   void RowSumsAdd(const float* x, int64_t m, int64_t n, float* out) override {
     if (m > 0) RowSumsKernel<<<int(m), RowThreads(n)>>>(x, n, out, true);
   }
-  double SumSquares(const float* x, int64_t n) override {
-    if (n == 0) return 0;
-    const int blocks = std::min<int>(Blocks(n), 1024);
-    double* partial = Scratch<double>(blocks);
-    SumSquaresKernel<<<blocks, kThreads>>>(x, n, partial);
-    std::vector<double> host(blocks);
-    CUDA_CHECK(cudaMemcpy(host.data(), partial, blocks * sizeof(double), cudaMemcpyDeviceToHost));
-    double s = 0;
-    for (double p : host) s += p;
-    return s;
-  }
+  double SumSquares(const float* x, int64_t n) override { return SumSquaresAll({{x, n}}); }
+
 
   void LayerNormSums(const float* x, int64_t m, int64_t n, float* sums) override {
     if (m > 0) RowSumsKernel<<<int(m), RowThreads(n)>>>(x, n, sums, false);

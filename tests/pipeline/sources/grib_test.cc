@@ -249,7 +249,7 @@ TEST(Names, MemberIndexByCoordinateValue) {
   EXPECT_EQ(none.status().message(),
             "s: an ensemble: dimension \"number\" has 3 members (0, 5, 10): choose one "
             "with --member N, or --members all");
-  EXPECT_EQ(*MemberIndex("s", "number", members, {.first_member = true}), 0);
+  EXPECT_EQ(*MemberIndex("s", "number", members, {.member = std::nullopt, .first_member = true}), 0);
   auto absent = MemberIndex("s", "realization", members, {.member = 4});
   ASSERT_FALSE(absent.ok());
   EXPECT_EQ(absent.status().message(), "s: no member 4 along \"realization\" (it has 0, 5, 10)");
