@@ -16,7 +16,6 @@ std::unique_ptr<BatchPrefetch> BatchPrefetch::Start(Backend* backend, int64_t x0
 BatchPrefetch::BatchPrefetch(Backend* backend, int64_t x0_size, int64_t x1_size, Fill fill, Position position,
                              int depth)
     : be_(backend), n0_(x0_size), n1_(x1_size), fill_(std::move(fill)), position_(std::move(position)) {
-  uploader_ = be_->NewUploader();
   for (int i = 0; i < depth; ++i) {
     Slot s;
     s.host0 = be_->AllocHost(n0_);
@@ -26,6 +25,7 @@ BatchPrefetch::BatchPrefetch(Backend* backend, int64_t x0_size, int64_t x1_size,
     slots_.push_back(s);
     free_.push_back(i);
   }
+  uploader_ = be_->NewUploader();  // after the buffers: their zeroing is done before its first copy
 }
 
 BatchPrefetch::~BatchPrefetch() {

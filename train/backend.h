@@ -52,6 +52,7 @@ class Backend {
   // Copies host memory to this backend's device from a thread other than the backend's, beside the backend's
   // own work (under CUDA: on a stream of its own that does not wait for the default stream's kernels); each
   // call returns when its copy is done. The caller keeps the destination out of the backend's use meanwhile.
+  // Work the backend queued before NewUploader (zeroing new buffers) is done before the uploader's first copy.
   class Uploader {
    public:
     virtual ~Uploader() = default;

@@ -279,7 +279,12 @@ class CudaBackend final : public Backend {
   // they for it), on this backend's GPU whichever thread calls.
   class StreamUploader final : public Uploader {
    public:
-    StreamUploader() { CUDA_CHECK(cudaGetDevice(&device_)); }
+    // The backend's work queued so far (the zeroing of the buffers this will fill, say) is done first: this
+    // stream does not wait for the default stream.
+    StreamUploader() {
+      CUDA_CHECK(cudaGetDevice(&device_));
+      CUDA_CHECK(cudaDeviceSynchronize());
+    }
     ~StreamUploader() override {
       if (stream_) cudaStreamDestroy(stream_);
     }
