@@ -34,6 +34,7 @@ def main():
     p.add_argument("--work", default="/tmp/bench-rollout")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--batch", type=int, default=0, help="jigsaw-rollout --batch: forecasts through the model at once")
     a = p.parse_args()
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
@@ -46,7 +47,7 @@ def main():
     run("jigsaw-train", "--data", f"{w}/tiles.zarr", "--config", f"{w}/model.json", "--steps", "1", "--ckpt", f"{w}/ck",
         "--blas-threads", a.threads)
     common = ["--ckpt", f"{w}/ck", "--data", f"{w}/tiles.zarr", "--init", "2020-01-01T00", "--init-end", "2020-01-02T18",
-              "--lead", "2d", "--blas-threads", a.threads, "--json"]
+              "--lead", "2d", "--blas-threads", a.threads, "--batch", a.batch, "--json"]
     times = {"write": [], "no-write": []}
     report = {}
     for r in range(a.repeats):
@@ -62,7 +63,7 @@ def main():
     gb = report["write"]["gb_written_rank0"]
     flops = forward_flops(8, 180, 360) * steps
     print(f"rollout: {report['write']['inits']} forecasts x {report['write']['leads']} steps, 1-degree grid, 8 channels, "
-          f"D={MODEL['dim']}, {a.threads} threads (median of {a.repeats}, whole process)")
+          f"D={MODEL['dim']}, {a.threads} threads, --batch {a.batch} (median of {a.repeats}, whole process)")
     print(f"  without writing  {tn:7.3f} s  {steps / tn:7.1f} forecast steps/s  {flops / tn / 1e9:7.1f} GFLOP/s forward")
     print(f"  writing          {tw:7.3f} s  {steps / tw:7.1f} forecast steps/s  {gb / tw:7.3f} GB/s written")
     print(f"  the writer costs {100 * (tw - tn) / tn:+.1f}% (target: at most +10%)")

@@ -35,6 +35,11 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "zarr3 or zarr2")->check(CLI::IsMember({"zarr3", "zarr2"}))->capture_default_str();
   app.add_option("--backend", o.backend, "cpu or cuda")->capture_default_str();
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)");
+  app.add_option("--batch", o.batch,
+                 "forecasts through the model at once (0: enough for about 1024 token rows per product on a rank; "
+                 "their tokens are the rows of every product: larger GEMMs, more memory)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   bool no_write = false;
   app.add_flag("--no-write", no_write, "forecast without writing the tiles (measures the rollout without its writer)");
   app.add_flag("--json", json, "print the run's figures as one JSON object on stdout");

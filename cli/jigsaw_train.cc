@@ -42,8 +42,9 @@ int main(int argc, char** argv) {
                  "(a later --resume continues the same schedule)");
   app.add_option("--batch-size", o.batch_size, "samples per step per replica")->capture_default_str();
   app.add_option("--micro-batch", o.micro_batch,
-                 "samples through the model at once (0: the whole batch): the batch's tokens are the rows of every "
-                 "product, so larger micro-batches make larger GEMMs and hold more activations")
+                 "samples through the model at once (0: enough for about 1024 token rows per product on a rank): "
+                 "their tokens are the rows of every product, so more samples make larger GEMMs and hold more "
+                 "activations")
       ->capture_default_str();
   app.add_option("--rollout-steps", o.rollout_steps,
                  "K: train on the mean loss of K autoregressive applications of the model (back-propagated through "

@@ -176,14 +176,12 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   report.inits = static_cast<int64_t>(inits.size());
   report.leads = leads;
   const int64_t n = tile.size();
-  std::vector<float> state(n), tendency(n), physical(n);
   auto box_at = [&](int64_t a, int64_t b) {
     return Box{{a, b, tile.channel0, tile.row0, tile.col0}, {1, 1, tile.channels, tile.height, tile.width}};
   };
-  int64_t applications = 0;
-  for (size_t k = 0; k < inits.size(); ++k) {
-    // Done already? Every rank writes its leads in order, so the chunks of its last lead, all present,
-    // mean all of its forecast is.
+  // Whether initial time k's forecast is all written already: every rank writes its leads in order, so the
+  // chunks of its last lead, all present, mean all of its forecast is. The same answer on every rank.
+  auto done = [&](size_t k) -> Result<bool> {
     float todo = o.write ? 0.0f : 1.0f;
     const auto& ch = forecast->metadata().chunks;
     for (int64_t c = tile.channel0 / ch[2]; c * ch[2] < tile.channel0 + tile.channels; ++c)
@@ -194,44 +192,66 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
           if (probe.missing) todo = 1.0f;
         }
     RETURN_IF_ERROR(world->AllReduceSum(&todo, 1));  // all ranks run the model together, or none
-    if (todo == 0) {
-      ++report.inits_skipped;
-      continue;
+    return todo == 0;
+  };
+  // Forecasts go through the model `batch` at a time (their tokens the rows of every product).
+  const int64_t group = o.batch > 0 ? o.batch : model->AutoBatch();
+  std::vector<float> state(group * n), tendency(group * n), physical(group * n);
+  int64_t applications = 0;
+  size_t next = 0;
+  while (next < inits.size()) {
+    std::vector<size_t> todo;  // the initial times of this group
+    for (; next < inits.size() && static_cast<int64_t>(todo.size()) < group; ++next) {
+      ASSIGN_OR_RETURN(bool finished, done(next));
+      if (finished) {
+        ++report.inits_skipped;
+      } else {
+        todo.push_back(next);
+      }
     }
-    RETURN_IF_ERROR(data->Read(
-        Box{{init_index[k], tile.channel0, tile.row0, tile.col0}, {1, tile.channels, tile.height, tile.width}},
-        std::span<char>(reinterpret_cast<char*>(physical.data()), n * 4)));
+    const int64_t g = static_cast<int64_t>(todo.size());
+    if (g == 0) continue;
+    for (int64_t q = 0; q < g; ++q) {
+      RETURN_IF_ERROR(data->Read(
+          Box{{init_index[todo[q]], tile.channel0, tile.row0, tile.col0}, {1, tile.channels, tile.height, tile.width}},
+          std::span<char>(reinterpret_cast<char*>(physical.data() + q * n), n * 4)));
+    }
     for (int64_t lead = 0; lead <= leads; ++lead) {
       if (lead == 0) {
-        for (int64_t c = 0; c < tile.channels; ++c) {
-          const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
-          for (int64_t i = 0; i < tile.height * tile.width; ++i) {
-            const int64_t e = c * tile.height * tile.width + i;
-            state[e] = static_cast<float>((physical[e] - m) / sd);
+        for (int64_t q = 0; q < g; ++q)
+          for (int64_t c = 0; c < tile.channels; ++c) {
+            const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
+            for (int64_t i = 0; i < tile.height * tile.width; ++i) {
+              const int64_t e = q * n + c * tile.height * tile.width + i;
+              state[e] = static_cast<float>((physical[e] - m) / sd);
+            }
           }
-        }
       } else {
         // x_{k+1} = x_k + tendency(x_k), in normalised units; back to physical units to write.
-        RETURN_IF_ERROR(model->Predict(state.data(), tendency.data()));
-        ++applications;
-        for (int64_t e = 0; e < n; ++e) state[e] += tendency[e];
-        for (int64_t c = 0; c < tile.channels; ++c) {
-          const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
-          for (int64_t i = 0; i < tile.height * tile.width; ++i) {
-            const int64_t e = c * tile.height * tile.width + i;
-            physical[e] = static_cast<float>(state[e] * sd + m);
+        RETURN_IF_ERROR(model->Predict(state.data(), tendency.data(), g));
+        applications += g;
+        for (int64_t e = 0; e < g * n; ++e) state[e] += tendency[e];
+        for (int64_t q = 0; q < g; ++q)
+          for (int64_t c = 0; c < tile.channels; ++c) {
+            const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
+            for (int64_t i = 0; i < tile.height * tile.width; ++i) {
+              const int64_t e = q * n + c * tile.height * tile.width + i;
+              physical[e] = static_cast<float>(state[e] * sd + m);
+            }
           }
-        }
       }
       if (o.write) {
-        RETURN_IF_ERROR(forecast->Write(box_at(static_cast<int64_t>(k), lead),
-                                        std::string_view(reinterpret_cast<const char*>(physical.data()), n * 4)));
-        report.gb_written += n * 4 / 1e9;
+        for (int64_t q = 0; q < g; ++q) {
+          RETURN_IF_ERROR(forecast->Write(box_at(static_cast<int64_t>(todo[q]), lead),
+                                          std::string_view(reinterpret_cast<const char*>(physical.data() + q * n), n * 4)));
+          report.gb_written += n * 4 / 1e9;
+        }
       }
     }
-    ++report.inits_written;
+    report.inits_written += g;
     if (leader && o.progress) {
-      std::fprintf(stderr, "\rforecast %zu/%zu (%s)   ", k + 1, inits.size(), FormatIsoTime(inits[k]).c_str());
+      std::fprintf(stderr, "\rforecast %zu/%zu (%s)   ", todo.back() + 1, inits.size(),
+                   FormatIsoTime(inits[todo.back()]).c_str());
     }
   }
   if (leader && o.progress) std::fprintf(stderr, "\n");

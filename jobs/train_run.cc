@@ -155,7 +155,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   if (o.steps < 1 || o.batch_size < 1 || o.rollout_steps < 1) {
     return InvalidArgumentError("--steps, --batch-size and --rollout-steps must be positive");
   }
-  if (o.micro_batch < 0) return InvalidArgumentError("--micro-batch must be 0 (the whole batch) or positive");
+  if (o.micro_batch < 0) return InvalidArgumentError("--micro-batch must be 0 (about 1024 token rows per product) or positive");
   const bool validate = !o.val_start.empty() && !o.val_end.empty();
 
   ASSIGN_OR_RETURN(auto backend, NewRankBackend(o.backend, o.threads, world));

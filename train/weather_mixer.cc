@@ -522,13 +522,14 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targe
   return loss;
 }
 
-Status WeatherMixer::Predict(const float* x0, float* tendency) {
+Status WeatherMixer::Predict(const float* x0, float* tendency, int64_t batch) {
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
-  SetBatch(1);
+  if (batch < 1) return InvalidArgumentError("a batch needs at least one sample");
+  SetBatch(batch);
   if (passes_.empty()) passes_.push_back(MakePass());
-  be_->Upload(state_.data(), x0, tile_.size());
+  be_->Upload(state_.data(), x0, batch * tile_.size());
   RETURN_IF_ERROR(Forward(passes_[0], state_.data()));
-  be_->Download(tendency, tendency_.data(), tile_.size());
+  be_->Download(tendency, tendency_.data(), batch * tile_.size());
   return OkStatus();
 }
 

@@ -7,6 +7,7 @@
 // trainer zeroes them, sums the replicated vectors' parts and steps the optimiser.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +37,12 @@ class WeatherMixer {
 
   const ModelConfig& config() const { return config_; }
   const TileShape& tile() const { return tile_; }
+  // Samples to put through the model at once when not told (Trainer's micro-batches, jigsaw-rollout's
+  // groups): enough for about kFoldRows token rows per product on this rank, at least 1. Measured on the CPU
+  // backend (bench/RESULTS.md): 32 tokens x 8 samples ran 1.28x faster than one at a time, 128 x 4 1.03x,
+  // 4050 x 4 1.2x slower.
+  static constexpr int64_t kFoldRows = 1024;
+  int64_t AutoBatch() const { return std::max<int64_t>(1, kFoldRows / tokens_); }
   // This rank's tile of the static input [s_j, h_i, w_i] (config().static_channels > 0): the store's
   // `static` array cut like the data (the loader's static_tile()).
   const TileShape& static_tile() const { return static_tile_; }
@@ -60,8 +67,8 @@ class WeatherMixer {
   // back-propagated through every application, to every parameter's grad.
   Result<double> ForwardBackward(const float* x0, const float* targets, int64_t batch, int64_t steps, float scale,
                                  bool on_device = false);
-  // The tendency of x0 (host tile in, host tile out); no gradients.
-  Status Predict(const float* x0, float* tendency);
+  // The tendencies of `batch` samples' tiles x0 [B, tile] (host in, host out), together; no gradients.
+  Status Predict(const float* x0, float* tendency, int64_t batch = 1);
 
   // Activation recomputation (jigsaw-train --recompute): the forward keeps only each block's input, and the
   // backward runs each block's forward again just before its backward, into one set of activations shared

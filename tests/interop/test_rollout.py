@@ -49,6 +49,22 @@ def test_one_rank_and_a_2x2_mesh_forecast_alike(trained, tmp_path):
         assert v["ok"] and v["checksum_record"] and v["objects_checked_against_record"] == len(files), v
 
 
+def test_forecasts_together_or_one_at_a_time_alike(trained, tmp_path):
+    # The default takes the 3 initial times through the model together (176 tokens: up to 5 at once); one at
+    # a time and in groups of 2 (2 + 1) give the same forecasts but for the order of the products' sums.
+    a = xr.open_zarr(trained / "f1.zarr").forecast.values
+    scale = np.abs(a).max(axis=(0, 1, 3, 4), keepdims=True)
+    for batch in ("1", "2"):
+        out = tmp_path / f"b{batch}.zarr"
+        run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", out,
+            "--batch", batch, "--blas-threads", "1")
+        b = xr.open_zarr(out).forecast.values
+        assert (np.abs(a - b) / scale).max() < 1e-5, batch
+    p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out",
+            tmp_path / "b0.zarr", "--batch", "-1", check=False)
+    assert p.returncode != 0 and "--batch" in p.stderr
+
+
 def test_xarray_opens_the_forecast_as_it_is(trained):
     ds = xr.open_zarr(trained / "f1.zarr")
     assert list(ds.forecast.dims) == ["init_time", "lead_time", "channel", "latitude", "longitude"]
