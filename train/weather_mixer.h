@@ -1,6 +1,6 @@
 // WeatherMixer (DESIGN.md, "Trainer") on one rank of an s x s Jigsaw mesh: the rank's blocks of every
-// weight, the forward pass of one sample's tile and its hand-written backward, in reverse order, in one
-// readable function each. No autograd: the forward keeps exactly what the backward reads.
+// weight, the forward pass of a batch of samples' tiles and its hand-written backward, in reverse order, in
+// one readable function each (and one mixer block's forward and backward side by side). No autograd: the forward keeps exactly what the backward reads.
 //
 // A rank's tile of a sample is [c_j, h_i, w_i]: the channels of group j over the domain part i (on one
 // rank, every channel over the whole grid). Gradients accumulate over calls to ForwardBackward; the
@@ -130,7 +130,7 @@ class WeatherMixer {
   bool recompute_ = false;
   std::vector<BlockActivations> shared_;  // recomputing: the one set of block activations
   Tensor z_in_;                           // recomputing: a block's input, copied back for its forward again
-  // The current sample: the state and its tendency, the targets, the loss gradients per application
+  // The current samples: the states and their tendencies, the targets, the loss gradients per application
   // (dloss_), the gradient flowing back through the states (dstate_, dinput_); scratch of the passes.
   Tensor state_, tendency_, targets_, dloss_, dstate_, dinput_;
   Tensor z_, y_, dy_, dz_, dzf_, dtmp_, dhidden_, dtoken_, dtokens_, ln_scratch_;
