@@ -1,6 +1,7 @@
 // WeatherMixer (DESIGN.md, "Trainer") on one rank of an s x s Jigsaw mesh: the rank's blocks of every
 // weight, the forward pass of a batch of samples' tiles and its hand-written backward, in reverse order, in
-// one readable function each (and one mixer block's forward and backward side by side). No autograd: the forward keeps exactly what the backward reads.
+// one readable function each (and one mixer block's forward and backward side by side). No autograd: the
+// forward keeps exactly what the backward reads.
 //
 // A rank's tile of a sample is [c_j, h_i, w_i]: the channels of group j over the domain part i (on one
 // rank, every channel over the whole grid). Gradients accumulate over calls to ForwardBackward; the
