@@ -83,6 +83,14 @@ int main(int argc, char** argv) {
     CHECK((*row)->size() == cols && (*col)->size() == 2);
     CheckAll(row->get(), rank);
     CheckAll(col->get(), rank);
+    // NCCL where there is no GPU (or no NCCL in the build): refused on every rank alike, none left waiting
+    // for the others (on a GPU machine it is made).
+    auto copy = (*world)->Split(0, rank);
+    CHECK(copy.ok());
+    auto nccl = NewNcclCommunicator(std::move(*copy));
+    CHECK(nccl.ok() || nccl.status().code() == StatusCode::kFailedPrecondition ||
+          nccl.status().code() == StatusCode::kUnimplemented);
+    CHECK((*world)->Barrier().ok());
     // Every rank of this test runs on this machine: local ranks 0..N-1 of N, in rank order.
     auto place = PlaceOnHost(world->get());
     CHECK(place.ok());
