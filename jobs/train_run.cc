@@ -257,7 +257,9 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     // persistence, each rank adding its own channels' pixels; the losses are these weighted as in training.
     const int64_t tn = tile.size(), K = o.rollout_steps;
     std::vector<double> sums(2 * mc.channels, 0.0);  // model, then persistence
-    std::vector<float> x0, x1, state(tn), tendency(tn);
+    // The batch's samples go through the model together, as many at a time as training takes.
+    const int64_t group = std::min(o.batch_size, o.micro_batch > 0 ? o.micro_batch : model.AutoBatch());
+    std::vector<float> x0, x1, state(group * tn), tendency(group * tn);
     auto add_errors = [&](const float* a, const float* b, double* per_channel) {
       for (int64_t k = 0; k < tile.channels; ++k) {
         double sum = 0;
@@ -274,13 +276,17 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     };
     for (int64_t b = 0; b < n; ++b) {
       RETURN_IF_ERROR((*vd)->Next(&x0, &x1));
-      for (int64_t i = 0; i < o.batch_size; ++i) {
-        std::copy(x0.begin() + i * tn, x0.begin() + (i + 1) * tn, state.begin());
+      for (int64_t i0 = 0; i0 < o.batch_size; i0 += group) {
+        const int64_t g = std::min(group, o.batch_size - i0);
+        std::copy(x0.begin() + i0 * tn, x0.begin() + (i0 + g) * tn, state.begin());
         for (int64_t k = 0; k < K; ++k) {
-          RETURN_IF_ERROR(model.Predict(state.data(), tendency.data()));
-          for (int64_t e = 0; e < tn; ++e) state[e] += tendency[e];
-          add_errors(state.data(), x1.data() + (i * K + k) * tn, sums.data());
-          add_errors(x0.data() + i * tn, x1.data() + (i * K + k) * tn, sums.data() + mc.channels);
+          RETURN_IF_ERROR(model.Predict(state.data(), tendency.data(), g));
+          for (int64_t e = 0; e < g * tn; ++e) state[e] += tendency[e];
+          for (int64_t q = 0; q < g; ++q) {
+            const int64_t i = i0 + q;
+            add_errors(state.data() + q * tn, x1.data() + (i * K + k) * tn, sums.data());
+            add_errors(x0.data() + i * tn, x1.data() + (i * K + k) * tn, sums.data() + mc.channels);
+          }
         }
       }
     }

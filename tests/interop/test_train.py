@@ -87,13 +87,17 @@ def test_recompute_trains_bit_identically_on_one_rank_and_a_2x2_mesh(store, tmp_
 def test_micro_batches_train_alike(store, tmp_path):
     # The batch through the model at once (its tokens the rows of every product) or one sample at a time:
     # the same losses up to the order of the gradient sums.
-    _, whole = train(store, tmp_path, "--steps", "4", "--batch-size", "3", ranks=4, mesh="domain=2,tensor=2")
-    _, ones = train(store, tmp_path, "--steps", "4", "--batch-size", "3", "--micro-batch", "1", ranks=4,
+    # Validation likewise (its forecasts go through the model as the training samples do).
+    val = ["--val-start", "2020-01-03T00", "--val-end", "2020-01-03T18"]
+    _, whole = train(store, tmp_path, "--steps", "4", "--batch-size", "3", *val, ranks=4, mesh="domain=2,tensor=2")
+    _, ones = train(store, tmp_path, "--steps", "4", "--batch-size", "3", "--micro-batch", "1", *val, ranks=4,
                     mesh="domain=2,tensor=2")
     a, b = losses(whole), losses(ones)
     assert sorted(a) == list(range(4)) and sorted(b) == list(range(4))
     for s in a:
         assert abs(a[s] - b[s]) <= 1e-5 * abs(a[s]), (s, a[s], b[s])
+    va, vb = [r["val_loss"] for r in whole if "val_loss" in r], [r["val_loss"] for r in ones if "val_loss" in r]
+    assert len(va) == 1 and abs(va[0] - vb[0]) <= 1e-5 * va[0], (va, vb)
     p, _ = train(store, tmp_path, "--steps", "1", "--micro-batch", "-1", check=False)
     assert p.returncode == 2 and "--micro-batch" in p.stderr
 
