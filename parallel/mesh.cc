@@ -35,6 +35,11 @@ Result<Mesh> Mesh::Parse(std::string_view text) {
       }
     }
     if (m.AxisSize(name)) return InvalidArgumentError("mesh axis \"" + name + "\" given twice");
+    // A rank is an int to MPI and NCCL: a mesh of more ranks than that is a typo, and its size() would overflow.
+    constexpr int64_t kMaxRanks = int64_t{1} << 31;
+    if (size > kMaxRanks / m.size()) {
+      return InvalidArgumentError("mesh \"" + std::string(text) + "\" has more than 2^31 ranks");
+    }
     m.axes.emplace_back(name, size);
     start = end + 1;
   }

@@ -26,8 +26,12 @@ TEST(Mesh, ParseAndCoordinates) {
   EXPECT_EQ(m->Coordinate(4, "absent"), 0);
   EXPECT_EQ(Mesh::Parse("")->size(), 1);
   for (const char* bad : {"domain", "domain=0", "=2", "a=2,a=3", "a=x", "domain=2;tensor=8", "domain=2xyz", "domain=2,",
-                          "domain= 2", "2d=2", "domain=2,,tensor=2", "domain=-1", "domain=99999999999999999999"})
+                          "domain= 2", "2d=2", "domain=2,,tensor=2", "domain=-1", "domain=99999999999999999999",
+                          "a=1111111111112,b=1111111111112", "a=65536,b=65537"})
     EXPECT_FALSE(Mesh::Parse(bad).ok()) << bad;
+  // At most 2^31 ranks (an int to MPI and NCCL), found by fuzz_parsers: the size once overflowed.
+  EXPECT_EQ(Mesh::Parse("a=65536,b=32768")->size(), int64_t{1} << 31);
+  EXPECT_NE(Mesh::Parse("a=65536,b=65537").status().message().find("more than 2^31 ranks"), std::string::npos);
 }
 
 TEST(Mesh, TileOfFollowsTheSplitRuleAndNamesWhatIsWrong) {
