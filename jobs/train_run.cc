@@ -68,13 +68,11 @@ class TileBatches {
   int64_t x1_size() const { return batch_ * steps_ * tile_.size(); }
   Status Next(float* x0_data, float* x1_data) {
     const int64_t n = tile_.size();
-    const auto t0 = Clock::now();
     std::vector<std::shared_ptr<Batch>> got;
     for (auto& l : loaders_) {
       ASSIGN_OR_RETURN(auto b, l->Next());
       got.push_back(std::move(b));
     }
-    wait_seconds_ += Since(t0);
     for (size_t l = 0; l < loaders_.size(); ++l) {
       const auto origin = loaders_[l]->tile_origin(), shape = loaders_[l]->tile_shape();  // [c, lat, lon]
       const float* data = static_cast<const float*>(got[l]->data());
@@ -100,14 +98,12 @@ class TileBatches {
     return OkStatus();
   }
   int64_t batches_per_epoch() const { return loaders_.front()->batches_per_epoch(); }
-  double TakeWaitSeconds() { return std::exchange(wait_seconds_, 0.0); }
 
  private:
   TileBatches() = default;
   std::vector<std::unique_ptr<Loader>> loaders_;
   TileShape tile_;
   int64_t batch_ = 1, steps_ = 1;
-  double wait_seconds_ = 0;
 };
 
 }  // namespace
