@@ -73,18 +73,23 @@ WeatherMixer::Pass WeatherMixer::MakePass() {
 Status WeatherMixer::SetRecompute(bool on) {
   if (on == recompute_) return OkStatus();
   recompute_ = on;
-  // Passes are made on first use, each in the current way (a pass holds no state between calls).
-  passes_.clear();
-  shared_.clear();
-  z_in_ = Tensor();
-  if (on) {
-    shared_.push_back(MakeBlockActivations());
-    z_in_ = Tensor(be_, tokens_ * cap_ * dim_);
-  }
+  ResetPasses();
   return OkStatus();
 }
 
-// Tensors for `samples` samples at once (never fewer than before); passes are made again on first use.
+// Passes are made again on first use, each in the current way and size (a pass holds no state between
+// calls); recomputing, the one shared set of block activations and the block input's copy are made here.
+void WeatherMixer::ResetPasses() {
+  passes_.clear();
+  shared_.clear();
+  z_in_ = Tensor();
+  if (recompute_) {
+    shared_.push_back(MakeBlockActivations());
+    z_in_ = Tensor(be_, tokens_ * cap_ * dim_);
+  }
+}
+
+// Tensors for `samples` samples at once (never fewer than before).
 void WeatherMixer::Reserve(int64_t samples) {
   if (samples <= cap_) return;
   cap_ = samples;
@@ -108,12 +113,7 @@ void WeatherMixer::Reserve(int64_t samples) {
   sample_tokens_ = cap_ > 1 ? Tensor(be_, tokens_ * std::max(features_, static_features_)) : Tensor();
   if (static_w_) static_batch_ = Tensor(be_, tr * static_features_);
   static_batch_samples_ = 0;
-  passes_.clear();
-  if (recompute_) {
-    shared_.clear();
-    shared_.push_back(MakeBlockActivations());
-    z_in_ = Tensor(be_, tr * dj);
-  }
+  ResetPasses();
 }
 
 // The current call's samples: the row counts and the bounds of the batched products.

@@ -106,6 +106,7 @@ class WeatherMixer {
   // Tensors for at least `samples` samples; then the current call's sample count and batched bounds.
   void Reserve(int64_t samples);
   void SetBatch(int64_t samples);
+  void ResetPasses();
   const float* StaticTokens() const;  // [t, B, static features] for the current samples
 
   ModelConfig config_;
