@@ -195,7 +195,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
     return todo == 0;
   };
   // Forecasts go through the model `batch` at a time (their tokens the rows of every product).
-  const int64_t group = o.batch > 0 ? o.batch : model->AutoBatch();
+  const int64_t group = model->SamplesAtOnce(o.batch);
   std::vector<float> state(group * n), tendency(group * n), physical(group * n);
   int64_t applications = 0;
   size_t next = 0;

@@ -29,7 +29,7 @@ struct RolloutOptions {
   int threads = 0;
   bool progress = false;
   bool write = true;  // false: forecast and discard (measures the rollout without its writer)
-  int64_t batch = 0;  // forecasts through the model at once (0: WeatherMixer::AutoBatch)
+  int64_t batch = 0;  // forecasts through the model at once (0: WeatherMixer::SamplesAtOnce's choice)
 };
 
 struct RolloutReport {

@@ -254,7 +254,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     const int64_t tn = tile.size(), K = o.rollout_steps;
     std::vector<double> sums(2 * mc.channels, 0.0);  // model, then persistence
     // The batch's samples go through the model together, as many at a time as training takes.
-    const int64_t group = std::min(o.batch_size, o.micro_batch > 0 ? o.micro_batch : model.AutoBatch());
+    const int64_t group = std::min(o.batch_size, model.SamplesAtOnce(o.micro_batch));
     std::vector<float> x0, x1, state(group * tn), tendency(group * tn);
     auto add_errors = [&](const float* a, const float* b, double* per_channel) {
       for (int64_t k = 0; k < tile.channels; ++k) {

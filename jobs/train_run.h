@@ -22,7 +22,7 @@ struct TrainRunOptions {
   int64_t steps = 100;
   int64_t stop_at = 0;        // stop after this many steps as a preemption would (checkpoint, return); 0: run on
   int64_t batch_size = 1;     // per replica
-  int64_t micro_batch = 0;    // samples through the model at once (0: WeatherMixer::AutoBatch)
+  int64_t micro_batch = 0;    // samples through the model at once (0: WeatherMixer::SamplesAtOnce's choice)
   int64_t rollout_steps = 1;  // K: the loss of K autoregressive applications, back-propagated through all
   std::string ckpt;           // checkpoint root (empty: none)
   int64_t ckpt_every = 0;     // steps between saves (0: only at the end)

@@ -32,9 +32,9 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
   for (auto& p : model_->parameters()) be_->Fill(p.grad.data(), p.local_size(), 0.0f);
   const float scale = LossScale(batch);
   double loss = 0;
-  // The batch in micro-batches of at most micro_batch_ samples (0: the model's AutoBatch): fewer samples at a
+  // The batch in micro-batches of at most micro_batch_ samples (0: the model's choice): fewer samples at a
   // time hold fewer activations; more make larger products.
-  const int64_t per = std::min(micro_batch_ > 0 ? micro_batch_ : model_->AutoBatch(), batch.size);
+  const int64_t per = std::min(model_->SamplesAtOnce(micro_batch_), batch.size);
   for (int64_t b = 0; b < batch.size; b += per) {
     const int64_t n = std::min(per, batch.size - b);
     ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * batch.steps * tile, n,

@@ -39,8 +39,8 @@ class Trainer {
                                                  MeshComms* mesh, uint64_t seed);
   WeatherMixer& model() { return *model_; }
   int64_t step() const { return step_; }
-  // Samples the model takes at once (0, the default: WeatherMixer::AutoBatch(), about 1024 token rows per
-  // product). The products grow with it, and so do the activations; the gradients are the same up to the
+  // Samples the model takes at once (0, the default: WeatherMixer::SamplesAtOnce's choice, about 1024 token
+  // rows per product). The products grow with it, and so do the activations; the gradients are the same up to the
   // order of their sums.
   void set_micro_batch(int64_t samples) { micro_batch_ = samples; }
   void set_step(int64_t step) { step_ = step; }

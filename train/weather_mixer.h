@@ -38,12 +38,14 @@ class WeatherMixer {
 
   const ModelConfig& config() const { return config_; }
   const TileShape& tile() const { return tile_; }
-  // Samples to put through the model at once when not told (Trainer's micro-batches, jigsaw-rollout's
-  // groups): enough for about kFoldRows token rows per product on this rank, at least 1. Measured on the CPU
-  // backend (bench/RESULTS.md): 32 tokens x 8 samples ran 1.28x faster than one at a time, 128 x 4 1.03x,
-  // 4050 x 4 1.2x slower.
+  // Samples to put through the model at once (Trainer's micro-batches, jigsaw-rollout's groups): `asked`
+  // when positive (a user's --micro-batch or --batch), else enough for about kFoldRows token rows per product
+  // on this rank, at least 1. Measured on the CPU backend (bench/RESULTS.md): 32 tokens x 8 samples ran 1.28x
+  // faster than one at a time, 128 x 4 1.03x, 4050 x 4 1.2x slower.
   static constexpr int64_t kFoldRows = 1024;
-  int64_t AutoBatch() const { return std::max<int64_t>(1, kFoldRows / tokens_); }
+  int64_t SamplesAtOnce(int64_t asked) const {
+    return asked > 0 ? asked : std::max<int64_t>(1, kFoldRows / tokens_);
+  }
   // This rank's tile of the static input [s_j, h_i, w_i] (config().static_channels > 0): the store's
   // `static` array cut like the data (the loader's static_tile()).
   const TileShape& static_tile() const { return static_tile_; }
