@@ -241,10 +241,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaDeviceSynchronize();
     cublasDestroy(blas_);
-    memory_.Free(scratch_);
-    memory_.Free(adam_chunks_);
-    memory_.Free(square_chunks_);
-    for (void* p : bf16_) memory_.Free(p);
+    for (Buffer* b : {&scratch_, &adam_chunks_, &square_chunks_, &bf16_[0], &bf16_[1]}) memory_.Free(b->p);
   }
   Device device() const override { return Device::kCuda; }
 
@@ -253,12 +250,7 @@ class CudaBackend final : public Backend {
   // returns with its kernels ordered on the one stream, so the next user's kernels run after them.
   float* AllocFloats(int64_t n) override {
     const size_t bytes = std::max<int64_t>(n, 1) * sizeof(float);
-    void* p = memory_.Allocate(bytes);
-    if (!p) {
-      std::fprintf(stderr, "jigsaw: the GPU is out of memory: %zu bytes asked for, %zu in use, %zu reserved\n", bytes,
-                   memory_.stats().bytes_in_use, memory_.stats().bytes_reserved);
-      std::abort();
-    }
+    void* p = Allocate(bytes);
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes));
     return static_cast<float*>(p);
   }
@@ -416,7 +408,7 @@ class CudaBackend final : public Backend {
         chunks.push_back({t.w, t.g, t.m, t.v, b, std::min(t.n, b + kChunkElements), k});
     }
     if (chunks.empty()) return;
-    AdamWChunk* dev = UploadChunks(chunks, &adam_chunks_, &adam_chunk_bytes_);
+    AdamWChunk* dev = UploadChunks(chunks, &adam_chunks_);
     AdamWAllKernel<<<static_cast<unsigned>(chunks.size()), kThreads>>>(dev, grad_scale);
   }
   double SumSquaresAll(const std::vector<std::pair<const float*, int64_t>>& tensors) override {
@@ -424,7 +416,7 @@ class CudaBackend final : public Backend {
     for (const auto& [x, n] : tensors)
       for (int64_t b = 0; b < n; b += kChunkElements) chunks.push_back({x, b, std::min(n, b + kChunkElements)});
     if (chunks.empty()) return 0;
-    SquaresChunk* dev = UploadChunks(chunks, &square_chunks_, &square_chunk_bytes_);
+    SquaresChunk* dev = UploadChunks(chunks, &square_chunks_);
     double* partial = Scratch<double>(static_cast<int64_t>(chunks.size()));
     SumSquaresAllKernel<<<static_cast<unsigned>(chunks.size()), kThreads>>>(dev, partial);
     std::vector<double> host(chunks.size());
@@ -435,15 +427,34 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  __nv_bfloat16* BFloat16Copy(int slot, const float* x, int64_t n) {
-    if (bf16_size_[slot] < n) {
-      memory_.Free(bf16_[slot]);
-      bf16_[slot] = memory_.Allocate(n * sizeof(__nv_bfloat16));
-      if (!bf16_[slot]) std::abort();
-      Account((n - bf16_size_[slot]) * int64_t(sizeof(__nv_bfloat16)));
-      bf16_size_[slot] = n;
+  // A device block from the caching allocator; out of memory even with the cache given back is fatal.
+  void* Allocate(size_t bytes) {
+    void* p = memory_.Allocate(bytes);
+    if (!p) {
+      std::fprintf(stderr, "jigsaw: the GPU is out of memory: %zu bytes asked for, %zu in use, %zu reserved\n", bytes,
+                   memory_.stats().bytes_in_use, memory_.stats().bytes_reserved);
+      std::abort();
     }
-    auto* y = static_cast<__nv_bfloat16*>(bf16_[slot]);
+    return p;
+  }
+  // A buffer of the backend's own (scratch, bf16 operand copies, chunk lists), grown to at least `bytes`
+  // when needed (its contents not kept) and counted like every other byte the backend holds.
+  struct Buffer {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  void* Grow(Buffer* b, size_t bytes) {
+    if (bytes > b->bytes) {
+      memory_.Free(b->p);
+      b->p = Allocate(bytes);
+      Account(static_cast<int64_t>(bytes - b->bytes));
+      b->bytes = bytes;
+    }
+    return b->p;
+  }
+
+  __nv_bfloat16* BFloat16Copy(int slot, const float* x, int64_t n) {
+    auto* y = static_cast<__nv_bfloat16*>(Grow(&bf16_[slot], n * sizeof(__nv_bfloat16)));
     ToBFloat16Kernel<<<Blocks(n), kThreads>>>(x, y, n);
     return y;
   }
@@ -451,16 +462,11 @@ class CudaBackend final : public Backend {
   // The chunk list into device memory (a buffer kept for the next call), after the work queued before it:
   // the copy is ordered on the default stream, so a kernel still reading the previous list is done first.
   template <typename Chunk>
-  Chunk* UploadChunks(const std::vector<Chunk>& chunks, void** buffer, size_t* have) {
+  Chunk* UploadChunks(const std::vector<Chunk>& chunks, Buffer* buffer) {
     const size_t bytes = chunks.size() * sizeof(Chunk);
-    if (bytes > *have) {
-      memory_.Free(*buffer);
-      *buffer = memory_.Allocate(bytes);
-      if (!*buffer) std::abort();
-      *have = bytes;
-    }
-    CUDA_CHECK(cudaMemcpy(*buffer, chunks.data(), bytes, cudaMemcpyHostToDevice));
-    return static_cast<Chunk*>(*buffer);
+    void* p = Grow(buffer, bytes);
+    CUDA_CHECK(cudaMemcpy(p, chunks.data(), bytes, cudaMemcpyHostToDevice));
+    return static_cast<Chunk*>(p);
   }
 
   // out[c] += sum_r x[r, c] (y: of x y).
@@ -475,27 +481,13 @@ class CudaBackend final : public Backend {
 
   template <typename T>
   T* Scratch(int64_t n) {
-    const size_t bytes = n * sizeof(T);
-    if (bytes > scratch_bytes_) {
-      memory_.Free(scratch_);
-      scratch_ = memory_.Allocate(bytes);
-      if (!scratch_) std::abort();
-      Account(static_cast<int64_t>(bytes - scratch_bytes_));
-      scratch_bytes_ = bytes;
-    }
-    return static_cast<T*>(scratch_);
+    return static_cast<T*>(Grow(&scratch_, n * sizeof(T)));
   }
 
   GemmPrecision precision_;
   CachingAllocator memory_;  // every device byte this backend holds
   cublasHandle_t blas_ = nullptr;
-  void* bf16_[2] = {nullptr, nullptr};
-  int64_t bf16_size_[2] = {0, 0};
-  void* scratch_ = nullptr;
-  size_t scratch_bytes_ = 0;
-  void* adam_chunks_ = nullptr;
-  void* square_chunks_ = nullptr;
-  size_t adam_chunk_bytes_ = 0, square_chunk_bytes_ = 0;
+  Buffer bf16_[2], scratch_, adam_chunks_, square_chunks_;
 };
 
 }  // namespace
