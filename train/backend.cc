@@ -67,11 +67,12 @@ Result<int> PickCudaDevice(const std::string& host, int64_t local_rank, int64_t 
 
 Result<std::unique_ptr<Backend>> NewRankBackend(std::string_view name, int cpu_threads, Communicator* world) {
   // No GPU at all (or no CUDA backend): NewBackend says which.
-  if (!name.starts_with("cuda") || CudaDeviceCount() == 0) return NewBackend(name, cpu_threads);
+  const int devices = name.starts_with("cuda") ? CudaDeviceCount() : 0;
+  if (devices == 0) return NewBackend(name, cpu_threads);
   ASSIGN_OR_RETURN(HostPlace place, PlaceOnHost(world));
   const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
   const bool bound = visible != nullptr && *visible != '\0' && std::strchr(visible, ',') == nullptr;
-  Result<int> device = PickCudaDevice(place.host, place.local_rank, place.local_ranks, CudaDeviceCount(), bound);
+  Result<int> device = PickCudaDevice(place.host, place.local_rank, place.local_ranks, devices, bound);
   if (!device.ok()) return device.status();
   return NewBackend(name, cpu_threads, *device);
 }
