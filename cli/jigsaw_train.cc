@@ -64,6 +64,11 @@ int main(int argc, char** argv) {
                "recompute each mixer block's activations in the backward instead of keeping them: memory for one "
                "block's activations (plus each block's input) instead of every block's, for one more forward pass "
                "of the blocks; the same gradients bit for bit");
+  bool no_overlap = false;
+  app.add_flag("--no-overlap", no_overlap,
+               "on a mesh, wait for each step of a Jigsaw product's exchanges before starting the next instead of "
+               "moving the next step's blocks while this one multiplies (for measuring what the overlap gains; the "
+               "same results bit for bit)");
   bool no_ceiling = false;
   app.add_flag("--no-gemm-ceiling", no_ceiling,
                "skip measuring the backend's GEMM rate at this rank's product shapes before the first step (the "
@@ -72,6 +77,7 @@ int main(int argc, char** argv) {
   JIGSAW_CLI_PARSE(app, argc, argv);
   auto limit = cli::ApplyCommonFlags(common);
   o.gemm_ceiling = !no_ceiling;
+  o.overlap = !no_overlap;
 
   cli::MpiWorld world;
   if (!world.status().ok()) return cli::Fail("jigsaw-train", world.status());

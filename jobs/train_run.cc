@@ -161,6 +161,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(mc, tc.optimizer, backend.get(), &comms, tc.seed));
   WeatherMixer& model = trainer->model();
   RETURN_IF_ERROR(model.SetRecompute(o.recompute));
+  model.matmul().set_overlap(o.overlap);
   trainer->set_micro_batch(o.micro_batch);
   RETURN_IF_ERROR(model.SetLossWeights(lat_w, channel_w));
   const TileShape tile = model.tile();

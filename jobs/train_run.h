@@ -39,6 +39,9 @@ struct TrainRunOptions {
   bool gemm_ceiling = true;
   // Recompute each block's activations in the backward instead of keeping them (WeatherMixer::SetRecompute).
   bool recompute = false;
+  // Move the next Jigsaw step's operands while this one multiplies (BlockMatmul::set_overlap); off only to
+  // measure what overlap gains.
+  bool overlap = true;
 };
 
 struct TrainRunReport {

@@ -17,6 +17,12 @@
 namespace jigsaw {
 namespace {
 
+// A transfer already finished when it was started.
+class Done final : public TensorCommunicator::Pending {
+ public:
+  Status Wait() override { return OkStatus(); }
+};
+
 class LocalCommunicator final : public TensorCommunicator {
  public:
   int64_t rank() const override { return 0; }
@@ -74,6 +80,19 @@ Status MpiStatus(int rc, const char* what) {
   MPI_Error_string(rc, msg, &len);
   return IoError(std::string(what) + ": " + std::string(msg, len));
 }
+
+// Nonblocking MPI calls in flight; a request that failed to start is never added.
+class Requests final : public TensorCommunicator::Pending {
+ public:
+  ~Requests() override { (void)Wait(); }
+  Status Wait() override {
+    if (requests.empty()) return OkStatus();
+    const int rc = MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+    requests.clear();
+    return MpiStatus(rc, "MPI_Waitall");
+  }
+  std::vector<MPI_Request> requests;
+};
 
 // MPI counts are int: larger payloads go in pieces of this many elements.
 constexpr int64_t kMaxPiece = int64_t{1} << 30;
@@ -178,6 +197,31 @@ class MpiCommunicator final : public TensorCommunicator {
     }
     return OkStatus();
   }
+  // MPI_Ibcast / MPI_Ireduce, in pieces as above; the requests finish in MPI_Waitall.
+  Result<std::unique_ptr<Pending>> StartBroadcastData(float* data, int64_t n, int64_t root) override {
+    auto pending = std::make_unique<Requests>();
+    for (int64_t at = 0; at < n; at += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - at));
+      MPI_Request r;
+      RETURN_IF_ERROR(
+          MpiStatus(MPI_Ibcast(data + at, piece, MPI_FLOAT, static_cast<int>(root), comm_, &r), "MPI_Ibcast"));
+      pending->requests.push_back(r);
+    }
+    return std::unique_ptr<Pending>(std::move(pending));
+  }
+  Result<std::unique_ptr<Pending>> StartReduceSum(const float* send, float* recv, int64_t n, int64_t root) override {
+    auto pending = std::make_unique<Requests>();
+    for (int64_t at = 0; at < n; at += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - at));
+      const void* s = (send == recv && rank_ == root) ? MPI_IN_PLACE : static_cast<const void*>(send + at);
+      MPI_Request r;
+      RETURN_IF_ERROR(MpiStatus(MPI_Ireduce(s, recv + at, piece, MPI_FLOAT, MPI_SUM, static_cast<int>(root), comm_, &r),
+                                "MPI_Ireduce"));
+      pending->requests.push_back(r);
+    }
+    return std::unique_ptr<Pending>(std::move(pending));
+  }
+
   Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) override {
     MPI_Comm sub;
     RETURN_IF_ERROR(
@@ -192,6 +236,17 @@ class MpiCommunicator final : public TensorCommunicator {
 #endif
 
 }  // namespace
+
+Result<std::unique_ptr<TensorCommunicator::Pending>> TensorCommunicator::StartBroadcastData(float* data, int64_t n,
+                                                                                             int64_t root) {
+  RETURN_IF_ERROR(BroadcastData(data, n, root));
+  return std::unique_ptr<Pending>(new Done());
+}
+Result<std::unique_ptr<TensorCommunicator::Pending>> TensorCommunicator::StartReduceSum(const float* send, float* recv,
+                                                                                         int64_t n, int64_t root) {
+  RETURN_IF_ERROR(ReduceSum(send, recv, n, root));
+  return std::unique_ptr<Pending>(new Done());
+}
 
 #ifndef JIGSAW_HAVE_NCCL
 Result<std::unique_ptr<TensorCommunicator>> NewNcclCommunicator(std::unique_ptr<TensorCommunicator>) {

@@ -59,6 +59,21 @@ class TensorCommunicator : public Communicator {
 
   // The ranks with the same `color` form a new communicator, ordered by `key` (then by rank).
   virtual Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) = 0;
+
+  // ---- started now, finished by Wait: a transfer beside the caller's work (the next block's operands
+  // arriving while this block's GEMMs run). Collective and ordered like the blocking calls: every rank
+  // starts the same calls in the same order. Until Wait returns the buffers belong to the transfer (not
+  // read, not written, not freed). On a GPU, Wait orders the device's later work (the default stream)
+  // after the transfer and returns without waiting on the host. A Pending dropped unwaited is waited for.
+  // The default runs the blocking call at the start. Sums are as deterministic as ReduceSum's, though not
+  // necessarily summed in its order: a caller that needs the same bits uses one of the two forms throughout.
+  class Pending {
+   public:
+    virtual ~Pending() = default;
+    virtual Status Wait() = 0;
+  };
+  virtual Result<std::unique_ptr<Pending>> StartBroadcastData(float* data, int64_t n, int64_t root);
+  virtual Result<std::unique_ptr<Pending>> StartReduceSum(const float* send, float* recv, int64_t n, int64_t root);
 };
 
 // Collective: every rank learns whether every rank is ok. The first failure in rank order comes back on

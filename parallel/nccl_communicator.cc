@@ -1,10 +1,16 @@
 // TensorCommunicator over NCCL (GPU buffers), for the CUDA backend's multi-GPU jobs. MPI (the control
 // communicator) starts the job: its rank 0 makes the NCCL id and broadcasts it, every rank joins with its
-// own GPU (current on the calling thread, picked by local rank before this is made). Data calls on device
-// buffers run on this communicator's stream and are waited for before they return, as the interface
-// promises; a stream made with cudaStreamCreate waits for the legacy default stream's earlier work (the
-// CUDA backend's kernels) and that stream's later work waits for it. Host buffers (the trainer's scalar
-// sums, validation's per-channel errors) go through the control communicator, as do the control calls.
+// own GPU (current on the calling thread, picked by local rank before this is made). Host buffers (the
+// trainer's scalar sums, validation's per-channel errors) go through the control communicator, as do the
+// control calls.
+//
+// Streams: every communicator split from the same first one (a mesh's row, column, group and data-parallel
+// communicators) shares one non-blocking stream, so their transfers run one after another in the order they
+// were started, which is the same on every rank: two NCCL kernels never wait on each other (NCCL's advice
+// for several communicators on one GPU). A transfer waits for the work the default stream (the CUDA
+// backend's) had queued when it started, through an event; the default stream's later kernels run beside
+// it. A blocking call waits for its transfer on the host; a started one (Start*) makes the default stream
+// wait for it at Wait, without waiting on the host.
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -46,9 +52,37 @@ bool OnHost(const void* p) {
   return a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged;
 }
 
+// The stream the communicators of one family share (see the top).
+struct SharedStream {
+  cudaStream_t stream = nullptr;
+  ~SharedStream() {
+    if (stream) cudaStreamDestroy(stream);
+  }
+};
+
+// A transfer on the shared stream; Wait makes the default stream wait for it.
+class StreamPending final : public TensorCommunicator::Pending {
+ public:
+  explicit StreamPending(cudaEvent_t done) : done_(done) {}
+  ~StreamPending() override { (void)Wait(); }
+  Status Wait() override {
+    if (!done_) return OkStatus();
+    const cudaError_t e = cudaStreamWaitEvent(cudaStreamLegacy, done_, 0);
+    cudaEventDestroy(done_);
+    done_ = nullptr;
+    CUDA_RETURN(e);
+    return OkStatus();
+  }
+
+ private:
+  cudaEvent_t done_;
+};
+
 class NcclCommunicator final : public TensorCommunicator {
  public:
-  static Result<std::unique_ptr<TensorCommunicator>> Make(std::unique_ptr<TensorCommunicator> control) {
+  // `stream`: the family's stream (null for the first communicator of a family, which makes it).
+  static Result<std::unique_ptr<TensorCommunicator>> Make(std::unique_ptr<TensorCommunicator> control,
+                                                           std::shared_ptr<SharedStream> stream) {
     ncclUniqueId id;
     std::string id_bytes;
     Status made = OkStatus();
@@ -61,10 +95,14 @@ class NcclCommunicator final : public TensorCommunicator {
     RETURN_IF_ERROR(control->Broadcast(&id_bytes));
     if (id_bytes.size() != sizeof(id)) return InternalError("the NCCL id arrived with the wrong size");
     std::memcpy(&id, id_bytes.data(), sizeof(id));
-    std::unique_ptr<NcclCommunicator> c(new NcclCommunicator(std::move(control)));
+    std::unique_ptr<NcclCommunicator> c(new NcclCommunicator(std::move(control), std::move(stream)));
     Status joined = OkStatus();
-    cudaError_t e = cudaStreamCreate(&c->stream_);
-    if (e != cudaSuccess) joined = CudaError(e, "cudaStreamCreate");
+    if (!c->shared_) {
+      c->shared_ = std::make_shared<SharedStream>();
+      const cudaError_t e = cudaStreamCreateWithFlags(&c->shared_->stream, cudaStreamNonBlocking);
+      if (e != cudaSuccess) joined = CudaError(e, "cudaStreamCreateWithFlags");
+    }
+    c->stream_ = c->shared_->stream;
     if (joined.ok()) {
       const ncclResult_t r = ncclCommInitRank(&c->comm_, static_cast<int>(c->control_->size()), id,
                                               static_cast<int>(c->control_->rank()));
@@ -76,7 +114,6 @@ class NcclCommunicator final : public TensorCommunicator {
   ~NcclCommunicator() override {
     for (auto& [p, n] : to_self_) cudaFree(p);
     if (comm_) ncclCommDestroy(comm_);
-    if (stream_) cudaStreamDestroy(stream_);
   }
 
   int64_t rank() const override { return control_->rank(); }
@@ -87,30 +124,23 @@ class NcclCommunicator final : public TensorCommunicator {
 
   Status BroadcastData(float* data, int64_t n, int64_t root) override {
     if (OnHost(data)) return control_->BroadcastData(data, n, root);
-    NCCL_RETURN(ncclBroadcast(data, data, Count(n), ncclFloat, static_cast<int>(root), comm_, stream_));
-    return Wait();
+    return Blocking([&] { return ncclBroadcast(data, data, Count(n), ncclFloat, static_cast<int>(root), comm_, stream_); });
   }
   Status ReduceSum(const float* send, float* recv, int64_t n, int64_t root) override {
     if (OnHost(send)) return control_->ReduceSum(send, recv, n, root);
-    // NCCL writes recv on the root only; elsewhere it may be null, so pass send there.
-    float* out = rank() == root ? recv : const_cast<float*>(send);
-    NCCL_RETURN(ncclReduce(send, out, Count(n), ncclFloat, ncclSum, static_cast<int>(root), comm_, stream_));
-    return Wait();
+    return Blocking([&] { return Reduce(send, recv, n, root); });
   }
   Status AllReduceSum(float* data, int64_t n) override {
     if (OnHost(data)) return control_->AllReduceSum(data, n);
-    NCCL_RETURN(ncclAllReduce(data, data, Count(n), ncclFloat, ncclSum, comm_, stream_));
-    return Wait();
+    return Blocking([&] { return ncclAllReduce(data, data, Count(n), ncclFloat, ncclSum, comm_, stream_); });
   }
   Status AllGather(const float* send, float* recv, int64_t n) override {
     if (OnHost(send)) return control_->AllGather(send, recv, n);
-    NCCL_RETURN(ncclAllGather(send, recv, Count(n), ncclFloat, comm_, stream_));
-    return Wait();
+    return Blocking([&] { return ncclAllGather(send, recv, Count(n), ncclFloat, comm_, stream_); });
   }
   Status ReduceScatterSum(const float* send, float* recv, int64_t n) override {
     if (OnHost(send)) return control_->ReduceScatterSum(send, recv, n);
-    NCCL_RETURN(ncclReduceScatter(send, recv, Count(n), ncclFloat, ncclSum, comm_, stream_));
-    return Wait();
+    return Blocking([&] { return ncclReduceScatter(send, recv, Count(n), ncclFloat, ncclSum, comm_, stream_); });
   }
   // NCCL does not buffer: a Send returns once the peer's Recv has taken the data (MPI may return sooner),
   // so two ranks must not both Send to each other first. A send to this rank itself is kept on the device
@@ -124,8 +154,7 @@ class NcclCommunicator final : public TensorCommunicator {
       to_self_.emplace_back(copy, n);
       return OkStatus();
     }
-    NCCL_RETURN(ncclSend(data, Count(n), ncclFloat, static_cast<int>(to), comm_, stream_));
-    return Wait();
+    return Blocking([&] { return ncclSend(data, Count(n), ncclFloat, static_cast<int>(to), comm_, stream_); });
   }
   Status Recv(float* data, int64_t n, int64_t from) override {
     if (OnHost(data)) return control_->Recv(data, n, from);
@@ -141,24 +170,67 @@ class NcclCommunicator final : public TensorCommunicator {
       CUDA_RETURN(e);
       return OkStatus();
     }
-    NCCL_RETURN(ncclRecv(data, Count(n), ncclFloat, static_cast<int>(from), comm_, stream_));
-    return Wait();
+    return Blocking([&] { return ncclRecv(data, Count(n), ncclFloat, static_cast<int>(from), comm_, stream_); });
+  }
+
+  Result<std::unique_ptr<Pending>> StartBroadcastData(float* data, int64_t n, int64_t root) override {
+    if (OnHost(data)) return control_->StartBroadcastData(data, n, root);
+    ASSIGN_OR_RETURN(cudaEvent_t done, Launch([&] {
+                       return ncclBroadcast(data, data, Count(n), ncclFloat, static_cast<int>(root), comm_, stream_);
+                     }));
+    return std::unique_ptr<Pending>(new StreamPending(done));
+  }
+  Result<std::unique_ptr<Pending>> StartReduceSum(const float* send, float* recv, int64_t n, int64_t root) override {
+    if (OnHost(send)) return control_->StartReduceSum(send, recv, n, root);
+    ASSIGN_OR_RETURN(cudaEvent_t done, Launch([&] { return Reduce(send, recv, n, root); }));
+    return std::unique_ptr<Pending>(new StreamPending(done));
   }
 
   Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) override {
     ASSIGN_OR_RETURN(auto control, control_->Split(color, key));
-    return Make(std::move(control));
+    return Make(std::move(control), shared_);
   }
 
  private:
-  explicit NcclCommunicator(std::unique_ptr<TensorCommunicator> control) : control_(std::move(control)) {}
+  NcclCommunicator(std::unique_ptr<TensorCommunicator> control, std::shared_ptr<SharedStream> shared)
+      : control_(std::move(control)), shared_(std::move(shared)) {}
   static size_t Count(int64_t n) { return static_cast<size_t>(n); }
-  Status Wait() {
-    CUDA_RETURN(cudaStreamSynchronize(stream_));
+  ncclResult_t Reduce(const float* send, float* recv, int64_t n, int64_t root) {
+    // NCCL writes recv on the root only; elsewhere it may be null, so pass send there.
+    float* out = rank() == root ? recv : const_cast<float*>(send);
+    return ncclReduce(send, out, Count(n), ncclFloat, ncclSum, static_cast<int>(root), comm_, stream_);
+  }
+  // Queues `nccl` on the shared stream after the default stream's work so far; returns an event recorded
+  // after it.
+  template <typename F>
+  Result<cudaEvent_t> Launch(const F& nccl) {
+    cudaEvent_t ready = nullptr, done = nullptr;
+    CUDA_RETURN(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+    cudaError_t e = cudaEventRecord(ready, cudaStreamLegacy);
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(stream_, ready, 0);
+    cudaEventDestroy(ready);  // released once recorded work passes it
+    CUDA_RETURN(e);
+    NCCL_RETURN(nccl());
+    CUDA_RETURN(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+    e = cudaEventRecord(done, stream_);
+    if (e != cudaSuccess) {
+      cudaEventDestroy(done);
+      return CudaError(e, "cudaEventRecord");
+    }
+    return done;
+  }
+  // A blocking call: queued as Launch does and waited for on the host.
+  template <typename F>
+  Status Blocking(const F& nccl) {
+    ASSIGN_OR_RETURN(cudaEvent_t done, Launch(nccl));
+    const cudaError_t e = cudaEventSynchronize(done);
+    cudaEventDestroy(done);
+    CUDA_RETURN(e);
     return OkStatus();
   }
 
   std::unique_ptr<TensorCommunicator> control_;
+  std::shared_ptr<SharedStream> shared_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   std::deque<std::pair<void*, int64_t>> to_self_;
@@ -174,7 +246,7 @@ Result<std::unique_ptr<TensorCommunicator>> NewNcclCommunicator(std::unique_ptr<
     gpu = FailedPreconditionError("NCCL needs a GPU and this process sees none");
   }
   RETURN_IF_ERROR(AllOk(control.get(), gpu));
-  return NcclCommunicator::Make(std::move(control));
+  return NcclCommunicator::Make(std::move(control), nullptr);
 }
 
 }  // namespace jigsaw

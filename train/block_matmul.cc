@@ -1,21 +1,37 @@
 #include "train/block_matmul.h"
 
 #include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
 
 namespace jigsaw::train {
 namespace {
 
 int64_t Part(const Bounds& b, int64_t q) { return b[q + 1] - b[q]; }
 constexpr int64_t kFloat = sizeof(float);
+using Pending = TensorCommunicator::Pending;
+
+// Waits for every transfer of a step and forgets them.
+Status WaitAll(std::vector<std::unique_ptr<Pending>>* pending) {
+  Status first = OkStatus();
+  for (auto& p : *pending) {
+    Status st = p->Wait();
+    if (first.ok() && !st.ok()) first = std::move(st);
+  }
+  pending->clear();
+  return first;
+}
 
 }  // namespace
 
 BlockMatmul::~BlockMatmul() {
-  for (int slot = 0; slot < 3; ++slot)
+  for (int slot = 0; slot < 2 * kUses; ++slot)
     if (scratch_[slot]) backend_->Free(scratch_[slot], scratch_size_[slot]);
 }
 
-float* BlockMatmul::Scratch(int slot, int64_t n) {
+float* BlockMatmul::Buffer(Use use, int64_t step, int64_t n) {
+  const int slot = 2 * use + (overlap_ ? static_cast<int>(step % 2) : 0);
   if (scratch_size_[slot] < n) {
     if (scratch_[slot]) backend_->Free(scratch_[slot], scratch_size_[slot]);
     scratch_[slot] = backend_->Alloc(n);
@@ -37,45 +53,90 @@ Status BlockMatmul::NN(const Bounds& m, const Bounds& k, const Bounds& n, const 
                        float* c) {
   const auto& p = mesh_->pos;
   const int64_t s = p.s, mi = Part(m, p.i), nj = Part(n, p.j);
-  for (int64_t q = 0; q < s; ++q) {
+  if (s == 1) {
+    backend_->Gemm(false, false, mi, nj, Part(k, 0), 1.0f, a, b, beta, c);
+    stats_.gemm_flops += 2 * mi * nj * Part(k, 0);
+    return OkStatus();
+  }
+  for (int64_t q = 0; q < s; ++q) {  // every buffer at its largest before the first transfer
+    Buffer(kFirstOperand, q, mi * Part(k, q));
+    Buffer(kSecondOperand, q, Part(k, q) * nj);
+  }
+  // Step q's operands: A_iq along the row from (i, q), B_qj down the column from (q, j).
+  const float* operands[2][2];
+  std::vector<std::unique_ptr<Pending>> pending[2];
+  auto start = [&](int64_t q) -> Status {
     const int64_t kq = Part(k, q);
-    const float* aq = a;
-    const float* bq = b;
-    if (s > 1) {
-      // A_iq along the row from (i, q); B_qj down the column from (q, j).
-      float* abuf = p.j == q ? const_cast<float*>(a) : Scratch(0, mi * kq);
-      float* bbuf = p.i == q ? const_cast<float*>(b) : Scratch(1, kq * nj);
-      RETURN_IF_ERROR(mesh_->row->BroadcastData(abuf, mi * kq, q));
-      RETURN_IF_ERROR(mesh_->col->BroadcastData(bbuf, kq * nj, q));
-      if (p.j == q) stats_.bytes_sent += (s - 1) * mi * kq * kFloat;
-      if (p.i == q) stats_.bytes_sent += (s - 1) * kq * nj * kFloat;
-      aq = abuf;
-      bq = bbuf;
-    }
-    backend_->Gemm(false, false, mi, nj, kq, 1.0f, aq, bq, q == 0 ? beta : 1.0f, c);
+    float* abuf = p.j == q ? const_cast<float*>(a) : Buffer(kFirstOperand, q, mi * kq);
+    float* bbuf = p.i == q ? const_cast<float*>(b) : Buffer(kSecondOperand, q, kq * nj);
+    ASSIGN_OR_RETURN(auto along_row, mesh_->row->StartBroadcastData(abuf, mi * kq, q));
+    pending[q % 2].push_back(std::move(along_row));
+    ASSIGN_OR_RETURN(auto down_column, mesh_->col->StartBroadcastData(bbuf, kq * nj, q));
+    pending[q % 2].push_back(std::move(down_column));
+    if (p.j == q) stats_.bytes_sent += (s - 1) * mi * kq * kFloat;
+    if (p.i == q) stats_.bytes_sent += (s - 1) * kq * nj * kFloat;
+    operands[q % 2][0] = abuf;
+    operands[q % 2][1] = bbuf;
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(start(0));
+  for (int64_t q = 0; q < s; ++q) {
+    if (overlap_ && q + 1 < s) RETURN_IF_ERROR(start(q + 1));
+    RETURN_IF_ERROR(WaitAll(&pending[q % 2]));
+    const int64_t kq = Part(k, q);
+    backend_->Gemm(false, false, mi, nj, kq, 1.0f, operands[q % 2][0], operands[q % 2][1], q == 0 ? beta : 1.0f, c);
     stats_.gemm_flops += 2 * mi * nj * kq;
+    if (!overlap_ && q + 1 < s) RETURN_IF_ERROR(start(q + 1));
   }
   return OkStatus();
 }
 
-Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, bool sends, const float* operand,
-                                            int64_t operand_n,
-                                            const std::function<void(const float*, float*)>& multiply,
-                                            TensorCommunicator* sum_along, bool receives, int64_t root, int64_t out_n,
+Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, TensorCommunicator* sum_along,
+                                            const std::function<ReduceStep(int64_t)>& step_of,
+                                            const std::function<void(int64_t, const float*, float*)>& multiply,
                                             float beta, float* c) {
   const int64_t s = mesh_->pos.s;
-  float* buf = sends ? const_cast<float*>(operand) : Scratch(1, operand_n);
-  RETURN_IF_ERROR(along->BroadcastData(buf, operand_n, root));
-  if (sends) stats_.bytes_sent += (s - 1) * operand_n * kFloat;
-  float* partial = Scratch(0, out_n);
-  multiply(buf, partial);
-  float* sum = Scratch(2, out_n);
-  RETURN_IF_ERROR(sum_along->ReduceSum(partial, sum, out_n, root));
-  if (receives) {
-    Accumulate(beta, sum, c, out_n);
-  } else {
-    stats_.bytes_sent += out_n * kFloat;
+  for (int64_t l = 0; l < s; ++l) {  // every buffer at its largest before the first transfer
+    const ReduceStep st = step_of(l);
+    Buffer(kFirstOperand, l, st.operand_n);
+    Buffer(kPartial, l, st.out_n);
+    Buffer(kSum, l, st.out_n);
   }
+  const float* operand[2];
+  std::unique_ptr<Pending> arriving[2], summing[2];
+  auto start_broadcast = [&](int64_t l) -> Status {
+    const ReduceStep st = step_of(l);
+    float* buf = st.sends ? const_cast<float*>(st.operand) : Buffer(kFirstOperand, l, st.operand_n);
+    ASSIGN_OR_RETURN(arriving[l % 2], along->StartBroadcastData(buf, st.operand_n, l));
+    if (st.sends) stats_.bytes_sent += (s - 1) * st.operand_n * kFloat;
+    operand[l % 2] = buf;
+    return OkStatus();
+  };
+  auto finish_sum = [&](int64_t l) -> Status {
+    const ReduceStep st = step_of(l);
+    RETURN_IF_ERROR(summing[l % 2]->Wait());
+    summing[l % 2].reset();
+    if (st.receives) Accumulate(beta, Buffer(kSum, l, st.out_n), c, st.out_n);
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(start_broadcast(0));
+  for (int64_t l = 0; l < s; ++l) {
+    if (overlap_ && l + 1 < s) RETURN_IF_ERROR(start_broadcast(l + 1));
+    RETURN_IF_ERROR(arriving[l % 2]->Wait());
+    arriving[l % 2].reset();
+    const ReduceStep st = step_of(l);
+    float* partial = Buffer(kPartial, l, st.out_n);
+    multiply(l, operand[l % 2], partial);
+    ASSIGN_OR_RETURN(summing[l % 2], sum_along->StartReduceSum(partial, Buffer(kSum, l, st.out_n), st.out_n, l));
+    if (!st.receives) stats_.bytes_sent += st.out_n * kFloat;
+    if (overlap_) {
+      if (l > 0) RETURN_IF_ERROR(finish_sum(l - 1));
+    } else {
+      RETURN_IF_ERROR(finish_sum(l));
+      if (l + 1 < s) RETURN_IF_ERROR(start_broadcast(l + 1));
+    }
+  }
+  if (overlap_) RETURN_IF_ERROR(finish_sum(s - 1));
   return OkStatus();
 }
 
@@ -88,17 +149,15 @@ Status BlockMatmul::NT(const Bounds& m, const Bounds& k, const Bounds& n, const 
     stats_.gemm_flops += 2 * mi * Part(n, 0) * kj;
     return OkStatus();
   }
-  for (int64_t l = 0; l < s; ++l) {
-    // B_lj down column j from (l, j); A_ij B_lj^T summed along row i into C_il at (i, l).
-    const int64_t nl = Part(n, l);
-    auto multiply = [&](const float* bl, float* partial) {
-      backend_->Gemm(false, true, mi, nl, kj, 1.0f, a, bl, 0.0f, partial);
-      stats_.gemm_flops += 2 * mi * nl * kj;
-    };
-    RETURN_IF_ERROR(BroadcastMultiplyReduce(mesh_->col.get(), p.i == l, b, nl * kj, multiply, mesh_->row.get(),
-                                            p.j == l, l, mi * nl, beta, c));
-  }
-  return OkStatus();
+  // Step l: B_lj down column j from (l, j); A_ij B_lj^T summed along row i into C_il at (i, l).
+  auto step_of = [&](int64_t l) {
+    return ReduceStep{p.i == l, b, Part(n, l) * kj, p.j == l, mi * Part(n, l)};
+  };
+  auto multiply = [&](int64_t l, const float* bl, float* partial) {
+    backend_->Gemm(false, true, mi, Part(n, l), kj, 1.0f, a, bl, 0.0f, partial);
+    stats_.gemm_flops += 2 * mi * Part(n, l) * kj;
+  };
+  return BroadcastMultiplyReduce(mesh_->col.get(), mesh_->row.get(), step_of, multiply, beta, c);
 }
 
 Status BlockMatmul::TN(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta,
@@ -110,17 +169,15 @@ Status BlockMatmul::TN(const Bounds& m, const Bounds& k, const Bounds& n, const 
     stats_.gemm_flops += 2 * Part(m, 0) * nj * ki;
     return OkStatus();
   }
-  for (int64_t l = 0; l < s; ++l) {
-    // A_il along row i from (i, l); A_il^T B_ij summed down column j into C_lj at (l, j).
-    const int64_t ml = Part(m, l);
-    auto multiply = [&](const float* al, float* partial) {
-      backend_->Gemm(true, false, ml, nj, ki, 1.0f, al, b, 0.0f, partial);
-      stats_.gemm_flops += 2 * ml * nj * ki;
-    };
-    RETURN_IF_ERROR(BroadcastMultiplyReduce(mesh_->row.get(), p.j == l, a, ki * ml, multiply, mesh_->col.get(),
-                                            p.i == l, l, ml * nj, beta, c));
-  }
-  return OkStatus();
+  // Step l: A_il along row i from (i, l); A_il^T B_ij summed down column j into C_lj at (l, j).
+  auto step_of = [&](int64_t l) {
+    return ReduceStep{p.j == l, a, ki * Part(m, l), p.i == l, Part(m, l) * nj};
+  };
+  auto multiply = [&](int64_t l, const float* al, float* partial) {
+    backend_->Gemm(true, false, Part(m, l), nj, ki, 1.0f, al, b, 0.0f, partial);
+    stats_.gemm_flops += 2 * Part(m, l) * nj * ki;
+  };
+  return BroadcastMultiplyReduce(mesh_->row.get(), mesh_->col.get(), step_of, multiply, beta, c);
 }
 
 }  // namespace jigsaw::train

@@ -11,6 +11,11 @@
 //
 // C = beta C + product; beta is 0 or 1 in practice (1 accumulates gradients). On a 1x1 mesh each kernel
 // is one GEMM straight into C. All ranks of the group must call the same kernels in the same order.
+//
+// Overlap (on unless set_overlap(false)): step q + 1's broadcasts are started before step q multiplies,
+// and step q's partial sums travel while step q + 1 multiplies, each into buffers of its own (twice the
+// scratch); on GPUs the transfers run on the communicators' stream beside the GEMMs. The arithmetic is the
+// same either way, bit for bit: only when the bytes move changes.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +48,9 @@ class BlockMatmul {
   Status NT(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta, float* c);
   Status TN(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta, float* c);
 
+  void set_overlap(bool on) { overlap_ = on; }
+  bool overlap() const { return overlap_; }
+
   const BlockMatmulStats& stats() const { return stats_; }
   void ResetStats() { stats_ = {}; }
   // Moves what was counted since `before` into the recomputed_* counts.
@@ -54,21 +62,32 @@ class BlockMatmul {
   }
 
  private:
-  float* Scratch(int slot, int64_t n);
-  // One step of NT or TN: the rank that `sends` broadcasts `operand` along `along` (root `root`); every rank
-  // multiplies it into a partial product; the partials are summed along `sum_along` into C at its `root`
-  // (the rank that `receives`): C = beta C + sum.
-  Status BroadcastMultiplyReduce(TensorCommunicator* along, bool sends, const float* operand, int64_t operand_n,
-                                 const std::function<void(const float*, float*)>& multiply,
-                                 TensorCommunicator* sum_along, bool receives, int64_t root, int64_t out_n, float beta,
+  // Scratch buffers by use and by the parity of the step they serve (one parity without overlap). Grown
+  // only before a kernel starts its first transfer.
+  enum Use { kFirstOperand, kSecondOperand, kPartial, kSum, kUses };
+  float* Buffer(Use use, int64_t step, int64_t n);
+  // One step of NT or TN, as `StepOf(l)` describes it: the rank that `sends` broadcasts `operand` along
+  // `along` (root l); every rank multiplies it into a partial product; the partials are summed along
+  // `sum_along` into C at its root l (the rank that `receives`): C = beta C + sum.
+  struct ReduceStep {
+    bool sends;
+    const float* operand;
+    int64_t operand_n;
+    bool receives;
+    int64_t out_n;
+  };
+  Status BroadcastMultiplyReduce(TensorCommunicator* along, TensorCommunicator* sum_along,
+                                 const std::function<ReduceStep(int64_t)>& step_of,
+                                 const std::function<void(int64_t, const float*, float*)>& multiply, float beta,
                                  float* c);
   void Accumulate(float beta, const float* sum, float* c, int64_t n);
 
   Backend* backend_;
   MeshComms* mesh_;
   BlockMatmulStats stats_;
-  float* scratch_[3] = {nullptr, nullptr, nullptr};
-  int64_t scratch_size_[3] = {0, 0, 0};
+  bool overlap_ = true;
+  float* scratch_[2 * kUses] = {};
+  int64_t scratch_size_[2 * kUses] = {};
 };
 
 }  // namespace jigsaw::train

@@ -1,6 +1,7 @@
 // The NCCL communicator's calls on device buffers against values each rank computes by itself (GPU test):
 // broadcast, reduce, all-reduce (bit-identical on every rank), all-gather, reduce-scatter, a send to this
-// rank itself, host buffers through the control communicator, and a split. One process (the local
+// rank itself, started (asynchronous) broadcast and reduce against the default stream's work, host buffers
+// through the control communicator, and a split. One process (the local
 // communicator as control: what a one-GPU machine runs) or, built with MPI, mpirun -np N with N GPUs.
 // Exits 77 (CTest's skip) when there is no GPU, saying so.
 #include <cuda_runtime.h>
@@ -104,6 +105,28 @@ void CheckAll(TensorCommunicator* c) {
     CHECK(c->Recv(recv.p, n, r).ok());
     CHECK(recv.Host() == Values(r, n));
     CHECK(!c->Recv(recv.p, n, r).ok());  // nothing left from this rank
+  }
+  {
+    // Started transfers, ordered against the default stream both ways: the producer (a copy queued on the
+    // default stream just before) is done before the transfer reads, and the consumer (queued after Wait)
+    // sees its result; two in flight at once, waited for in order.
+    DeviceBuffer src(Values(r, n)), send(std::vector<float>(n, 0.0f)), recv(std::vector<float>(n, 0.0f)),
+        out(std::vector<float>(n, 0.0f)), b(std::vector<float>(n, -1.0f)), b_src(Values(5, n));
+    CHECK(cudaMemcpyAsync(send.p, src.p, n * sizeof(float), cudaMemcpyDeviceToDevice, cudaStreamLegacy) == cudaSuccess);
+    if (r == 0)
+      CHECK(cudaMemcpyAsync(b.p, b_src.p, n * sizeof(float), cudaMemcpyDeviceToDevice, cudaStreamLegacy) ==
+            cudaSuccess);
+    auto reduce = c->StartReduceSum(send.p, recv.p, n, 0);
+    auto bcast = c->StartBroadcastData(b.p, n, 0);
+    CHECK(reduce.ok() && bcast.ok());
+    if (reduce.ok() && bcast.ok()) {
+      CHECK((*reduce)->Wait().ok());
+      CHECK(cudaMemcpyAsync(out.p, recv.p, n * sizeof(float), cudaMemcpyDeviceToDevice, cudaStreamLegacy) ==
+            cudaSuccess);
+      CHECK((*bcast)->Wait().ok());
+      if (r == 0) CHECK(out.Host() == sum);
+      CHECK(b.Host() == Values(5, n));
+    }
   }
   {
     // Host buffers (the trainer's scalars) go through the control communicator.
