@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <sstream>
 #include <vector>
 
@@ -21,6 +22,25 @@ namespace {
 class Done final : public TensorCommunicator::Pending {
  public:
   Status Wait() override { return OkStatus(); }
+};
+
+// A started transfer, then a blocking call that needs its result, at Wait (or when dropped).
+class Then final : public TensorCommunicator::Pending {
+ public:
+  Then(std::unique_ptr<TensorCommunicator::Pending> first, std::function<Status()> then)
+      : first_(std::move(first)), then_(std::move(then)) {}
+  ~Then() override { (void)Wait(); }
+  Status Wait() override {
+    if (!then_) return OkStatus();
+    auto then = std::move(then_);
+    then_ = nullptr;
+    RETURN_IF_ERROR(first_->Wait());
+    return then();
+  }
+
+ private:
+  std::unique_ptr<TensorCommunicator::Pending> first_;
+  std::function<Status()> then_;
 };
 
 class LocalCommunicator final : public TensorCommunicator {
@@ -222,6 +242,12 @@ class MpiCommunicator final : public TensorCommunicator {
     return std::unique_ptr<Pending>(std::move(pending));
   }
 
+  // The reduce now; the broadcast, which needs the sum, at Wait.
+  Result<std::unique_ptr<Pending>> StartAllReduceSum(float* data, int64_t n) override {
+    ASSIGN_OR_RETURN(auto reduce, StartReduceSum(data, data, n, 0));
+    return std::unique_ptr<Pending>(new Then(std::move(reduce), [this, data, n] { return BroadcastData(data, n, 0); }));
+  }
+
   Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) override {
     MPI_Comm sub;
     RETURN_IF_ERROR(
@@ -240,6 +266,10 @@ class MpiCommunicator final : public TensorCommunicator {
 Result<std::unique_ptr<TensorCommunicator::Pending>> TensorCommunicator::StartBroadcastData(float* data, int64_t n,
                                                                                              int64_t root) {
   RETURN_IF_ERROR(BroadcastData(data, n, root));
+  return std::unique_ptr<Pending>(new Done());
+}
+Result<std::unique_ptr<TensorCommunicator::Pending>> TensorCommunicator::StartAllReduceSum(float* data, int64_t n) {
+  RETURN_IF_ERROR(AllReduceSum(data, n));
   return std::unique_ptr<Pending>(new Done());
 }
 Result<std::unique_ptr<TensorCommunicator::Pending>> TensorCommunicator::StartReduceSum(const float* send, float* recv,

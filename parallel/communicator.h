@@ -74,6 +74,8 @@ class TensorCommunicator : public Communicator {
   };
   virtual Result<std::unique_ptr<Pending>> StartBroadcastData(float* data, int64_t n, int64_t root);
   virtual Result<std::unique_ptr<Pending>> StartReduceSum(const float* send, float* recv, int64_t n, int64_t root);
+  // AllReduceSum started: the same bits on every rank. MPI runs its reduce now and its broadcast at Wait.
+  virtual Result<std::unique_ptr<Pending>> StartAllReduceSum(float* data, int64_t n);
 };
 
 // Collective: every rank learns whether every rank is ok. The first failure in rank order comes back on
@@ -93,9 +95,11 @@ std::unique_ptr<TensorCommunicator> NewLocalCommunicator();
 Result<std::unique_ptr<TensorCommunicator>> NewMpiCommunicator();
 
 // NCCL over the GPUs of `control`'s ranks (one GPU per rank, made current on the calling thread before this
-// is called): data calls on device buffers go through NCCL and are waited for before they return; data
-// calls on host buffers (a trainer's scalar sums) and the control calls go through `control`, which Split
-// splits alongside. Collective over `control` (its rank 0 makes the NCCL id). NCCL does not buffer a Send:
+// is called): data calls on device buffers go through NCCL, ordered on the device like the CUDA backend's
+// kernels: after the default stream's work queued before the call, before its work queued after (the host
+// does not wait; a Download waits as for any kernel); data calls on host buffers (a trainer's scalar sums)
+// and the control calls go through `control`, which Split splits alongside. Communicators split from one
+// share a stream (their transfers run in the order started); each NewNcclCommunicator has a stream of its own. Collective over `control` (its rank 0 makes the NCCL id). NCCL does not buffer a Send:
 // it returns once the peer's Recv has the data. kUnimplemented in a build without NCCL;
 // kFailedPrecondition, on every rank, when a rank sees no GPU.
 Result<std::unique_ptr<TensorCommunicator>> NewNcclCommunicator(std::unique_ptr<TensorCommunicator> control);

@@ -4,13 +4,16 @@
 // trainer's scalar sums, validation's per-channel errors) go through the control communicator, as do the
 // control calls.
 //
-// Streams: every communicator split from the same first one (a mesh's row, column, group and data-parallel
-// communicators) shares one non-blocking stream, so their transfers run one after another in the order they
-// were started, which is the same on every rank: two NCCL kernels never wait on each other (NCCL's advice
-// for several communicators on one GPU). A transfer waits for the work the default stream (the CUDA
-// backend's) had queued when it started, through an event; the default stream's later kernels run beside
-// it. A blocking call waits for its transfer on the host; a started one (Start*) makes the default stream
-// wait for it at Wait, without waiting on the host.
+// Streams: every communicator split from the same first one (a mesh's row, column and group communicators)
+// shares one non-blocking stream, so their transfers run one after another in the order they were started,
+// which is the same on every rank (NCCL's advice for several communicators on one GPU). A transfer waits for
+// the work the default stream (the CUDA backend's) had queued when it started, through an event; the
+// default stream's later kernels run beside it until one needs its result: a blocking call makes the
+// default stream wait for it at once, a started one (Start*) at Wait. Neither waits on the host, which
+// keeps queueing kernels (a Download waits, as for any kernel). A second family (the data-parallel
+// communicator, SplitMeshOn) has a stream of its own, so that gradient sums travel beside the mesh's
+// transfers; NCCL kernels of two families then run concurrently, as a data-parallel sum beside a
+// tensor-parallel exchange does in PyTorch's DDP, each using a few of the GPU's SMs.
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -185,6 +188,13 @@ class NcclCommunicator final : public TensorCommunicator {
     ASSIGN_OR_RETURN(cudaEvent_t done, Launch([&] { return Reduce(send, recv, n, root); }));
     return std::unique_ptr<Pending>(new StreamPending(done));
   }
+  Result<std::unique_ptr<Pending>> StartAllReduceSum(float* data, int64_t n) override {
+    if (OnHost(data)) return control_->StartAllReduceSum(data, n);
+    ASSIGN_OR_RETURN(cudaEvent_t done, Launch([&] {
+                       return ncclAllReduce(data, data, Count(n), ncclFloat, ncclSum, comm_, stream_);
+                     }));
+    return std::unique_ptr<Pending>(new StreamPending(done));
+  }
 
   Result<std::unique_ptr<TensorCommunicator>> Split(int64_t color, int64_t key) override {
     ASSIGN_OR_RETURN(auto control, control_->Split(color, key));
@@ -219,14 +229,11 @@ class NcclCommunicator final : public TensorCommunicator {
     }
     return done;
   }
-  // A blocking call: queued as Launch does and waited for on the host.
+  // A blocking call: queued as Launch does, the default stream's later work after it.
   template <typename F>
   Status Blocking(const F& nccl) {
     ASSIGN_OR_RETURN(cudaEvent_t done, Launch(nccl));
-    const cudaError_t e = cudaEventSynchronize(done);
-    cudaEventDestroy(done);
-    CUDA_RETURN(e);
-    return OkStatus();
+    return StreamPending(done).Wait();
   }
 
   std::unique_ptr<TensorCommunicator> control_;

@@ -39,8 +39,9 @@ Result<JigsawMesh> ParseJigsawMesh(std::string_view text);
 // Collective over `world`: world->size() must be replicas * s^2 (refused, naming the numbers, otherwise).
 Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s);
 // SplitMesh for tensors on `device`: on GPUs, in a job of several ranks, the communicators are NCCL ones
-// (NewNcclCommunicator over a copy of `world`, which keeps the host buffers and control calls); otherwise
-// `world`'s own. The backend's GPU must be current (NewRankBackend first).
+// (NewNcclCommunicator over a copy of `world`, which keeps the host buffers and control calls; the
+// data-parallel one a communicator of its own, so that its gradient sums run beside the mesh's exchanges);
+// otherwise `world`'s own. The backend's GPU must be current (NewRankBackend first).
 Result<MeshComms> SplitMeshOn(Device device, TensorCommunicator* world, int64_t s);
 
 }  // namespace jigsaw::train

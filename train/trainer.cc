@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <span>
+#include <vector>
 
 namespace jigsaw::train {
 
@@ -35,18 +38,44 @@ Result<double> Trainer::ComputeGradients(const TileBatch& batch) {
   // The batch in micro-batches of at most micro_batch_ samples (0: the model's choice): fewer samples at a
   // time hold fewer activations; more make larger products.
   const int64_t per = std::min(model_->SamplesAtOnce(micro_batch_), batch.size);
+  // Once a parameter's gradient is final (during the last micro-batch's backward): replicated vectors' copies
+  // each hold their own tokens' (or features') share, summed so that every copy holds the whole gradient;
+  // then the data-parallel sum over replicas (the scale already divides), started there so that it travels
+  // beside the rest of the backward, and waited for after it (at once without overlap).
+  const bool overlap = model_->matmul().overlap();
+  std::vector<std::unique_ptr<TensorCommunicator::Pending>> sums;
+  size_t handed = 0;
+  WeatherMixer::GradientsFinal sum_final = [&](std::span<Parameter> final) -> Status {
+    handed += final.size();
+    for (Parameter& p : final) {
+      if (p.layout == Layout::kColumnPart) RETURN_IF_ERROR(mesh_->col->AllReduceSum(p.grad.data(), p.local_size()));
+      if (p.layout == Layout::kRowPart) RETURN_IF_ERROR(mesh_->row->AllReduceSum(p.grad.data(), p.local_size()));
+      ASSIGN_OR_RETURN(auto sum, mesh_->data->StartAllReduceSum(p.grad.data(), p.local_size()));
+      if (overlap) {
+        sums.push_back(std::move(sum));
+      } else {
+        RETURN_IF_ERROR(sum->Wait());
+      }
+    }
+    return OkStatus();
+  };
   for (int64_t b = 0; b < batch.size; b += per) {
     const int64_t n = std::min(per, batch.size - b);
+    const bool last = b + per >= batch.size;
     ASSIGN_OR_RETURN(double l, model_->ForwardBackward(batch.x0 + b * tile, batch.x1 + b * batch.steps * tile, n,
-                                                       batch.steps, scale, batch.on_device));
+                                                       batch.steps, scale, batch.on_device,
+                                                       last ? sum_final : WeatherMixer::GradientsFinal()));
     loss += l;
   }
-  // Replicated vectors: each copy holds its own tokens' (or features') share; sum the shares so that every
-  // copy holds the whole gradient. Then the data-parallel sum over replicas (the scale already divides).
-  for (auto& p : model_->parameters()) {
-    if (p.layout == Layout::kColumnPart) RETURN_IF_ERROR(mesh_->col->AllReduceSum(p.grad.data(), p.local_size()));
-    if (p.layout == Layout::kRowPart) RETURN_IF_ERROR(mesh_->row->AllReduceSum(p.grad.data(), p.local_size()));
-    RETURN_IF_ERROR(mesh_->data->AllReduceSum(p.grad.data(), p.local_size()));
+  Status waited = OkStatus();
+  for (auto& sum : sums) {
+    Status st = sum->Wait();
+    if (waited.ok() && !st.ok()) waited = std::move(st);
+  }
+  RETURN_IF_ERROR(waited);
+  if (handed != model_->parameters().size()) {
+    return InternalError("the backward handed over " + std::to_string(handed) + " parameters' final gradients of " +
+                         std::to_string(model_->parameters().size()));
   }
   return SumOverJob(loss);
 }

@@ -435,7 +435,12 @@ Status WeatherMixer::BlockBackward(Block& k, BlockActivations& x) {
 }
 
 // The backward of Forward, in reverse order.
-Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate) {
+Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate, const GradientsFinal* final) {
+  // Hands [first, last] of parameters() over as final.
+  auto hand_over = [&](Parameter* first, Parameter* last) -> Status {
+    if (!final || !*final) return OkStatus();
+    return (*final)(std::span<Parameter>(first, last + 1));
+  };
   const auto& sp = split_;
   const int64_t tr = tokens_ * b_, dj = dim_;
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
@@ -449,6 +454,7 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
   be_->Fill(dz_.data(), tr * dj, 0.0f);
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dzf_.data(), head_norm_w_->value.data(), pass.head_ln, dz_.data(),
                                     head_norm_w_->grad.data(), head_norm_b_->grad.data(), scratch));
+  RETURN_IF_ERROR(hand_over(head_norm_w_, head_b_));
   for (size_t l = blocks_.size(); l-- > 0;) {
     if (recompute_) {
       // The block's activations again, from its input (the same kernels on the same data: the same bits).
@@ -458,6 +464,7 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
       mm_.CountAsRecomputed(before);
     }
     RETURN_IF_ERROR(BlockBackward(blocks_[l], recompute_ ? shared_[0] : pass.blocks[l]));
+    RETURN_IF_ERROR(hand_over(blocks_[l].token_norm_w, blocks_[l].channel_b2));
   }
   // Embedding: z = X W_e + X_s W_s + b_e; the input's gradient only when an earlier application needs it
   // (the static input has none: it is data).
@@ -468,6 +475,8 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate)
     RETURN_IF_ERROR(
         mm_.TN(sp.static_features, tokens_b_, sp.dim, StaticTokens(), dz_.data(), 1.0f, static_w_->grad.data()));
   }
+  RETURN_IF_ERROR(hand_over(embed_w_, embed_b_));
+  if (static_w_) RETURN_IF_ERROR(hand_over(static_w_, static_w_));
   if (dstate) {
     RETURN_IF_ERROR(mm_.NT(tokens_b_, sp.dim, sp.features, dz_.data(), embed_w_->value.data(), 0.0f, dtokens_.data()));
     BatchPatches(dstate, tile_.channels, tile_.size(), dtokens_.data(), false);
@@ -480,7 +489,7 @@ const float* WeatherMixer::StaticTokens() const {
 }
 
 Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targets, int64_t batch, int64_t steps,
-                                             float scale, bool on_device) {
+                                             float scale, bool on_device, const GradientsFinal& final) {
   if (steps < 1) return InvalidArgumentError("a rollout needs at least one step");
   if (batch < 1) return InvalidArgumentError("a batch needs at least one sample");
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
@@ -516,7 +525,7 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targe
   be_->Fill(dstate_.data(), bn, 0.0f);
   for (int64_t k = steps - 1; k >= 0; --k) {
     be_->Axpy(1.0f, dloss_.data() + k * bn, dstate_.data(), bn);
-    RETURN_IF_ERROR(Backward(passes_[k], dstate_.data(), k > 0 ? dinput_.data() : nullptr));
+    RETURN_IF_ERROR(Backward(passes_[k], dstate_.data(), k > 0 ? dinput_.data() : nullptr, k == 0 ? &final : nullptr));
     if (k > 0) be_->Axpy(1.0f, dinput_.data(), dstate_.data(), bn);
   }
   return loss;

@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -68,8 +70,15 @@ class WeatherMixer {
   // sample; activations grow with it too (Trainer's micro-batches bound them). Adds `scale` times this
   // rank's share of sum_b sum_k sum w_lat w_c (s_k+1 - target_k)^2 to the returned loss and its gradient,
   // back-propagated through every application, to every parameter's grad.
+  //
+  // `final`, when given, is handed the parameters whose gradients this call will not touch again, during the
+  // backward of its last application (the rollout's first), in the order they become final: the head's,
+  // each block's from the last, the embedding's (and W_s). Every parameter exactly once, as consecutive runs
+  // of parameters(). The trainer starts their data-parallel sums there, beside the rest of the backward; an
+  // error it returns ends the call.
+  using GradientsFinal = std::function<Status(std::span<Parameter>)>;
   Result<double> ForwardBackward(const float* x0, const float* targets, int64_t batch, int64_t steps, float scale,
-                                 bool on_device = false);
+                                 bool on_device = false, const GradientsFinal& final = {});
   // The tendencies of `batch` samples' tiles x0 [B, tile] (host in, host out), together; no gradients.
   Status Predict(const float* x0, float* tendency, int64_t batch = 1);
 
@@ -95,8 +104,9 @@ class WeatherMixer {
   // The forward of one application: state (device tile) -> tendency_ (device tile).
   Status Forward(Pass& pass, const float* state);
   // Its backward: dtendency (device tile) -> parameter grads, and, when dstate is given, dstate = the
-  // gradient with respect to the application's input state.
-  Status Backward(Pass& pass, const float* dtendency, float* dstate);
+  // gradient with respect to the application's input state. `final` (the last application's backward
+  // only): as ForwardBackward's.
+  Status Backward(Pass& pass, const float* dtendency, float* dstate, const GradientsFinal* final);
   void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
                     const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape = {},
                     std::string stored_split = "");

@@ -48,6 +48,23 @@ void CheckAll(TensorCommunicator* c, int rank) {
     for (int64_t r = 0; r < R; ++r) want += Values(r, n)[i];
     CHECK(x[i] == want);
   }
+  // Started: an all-reduce and a broadcast in flight together, waited for in order: the blocking calls' results
+  // (the all-reduce's bits equal on every rank, as above).
+  {
+    std::vector<float> y = Values(me, n), z = me == 0 ? Values(9, n) : std::vector<float>(n, 0.0f);
+    auto sum = c->StartAllReduceSum(y.data(), n);
+    auto bcast = c->StartBroadcastData(z.data(), n, 0);
+    CHECK(sum.ok() && bcast.ok());
+    CHECK((*sum)->Wait().ok());
+    CHECK((*bcast)->Wait().ok());
+    CHECK(y == x);
+    CHECK(z == Values(9, n));
+    std::vector<float> send = Values(me, n), got(n, -1.0f);
+    auto reduce = c->StartReduceSum(send.data(), got.data(), n, R - 1);
+    CHECK(reduce.ok());
+    CHECK((*reduce)->Wait().ok());
+    if (me == R - 1) CHECK(got == x);
+  }
   // BroadcastData from the last rank; ReduceSum to it.
   std::vector<float> b = Values(me, n);
   CHECK(c->BroadcastData(b.data(), n, R - 1).ok());

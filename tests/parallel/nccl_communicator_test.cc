@@ -116,10 +116,14 @@ void CheckAll(TensorCommunicator* c) {
     if (r == 0)
       CHECK(cudaMemcpyAsync(b.p, b_src.p, n * sizeof(float), cudaMemcpyDeviceToDevice, cudaStreamLegacy) ==
             cudaSuccess);
+    DeviceBuffer all(Values(r, n));
     auto reduce = c->StartReduceSum(send.p, recv.p, n, 0);
     auto bcast = c->StartBroadcastData(b.p, n, 0);
-    CHECK(reduce.ok() && bcast.ok());
-    if (reduce.ok() && bcast.ok()) {
+    auto sum_all = c->StartAllReduceSum(all.p, n);
+    CHECK(reduce.ok() && bcast.ok() && sum_all.ok());
+    if (reduce.ok() && bcast.ok() && sum_all.ok()) {
+      CHECK((*sum_all)->Wait().ok());
+      CHECK(all.Host() == sum);
       CHECK((*reduce)->Wait().ok());
       CHECK(cudaMemcpyAsync(out.p, recv.p, n * sizeof(float), cudaMemcpyDeviceToDevice, cudaStreamLegacy) ==
             cudaSuccess);

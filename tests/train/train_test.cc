@@ -186,6 +186,50 @@ TEST(CudaDevice, ARankPlacesItselfOnItsHost) {
 namespace jigsaw::train {
 namespace {
 
+// ForwardBackward's `final`: every parameter handed over exactly once, in the order the backward finishes
+// them (head, blocks from the last, embedding, W_s), and only once its gradient is final: what it held at
+// hand-over equals what it holds when the call returns (a 2-step rollout, whose later application runs its
+// backward first and must hand nothing over).
+TEST(GradientsFinal, EveryParameterOnceWhenFinalInBackwardOrder) {
+  ModelConfig c = Small();
+  c.depth = 3;
+  c.lon_parts = 1;
+  c.static_channels = 1;
+  auto be = NewCpuBackend(1);
+  auto world = NewLocalCommunicator();
+  auto mesh = SplitMesh(world.get(), 1);
+  auto model = WeatherMixer::Create(c, be.get(), &*mesh, 3);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const std::vector<float> st = Random((*model)->static_tile().size(), 4);
+  ASSERT_TRUE((*model)->SetStatic(st.data()).ok());
+  const std::vector<float> x0 = Random((*model)->tile().size(), 5), x1 = Random(2 * x0.size(), 6);
+  std::vector<std::string> order;
+  std::vector<std::vector<float>> at_hand_over;
+  WeatherMixer::GradientsFinal final = [&](std::span<Parameter> ps) {
+    for (Parameter& p : ps) {
+      order.push_back(p.name);
+      at_hand_over.push_back(p.grad.Download());
+    }
+    return OkStatus();
+  };
+  auto loss = (*model)->ForwardBackward(x0.data(), x1.data(), 1, 2, 0.5f, false, final);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  std::vector<std::string> want = {"head_norm_w", "head_norm_b", "head_w", "head_b"};
+  for (int l = 2; l >= 0; --l)
+    for (const char* n : {"token_norm_w", "token_norm_b", "token_w1", "token_b1", "token_w2", "token_b2",
+                          "channel_norm_w", "channel_norm_b", "channel_w1", "channel_b1", "channel_w2", "channel_b2"})
+      want.push_back("blocks." + std::to_string(l) + "." + n);
+  for (const char* n : {"embed_w", "embed_b", "static_w"}) want.push_back(n);
+  EXPECT_EQ(order, want);
+  ASSERT_EQ(order.size(), (*model)->parameters().size());
+  for (size_t i = 0; i < order.size(); ++i)
+    EXPECT_EQ(at_hand_over[i], (*model)->Find(order[i])->grad.Download()) << order[i] << " changed after hand-over";
+  // An error from `final` ends the call.
+  auto refused = (*model)->ForwardBackward(x0.data(), x1.data(), 1, 1, 0.5f, false,
+                                           [](std::span<Parameter>) { return InternalError("refused"); });
+  EXPECT_FALSE(refused.ok());
+}
+
 // Activation recomputation: the same gradients bit for bit, the same model FLOPs (the recomputed products
 // counted apart: one more forward of the blocks), and less memory at the peak.
 TEST(Recompute, SameGradientsLessMemory) {
