@@ -9,9 +9,10 @@ efficiency on s x s meshes times data-parallel replicas, from
   - a measured GEMM rate and link bandwidths (NVLink inside a node for the mesh, InfiniBand between nodes
     for the replicas).
 Two bounds: no overlap (compute + communication) and full overlap (the larger of the two); and the schedule
-the trainer runs (BlockMatmul's overlap): each product's s steps pipelined, step q + 1's transfer beside step
+the trainer runs: each product's s steps pipelined (BlockMatmul's overlap: step q + 1's transfer beside step
 q's GEMM, so a product takes one step's transfer + (s - 1) times the larger of a step's GEMM and transfer +
-one step's GEMM, and the data-parallel all-reduce after the backward, not overlapped.
+one step's GEMM); the data-parallel sums beside the backward (each parameter's started once its gradient is
+final), except the embedding's, final only at the backward's end, whose sum is the step's tail.
 
   python3 bench/perf_model.py [--gemm-tflops 200] [--nvlink-gbs 450] [--ib-gbs 50] [--bytes-per-element 2]
 
@@ -23,23 +24,27 @@ each way per GPU) and one 400 Gb/s InfiniBand port per GPU. The paper's 256-GPU 
 import argparse
 
 
-def products(T, D, F, Hs, Hf, L, B):
+def products(T, D, F, Hs, Hf, L, B, phases=False):
     """(kind, M, K, N) of a training step on B samples at once (the trainer's batched products: the samples'
     tokens are the rows, T B, of every product but the token mix's, whose columns are D B); kinds as
-    block_matmul.h: NN, NT, TN. The weights' blocks are exchanged once per product, whatever B."""
+    block_matmul.h: NN, NT, TN. The weights' blocks are exchanged once per product, whatever B. With
+    `phases`, (phase, kind, M, K, N), phase "forward" or "backward"."""
     TB, DB = T * B, D * B
-    p = [("NN", TB, F, D), ("NN", TB, D, F), ("TN", D, TB, F), ("NT", TB, F, D), ("TN", F, TB, D)]
+    f, b = "forward", "backward"
+    p = [(f, "NN", TB, F, D), (f, "NN", TB, D, F), (b, "TN", D, TB, F), (b, "NT", TB, F, D), (b, "TN", F, TB, D)]
     for _ in range(L):
-        p += [("TN", Hs, T, DB), ("TN", T, Hs, DB), ("NN", TB, D, Hf), ("NN", TB, Hf, D),
-              ("TN", Hf, TB, D), ("NT", TB, D, Hf), ("TN", D, TB, Hf), ("NT", TB, Hf, D),
-              ("NT", Hs, DB, T), ("NN", Hs, T, DB), ("NT", T, DB, Hs), ("NN", T, Hs, DB)]
-    return p
+        p += [(f, "TN", Hs, T, DB), (f, "TN", T, Hs, DB), (f, "NN", TB, D, Hf), (f, "NN", TB, Hf, D),
+              (b, "TN", Hf, TB, D), (b, "NT", TB, D, Hf), (b, "TN", D, TB, Hf), (b, "NT", TB, Hf, D),
+              (b, "NT", Hs, DB, T), (b, "NN", Hs, T, DB), (b, "NT", T, DB, Hs), (b, "NN", T, Hs, DB)]
+    return p if phases else [q[1:] for q in p]
 
 
-def product_costs(T, D, F, Hs, Hf, L, s, elem, B=1):
-    """(GEMM FLOPs, bytes sent) per rank of each product of a step."""
+def product_costs(T, D, F, Hs, Hf, L, s, elem, B=1, phase=None):
+    """(GEMM FLOPs, bytes sent) per rank of each product of a step (of one phase, when given)."""
     costs = []
-    for kind, m, k, n in products(T, D, F, Hs, Hf, L, B):
+    for ph, kind, m, k, n in products(T, D, F, Hs, Hf, L, B, phases=True):
+        if phase and ph != phase:
+            continue
         moved = {"NN": m * k + k * n, "NT": n * k + m * n, "TN": k * m + m * n}[kind]
         costs.append((2.0 * m * k * n / s ** 2, elem * (s - 1) * moved / s ** 2))
     return costs
@@ -84,8 +89,10 @@ def main():
                                          a.bytes_per_element, a.batch)
     compute = flops / (a.gemm_tflops * 1e12)
     mesh_comm = mesh_bytes / (a.nvlink_gbs * 1e9)
-    built = pipelined_seconds(product_costs(T, a.dim, F, a.token_hidden, a.channel_hidden, a.depth, s,
-                                            a.bytes_per_element, a.batch), s, a.gemm_tflops * 1e12, a.nvlink_gbs * 1e9)
+    built = {ph: pipelined_seconds(product_costs(T, a.dim, F, a.token_hidden, a.channel_hidden, a.depth, s,
+                                                 a.bytes_per_element, a.batch, ph), s, a.gemm_tflops * 1e12,
+                                   a.nvlink_gbs * 1e9) for ph in ("forward", "backward")}
+    embed_share = a.dim * F / s ** 2 / params  # the embedding's gradient: summed after the backward
     print(f"WeatherMixer D={a.dim}, {a.depth} blocks, {T} tokens, F={F}; mesh {s}x{s}, batch {a.batch} per replica")
     print(f"per rank per step: {flops / 1e12:.2f} TFLOP, {mesh_bytes / 1e9:.2f} GB exchanged in the block products, "
           f"{params * 4 / 1e9:.2f} GB of float32 gradients")
@@ -95,7 +102,8 @@ def main():
     for r in (1, 2, 4, 8, 16, 32, 64):
         dp = 2 * (r - 1) / r * params * 4 / (a.ib_gbs * 1e9) if r > 1 else 0.0
         comm = mesh_comm + dp
-        lo, hi, mid = max(compute, comm), compute + comm, built + dp
+        lo, hi = max(compute, comm), compute + comm
+        mid = built["forward"] + max(built["backward"], (1 - embed_share) * dp) + embed_share * dp
         base = base or (lo, hi, mid)
         gpus = r * s * s
         print(f"{gpus:>6} {r:>8} {hi:>20.4f} {lo:>17.4f} {gpus * flops / hi / 1e15:>7.2f}-{gpus * flops / lo / 1e15:<7.2f} "
