@@ -29,9 +29,9 @@ class CopyUploader final : public Backend::Uploader {
 std::unique_ptr<Backend::Uploader> Backend::NewUploader() { return std::make_unique<CopyUploader>(); }
 
 Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threads, int device) {
-  if (name == "cpu") {
+  if (name == "cpu" || name == "cpu:bf16") {
 #ifdef JIGSAW_HAVE_BLAS
-    return NewCpuBackend(cpu_threads);
+    return NewCpuBackend(cpu_threads, name == "cpu:bf16");
 #else
     return UnimplementedError("this build of jigsaw has no CPU backend (built without BLAS)");
 #endif
@@ -46,7 +46,8 @@ Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threa
     return UnimplementedError("this build of jigsaw has no CUDA backend (built without the CUDA toolkit)");
 #endif
   }
-  return InvalidArgumentError("unknown backend \"" + std::string(name) + "\" (cpu, cuda, cuda:tf32 or cuda:bf16)");
+  return InvalidArgumentError("unknown backend \"" + std::string(name) +
+                              "\" (cpu, cpu:bf16, cuda, cuda:tf32 or cuda:bf16)");
 }
 
 #ifndef JIGSAW_HAVE_CUDA

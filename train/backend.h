@@ -68,6 +68,22 @@ class Backend {
   // ---- GEMM: C[m, n] = alpha op(A) op(B) + beta C; op(A) is [m, k], A^T when trans_a ----
   void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
             float beta, float* c) {
+    GemmOperands(trans_a, trans_b, m, n, k, alpha, {a, false}, {b, false}, beta, c);
+  }
+  // Operands converted ahead. A backend whose products take bfloat16 operands (operand_bytes() 2: cuda:bf16,
+  // cpu:bf16) converts each float32 operand of a Gemm first; one converted by ToOperand is used as it is, so
+  // that a block sent to other ranks travels converted (half the bytes, converted once by its sender) and an
+  // operand of several products is converted once. With float32 products an operand is its float32 self
+  // (operand_bytes() 4; ToOperand copies). The result is the same bits either way.
+  virtual int operand_bytes() const { return 4; }
+  // dst (n operand_bytes() bytes on this device) = src[0, n) as an operand.
+  virtual void ToOperand(const float* src, void* dst, int64_t n) { Copy(static_cast<float*>(dst), src, n); }
+  struct Operand {
+    const void* p;
+    bool converted;  // made by ToOperand; else float32
+  };
+  void GemmOperands(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, Operand a, Operand b,
+                    float beta, float* c) {
     if (m == 0 || n == 0) return;
     if (k == 0) return Scale(c, m * n, beta);  // an empty sum: BLAS would refuse k = 0
     GemmNonEmpty(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
@@ -149,16 +165,19 @@ class Backend {
     in_use_ += bytes;
     peak_ = std::max(peak_, in_use_);
   }
-  // Gemm with m, n, k > 0.
-  virtual void GemmNonEmpty(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                            const float* b, float beta, float* c) = 0;
+  // GemmOperands with m, n, k > 0.
+  virtual void GemmNonEmpty(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, Operand a,
+                            Operand b, float beta, float* c) = 0;
 
  private:
   int64_t in_use_ = 0, peak_ = 0;
 };
 
 // The CPU backend over OpenBLAS. `threads` BLAS threads, set once here (0: OpenBLAS's default).
-std::unique_ptr<Backend> NewCpuBackend(int threads = 0);
+// `bf16_products` (cpu:bf16): every GEMM operand rounded to bfloat16 first (float32 accumulation and output),
+// the arithmetic of cuda:bf16 and of PyTorch's autocast, so that it can be checked on a CPU (slower than
+// float32: the operands are rounded in a pass of their own).
+std::unique_ptr<Backend> NewCpuBackend(int threads = 0, bool bf16_products = false);
 // How the CUDA backend multiplies: float32 (CUDA cores), TF32 tensor cores on float32 data, or bfloat16
 // operands with float32 accumulation and output (PyTorch autocast's arithmetic). Everything else, the
 // weights, Adam moments and activations in memory included, stays float32.
@@ -168,7 +187,8 @@ enum class GemmPrecision { kFloat32, kTF32, kBF16 };
 Result<std::unique_ptr<Backend>> NewCudaBackend(GemmPrecision precision = GemmPrecision::kFloat32, int device = 0);
 // The GPUs this process sees (0 in a build without the CUDA backend, or without a driver).
 int CudaDeviceCount();
-// By name: "cpu", "cuda" (float32), "cuda:tf32" or "cuda:bf16"; kUnimplemented naming what this build lacks.
+// By name: "cpu", "cpu:bf16", "cuda" (float32), "cuda:tf32" or "cuda:bf16"; kUnimplemented naming what this
+// build lacks.
 // `device`: the GPU, for the CUDA ones.
 Result<std::unique_ptr<Backend>> NewBackend(std::string_view name, int cpu_threads = 0, int device = 0);
 

@@ -40,6 +40,13 @@ float* BlockMatmul::Buffer(Use use, int64_t step, int64_t n) {
   return scratch_[slot];
 }
 
+Backend::Operand BlockMatmul::LocalOperand(const float* x, int64_t n) {
+  if (!Narrow()) return {x, false};
+  float* buf = Buffer(kLocalOperand, 0, OperandFloats(n));
+  backend_->ToOperand(x, buf, n);
+  return {buf, true};
+}
+
 void BlockMatmul::Accumulate(float beta, const float* sum, float* c, int64_t n) {
   if (beta == 0.0f) {
     backend_->Copy(c, sum, n);
@@ -58,33 +65,37 @@ Status BlockMatmul::NN(const Bounds& m, const Bounds& k, const Bounds& n, const 
     stats_.gemm_flops += 2 * mi * nj * Part(k, 0);
     return OkStatus();
   }
+  const bool narrow = Narrow();
   for (int64_t q = 0; q < s; ++q) {  // every buffer at its largest before the first transfer
-    Buffer(kFirstOperand, q, mi * Part(k, q));
-    Buffer(kSecondOperand, q, Part(k, q) * nj);
+    Buffer(kFirstOperand, q, OperandFloats(mi * Part(k, q)));
+    Buffer(kSecondOperand, q, OperandFloats(Part(k, q) * nj));
   }
-  // Step q's operands: A_iq along the row from (i, q), B_qj down the column from (q, j).
-  const float* operands[2][2];
+  // Step q's operands: A_iq along the row from (i, q), B_qj down the column from (q, j). Float32 blocks
+  // travel from the caller's memory; narrow ones are converted by their sender into the step's buffer.
+  Backend::Operand operands[2][2];
   std::vector<std::unique_ptr<Pending>> pending[2];
+  auto send = [&](TensorCommunicator* along, bool root, const float* x, Use use, int64_t q, int64_t n,
+                  Backend::Operand* operand) -> Status {
+    float* buf = root && !narrow ? const_cast<float*>(x) : Buffer(use, q, OperandFloats(n));
+    if (root && narrow) backend_->ToOperand(x, buf, n);
+    ASSIGN_OR_RETURN(auto transfer, along->StartBroadcastData(buf, OperandFloats(n), q));
+    pending[q % 2].push_back(std::move(transfer));
+    if (root) stats_.bytes_sent += (s - 1) * n * backend_->operand_bytes();
+    *operand = {buf, narrow};
+    return OkStatus();
+  };
   auto start = [&](int64_t q) -> Status {
     const int64_t kq = Part(k, q);
-    float* abuf = p.j == q ? const_cast<float*>(a) : Buffer(kFirstOperand, q, mi * kq);
-    float* bbuf = p.i == q ? const_cast<float*>(b) : Buffer(kSecondOperand, q, kq * nj);
-    ASSIGN_OR_RETURN(auto along_row, mesh_->row->StartBroadcastData(abuf, mi * kq, q));
-    pending[q % 2].push_back(std::move(along_row));
-    ASSIGN_OR_RETURN(auto down_column, mesh_->col->StartBroadcastData(bbuf, kq * nj, q));
-    pending[q % 2].push_back(std::move(down_column));
-    if (p.j == q) stats_.bytes_sent += (s - 1) * mi * kq * kFloat;
-    if (p.i == q) stats_.bytes_sent += (s - 1) * kq * nj * kFloat;
-    operands[q % 2][0] = abuf;
-    operands[q % 2][1] = bbuf;
-    return OkStatus();
+    RETURN_IF_ERROR(send(mesh_->row.get(), p.j == q, a, kFirstOperand, q, mi * kq, &operands[q % 2][0]));
+    return send(mesh_->col.get(), p.i == q, b, kSecondOperand, q, kq * nj, &operands[q % 2][1]);
   };
   RETURN_IF_ERROR(start(0));
   for (int64_t q = 0; q < s; ++q) {
     if (overlap_ && q + 1 < s) RETURN_IF_ERROR(start(q + 1));
     RETURN_IF_ERROR(WaitAll(&pending[q % 2]));
     const int64_t kq = Part(k, q);
-    backend_->Gemm(false, false, mi, nj, kq, 1.0f, operands[q % 2][0], operands[q % 2][1], q == 0 ? beta : 1.0f, c);
+    backend_->GemmOperands(false, false, mi, nj, kq, 1.0f, operands[q % 2][0], operands[q % 2][1],
+                           q == 0 ? beta : 1.0f, c);
     stats_.gemm_flops += 2 * mi * nj * kq;
     if (!overlap_ && q + 1 < s) RETURN_IF_ERROR(start(q + 1));
   }
@@ -93,23 +104,26 @@ Status BlockMatmul::NN(const Bounds& m, const Bounds& k, const Bounds& n, const 
 
 Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, TensorCommunicator* sum_along,
                                             const std::function<ReduceStep(int64_t)>& step_of,
-                                            const std::function<void(int64_t, const float*, float*)>& multiply,
+                                            const std::function<void(int64_t, Backend::Operand, float*)>& multiply,
                                             float beta, float* c) {
   const int64_t s = mesh_->pos.s;
+  const bool narrow = Narrow();
   for (int64_t l = 0; l < s; ++l) {  // every buffer at its largest before the first transfer
     const ReduceStep st = step_of(l);
-    Buffer(kFirstOperand, l, st.operand_n);
+    Buffer(kFirstOperand, l, OperandFloats(st.operand_n));
     Buffer(kPartial, l, st.out_n);
     Buffer(kSum, l, st.out_n);
   }
-  const float* operand[2];
+  Backend::Operand operand[2];
   std::unique_ptr<Pending> arriving[2], summing[2];
   auto start_broadcast = [&](int64_t l) -> Status {
     const ReduceStep st = step_of(l);
-    float* buf = st.sends ? const_cast<float*>(st.operand) : Buffer(kFirstOperand, l, st.operand_n);
-    ASSIGN_OR_RETURN(arriving[l % 2], along->StartBroadcastData(buf, st.operand_n, l));
-    if (st.sends) stats_.bytes_sent += (s - 1) * st.operand_n * kFloat;
-    operand[l % 2] = buf;
+    float* buf = st.sends && !narrow ? const_cast<float*>(st.operand)
+                                     : Buffer(kFirstOperand, l, OperandFloats(st.operand_n));
+    if (st.sends && narrow) backend_->ToOperand(st.operand, buf, st.operand_n);
+    ASSIGN_OR_RETURN(arriving[l % 2], along->StartBroadcastData(buf, OperandFloats(st.operand_n), l));
+    if (st.sends) stats_.bytes_sent += (s - 1) * st.operand_n * backend_->operand_bytes();
+    operand[l % 2] = {buf, narrow};
     return OkStatus();
   };
   auto finish_sum = [&](int64_t l) -> Status {
@@ -153,8 +167,9 @@ Status BlockMatmul::NT(const Bounds& m, const Bounds& k, const Bounds& n, const 
   auto step_of = [&](int64_t l) {
     return ReduceStep{p.i == l, b, Part(n, l) * kj, p.j == l, mi * Part(n, l)};
   };
-  auto multiply = [&](int64_t l, const float* bl, float* partial) {
-    backend_->Gemm(false, true, mi, Part(n, l), kj, 1.0f, a, bl, 0.0f, partial);
+  const Backend::Operand aij = LocalOperand(a, mi * kj);
+  auto multiply = [&](int64_t l, Backend::Operand bl, float* partial) {
+    backend_->GemmOperands(false, true, mi, Part(n, l), kj, 1.0f, aij, bl, 0.0f, partial);
     stats_.gemm_flops += 2 * mi * Part(n, l) * kj;
   };
   return BroadcastMultiplyReduce(mesh_->col.get(), mesh_->row.get(), step_of, multiply, beta, c);
@@ -173,8 +188,9 @@ Status BlockMatmul::TN(const Bounds& m, const Bounds& k, const Bounds& n, const 
   auto step_of = [&](int64_t l) {
     return ReduceStep{p.j == l, a, ki * Part(m, l), p.i == l, Part(m, l) * nj};
   };
-  auto multiply = [&](int64_t l, const float* al, float* partial) {
-    backend_->Gemm(true, false, Part(m, l), nj, ki, 1.0f, al, b, 0.0f, partial);
+  const Backend::Operand bij = LocalOperand(b, ki * nj);
+  auto multiply = [&](int64_t l, Backend::Operand al, float* partial) {
+    backend_->GemmOperands(true, false, Part(m, l), nj, ki, 1.0f, al, bij, 0.0f, partial);
     stats_.gemm_flops += 2 * Part(m, l) * nj * ki;
   };
   return BroadcastMultiplyReduce(mesh_->row.get(), mesh_->col.get(), step_of, multiply, beta, c);

@@ -12,6 +12,11 @@
 // C = beta C + product; beta is 0 or 1 in practice (1 accumulates gradients). On a 1x1 mesh each kernel
 // is one GEMM straight into C. All ranks of the group must call the same kernels in the same order.
 //
+// Operands travel in the backend's GEMM operand format (Backend::operand_bytes): with bf16 products a block
+// is converted once, by the rank that broadcasts it, and crosses the mesh in half the bytes; an operand a
+// rank uses in all s steps is converted once per kernel. Partial sums travel in float32. The same bits as
+// converting inside each GEMM.
+//
 // Overlap (on unless set_overlap(false)): step q + 1's broadcasts are started before step q multiplies,
 // and step q's partial sums travel while step q + 1 multiplies, each into buffers of its own (twice the
 // scratch); on GPUs the transfers run on the communicators' stream beside the GEMMs. The arithmetic is the
@@ -64,8 +69,11 @@ class BlockMatmul {
  private:
   // Scratch buffers by use and by the parity of the step they serve (one parity without overlap). Grown
   // only before a kernel starts its first transfer.
-  enum Use { kFirstOperand, kSecondOperand, kPartial, kSum, kUses };
+  enum Use { kFirstOperand, kSecondOperand, kPartial, kSum, kLocalOperand, kUses };
   float* Buffer(Use use, int64_t step, int64_t n);
+  // Floats that hold n elements in the backend's operand format.
+  int64_t OperandFloats(int64_t n) const { return (n * backend_->operand_bytes() + 3) / 4; }
+  bool Narrow() const { return backend_->operand_bytes() < 4; }
   // One step of NT or TN, as `StepOf(l)` describes it: the rank that `sends` broadcasts `operand` along
   // `along` (root l); every rank multiplies it into a partial product; the partials are summed along
   // `sum_along` into C at its root l (the rank that `receives`): C = beta C + sum.
@@ -78,8 +86,10 @@ class BlockMatmul {
   };
   Status BroadcastMultiplyReduce(TensorCommunicator* along, TensorCommunicator* sum_along,
                                  const std::function<ReduceStep(int64_t)>& step_of,
-                                 const std::function<void(int64_t, const float*, float*)>& multiply, float beta,
+                                 const std::function<void(int64_t, Backend::Operand, float*)>& multiply, float beta,
                                  float* c);
+  // The operand a rank multiplies in every step: converted once when the backend's operands are narrow.
+  Backend::Operand LocalOperand(const float* x, int64_t n);
   void Accumulate(float beta, const float* sum, float* c, int64_t n);
 
   Backend* backend_;

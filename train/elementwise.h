@@ -117,4 +117,21 @@ JIGSAW_HD void AdamWUpdate(const AdamWConstants& k, float g, float* w, float* m,
   *w = *w * k.decay - k.step_size * mi / (sqrtf(vi) / k.bc2_sqrt + k.eps);
 }
 
+// ---- bfloat16: a float32's top 16 bits, rounded to nearest, ties to even (as __float2bfloat16_rn and
+// PyTorch's .to(torch.bfloat16) round); a NaN stays a quiet NaN, a finite value past the largest bfloat16
+// becomes infinity ----
+JIGSAW_HD uint16_t ToBFloat16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+JIGSAW_HD float FromBFloat16(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float x;
+  std::memcpy(&x, &u, sizeof(x));
+  return x;
+}
+
 }  // namespace jigsaw::train::elementwise

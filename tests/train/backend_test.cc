@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "train/backend.h"
+#include "train/elementwise.h"
 
 namespace jigsaw::train {
 namespace {
@@ -119,20 +121,49 @@ TEST_P(BackendTest, GemmInEveryTransposition) {
   EXPECT_EQ(empty[0], std::vector<float>(m * n, 0.0f));
 }
 
+// x rounded to bfloat16 and back (train/elementwise.h's rounding, tested in elementwise_test.cc).
+std::vector<float> RoundedToBFloat16(std::vector<float> x) {
+  for (float& v : x) v = elementwise::FromBFloat16(elementwise::ToBFloat16(v));
+  return x;
+}
+
 TEST_P(BackendTest, ReducedPrecisionProducts) {
-  if (be_->device() != Device::kCuda) GTEST_SKIP() << "TF32 and bfloat16 products are CUDA backend modes";
   const int64_t m = 256, n = 192, k = 320;
   const auto a = Normal(m * k, 4), b = Normal(k * n, 5);
   const auto want = Gemm(false, false, m, n, k, 1.0f, a, b, 0.0f, std::vector<float>(m * n));
-  for (const char* name : {"cuda:tf32", "cuda:bf16"}) {
+  // bfloat16 products: the operands' bfloat16 values multiplied exactly, summed in float32.
+  const auto want16 =
+      Gemm(false, false, m, n, k, 1.0f, RoundedToBFloat16(a), RoundedToBFloat16(b), 0.0f, std::vector<float>(m * n));
+  const bool cuda = be_->device() == Device::kCuda;
+  for (const char* name : cuda ? std::vector<const char*>{"cuda:tf32", "cuda:bf16"} : std::vector<const char*>{"cpu:bf16"}) {
     auto be = NewBackend(name);
     ASSERT_TRUE(be.ok()) << be.status().ToString();
+    const bool bf16 = std::string(name).ends_with("bf16");
+    EXPECT_EQ((*be)->operand_bytes(), bf16 ? 2 : 4) << name;
     On on{be->get(), {}, {}};
     float *pa = on(a), *pb = on(b), *pc = on(std::vector<float>(m * n));
     (*be)->Gemm(false, false, m, n, k, 1.0f, pa, pb, 0.0f, pc);
-    const double err = RelError(on.Read(pc, m * n), want);
-    EXPECT_LT(err, std::string(name) == "cuda:tf32" ? 2e-3 : 1e-2) << name;
+    const std::vector<float> got = on.Read(pc, m * n);
+    const double err = RelError(got, want);
+    EXPECT_LT(err, bf16 ? 1e-2 : 2e-3) << name;
     EXPECT_GT(err, 1e-7) << name << " multiplied in float32: the reduced precision is not in use";
+    if (!bf16) continue;
+    EXPECT_LT(RelError(got, want16), 1e-5) << name << ": not the product of the operands' bfloat16 values";
+    // Operands converted ahead (ToOperand: the same rounding, bit for bit) give the same bits, alone or
+    // beside a float32 operand.
+    float *a16 = on(std::vector<float>((m * k + 1) / 2)), *b16 = on(std::vector<float>((k * n + 1) / 2));
+    (*be)->ToOperand(pa, a16, m * k);
+    (*be)->ToOperand(pb, b16, k * n);
+    const std::vector<float> raw = on.Read(a16, (m * k + 1) / 2);
+    std::vector<uint16_t> bits(m * k);
+    std::memcpy(bits.data(), raw.data(), bits.size() * sizeof(uint16_t));
+    for (int64_t i = 0; i < m * k; ++i) ASSERT_EQ(bits[i], elementwise::ToBFloat16(a[i])) << name << " element " << i;
+    for (auto [ca, cb] : {std::pair{true, true}, std::pair{true, false}, std::pair{false, true}}) {
+      float* pc2 = on(std::vector<float>(m * n));
+      (*be)->GemmOperands(false, false, m, n, k, 1.0f, {ca ? static_cast<const void*>(a16) : pa, ca},
+                          {cb ? static_cast<const void*>(b16) : pb, cb}, 0.0f, pc2);
+      EXPECT_EQ(on.Read(pc2, m * n), got) << name << " converted ahead: A " << ca << ", B " << cb;
+    }
   }
 }
 

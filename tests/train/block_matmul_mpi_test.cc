@@ -6,7 +6,9 @@
 //             step still reads sees that buffer overwritten before its GEMM;
 //   at-wait   only at Wait, the destination NaN until then: a kernel that reads a block before waiting for
 //             it, or reuses a partial product before its sum is done, gets NaN or a wrong sum.
-// The two schedules must also give the same bits and the same counts of FLOPs and bytes.
+// The two schedules must also give the same bits and the same counts of FLOPs and bytes. Each on the float32
+// CPU backend and on cpu:bf16, whose blocks cross the mesh as bfloat16 (converted by their sender): its
+// products must be those of the operands' bfloat16 values (rounded once, exactly), and its bytes half.
 #include <mpi.h>
 
 #include <cmath>
@@ -23,6 +25,7 @@
 #include "parallel/split.h"
 #include "train/backend.h"
 #include "train/block_matmul.h"
+#include "train/elementwise.h"
 #include "train/mesh.h"
 
 using namespace jigsaw;
@@ -127,6 +130,11 @@ std::vector<float> Random(int64_t n, int seed) {
   return v;
 }
 
+int64_t Part(int64_t n, int64_t s, int64_t q) {
+  const auto [b, e] = SplitPart(n, s, q);
+  return e - b;
+}
+
 // Block (i, j) of a [rows, cols] matrix split s x s.
 std::vector<float> Cut(const std::vector<float>& x, int64_t rows, int64_t cols, int64_t s, int64_t i, int64_t j) {
   const auto [r0, r1] = SplitPart(rows, s, i);
@@ -178,7 +186,13 @@ Outcome RunKernel(char kind, int64_t m, int64_t k, int64_t n, MeshComms* mesh, B
                                   : mm.TN(M, K, N, ab.data(), bb.data(), 1.0f, c.data());
   CHECK(st.ok(), label + ": " + st.ToString());
   CHECK(ab == a_copy && bb == b_copy, label + ": an operand was written");
-  const std::vector<float> want = Cut(Naive(ta, tb, m, n, k, a, b), m, n, s, p.i, p.j);
+  // bfloat16 products: the operands' bfloat16 values multiplied exactly and summed in float32.
+  auto rounded = [&](std::vector<float> x) {
+    if (backend->operand_bytes() == 2)
+      for (float& v : x) v = elementwise::FromBFloat16(elementwise::ToBFloat16(v));
+    return x;
+  };
+  const std::vector<float> want = Cut(Naive(ta, tb, m, n, k, rounded(a), rounded(b)), m, n, s, p.i, p.j);
   for (size_t e = 0; e < c.size(); ++e) {
     CHECK(std::abs(c[e] - (want[e] + 0.5f)) <= 1e-5f * (1.0f + std::abs(want[e])),
           label + ": element " + std::to_string(e) + " is " + std::to_string(c[e]) + ", want " +
@@ -196,9 +210,10 @@ int main(int argc, char** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const int64_t s = static_cast<int64_t>(std::lround(std::sqrt(size)));
   CHECK(s * s == size, "run on a square number of ranks");
-  auto backend = NewCpuBackend(1);
   int checked = 0;
+  for (bool bf16 : {false, true})
   for (Timing timing : {Timing::kMpi, Timing::kAtStart, Timing::kAtWait}) {
+    auto backend = NewCpuBackend(1, bf16);
     auto world = NewMpiCommunicator();
     CHECK(world.ok(), world.status().ToString());
     Timed timed(std::move(*world), timing);
@@ -210,7 +225,8 @@ int main(int argc, char** argv) {
     };
     for (Shape sh : {Shape{11, 7, 5}, Shape{200, 130, 90}}) {
       for (char kind : {'N', 'n', 't'}) {
-        const std::string label = std::string(TimingName(timing)) + " " + kind + " " + std::to_string(sh.m) + "x" +
+        const std::string label = std::string(bf16 ? "cpu:bf16 " : "cpu ") + TimingName(timing) + " " + kind + " " +
+                                  std::to_string(sh.m) + "x" +
                                   std::to_string(sh.k) + "x" + std::to_string(sh.n);
         Outcome overlapped = RunKernel(kind, sh.m, sh.k, sh.n, &*mesh, backend.get(), true, label + " overlapped");
         Outcome waited = RunKernel(kind, sh.m, sh.k, sh.n, &*mesh, backend.get(), false, label + " waited");
@@ -219,6 +235,25 @@ int main(int argc, char** argv) {
         CHECK(overlapped.stats.gemm_flops == waited.stats.gemm_flops &&
                   overlapped.stats.bytes_sent == waited.stats.bytes_sent,
               label + ": overlapped and waited count differently");
+        // Bytes: broadcast blocks in the operand format, partial sums in float32 (NT, TN).
+        const int64_t ob = backend->operand_bytes(), mi = Part(sh.m, s, mesh->pos.i), nj = Part(sh.n, s, mesh->pos.j);
+        int64_t bytes = 0;
+        for (int64_t q = 0; q < s; ++q) {
+          const int64_t kq = Part(sh.k, s, q), mq = Part(sh.m, s, q), nq = Part(sh.n, s, q);
+          const int64_t ki = Part(sh.k, s, mesh->pos.i), kj = Part(sh.k, s, mesh->pos.j);
+          if (kind == 'N') {
+            if (mesh->pos.j == q) bytes += (s - 1) * mi * kq * ob;
+            if (mesh->pos.i == q) bytes += (s - 1) * kq * nj * ob;
+          } else if (kind == 'n') {  // B_qj down the column; A B^T partials along the row to (i, q)
+            if (mesh->pos.i == q) bytes += (s - 1) * nq * kj * ob;
+            if (mesh->pos.j != q) bytes += mi * nq * 4;
+          } else {  // A_iq along the row; A^T B partials down the column to (q, j)
+            if (mesh->pos.j == q) bytes += (s - 1) * ki * mq * ob;
+            if (mesh->pos.i != q) bytes += mq * nj * 4;
+          }
+        }
+        CHECK(overlapped.stats.bytes_sent == bytes, label + ": " + std::to_string(overlapped.stats.bytes_sent) +
+                                                        " bytes sent, want " + std::to_string(bytes));
         checked += 2;
       }
     }

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -151,6 +152,36 @@ TEST(Elementwise, AdamWIsTorchsUpdate) {
 // The CPU backend runs the bodies over whole tensors: its results equal the bodies' element by element
 // (the loops and their splitting between threads add nothing), on sizes above the threads' grain. GELU to
 // 1e-6: the backend's AVX2 loop may contract a product and a sum into one FMA where this file does not.
+// Round to nearest, ties to even, on the bits: exact values stay, halfway cases go to the even neighbour,
+// past the largest bfloat16 becomes infinity, NaN stays NaN, signs and subnormals are kept.
+TEST(Elementwise, BFloat16RoundsToNearestEven) {
+  using ew::FromBFloat16;
+  using ew::ToBFloat16;
+  auto bits = [](uint32_t u) {
+    float x;
+    std::memcpy(&x, &u, 4);
+    return ToBFloat16(x);
+  };
+  EXPECT_EQ(ToBFloat16(1.0f), 0x3f80);
+  EXPECT_EQ(ToBFloat16(-2.5f), 0xc020);
+  EXPECT_EQ(bits(0x3f808000u), 0x3f80);  // 1 + 2^-8: halfway, to the even 1
+  EXPECT_EQ(bits(0x3f818000u), 0x3f82);  // 1 + 3 2^-8: halfway, to the even 1 + 2^-6
+  EXPECT_EQ(bits(0x3f808001u), 0x3f81);  // just past halfway: up
+  EXPECT_EQ(bits(0x3f807fffu), 0x3f80);  // just below: down
+  EXPECT_EQ(bits(0x7f7fffffu), 0x7f80);  // FLT_MAX rounds to infinity
+  EXPECT_EQ(ToBFloat16(INFINITY), 0x7f80);
+  EXPECT_EQ(ToBFloat16(-0.0f), 0x8000);
+  EXPECT_EQ(bits(0x00018000u), 0x0002);  // a subnormal, halfway: to even
+  EXPECT_TRUE(std::isnan(FromBFloat16(ToBFloat16(NAN))));
+  EXPECT_TRUE(std::isnan(FromBFloat16(bits(0x7f800001u))));  // a NaN whose payload sits in the low bits
+  EXPECT_EQ(FromBFloat16(0x3f82), 1.015625f);
+  // Every bfloat16 value round-trips.
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const float x = FromBFloat16(static_cast<uint16_t>(h));
+    if (!std::isnan(x)) ASSERT_EQ(ToBFloat16(x), h) << h;
+  }
+}
+
 TEST(Elementwise, TheCpuBackendRunsTheBodies) {
   auto be = NewCpuBackend(2);
   const int64_t m = 300, n = 257;

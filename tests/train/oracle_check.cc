@@ -7,7 +7,7 @@
 // run again with activation recomputation and without overlapped exchanges, and GEMM FLOPs and bytes sent equal on every rank and equal to
 // the closed form.
 //   oracle_check ORACLE.safetensors S [BACKEND] [TOLERANCE] [WEIGHT_TOLERANCE | -]
-// BACKEND is cpu (default), cuda, cuda:tf32 or cuda:bf16; TOLERANCE (default 1e-4) applies to the loss,
+// BACKEND is cpu (default), cpu:bf16, cuda, cuda:tf32 or cuda:bf16; TOLERANCE (default 1e-4) applies to the loss,
 // the gradients and their norm: lower-precision products need more (TF32 1e-3, bf16 2e-2).
 // The weights after AdamW steps may be given a looser tolerance for larger models: Adam divides by
 // sqrt(v), so an entry whose gradient is at rounding level moves by an amount set by that rounding, in
@@ -240,22 +240,24 @@ int main(int argc, char** argv) {
                                                                            std::to_string(r->grad_norm) + " vs torch " +
                                                                            std::to_string(norms[k]));
       if (run == 0 && k == 0) {
-        // FLOPs and bytes: the closed form of the model's products, the same on every rank.
+        // FLOPs and bytes: the closed form of the model's products, the same on every rank. Broadcast blocks
+        // travel in the backend's operand format (2 bytes with bf16 products), partial sums in float32.
+        const double ob = backend->operand_bytes();
         double flops = 0, bytes = 0;
         // The whole batch (per samples) goes through the model at once, in each of the rollout's applications.
         for (const Product& q : ModelProducts(mc, per)) {
           flops += 2.0 * q.m * q.k * q.n / (s * s);
-          const double moved = q.kind == 'N'   ? q.m * q.k + q.k * q.n
-                               : q.kind == 'n' ? q.n * q.k + q.m * q.n
-                                               : q.k * q.m + q.m * q.n;
-          bytes += 4.0 * (s - 1) * moved / (s * s);
+          const double moved = q.kind == 'N'   ? ob * (q.m * q.k + q.k * q.n)
+                               : q.kind == 'n' ? ob * q.n * q.k + 4.0 * q.m * q.n
+                                               : ob * q.k * q.m + 4.0 * q.m * q.n;
+          bytes += (s - 1) * moved / (s * s);
         }
         flops *= rollout;
         bytes *= rollout;
         // Every application but the first also sends its input's gradient back: dX = dz W_e^T (NT).
         const double TB = double(mc.tokens()) * per, D = mc.dim, F = mc.features(), extra = rollout - 1;
         flops += extra * 2.0 * TB * D * F / (s * s);
-        bytes += extra * 4.0 * (s - 1) * (F * D + TB * F) / (s * s);
+        bytes += extra * (s - 1) * (ob * F * D + 4.0 * TB * F) / (s * s);
         Check(static_cast<double>(r->gemm_flops) == flops,
               "GEMM FLOPs " + std::to_string(r->gemm_flops) + " vs closed form " + std::to_string(flops));
         Check(static_cast<double>(r->bytes_sent) == bytes,

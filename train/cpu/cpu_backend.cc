@@ -60,11 +60,23 @@ class CpuBackend final : public Backend {
   // One pool of threads for everything: OpenBLAS runs single-threaded inside TBB tasks that split each
   // GEMM into `threads` blocks of rows (or columns), as the elementwise kernels split theirs. Two pools
   // (OpenBLAS's spinning threads beside TBB's) took turns on the cores and lost a third of the step.
-  explicit CpuBackend(int threads)
-      : parts_(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency())) {
+  CpuBackend(int threads, bool bf16)
+      : parts_(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency())), bf16_(bf16) {
     openblas_set_num_threads(1);
   }
+  ~CpuBackend() override {
+    for (auto& r : rounded_) Account(-static_cast<int64_t>(r.capacity() * sizeof(float)));
+  }
   Device device() const override { return Device::kCpu; }
+
+  int operand_bytes() const override { return bf16_ ? 2 : 4; }
+  void ToOperand(const float* src, void* dst, int64_t n) override {
+    if (!bf16_) return Copy(static_cast<float*>(dst), src, n);
+    auto* h = static_cast<uint16_t*>(dst);
+    ForRange(n, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) h[i] = elementwise::ToBFloat16(src[i]);
+    });
+  }
 
   float* AllocFloats(int64_t n) override {
     const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
@@ -89,8 +101,12 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+  void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, Operand a_op, Operand b_op,
                     float beta, float* c) override {
+    // bf16 products: each operand's values rounded to bfloat16 (exact in float32, as are their products),
+    // then an sgemm: float32 accumulation, as on the GPU.
+    const float* a = bf16_ ? Rounded(0, a_op, m * k) : static_cast<const float*>(a_op.p);
+    const float* b = bf16_ ? Rounded(1, b_op, k * n) : static_cast<const float*>(b_op.p);
     const int lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n), ldc = static_cast<int>(n);
     auto block = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
       // C[r0:r1, c0:c1] = op(A)[r0:r1, :] op(B)[:, c0:c1]
@@ -281,7 +297,31 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Operand `slot` (0: A, 1: B) of n elements as float32 values rounded to bfloat16: expanded from one
+  // ToOperand made, or rounded from float32, into a buffer kept for the next product (and counted).
+  const float* Rounded(int slot, Operand op, int64_t n) {
+    std::vector<float>& r = rounded_[slot];
+    if (static_cast<int64_t>(r.size()) < n) {
+      const int64_t before = static_cast<int64_t>(r.capacity() * sizeof(float));
+      r.resize(n);
+      Account(static_cast<int64_t>(r.capacity() * sizeof(float)) - before);
+    }
+    float* out = r.data();
+    ForRange(n, 1, [&](int64_t i0, int64_t i1) {
+      if (op.converted) {
+        const auto* h = static_cast<const uint16_t*>(op.p);
+        for (int64_t i = i0; i < i1; ++i) out[i] = elementwise::FromBFloat16(h[i]);
+      } else {
+        const auto* x = static_cast<const float*>(op.p);
+        for (int64_t i = i0; i < i1; ++i) out[i] = elementwise::FromBFloat16(elementwise::ToBFloat16(x[i]));
+      }
+    });
+    return out;
+  }
+
   int64_t parts_;
+  bool bf16_;
+  std::vector<float> rounded_[2];
   // Rows [r0, r1) of x[., n] += col_bias + row_bias; with g, also g = GELU(x).
   static void BiasRows(float* x, int64_t r0, int64_t r1, int64_t n, const float* col_bias, const float* row_bias,
                        float* g) {
@@ -317,6 +357,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> NewCpuBackend(int threads) { return std::make_unique<CpuBackend>(threads); }
+std::unique_ptr<Backend> NewCpuBackend(int threads, bool bf16_products) {
+  return std::make_unique<CpuBackend>(threads, bf16_products);
+}
 
 }  // namespace jigsaw::train

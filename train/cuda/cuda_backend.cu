@@ -307,18 +307,27 @@ class CudaBackend final : public Backend {
     if (n > 0) FillKernel<<<Blocks(n), kThreads>>>(x, n, v);
   }
 
-  void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+  int operand_bytes() const override { return precision_ == GemmPrecision::kBF16 ? 2 : 4; }
+  void ToOperand(const float* src, void* dst, int64_t n) override {
+    if (precision_ != GemmPrecision::kBF16) return Copy(static_cast<float*>(dst), src, n);
+    if (n > 0) ToBFloat16Kernel<<<Blocks(n), kThreads>>>(src, static_cast<__nv_bfloat16*>(dst), n);
+  }
+
+  void GemmNonEmpty(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, Operand a_op, Operand b_op,
                     float beta, float* c) override {
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
     const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (precision_ != GemmPrecision::kBF16) {
+      const auto* a = static_cast<const float*>(a_op.p);
+      const auto* b = static_cast<const float*>(b_op.p);
       CUBLAS_CHECK(cublasSgemm(blas_, op_b, op_a, int(n), int(m), int(k), &alpha, b, int(tb ? k : n), a,
                                int(ta ? m : k), &beta, c, int(n)));
       return;
     }
-    // bfloat16 operands, float32 accumulation and output (what PyTorch's autocast does per product).
-    __nv_bfloat16* a16 = BFloat16Copy(0, a, m * k);
-    __nv_bfloat16* b16 = BFloat16Copy(1, b, k * n);
+    // bfloat16 operands (converted here unless ToOperand made them), float32 accumulation and output (what
+    // PyTorch's autocast does per product).
+    const void* a16 = a_op.converted ? a_op.p : BFloat16Copy(0, static_cast<const float*>(a_op.p), m * k);
+    const void* b16 = b_op.converted ? b_op.p : BFloat16Copy(1, static_cast<const float*>(b_op.p), k * n);
     CUBLAS_CHECK(cublasGemmEx(blas_, op_b, op_a, int(n), int(m), int(k), &alpha, b16, CUDA_R_16BF, int(tb ? k : n), a16,
                               CUDA_R_16BF, int(ta ? m : k), &beta, c, CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
