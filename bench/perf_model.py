@@ -45,8 +45,9 @@ def product_costs(T, D, F, Hs, Hf, L, s, elem, B=1, phase=None):
     for ph, kind, m, k, n in products(T, D, F, Hs, Hf, L, B, phases=True):
         if phase and ph != phase:
             continue
-        moved = {"NN": m * k + k * n, "NT": n * k + m * n, "TN": k * m + m * n}[kind]
-        costs.append((2.0 * m * k * n / s ** 2, elem * (s - 1) * moved / s ** 2))
+        # Broadcast blocks travel as GEMM operands (`elem` bytes: 2 with bf16 products), partial sums in float32.
+        broadcast, reduced = {"NN": (m * k + k * n, 0), "NT": (n * k, m * n), "TN": (k * m, m * n)}[kind]
+        costs.append((2.0 * m * k * n / s ** 2, (s - 1) * (elem * broadcast + 4 * reduced) / s ** 2))
     return costs
 
 
@@ -80,7 +81,8 @@ def main():
     p.add_argument("--gemm-tflops", type=float, default=200.0)
     p.add_argument("--nvlink-gbs", type=float, default=450.0)
     p.add_argument("--ib-gbs", type=float, default=50.0)
-    p.add_argument("--bytes-per-element", type=int, default=2, help="2 for bf16 exchanges, 4 for float32")
+    p.add_argument("--bytes-per-element", type=int, default=2,
+                   help="a broadcast block's element: 2 with bf16 products, 4 with float32 (partial sums: 4)")
     a = p.parse_args()
     h, w = map(int, a.grid.split("x"))
     T, F = (h // a.patch) * (w // a.patch), a.channels * a.patch ** 2
