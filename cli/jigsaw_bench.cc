@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       app.add_subcommand("gemm",
                          "the backend's GEMM rate at a WeatherMixer step's own shapes (the ceiling jigsaw-train's "
                          "FLOP rate is measured against), or at shapes given");
-  gemm->add_option("--backend", gemm_backend, "cpu, cuda, cuda:tf32 or cuda:bf16")->capture_default_str();
+  gemm->add_option("--backend", gemm_backend, "cpu, cpu:bf16, cuda, cuda:tf32 or cuda:bf16")->capture_default_str();
   gemm->add_option("--config", gemm_config, "model.json (jigsaw-train's): the step's GEMM shapes");
   gemm->add_option("--grid", gemm_grid, "HxW of a sample, with --config")->capture_default_str();
   gemm->add_option("--channels", gemm_channels, "channels of a sample, with --config")->capture_default_str();

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   app.add_option("--lead", o.lead, "forecast length, e.g. 10d or 240h: a multiple of the store's step")->required();
   app.add_option("--out", o.out, "the forecast store (path or URL)")->required();
   app.add_option("--format", format, "zarr3 or zarr2")->check(CLI::IsMember({"zarr3", "zarr2"}))->capture_default_str();
-  app.add_option("--backend", o.backend, "cpu or cuda")->capture_default_str();
+  app.add_option("--backend", o.backend, "cpu, cpu:bf16, cuda, cuda:tf32 or cuda:bf16")->capture_default_str();
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)");
   app.add_option("--batch", o.batch,
                  "forecasts through the model at once (0: enough for about 1024 token rows per product on a rank; "

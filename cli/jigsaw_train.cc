@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   app.add_option("--val-every", o.val_every, "steps between validations (0: at the end only)")->capture_default_str();
   app.add_option("--val-batches", o.val_batches, "batches per validation (0: the whole window)")->capture_default_str();
   app.add_option("--log", o.log, "JSON lines, one per step, validation and checkpoint (rank 0 writes)");
-  app.add_option("--backend", o.backend, "cpu (OpenBLAS) or cuda (cuBLAS)")->capture_default_str();
+  app.add_option("--backend", o.backend, "cpu (OpenBLAS), cpu:bf16 (bfloat16 products on the CPU: cuda:bf16's arithmetic), cuda (cuBLAS, float32), cuda:tf32 or cuda:bf16")->capture_default_str();
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)")
       ->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches the loader reads ahead")->capture_default_str();

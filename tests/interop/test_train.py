@@ -55,6 +55,23 @@ def test_one_rank_and_2x2_mesh_agree(store, tmp_path):
         assert abs(mse - vb["val_mse_by_channel"][c]) <= 1e-4 * mse, c
 
 
+def test_bf16_products_train_close_to_float32_with_less_bytes_on_the_mesh(store, tmp_path):
+    # cpu:bf16 (cuda:bf16's arithmetic on the CPU): losses within bfloat16's rounding of the float32 run's, on
+    # 1 rank and a 2x2 mesh, where the broadcast blocks travel as bfloat16 and the partial sums in float32.
+    for ranks, mesh in ((1, "domain=1,tensor=1"), (4, "domain=2,tensor=2")):
+        _, f32 = train(store, tmp_path, "--steps", "4", ranks=ranks, mesh=mesh)
+        _, b16 = train(store, tmp_path, "--steps", "4", "--backend", "cpu:bf16", ranks=ranks, mesh=mesh)
+        a, b = losses(f32), losses(b16)
+        assert sorted(b) == list(range(4)) and a != b, (a, b)
+        for s in a:
+            assert abs(a[s] - b[s]) <= 2e-2 * abs(a[s]), (mesh, s, a[s], b[s])
+        sent = lambda rs: [r["bytes_sent_per_rank"] for r in rs if "bytes_sent_per_rank" in r]
+        if ranks == 1:
+            assert set(sent(b16)) == {0}
+        else:
+            assert 0.5 * sent(f32)[0] < sent(b16)[0] < 0.75 * sent(f32)[0], (sent(f32), sent(b16))
+
+
 def test_steps_show_their_gemm_rate_beside_the_ceiling(store, tmp_path):
     # The ceiling: the backend's GEMM rate at the rank's own product shapes, measured before the first step;
     # every step's rate is shown as a share of it (a step, which does more than its GEMMs, stays below it
