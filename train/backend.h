@@ -79,6 +79,8 @@ class Backend {
   // dst (n operand_bytes() bytes on this device) = src[0, n) as an operand.
   virtual void ToOperand(const float* src, void* dst, int64_t n) { Copy(static_cast<float*>(dst), src, n); }
   struct Operand {
+    Operand(const float* x) : p(x), converted(false) {}  // NOLINT: a float32 operand is an operand
+    Operand(const void* q, bool made_by_to_operand) : p(q), converted(made_by_to_operand) {}
     const void* p;
     bool converted;  // made by ToOperand; else float32
   };

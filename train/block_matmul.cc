@@ -40,11 +40,19 @@ float* BlockMatmul::Buffer(Use use, int64_t step, int64_t n) {
   return scratch_[slot];
 }
 
-Backend::Operand BlockMatmul::LocalOperand(const float* x, int64_t n) {
-  if (!Narrow()) return {x, false};
+Backend::Operand BlockMatmul::LocalOperand(Operand x, int64_t n) {
+  if (!Narrow() || x.converted) return x;
   float* buf = Buffer(kLocalOperand, 0, OperandFloats(n));
-  backend_->ToOperand(x, buf, n);
+  backend_->ToOperand(static_cast<const float*>(x.p), buf, n);
   return {buf, true};
+}
+
+Backend::Operand BlockMatmul::Transfer(bool root, Operand x, Use use, int64_t step, int64_t n) {
+  const bool narrow = Narrow();
+  if (root && (!narrow || x.converted)) return x;
+  float* buf = Buffer(use, step, OperandFloats(n));
+  if (root) backend_->ToOperand(static_cast<const float*>(x.p), buf, n);
+  return {buf, narrow};
 }
 
 void BlockMatmul::Accumulate(float beta, const float* sum, float* c, int64_t n) {
@@ -56,32 +64,31 @@ void BlockMatmul::Accumulate(float beta, const float* sum, float* c, int64_t n) 
   backend_->Axpy(1.0f, sum, c, n);
 }
 
-Status BlockMatmul::NN(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta,
+Status BlockMatmul::NN(const Bounds& m, const Bounds& k, const Bounds& n, Operand a, Operand b, float beta,
                        float* c) {
   const auto& p = mesh_->pos;
   const int64_t s = p.s, mi = Part(m, p.i), nj = Part(n, p.j);
   if (s == 1) {
-    backend_->Gemm(false, false, mi, nj, Part(k, 0), 1.0f, a, b, beta, c);
+    backend_->GemmOperands(false, false, mi, nj, Part(k, 0), 1.0f, a, b, beta, c);
     stats_.gemm_flops += 2 * mi * nj * Part(k, 0);
     return OkStatus();
   }
-  const bool narrow = Narrow();
   for (int64_t q = 0; q < s; ++q) {  // every buffer at its largest before the first transfer
     Buffer(kFirstOperand, q, OperandFloats(mi * Part(k, q)));
     Buffer(kSecondOperand, q, OperandFloats(Part(k, q) * nj));
   }
   // Step q's operands: A_iq along the row from (i, q), B_qj down the column from (q, j). Float32 blocks
   // travel from the caller's memory; narrow ones are converted by their sender into the step's buffer.
-  Backend::Operand operands[2][2];
+  Operand operands[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};
   std::vector<std::unique_ptr<Pending>> pending[2];
-  auto send = [&](TensorCommunicator* along, bool root, const float* x, Use use, int64_t q, int64_t n,
-                  Backend::Operand* operand) -> Status {
-    float* buf = root && !narrow ? const_cast<float*>(x) : Buffer(use, q, OperandFloats(n));
-    if (root && narrow) backend_->ToOperand(x, buf, n);
-    ASSIGN_OR_RETURN(auto transfer, along->StartBroadcastData(buf, OperandFloats(n), q));
+  auto send = [&](TensorCommunicator* along, bool root, Operand x, Use use, int64_t q, int64_t n,
+                  Operand* operand) -> Status {
+    *operand = Transfer(root, x, use, q, n);
+    ASSIGN_OR_RETURN(auto transfer,
+                     along->StartBroadcastData(const_cast<float*>(static_cast<const float*>(operand->p)),
+                                               OperandFloats(n), q));
     pending[q % 2].push_back(std::move(transfer));
     if (root) stats_.bytes_sent += (s - 1) * n * backend_->operand_bytes();
-    *operand = {buf, narrow};
     return OkStatus();
   };
   auto start = [&](int64_t q) -> Status {
@@ -107,23 +114,21 @@ Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, TensorCom
                                             const std::function<void(int64_t, Backend::Operand, float*)>& multiply,
                                             float beta, float* c) {
   const int64_t s = mesh_->pos.s;
-  const bool narrow = Narrow();
   for (int64_t l = 0; l < s; ++l) {  // every buffer at its largest before the first transfer
     const ReduceStep st = step_of(l);
     Buffer(kFirstOperand, l, OperandFloats(st.operand_n));
     Buffer(kPartial, l, st.out_n);
     Buffer(kSum, l, st.out_n);
   }
-  Backend::Operand operand[2];
+  Operand operand[2] = {nullptr, nullptr};
   std::unique_ptr<Pending> arriving[2], summing[2];
   auto start_broadcast = [&](int64_t l) -> Status {
     const ReduceStep st = step_of(l);
-    float* buf = st.sends && !narrow ? const_cast<float*>(st.operand)
-                                     : Buffer(kFirstOperand, l, OperandFloats(st.operand_n));
-    if (st.sends && narrow) backend_->ToOperand(st.operand, buf, st.operand_n);
-    ASSIGN_OR_RETURN(arriving[l % 2], along->StartBroadcastData(buf, OperandFloats(st.operand_n), l));
+    operand[l % 2] = Transfer(st.sends, st.operand, kFirstOperand, l, st.operand_n);
+    ASSIGN_OR_RETURN(arriving[l % 2],
+                     along->StartBroadcastData(const_cast<float*>(static_cast<const float*>(operand[l % 2].p)),
+                                               OperandFloats(st.operand_n), l));
     if (st.sends) stats_.bytes_sent += (s - 1) * st.operand_n * backend_->operand_bytes();
-    operand[l % 2] = {buf, narrow};
     return OkStatus();
   };
   auto finish_sum = [&](int64_t l) -> Status {
@@ -154,12 +159,12 @@ Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, TensorCom
   return OkStatus();
 }
 
-Status BlockMatmul::NT(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta,
+Status BlockMatmul::NT(const Bounds& m, const Bounds& k, const Bounds& n, Operand a, Operand b, float beta,
                        float* c) {
   const auto& p = mesh_->pos;
   const int64_t s = p.s, mi = Part(m, p.i), kj = Part(k, p.j);
   if (s == 1) {
-    backend_->Gemm(false, true, mi, Part(n, 0), kj, 1.0f, a, b, beta, c);
+    backend_->GemmOperands(false, true, mi, Part(n, 0), kj, 1.0f, a, b, beta, c);
     stats_.gemm_flops += 2 * mi * Part(n, 0) * kj;
     return OkStatus();
   }
@@ -175,12 +180,12 @@ Status BlockMatmul::NT(const Bounds& m, const Bounds& k, const Bounds& n, const 
   return BroadcastMultiplyReduce(mesh_->col.get(), mesh_->row.get(), step_of, multiply, beta, c);
 }
 
-Status BlockMatmul::TN(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta,
+Status BlockMatmul::TN(const Bounds& m, const Bounds& k, const Bounds& n, Operand a, Operand b, float beta,
                        float* c) {
   const auto& p = mesh_->pos;
   const int64_t s = p.s, ki = Part(k, p.i), nj = Part(n, p.j);
   if (s == 1) {
-    backend_->Gemm(true, false, Part(m, 0), nj, ki, 1.0f, a, b, beta, c);
+    backend_->GemmOperands(true, false, Part(m, 0), nj, ki, 1.0f, a, b, beta, c);
     stats_.gemm_flops += 2 * Part(m, 0) * nj * ki;
     return OkStatus();
   }

@@ -49,9 +49,13 @@ class BlockMatmul {
   BlockMatmul(const BlockMatmul&) = delete;
   BlockMatmul& operator=(const BlockMatmul&) = delete;
 
-  Status NN(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta, float* c);
-  Status NT(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta, float* c);
-  Status TN(const Bounds& m, const Bounds& k, const Bounds& n, const float* a, const float* b, float beta, float* c);
+  // Operands in float32 (a float pointer), or already in the backend's operand format (Backend::ToOperand: a
+  // weight's copy made once per pass), which is then neither converted again nor copied before it is sent.
+  using Operand = Backend::Operand;
+  Status NN(const Bounds& m, const Bounds& k, const Bounds& n, Operand a, Operand b, float beta, float* c);
+  Status NT(const Bounds& m, const Bounds& k, const Bounds& n, Operand a, Operand b, float beta, float* c);
+  Status TN(const Bounds& m, const Bounds& k, const Bounds& n, Operand a, Operand b, float beta, float* c);
+
 
   void set_overlap(bool on) { overlap_ = on; }
   bool overlap() const { return overlap_; }
@@ -79,7 +83,7 @@ class BlockMatmul {
   // `sum_along` into C at its root l (the rank that `receives`): C = beta C + sum.
   struct ReduceStep {
     bool sends;
-    const float* operand;
+    Operand operand;
     int64_t operand_n;
     bool receives;
     int64_t out_n;
@@ -89,7 +93,10 @@ class BlockMatmul {
                                  const std::function<void(int64_t, Backend::Operand, float*)>& multiply, float beta,
                                  float* c);
   // The operand a rank multiplies in every step: converted once when the backend's operands are narrow.
-  Backend::Operand LocalOperand(const float* x, int64_t n);
+  Operand LocalOperand(Operand x, int64_t n);
+  // What step `step` broadcasts or receives: the root's x itself when it is in the operand format already,
+  // else a buffer of `use` (the root converting x into it).
+  Operand Transfer(bool root, Operand x, Use use, int64_t step, int64_t n);
   void Accumulate(float beta, const float* sum, float* c, int64_t n);
 
   Backend* backend_;

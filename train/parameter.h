@@ -27,6 +27,13 @@ struct Parameter {
   bool decay = false;                   // weight decay applies (matrices)
   bool embed_or_head = false;           // in the embedding / head learning-rate group
   Tensor value, grad, adam_m, adam_v;
+  // A matrix's value as GEMM operands (bfloat16 with bf16 products; empty with float32 ones): the weights
+  // the products read, converted from `value` (the float32 master) once at the start of every pass
+  // (WeatherMixer::ConvertWeights), not once per product.
+  Tensor operand;
+  Backend::Operand AsOperand() const {
+    return operand.size() > 0 ? Backend::Operand{operand.data(), true} : Backend::Operand{value.data(), false};
+  }
   // How checkpoints and the PyTorch oracle store it: the shape (a token-feature dimension F = C ph pw
   // becomes [C, ph pw], so that its channel-group split is the regular rule on C), and per stored dimension
   // the mesh axis it is split along: 'i' (mesh rows, the "domain" axis), 'j' (columns, "tensor") or '-'.

@@ -183,6 +183,7 @@ void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vec
   p.grad = Tensor(be_, n);
   p.adam_m = Tensor(be_, n);
   p.adam_v = Tensor(be_, n);
+  if (layout == Layout::kMatrix && be_->operand_bytes() < 4) p.operand = Tensor(be_, (n * be_->operand_bytes() + 3) / 4);
   params_.push_back(std::move(p));
 }
 
@@ -350,18 +351,18 @@ Status WeatherMixer::BlockForward(Block& k, BlockActivations& x, float* z) {
   // Token mix, hidden state kept transposed: h = GELU(W_t1^T LN(z) + b_t1) [Hs, D]; z += W_t2^T h + b_t2.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.token_norm_w->value.data(),
                                    k.token_norm_b->value.data(), &x.token_ln, x.u.data(), scratch));
-  RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, dim_b_, k.token_w1->value.data(), x.u.data(), 0.0f, x.a.data()));
+  RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, dim_b_, k.token_w1->AsOperand(), x.u.data(), 0.0f, x.a.data()));
   be_->BiasGelu(x.a.data(), x.h.data(), hs, djb, nullptr, k.token_b1->value.data());
-  RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, dim_b_, k.token_w2->value.data(), x.h.data(), 1.0f, z));
+  RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, dim_b_, k.token_w2->AsOperand(), x.h.data(), 1.0f, z));
   be_->AddBias(z, tb, djb, nullptr, k.token_b2->value.data());
   // Channel mix: z += GELU(LN(z) W_c1 + b_c1) W_c2 + b_c2.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.channel_norm_w->value.data(),
                                    k.channel_norm_b->value.data(), &x.channel_ln, x.v.data(), scratch));
   RETURN_IF_ERROR(
-      mm_.NN(tokens_b_, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->value.data(), 0.0f, x.c.data()));
+      mm_.NN(tokens_b_, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->AsOperand(), 0.0f, x.c.data()));
   be_->BiasGelu(x.c.data(), x.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
   RETURN_IF_ERROR(
-      mm_.NN(tokens_b_, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->value.data(), 1.0f, z));
+      mm_.NN(tokens_b_, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->AsOperand(), 1.0f, z));
   be_->AddBias(z, tr, dj, k.channel_b2->value.data(), nullptr);
   return OkStatus();
 }
@@ -375,10 +376,10 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
   BatchPatches(const_cast<float*>(state), tile_.channels, tile_.size(), pass.tokens_in.data(), true);
   // Embedding: z = X W_e + X_s W_s + b_e (X_s: the static tokens, when the model has static channels).
   RETURN_IF_ERROR(
-      mm_.NN(tokens_b_, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->value.data(), 0.0f, z_.data()));
+      mm_.NN(tokens_b_, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->AsOperand(), 0.0f, z_.data()));
   if (static_w_) {
     RETURN_IF_ERROR(
-        mm_.NN(tokens_b_, sp.static_features, sp.dim, StaticTokens(), static_w_->value.data(), 1.0f, z_.data()));
+        mm_.NN(tokens_b_, sp.static_features, sp.dim, StaticTokens(), static_w_->AsOperand(), 1.0f, z_.data()));
   }
   be_->AddBias(z_.data(), tr, dj, embed_b_->value.data(), nullptr);
   for (size_t l = 0; l < blocks_.size(); ++l) {
@@ -388,7 +389,7 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
   // Head: y = LN_f(z) W_d + b_d, unpatched to the tendency tile.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), head_norm_w_->value.data(), head_norm_b_->value.data(),
                                    &pass.head_ln, pass.zf.data(), scratch));
-  RETURN_IF_ERROR(mm_.NN(tokens_b_, sp.dim, sp.features, pass.zf.data(), head_w_->value.data(), 0.0f, y_.data()));
+  RETURN_IF_ERROR(mm_.NN(tokens_b_, sp.dim, sp.features, pass.zf.data(), head_w_->AsOperand(), 0.0f, y_.data()));
   be_->AddBias(y_.data(), tr, features_, head_b_->value.data(), nullptr);
   BatchPatches(tendency_.data(), tile_.channels, tile_.size(), y_.data(), false);
   return OkStatus();
@@ -408,13 +409,13 @@ Status WeatherMixer::BlockBackward(Block& k, BlockActivations& x) {
   RETURN_IF_ERROR(
       mm_.TN(sp.channel_hidden, tokens_b_, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
   RETURN_IF_ERROR(
-      mm_.NT(tokens_b_, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->value.data(), 0.0f, dhidden_.data()));
+      mm_.NT(tokens_b_, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->AsOperand(), 0.0f, dhidden_.data()));
   be_->GeluBackward(x.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
   be_->ColSumsAdd(dhidden_.data(), tr, hf, k.channel_b1->grad.data());
   RETURN_IF_ERROR(
       mm_.TN(sp.dim, tokens_b_, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
   RETURN_IF_ERROR(
-      mm_.NT(tokens_b_, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->value.data(), 0.0f, dtmp_.data()));
+      mm_.NT(tokens_b_, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->AsOperand(), 0.0f, dtmp_.data()));
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), x.channel_ln,
                                     dz_.data(), k.channel_norm_w->grad.data(), k.channel_norm_b->grad.data(),
                                     scratch));
@@ -422,13 +423,13 @@ Status WeatherMixer::BlockBackward(Block& k, BlockActivations& x) {
   be_->RowSumsAdd(dz_.data(), tb, djb, k.token_b2->grad.data());
   RETURN_IF_ERROR(mm_.NT(sp.token_hidden, dim_b_, sp.tokens, x.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
   RETURN_IF_ERROR(
-      mm_.NN(sp.token_hidden, sp.tokens, dim_b_, k.token_w2->value.data(), dz_.data(), 0.0f, dtoken_.data()));
+      mm_.NN(sp.token_hidden, sp.tokens, dim_b_, k.token_w2->AsOperand(), dz_.data(), 0.0f, dtoken_.data()));
   be_->GeluBackward(x.a.data(), dtoken_.data(), dtoken_.data(), hs * djb);
   be_->RowSumsAdd(dtoken_.data(), hs, djb, k.token_b1->grad.data());
   RETURN_IF_ERROR(
       mm_.NT(sp.tokens, dim_b_, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
   RETURN_IF_ERROR(
-      mm_.NN(sp.tokens, sp.token_hidden, dim_b_, k.token_w1->value.data(), dtoken_.data(), 0.0f, dtmp_.data()));
+      mm_.NN(sp.tokens, sp.token_hidden, dim_b_, k.token_w1->AsOperand(), dtoken_.data(), 0.0f, dtmp_.data()));
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), x.token_ln, dz_.data(),
                                     k.token_norm_w->grad.data(), k.token_norm_b->grad.data(), scratch));
   return OkStatus();
@@ -450,7 +451,7 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate,
   BatchPatches(const_cast<float*>(dtendency), tile_.channels, tile_.size(), dy_.data(), true);
   be_->ColSumsAdd(dy_.data(), tr, features_, head_b_->grad.data());
   RETURN_IF_ERROR(mm_.TN(sp.dim, tokens_b_, sp.features, pass.zf.data(), dy_.data(), 1.0f, head_w_->grad.data()));
-  RETURN_IF_ERROR(mm_.NT(tokens_b_, sp.features, sp.dim, dy_.data(), head_w_->value.data(), 0.0f, dzf_.data()));
+  RETURN_IF_ERROR(mm_.NT(tokens_b_, sp.features, sp.dim, dy_.data(), head_w_->AsOperand(), 0.0f, dzf_.data()));
   be_->Fill(dz_.data(), tr * dj, 0.0f);
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dzf_.data(), head_norm_w_->value.data(), pass.head_ln, dz_.data(),
                                     head_norm_w_->grad.data(), head_norm_b_->grad.data(), scratch));
@@ -478,10 +479,15 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate,
   RETURN_IF_ERROR(hand_over(embed_w_, embed_b_));
   if (static_w_) RETURN_IF_ERROR(hand_over(static_w_, static_w_));
   if (dstate) {
-    RETURN_IF_ERROR(mm_.NT(tokens_b_, sp.dim, sp.features, dz_.data(), embed_w_->value.data(), 0.0f, dtokens_.data()));
+    RETURN_IF_ERROR(mm_.NT(tokens_b_, sp.dim, sp.features, dz_.data(), embed_w_->AsOperand(), 0.0f, dtokens_.data()));
     BatchPatches(dstate, tile_.channels, tile_.size(), dtokens_.data(), false);
   }
   return OkStatus();
+}
+
+void WeatherMixer::ConvertWeights() {
+  for (Parameter& p : params_)
+    if (p.operand.size() > 0) be_->ToOperand(p.value.data(), p.operand.data(), p.local_size());
 }
 
 const float* WeatherMixer::StaticTokens() const {
@@ -494,6 +500,7 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targe
   if (batch < 1) return InvalidArgumentError("a batch needs at least one sample");
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
   SetBatch(batch);
+  ConvertWeights();
   const int64_t n = tile_.size(), bn = batch * n;
   while (static_cast<int64_t>(passes_.size()) < steps) passes_.push_back(MakePass());
   if (targets_.size() < steps * bn) {
@@ -535,6 +542,7 @@ Status WeatherMixer::Predict(const float* x0, float* tendency, int64_t batch) {
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
   if (batch < 1) return InvalidArgumentError("a batch needs at least one sample");
   SetBatch(batch);
+  ConvertWeights();
   if (passes_.empty()) passes_.push_back(MakePass());
   be_->Upload(state_.data(), x0, batch * tile_.size());
   RETURN_IF_ERROR(Forward(passes_[0], state_.data()));

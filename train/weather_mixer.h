@@ -120,6 +120,9 @@ class WeatherMixer {
   void SetBatch(int64_t samples);
   void ResetPasses();
   const float* StaticTokens() const;  // [t, B, static features] for the current samples
+  // Every matrix's operand copy (Parameter::operand) from its value: at the start of every pass, so that
+  // the products read this pass's weights however they were changed (AdamW, a checkpoint, a test's upload).
+  void ConvertWeights();
 
   ModelConfig config_;
   Backend* be_;

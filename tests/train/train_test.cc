@@ -230,6 +230,41 @@ TEST(GradientsFinal, EveryParameterOnceWhenFinalInBackwardOrder) {
   EXPECT_FALSE(refused.ok());
 }
 
+// With bf16 products the model multiplies its weights' operand copies, made at the start of every pass:
+// weights changed between passes (here uploaded from another model) are the ones multiplied, bit for bit
+// as in a model made with them.
+TEST(WeightOperands, EveryPassConvertsTheWeightsItMultiplies) {
+  ModelConfig c = Small();
+  c.lon_parts = 1;
+  auto be = NewCpuBackend(1, /*bf16_products=*/true);
+  auto world = NewLocalCommunicator();
+  auto mesh = SplitMesh(world.get(), 1);
+  auto a = WeatherMixer::Create(c, be.get(), &*mesh, 3), b = WeatherMixer::Create(c, be.get(), &*mesh, 4);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::vector<float> x0 = Random((*a)->tile().size(), 5), x1 = Random(x0.size(), 6);
+  auto pass = [&](WeatherMixer& m) {
+    for (Parameter& p : m.parameters()) be->Fill(p.grad.data(), p.local_size(), 0.0f);
+    auto loss = m.ForwardBackward(x0.data(), x1.data(), 1, 1, 0.5f);
+    EXPECT_TRUE(loss.ok());
+    std::vector<std::vector<float>> out = {{static_cast<float>(*loss)}};
+    for (Parameter& p : m.parameters()) out.push_back(p.grad.Download());
+    return out;
+  };
+  const auto first = pass(**a);
+  for (Parameter& p : (*a)->parameters()) {
+    if (p.layout == Layout::kMatrix) EXPECT_GT(p.operand.size(), 0) << p.name;
+    p.value.Upload((*b)->Find(p.name)->value.Download());
+  }
+  const auto again = pass(**a);
+  EXPECT_NE(again, first);
+  EXPECT_EQ(again, pass(**b));
+  std::vector<float> t(x0.size());
+  ASSERT_TRUE((*a)->Predict(x0.data(), t.data()).ok());
+  std::vector<float> tb(x0.size());
+  ASSERT_TRUE((*b)->Predict(x0.data(), tb.data()).ok());
+  EXPECT_EQ(t, tb);
+}
+
 // Activation recomputation: the same gradients bit for bit, the same model FLOPs (the recomputed products
 // counted apart: one more forward of the blocks), and less memory at the peak.
 TEST(Recompute, SameGradientsLessMemory) {
