@@ -181,8 +181,10 @@ class Backend {
 // float32: the operands are rounded in a pass of their own).
 std::unique_ptr<Backend> NewCpuBackend(int threads = 0, bool bf16_products = false);
 // How the CUDA backend multiplies: float32 (CUDA cores), TF32 tensor cores on float32 data, or bfloat16
-// operands with float32 accumulation and output (PyTorch autocast's arithmetic). Everything else, the
-// weights, Adam moments and activations in memory included, stays float32.
+// operands with float32 accumulation and output (PyTorch autocast's arithmetic). With bfloat16 the model
+// keeps a bfloat16 copy of each weight matrix beside its float32 master (made once per pass) and the
+// activations only products read in bfloat16 (WeatherMixer); gradients, Adam moments, LayerNorm and GELU
+// inputs and every sum stay float32.
 enum class GemmPrecision { kFloat32, kTF32, kBF16 };
 // The CUDA backend (cuBLAS + kernels) on GPU `device` (made current for the calling thread);
 // kFailedPrecondition without a GPU or when `device` is not one of them.

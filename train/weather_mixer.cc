@@ -27,7 +27,8 @@ struct WeatherMixer::Block {
 };
 
 // What one block's backward reads: token mix u = LN(z), a = W_t1^T u + b_t1 (pre-GELU), h = GELU(a)
-// [Hs, D]; channel mix v = LN(z), c = v W_c1 + b_c1 (pre-GELU), g = GELU(c) [T, Hf].
+// [Hs, D]; channel mix v = LN(z), c = v W_c1 + b_c1 (pre-GELU), g = GELU(c) [T, Hf]. u, h, v and g are read
+// by products only: with bf16 products they are kept as bfloat16 operands (Activation()), half the memory.
 struct WeatherMixer::BlockActivations {
   LayerNormCache token_ln, channel_ln;
   Tensor u, a, h, v, c, g;
@@ -46,12 +47,14 @@ WeatherMixer::BlockActivations WeatherMixer::MakeBlockActivations() {
   BlockActivations k;
   k.token_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
   k.channel_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
-  k.u = Tensor(be_, tr * dj);
+  const int64_t ob = be_->operand_bytes();
+  auto operands = [ob](int64_t n) { return (n * ob + 3) / 4; };  // floats that hold n operands
+  k.u = Tensor(be_, operands(tr * dj));
   k.a = Tensor(be_, hs * dj);
-  k.h = Tensor(be_, hs * dj);
-  k.v = Tensor(be_, tr * dj);
+  k.h = Tensor(be_, operands(hs * dj));
+  k.v = Tensor(be_, operands(tr * dj));
   k.c = Tensor(be_, tr * hf);
-  k.g = Tensor(be_, tr * hf);
+  k.g = Tensor(be_, operands(tr * hf));
   return k;
 }
 
@@ -109,6 +112,8 @@ void WeatherMixer::Reserve(int64_t samples) {
   dhidden_ = Tensor(be_, tr * hf);
   dtoken_ = Tensor(be_, hs * dj);
   ln_scratch_ = Tensor(be_, 2 * tr);
+  // With bf16 products, where u, h, v and g are computed in float32 before they are kept as operands.
+  act_ = be_->operand_bytes() < 4 ? Tensor(be_, std::max({tr * dj, hs * dj, tr * hf})) : Tensor();
   // One sample's tokens on their way to (from) their places among the batch's.
   sample_tokens_ = cap_ > 1 ? Tensor(be_, tokens_ * std::max(features_, static_features_)) : Tensor();
   if (static_w_) static_batch_ = Tensor(be_, tr * static_features_);
@@ -349,20 +354,25 @@ Status WeatherMixer::BlockForward(Block& k, BlockActivations& x, float* z) {
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
   // Token mix, hidden state kept transposed: h = GELU(W_t1^T LN(z) + b_t1) [Hs, D]; z += W_t2^T h + b_t2.
-  RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.token_norm_w->value.data(),
-                                   k.token_norm_b->value.data(), &x.token_ln, x.u.data(), scratch));
-  RETURN_IF_ERROR(mm_.TN(sp.token_hidden, sp.tokens, dim_b_, k.token_w1->AsOperand(), x.u.data(), 0.0f, x.a.data()));
-  be_->BiasGelu(x.a.data(), x.h.data(), hs, djb, nullptr, k.token_b1->value.data());
-  RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, dim_b_, k.token_w2->AsOperand(), x.h.data(), 1.0f, z));
+  RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.token_norm_w->value.data(), k.token_norm_b->value.data(),
+                                   &x.token_ln, ActivationOut(x.u), scratch));
+  Keep(x.u, tr * dj);
+  RETURN_IF_ERROR(
+      mm_.TN(sp.token_hidden, sp.tokens, dim_b_, k.token_w1->AsOperand(), Activation(x.u), 0.0f, x.a.data()));
+  be_->BiasGelu(x.a.data(), ActivationOut(x.h), hs, djb, nullptr, k.token_b1->value.data());
+  Keep(x.h, hs * djb);
+  RETURN_IF_ERROR(mm_.TN(sp.tokens, sp.token_hidden, dim_b_, k.token_w2->AsOperand(), Activation(x.h), 1.0f, z));
   be_->AddBias(z, tb, djb, nullptr, k.token_b2->value.data());
   // Channel mix: z += GELU(LN(z) W_c1 + b_c1) W_c2 + b_c2.
-  RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.channel_norm_w->value.data(),
-                                   k.channel_norm_b->value.data(), &x.channel_ln, x.v.data(), scratch));
+  RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z, k.channel_norm_w->value.data(), k.channel_norm_b->value.data(),
+                                   &x.channel_ln, ActivationOut(x.v), scratch));
+  Keep(x.v, tr * dj);
   RETURN_IF_ERROR(
-      mm_.NN(tokens_b_, sp.dim, sp.channel_hidden, x.v.data(), k.channel_w1->AsOperand(), 0.0f, x.c.data()));
-  be_->BiasGelu(x.c.data(), x.g.data(), tr, hf, k.channel_b1->value.data(), nullptr);
+      mm_.NN(tokens_b_, sp.dim, sp.channel_hidden, Activation(x.v), k.channel_w1->AsOperand(), 0.0f, x.c.data()));
+  be_->BiasGelu(x.c.data(), ActivationOut(x.g), tr, hf, k.channel_b1->value.data(), nullptr);
+  Keep(x.g, tr * hf);
   RETURN_IF_ERROR(
-      mm_.NN(tokens_b_, sp.channel_hidden, sp.dim, x.g.data(), k.channel_w2->AsOperand(), 1.0f, z));
+      mm_.NN(tokens_b_, sp.channel_hidden, sp.dim, Activation(x.g), k.channel_w2->AsOperand(), 1.0f, z));
   be_->AddBias(z, tr, dj, k.channel_b2->value.data(), nullptr);
   return OkStatus();
 }
@@ -407,13 +417,13 @@ Status WeatherMixer::BlockBackward(Block& k, BlockActivations& x) {
   // Channel mix: z_out = z + g W_c2 + b_c2, g = GELU(c), c = v W_c1 + b_c1, v = LN(z).
   be_->ColSumsAdd(dz_.data(), tr, dj, k.channel_b2->grad.data());
   RETURN_IF_ERROR(
-      mm_.TN(sp.channel_hidden, tokens_b_, sp.dim, x.g.data(), dz_.data(), 1.0f, k.channel_w2->grad.data()));
+      mm_.TN(sp.channel_hidden, tokens_b_, sp.dim, Activation(x.g), dz_.data(), 1.0f, k.channel_w2->grad.data()));
   RETURN_IF_ERROR(
       mm_.NT(tokens_b_, sp.dim, sp.channel_hidden, dz_.data(), k.channel_w2->AsOperand(), 0.0f, dhidden_.data()));
   be_->GeluBackward(x.c.data(), dhidden_.data(), dhidden_.data(), tr * hf);
   be_->ColSumsAdd(dhidden_.data(), tr, hf, k.channel_b1->grad.data());
   RETURN_IF_ERROR(
-      mm_.TN(sp.dim, tokens_b_, sp.channel_hidden, x.v.data(), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
+      mm_.TN(sp.dim, tokens_b_, sp.channel_hidden, Activation(x.v), dhidden_.data(), 1.0f, k.channel_w1->grad.data()));
   RETURN_IF_ERROR(
       mm_.NT(tokens_b_, sp.channel_hidden, sp.dim, dhidden_.data(), k.channel_w1->AsOperand(), 0.0f, dtmp_.data()));
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.channel_norm_w->value.data(), x.channel_ln,
@@ -421,13 +431,14 @@ Status WeatherMixer::BlockBackward(Block& k, BlockActivations& x) {
                                     scratch));
   // Token mix: z_out = z + W_t2^T h + b_t2, h = GELU(a), a = W_t1^T u + b_t1, u = LN(z).
   be_->RowSumsAdd(dz_.data(), tb, djb, k.token_b2->grad.data());
-  RETURN_IF_ERROR(mm_.NT(sp.token_hidden, dim_b_, sp.tokens, x.h.data(), dz_.data(), 1.0f, k.token_w2->grad.data()));
+  RETURN_IF_ERROR(
+      mm_.NT(sp.token_hidden, dim_b_, sp.tokens, Activation(x.h), dz_.data(), 1.0f, k.token_w2->grad.data()));
   RETURN_IF_ERROR(
       mm_.NN(sp.token_hidden, sp.tokens, dim_b_, k.token_w2->AsOperand(), dz_.data(), 0.0f, dtoken_.data()));
   be_->GeluBackward(x.a.data(), dtoken_.data(), dtoken_.data(), hs * djb);
   be_->RowSumsAdd(dtoken_.data(), hs, djb, k.token_b1->grad.data());
   RETURN_IF_ERROR(
-      mm_.NT(sp.tokens, dim_b_, sp.token_hidden, x.u.data(), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
+      mm_.NT(sp.tokens, dim_b_, sp.token_hidden, Activation(x.u), dtoken_.data(), 1.0f, k.token_w1->grad.data()));
   RETURN_IF_ERROR(
       mm_.NN(sp.tokens, sp.token_hidden, dim_b_, k.token_w1->AsOperand(), dtoken_.data(), 0.0f, dtmp_.data()));
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dtmp_.data(), k.token_norm_w->value.data(), x.token_ln, dz_.data(),
@@ -484,6 +495,12 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate,
   }
   return OkStatus();
 }
+
+float* WeatherMixer::ActivationOut(Tensor& t) { return act_.size() > 0 ? act_.data() : t.data(); }
+void WeatherMixer::Keep(Tensor& t, int64_t n) {
+  if (act_.size() > 0) be_->ToOperand(act_.data(), t.data(), n);
+}
+Backend::Operand WeatherMixer::Activation(const Tensor& t) const { return {t.data(), act_.size() > 0}; }
 
 void WeatherMixer::ConvertWeights() {
   for (Parameter& p : params_)

@@ -123,6 +123,12 @@ class WeatherMixer {
   // Every matrix's operand copy (Parameter::operand) from its value: at the start of every pass, so that
   // the products read this pass's weights however they were changed (AdamW, a checkpoint, a test's upload).
   void ConvertWeights();
+  // An activation only products read (a block's u, h, v, g): its float32 value is computed at
+  // ActivationOut(t) and Keep(t, n) keeps it, in the operand format with bf16 products (half the memory;
+  // the products would round it so anyway), in place otherwise; Activation(t) hands it to a product.
+  float* ActivationOut(Tensor& t);
+  void Keep(Tensor& t, int64_t n);
+  Backend::Operand Activation(const Tensor& t) const;
 
   ModelConfig config_;
   Backend* be_;
@@ -151,6 +157,7 @@ class WeatherMixer {
   // (dloss_), the gradient flowing back through the states (dstate_, dinput_); scratch of the passes.
   Tensor state_, tendency_, targets_, dloss_, dstate_, dinput_;
   Tensor z_, y_, dy_, dz_, dzf_, dtmp_, dhidden_, dtoken_, dtokens_, ln_scratch_;
+  Tensor act_;  // bf16 products: an operand-only activation's float32 value, before Keep
   Tensor lat_w_, ch_w_;
 };
 

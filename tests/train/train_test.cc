@@ -265,6 +265,37 @@ TEST(WeightOperands, EveryPassConvertsTheWeightsItMultiplies) {
   EXPECT_EQ(t, tb);
 }
 
+// With bf16 products a block's product-only activations (u, h: [T, D], [Hs, D]; v: [T, D]; g: [T, Hf]) are
+// kept as bfloat16, and each weight matrix has a bfloat16 copy beside its float32 master: what one more
+// block adds to the peak differs from float32's by exactly that (2 bytes per weight more, 2 per such
+// activation less).
+TEST(WeightOperands, Bf16ActivationsTakeHalfTheMemory) {
+  ModelConfig c;
+  c.channels = 2;
+  c.height = 8;
+  c.width = 16;
+  c.patch_h = c.patch_w = 2;
+  c.dim = 16;
+  c.token_hidden = 24;
+  c.channel_hidden = 40;
+  const std::vector<float> x0 = Random(c.channels * c.height * c.width, 7), x1 = Random(x0.size(), 8);
+  auto peak = [&](bool bf16, int64_t depth) {
+    ModelConfig d = c;
+    d.depth = depth;
+    auto be = NewCpuBackend(1, bf16);
+    auto world = NewLocalCommunicator();
+    auto mesh = SplitMesh(world.get(), 1);
+    auto m = WeatherMixer::Create(d, be.get(), &*mesh, 3);
+    EXPECT_TRUE(m.ok());
+    EXPECT_TRUE((*m)->ForwardBackward(x0.data(), x1.data(), 1, 1, 0.5f).ok());
+    return be->peak_bytes();
+  };
+  const int64_t per_block32 = peak(false, 3) - peak(false, 2), per_block16 = peak(true, 3) - peak(true, 2);
+  const int64_t T = c.tokens(), D = c.dim, Hs = c.token_hidden, Hf = c.channel_hidden;
+  const int64_t weights = 2 * T * Hs + 2 * D * Hf, activations = 2 * T * D + Hs * D + T * Hf;
+  EXPECT_EQ(per_block16 - per_block32, 2 * weights - 2 * activations);
+}
+
 // Activation recomputation: the same gradients bit for bit, the same model FLOPs (the recomputed products
 // counted apart: one more forward of the blocks), and less memory at the peak.
 TEST(Recompute, SameGradientsLessMemory) {
