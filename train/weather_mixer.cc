@@ -28,18 +28,19 @@ struct WeatherMixer::Block {
 
 // What one block's backward reads: token mix u = LN(z), a = W_t1^T u + b_t1 (pre-GELU), h = GELU(a)
 // [Hs, D]; channel mix v = LN(z), c = v W_c1 + b_c1 (pre-GELU), g = GELU(c) [T, Hf]. u, h, v and g are read
-// by products only: with bf16 products they are kept as bfloat16 operands (Activation()), half the memory.
+// by products only: with bf16 products they are kept as bfloat16 operands (Activation()), half the memory,
+// as are a pass's input tokens and the head's input.
 struct WeatherMixer::BlockActivations {
   LayerNormCache token_ln, channel_ln;
   Tensor u, a, h, v, c, g;
 };
 
 struct WeatherMixer::Pass {
-  Tensor tokens_in;                      // the input state's tokens [T, F]
+  Tensor tokens_in;                      // the input state's tokens [T, F] (products only: Activation())
   std::vector<BlockActivations> blocks;  // per block; empty when recomputing (the model's shared set serves)
   std::vector<Tensor> block_inputs;      // when recomputing: each block's input z [T, D], all it keeps
   LayerNormCache head_ln;
-  Tensor zf;  // LN_f(z), the head's input
+  Tensor zf;  // LN_f(z), the head's input (products only: Activation())
 };
 
 WeatherMixer::BlockActivations WeatherMixer::MakeBlockActivations() {
@@ -61,7 +62,8 @@ WeatherMixer::BlockActivations WeatherMixer::MakeBlockActivations() {
 WeatherMixer::Pass WeatherMixer::MakePass() {
   const int64_t tr = tokens_ * cap_, dj = dim_, fj = features_;
   Pass p;
-  p.tokens_in = Tensor(be_, tr * fj);
+  const int64_t ob = be_->operand_bytes();
+  p.tokens_in = Tensor(be_, (tr * fj * ob + 3) / 4);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     if (recompute_)
       p.block_inputs.emplace_back(be_, tr * dj);
@@ -69,7 +71,7 @@ WeatherMixer::Pass WeatherMixer::MakePass() {
       p.blocks.push_back(MakeBlockActivations());
   }
   p.head_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
-  p.zf = Tensor(be_, tr * dj);
+  p.zf = Tensor(be_, (tr * dj * ob + 3) / 4);
   return p;
 }
 
@@ -113,7 +115,7 @@ void WeatherMixer::Reserve(int64_t samples) {
   dtoken_ = Tensor(be_, hs * dj);
   ln_scratch_ = Tensor(be_, 2 * tr);
   // With bf16 products, where u, h, v and g are computed in float32 before they are kept as operands.
-  act_ = be_->operand_bytes() < 4 ? Tensor(be_, std::max({tr * dj, hs * dj, tr * hf})) : Tensor();
+  act_ = be_->operand_bytes() < 4 ? Tensor(be_, std::max({tr * dj, hs * dj, tr * hf, tr * fj})) : Tensor();
   // One sample's tokens on their way to (from) their places among the batch's.
   sample_tokens_ = cap_ > 1 ? Tensor(be_, tokens_ * std::max(features_, static_features_)) : Tensor();
   if (static_w_) static_batch_ = Tensor(be_, tr * static_features_);
@@ -383,10 +385,11 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
   const LayerNormShape ln{tr, dj, config_.dim, config_.ln_eps};
   TensorCommunicator* row = mesh_->row.get();
   float* scratch = ln_scratch_.data();
-  BatchPatches(const_cast<float*>(state), tile_.channels, tile_.size(), pass.tokens_in.data(), true);
+  BatchPatches(const_cast<float*>(state), tile_.channels, tile_.size(), ActivationOut(pass.tokens_in), true);
+  Keep(pass.tokens_in, tr * features_);
   // Embedding: z = X W_e + X_s W_s + b_e (X_s: the static tokens, when the model has static channels).
   RETURN_IF_ERROR(
-      mm_.NN(tokens_b_, sp.features, sp.dim, pass.tokens_in.data(), embed_w_->AsOperand(), 0.0f, z_.data()));
+      mm_.NN(tokens_b_, sp.features, sp.dim, Activation(pass.tokens_in), embed_w_->AsOperand(), 0.0f, z_.data()));
   if (static_w_) {
     RETURN_IF_ERROR(
         mm_.NN(tokens_b_, sp.static_features, sp.dim, StaticTokens(), static_w_->AsOperand(), 1.0f, z_.data()));
@@ -398,8 +401,10 @@ Status WeatherMixer::Forward(Pass& pass, const float* state) {
   }
   // Head: y = LN_f(z) W_d + b_d, unpatched to the tendency tile.
   RETURN_IF_ERROR(LayerNormForward(be_, row, ln, z_.data(), head_norm_w_->value.data(), head_norm_b_->value.data(),
-                                   &pass.head_ln, pass.zf.data(), scratch));
-  RETURN_IF_ERROR(mm_.NN(tokens_b_, sp.dim, sp.features, pass.zf.data(), head_w_->AsOperand(), 0.0f, y_.data()));
+                                   &pass.head_ln, ActivationOut(pass.zf), scratch));
+  Keep(pass.zf, tr * dj);
+  RETURN_IF_ERROR(
+      mm_.NN(tokens_b_, sp.dim, sp.features, Activation(pass.zf), head_w_->AsOperand(), 0.0f, y_.data()));
   be_->AddBias(y_.data(), tr, features_, head_b_->value.data(), nullptr);
   BatchPatches(tendency_.data(), tile_.channels, tile_.size(), y_.data(), false);
   return OkStatus();
@@ -461,7 +466,8 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate,
   // Head.
   BatchPatches(const_cast<float*>(dtendency), tile_.channels, tile_.size(), dy_.data(), true);
   be_->ColSumsAdd(dy_.data(), tr, features_, head_b_->grad.data());
-  RETURN_IF_ERROR(mm_.TN(sp.dim, tokens_b_, sp.features, pass.zf.data(), dy_.data(), 1.0f, head_w_->grad.data()));
+  RETURN_IF_ERROR(
+      mm_.TN(sp.dim, tokens_b_, sp.features, Activation(pass.zf), dy_.data(), 1.0f, head_w_->grad.data()));
   RETURN_IF_ERROR(mm_.NT(tokens_b_, sp.features, sp.dim, dy_.data(), head_w_->AsOperand(), 0.0f, dzf_.data()));
   be_->Fill(dz_.data(), tr * dj, 0.0f);
   RETURN_IF_ERROR(LayerNormBackward(be_, row, ln, dzf_.data(), head_norm_w_->value.data(), pass.head_ln, dz_.data(),
@@ -482,7 +488,7 @@ Status WeatherMixer::Backward(Pass& pass, const float* dtendency, float* dstate,
   // (the static input has none: it is data).
   be_->ColSumsAdd(dz_.data(), tr, dj, embed_b_->grad.data());
   RETURN_IF_ERROR(
-      mm_.TN(sp.features, tokens_b_, sp.dim, pass.tokens_in.data(), dz_.data(), 1.0f, embed_w_->grad.data()));
+      mm_.TN(sp.features, tokens_b_, sp.dim, Activation(pass.tokens_in), dz_.data(), 1.0f, embed_w_->grad.data()));
   if (static_w_) {
     RETURN_IF_ERROR(
         mm_.TN(sp.static_features, tokens_b_, sp.dim, StaticTokens(), dz_.data(), 1.0f, static_w_->grad.data()));
