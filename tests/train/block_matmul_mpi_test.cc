@@ -27,6 +27,7 @@
 #include "train/block_matmul.h"
 #include "train/elementwise.h"
 #include "train/mesh.h"
+#include "tests/train/reference.h"
 
 using namespace jigsaw;
 using namespace jigsaw::train;
@@ -122,13 +123,8 @@ class Timed final : public TensorCommunicator {
   Timing timing_;
 };
 
-std::vector<float> Random(int64_t n, int seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
+using testing::NaiveProduct;
+using testing::Random;
 
 int64_t Part(int64_t n, int64_t s, int64_t q) {
   const auto [b, e] = SplitPart(n, s, q);
@@ -145,19 +141,6 @@ std::vector<float> Cut(const std::vector<float>& x, int64_t rows, int64_t cols, 
   return out;
 }
 
-// C[m, n] = op(A) op(B) by the definition, in double.
-std::vector<float> Naive(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const std::vector<float>& a,
-                         const std::vector<float>& b) {
-  std::vector<float> c(m * n);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double sum = 0;
-      for (int64_t l = 0; l < k; ++l)
-        sum += double(ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * n + j]);
-      c[i * n + j] = static_cast<float>(sum);
-    }
-  return c;
-}
 
 struct Outcome {
   std::vector<float> c;
@@ -199,7 +182,7 @@ Outcome RunKernel(char kind, int64_t m, int64_t k, int64_t n, MeshComms* mesh, B
       for (float& v : x) v = elementwise::FromBFloat16(elementwise::ToBFloat16(v));
     return x;
   };
-  const std::vector<float> want = Cut(Naive(ta, tb, m, n, k, rounded(a), rounded(b)), m, n, s, p.i, p.j);
+  const std::vector<float> want = Cut(NaiveProduct(ta, tb, m, n, k, rounded(a), rounded(b)), m, n, s, p.i, p.j);
   for (size_t e = 0; e < c.size(); ++e) {
     CHECK(std::abs(c[e] - (want[e] + 0.5f)) <= 1e-5f * (1.0f + std::abs(want[e])),
           label + ": element " + std::to_string(e) + " is " + std::to_string(c[e]) + ", want " +

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "parallel/split.h"
+#include "tests/train/reference.h"
 #include "train/block_matmul.h"
 #include "train/config.h"
 #include "train/latitude_weights.h"
@@ -15,27 +16,8 @@
 namespace jigsaw::train {
 namespace {
 
-std::vector<float> Random(int64_t n, int seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
-
-// C[m, n] = op(A) op(B) by the definition.
-std::vector<float> Naive(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const std::vector<float>& a,
-                         const std::vector<float>& b) {
-  std::vector<float> c(m * n);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (int64_t l = 0; l < k; ++l)
-        s += double(ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * n + j]);
-      c[i * n + j] = static_cast<float>(s);
-    }
-  return c;
-}
+using testing::NaiveProduct;
+using testing::Random;
 
 TEST(BlockMatmul, EveryKernelEqualsTheDefinitionOnOneRank) {
   auto backend = NewCpuBackend(1);
@@ -55,7 +37,7 @@ TEST(BlockMatmul, EveryKernelEqualsTheDefinitionOnOneRank) {
                 : cs.tb          ? mm.NT(M, K, N, a.data(), b.data(), 1.0f, c.data())
                                  : mm.TN(M, K, N, a.data(), b.data(), 1.0f, c.data());
     ASSERT_TRUE(st.ok()) << st.ToString();
-    auto want = Naive(cs.ta, cs.tb, m, n, k, a, b);
+    auto want = NaiveProduct(cs.ta, cs.tb, m, n, k, a, b);
     for (int64_t i = 0; i < m * n; ++i) EXPECT_NEAR(c[i], want[i] + 0.5f, 1e-5) << "ta " << cs.ta << " tb " << cs.tb;
   }
   EXPECT_EQ(mm.stats().gemm_flops, 3 * 2 * m * n * k);
@@ -270,11 +252,8 @@ TEST(WeightOperands, EveryPassConvertsTheWeightsItMultiplies) {
 // block adds to the peak differs from float32's by exactly that (2 bytes per weight more, 2 per such
 // activation less).
 TEST(WeightOperands, Bf16ActivationsTakeHalfTheMemory) {
-  ModelConfig c;
-  c.channels = 2;
-  c.height = 8;
-  c.width = 16;
-  c.patch_h = c.patch_w = 2;
+  ModelConfig c = Small();
+  c.lon_parts = 1;
   c.dim = 16;
   c.token_hidden = 24;
   c.channel_hidden = 40;
