@@ -125,7 +125,8 @@ def test_micro_batches_train_alike(store, tmp_path):
 
 def test_the_performance_model_counts_what_the_trainer_does(store, tmp_path):
     # bench/perf_model.py predicts from the closed form of the step's products: its FLOPs and bytes per rank
-    # (float32 exchanges) equal the trainer's own counters, per step, on a 2x2 mesh with 3 samples at once.
+    # (float32 exchanges, and bf16 blocks) equal the trainer's own counters, per step, on a 2x2 mesh with 3
+    # samples at once.
     sys.path.insert(0, str(HERE.parent.parent / "bench"))
     import perf_model
     _, records = train(store, tmp_path, "--steps", "2", "--batch-size", "3", ranks=4, mesh="domain=2,tensor=2")
@@ -138,17 +139,27 @@ def test_the_performance_model_counts_what_the_trainer_does(store, tmp_path):
                                            2, 4, 3)
     for r in steps:
         assert r["gemm_flops_per_rank"] == flops and r["bytes_sent_per_rank"] == bytes_, (r, flops, bytes_)
+    # bf16 products: broadcast blocks of 2 bytes an element, partial sums of 4, as the model counts them.
+    _, records = train(store, tmp_path, "--steps", "1", "--batch-size", "3", "--backend", "cpu:bf16", ranks=4,
+                       mesh="domain=2,tensor=2")
+    _, bytes16, _ = perf_model.per_rank(T, cfg["dim"], F, cfg["token_hidden"], cfg["channel_hidden"], cfg["depth"],
+                                        2, 2, 3)
+    assert [r["bytes_sent_per_rank"] for r in records if "bytes_sent_per_rank" in r] == [bytes16], (records, bytes16)
 
 
 def test_resume_on_the_same_mesh_is_bit_identical(store, tmp_path):
-    _, whole = train(store, tmp_path, "--steps", "8", ranks=4, mesh="domain=2,tensor=2")
-    ck = tmp_path / "ck"
-    p, first = train(store, tmp_path, "--steps", "8", "--stop-at", "3", "--ckpt", ck, ranks=4, mesh="domain=2,tensor=2")
-    assert "stopped at step 3" in p.stdout
-    _, rest = train(store, tmp_path, "--steps", "8", "--resume", "--ckpt", ck, ranks=4, mesh="domain=2,tensor=2")
-    joined = {**losses(first), **losses(rest)}
-    assert joined == losses(whole)  # exact: weights, Adam moments, schedule and loader position all resumed
-    assert subprocess.run([str(BIN_DIR / "jigsaw-ckpt"), "verify", str(ck)], capture_output=True).returncode == 0
+    # In float32 and with bf16 products (whose weight copies are made again from the resumed float32 masters).
+    for backend in ("cpu", "cpu:bf16"):
+        b = ("--backend", backend)
+        _, whole = train(store, tmp_path, "--steps", "8", *b, ranks=4, mesh="domain=2,tensor=2")
+        ck = tmp_path / f"ck-{backend}"
+        p, first = train(store, tmp_path, "--steps", "8", "--stop-at", "3", "--ckpt", ck, *b, ranks=4,
+                         mesh="domain=2,tensor=2")
+        assert "stopped at step 3" in p.stdout
+        _, rest = train(store, tmp_path, "--steps", "8", "--resume", "--ckpt", ck, *b, ranks=4, mesh="domain=2,tensor=2")
+        joined = {**losses(first), **losses(rest)}
+        assert joined == losses(whole), backend  # exact: weights, Adam moments, schedule, loader position
+        assert subprocess.run([str(BIN_DIR / "jigsaw-ckpt"), "verify", str(ck)], capture_output=True).returncode == 0
 
 
 def test_resume_on_another_mesh_continues_within_tolerance(store, tmp_path):
