@@ -216,29 +216,23 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
           Box{{init_index[todo[q]], tile.channel0, tile.row0, tile.col0}, {1, tile.channels, tile.height, tile.width}},
           std::span<char>(reinterpret_cast<char*>(physical.data() + q * n), n * 4)));
     }
+    // fn(e, mean, std) for every element e of the group's tiles, with its channel's statistics.
+    auto per_element = [&](auto fn) {
+      for (int64_t q = 0; q < g; ++q)
+        for (int64_t c = 0; c < tile.channels; ++c) {
+          const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
+          for (int64_t i = 0; i < tile.height * tile.width; ++i) fn(q * n + c * tile.height * tile.width + i, m, sd);
+        }
+    };
     for (int64_t lead = 0; lead <= leads; ++lead) {
       if (lead == 0) {
-        for (int64_t q = 0; q < g; ++q)
-          for (int64_t c = 0; c < tile.channels; ++c) {
-            const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
-            for (int64_t i = 0; i < tile.height * tile.width; ++i) {
-              const int64_t e = q * n + c * tile.height * tile.width + i;
-              state[e] = static_cast<float>((physical[e] - m) / sd);
-            }
-          }
+        per_element([&](int64_t e, double m, double sd) { state[e] = static_cast<float>((physical[e] - m) / sd); });
       } else {
         // x_{k+1} = x_k + tendency(x_k), in normalised units; back to physical units to write.
         RETURN_IF_ERROR(model->Predict(state.data(), tendency.data(), g));
         applications += g;
         for (int64_t e = 0; e < g * n; ++e) state[e] += tendency[e];
-        for (int64_t q = 0; q < g; ++q)
-          for (int64_t c = 0; c < tile.channels; ++c) {
-            const double m = f.mean[tile.channel0 + c], sd = f.std[tile.channel0 + c];
-            for (int64_t i = 0; i < tile.height * tile.width; ++i) {
-              const int64_t e = q * n + c * tile.height * tile.width + i;
-              physical[e] = static_cast<float>(state[e] * sd + m);
-            }
-          }
+        per_element([&](int64_t e, double m, double sd) { physical[e] = static_cast<float>(state[e] * sd + m); });
       }
       if (o.write) {
         for (int64_t q = 0; q < g; ++q) {

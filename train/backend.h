@@ -76,6 +76,9 @@ class Backend {
   // operand of several products is converted once. With float32 products an operand is its float32 self
   // (operand_bytes() 4; ToOperand copies). The result is the same bits either way.
   virtual int operand_bytes() const { return 4; }
+  bool narrow_operands() const { return operand_bytes() < 4; }
+  // Floats of memory that hold n operands (what Alloc takes for ToOperand's dst).
+  int64_t operand_floats(int64_t n) const { return (n * operand_bytes() + 3) / 4; }
   // dst (n operand_bytes() bytes on this device) = src[0, n) as an operand.
   virtual void ToOperand(const float* src, void* dst, int64_t n) { Copy(static_cast<float*>(dst), src, n); }
   struct Operand {

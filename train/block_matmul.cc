@@ -41,18 +41,25 @@ float* BlockMatmul::Buffer(Use use, int64_t step, int64_t n) {
 }
 
 Backend::Operand BlockMatmul::LocalOperand(Operand x, int64_t n) {
-  if (!Narrow() || x.converted) return x;
-  float* buf = Buffer(kLocalOperand, 0, OperandFloats(n));
+  if (!backend_->narrow_operands() || x.converted) return x;
+  float* buf = Buffer(kLocalOperand, 0, backend_->operand_floats(n));
   backend_->ToOperand(static_cast<const float*>(x.p), buf, n);
   return {buf, true};
 }
 
-Backend::Operand BlockMatmul::Transfer(bool root, Operand x, Use use, int64_t step, int64_t n) {
-  const bool narrow = Narrow();
-  if (root && (!narrow || x.converted)) return x;
-  float* buf = Buffer(use, step, OperandFloats(n));
-  if (root) backend_->ToOperand(static_cast<const float*>(x.p), buf, n);
-  return {buf, narrow};
+Result<std::unique_ptr<Pending>> BlockMatmul::Send(TensorCommunicator* along, bool root, Operand x, Use use,
+                                                   int64_t step, int64_t n, Operand* operand) {
+  const bool narrow = backend_->narrow_operands();
+  if (root && (!narrow || x.converted)) {
+    *operand = x;
+  } else {
+    float* buf = Buffer(use, step, backend_->operand_floats(n));
+    if (root) backend_->ToOperand(static_cast<const float*>(x.p), buf, n);
+    *operand = {buf, narrow};
+  }
+  if (root) stats_.bytes_sent += (mesh_->pos.s - 1) * n * backend_->operand_bytes();
+  return along->StartBroadcastData(const_cast<float*>(static_cast<const float*>(operand->p)),
+                                   backend_->operand_floats(n), step);
 }
 
 void BlockMatmul::Accumulate(float beta, const float* sum, float* c, int64_t n) {
@@ -74,27 +81,21 @@ Status BlockMatmul::NN(const Bounds& m, const Bounds& k, const Bounds& n, Operan
     return OkStatus();
   }
   for (int64_t q = 0; q < s; ++q) {  // every buffer at its largest before the first transfer
-    Buffer(kFirstOperand, q, OperandFloats(mi * Part(k, q)));
-    Buffer(kSecondOperand, q, OperandFloats(Part(k, q) * nj));
+    Buffer(kFirstOperand, q, backend_->operand_floats(mi * Part(k, q)));
+    Buffer(kSecondOperand, q, backend_->operand_floats(Part(k, q) * nj));
   }
   // Step q's operands: A_iq along the row from (i, q), B_qj down the column from (q, j). Float32 blocks
   // travel from the caller's memory; narrow ones are converted by their sender into the step's buffer.
   Operand operands[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};
   std::vector<std::unique_ptr<Pending>> pending[2];
-  auto send = [&](TensorCommunicator* along, bool root, Operand x, Use use, int64_t q, int64_t n,
-                  Operand* operand) -> Status {
-    *operand = Transfer(root, x, use, q, n);
-    ASSIGN_OR_RETURN(auto transfer,
-                     along->StartBroadcastData(const_cast<float*>(static_cast<const float*>(operand->p)),
-                                               OperandFloats(n), q));
-    pending[q % 2].push_back(std::move(transfer));
-    if (root) stats_.bytes_sent += (s - 1) * n * backend_->operand_bytes();
-    return OkStatus();
-  };
   auto start = [&](int64_t q) -> Status {
     const int64_t kq = Part(k, q);
-    RETURN_IF_ERROR(send(mesh_->row.get(), p.j == q, a, kFirstOperand, q, mi * kq, &operands[q % 2][0]));
-    return send(mesh_->col.get(), p.i == q, b, kSecondOperand, q, kq * nj, &operands[q % 2][1]);
+    ASSIGN_OR_RETURN(auto along_row, Send(mesh_->row.get(), p.j == q, a, kFirstOperand, q, mi * kq, &operands[q % 2][0]));
+    pending[q % 2].push_back(std::move(along_row));
+    ASSIGN_OR_RETURN(auto down_column,
+                     Send(mesh_->col.get(), p.i == q, b, kSecondOperand, q, kq * nj, &operands[q % 2][1]));
+    pending[q % 2].push_back(std::move(down_column));
+    return OkStatus();
   };
   RETURN_IF_ERROR(start(0));
   for (int64_t q = 0; q < s; ++q) {
@@ -116,7 +117,7 @@ Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, TensorCom
   const int64_t s = mesh_->pos.s;
   for (int64_t l = 0; l < s; ++l) {  // every buffer at its largest before the first transfer
     const ReduceStep st = step_of(l);
-    Buffer(kFirstOperand, l, OperandFloats(st.operand_n));
+    Buffer(kFirstOperand, l, backend_->operand_floats(st.operand_n));
     Buffer(kPartial, l, st.out_n);
     Buffer(kSum, l, st.out_n);
   }
@@ -124,11 +125,7 @@ Status BlockMatmul::BroadcastMultiplyReduce(TensorCommunicator* along, TensorCom
   std::unique_ptr<Pending> arriving[2], summing[2];
   auto start_broadcast = [&](int64_t l) -> Status {
     const ReduceStep st = step_of(l);
-    operand[l % 2] = Transfer(st.sends, st.operand, kFirstOperand, l, st.operand_n);
-    ASSIGN_OR_RETURN(arriving[l % 2],
-                     along->StartBroadcastData(const_cast<float*>(static_cast<const float*>(operand[l % 2].p)),
-                                               OperandFloats(st.operand_n), l));
-    if (st.sends) stats_.bytes_sent += (s - 1) * st.operand_n * backend_->operand_bytes();
+    ASSIGN_OR_RETURN(arriving[l % 2], Send(along, st.sends, st.operand, kFirstOperand, l, st.operand_n, &operand[l % 2]));
     return OkStatus();
   };
   auto finish_sum = [&](int64_t l) -> Status {

@@ -75,9 +75,6 @@ class BlockMatmul {
   // only before a kernel starts its first transfer.
   enum Use { kFirstOperand, kSecondOperand, kPartial, kSum, kLocalOperand, kUses };
   float* Buffer(Use use, int64_t step, int64_t n);
-  // Floats that hold n elements in the backend's operand format.
-  int64_t OperandFloats(int64_t n) const { return (n * backend_->operand_bytes() + 3) / 4; }
-  bool Narrow() const { return backend_->operand_bytes() < 4; }
   // One step of NT or TN, as `StepOf(l)` describes it: the rank that `sends` broadcasts `operand` along
   // `along` (root l); every rank multiplies it into a partial product; the partials are summed along
   // `sum_along` into C at its root l (the rank that `receives`): C = beta C + sum.
@@ -94,9 +91,11 @@ class BlockMatmul {
                                  float* c);
   // The operand a rank multiplies in every step: converted once when the backend's operands are narrow.
   Operand LocalOperand(Operand x, int64_t n);
-  // What step `step` broadcasts or receives: the root's x itself when it is in the operand format already,
-  // else a buffer of `use` (the root converting x into it).
-  Operand Transfer(bool root, Operand x, Use use, int64_t step, int64_t n);
+  // Starts step `step`'s broadcast along `along` (root: the rank `step`) of n operands, counting the root's
+  // bytes. *operand is what the step multiplies once it has arrived: the root's x itself when it is in the
+  // operand format already, else a buffer of `use` (the root converting x into it).
+  Result<std::unique_ptr<TensorCommunicator::Pending>> Send(TensorCommunicator* along, bool root, Operand x, Use use,
+                                                            int64_t step, int64_t n, Operand* operand);
   void Accumulate(float beta, const float* sum, float* c, int64_t n);
 
   Backend* backend_;

@@ -24,8 +24,8 @@ Result<JigsawMesh> ParseJigsawMesh(std::string_view text) {
 
 namespace {
 
-// SplitMesh, the data-parallel communicator left out unless `data`.
-Result<MeshComms> SplitAxes(TensorCommunicator* world, int64_t s, bool data) {
+// SplitMesh, the data-parallel communicator split from `data_from` (another view of the same ranks).
+Result<MeshComms> SplitAxes(TensorCommunicator* world, int64_t s, TensorCommunicator* data_from) {
   const int64_t n = world->size();
   if (s < 1 || n % (s * s) != 0) {
     return InvalidArgumentError("a job of " + std::to_string(n) + " ranks cannot hold whole " + std::to_string(s) +
@@ -39,24 +39,22 @@ Result<MeshComms> SplitAxes(TensorCommunicator* world, int64_t s, bool data) {
   ASSIGN_OR_RETURN(m.row, world->Split(p.replica * s + p.i, p.j));
   ASSIGN_OR_RETURN(m.col, world->Split(p.replica * s + p.j, p.i));
   ASSIGN_OR_RETURN(m.group, world->Split(p.replica, p.i * s + p.j));
-  if (data) {
-    ASSIGN_OR_RETURN(m.data, world->Split(p.i * s + p.j, p.replica));
-  }
+  ASSIGN_OR_RETURN(m.data, data_from->Split(p.i * s + p.j, p.replica));
   return m;
 }
 
 }  // namespace
 
-Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s) { return SplitAxes(world, s, true); }
+Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s) { return SplitAxes(world, s, world); }
 
 Result<MeshComms> SplitMeshOn(Device device, TensorCommunicator* world, int64_t s) {
   if (device != Device::kCuda || world->size() == 1) return SplitMesh(world, s);
   ASSIGN_OR_RETURN(auto control, world->Split(0, world->rank()));
   ASSIGN_OR_RETURN(auto nccl, NewNcclCommunicator(std::move(control)));
-  ASSIGN_OR_RETURN(MeshComms m, SplitAxes(nccl.get(), s, false));
-  // The data-parallel peers on a stream of their own: gradient sums beside the mesh's exchanges.
-  ASSIGN_OR_RETURN(auto data_control, world->Split(m.pos.i * s + m.pos.j, m.pos.replica));
-  ASSIGN_OR_RETURN(m.data, NewNcclCommunicator(std::move(data_control)));
+  // The data-parallel peers split from `world`, then an NCCL communicator of their own (a stream of its own:
+  // gradient sums beside the mesh's exchanges).
+  ASSIGN_OR_RETURN(MeshComms m, SplitAxes(nccl.get(), s, world));
+  ASSIGN_OR_RETURN(m.data, NewNcclCommunicator(std::move(m.data)));
   return m;
 }
 

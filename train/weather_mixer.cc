@@ -48,22 +48,19 @@ WeatherMixer::BlockActivations WeatherMixer::MakeBlockActivations() {
   BlockActivations k;
   k.token_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
   k.channel_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
-  const int64_t ob = be_->operand_bytes();
-  auto operands = [ob](int64_t n) { return (n * ob + 3) / 4; };  // floats that hold n operands
-  k.u = Tensor(be_, operands(tr * dj));
+  k.u = Tensor(be_, be_->operand_floats(tr * dj));
   k.a = Tensor(be_, hs * dj);
-  k.h = Tensor(be_, operands(hs * dj));
-  k.v = Tensor(be_, operands(tr * dj));
+  k.h = Tensor(be_, be_->operand_floats(hs * dj));
+  k.v = Tensor(be_, be_->operand_floats(tr * dj));
   k.c = Tensor(be_, tr * hf);
-  k.g = Tensor(be_, operands(tr * hf));
+  k.g = Tensor(be_, be_->operand_floats(tr * hf));
   return k;
 }
 
 WeatherMixer::Pass WeatherMixer::MakePass() {
   const int64_t tr = tokens_ * cap_, dj = dim_, fj = features_;
   Pass p;
-  const int64_t ob = be_->operand_bytes();
-  p.tokens_in = Tensor(be_, (tr * fj * ob + 3) / 4);
+  p.tokens_in = Tensor(be_, be_->operand_floats(tr * fj));
   for (size_t l = 0; l < blocks_.size(); ++l) {
     if (recompute_)
       p.block_inputs.emplace_back(be_, tr * dj);
@@ -71,7 +68,7 @@ WeatherMixer::Pass WeatherMixer::MakePass() {
       p.blocks.push_back(MakeBlockActivations());
   }
   p.head_ln = {Tensor(be_, tr * dj), Tensor(be_, tr)};
-  p.zf = Tensor(be_, (tr * dj * ob + 3) / 4);
+  p.zf = Tensor(be_, be_->operand_floats(tr * dj));
   return p;
 }
 
@@ -115,7 +112,7 @@ void WeatherMixer::Reserve(int64_t samples) {
   dtoken_ = Tensor(be_, hs * dj);
   ln_scratch_ = Tensor(be_, 2 * tr);
   // With bf16 products, where u, h, v and g are computed in float32 before they are kept as operands.
-  act_ = be_->operand_bytes() < 4 ? Tensor(be_, std::max({tr * dj, hs * dj, tr * hf, tr * fj})) : Tensor();
+  act_ = be_->narrow_operands() ? Tensor(be_, std::max({tr * dj, hs * dj, tr * hf, tr * fj})) : Tensor();
   // One sample's tokens on their way to (from) their places among the batch's.
   sample_tokens_ = cap_ > 1 ? Tensor(be_, tokens_ * std::max(features_, static_features_)) : Tensor();
   if (static_w_) static_batch_ = Tensor(be_, tr * static_features_);
@@ -190,7 +187,7 @@ void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vec
   p.grad = Tensor(be_, n);
   p.adam_m = Tensor(be_, n);
   p.adam_v = Tensor(be_, n);
-  if (layout == Layout::kMatrix && be_->operand_bytes() < 4) p.operand = Tensor(be_, (n * be_->operand_bytes() + 3) / 4);
+  if (layout == Layout::kMatrix && be_->narrow_operands()) p.operand = Tensor(be_, be_->operand_floats(n));
   params_.push_back(std::move(p));
 }
 

@@ -165,8 +165,8 @@ Outcome RunKernel(char kind, int64_t m, int64_t k, int64_t n, MeshComms* mesh, B
   BlockMatmul mm(backend, mesh);
   mm.set_overlap(overlap);
   const Bounds M = SplitBounds(m, s), K = SplitBounds(k, s), N = SplitBounds(n, s);
-  const int64_t ob = backend->operand_bytes();
-  std::vector<float> a16((ab.size() * ob + 3) / 4), b16((bb.size() * ob + 3) / 4);
+  std::vector<float> a16(backend->operand_floats(static_cast<int64_t>(ab.size()))),
+      b16(backend->operand_floats(static_cast<int64_t>(bb.size())));
   backend->ToOperand(ab.data(), a16.data(), static_cast<int64_t>(ab.size()));
   backend->ToOperand(bb.data(), b16.data(), static_cast<int64_t>(bb.size()));
   const BlockMatmul::Operand oa = ahead ? BlockMatmul::Operand{a16.data(), true} : BlockMatmul::Operand{ab.data()};

@@ -178,7 +178,9 @@ TEST(Elementwise, BFloat16RoundsToNearestEven) {
   // Every bfloat16 value round-trips.
   for (uint32_t h = 0; h < 0x10000u; ++h) {
     const float x = FromBFloat16(static_cast<uint16_t>(h));
-    if (!std::isnan(x)) ASSERT_EQ(ToBFloat16(x), h) << h;
+    if (!std::isnan(x)) {
+      ASSERT_EQ(ToBFloat16(x), h) << h;
+    }
   }
 }
 

@@ -234,7 +234,9 @@ TEST(WeightOperands, EveryPassConvertsTheWeightsItMultiplies) {
   };
   const auto first = pass(**a);
   for (Parameter& p : (*a)->parameters()) {
-    if (p.layout == Layout::kMatrix) EXPECT_GT(p.operand.size(), 0) << p.name;
+    if (p.layout == Layout::kMatrix) {
+      EXPECT_GT(p.operand.size(), 0) << p.name;
+    }
     p.value.Upload((*b)->Find(p.name)->value.Download());
   }
   const auto again = pass(**a);

@@ -358,7 +358,6 @@ class CudaBackend final : public Backend {
   }
   double SumSquares(const float* x, int64_t n) override { return SumSquaresAll({{x, n}}); }
 
-
   void LayerNormSums(const float* x, int64_t m, int64_t n, float* sums) override {
     if (m > 0) RowSumsKernel<<<int(m), RowThreads(n)>>>(x, n, sums, false);
   }
@@ -462,9 +461,10 @@ class CudaBackend final : public Backend {
     return b->p;
   }
 
-  __nv_bfloat16* BFloat16Copy(int slot, const float* x, int64_t n) {
-    auto* y = static_cast<__nv_bfloat16*>(Grow(&bf16_[slot], n * sizeof(__nv_bfloat16)));
-    ToBFloat16Kernel<<<Blocks(n), kThreads>>>(x, y, n);
+  // x as bf16 operands in a buffer of slot `slot` (0: A, 1: B), kept for the next product.
+  void* BFloat16Copy(int slot, const float* x, int64_t n) {
+    void* y = Grow(&bf16_[slot], n * sizeof(__nv_bfloat16));
+    ToOperand(x, y, n);
     return y;
   }
 
