@@ -34,7 +34,7 @@ def torch_step_seconds(a):
         else torch.autocast("cpu", enabled=False)
     h, w = map(int, a.grid.split("x"))
     ph, pw = map(int, a.patch.split("x"))
-    m = WeatherMixer(a.channels, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden, 1, 1).to(dev)
+    m = WeatherMixer(a.channels, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden).to(dev)
     with torch.no_grad():
         for p in m.parameters():
             p.uniform_(-1 / math.sqrt(p.shape[0]), 1 / math.sqrt(p.shape[0]))

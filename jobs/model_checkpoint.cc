@@ -1,5 +1,6 @@
 #include "jobs/model_checkpoint.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace jigsaw::train {
@@ -8,14 +9,9 @@ std::vector<CheckpointTensor> CheckpointTensors(WeatherMixer& model) {
   std::vector<CheckpointTensor> out;
   const DataType f32 = DataTypeFromName("float32").value();
   for (auto& p : model.parameters()) {
-    PartitionSpec part;
-    for (char c : p.stored_split) {
-      part.push_back(c == 'i'   ? std::optional<std::string>("domain")
-                     : c == 'j' ? std::optional<std::string>("tensor")
-                                : std::nullopt);
-    }
     const char* prefix[] = {"", "adam_m/", "adam_v/"};
-    for (int w = 0; w < 3; ++w) out.push_back({TensorSpec{prefix[w] + p.name, f32, p.stored_shape, part}, &p, w});
+    for (int w = 0; w < 3; ++w)
+      out.push_back({TensorSpec{prefix[w] + p.name, f32, p.stored_shape, p.stored_partition}, &p, w});
   }
   return out;
 }
@@ -34,6 +30,7 @@ Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_d
   run.step = m.step;
   run.model = meta.value("model", nlohmann::json::object());
   run.config = meta.value("config", nlohmann::json::object());
+  run.data = meta.value("data_contract", nlohmann::json());
   if (meta.contains("loader")) {
     run.loader.epoch = meta["loader"].value("epoch", int64_t{0});
     run.loader.batch = meta["loader"].value("batch", int64_t{0});
@@ -41,37 +38,113 @@ Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_d
   return run;
 }
 
-Result<CheckpointRun> LoadModelCheckpoint(KvStore* root, const std::string& step_dir, WeatherMixer& model,
-                                          const Mesh& mesh, int64_t rank, bool with_moments) {
-  ASSIGN_OR_RETURN(CheckpointRun run, ReadCheckpointRun(root, step_dir));
-  ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, run.step_dir));
-  // The same model: every size and the token order (the domain grid) must agree.
-  std::string differ;
-  const nlohmann::json ours = model.config().ToJson();
-  for (const auto& [k, v] : ours.items()) {
-    if (!run.model.contains(k) || run.model[k] != v) {
-      differ += (differ.empty() ? "" : ", ") + k + " " + (run.model.contains(k) ? run.model[k].dump() : "missing") +
-                " (this run: " + v.dump() + ")";
+nlohmann::json DataContract(const StoreFacts& f) {
+  return {{"channels", f.channels},           {"mean", f.mean},
+          {"std", f.std},                     {"static_channels", f.static_channels},
+          {"static_mean", f.static_mean},     {"static_std", f.static_std},
+          {"step_seconds", f.step_seconds},   {"latitudes", f.latitudes},
+          {"longitudes", f.longitudes}};
+}
+
+Status CheckDataContract(const CheckpointRun& run, const StoreFacts& f) {
+  if (!run.data.is_object()) return OkStatus();
+  const nlohmann::json ours = DataContract(f);
+  auto differ = [&](const char* key, const std::string& what) -> Status {
+    if (!run.data.contains(key) || run.data[key] == ours[key]) return OkStatus();
+    return InvalidArgumentError("the store holds " + what + " " + ours[key].dump() + ", but checkpoint " +
+                                run.step_dir + " was trained on " + run.data[key].dump());
+  };
+  RETURN_IF_ERROR(differ("channels", "the channels"));
+  RETURN_IF_ERROR(differ("static_channels", "the static fields"));
+  RETURN_IF_ERROR(differ("step_seconds", "a time step (seconds) of"));
+  for (const char* axis : {"latitudes", "longitudes"}) {
+    const auto& want = run.data.value(axis, nlohmann::json::array());
+    const auto& got = ours[axis];
+    bool same = want.size() == got.size();
+    for (size_t k = 0; same && k < want.size(); ++k) same = std::abs(want[k].get<double>() - got[k].get<double>()) < 1e-6;
+    if (!want.empty() && !same) {
+      return InvalidArgumentError("the store's " + std::string(axis) + " (" + std::to_string(got.size()) +
+                                  ") are not the grid checkpoint " + run.step_dir + " was trained on (" +
+                                  std::to_string(want.size()) + ")");
     }
   }
+  return OkStatus();
+}
+
+namespace {
+
+// A checkpoint made before the stored layout kept a token dimension T in its run's order: domain part
+// (a, b) of the grid LAT x LON first, row-major inside it. The index of its token `old` by patch position.
+int64_t TokenByPosition(int64_t old, DomainGrid g, int64_t patch_rows, int64_t patch_cols) {
+  const int64_t rows = patch_rows / g.lat, cols = patch_cols / g.lon, per = rows * cols;
+  const int64_t part = old / per, inside = old % per;
+  return ((part / g.lon) * rows + inside / cols) * patch_cols + (part % g.lon) * cols + inside % cols;
+}
+
+// A token-mix tensor of such a checkpoint, whole ([T, Hs], [Hs, T] or [T]), in the stored layout.
+std::vector<float> TokensByPosition(const std::string& name, const std::vector<float>& old,
+                                    const std::vector<int64_t>& old_shape, DomainGrid g, const ModelConfig& c) {
+  std::vector<float> out(old.size());
+  const int64_t T = c.tokens();
+  const bool tokens_last = name.ends_with("token_w2");
+  const int64_t outer = tokens_last ? old_shape[0] : 1, inner = tokens_last || old_shape.size() == 1 ? 1 : old_shape[1];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t to = TokenByPosition(t, g, c.patch_rows(), c.patch_cols());
+      for (int64_t k = 0; k < inner; ++k) out[(o * T + to) * inner + k] = old[(o * T + t) * inner + k];
+    }
+  return out;
+}
+
+}  // namespace
+
+Result<CheckpointRun> LoadModelCheckpoint(KvStore* root, const std::string& step_dir, WeatherMixer& model,
+                                          bool with_moments) {
+  ASSIGN_OR_RETURN(CheckpointRun run, ReadCheckpointRun(root, step_dir));
+  ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, run.step_dir));
+  // The same model: every size of its identity must agree (the domain grid is the run's, not the model's).
+  nlohmann::json ours = model.config().ToJson(), theirs = run.model;
+  for (nlohmann::json* j : {&ours, &theirs}) {
+    if (!j->contains("static_channels")) (*j)["static_channels"] = 0;
+    j->erase("lat_parts");
+    j->erase("lon_parts");
+  }
+  std::string differ;
+  for (const auto& [k, v] : ours.items()) {
+    const nlohmann::json other = theirs.contains(k) ? theirs[k] : nlohmann::json();
+    if (other != v)
+      differ += (differ.empty() ? "" : ", ") + k + " " + (other.is_null() ? "missing" : other.dump()) + " (this run: " +
+                v.dump() + ")";
+  }
   if (!differ.empty()) return InvalidArgumentError("checkpoint " + run.step_dir + " holds another model: " + differ);
+  const DomainGrid legacy = LegacyDomainGrid(run.model);
   std::string bad;
   for (const CheckpointTensor& t : CheckpointTensors(model)) {
     if (t.which != 0 && !with_moments) continue;
     const TensorRecord* rec = m.Find(t.spec.name);
-    if (!rec || rec->spec.shape != t.spec.shape) {
-      bad += (bad.empty() ? "" : ", ") + t.spec.name;
+    const Parameter& p = *t.param;
+    std::vector<float> host;
+    if (rec && rec->spec.shape == t.spec.shape) {
+      ASSIGN_OR_RETURN(LoadedBox bytes, LoadTensorBox(root, run.step_dir, m, *rec, p.stored_box));
+      host.resize(bytes.size() / 4);
+      std::memcpy(host.data(), bytes.data(), host.size() * 4);
+    } else if (rec && rec->spec.shape == p.shape && p.shape != p.stored_shape && p.name.find(".token_") != std::string::npos) {
+      // Made before the stored layout: the whole tensor, its tokens put by patch position, then this block.
+      Box whole{std::vector<int64_t>(p.shape.size(), 0), p.shape};
+      ASSIGN_OR_RETURN(LoadedBox bytes, LoadTensorBox(root, run.step_dir, m, *rec, whole));
+      std::vector<float> old(bytes.size() / 4);
+      std::memcpy(old.data(), bytes.data(), old.size() * 4);
+      host = p.Cut(TokensByPosition(p.name, old, p.shape, legacy, model.config()));
+    } else {
+      bad += (bad.empty() ? "" : ", ") + t.spec.name +
+             (rec ? " [" + JoinShape(rec->spec.shape) + "], not [" + JoinShape(t.spec.shape) + "]" : " (missing)");
       continue;
     }
-    ASSIGN_OR_RETURN(Box box, TileOf(t.spec, mesh, rank));
-    ASSIGN_OR_RETURN(LoadedBox bytes, LoadTensorBox(root, run.step_dir, m, *rec, box));
     Tensor& dst = t.tensor();
-    if (static_cast<int64_t>(bytes.size()) != dst.size() * 4) {
-      return InternalError("the box of " + t.spec.name + " holds " + std::to_string(bytes.size()) + " bytes, not " +
-                           std::to_string(dst.size() * 4));
+    if (static_cast<int64_t>(host.size()) != dst.size()) {
+      return InternalError("the box of " + t.spec.name + " holds " + std::to_string(host.size()) + " floats, not " +
+                           std::to_string(dst.size()));
     }
-    std::vector<float> host(dst.size());
-    std::memcpy(host.data(), bytes.data(), bytes.size());
     dst.Upload(host);
   }
   if (!bad.empty()) return InvalidArgumentError("checkpoint " + run.step_dir + " lacks or shapes differently: " + bad);
@@ -79,8 +152,8 @@ Result<CheckpointRun> LoadModelCheckpoint(KvStore* root, const std::string& step
 }
 
 Status StartModelCheckpoint(AsyncCheckpointSaver* saver, KvStore* root, int64_t step, WeatherMixer& model,
-                            const Mesh& mesh, int64_t rank, const nlohmann::json& run_metadata, Communicator* comm,
-                            bool copy_later) {
+                            const nlohmann::json& run_metadata, Communicator* comm, bool copy_later) {
+  const Mesh& mesh = model.stored_mesh();
   std::vector<CheckpointTensor> tensors = CheckpointTensors(model);
   std::vector<TensorSpec> specs;
   std::vector<std::vector<float>> host;  // device tensors, copied down
@@ -91,9 +164,8 @@ Status StartModelCheckpoint(AsyncCheckpointSaver* saver, KvStore* root, int64_t 
     if (!host.back().empty()) copy_later = false;  // `host` goes when this returns
   }
   for (size_t k = 0; k < tensors.size(); ++k) {
-    ASSIGN_OR_RETURN(Box box, TileOf(specs[k], mesh, rank));
     const float* data = host[k].empty() ? tensors[k].tensor().data() : host[k].data();
-    tiles.push_back({reinterpret_cast<const char*>(data), box.shape});
+    tiles.push_back({reinterpret_cast<const char*>(data), tensors[k].param->stored_box.shape});
   }
   SaveOptions so;
   so.metadata["jigsaw_train"] = run_metadata;

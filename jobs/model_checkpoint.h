@@ -1,7 +1,10 @@
 // WeatherMixer in sharded checkpoints: each parameter as three tensors (its value, "adam_m/<name>",
-// "adam_v/<name>"), named as the PyTorch oracle's state_dict and split on the mesh domain=s,tensor=s as the
-// parameter says (train/parameter.h), with the model and the run in the metadata ("jigsaw_train"). A rank
-// loads exactly its blocks, whatever mesh saved them (load-time reshard).
+// "adam_v/<name>"), named as the PyTorch oracle's state_dict, in the one stored layout of every parameter
+// (Parameter::stored_shape: tokens by patch position, whatever mesh or domain grid wrote them), split on
+// the run's StoredMesh, with the model, the data it was trained on and the run in the metadata
+// ("jigsaw_train"). A rank loads exactly its blocks, whatever mesh and domain grid saved them (load-time
+// reshard). Checkpoints made before the stored layout (token dimensions in the domain grid's order, the
+// grid in the model as lat_parts x lon_parts) load too: their token-mix tensors are put in patch order.
 #pragma once
 
 #include <string>
@@ -9,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "jobs/store_facts.h"
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
 #include "train/weather_mixer.h"
@@ -27,22 +31,30 @@ std::vector<CheckpointTensor> CheckpointTensors(WeatherMixer& model);
 struct CheckpointRun {
   std::string step_dir;
   int64_t step = 0;
-  nlohmann::json model;   // ModelConfig::ToJson
+  nlohmann::json model;   // ModelConfig::ToJson (with lat_parts, lon_parts before the stored layout)
   nlohmann::json config;  // TrainConfig::ToJson
+  nlohmann::json data;    // DataContract of the store it was trained on (null before it was recorded)
   LoaderState loader;
 };
 Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_dir);
 
+// What a model needs of its data, recorded in every checkpoint and export: the channel names in order,
+// the normalisation statistics (mean, std per channel), the static fields' names and statistics, the time
+// step, the grid (latitudes, longitudes).
+nlohmann::json DataContract(const StoreFacts& facts);
+// A store against the checkpoint's recorded contract: refused naming the first difference (channel names,
+// static fields, time step, grid); a checkpoint without a contract is checked by its model's sizes only.
+Status CheckDataContract(const CheckpointRun& run, const StoreFacts& facts);
+
 // Loads this rank's blocks of every parameter (and of the Adam moments when `with_moments`) from step
 // `step_dir` ("": LATEST). Refused, naming what differs, when the checkpoint holds another model.
 Result<CheckpointRun> LoadModelCheckpoint(KvStore* root, const std::string& step_dir, WeatherMixer& model,
-                                          const Mesh& mesh, int64_t rank, bool with_moments);
+                                          bool with_moments);
 
 // Starts an asynchronous save of this rank's blocks (collective over `comm`, the model group). With
 // `copy_later` and the model in host memory, the saver copies the blocks while training goes on, and the
 // caller must not change them before saver->TilesCopied() (device memory is always copied down first).
 Status StartModelCheckpoint(AsyncCheckpointSaver* saver, KvStore* root, int64_t step, WeatherMixer& model,
-                            const Mesh& mesh, int64_t rank, const nlohmann::json& run_metadata, Communicator* comm,
-                            bool copy_later = false);
+                            const nlohmann::json& run_metadata, Communicator* comm, bool copy_later = false);
 
 }  // namespace jigsaw::train

@@ -76,7 +76,6 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   const bool leader = world->rank() == 0;
   // ---- what can be refused, before any work ----
   ASSIGN_OR_RETURN(JigsawMesh jigsaw_mesh, ParseJigsawMesh(o.mesh));
-  const Mesh& mesh = jigsaw_mesh.mesh;
   const int64_t s = jigsaw_mesh.s;
   if (world->size() != s * s) {
     return InvalidArgumentError("a rollout on " + o.mesh + " runs on " + std::to_string(s * s) + " ranks, not " +
@@ -101,7 +100,9 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
                                 " static fields, but the checkpoint's model takes " +
                                 std::to_string(mc.static_channels) + " static channels");
   }
-  if (s > 1) RETURN_IF_ERROR(CheckTileGrid(mc, s, f.tiles.lat, f.tiles.lon, f.tiles.ch).Annotate(o.data));
+  RETURN_IF_ERROR(CheckDataContract(*run_or, f).Annotate(o.data));
+  auto grid = RunDomainGrid(mc, s, f.tiles.lat, f.tiles.lon, f.tiles.ch);
+  if (!grid.ok()) return grid.status().Annotate(o.data + " on --mesh " + o.mesh);
   ASSIGN_OR_RETURN(const int64_t lead_seconds, ParseStep(o.lead));
   if (lead_seconds % f.step_seconds != 0) {
     return InvalidArgumentError("--lead " + o.lead + " is not a multiple of the store's step (" +
@@ -130,11 +131,10 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   // ---- the model on this mesh, weights from the checkpoint ----
   ASSIGN_OR_RETURN(auto backend, NewRankBackend(o.backend, o.threads, world));
   ASSIGN_OR_RETURN(MeshComms comms, SplitMeshOn(backend->device(), world, s));
-  ASSIGN_OR_RETURN(auto model, WeatherMixer::Create(mc, backend.get(), &comms, 0));
+  ASSIGN_OR_RETURN(auto model, WeatherMixer::Create(mc, backend.get(), &comms, 0, *grid));
   // A forecast has no backward: one set of block activations serves every block (the same tendencies).
   RETURN_IF_ERROR(model->SetRecompute(true));
-  const int64_t mesh_rank = comms.pos.i * s + comms.pos.j;
-  auto loaded = LoadModelCheckpoint(ck.first.get(), ck.second, *model, mesh, mesh_rank, false);
+  auto loaded = LoadModelCheckpoint(ck.first.get(), ck.second, *model, false);
   if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);
   const TileShape tile = model->tile();
   RETURN_IF_ERROR(SetStaticInput(o.data, f, model.get()));

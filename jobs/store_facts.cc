@@ -46,6 +46,11 @@ Result<StoreFacts> ReadStoreFacts(const std::string& url) {
   ASSIGN_OR_RETURN(f.longitudes, ReadVector<double>(store.get(), "longitude", "float64", f.width));
   ASSIGN_OR_RETURN(f.times, ReadVector<int64_t>(store.get(), "time", "int64", -1));
   f.static_channels = info.static_channels;
+  if (!f.static_channels.empty()) {
+    const int64_t n = static_cast<int64_t>(f.static_channels.size());
+    ASSIGN_OR_RETURN(f.static_mean, ReadVector<double>(store.get(), "static_mean", "float64", n));
+    ASSIGN_OR_RETURN(f.static_std, ReadVector<double>(store.get(), "static_std", "float64", n));
+  }
   f.members = info.members;
   return f;
 }

@@ -20,6 +20,7 @@ struct StoreFacts {
   int64_t step_seconds = 0;
   std::vector<double> mean, std;             // per channel
   std::vector<std::string> static_channels;  // the `static` array's fields (jigsaw-shard --static), if any
+  std::vector<double> static_mean, static_std;  // their statistics
   std::vector<int64_t> members;              // ensemble members (jigsaw-shard --members): data [time, member, ...]
 };
 

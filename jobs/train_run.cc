@@ -117,7 +117,6 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   const bool leader = world->rank() == 0;
   // ---- everything that can be refused, before any work ----
   ASSIGN_OR_RETURN(JigsawMesh jigsaw_mesh, ParseJigsawMesh(o.mesh));
-  const Mesh& mesh = jigsaw_mesh.mesh;
   const int64_t s = jigsaw_mesh.s;
   std::ifstream cf(o.config);
   if (!cf) return NotFoundError("cannot open the model config " + o.config);
@@ -134,12 +133,12 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   mc.channels = static_cast<int64_t>(facts.channels.size());
   mc.height = facts.height;
   mc.width = facts.width;
-  mc.lat_parts = facts.tiles.lat;
-  mc.lon_parts = facts.tiles.lon;
   mc.static_channels = static_cast<int64_t>(facts.static_channels.size());  // extra inputs, when the store has them
-  if (s > 1) RETURN_IF_ERROR(CheckTileGrid(mc, s, facts.tiles.lat, facts.tiles.lon, facts.tiles.ch).Annotate(o.data));
+  auto grid_or = RunDomainGrid(mc, s, facts.tiles.lat, facts.tiles.lon, facts.tiles.ch);
+  if (!grid_or.ok()) return grid_or.status().Annotate(o.data + " on --mesh " + o.mesh);
+  const DomainGrid grid = *grid_or;  // the run's, not the model's: checkpoints keep tokens by patch position
   if (tc.token_mix_ratio > 0) mc.token_hidden = std::max<int64_t>(1, std::llround(tc.token_mix_ratio * mc.tokens()));
-  RETURN_IF_ERROR(mc.Validate(s).Annotate(o.config));
+  RETURN_IF_ERROR(mc.Validate(s, grid).Annotate(o.config));
   std::vector<float> channel_w(mc.channels, 1.0f);
   for (const auto& [name, w] : tc.channel_weights) {
     auto it = std::find(facts.channels.begin(), facts.channels.end(), name);
@@ -158,7 +157,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   ASSIGN_OR_RETURN(MeshComms comms, SplitMeshOn(backend->device(), world, s));
   const MeshPosition pos = comms.pos;
   tc.optimizer.total_steps = o.steps;
-  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(mc, tc.optimizer, backend.get(), &comms, tc.seed));
+  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(mc, tc.optimizer, backend.get(), &comms, tc.seed, grid));
   WeatherMixer& model = trainer->model();
   RETURN_IF_ERROR(model.SetRecompute(o.recompute));
   model.matmul().set_overlap(o.overlap);
@@ -191,8 +190,9 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   if (o.resume && ckpt) {
     auto latest = LatestStep(ckpt.get());
     if (latest.ok()) {
-      auto loaded = LoadModelCheckpoint(ckpt.get(), "", model, mesh, mesh_rank, true);
+      auto loaded = LoadModelCheckpoint(ckpt.get(), "", model, true);
       if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);
+      RETURN_IF_ERROR(CheckDataContract(*loaded, facts).Annotate(o.data));
       trainer->set_step(loaded->step);
       RETURN_IF_ERROR((*train_data)->Restore(loaded->loader));
       if (leader) out << "jigsaw-train: resumed from " << *latest << " (step " << loaded->step << ")\n";
@@ -231,10 +231,11 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     const LoaderState ls = prefetch->position();  // before the next batch the trainer takes
     const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()},
                                 {"step", step},        {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}},
-                                {"mesh", o.mesh},      {"data", o.data}};
+                                {"mesh", o.mesh},      {"data", o.data},
+                                {"domain_grid", grid.ToString()}, {"data_contract", DataContract(facts)}};
     // The blocks are copied during the next step's forward and backward (which only read them); the step
     // waits for the copy before its update. The previous save's verdict comes back here.
-    RETURN_IF_ERROR(StartModelCheckpoint(&saver, ckpt.get(), step, model, mesh, mesh_rank, run, comms.group.get(),
+    RETURN_IF_ERROR(StartModelCheckpoint(&saver, ckpt.get(), step, model, run, comms.group.get(),
                                          /*copy_later=*/true));
     pending = {step, Since(t0)};
     return OkStatus();

@@ -1,6 +1,7 @@
 #include "parallel/mesh.h"
 
 #include <cctype>
+#include <algorithm>
 #include <charconv>
 
 #include "parallel/split.h"
@@ -73,24 +74,55 @@ int64_t Mesh::Coordinate(int64_t rank, std::string_view axis) const {
   return 0;
 }
 
+std::vector<std::string> EntryAxes(const std::string& entry) {
+  std::vector<std::string> axes;
+  size_t start = 0;
+  for (size_t star = entry.find('*'); star != std::string::npos; star = entry.find('*', start)) {
+    axes.push_back(entry.substr(start, star - start));
+    start = star + 1;
+  }
+  axes.push_back(entry.substr(start));
+  return axes;
+}
+
 Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j) {
+  const auto bad = [&j] {
+    return InvalidArgumentError("a partition spec is a list of axis names, lists of axis names or nulls, not " +
+                                j.dump());
+  };
   if (j.is_null()) return PartitionSpec{};
-  if (!j.is_array()) return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
+  if (!j.is_array()) return bad();
   PartitionSpec p;
   for (const auto& e : j) {
-    if (e.is_null())
+    if (e.is_null()) {
       p.push_back(std::nullopt);
-    else if (e.is_string())
+    } else if (e.is_string() && e.get<std::string>().find('*') == std::string::npos) {
       p.push_back(e.get<std::string>());
-    else
-      return InvalidArgumentError("a partition spec is a list of axis names or nulls, not " + j.dump());
+    } else if (e.is_array() && !e.empty()) {
+      std::string joined;
+      for (const auto& a : e) {
+        if (!a.is_string() || a.get<std::string>().empty() || a.get<std::string>().find('*') != std::string::npos)
+          return bad();
+        joined += (joined.empty() ? "" : "*") + a.get<std::string>();
+      }
+      p.push_back(joined);
+    } else {
+      return bad();
+    }
   }
   return p;
 }
 
 nlohmann::json PartitionSpecToJson(const PartitionSpec& p) {
   nlohmann::json j = nlohmann::json::array();
-  for (const auto& e : p) j.push_back(e ? nlohmann::json(*e) : nlohmann::json());
+  for (const auto& e : p) {
+    if (!e) {
+      j.push_back(nlohmann::json());
+      continue;
+    }
+    const std::vector<std::string> axes = EntryAxes(*e);
+    j.push_back(axes.size() == 1 ? nlohmann::json(axes[0]) : nlohmann::json(axes));
+  }
   return j;
 }
 
@@ -104,15 +136,22 @@ Result<Box> TileOf(std::span<const int64_t> shape, const PartitionSpec& partitio
                                 std::to_string(shape.size()) + " dimensions");
   }
   Box b{std::vector<int64_t>(shape.size(), 0), std::vector<int64_t>(shape.begin(), shape.end())};
+  std::vector<std::string> used;
   for (size_t d = 0; d < partition.size(); ++d) {
     if (!partition[d]) continue;
-    const std::string& axis = *partition[d];
-    for (size_t e = 0; e < d; ++e)
-      if (partition[e] && *partition[e] == axis) return InvalidArgumentError("axis " + axis + " used twice");
-    int64_t parts = mesh.AxisSize(axis);
-    if (parts == 0) return InvalidArgumentError("mesh " + mesh.ToString() + " has no axis \"" + axis + "\"");
+    // Several axes split a dimension as one axis of their product, row-major over them (JAX's tuples).
+    int64_t parts = 1, coordinate = 0;
+    for (const std::string& axis : EntryAxes(*partition[d])) {
+      if (std::find(used.begin(), used.end(), axis) != used.end())
+        return InvalidArgumentError("axis " + axis + " used twice");
+      used.push_back(axis);
+      const int64_t size = mesh.AxisSize(axis);
+      if (size == 0) return InvalidArgumentError("mesh " + mesh.ToString() + " has no axis \"" + axis + "\"");
+      parts *= size;
+      coordinate = coordinate * size + mesh.Coordinate(rank, axis);
+    }
     RETURN_IF_ERROR(CheckSplit(shape[d], parts, "dimension " + std::to_string(d)));
-    auto [begin, end] = SplitPart(shape[d], parts, mesh.Coordinate(rank, axis));
+    auto [begin, end] = SplitPart(shape[d], parts, coordinate);
     b.origin[d] = begin;
     b.shape[d] = end - begin;
   }
@@ -122,7 +161,10 @@ Result<Box> TileOf(std::span<const int64_t> shape, const PartitionSpec& partitio
 bool OwnsTile(const PartitionSpec& partition, const Mesh& mesh, int64_t rank) {
   for (const auto& [axis, size] : mesh.axes) {
     bool used = false;
-    for (const auto& p : partition) used |= p && *p == axis;
+    for (const auto& p : partition) {
+      if (!p) continue;
+      for (const std::string& a : EntryAxes(*p)) used |= a == axis;
+    }
     if (!used && mesh.Coordinate(rank, axis) != 0) return false;
   }
   return true;

@@ -31,8 +31,11 @@ struct Mesh {
   int64_t Coordinate(int64_t rank, std::string_view axis) const;
 };
 
+// Per dimension: null (not split), one axis, or several axes that split it as one axis of their product,
+// row-major over them (JAX's P(("a", "b"))): "a*b" here, ["a", "b"] in JSON.
 using PartitionSpec = std::vector<std::optional<std::string>>;      // empty: replicated
-Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j);  // ["domain", null]
+Result<PartitionSpec> ParsePartitionSpec(const nlohmann::json& j);  // ["domain", null], [["lat", "lon"], "tensor"]
+std::vector<std::string> EntryAxes(const std::string& entry);       // "a*b" -> {"a", "b"}
 nlohmann::json PartitionSpecToJson(const PartitionSpec& p);
 
 // The box of a tensor of `shape` partitioned by `partition` that `rank` holds on `mesh`. Refused: a spec of

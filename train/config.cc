@@ -11,7 +11,8 @@ std::string N(int64_t v) { return std::to_string(v); }
 
 }  // namespace
 
-Status ModelConfig::Validate(int64_t s) const {
+Status ModelConfig::Validate(int64_t s, DomainGrid grid) const {
+  const int64_t lat_parts = grid.lat, lon_parts = grid.lon;
   if (channels < 1 || height < 1 || width < 1 || patch_h < 1 || patch_w < 1 || dim < 1 || depth < 0 ||
       token_hidden < 1 || channel_hidden < 1 || lat_parts < 1 || lon_parts < 1) {
     return InvalidArgumentError("model: every size must be positive (channels " + N(channels) + ", grid " + N(height) +
@@ -19,7 +20,7 @@ Status ModelConfig::Validate(int64_t s) const {
                                 ", depth " + N(depth) + ", token_hidden " + N(token_hidden) + ", channel_hidden " +
                                 N(channel_hidden) + ")");
   }
-  if (s > 1 && lat_parts * lon_parts != s) {
+  if (lat_parts * lon_parts != s) {
     return InvalidArgumentError("model: a " + N(s) + "x" + N(s) + " mesh needs " + N(s) +
                                 " domain parts, but the domain grid " + N(lat_parts) + "x" + N(lon_parts) + " has " +
                                 N(lat_parts * lon_parts));
@@ -42,19 +43,33 @@ Status ModelConfig::Validate(int64_t s) const {
   return OkStatus();
 }
 
-Status CheckTileGrid(const ModelConfig& c, int64_t s, int64_t lat, int64_t lon, int64_t ch) {
+Result<DomainGrid> RunDomainGrid(const ModelConfig& c, int64_t s, int64_t lat, int64_t lon, int64_t ch) {
+  if (s == 1) return DomainGrid{};
   const std::string grid = N(lat) + "x" + N(lon) + "x" + N(ch);
   if (lat * lon != s || ch != s) {
     return InvalidArgumentError("the store's tile grid " + grid + " does not fit a " + N(s) + "x" + N(s) +
                                 " mesh (it needs LAT x LON = " + N(s) + " domain parts and CH = " + N(s) +
                                 " channel groups)");
   }
-  if (lat != c.lat_parts || lon != c.lon_parts) {
-    return InvalidArgumentError("the store's tile grid " + grid + " cuts the domain " + N(lat) + "x" + N(lon) +
-                                ", but the model orders its tokens by a " + N(c.lat_parts) + "x" + N(c.lon_parts) +
-                                " domain grid");
+  // Each tile must hold whole patches: the token mix mixes patches, never parts of one.
+  if (c.height % lat != 0 || (c.height / lat) % c.patch_h != 0 || c.width % lon != 0 ||
+      (c.width / lon) % c.patch_w != 0) {
+    return InvalidArgumentError("the store's tile grid " + grid + " cuts the " + N(c.height) + "x" + N(c.width) +
+                                " grid into tiles of " + N(c.height) + "/" + N(lat) + " x " + N(c.width) + "/" +
+                                N(lon) + " pixels, which do not hold whole " + N(c.patch_h) + "x" + N(c.patch_w) +
+                                " patches of the model (shard the store with a tile grid that does, e.g. crop "
+                                "721 -> 720 rows)");
   }
-  return OkStatus();
+  return DomainGrid{lat, lon};
+}
+
+DomainGrid LegacyDomainGrid(const nlohmann::json& model) {
+  DomainGrid g;
+  if (model.is_object()) {
+    g.lat = model.value("lat_parts", int64_t{1});
+    g.lon = model.value("lon_parts", int64_t{1});
+  }
+  return g;
 }
 
 ModelSplits SplitModel(const ModelConfig& c, int64_t s) {
@@ -120,8 +135,6 @@ nlohmann::json ModelConfig::ToJson() const {
                       {"depth", depth},
                       {"token_hidden", token_hidden},
                       {"channel_hidden", channel_hidden},
-                      {"lat_parts", lat_parts},
-                      {"lon_parts", lon_parts},
                       {"ln_eps", ln_eps}};
   if (static_channels > 0) j["static_channels"] = static_channels;  // absent: none (configs before it)
   return j;
@@ -139,8 +152,6 @@ Result<ModelConfig> ModelConfig::FromJson(const nlohmann::json& j) {
     c.depth = j.at("depth");
     c.token_hidden = j.at("token_hidden");
     c.channel_hidden = j.at("channel_hidden");
-    c.lat_parts = j.value("lat_parts", int64_t{1});
-    c.lon_parts = j.value("lon_parts", int64_t{1});
     c.ln_eps = j.value("ln_eps", 1e-5f);
     c.static_channels = j.value("static_channels", int64_t{0});
   } catch (const nlohmann::json::exception& e) {

@@ -13,6 +13,16 @@
 
 namespace jigsaw::train {
 
+// How a run cuts the sample's domain among the mesh rows: LAT x LON parts (a store's tile grid), part
+// (a, b) on mesh row i = a LON + b, its tokens row-major inside it. A property of the run, like the mesh,
+// never of the model: a model's parameters keep their token dimensions by patch position (ModelConfig's
+// patch rows x patch columns), whatever grid trained it. One rank holds every part: its grid is 1x1.
+struct DomainGrid {
+  int64_t lat = 1, lon = 1;
+  int64_t parts() const { return lat * lon; }
+  std::string ToString() const { return std::to_string(lat) + "x" + std::to_string(lon); }
+};
+
 struct ModelConfig {
   int64_t channels = 0, height = 0, width = 0;  // C x H x W of a sample (after any crop)
   // S time-independent input channels (the store's `static` array: land-sea mask, orography...), embedded
@@ -20,24 +30,33 @@ struct ModelConfig {
   int64_t static_channels = 0;
   int64_t patch_h = 1, patch_w = 1;
   int64_t dim = 0, depth = 0, token_hidden = 0, channel_hidden = 0;  // D, L, Hs, Hf
-  // The domain grid LAT x LON that orders the tokens (domain part first, row-major inside it). On an
-  // s x s mesh lat_parts * lon_parts = s; a 1-rank run may use any grid (it holds every part).
-  int64_t lat_parts = 1, lon_parts = 1;
   float ln_eps = 1e-5f;
 
-  int64_t tokens() const { return (height / patch_h) * (width / patch_w); }
+  int64_t patch_rows() const { return height / patch_h; }  // the token grid: patch rows x patch columns
+  int64_t patch_cols() const { return width / patch_w; }
+  int64_t tokens() const { return patch_rows() * patch_cols(); }
   int64_t patch_pixels() const { return patch_h * patch_w; }
   int64_t features() const { return channels * patch_pixels(); }                // F_in = F_out = C ph pw
   int64_t static_features() const { return static_channels * patch_pixels(); }  // S ph pw
 
-  Status Validate(int64_t s) const;
+  // Refuses a model that cannot run on an s x s mesh over `grid` (s domain parts of whole patches, every
+  // split dimension at least s long), naming the numbers.
+  Status Validate(int64_t s, DomainGrid grid = {}) const;
+  // The model's identity: sizes, patch and LayerNorm eps (no run property such as the domain grid).
   nlohmann::json ToJson() const;
+  // Also reads the identities of checkpoints made before the domain grid left the model (their
+  // "lat_parts" and "lon_parts" are the run's: LegacyDomainGrid).
   static Result<ModelConfig> FromJson(const nlohmann::json& j);
 };
 
-// A dataset store's tile grid LAT x LON x CH against the model on an s x s mesh: LAT LON = s domain parts
-// that are the model's token order, CH = s channel groups; refused naming the numbers otherwise.
-Status CheckTileGrid(const ModelConfig& c, int64_t s, int64_t lat, int64_t lon, int64_t ch);
+// The domain grid a checkpoint made before the canonical token layout recorded in its model (1x1 when
+// absent): the token order of its token-mix tensors.
+DomainGrid LegacyDomainGrid(const nlohmann::json& model);
+
+// The domain grid of an s x s run over a store tiled LAT x LON x CH: the store's LAT x LON (s domain parts,
+// CH = s channel groups, every part whole patches), or 1x1 on one rank, which reads any store whole.
+// Refused naming the store's grid, the mesh and the model's patch otherwise.
+Result<DomainGrid> RunDomainGrid(const ModelConfig& c, int64_t s, int64_t lat, int64_t lon, int64_t ch);
 
 // The part bounds of every dimension the model splits, on an s x s mesh.
 struct ModelSplits {

@@ -1,5 +1,7 @@
 #include "train/mesh.h"
 
+#include "train/config.h"
+
 namespace jigsaw::train {
 
 std::string MeshPosition::ToString() const {
@@ -20,6 +22,10 @@ Result<JigsawMesh> ParseJigsawMesh(std::string_view text) {
                                 " is not (every weight and activation is cut into s x s blocks)");
   }
   return JigsawMesh{std::move(mesh), domain};
+}
+
+Mesh StoredMesh(const DomainGrid& g) {
+  return Mesh{{{"domain_lat", g.lat}, {"domain_lon", g.lon}, {"tensor_lat", g.lat}, {"tensor_lon", g.lon}}};
 }
 
 namespace {

@@ -36,6 +36,17 @@ struct JigsawMesh {
 };
 Result<JigsawMesh> ParseJigsawMesh(std::string_view text);
 
+// The mesh on which a run's parameters are stored (checkpoints): the mesh rows i = a LON + b and columns
+// j = c LON + d, each as (part row, part column) of the domain grid LAT x LON, so that a token dimension
+// kept by patch position splits into boxes (DESIGN.md): axes domain_lat=LAT, domain_lon=LON, tensor_lat=LAT,
+// tensor_lon=LON, rank i s + j as on the run's mesh. A dimension the run splits along the mesh rows is
+// partitioned by "domain_lat*domain_lon", along the columns by "tensor_lat*tensor_lon"; patch rows and
+// columns of tokens by one axis each.
+struct DomainGrid;  // train/config.h
+Mesh StoredMesh(const DomainGrid& grid);
+inline constexpr const char* kRowsAxes = "domain_lat*domain_lon";
+inline constexpr const char* kColumnsAxes = "tensor_lat*tensor_lon";
+
 // Collective over `world`: world->size() must be replicas * s^2 (refused, naming the numbers, otherwise).
 Result<MeshComms> SplitMesh(TensorCommunicator* world, int64_t s);
 // SplitMesh for tensors on `device`: on GPUs, in a job of several ranks, the communicators are NCCL ones

@@ -2,16 +2,27 @@
 
 namespace jigsaw::train {
 
-std::vector<float> Parameter::Cut(const std::vector<float>& global) const {
-  std::vector<float> out(local_size());
-  if (shape.size() == 1) {
-    std::copy(global.begin() + origin[0], global.begin() + origin[0] + extent[0], out.begin());
-    return out;
+std::vector<int64_t> Parameter::StoredIndices() const {
+  std::vector<int64_t> out;
+  out.reserve(stored_box.num_elements());
+  const size_t rank = stored_shape.size();
+  std::vector<int64_t> at(rank, 0);  // an odometer over the box, last dimension fastest
+  for (int64_t n = stored_box.num_elements(); n > 0; --n) {
+    int64_t flat = 0;
+    for (size_t d = 0; d < rank; ++d) flat = flat * stored_shape[d] + stored_box.origin[d] + at[d];
+    out.push_back(flat);
+    for (size_t d = rank; d-- > 0;) {
+      if (++at[d] < stored_box.shape[d]) break;
+      at[d] = 0;
+    }
   }
-  for (int64_t r = 0; r < extent[0]; ++r) {
-    const auto* src = global.data() + (origin[0] + r) * shape[1] + origin[1];
-    std::copy(src, src + extent[1], out.begin() + r * extent[1]);
-  }
+  return out;
+}
+
+std::vector<float> Parameter::Cut(const std::vector<float>& stored) const {
+  std::vector<float> out;
+  out.reserve(local_size());
+  for (int64_t k : StoredIndices()) out.push_back(stored.at(k));
   return out;
 }
 

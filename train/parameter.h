@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "base/box.h"
+#include "parallel/mesh.h"
 #include "train/block_matmul.h"
 #include "train/tensor.h"
 
@@ -34,20 +36,24 @@ struct Parameter {
   Backend::Operand AsOperand() const {
     return operand.size() > 0 ? Backend::Operand{operand.data(), true} : Backend::Operand{value.data(), false};
   }
-  // How checkpoints and the PyTorch oracle store it: the shape (a token-feature dimension F = C ph pw
-  // becomes [C, ph pw], so that its channel-group split is the regular rule on C), and per stored dimension
-  // the mesh axis it is split along: 'i' (mesh rows, the "domain" axis), 'j' (columns, "tensor") or '-'.
-  // This rank's block is exactly one box of that shape, in the same byte order.
+  // The one layout of the parameter outside a run, whatever mesh holds it: how checkpoints, exports, the
+  // PyTorch oracle and jigsaw.torch store it. Its shape: a token dimension T becomes [patch rows, patch
+  // columns] (tokens by patch position), a token-feature dimension F = C ph pw becomes [C, ph pw]. Its
+  // partition spec on the run's StoredMesh (train/mesh.h), and this rank's block as a box of that shape:
+  // exactly `value`'s elements, in the same byte order.
   std::vector<int64_t> stored_shape;
-  std::string stored_split;
+  PartitionSpec stored_partition;
+  Box stored_box;
 
   int64_t local_size() const {
     int64_t n = 1;
     for (int64_t e : extent) n *= e;
     return n;
   }
-  // This rank's block cut out of the global tensor (C order).
-  std::vector<float> Cut(const std::vector<float>& global) const;
+  // Where each element of this rank's block lies in the whole tensor in its stored layout (C order), and
+  // this rank's block cut out of such a tensor.
+  std::vector<int64_t> StoredIndices() const;
+  std::vector<float> Cut(const std::vector<float>& stored) const;
   // True on the one copy of a replicated vector that the gradient norm counts (and checkpoints save).
   bool Counted(int64_t i, int64_t j) const {
     return layout == Layout::kMatrix || (layout == Layout::kColumnPart ? i == 0 : j == 0);

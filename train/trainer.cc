@@ -9,10 +9,10 @@
 namespace jigsaw::train {
 
 Result<std::unique_ptr<Trainer>> Trainer::Create(const ModelConfig& model, const OptimizerConfig& opt, Backend* be,
-                                                 MeshComms* mesh, uint64_t seed) {
+                                                 MeshComms* mesh, uint64_t seed, DomainGrid grid) {
   RETURN_IF_ERROR(opt.Validate());
   std::unique_ptr<Trainer> t(new Trainer(be, mesh, opt));
-  ASSIGN_OR_RETURN(t->model_, WeatherMixer::Create(model, be, mesh, seed));
+  ASSIGN_OR_RETURN(t->model_, WeatherMixer::Create(model, be, mesh, seed, grid));
   return t;
 }
 

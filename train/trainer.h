@@ -36,7 +36,7 @@ struct TileBatch {
 class Trainer {
  public:
   static Result<std::unique_ptr<Trainer>> Create(const ModelConfig& model, const OptimizerConfig& opt, Backend* backend,
-                                                 MeshComms* mesh, uint64_t seed);
+                                                 MeshComms* mesh, uint64_t seed, DomainGrid grid = {});
   WeatherMixer& model() { return *model_; }
   int64_t step() const { return step_; }
   // Samples the model takes at once (0, the default: WeatherMixer::SamplesAtOnce's choice, about 1024 token

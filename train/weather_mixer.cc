@@ -140,8 +140,8 @@ void WeatherMixer::SetBatch(int64_t samples) {
   }
 }
 
-WeatherMixer::WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh)
-    : config_(c), be_(be), mesh_(mesh), mm_(be, mesh) {}
+WeatherMixer::WeatherMixer(const ModelConfig& c, DomainGrid grid, Backend* be, MeshComms* mesh)
+    : config_(c), grid_(grid), stored_mesh_(StoredMesh(grid)), be_(be), mesh_(mesh), mm_(be, mesh) {}
 
 WeatherMixer::~WeatherMixer() = default;
 
@@ -153,7 +153,7 @@ Parameter* WeatherMixer::Find(const std::string& name) {
 
 void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
                                 const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape,
-                                std::string stored_split) {
+                                PartitionSpec stored_partition) {
   const auto& pos = mesh_->pos;
   Parameter p;
   p.name = name;
@@ -177,11 +177,15 @@ void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vec
   }
   if (stored_shape.empty()) {
     p.stored_shape = p.shape;
-    p.stored_split = layout == Layout::kMatrix ? "ij" : layout == Layout::kColumnPart ? "j" : "i";
+    p.stored_partition = layout == Layout::kMatrix       ? PartitionSpec{kRowsAxes, kColumnsAxes}
+                         : layout == Layout::kColumnPart ? PartitionSpec{kColumnsAxes}
+                                                         : PartitionSpec{kRowsAxes};
   } else {
     p.stored_shape = std::move(stored_shape);
-    p.stored_split = std::move(stored_split);
+    p.stored_partition = std::move(stored_partition);
   }
+  // The stored box is this rank's block: validated by Create (Validate), so the split cannot fail here.
+  p.stored_box = TileOf(p.stored_shape, p.stored_partition, stored_mesh_, pos.i * pos.s + pos.j).value();
   const int64_t n = p.local_size();
   p.value = Tensor(be_, n);
   p.grad = Tensor(be_, n);
@@ -192,10 +196,10 @@ void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vec
 }
 
 Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c, Backend* be, MeshComms* mesh,
-                                                           uint64_t seed) {
+                                                           uint64_t seed, DomainGrid grid) {
   const auto& pos = mesh->pos;
-  RETURN_IF_ERROR(c.Validate(pos.s));
-  std::unique_ptr<WeatherMixer> m(new WeatherMixer(c, be, mesh));
+  RETURN_IF_ERROR(c.Validate(pos.s, grid));
+  std::unique_ptr<WeatherMixer> m(new WeatherMixer(c, grid, be, mesh));
   const int64_t s = pos.s;
   const ModelSplits& sp = m->split_ = SplitModel(c, s);
   const Bounds none = {0, 0};
@@ -207,12 +211,9 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   m->token_hidden_ = part(sp.token_hidden, pos.i);
   m->channel_hidden_ = part(sp.channel_hidden, pos.j);
   // The tile: channel group j over domain part i (on one rank: everything).
-  if (s == 1) {
-    m->tile_ = {c.channels, c.height, c.width, 0, 0, 0};
-  } else {
-    const int64_t hb = c.height / c.lat_parts, wb = c.width / c.lon_parts;
-    m->tile_ = {part(sp.channels, pos.j),  hb, wb, sp.channels[pos.j], (pos.i / c.lon_parts) * hb,
-                (pos.i % c.lon_parts) * wb};
+  {
+    const int64_t hb = c.height / grid.lat, wb = c.width / grid.lon;
+    m->tile_ = {part(sp.channels, pos.j), hb, wb, sp.channels[pos.j], (pos.i / grid.lon) * hb, (pos.i % grid.lon) * wb};
   }
   m->static_tile_ = m->tile_;
   m->static_tile_.channels = c.static_channels > 0 ? part(sp.static_channels, pos.j) : 0;
@@ -221,16 +222,23 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   const int64_t T = c.tokens(), D = c.dim, F = c.features(), Hs = c.token_hidden, Hf = c.channel_hidden;
   // Vectors take their split from the bounds of the dimension they index (the other argument is unused).
   const int64_t C = c.channels, P = c.patch_pixels();
-  m->AddParameter("embed_w", Layout::kMatrix, {F, D}, sp.features, sp.dim, true, true, {C, P, D}, "i-j");
+  // Stored layouts (Parameter::stored_shape): tokens by patch position [PR, PC], token features [C, ph pw].
+  const int64_t PR = c.patch_rows(), PC = c.patch_cols();
+  const std::optional<std::string> rows = kRowsAxes, cols = kColumnsAxes, no = std::nullopt;
+  m->AddParameter("embed_w", Layout::kMatrix, {F, D}, sp.features, sp.dim, true, true, {C, P, D}, {rows, no, cols});
   m->AddParameter("embed_b", Layout::kColumnPart, {D}, none, sp.dim, false, true);
   for (int64_t l = 0; l < c.depth; ++l) {
     const std::string b = "blocks." + std::to_string(l) + ".";
     m->AddParameter(b + "token_norm_w", Layout::kColumnPart, {D}, none, sp.dim, false, false);
     m->AddParameter(b + "token_norm_b", Layout::kColumnPart, {D}, none, sp.dim, false, false);
-    m->AddParameter(b + "token_w1", Layout::kMatrix, {T, Hs}, sp.tokens, sp.token_hidden, true, false);
+    // A token dimension split along the mesh rows (columns) is domain part i (j): a box of [PR, PC].
+    m->AddParameter(b + "token_w1", Layout::kMatrix, {T, Hs}, sp.tokens, sp.token_hidden, true, false, {PR, PC, Hs},
+                    {"domain_lat", "domain_lon", cols});
     m->AddParameter(b + "token_b1", Layout::kRowPart, {Hs}, sp.token_hidden, none, false, false);
-    m->AddParameter(b + "token_w2", Layout::kMatrix, {Hs, T}, sp.token_hidden, sp.tokens, true, false);
-    m->AddParameter(b + "token_b2", Layout::kRowPart, {T}, sp.tokens, none, false, false);
+    m->AddParameter(b + "token_w2", Layout::kMatrix, {Hs, T}, sp.token_hidden, sp.tokens, true, false, {Hs, PR, PC},
+                    {rows, "tensor_lat", "tensor_lon"});
+    m->AddParameter(b + "token_b2", Layout::kRowPart, {T}, sp.tokens, none, false, false, {PR, PC},
+                    {"domain_lat", "domain_lon"});
     m->AddParameter(b + "channel_norm_w", Layout::kColumnPart, {D}, none, sp.dim, false, false);
     m->AddParameter(b + "channel_norm_b", Layout::kColumnPart, {D}, none, sp.dim, false, false);
     m->AddParameter(b + "channel_w1", Layout::kMatrix, {D, Hf}, sp.dim, sp.channel_hidden, true, false);
@@ -240,11 +248,11 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   }
   m->AddParameter("head_norm_w", Layout::kColumnPart, {D}, none, sp.dim, false, false);
   m->AddParameter("head_norm_b", Layout::kColumnPart, {D}, none, sp.dim, false, false);
-  m->AddParameter("head_w", Layout::kMatrix, {D, F}, sp.dim, sp.features, true, true, {D, C, P}, "ij-");
-  m->AddParameter("head_b", Layout::kColumnPart, {F}, none, sp.features, false, true, {C, P}, "j-");
+  m->AddParameter("head_w", Layout::kMatrix, {D, F}, sp.dim, sp.features, true, true, {D, C, P}, {rows, cols, no});
+  m->AddParameter("head_b", Layout::kColumnPart, {F}, none, sp.features, false, true, {C, P}, {cols, no});
   // Last, so that the other parameters' seeded values do not depend on whether there are static channels.
   if (const int64_t S = c.static_channels; S > 0)
-    m->AddParameter("static_w", Layout::kMatrix, {S * P, D}, sp.static_features, sp.dim, true, true, {S, P, D}, "i-j");
+    m->AddParameter("static_w", Layout::kMatrix, {S * P, D}, sp.static_features, sp.dim, true, true, {S, P, D}, {rows, no, cols});
 
   // Pointers into params_ (complete now, so they stay valid).
   m->embed_w_ = m->Find("embed_w");
@@ -268,17 +276,15 @@ Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c,
   be->Fill(m->lat_w_.data(), m->lat_w_.size(), 1.0f);
   be->Fill(m->ch_w_.data(), m->ch_w_.size(), 1.0f);
 
-  // Seeded initialisation of the global tensors; each rank makes its own block.
+  // Seeded initialisation of the whole tensors in their stored layout; each rank makes its own block.
   for (size_t t = 0; t < m->params_.size(); ++t) {
     Parameter& p = m->params_[t];
     std::vector<float> host(p.local_size());
     const bool gain = p.name.ends_with("norm_w");
     if (p.layout == Layout::kMatrix) {
       const float bound = 1.0f / std::sqrt(static_cast<float>(p.shape[0]));
-      for (int64_t r = 0; r < p.extent[0]; ++r)
-        for (int64_t q = 0; q < p.extent[1]; ++q)
-          host[r * p.extent[1] + q] =
-              InitValue(seed, static_cast<int64_t>(t), (p.origin[0] + r) * p.shape[1] + p.origin[1] + q, bound);
+      const std::vector<int64_t> at = p.StoredIndices();
+      for (size_t e = 0; e < at.size(); ++e) host[e] = InitValue(seed, static_cast<int64_t>(t), at[e], bound);
     } else {
       std::fill(host.begin(), host.end(), gain ? 1.0f : 0.0f);
     }
@@ -309,22 +315,13 @@ Status WeatherMixer::SetStatic(const float* tile) {
   return OkStatus();
 }
 
-// The tile holds one domain part (s > 1) or all of them (1 rank); tokens go part by part.
+// The tile is one domain part (the whole grid on one rank): its tokens row-major inside it.
 void WeatherMixer::Patches(float* tile, int64_t channels, float* tokens, bool to_tokens) {
-  const int64_t s = mesh_->pos.s;
-  const int64_t parts_h = s == 1 ? config_.lat_parts : 1, parts_w = s == 1 ? config_.lon_parts : 1;
-  const int64_t hb = tile_.height / parts_h, wb = tile_.width / parts_w;
-  const int64_t per = (hb / config_.patch_h) * (wb / config_.patch_w) * channels * config_.patch_pixels();
-  const Backend::Block b{channels, hb, wb, tile_.width, tile_.height * tile_.width};
-  for (int64_t a = 0; a < parts_h; ++a)
-    for (int64_t c = 0; c < parts_w; ++c) {
-      float* part = tile + a * hb * tile_.width + c * wb;
-      float* part_tokens = tokens + (a * parts_w + c) * per;
-      if (to_tokens)
-        be_->Patchify(part, b, config_.patch_h, config_.patch_w, part_tokens);
-      else
-        be_->Unpatchify(part_tokens, b, config_.patch_h, config_.patch_w, part);
-    }
+  const Backend::Block b{channels, tile_.height, tile_.width, tile_.width, tile_.height * tile_.width};
+  if (to_tokens)
+    be_->Patchify(tile, b, config_.patch_h, config_.patch_w, tokens);
+  else
+    be_->Unpatchify(tokens, b, config_.patch_h, config_.patch_w, tile);
 }
 
 // The current samples' tiles [B, channels, h, w] (`tile_size` apart) <-> tokens [t, B, channels ph pw]: each

@@ -32,13 +32,18 @@ struct TileShape {
 
 class WeatherMixer {
  public:
-  // Refuses a config that does not fit the mesh (ModelConfig::Validate). Weights initialised from `seed`
-  // on the global tensors: matrices U(-1/sqrt(rows), 1/sqrt(rows)), biases 0, LayerNorm gains 1.
+  // Refuses a config that does not fit the mesh and the run's domain grid (ModelConfig::Validate; one rank:
+  // 1x1). Weights initialised from `seed` on the whole tensors in their stored layout: matrices
+  // U(-1/sqrt(rows), 1/sqrt(rows)), biases 0, LayerNorm gains 1; the same model on every mesh and grid.
   static Result<std::unique_ptr<WeatherMixer>> Create(const ModelConfig& config, Backend* backend, MeshComms* mesh,
-                                                      uint64_t seed);
+                                                      uint64_t seed, DomainGrid grid = {});
   ~WeatherMixer();
 
   const ModelConfig& config() const { return config_; }
+  const DomainGrid& grid() const { return grid_; }
+  const MeshPosition& position() const { return mesh_->pos; }
+  // The mesh the parameters are stored on (checkpoints): StoredMesh(grid()); this rank is i s + j on it.
+  const Mesh& stored_mesh() const { return stored_mesh_; }
   const TileShape& tile() const { return tile_; }
   // Samples to put through the model at once (Trainer's micro-batches, jigsaw-rollout's groups): `asked`
   // when positive (a user's --micro-batch or --batch), else enough for about kFoldRows token rows per product
@@ -94,7 +99,7 @@ class WeatherMixer {
   struct Block;             // one mixer block's parameters
   struct BlockActivations;  // what one block's backward reads
   struct Pass;              // what one application of the model keeps for its backward
-  WeatherMixer(const ModelConfig& c, Backend* be, MeshComms* mesh);
+  WeatherMixer(const ModelConfig& c, DomainGrid grid, Backend* be, MeshComms* mesh);
   Pass MakePass();
   BlockActivations MakeBlockActivations();
   // One block's forward on z (in place), keeping in x what its backward reads; its backward, dz_ from the
@@ -109,7 +114,7 @@ class WeatherMixer {
   Status Backward(Pass& pass, const float* dtendency, float* dstate, const GradientsFinal* final);
   void AddParameter(const std::string& name, Layout layout, std::vector<int64_t> shape, const Bounds& rows,
                     const Bounds& cols, bool decay, bool embed_or_head, std::vector<int64_t> stored_shape = {},
-                    std::string stored_split = "");
+                    PartitionSpec stored_partition = {});
   // tile [channels, h, w] <-> tokens [t, channels ph pw] (to_tokens picks the direction), domain part by
   // domain part.
   void Patches(float* tile, int64_t channels, float* tokens, bool to_tokens);
@@ -131,6 +136,8 @@ class WeatherMixer {
   Backend::Operand Activation(const Tensor& t) const;
 
   ModelConfig config_;
+  DomainGrid grid_;
+  Mesh stored_mesh_;
   Backend* be_;
   MeshComms* mesh_;
   ModelSplits split_;

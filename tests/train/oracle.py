@@ -32,17 +32,17 @@ def split_len(n, p):
 
 
 class WeatherMixer(nn.Module):
-    """Per sample: x [C, H, W] -> prediction x + tendency. Tokens are ordered domain part first (the
-    domain grid lat_parts x lon_parts, row-major), then row-major inside the part; token features are
-    ordered (channel, py, px)."""
+    """Per sample: x [C, H, W] -> prediction x + tendency. Tokens are the ph x pw patches by position,
+    row-major over the patch grid [H/ph, W/pw]: token-mix weights are stored [PR, PC, Hs], [Hs, PR, PC] and
+    [PR, PC] (patch rows, patch columns), whatever mesh a model was trained on. Token features are ordered
+    (channel, py, px). No domain grid or mesh appears here: the oracle shares no run convention with
+    jigsaw."""
 
-    def __init__(self, c, h, w, ph, pw, dim, depth, token_hidden, channel_hidden, lat_parts, lon_parts, statics=0):
+    def __init__(self, c, h, w, ph, pw, dim, depth, token_hidden, channel_hidden, statics=0):
         super().__init__()
         self.c, self.h, self.w, self.ph, self.pw = c, h, w, ph, pw
         self.statics, self.static = statics, None  # S static input channels; the [S, H, W] input, set by the caller
-        self.lat_parts, self.lon_parts = lat_parts, lon_parts
-        t = (h // ph) * (w // pw)
-        f = c * ph * pw
+        pr, pc = h // ph, w // pw
         P = lambda *shape: nn.Parameter(torch.zeros(*shape))
         # Token-feature dimensions are stored [C, ph pw] (jigsaw's checkpoints split them by channel group).
         self.embed_w, self.embed_b = P(c, ph * pw, dim), P(dim)
@@ -50,8 +50,8 @@ class WeatherMixer(nn.Module):
         for _ in range(depth):
             b = nn.Module()
             b.token_norm_w, b.token_norm_b = P(dim), P(dim)
-            b.token_w1, b.token_b1 = P(t, token_hidden), P(token_hidden)
-            b.token_w2, b.token_b2 = P(token_hidden, t), P(t)
+            b.token_w1, b.token_b1 = P(pr, pc, token_hidden), P(token_hidden)
+            b.token_w2, b.token_b2 = P(token_hidden, pr, pc), P(pr, pc)
             b.channel_norm_w, b.channel_norm_b = P(dim), P(dim)
             b.channel_w1, b.channel_b1 = P(dim, channel_hidden), P(channel_hidden)
             b.channel_w2, b.channel_b2 = P(channel_hidden, dim), P(dim)
@@ -61,30 +61,13 @@ class WeatherMixer(nn.Module):
         if statics:  # registered last: the other parameters keep their places
             self.static_w = P(statics, ph * pw, dim)
 
-    def patchify(self, x):  # [C, H, W] -> [T, C ph pw] (any number of channels C)
+    def patchify(self, x):  # [C, H, W] -> [T, C ph pw] (any number of channels C), tokens row-major
         c, ph, pw = x.shape[0], self.ph, self.pw
-        hb, wb = self.h // self.lat_parts, self.w // self.lon_parts
-        out = []
-        for a in range(self.lat_parts):
-            for b in range(self.lon_parts):
-                blk = x[:, a * hb:(a + 1) * hb, b * wb:(b + 1) * wb]
-                blk = blk.reshape(c, hb // ph, ph, wb // pw, pw).permute(1, 3, 0, 2, 4)
-                out.append(blk.reshape(-1, c * ph * pw))
-        return torch.cat(out)
+        return x.reshape(c, self.h // ph, ph, self.w // pw, pw).permute(1, 3, 0, 2, 4).reshape(-1, c * ph * pw)
 
     def unpatchify(self, y):  # inverse of patchify
         c, ph, pw = self.c, self.ph, self.pw
-        hb, wb = self.h // self.lat_parts, self.w // self.lon_parts
-        per = (hb // ph) * (wb // pw)
-        rows = []
-        for a in range(self.lat_parts):
-            cols = []
-            for b in range(self.lon_parts):
-                blk = y[(a * self.lon_parts + b) * per:(a * self.lon_parts + b + 1) * per]
-                blk = blk.reshape(hb // ph, wb // pw, c, ph, pw).permute(2, 0, 3, 1, 4)
-                cols.append(blk.reshape(c, hb, wb))
-            rows.append(torch.cat(cols, dim=2))
-        return torch.cat(rows, dim=1)
+        return y.reshape(self.h // ph, self.w // pw, c, ph, pw).permute(2, 0, 3, 1, 4).reshape(c, self.h, self.w)
 
     def forward(self, x):
         ln = lambda z, g, b: torch.nn.functional.layer_norm(z, (z.shape[-1],), g, b, eps=1e-5)
@@ -95,12 +78,19 @@ class WeatherMixer(nn.Module):
             z = z + self.patchify(self.static) @ self.static_w.reshape(self.statics * self.ph * self.pw, -1)
         for b in self.blocks:
             u = ln(z, b.token_norm_w, b.token_norm_b)
-            ht = gelu(b.token_w1.t() @ u + b.token_b1[:, None])  # [Hs, D]
-            z = z + b.token_w2.t() @ ht + b.token_b2[:, None]
+            t = u.shape[0]
+            ht = gelu(b.token_w1.reshape(t, -1).t() @ u + b.token_b1[:, None])  # [Hs, D]
+            z = z + b.token_w2.reshape(-1, t).t() @ ht + b.token_b2.reshape(t)[:, None]
             v = ln(z, b.channel_norm_w, b.channel_norm_b)
             z = z + gelu(v @ b.channel_w1 + b.channel_b1) @ b.channel_w2 + b.channel_b2
         y = ln(z, self.head_norm_w, self.head_norm_b) @ self.head_w.reshape(-1, f) + self.head_b.reshape(f)
         return x + self.unpatchify(y)
+
+
+def is_matrix(name):
+    """The weight matrices (decayed by AdamW); biases and LayerNorm gains are vectors whatever their shape
+    (head_b [C, ph pw] and token_b2 [PR, PC] are stored with two dimensions)."""
+    return name.endswith(("_w", "_w1", "_w2")) and not name.endswith("norm_w")
 
 
 def latitude_weights(lat_deg):
@@ -171,7 +161,6 @@ def main():
     p.add_argument("--grid", default="8x16", help="H x W")
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--patch", default="2x2")
-    p.add_argument("--domain", default="1x1", help="domain parts LAT x LON (token order)")
     p.add_argument("--dim", type=int, default=8)
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--token-hidden", type=int, default=12)
@@ -191,15 +180,14 @@ def main():
 
     h, w = map(int, a.grid.split("x"))
     ph, pw = map(int, a.patch.split("x"))
-    lat_parts, lon_parts = map(int, a.domain.split("x"))
     c = a.channels
     torch.manual_seed(a.seed)
-    m = WeatherMixer(c, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden, lat_parts, lon_parts,
-                     a.statics)
+    m = WeatherMixer(c, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden, a.statics)
     # Random weights everywhere (gains and biases too, so that every gradient path is exercised).
     with torch.no_grad():
         for i, (name, prm) in enumerate(m.named_parameters()):
-            fan_in = prm.shape[0] * (prm.shape[1] if name in ("embed_w", "static_w") else 1) if prm.dim() >= 2 else 4
+            fan_in = (prm[..., 0].numel() if name.endswith(("embed_w", "static_w", "token_w1")) else prm.shape[0]) \
+                if is_matrix(name) else 4
             prm.copy_(init_uniform(a.seed * 1000 + i, prm.shape, 1 / math.sqrt(fan_in)))
             if name.endswith("norm_w"):
                 prm.add_(1.0)
@@ -222,7 +210,7 @@ def main():
     groups = []
     for scale, members in ((a.embed_lr_scale, embed_head), (1.0, [n for n in names if n not in embed_head])):
         for decay in (True, False):
-            ps = [params[n] for n in members if (params[n].dim() >= 2 and n != "head_b") == decay]
+            ps = [params[n] for n in members if is_matrix(n) == decay]
             if ps:
                 groups.append({"params": ps, "scale": scale, "weight_decay": a.weight_decay if decay else 0.0})
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
@@ -248,7 +236,7 @@ def main():
                 "losses": torch.tensor(losses), "grad_norm": torch.tensor(norms)})
     if a.statics:
         out["static"] = m.static
-    meta = dict(grid=a.grid, channels=c, patch=a.patch, domain=a.domain, dim=a.dim, depth=a.depth,
+    meta = dict(grid=a.grid, channels=c, patch=a.patch, dim=a.dim, depth=a.depth,
                 token_hidden=a.token_hidden, channel_hidden=a.channel_hidden, statics=a.statics, batch=a.batch,
                 steps=a.steps,
                 rollout_steps=a.rollout_steps,

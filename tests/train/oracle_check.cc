@@ -6,7 +6,9 @@
 // tensor). Also: replicated vector copies bit-identical, the same losses bit for bit when the steps are
 // run again with activation recomputation and without overlapped exchanges, and GEMM FLOPs and bytes sent equal on every rank and equal to
 // the closed form.
-//   oracle_check ORACLE.safetensors S [BACKEND] [TOLERANCE] [WEIGHT_TOLERANCE | -]
+//   oracle_check ORACLE.safetensors S|LATxLON [BACKEND] [TOLERANCE] [WEIGHT_TOLERANCE | -]
+// The second argument is the run's domain grid (S: 1 x S), on an s x s mesh with s = LAT LON. The oracle's
+// token weights are by patch position and it knows no grid: every grid is checked against the same file.
 // BACKEND is cpu (default), cpu:bf16, cuda, cuda:tf32 or cuda:bf16; TOLERANCE (default 1e-4) applies to the loss,
 // the gradients and their norm: lower-precision products need more (TF32 1e-3, bf16 2e-2).
 // The weights after AdamW steps may be given a looser tolerance for larger models: Adam divides by
@@ -105,7 +107,7 @@ std::vector<Product> ModelProducts(const ModelConfig& c, int64_t B) {
 
 int main(int argc, char** argv) {
   if (argc < 3 || argc > 6) {
-    std::fprintf(stderr, "usage: oracle_check ORACLE.safetensors S [BACKEND] [TOLERANCE] [WEIGHT_TOLERANCE]\n");
+    std::fprintf(stderr, "usage: oracle_check ORACLE.safetensors S|LATxLON [BACKEND] [TOLERANCE] [WEIGHT_TOLERANCE]\n");
     return 2;
   }
   std::unique_ptr<TensorCommunicator> world = NewLocalCommunicator();
@@ -114,13 +116,17 @@ int main(int argc, char** argv) {
   world = std::move(NewMpiCommunicator().value());
 #endif
   world_rank = world->rank();
-  const int64_t s = std::stoll(argv[2]);
+  // The run's domain grid: "S" (1 x S, the mesh s x s) or "LATxLON"; the oracle knows none.
+  const std::string grid_text = argv[2];
+  DomainGrid grid{1, std::stoll(grid_text)};
+  if (const size_t x = grid_text.find('x'); x != std::string::npos)
+    grid = {std::stoll(grid_text.substr(0, x)), std::stoll(grid_text.substr(x + 1))};
+  const int64_t s = grid.parts();
   const testing::OracleFile f(argv[1]);
   auto Floats = [&](const testing::OracleFile& file, const std::string& name) { return file.Floats(name); };
   ModelConfig mc;
   std::tie(mc.height, mc.width) = f.Pair("grid");
   std::tie(mc.patch_h, mc.patch_w) = f.Pair("patch");
-  std::tie(mc.lat_parts, mc.lon_parts) = f.Pair("domain");
   mc.channels = f.Int("channels");
   mc.dim = f.Int("dim");
   mc.depth = f.Int("depth");
@@ -169,7 +175,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<TensorCommunicator> alone = NewLocalCommunicator();
     auto single = SplitMesh(alone.get(), 1);
     auto whole = WeatherMixer::Create(mc, backend.get(), &*single, 42);
-    auto mine = WeatherMixer::Create(mc, backend.get(), &*mesh, 42);
+    auto mine = WeatherMixer::Create(mc, backend.get(), &*mesh, 42, grid);
     Check(whole.ok() && mine.ok(), "seeded models");
     for (auto& p : (*mine)->parameters()) {
       const std::vector<float> got = p.value.Download(), want = p.Cut((*whole)->Find(p.name)->value.Download());
@@ -181,7 +187,7 @@ int main(int argc, char** argv) {
   // Two runs of the same steps from the same weights: the second must repeat the first bit for bit.
   std::vector<double> run_losses[2];
   for (int run = 0; run < 2; ++run) {
-    auto trainer = Trainer::Create(mc, oc, backend.get(), &*mesh, 1);
+    auto trainer = Trainer::Create(mc, oc, backend.get(), &*mesh, 1, grid);
     if (!trainer.ok()) {
       std::fprintf(stderr, "%s\n", trainer.status().ToString().c_str());
       return 2;

@@ -40,12 +40,11 @@ def main():
     mean, std = sample["mean"][None, :, None, None], sample["std"][None, :, None, None]
     x = torch.from_numpy(((data - mean) / std).astype(np.float32))
     channels = list(sample["channels"])
-    lat_parts, lon_parts, _ = map(int, str(sample["tiles"]).split("x"))
     c, h, w = x.shape[1:]
     ph, pw = config["patch"]
     statics = sample["static"].shape[0] if "static" in sample else 0
     m = WeatherMixer(c, h, w, ph, pw, config["dim"], config["depth"], config["token_hidden"], config["channel_hidden"],
-                     lat_parts, lon_parts, statics)
+                     statics)
     if statics:
         sd = np.where(sample["static_std"] > 0, sample["static_std"], 1.0)[:, None, None]
         m.static = torch.from_numpy(((sample["static"] - sample["static_mean"][:, None, None]) / sd).astype(np.float32))

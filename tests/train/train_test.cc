@@ -54,28 +54,26 @@ ModelConfig Small() {
   c.depth = 1;
   c.token_hidden = 6;
   c.channel_hidden = 10;
-  c.lat_parts = 1;
-  c.lon_parts = 2;
   return c;
 }
 
 TEST(Config, RefusesWhatCannotRunNamingTheNumbers) {
-  EXPECT_TRUE(Small().Validate(2).ok());
+  const DomainGrid halves{1, 2}, thirds{1, 3};
+  EXPECT_TRUE(Small().Validate(2, halves).ok());
+  EXPECT_TRUE(Small().Validate(1).ok());
   ModelConfig c = Small();
   c.height = 9;  // 9 rows are no whole 2-row patches
-  Status st = c.Validate(2);
+  Status st = c.Validate(2, halves);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("9 latitude rows"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("720 rows"), std::string::npos) << st.message();
   c = Small();
-  st = c.Validate(3);  // 2 domain parts on a 3x3 mesh
+  st = c.Validate(3, halves);  // 2 domain parts on a 3x3 mesh
   EXPECT_NE(st.message().find("3x3 mesh needs 3 domain parts"), std::string::npos) << st.message();
   c = Small();
-  c.lat_parts = 1;
-  c.lon_parts = 3;
   c.channels = 2;
   c.width = 12;
-  st = c.Validate(3);  // 2 channels in 3 groups
+  st = c.Validate(3, thirds);  // 2 channels in 3 groups
   EXPECT_NE(st.message().find("channels of length 2 in 3 parts"), std::string::npos) << st.message();
 }
 
@@ -93,11 +91,22 @@ TEST(Config, MeshMustBeSquareAndMatchTheStore) {
   ASSERT_TRUE(three.ok()) << three.status().message();
   EXPECT_EQ(three->s, 3);
   EXPECT_EQ(three->mesh.AxisSize("domain"), 3);
-  EXPECT_TRUE(CheckTileGrid(Small(), 2, 1, 2, 2).ok());
-  Status st = CheckTileGrid(Small(), 2, 2, 1, 2);
-  EXPECT_NE(st.message().find("2x1x2 cuts the domain 2x1"), std::string::npos) << st.message();
-  st = CheckTileGrid(Small(), 2, 1, 2, 4);
+  // The run's domain grid is the store's, whichever way it cuts the domain, when its tiles hold whole patches.
+  auto g = RunDomainGrid(Small(), 2, 1, 2, 2);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->ToString(), "1x2");
+  g = RunDomainGrid(Small(), 2, 2, 1, 2);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->ToString(), "2x1");
+  g = RunDomainGrid(Small(), 1, 2, 2, 3);  // one rank reads any store whole
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->ToString(), "1x1");
+  Status st = RunDomainGrid(Small(), 2, 1, 2, 4).status();
   EXPECT_NE(st.message().find("1x2x4 does not fit a 2x2 mesh"), std::string::npos) << st.message();
+  ModelConfig wide = Small();
+  wide.patch_w = 16;  // one patch across: a 1x2 tile grid cuts every patch in two
+  st = RunDomainGrid(wide, 2, 1, 2, 2).status();
+  EXPECT_NE(st.message().find("do not hold whole 2x16 patches"), std::string::npos) << st.message();
 }
 
 TEST(Mesh, RefusesAJobThatHoldsNoWholeMeshes) {
@@ -175,7 +184,6 @@ namespace {
 TEST(GradientsFinal, EveryParameterOnceWhenFinalInBackwardOrder) {
   ModelConfig c = Small();
   c.depth = 3;
-  c.lon_parts = 1;
   c.static_channels = 1;
   auto be = NewCpuBackend(1);
   auto world = NewLocalCommunicator();
@@ -217,7 +225,6 @@ TEST(GradientsFinal, EveryParameterOnceWhenFinalInBackwardOrder) {
 // as in a model made with them.
 TEST(WeightOperands, EveryPassConvertsTheWeightsItMultiplies) {
   ModelConfig c = Small();
-  c.lon_parts = 1;
   auto be = NewCpuBackend(1, /*bf16_products=*/true);
   auto world = NewLocalCommunicator();
   auto mesh = SplitMesh(world.get(), 1);
@@ -255,7 +262,6 @@ TEST(WeightOperands, EveryPassConvertsTheWeightsItMultiplies) {
 // activation less).
 TEST(WeightOperands, Bf16ActivationsTakeHalfTheMemory) {
   ModelConfig c = Small();
-  c.lon_parts = 1;
   c.dim = 16;
   c.token_hidden = 24;
   c.channel_hidden = 40;
