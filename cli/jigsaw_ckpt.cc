@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/common_flags.h"
+#include "jobs/model_export.h"
 #include "storage/checkpoint/checkpoint.h"
 #include "storage/zarr/metadata.h"
 
@@ -57,6 +58,10 @@ int main(int argc, char** argv) {
   reshard->add_option("--mesh", mesh_text, "target mesh, e.g. domain=4,tensor=2")->required();
   reshard->add_option("--partition", partition_path, "JSON: tensor name or glob -> partition spec (default: keep)");
   reshard->add_option("--out", out, "target checkpoint root")->required();
+  std::string domain_grid, export_data;
+  reshard->add_option("--domain-grid", domain_grid,
+                      "jigsaw-train checkpoints: the domain grid LATxLON of the runs to come on --mesh domain=s,tensor=s "
+                      "(default 1xs); any grid loads on any mesh, this one reads one tile per block");
 
   auto* import = app.add_subcommand("import", "a safetensors file -> a sharded checkpoint");
   import->add_option("FILE", path, "the .safetensors file")->required();
@@ -75,6 +80,18 @@ int main(int argc, char** argv) {
   exp->add_option("--format", export_format, "safetensors or zarr (default: safetensors for *.safetensors, else zarr)")
       ->check(CLI::IsMember({"safetensors", "zarr"}));
   exp->add_option("--codec", codec, "Zarr export: none, zstd, blosc-lz4, gzip, ... (default zstd)");
+  bool with_moments = false;
+  exp->add_flag("--with-moments", with_moments,
+                "jigsaw-train checkpoints: also the Adam moments (adam_m/<name>, adam_v/<name>); by default the "
+                "weights only, which torch's load_state_dict(strict=True) takes");
+  exp->add_option("--data", export_data,
+                  "jigsaw-train checkpoints that recorded no data contract: the store they were trained on (its "
+                  "channels and statistics go into the export)");
+  exp->footer(
+      "A jigsaw-train checkpoint exports as the model jigsaw.torch.WeatherMixer.from_checkpoint loads: every tensor "
+      "in its stored layout (token-mix weights by patch position, whatever mesh trained it) and, in "
+      "__metadata__[\"jigsaw\"], the model, the channels, the normalisation statistics, the static fields, the "
+      "time step, the grid and the conventions (README, \"Exported models\").");
 
   app.add_flag("--no-sync", no_sync, "skip fsync (tests, scratch space)");
   JIGSAW_CLI_PARSE(app, argc, argv);
@@ -137,6 +154,11 @@ int main(int argc, char** argv) {
     if (!rules.ok()) return Fail(rules.status());
     auto dst = OpenKvStore(out);
     if (!dst.ok()) return Fail(dst.status());
+    auto m = ReadManifest(root.get(), step_dir);
+    if (!m.ok()) return Fail(m.status());
+    auto target = train::ReshardMesh(*m, mesh_text, domain_grid);
+    if (!target.ok()) return Fail(target.status());
+    *mesh = *target;
     Status s = ReshardCheckpoint(root.get(), step_dir, *mesh, *rules, dst->get(), save);
     if (!s.ok()) return Fail(s);
     std::cout << "resharded " << root->url() << "/" << step_dir << " onto mesh " << mesh->ToString() << " in "
@@ -153,7 +175,15 @@ int main(int argc, char** argv) {
     } else if (out.find("://") != std::string::npos) {
       s = UnimplementedError("safetensors export writes a local file, not " + out + " (export --format zarr to a URL)");
     } else {
-      s = ExportSafetensors(root.get(), step_dir, out);
+      auto m = ReadManifest(root.get(), step_dir);
+      if (!m.ok()) return Fail(m.status());
+      if (train::IsTrainCheckpoint(*m)) {
+        s = train::ExportModel(root.get(), step_dir, out, {with_moments, export_data});
+      } else {
+        if (!export_data.empty() || with_moments)
+          return Fail(InvalidArgumentError("--data and --with-moments apply to jigsaw-train checkpoints"));
+        s = ExportSafetensors(root.get(), step_dir, out);
+      }
     }
     if (!s.ok()) return Fail(s);
     std::cout << "exported " << root->url() << "/" << step_dir << " to " << out << "\n";

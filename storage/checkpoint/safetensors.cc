@@ -156,14 +156,16 @@ Status ImportSafetensors(const std::string& path, KvStore* root, int64_t step, c
       o);
 }
 
-Status ExportSafetensors(KvStore* root, const std::string& step, const std::string& path) {
+Status ExportSafetensors(KvStore* root, const std::string& step, const std::string& path,
+                         const SafetensorsExportOptions& options) {
   std::string step_dir = step;
   if (step_dir.empty()) {
     ASSIGN_OR_RETURN(step_dir, LatestStep(root));
   }
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(root, step_dir));
   std::vector<const TensorRecord*> order;
-  for (const auto& t : m.tensors) order.push_back(&t);
+  for (const auto& t : m.tensors)
+    if (!options.include || options.include(t.spec.name)) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->spec.name < b->spec.name; });
   nlohmann::json header = nlohmann::json::object();
   int64_t offset = 0;
@@ -176,6 +178,7 @@ Status ExportSafetensors(KvStore* root, const std::string& step, const std::stri
     offset += n;
   }
   header["__metadata__"] = {{"format", "pt"}, {"jigsaw_step", std::to_string(m.step)}};
+  for (const auto& [k, v] : options.metadata) header["__metadata__"][k] = v;
   std::string h = header.dump();
   h.append((8 - h.size() % 8) % 8, ' ');  // data starts 8-byte aligned
   // As the Zarr export: an existing file is not replaced (a model may be worth more than this export).
