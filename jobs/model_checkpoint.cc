@@ -1,5 +1,6 @@
 #include "jobs/model_checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -31,6 +32,7 @@ Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_d
   run.model = meta.value("model", nlohmann::json::object());
   run.config = meta.value("config", nlohmann::json::object());
   run.data = meta.value("data_contract", nlohmann::json());
+  run.batch_size = meta.value("batch_size", int64_t{0});
   if (meta.contains("loader")) {
     run.loader.epoch = meta["loader"].value("epoch", int64_t{0});
     run.loader.batch = meta["loader"].value("batch", int64_t{0});
@@ -149,6 +151,60 @@ Result<CheckpointRun> LoadModelCheckpoint(KvStore* root, const std::string& step
   }
   if (!bad.empty()) return InvalidArgumentError("checkpoint " + run.step_dir + " lacks or shapes differently: " + bad);
   return run;
+}
+
+Result<std::vector<std::string>> CommittedSteps(KvStore* root) {
+  ASSIGN_OR_RETURN(std::vector<ListEntry> keys, root->List("step-"));
+  std::vector<std::string> steps;
+  for (const ListEntry& e : keys) {
+    const std::string& key = e.key;
+    const size_t slash = key.find('/');
+    if (slash == std::string::npos || key.substr(slash + 1) != "manifest.json") continue;
+    const std::string step = key.substr(0, slash);
+    if (ReadManifest(root, step).ok()) steps.push_back(step);
+  }
+  std::sort(steps.begin(), steps.end());  // "step-%08d": by number
+  return steps;
+}
+
+Result<std::string> StartingStep(KvStore* root, bool resume, std::string* note) {
+  ASSIGN_OR_RETURN(std::vector<std::string> committed, CommittedSteps(root));
+  auto named = [&] {
+    std::string list;
+    for (size_t k = 0; k < committed.size(); ++k) {
+      if (k == 3 && committed.size() > 5) {
+        list += ", ... " + std::to_string(committed.size() - 4) + " more";
+        k = committed.size() - 1;
+      }
+      list += (list.empty() ? "" : ", ") + committed[k];
+    }
+    return list;
+  };
+  if (!resume) {
+    if (committed.empty()) return std::string();
+    return FailedPreconditionError(root->url() + " holds committed steps (" + named() +
+                                   "): give --resume to continue that run, or another --ckpt for a new one");
+  }
+  Result<std::string> latest = LatestStep(root);
+  if (latest.ok()) {
+    if (Status m = ReadManifest(root, *latest).status(); !m.ok())
+      return DataLossError(root->url() + "/LATEST names " + *latest + ", which does not load: " + m.message());
+    return *latest;
+  }
+  if (latest.status().code() != StatusCode::kNotFound)
+    return DataLossError(root->url() + "/LATEST is damaged (" + latest.status().message() +
+                         "): repair it (echo step-NNNNNNNN > LATEST) or remove it to resume from the newest step "
+                         "that verifies");
+  for (size_t k = committed.size(); k-- > 0;) {
+    auto problems = VerifyCheckpoint(root, committed[k]);
+    if (problems.ok() && problems->empty()) {
+      if (note) *note = "no LATEST in " + root->url() + "; resuming from " + committed[k] + ", the newest step that verifies";
+      return committed[k];
+    }
+  }
+  if (!committed.empty())
+    return DataLossError(root->url() + " has no LATEST and none of its steps verifies (" + named() + ")");
+  return std::string();
 }
 
 Status StartModelCheckpoint(AsyncCheckpointSaver* saver, KvStore* root, int64_t step, WeatherMixer& model,

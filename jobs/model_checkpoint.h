@@ -34,6 +34,7 @@ struct CheckpointRun {
   nlohmann::json model;   // ModelConfig::ToJson (with lat_parts, lon_parts before the stored layout)
   nlohmann::json config;  // TrainConfig::ToJson
   nlohmann::json data;    // DataContract of the store it was trained on (null before it was recorded)
+  int64_t batch_size = 0;  // per replica (0: not recorded)
   LoaderState loader;
 };
 Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_dir);
@@ -45,6 +46,17 @@ nlohmann::json DataContract(const StoreFacts& facts);
 // A store against the checkpoint's recorded contract: refused naming the first difference (channel names,
 // static fields, time step, grid); a checkpoint without a contract is checked by its model's sizes only.
 Status CheckDataContract(const CheckpointRun& run, const StoreFacts& facts);
+
+// The committed steps of a checkpoint root (step directories whose manifest reads), oldest first.
+Result<std::vector<std::string>> CommittedSteps(KvStore* root);
+
+// The step a run writing into `root` starts from, decided before any work. With `resume`: LATEST's step;
+// a LATEST that cannot be read, is malformed or names a step whose manifest does not read is refused (a
+// damaged root is never taken for an empty one); without LATEST, the newest committed step that verifies
+// (every tile read and checked), noted on `note`; "" when the root holds no committed step. Without
+// `resume`: "" for a root without committed steps, refused naming them otherwise (a fresh run would take
+// them for unfinished saves and remove them).
+Result<std::string> StartingStep(KvStore* root, bool resume, std::string* note);
 
 // Loads this rank's blocks of every parameter (and of the Adam moments when `with_moments`) from step
 // `step_dir` ("": LATEST). Refused, naming what differs, when the checkpoint holds another model.

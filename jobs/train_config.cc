@@ -1,5 +1,7 @@
 #include "jobs/train_config.h"
 
+#include <cmath>
+
 #include <set>
 
 namespace jigsaw::train {
@@ -69,7 +71,7 @@ Result<TrainConfig> ParseTrainConfig(const nlohmann::json& j) {
       ASSIGN_OR_RETURN(c.model.token_hidden, PositiveInt(v, key));
     } else if (key == "token_mix_ratio") {
       ASSIGN_OR_RETURN(float r, Number(v, key));
-      if (!(r > 0)) return Bad(key, "must be positive");
+      if (!(r > 0) || !(r < 1e6)) return Bad(key, "must be positive and below 1e6 (token_hidden = ratio x tokens)");
       c.token_mix_ratio = r;
     } else if (key == "channel_hidden") {
       ASSIGN_OR_RETURN(c.model.channel_hidden, PositiveInt(v, key));
@@ -83,7 +85,7 @@ Result<TrainConfig> ParseTrainConfig(const nlohmann::json& j) {
       if (!v.is_object()) return Bad(key, "must be an object {channel name: weight}");
       for (const auto& [name, w] : v.items()) {
         ASSIGN_OR_RETURN(float x, Number(w, key + "." + name));
-        if (!(x >= 0)) return Bad(key + "." + name, "must not be negative");
+        if (!(x >= 0) || !std::isfinite(x)) return Bad(key + "." + name, "must be finite and not negative (as a float32)");
         c.channel_weights[name] = x;
       }
     } else {

@@ -4,15 +4,23 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <tuple>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 
 #include "pipeline/grid/tile_grid.h"
 #include "pipeline/loader/loader.h"
 #include "storage/checkpoint/checkpoint.h"
+#include "storage/zarr/cf.h"
 #include "storage/zarr/metadata.h"
 #include "storage/kvstore/kvstore.h"
 #include "train/gemm_rate.h"
@@ -73,6 +81,11 @@ class TileBatches {
       ASSIGN_OR_RETURN(auto b, l->Next());
       got.push_back(std::move(b));
     }
+    {
+      std::lock_guard<std::mutex> lock(times_mu_);
+      recent_times_[{got[0]->epoch(), got[0]->index()}] = got[0]->times();
+      while (recent_times_.size() > 64) recent_times_.erase(recent_times_.begin());
+    }
     for (size_t l = 0; l < loaders_.size(); ++l) {
       const auto origin = loaders_[l]->tile_origin(), shape = loaders_[l]->tile_shape();  // [c, lat, lon]
       const float* data = static_cast<const float*>(got[l]->data());
@@ -98,12 +111,57 @@ class TileBatches {
     return OkStatus();
   }
   int64_t batches_per_epoch() const { return loaders_.front()->batches_per_epoch(); }
+  // The input times of a recent batch (epoch, index), as "2020-01-01T00, ..."; "" when no longer known.
+  std::string TimesOf(const LoaderState& at) {
+    std::lock_guard<std::mutex> lock(times_mu_);
+    auto it = recent_times_.find({at.epoch, at.batch});
+    if (it == recent_times_.end()) return "";
+    std::string text;
+    for (int64_t t : it->second) text += (text.empty() ? "" : ", ") + FormatIsoTime(t);
+    return text;
+  }
 
  private:
   TileBatches() = default;
+  std::mutex times_mu_;  // Next runs on the prefetch thread
+  std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> recent_times_;
   std::vector<std::unique_ptr<Loader>> loaders_;
   TileShape tile_;
   int64_t batch_ = 1, steps_ = 1;
+};
+
+// One jigsaw-train per checkpoint root: an exclusive flock on ROOT/.jigsaw-train.lock, held while the run
+// lasts (a crashed run's lock goes with its process). Local roots only: object stores have no such lock.
+class RootLock {
+ public:
+  RootLock() = default;
+  RootLock(const RootLock&) = delete;
+  RootLock& operator=(const RootLock&) = delete;
+  ~RootLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status Take(std::string root) {
+    if (root.starts_with("file://")) root = root.substr(7);
+    if (root.find("://") != std::string::npos) return OkStatus();
+    std::error_code ec;
+    std::filesystem::create_directories(root, ec);
+    const std::string path = root + "/.jigsaw-train.lock";
+    fd_ = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (fd_ < 0) return ErrnoToStatus(errno, "open " + path);
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      ::close(fd_);
+      fd_ = -1;
+      if (e == EWOULDBLOCK)
+        return FailedPreconditionError("another jigsaw-train is writing " + root + " (" + path +
+                                       " is locked): one run per checkpoint root");
+      return ErrnoToStatus(e, "lock " + path);
+    }
+    return OkStatus();
+  }
+
+ private:
+  int fd_ = -1;
 };
 
 }  // namespace
@@ -151,7 +209,28 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     return InvalidArgumentError("--steps, --batch-size and --rollout-steps must be positive");
   }
   if (o.micro_batch < 0) return InvalidArgumentError("--micro-batch must be 0 (about 1024 token rows per product) or positive");
-  const bool validate = !o.val_start.empty() && !o.val_end.empty();
+  if (o.stop_at < 0 || o.ckpt_every < 0 || o.val_every < 0 || o.val_batches < 0 || o.threads < 0 || o.prefetch < 1) {
+    return InvalidArgumentError("--stop-at, --ckpt-every, --val-every, --val-batches and --blas-threads must be 0 or "
+                                "positive, --prefetch positive");
+  }
+  if (o.resume && o.ckpt.empty()) return InvalidArgumentError("--resume needs --ckpt, the checkpoint root to continue");
+  if (o.val_start.empty() != o.val_end.empty()) {
+    return InvalidArgumentError("give both --val-start and --val-end (validation runs over that window), or neither");
+  }
+  for (const auto& [flag, a, b] : {std::tuple{"--train", o.train_start, o.train_end},
+                                   std::tuple{"--val", o.val_start, o.val_end}}) {
+    int64_t t[2] = {0, 0};
+    const std::string* text[2] = {&a, &b};
+    for (int k = 0; k < 2; ++k) {
+      if (text[k]->empty()) continue;
+      auto parsed = ParseIsoTime(*text[k]);
+      if (!parsed.ok()) return parsed.status().Annotate(std::string(flag) + (k ? "-end" : "-start"));
+      t[k] = *parsed;
+    }
+    if (!a.empty() && !b.empty() && t[1] < t[0])
+      return InvalidArgumentError(std::string(flag) + "-end " + b + " lies before " + flag + "-start " + a);
+  }
+  const bool validate = !o.val_start.empty();
 
   ASSIGN_OR_RETURN(auto backend, NewRankBackend(o.backend, o.threads, world));
   ASSIGN_OR_RETURN(MeshComms comms, SplitMeshOn(backend->device(), world, s));
@@ -180,25 +259,61 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   auto train_data = TileBatches::Open(o.data, facts, s, mesh_rank, lo, tile);
   if (!train_data.ok()) return train_data.status().Annotate(o.data);
 
-  // ---- resume ----
+  // A validation window that holds no batch is refused now, not after the last step.
+  if (validate) {
+    LoaderOptions vo = lo;
+    vo.shuffle = false;
+    vo.start = o.val_start;
+    vo.end = o.val_end;
+    auto vd = TileBatches::Open(o.data, facts, s, mesh_rank, vo, tile);
+    if (!vd.ok()) return vd.status().Annotate(o.data + " (validation window " + o.val_start + " to " + o.val_end + ")");
+  }
+
+  // ---- the checkpoint root: whose it is and where this run starts, before any work ----
   std::unique_ptr<KvStore> ckpt;
+  RootLock lock;
+  std::string start_step;
   if (!o.ckpt.empty()) {
     ASSIGN_OR_RETURN(ckpt, OpenKvStore(o.ckpt));
+    // One trainer per root: rank 0 holds its lock for the run (local roots).
+    RETURN_IF_ERROR(AllOk(world, leader ? lock.Take(o.ckpt) : OkStatus()));
+    std::string note;
+    auto starting = StartingStep(ckpt.get(), o.resume, &note);
+    if (!starting.ok()) return starting.status().Annotate("--ckpt " + o.ckpt);
+    start_step = *starting;
+    if (leader && !note.empty()) out << "jigsaw-train: " << note << "\n";
   }
   TrainRunReport report;
   const nlohmann::json model_json = mc.ToJson();
-  if (o.resume && ckpt) {
-    auto latest = LatestStep(ckpt.get());
-    if (latest.ok()) {
-      auto loaded = LoadModelCheckpoint(ckpt.get(), "", model, true);
-      if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);
-      RETURN_IF_ERROR(CheckDataContract(*loaded, facts).Annotate(o.data));
-      trainer->set_step(loaded->step);
-      RETURN_IF_ERROR((*train_data)->Restore(loaded->loader));
-      if (leader) out << "jigsaw-train: resumed from " << *latest << " (step " << loaded->step << ")\n";
-    } else if (leader) {
-      out << "jigsaw-train: --resume: no checkpoint in " << o.ckpt << " yet; starting from step 0\n";
+  if (!start_step.empty()) {
+    auto loaded = LoadModelCheckpoint(ckpt.get(), start_step, model, true);
+    if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);
+    RETURN_IF_ERROR(CheckDataContract(*loaded, facts).Annotate(o.data));
+    trainer->set_step(loaded->step);
+    LoaderState at = loaded->loader;
+    // Another --batch-size: the same epoch and sample position, when it falls on a batch of the new size.
+    const int64_t saved_batch = loaded->batch_size;
+    if (saved_batch > 0 && saved_batch != o.batch_size) {
+      const int64_t sample = at.batch * saved_batch;
+      if (sample % o.batch_size != 0) {
+        return InvalidArgumentError("--batch-size " + std::to_string(o.batch_size) + ": " + start_step +
+                                    " stopped after sample " + std::to_string(sample) + " of its epoch (batches of " +
+                                    std::to_string(saved_batch) + "), which no batch of " +
+                                    std::to_string(o.batch_size) + " starts at; resume with --batch-size " +
+                                    std::to_string(saved_batch) + " or a divisor of " + std::to_string(sample));
+      }
+      at.batch = sample / o.batch_size;
     }
+    if (Status r = (*train_data)->Restore(at); !r.ok()) {
+      return r.Annotate("resuming " + start_step + " (epoch " + std::to_string(at.epoch) + ", batch " +
+                        std::to_string(at.batch) + " of " + std::to_string(o.batch_size) +
+                        "): the training window of " + o.data + " holds " +
+                        std::to_string((*train_data)->batches_per_epoch()) +
+                        " batches per epoch; the checkpoint's run read a window or store with more");
+    }
+    if (leader) out << "jigsaw-train: resumed from " << start_step << " (step " << loaded->step << ")\n";
+  } else if (o.resume && leader) {
+    out << "jigsaw-train: --resume: no checkpoint in " << o.ckpt << " yet; starting from step 0\n";
   }
   report.first_step = trainer->step();
 
@@ -231,7 +346,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     const LoaderState ls = prefetch->position();  // before the next batch the trainer takes
     const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()},
                                 {"step", step},        {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}},
-                                {"mesh", o.mesh},      {"data", o.data},
+                                {"mesh", o.mesh},      {"data", o.data},  {"batch_size", o.batch_size},
                                 {"domain_grid", grid.ToString()}, {"data_contract", DataContract(facts)}};
     // The blocks are copied during the next step's forward and backward (which only read them); the step
     // waits for the copy before its update. The previous save's verdict comes back here.
@@ -338,6 +453,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
       break;
     }
     const auto t0 = Clock::now();
+    const LoaderState taking = prefetch->position();
     ASSIGN_OR_RETURN(BatchPrefetch::DeviceBatch batch, prefetch->Take());
     ASSIGN_OR_RETURN(StepResult r,
                      trainer->Step(TileBatch{o.batch_size, batch.x0, batch.x1, true, o.rollout_steps}, [&] {
@@ -346,6 +462,19 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
                        copy_wait_s = Since(w0);
                      }));
     const double seconds = Since(t0), wait = prefetch->TakeWaitSeconds();
+    if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
+      // The weights are no longer finite: nothing after this is saved; a save in flight (of the weights
+      // before this step) is finished, so LATEST stays the last good step.
+      if (ckpt && pos.replica == 0) RETURN_IF_ERROR(saver.Wait());
+      const std::string times = batches->TimesOf(taking);
+      return DataLossError("step " + std::to_string(r.step) + ": the loss is " + std::to_string(r.loss) +
+                           " and the gradient norm " + std::to_string(r.grad_norm) + " on the samples of epoch " +
+                           std::to_string(taking.epoch) + ", batch " + std::to_string(taking.batch) +
+                           (times.empty() ? "" : " (times " + times + ")") +
+                           ": stopped without saving these weights; check the data there (jigsaw-shard verify) "
+                           "or lower the learning rate" +
+                           (ckpt ? "; " + o.ckpt + "/LATEST keeps the last good step" : ""));
+    }
     report.last_loss = r.loss;
     const double samples = double(o.batch_size * pos.replicas) / seconds;
     const double rate = r.gemm_flops / seconds;
@@ -393,7 +522,8 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     report.gemm_flop_per_s = rates[rates.size() / 2];
   }
   if (!report.stopped_by_signal) RETURN_IF_ERROR(run_validation(report.last_step));
-  if (report.last_step > report.first_step || report.stopped_by_signal) RETURN_IF_ERROR(save(report.last_step));
+  // A stop before any new step (a preemption right after a resume) has nothing new to save.
+  if (report.last_step > report.first_step) RETURN_IF_ERROR(save(report.last_step));
   if (ckpt && pos.replica == 0) RETURN_IF_ERROR(saver.Wait());
   RETURN_IF_ERROR(world->Barrier());
   if (leader) {

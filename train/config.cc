@@ -1,6 +1,7 @@
 #include "train/config.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "parallel/split.h"
 
@@ -19,6 +20,20 @@ Status ModelConfig::Validate(int64_t s, DomainGrid grid) const {
                                 "x" + N(width) + ", patch " + N(patch_h) + "x" + N(patch_w) + ", dim " + N(dim) +
                                 ", depth " + N(depth) + ", token_hidden " + N(token_hidden) + ", channel_hidden " +
                                 N(channel_hidden) + ")");
+  }
+  // Every size is a BLAS dimension (an int) and the weights must be countable: refused before any allocation.
+  constexpr int64_t kMaxSize = (int64_t{1} << 31) - 1;
+  for (const auto& [name, v] : {std::pair{"channels", channels}, {"height", height}, {"width", width},
+                                {"dim", dim}, {"depth", depth}, {"token_hidden", token_hidden},
+                                {"channel_hidden", channel_hidden}, {"static_channels", static_channels}}) {
+    if (v > kMaxSize) return InvalidArgumentError(std::string("model: ") + name + " " + N(v) + " is over 2^31 - 1");
+  }
+  const double weights = double(channels + static_channels) * patch_h * patch_w * dim * 2 +
+                         double(depth) * (2.0 * tokens() * token_hidden + 2.0 * dim * channel_hidden);
+  if (weights * 16 > 1e15) {  // value, gradient and two moments in float32: a petabyte
+    return InvalidArgumentError("model: " + std::to_string(weights) +
+                                " weights (dim, token_hidden, channel_hidden, depth) would take " +
+                                std::to_string(weights * 16 / 1e12) + " TB with their gradients and Adam moments");
   }
   if (lat_parts * lon_parts != s) {
     return InvalidArgumentError("model: a " + N(s) + "x" + N(s) + " mesh needs " + N(s) +
@@ -161,9 +176,34 @@ Result<ModelConfig> ModelConfig::FromJson(const nlohmann::json& j) {
 }
 
 Status OptimizerConfig::Validate() const {
-  if (!(lr > 0) || !(min_lr >= 0) || !(embed_lr_scale > 0) || warmup_steps < 0 || total_steps < 1 ||
-      !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0) || !(weight_decay >= 0) || !(clip >= 0)) {
-    return InvalidArgumentError("optimizer: " + ToJson().dump() + " has a value out of range");
+  struct Range {
+    const char* key;
+    double value, low, high;
+    bool low_open, high_open;
+  };
+  const double inf = INFINITY;
+  const Range ranges[] = {{"lr", lr, 0, inf, true, true},
+                          {"min_lr", min_lr, 0, inf, false, true},
+                          {"embed_lr_scale", embed_lr_scale, 0, inf, true, true},
+                          {"warmup_steps", double(warmup_steps), 0, inf, false, true},
+                          {"total_steps", double(total_steps), 1, inf, false, true},
+                          {"beta1", beta1, 0, 1, false, true},
+                          {"beta2", beta2, 0, 1, false, true},
+                          {"eps", eps, 0, inf, true, true},
+                          {"weight_decay", weight_decay, 0, inf, false, true},
+                          {"clip", clip, 0, inf, false, true}};
+  for (const Range& r : ranges) {
+    // Values are float32: 1e39 is infinite there, and 0.99999999 is 1.
+    const bool ok = std::isfinite(r.value) && (r.low_open ? r.value > r.low : r.value >= r.low) &&
+                    (r.high_open ? r.value < r.high : r.value <= r.high);
+    if (!ok) {
+      char text[64];
+      std::snprintf(text, sizeof(text), "%g", r.value);
+      return InvalidArgumentError(std::string("optimizer: ") + r.key + " " + text + " is not in " +
+                                  (r.low_open ? "(" : "[") + N(int64_t(r.low)) + ", " +
+                                  (std::isinf(r.high) ? "inf" : N(int64_t(r.high))) + (r.high_open ? ")" : "]") +
+                                  " (as a float32)");
+    }
   }
   return OkStatus();
 }

@@ -21,7 +21,8 @@ Result<JigsawMesh> ParseJigsawMesh(std::string_view text) {
                                 ",tensor=" + std::to_string(tensor) +
                                 " is not (every weight and activation is cut into s x s blocks)");
   }
-  return JigsawMesh{std::move(mesh), domain};
+  // Either order names the same mesh: the rank order is the run's (i s + j), never the text's.
+  return JigsawMesh{Mesh{{{"domain", domain}, {"tensor", tensor}}}, domain};
 }
 
 Mesh StoredMesh(const DomainGrid& g) {

@@ -28,8 +28,9 @@ struct MeshComms {
   std::unique_ptr<TensorCommunicator> row, col, group, data;
 };
 
-// A Jigsaw mesh as the tools take it (--mesh domain=s,tensor=s) and its side s: refused unless it names
-// exactly the axes domain and tensor and they are equal (every operand is cut s x s).
+// A Jigsaw mesh as the tools take it (--mesh domain=s,tensor=s, or tensor=s,domain=s: the same mesh, always
+// returned as domain=s,tensor=s) and its side s: refused unless it names exactly the axes domain and tensor
+// and they are equal (every operand is cut s x s).
 struct JigsawMesh {
   Mesh mesh;
   int64_t s = 1;

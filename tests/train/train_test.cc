@@ -87,6 +87,10 @@ TEST(Config, MeshMustBeSquareAndMatchTheStore) {
     ASSERT_FALSE(refused.ok()) << bad;
     EXPECT_NE(refused.status().message().find(bad), std::string::npos) << refused.status().message();
   }
+  // The axes in either order are the same mesh (the run's rank order), never a transposed one.
+  auto swapped = ParseJigsawMesh("tensor=2,domain=2");
+  ASSERT_TRUE(swapped.ok());
+  EXPECT_EQ(swapped->mesh.ToString(), "domain=2,tensor=2");
   auto three = ParseJigsawMesh("domain=3,tensor=3");
   ASSERT_TRUE(three.ok()) << three.status().message();
   EXPECT_EQ(three->s, 3);

@@ -1,0 +1,167 @@
+"""jigsaw-train never loses work or goes silently wrong (issue 28, training and checkpoints): a mesh with its
+axes in the other order, validation windows and flags checked before any work, damaged or missing LATEST,
+a fresh run into a root holding a finished run, two trainers on one root, a stop right after a resume,
+non-finite losses, and a resume with another batch size."""
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import BIN_DIR, run_ranks
+
+CONFIG = {"patch": [3, 4], "dim": 16, "depth": 1, "token_hidden": 16, "channel_hidden": 32, "lr": 3e-3,
+          "min_lr": 3e-4, "warmup_steps": 2, "weight_decay": 0.01, "clip": 1.0, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def store(jigsaw, tmp_path_factory):
+    d = tmp_path_factory.mktemp("reliability")
+    return jigsaw.training_store(d, 12, "2020-01-03T18", CONFIG)
+
+
+def train(store, tmp, *args, ranks=1, mesh="domain=1,tensor=1", check=True, steps=6, data=None):
+    log = tmp / f"log-{os.urandom(4).hex()}.jsonl"
+    cmd = [BIN_DIR / "jigsaw-train", "--data", data or store / "tiles.zarr", "--mesh", mesh, "--config",
+           store / "model.json", "--log", log, "--blas-threads", "1", "--steps", str(steps), *args]
+    p = run_ranks(cmd, ranks, check=check)
+    recs = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+    return p, {r["step"]: r["loss"] for r in recs if "loss" in r}
+
+
+def test_a_mesh_with_its_axes_swapped_is_the_same_mesh(store, tmp_path):
+    _, whole = train(store, tmp_path, ranks=4, mesh="domain=2,tensor=2")
+    ck = tmp_path / "ck"
+    train(store, tmp_path, "--stop-at", "3", "--ckpt", ck, ranks=4, mesh="tensor=2,domain=2")
+    _, rest = train(store, tmp_path, "--resume", "--ckpt", ck)  # one rank: a transposed save would jump the loss
+    assert sorted(rest) == [3, 4, 5]
+    for s in rest:
+        assert abs(rest[s] - whole[s]) <= 1e-4 * whole[s], (s, rest[s], whole[s])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--val-start", "2030-01-01", "--val-end", "2030-01-02"], "validation window"),
+    (["--val-start", "garbage", "--val-end", "2020-01-02"], "--val-start"),
+    (["--val-start", "2020-01-03", "--val-end", "2020-01-02"], "--val-end 2020-01-02 lies before --val-start"),
+    (["--val-start", "2020-01-03"], "give both --val-start and --val-end"),
+    (["--resume"], "--resume needs --ckpt"),
+    (["--stop-at", "-1"], "--stop-at"),
+    (["--ckpt-every", "-1"], "--ckpt-every"),
+    (["--blas-threads", "-1"], "--blas-threads"),
+])
+def test_bad_flags_are_refused_before_any_step(store, tmp_path, args, message):
+    t0 = time.monotonic()
+    extra = [] if "--resume" in args else ["--ckpt", tmp_path / "x"]
+    p, losses = train(store, tmp_path, *args, *extra, steps=1000, check=False)
+    assert p.returncode == 2 and message in p.stderr, p.stderr
+    assert not losses and time.monotonic() - t0 < 30
+    assert not list(tmp_path.glob("x/step-*"))
+
+
+def test_a_damaged_or_missing_latest_never_starts_over(store, tmp_path):
+    ck = tmp_path / "ck"
+    train(store, tmp_path, "--ckpt", ck, "--ckpt-every", "2", steps=4)  # step-2, step-4
+    before = sorted(p.name for p in ck.glob("step-*"))
+    (ck / "LATEST").write_text("foo/bar\n")
+    p, losses = train(store, tmp_path, "--resume", "--ckpt", ck, steps=6, check=False)
+    assert p.returncode != 0 and "LATEST is damaged" in p.stderr and not losses, p.stderr
+    (ck / "LATEST").write_text("step-00000009\n")
+    p, _ = train(store, tmp_path, "--resume", "--ckpt", ck, steps=6, check=False)
+    assert p.returncode != 0 and "LATEST names step-00000009, which does not load" in p.stderr, p.stderr
+    (ck / "LATEST").unlink()
+    # Without LATEST: the newest step that verifies (step-4 is damaged here, so step-2).
+    data = sorted((ck / "step-00000004").glob("rank-*.bin"))[0]
+    raw = bytearray(data.read_bytes())
+    raw[100] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    p, losses = train(store, tmp_path, "--resume", "--ckpt", ck, steps=6)
+    assert "resuming from step-00000002, the newest step that verifies" in p.stdout, p.stdout
+    assert sorted(losses) == [2, 3, 4, 5]
+    assert set(before) <= {p.name for p in ck.glob("step-*")}
+
+
+def test_a_fresh_run_never_takes_a_finished_runs_steps_for_unfinished_ones(store, tmp_path):
+    ck = tmp_path / "ck"
+    train(store, tmp_path, "--ckpt", ck, "--ckpt-every", "2", steps=4)
+    before = {p.name: p.stat().st_mtime_ns for p in ck.glob("step-*/manifest.json") for p in [p.parent]}
+    p, losses = train(store, tmp_path, "--ckpt", ck, steps=6, check=False)
+    assert p.returncode != 0 and "holds committed steps (step-00000002, step-00000004)" in p.stderr, p.stderr
+    assert "--resume" in p.stderr and not losses
+    assert {p.name: p.stat().st_mtime_ns for p in ck.glob("step-*")} == before
+
+
+def test_a_second_trainer_on_one_root_is_refused(store, tmp_path):
+    ck = tmp_path / "ck"
+    log = tmp_path / "first.jsonl"
+    first = subprocess.Popen([str(BIN_DIR / "jigsaw-train"), "--data", str(store / "tiles.zarr"), "--config",
+                              str(store / "model.json"), "--steps", "100000", "--ckpt", str(ck), "--log", str(log),
+                              "--blas-threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and (not log.exists() or not log.read_text()):
+            time.sleep(0.05)
+        p, losses = train(store, tmp_path, "--resume", "--ckpt", ck, steps=3, check=False)
+        assert p.returncode != 0 and "another jigsaw-train is writing" in p.stderr, p.stderr
+        assert not losses
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)
+    assert first.returncode == 0
+
+
+def test_a_stop_right_after_a_resume_exits_0(store, tmp_path):
+    ck = tmp_path / "ck"
+    train(store, tmp_path, "--ckpt", ck, "--stop-at", "3", steps=6)
+    p, losses = train(store, tmp_path, "--resume", "--ckpt", ck, "--stop-at", "3", steps=6)
+    assert "stopped at step 3" in p.stdout and not losses
+    assert (ck / "LATEST").read_text().strip() == "step-00000003"
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_latest(store, tmp_path):
+    ck = tmp_path / "ck"
+    train(store, tmp_path, "--ckpt", ck, "--ckpt-every", "2", steps=4)
+    hot = tmp_path / "hot.json"
+    hot.write_text(json.dumps({**CONFIG, "lr": 1e30, "clip": 0}))  # finite, but the weights overflow at once
+    p, _ = run_ranks([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--config", hot, "--steps", "8",
+                      "--resume", "--ckpt", ck, "--ckpt-every", "1", "--blas-threads", "1"], 1, check=False), None
+    assert p.returncode == 1 and "the loss is" in p.stderr and "times 2020-01-0" in p.stderr, p.stderr
+    assert "LATEST keeps the last good step" in p.stderr
+    latest = (ck / "LATEST").read_text().strip()
+    from safetensors.numpy import load_file
+    subprocess.run([str(BIN_DIR / "jigsaw-ckpt"), "export", str(ck), "--out", str(tmp_path / "m.safetensors")],
+                   check=True, capture_output=True)
+    assert all(np.isfinite(v).all() for v in load_file(tmp_path / "m.safetensors").values()), latest
+
+
+def test_an_infinite_setting_is_refused_naming_the_key(store, tmp_path):
+    for key, value in (("lr", 1e39), ("beta1", 0.99999999), ("weight_decay", -1)):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**CONFIG, key: value}))
+        p = run_ranks([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--config", bad, "--steps", "2"], 1,
+                      check=False)
+        assert p.returncode == 2 and key in p.stderr and '"lr":' not in p.stderr, (key, p.stderr)
+    bad.write_text(json.dumps({**CONFIG, "channel_weights": {"2m_temperature": 1e39}}))
+    p = run_ranks([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--config", bad, "--steps", "2"], 1,
+                  check=False)
+    assert p.returncode == 2 and "2m_temperature" in p.stderr, p.stderr
+    for key, value in (("dim", 9223372036854775807), ("token_mix_ratio", 1e30)):
+        bad.write_text(json.dumps({**{k: v for k, v in CONFIG.items() if k != "token_hidden"}, key: value,
+                                   **({"token_hidden": 16} if key == "dim" else {})}))
+        p = run_ranks([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--config", bad, "--steps", "2"], 1,
+                      check=False)
+        assert p.returncode == 2 and key in p.stderr, (key, p.returncode, p.stderr)
+
+
+def test_a_resume_with_another_batch_size_continues_at_the_same_sample(store, tmp_path):
+    ck = tmp_path / "ck"
+    train(store, tmp_path, "--ckpt", ck, "--batch-size", "2", "--stop-at", "2", steps=6)  # 4 samples read
+    p, losses = train(store, tmp_path, "--resume", "--ckpt", ck, "--batch-size", "4", steps=3)
+    assert sorted(losses) == [2], p.stdout + p.stderr
+    ck2 = tmp_path / "ck2"
+    train(store, tmp_path, "--ckpt", ck2, "--batch-size", "2", "--stop-at", "1", steps=6)  # 2 samples read
+    p, _ = train(store, tmp_path, "--resume", "--ckpt", ck2, "--batch-size", "4", steps=3, check=False)
+    assert p.returncode == 2 and "stopped after sample 2 of its epoch (batches of 2)" in p.stderr, p.stderr
