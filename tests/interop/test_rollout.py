@@ -127,7 +127,12 @@ def test_a_rerun_finishes_a_killed_rollout(trained, tmp_path):
     m = re.search(r"3 forecasts of \d+ steps .*: 0 written, 3 already there; [0-9.e+]+ forecast steps/s, "
                   r"peak memory (\d+) MiB \(rank 0\)", p.stdout)
     assert m and 10 < int(m.group(1)) < 2048, p.stdout
-    np.testing.assert_array_equal(xr.open_zarr(out).forecast.values, xr.open_zarr(trained / "f1.zarr").forecast.values)
+    # The forecasts there were kept bit for bit; the redone one went through the model alone (not with the
+    # others), which changes only the order of the products' sums.
+    got, want = xr.open_zarr(out).forecast.values, xr.open_zarr(trained / "f1.zarr").forecast.values
+    np.testing.assert_array_equal(got[:2], want[:2])
+    scale = np.abs(want).max(axis=(0, 1, 3, 4), keepdims=True)
+    assert (np.abs(got - want) / scale).max() < 1e-5
     # Another forecast into the same store is refused.
     p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", "--init", "2020-01-05T06",
             "--lead", "12h", "--out", out, check=False)
