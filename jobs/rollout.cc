@@ -1,4 +1,6 @@
 #include "jobs/rollout.h"
+
+#include "storage/codec/crc32c.h"
 #include "storage/kvstore/checksum_record.h"
 
 #include "base/peak_memory.h"
@@ -20,14 +22,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The forecast store's identity: a rerun with other settings must not mix into it.
-nlohmann::json Identity(const CheckpointRun& run, const std::string& ckpt, const std::vector<int64_t>& inits,
-                        int64_t leads, int64_t step_seconds) {
-  return {{"checkpoint", ckpt},
-          {"checkpoint_step", run.step},
-          {"init_times", inits},
-          {"leads", leads},
-          {"step_seconds", step_seconds}};
+// The forecast store's identity: a rerun with another model, other data or other settings must not mix into
+// it. The checkpoint and the data by content (the step's manifest checksum, the store's plan fingerprint),
+// never by how their paths are spelled.
+Result<nlohmann::json> Identity(KvStore* ckpt_root, const CheckpointRun& run, const StoreFacts& f,
+                                const std::vector<int64_t>& inits, int64_t leads) {
+  ASSIGN_OR_RETURN(ReadResult manifest, ckpt_root->Read(run.step_dir + "/manifest.json"));
+  return nlohmann::json{{"checkpoint_manifest_crc32c", Crc32c(manifest.value)},
+                        {"checkpoint_step", run.step},
+                        {"data_fingerprint", f.fingerprint},
+                        {"init_times", inits},
+                        {"leads", leads},
+                        {"step_seconds", f.step_seconds}};
 }
 
 Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const std::vector<int64_t>& inits,
@@ -144,7 +150,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   // Every rank records what it writes; rank 0 gathers the entries into the checksum record, written last.
   RecordingKvStore recording(out_store.get());
   KvStore* const dst_store = &recording;
-  const nlohmann::json identity = Identity(*loaded, o.ckpt, inits, leads, f.step_seconds);
+  ASSIGN_OR_RETURN(const nlohmann::json identity, Identity(ck.first.get(), *loaded, f, inits, leads));
   Status made;
   if (leader) {
     made = [&]() -> Status {
@@ -159,6 +165,16 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
                                          "remove it or write elsewhere");
         }
         return OkStatus();
+      }
+      // Never over a store this forecast did not make (the data store, a source, another tool's output).
+      auto root = ReadNodeMetadata(dst_store, "");
+      const bool ours_unfinished = root.ok() && root->attributes.contains("jigsaw") &&
+                                   root->attributes["jigsaw"].value("identity", nlohmann::json()) == identity;
+      if (!ours_unfinished) {
+        Status empty = RequireEmpty(dst_store);
+        if (!empty.ok())
+          return FailedPreconditionError("--out " + o.out + " holds something that is not this forecast: " +
+                                         empty.message() + " (remove it or write elsewhere)");
       }
       return CreateForecastStore(dst_store, o.zarr_format, f, inits, leads, identity);
     }();

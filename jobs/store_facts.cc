@@ -29,6 +29,7 @@ Result<StoreFacts> ReadStoreFacts(const std::string& url) {
   if (!info.complete) return FailedPreconditionError("the store is not complete (jigsaw-shard run did not finish)");
   StoreFacts f;
   f.tiles = info.tiles;
+  f.fingerprint = info.attributes.value("plan_fingerprint", std::string());
   f.channels = info.channels;
   f.height = info.height;
   f.width = info.width;

@@ -13,6 +13,7 @@ namespace jigsaw::train {
 
 struct StoreFacts {
   TileGrid tiles;
+  std::string fingerprint;  // of the store's plan (what it holds and how it is cut)
   std::vector<std::string> channels;
   int64_t height = 0, width = 0;
   std::vector<double> latitudes, longitudes;

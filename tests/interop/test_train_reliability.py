@@ -165,3 +165,24 @@ def test_a_resume_with_another_batch_size_continues_at_the_same_sample(store, tm
     train(store, tmp_path, "--ckpt", ck2, "--batch-size", "2", "--stop-at", "1", steps=6)  # 2 samples read
     p, _ = train(store, tmp_path, "--resume", "--ckpt", ck2, "--batch-size", "4", steps=3, check=False)
     assert p.returncode == 2 and "stopped after sample 2 of its epoch (batches of 2)" in p.stderr, p.stderr
+
+
+def test_a_rollout_never_writes_over_what_it_did_not_make(jigsaw, store, tmp_path):
+    ck = tmp_path / "ck"
+    train(store, tmp_path, "--ckpt", ck, steps=2)
+    data = store / "tiles.zarr"
+    args = ["--init", "2020-01-02T00", "--lead", "12h", "--blas-threads", "1"]
+    p = run_ranks([BIN_DIR / "jigsaw-rollout", "--ckpt", ck, "--data", data, *args, "--out", data], 1, check=False)
+    assert p.returncode != 0 and "holds something that is not this forecast" in p.stderr, p.stderr
+    assert jigsaw.shard("verify", data).returncode == 0
+    # The same checkpoint spelled relative and absolute is the same forecast; another data store is not.
+    out = tmp_path / "f.zarr"
+    run_ranks([BIN_DIR / "jigsaw-rollout", "--ckpt", ck, "--data", data, *args, "--out", out], 1)
+    rel = os.path.relpath(ck, os.getcwd())
+    p = run_ranks([BIN_DIR / "jigsaw-rollout", "--ckpt", rel, "--data", data, *args, "--out", out], 1)
+    assert "0 written, 1 already there" in p.stdout, p.stdout
+    jigsaw.shard("run", "--source", store / "src.zarr", "--vars", "t2m,msl,z,t", "--levels", "500,850", "--start",
+                 "2020-01-01T00", "--end", "2020-01-03T18", "--tiles", "1x1x1", "--out", tmp_path / "other.zarr")
+    p = run_ranks([BIN_DIR / "jigsaw-rollout", "--ckpt", ck, "--data", tmp_path / "other.zarr", *args, "--out", out], 1,
+                  check=False)
+    assert p.returncode != 0 and "holds another forecast" in p.stderr, p.stderr
