@@ -1,7 +1,7 @@
 // Files under a root directory; a key is a relative path. Writes are atomic: the value goes to a temporary
 // file in the key's directory (named "<key>.__jigsaw_tmp.<pid>.<n>", never listed) and is renamed over
 // the key. With WriteOptions::sync the file and then its directory are fsync'ed. List() deletes the
-// temporary files of writers that died.
+// temporary files of writers that died, and the empty directories it walks through.
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -315,7 +315,13 @@ class FileKvStore final : public KvStore {
         if (S_ISDIR(s.st_mode) && !link) {
           // Descend only where keys under this directory can match the prefix.
           std::string as_dir = key + "/";
-          if (as_dir.starts_with(prefix) || prefix.starts_with(as_dir)) walk(key);
+          if (as_dir.starts_with(prefix) || prefix.starts_with(as_dir)) {
+            walk(key);
+            // Directories exist only for keys: one a writer made and died before filling (killed between its
+            // mkdir and its first file) goes, as a deletion's empty parents do. rmdir fails on a non-empty
+            // one, and a writer whose directory vanishes makes it again (OpenWriter).
+            ::rmdir((root_ + "/" + key).c_str());
+          }
         } else if (S_ISREG(s.st_mode) && std::string_view(key).starts_with(prefix)) {
           out.push_back({key, static_cast<int64_t>(s.st_size)});
         }

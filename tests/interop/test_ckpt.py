@@ -226,6 +226,23 @@ def test_killed_saves_never_leave_latest_broken(jigsaw, tmp_path):
     assert_same_tensors(load_file(str(out)), big)
 
 
+def test_a_save_removes_what_killed_saves_left_at_any_moment(jigsaw, tmp_path, source):
+    """What a save killed at its earliest moments leaves: a step directory made but still empty (killed
+    between its mkdir and its first file), or holding only a dead writer's temporary file. The next save
+    removes both (on Debian 13 the kill test met the first: "leftover step-00000002 not cleaned up")."""
+    _, path, part = source
+    root = tmp_path / "root"
+    jigsaw.ckpt("import", path, "--mesh", "domain=2,tensor=2", "--partition", part, "--out", root, "--no-sync")
+    (root / "step-00000001").mkdir()
+    (root / "step-00000002").mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (root / "step-00000002" / f"rank-00000.bin.__jigsaw_tmp.{dead.pid}.0").write_bytes(b"partial")
+    jigsaw.ckpt("import", path, "--mesh", "domain=2,tensor=2", "--partition", part, "--out", root, "--step", "3",
+                "--no-sync")
+    assert sorted(d for d in os.listdir(root) if d.startswith("step-")) == ["step-00000000", "step-00000003"]
+
+
 def test_bad_input(jigsaw, tmp_path, source):
     _, path, part = source
     r = jigsaw.ckpt("import", path, "--mesh", "domain=0", "--out", tmp_path / "x", check=False)
