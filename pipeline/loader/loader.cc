@@ -72,7 +72,9 @@ class LoaderImpl final : public Loader {
       return InvalidArgumentError("dp_rank " + std::to_string(o.dp_rank) + " is outside dp_size " +
                                   std::to_string(o.dp_size));
     }
-    if (o.prefetch < 1) return InvalidArgumentError("prefetch must be at least 1");
+    // Each batch ahead is a buffer: a prefetch of thousands is a typo (and 2 prefetch + 2 buffers must not overflow).
+    if (o.prefetch < 1 || o.prefetch > 1024)
+      return InvalidArgumentError("prefetch " + std::to_string(o.prefetch) + " is not in [1, 1024] batches");
     ASSIGN_OR_RETURN(auto base, OpenCheckedKvStore(url));  // every chunk checked against the checksum record
     store_ = std::make_unique<CountingKvStore>(std::move(base));
     ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store_.get()));

@@ -30,8 +30,9 @@ Result<std::vector<T>> ReadCoordinate(KvStore* store, const std::string& name) {
 Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const std::string& out_url,
                                            const ClimatologyOptions& o, std::ostream& log) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (o.window_days < 1 || o.window_days % 2 == 0)
-    return InvalidArgumentError("--window must be an odd number of days");
+  if (o.window_days < 1 || o.window_days % 2 == 0 || o.window_days > 365)
+    return InvalidArgumentError("--window " + std::to_string(o.window_days) +
+                                ": an odd number of days up to 365 (a wider window would count days twice)");
   ASSIGN_OR_RETURN(auto src, OpenKvStore(store_url));
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(src.get()));
   if (!info.complete) return FailedPreconditionError(store_url + " is not complete");

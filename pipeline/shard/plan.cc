@@ -25,6 +25,10 @@ Result<int64_t> ParseStep(std::string_view text) {
   }
   if (mult == 0 || n <= 0)
     return InvalidArgumentError("time step \"" + std::string(text) + "\" is not like 6h, 30m, 1d or 3600s");
+  // A step beyond a thousand years is a typo; one that overflows would wrap round to a negative step.
+  constexpr int64_t kMaxSeconds = int64_t{1000} * 366 * 86400;
+  if (n > kMaxSeconds / mult)
+    return InvalidArgumentError("time step \"" + std::string(text) + "\" is over a thousand years");
   return n * mult;
 }
 

@@ -52,6 +52,7 @@ def test_a_mesh_with_its_axes_swapped_is_the_same_mesh(store, tmp_path):
     (["--stop-at", "-1"], "--stop-at"),
     (["--ckpt-every", "-1"], "--ckpt-every"),
     (["--blas-threads", "-1"], "--blas-threads"),
+    (["--prefetch", "9223372036854775807"], "prefetch 9223372036854775807 is not in [1, 1024]"),
 ])
 def test_bad_flags_are_refused_before_any_step(store, tmp_path, args, message):
     t0 = time.monotonic()
@@ -186,3 +187,13 @@ def test_a_rollout_never_writes_over_what_it_did_not_make(jigsaw, store, tmp_pat
     p = run_ranks([BIN_DIR / "jigsaw-rollout", "--ckpt", ck, "--data", tmp_path / "other.zarr", *args, "--out", out], 1,
                   check=False)
     assert p.returncode != 0 and "holds another forecast" in p.stderr, p.stderr
+
+
+def test_durations_and_windows_that_overflow_are_refused(jigsaw, store, tmp_path):
+    p = jigsaw.shard("plan", "--source", store / "src.zarr", "--vars", "t2m", "--start", "2020-01-01T00",
+                     "--end", "2020-01-02T00", "--step", "144115188075855871d", "--tiles", "1x1x1", check=False)
+    assert p.returncode == 2 and "over a thousand years" in p.stderr, p.stderr
+    for window in ("1001", "2147483647"):
+        p = jigsaw.shard("climatology", store / "tiles.zarr", "--window", window, "--out", tmp_path / "c.zarr",
+                         check=False)
+        assert p.returncode == 2 and "up to 365" in p.stderr, p.stderr

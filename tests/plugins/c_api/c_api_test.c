@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   argv[1] = store;
   char* err = NULL;
   jigsaw_loader_options o;
+  jigsaw_loader_options_init(NULL);  // never a crash, as the header promises
   jigsaw_loader_options_init(&o);
   o.rank = 99;
   jigsaw_loader* l = NULL;
