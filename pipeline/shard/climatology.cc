@@ -96,11 +96,25 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   s.dimension_names = {"dayofyear", "hour", "channel", "latitude", "longitude"};
   s.attributes = {{"channels", channels}};
   ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
-  const nlohmann::json identity = {{"source", store_url},
+  const nlohmann::json identity = {{"source_fingerprint", info.attributes.value("plan_fingerprint", std::string())},
                                    {"start", FormatIsoTime(times[used.front()])},
                                    {"end", FormatIsoTime(times[used.back()])},
                                    {"window_days", o.window_days},
                                    {"samples", used.size()}};
+  // Never over what this climatology did not make: a non-empty --out must be an unfinished run of the same
+  // climatology (same source data, span and window), which this run then finishes.
+  {
+    auto root = ReadNodeMetadata(out.get(), "");
+    const bool same = root.ok() && root->attributes.contains("jigsaw") &&
+                      root->attributes["jigsaw"].value("store", "") == "jigsaw-climatology" &&
+                      root->attributes["jigsaw"].value("identity", nlohmann::json()) == identity;
+    if (!same) {
+      Status empty = RequireEmpty(out.get());
+      if (!empty.ok())
+        return FailedPreconditionError("--out " + out_url + " holds something that is not this climatology (" +
+                                       empty.message() + "): remove it or write elsewhere");
+    }
+  }
   RETURN_IF_ERROR(
       WriteGroup(dst, "", o.zarr_format,
                  {{"channels", channels},
@@ -169,6 +183,20 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
           }
       }
     }
+  // Never over what this climatology did not make: a non-empty --out must be an unfinished run of the same
+  // climatology (same source data, span and window), which this run then finishes.
+  {
+    auto root = ReadNodeMetadata(out.get(), "");
+    const bool same = root.ok() && root->attributes.contains("jigsaw") &&
+                      root->attributes["jigsaw"].value("store", "") == "jigsaw-climatology" &&
+                      root->attributes["jigsaw"].value("identity", nlohmann::json()) == identity;
+    if (!same) {
+      Status empty = RequireEmpty(out.get());
+      if (!empty.ok())
+        return FailedPreconditionError("--out " + out_url + " holds something that is not this climatology (" +
+                                       empty.message() + "): remove it or write elsewhere");
+    }
+  }
   RETURN_IF_ERROR(
       WriteGroup(dst, "", o.zarr_format,
                  {{"channels", channels},

@@ -197,3 +197,15 @@ def test_durations_and_windows_that_overflow_are_refused(jigsaw, store, tmp_path
         p = jigsaw.shard("climatology", store / "tiles.zarr", "--window", window, "--out", tmp_path / "c.zarr",
                          check=False)
         assert p.returncode == 2 and "up to 365" in p.stderr, p.stderr
+
+
+def test_a_climatology_never_writes_over_what_it_did_not_make(jigsaw, store, tmp_path):
+    data = store / "tiles.zarr"
+    p = jigsaw.shard("climatology", data, "--out", data, check=False)
+    assert p.returncode != 0 and "holds something that is not this climatology" in p.stderr, p.stderr
+    assert jigsaw.shard("verify", data).returncode == 0
+    out = tmp_path / "clim.zarr"
+    jigsaw.shard("climatology", data, "--end", "2020-01-02T18", "--out", out)
+    jigsaw.shard("climatology", data, "--end", "2020-01-02T18", "--out", out)  # the same one again: fine
+    p = jigsaw.shard("climatology", data, "--end", "2020-01-03T18", "--out", out, check=False)
+    assert p.returncode != 0 and "holds something that is not this climatology" in p.stderr, p.stderr
