@@ -52,7 +52,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ckpt", o.ckpt, "checkpoint root (path or URL); saved asynchronously");
   app.add_option("--ckpt-every", o.ckpt_every, "steps between checkpoints (0: at the end only)")->capture_default_str();
-  app.add_flag("--resume", o.resume, "continue from the checkpoint root's LATEST (any mesh with the same token order)");
+  app.add_flag("--resume", o.resume,
+               "continue from the checkpoint root's LATEST, on any mesh and store tiling of the same data (without "
+               "LATEST: the newest step that verifies); without it, a root holding committed steps is refused");
   app.add_option("--val-every", o.val_every, "steps between validations (0: at the end only)")->capture_default_str();
   app.add_option("--val-batches", o.val_batches, "batches per validation (0: the whole window)")->capture_default_str();
   app.add_option("--log", o.log, "JSON lines, one per step, validation and checkpoint (rank 0 writes)");

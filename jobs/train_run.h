@@ -1,6 +1,9 @@
 // The body of jigsaw-train: WeatherMixer trained on a jigsaw-shard store with Jigsaw parallelism, fed by
-// the prefetch loader, with asynchronous sharded checkpoints, resume on any mesh with the same token order,
-// validation against persistence, and a clean stop (checkpoint, exit 0) on SIGTERM / SIGINT.
+// the prefetch loader, with asynchronous sharded checkpoints, resume on any mesh and store tiling of the same
+// data (a model's parameters have one layout whatever mesh wrote them: docs/models.md), validation against
+// persistence, and a clean stop (checkpoint, exit 0) on SIGTERM / SIGINT. Before any step it refuses what
+// would lose work: a root holding another run's steps without --resume, a damaged LATEST, a second trainer
+// on the root, windows without samples; a non-finite loss stops the run with LATEST at the last good step.
 //
 // Collective: every rank of `world` calls RunTraining with the same options. World size = replicas x s^2
 // for the mesh domain=s,tensor=s, which must match the store's tile grid (LAT x LON = s, CH = s).
