@@ -2,6 +2,7 @@
 // number/expver coordinates) and the legacy one (time, level, int16 packed with per-file scale_factor /
 // add_offset). libnetcdf is not thread-safe: every call into it holds one process-wide lock.
 #include <glob.h>
+#include <sys/stat.h>
 #include <netcdf.h>
 #include <unistd.h>
 
@@ -322,6 +323,13 @@ Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec, 
     if (paths.empty()) return NotFoundError("no file matches " + std::string(spec));
   } else {
     paths.push_back(std::string(spec));
+  }
+  // A NetCDF or GRIB source is a regular file: a FIFO or a link to a device (/dev/zero) would be read for ever.
+  for (const std::string& p : paths) {
+    if (p.find("://") != std::string::npos || !(IsNetcdfPath(p) || IsGribPath(p))) continue;
+    struct stat st;
+    if (::stat(p.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+      return InvalidArgumentError(p + " is not a regular file (a FIFO, a device or a directory): not a source");
   }
   // Files are opened (a GRIB file indexed) in parallel; the first error in path order is the one reported.
   std::vector<std::unique_ptr<Source>> opened(paths.size());

@@ -209,3 +209,14 @@ def test_a_climatology_never_writes_over_what_it_did_not_make(jigsaw, store, tmp
     jigsaw.shard("climatology", data, "--end", "2020-01-02T18", "--out", out)  # the same one again: fine
     p = jigsaw.shard("climatology", data, "--end", "2020-01-03T18", "--out", out, check=False)
     assert p.returncode != 0 and "holds something that is not this climatology" in p.stderr, p.stderr
+
+
+def test_a_source_that_is_no_regular_file_is_refused_not_read_for_ever(jigsaw, tmp_path):
+    os.symlink("/dev/zero", tmp_path / "zero.grib")
+    os.mkfifo(tmp_path / "pipe.grib")
+    for name in ("zero.grib", "pipe.grib"):
+        t0 = time.monotonic()
+        p = jigsaw.shard("plan", "--source", tmp_path / name, "--vars", "t2m", "--start", "2020-01-01T00",
+                         "--end", "2020-01-01T06", "--tiles", "1x1x1", check=False, timeout=60)
+        assert p.returncode != 0 and "is not a regular file" in p.stderr, p.stderr
+        assert time.monotonic() - t0 < 30
