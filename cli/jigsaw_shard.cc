@@ -102,6 +102,14 @@ struct PlanFlags {
     };
     if (members.empty()) {
       ASSIGN_OR_RETURN(auto opened, open_all(SourceOptions{member}));
+      if (member) {
+        bool ensemble = false;
+        for (const auto& src : opened) ensemble |= !src->members().empty();
+        if (!ensemble)
+          return InvalidArgumentError("--member " + std::to_string(*member) +
+                                      ": no source has a member dimension (number, realization or member)");
+        options.member = member;
+      }
       ASSIGN_OR_RETURN(ShardPlan plan, MakeShardPlan(options, opened));
       return std::make_pair(std::move(plan), std::move(opened));
     }

@@ -62,6 +62,7 @@ nlohmann::json ShardPlan::ToJson() const {
                          return m;
                        }()}};
   if (!options.members.empty()) j["members"] = options.members;
+  if (options.member) j["member"] = *options.member;  // only when given: other plans keep their fingerprints
   // Only when there are any: plans without static fields keep the fingerprint they had before them.
   if (!statics.empty()) {
     nlohmann::json names = nlohmann::json::array();

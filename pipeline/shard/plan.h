@@ -33,6 +33,8 @@ struct ShardOptions {
   // Ensemble members, each a sample of its own at every time (`--members all`): data becomes
   // [time, member, channel, lat, lon]. The sources are then opened once per member (see RunShard).
   std::vector<int64_t> members;
+  // `--member N`: the one member read from ensemble sources (part of the plan and its fingerprint).
+  std::optional<int64_t> member;
 };
 
 struct ShardChannel {

@@ -291,6 +291,10 @@ def test_cfgrib_ensemble_sample_needs_a_member(jigsaw, cfgrib_samples, tmp_path)
                                                      for v, l in [("z", 850), ("z", 500), ("t", 850), ("t", 500)]],
                                                     axis=1))
     assert not np.array_equal(member0, ours.data.values)
+    # The member is part of the plan: member 1 into member 0's store is another plan, refused, not "complete".
+    r = jigsaw.shard("run", "--source", grib, *args, "--member", "1", "--out", tmp_path / "g0.zarr", check=False)
+    assert r.returncode != 0 and "member" in r.stderr and "nothing to do" not in r.stdout, r.stdout + r.stderr
+    assert json.loads(jigsaw.shard("info", tmp_path / "g0.zarr", "--json").stdout)["plan"]["member"] == 0
 
 
 def test_cfgrib_samples_levels_in_pa_and_missing_values(jigsaw, cfgrib_samples, tmp_path):

@@ -220,3 +220,9 @@ def test_a_source_that_is_no_regular_file_is_refused_not_read_for_ever(jigsaw, t
                          "--end", "2020-01-01T06", "--tiles", "1x1x1", check=False, timeout=60)
         assert p.returncode != 0 and "is not a regular file" in p.stderr, p.stderr
         assert time.monotonic() - t0 < 30
+
+
+def test_a_member_of_a_source_without_members_is_refused(jigsaw, store):
+    p = jigsaw.shard("plan", "--source", store / "src.zarr", "--vars", "t2m", "--start", "2020-01-01T00",
+                     "--end", "2020-01-01T06", "--tiles", "1x1x1", "--member", "5", check=False)
+    assert p.returncode == 2 and "--member 5: no source has a member dimension" in p.stderr, p.stderr
