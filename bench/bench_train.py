@@ -36,8 +36,9 @@ def torch_step_seconds(a):
     ph, pw = map(int, a.patch.split("x"))
     m = WeatherMixer(a.channels, h, w, ph, pw, a.dim, a.depth, a.token_hidden, a.channel_hidden).to(dev)
     with torch.no_grad():
-        for p in m.parameters():
-            p.uniform_(-1 / math.sqrt(p.shape[0]), 1 / math.sqrt(p.shape[0]))
+        for name, p in m.named_parameters():
+            rows = p[..., 0].numel() if name.endswith("token_w1") else p.shape[0]  # [PR, PC, Hs]: T rows
+            p.uniform_(-1 / math.sqrt(rows), 1 / math.sqrt(rows))
     lat = [90 - 180 * (i + 0.5) / h for i in range(h)]
     w_lat, w_c = latitude_weights(lat).to(dev), torch.ones(a.channels, device=dev)
     x0 = torch.randn(a.batch, a.channels, h, w, device=dev)

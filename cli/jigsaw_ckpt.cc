@@ -169,6 +169,14 @@ int main(int argc, char** argv) {
     if (export_format.empty()) export_format = out.ends_with(".safetensors") ? "safetensors" : "zarr";
     Status s;
     if (export_format == "zarr") {
+      if (!export_data.empty() || with_moments)
+        return Fail(InvalidArgumentError("--data and --with-moments apply to a safetensors export (the Zarr export "
+                                         "writes every tensor of the step as it is stored)"));
+      auto m = ReadManifest(root.get(), step_dir);
+      if (!m.ok()) return Fail(m.status());
+      if (train::IsTrainCheckpoint(*m) && m->mesh.AxisSize("domain_lat") == 0)
+        return Fail(FailedPreconditionError("this jigsaw-train checkpoint keeps its tokens in its run's order (made "
+                                            "before the stored layout): export it to .safetensors, which converts it"));
       auto dst = OpenKvStore(out);
       if (!dst.ok()) return Fail(dst.status());
       s = ExportZarr(root.get(), step_dir, dst->get(), codec);

@@ -33,6 +33,7 @@ Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_d
   run.config = meta.value("config", nlohmann::json::object());
   run.data = meta.value("data_contract", nlohmann::json());
   run.batch_size = meta.value("batch_size", int64_t{0});
+  run.replicas = meta.value("replicas", int64_t{0});
   if (meta.contains("loader")) {
     run.loader.epoch = meta["loader"].value("epoch", int64_t{0});
     run.loader.batch = meta["loader"].value("batch", int64_t{0});
@@ -59,6 +60,23 @@ Status CheckDataContract(const CheckpointRun& run, const StoreFacts& f) {
   RETURN_IF_ERROR(differ("channels", "the channels"));
   RETURN_IF_ERROR(differ("static_channels", "the static fields"));
   RETURN_IF_ERROR(differ("step_seconds", "a time step (seconds) of"));
+  // The normalisation the model learned in: a store whose statistics differ would feed it other units.
+  for (const auto& [key, names] : {std::pair{"mean", &f.channels}, std::pair{"std", &f.channels},
+                                   std::pair{"static_mean", &f.static_channels},
+                                   std::pair{"static_std", &f.static_channels}}) {
+    const auto& want = run.data.value(key, nlohmann::json::array());
+    const auto& got = ours[key];
+    for (size_t k = 0; k < want.size() && k < got.size(); ++k) {
+      const double a = want[k].get<double>(), b = got[k].get<double>();
+      if (std::abs(a - b) > 1e-6 * std::max({std::abs(a), std::abs(b), 1e-30})) {
+        return InvalidArgumentError("the store's " + std::string(key) + " of " + (*names)[k] + " is " +
+                                    std::to_string(b) + ", but checkpoint " + run.step_dir +
+                                    " was trained on data normalised with " + std::to_string(a) +
+                                    " (a store of other times or sources: its statistics would feed the model "
+                                    "other units)");
+      }
+    }
+  }
   for (const char* axis : {"latitudes", "longitudes"}) {
     const auto& want = run.data.value(axis, nlohmann::json::array());
     const auto& got = ours[axis];
@@ -120,6 +138,12 @@ Result<CheckpointRun> LoadModelCheckpoint(KvStore* root, const std::string& step
   }
   if (!differ.empty()) return InvalidArgumentError("checkpoint " + run.step_dir + " holds another model: " + differ);
   const DomainGrid legacy = LegacyDomainGrid(run.model);
+  const ModelConfig& mc = model.config();
+  if (legacy.lat < 1 || legacy.lon < 1 || mc.patch_rows() % legacy.lat != 0 || mc.patch_cols() % legacy.lon != 0) {
+    return DataLossError("checkpoint " + run.step_dir + " records the domain grid " + legacy.ToString() +
+                         ", which does not cut its " + std::to_string(mc.patch_rows()) + "x" +
+                         std::to_string(mc.patch_cols()) + " patches into whole parts");
+  }
   std::string bad;
   for (const CheckpointTensor& t : CheckpointTensors(model)) {
     if (t.which != 0 && !with_moments) continue;
@@ -196,8 +220,9 @@ Result<std::string> StartingStep(KvStore* root, bool resume, std::string* note) 
                          "): repair it (echo step-NNNNNNNN > LATEST) or remove it to resume from the newest step "
                          "that verifies");
   for (size_t k = committed.size(); k-- > 0;) {
-    auto problems = VerifyCheckpoint(root, committed[k]);
-    if (problems.ok() && problems->empty()) {
+    // A step that cannot be read now (a network error) is no damaged step: stop rather than pass it over.
+    ASSIGN_OR_RETURN(auto problems, VerifyCheckpoint(root, committed[k]));
+    if (problems.empty()) {
       if (note) *note = "no LATEST in " + root->url() + "; resuming from " + committed[k] + ", the newest step that verifies";
       return committed[k];
     }

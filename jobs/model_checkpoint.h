@@ -35,6 +35,7 @@ struct CheckpointRun {
   nlohmann::json config;  // TrainConfig::ToJson
   nlohmann::json data;    // DataContract of the store it was trained on (null before it was recorded)
   int64_t batch_size = 0;  // per replica (0: not recorded)
+  int64_t replicas = 0;    // data-parallel replicas of the run (0: not recorded)
   LoaderState loader;
 };
 Result<CheckpointRun> ReadCheckpointRun(KvStore* root, const std::string& step_dir);

@@ -35,7 +35,10 @@ Result<DomainGrid> ParseGrid(const std::string& text, int64_t s) {
 Result<Mesh> ReshardMesh(const Manifest& m, const std::string& mesh, const std::string& grid) {
   ASSIGN_OR_RETURN(Mesh asked, Mesh::Parse(mesh));
   if (!IsTrainCheckpoint(m) || !Stored(m.mesh) || Stored(asked)) {
-    if (!grid.empty()) return InvalidArgumentError("--domain-grid applies to jigsaw-train checkpoints resharded for domain=s,tensor=s");
+    if (!grid.empty())
+      return InvalidArgumentError("--domain-grid applies to jigsaw-train checkpoints in the stored layout (mesh "
+                                  "domain_lat,...) resharded for a --mesh domain=s,tensor=s; this one's mesh is " +
+                                  m.mesh.ToString());
     return asked;
   }
   ASSIGN_OR_RETURN(JigsawMesh j, ParseJigsawMesh(mesh));

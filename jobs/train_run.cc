@@ -277,32 +277,48 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     ASSIGN_OR_RETURN(ckpt, OpenKvStore(o.ckpt));
     // One trainer per root: rank 0 holds its lock for the run (local roots).
     RETURN_IF_ERROR(AllOk(world, leader ? lock.Take(o.ckpt) : OkStatus()));
-    std::string note;
-    auto starting = StartingStep(ckpt.get(), o.resume, &note);
-    if (!starting.ok()) return starting.status().Annotate("--ckpt " + o.ckpt);
-    start_step = *starting;
-    if (leader && !note.empty()) out << "jigsaw-train: " << note << "\n";
+    // Rank 0 decides where the run starts and tells every rank: ranks that each read LATEST (or verified
+    // steps) themselves could disagree, or one fail while the others go on into collectives.
+    std::string decided;
+    if (leader) {
+      std::string note;
+      auto starting = StartingStep(ckpt.get(), o.resume, &note);
+      decided = (starting.ok() ? nlohmann::json{{"step", *starting}, {"note", note}}
+                               : nlohmann::json{{"error", starting.status().message()},
+                                                {"code", static_cast<int>(starting.status().code())}})
+                    .dump();
+    }
+    RETURN_IF_ERROR(world->Broadcast(&decided));
+    const nlohmann::json d = nlohmann::json::parse(decided);
+    if (d.contains("error"))
+      return Status(static_cast<StatusCode>(d["code"].get<int>()), d["error"].get<std::string>())
+          .Annotate("--ckpt " + o.ckpt);
+    start_step = d["step"].get<std::string>();
+    if (leader && !d["note"].get<std::string>().empty()) out << "jigsaw-train: " << d["note"].get<std::string>() << "\n";
   }
   TrainRunReport report;
   const nlohmann::json model_json = mc.ToJson();
   if (!start_step.empty()) {
     auto loaded = LoadModelCheckpoint(ckpt.get(), start_step, model, true);
-    if (!loaded.ok()) return loaded.status().Annotate(o.ckpt);
+    RETURN_IF_ERROR(AllOk(world, loaded.status()).Annotate(o.ckpt));
     RETURN_IF_ERROR(CheckDataContract(*loaded, facts).Annotate(o.data));
     trainer->set_step(loaded->step);
     LoaderState at = loaded->loader;
-    // Another --batch-size: the same epoch and sample position, when it falls on a batch of the new size.
-    const int64_t saved_batch = loaded->batch_size;
-    if (saved_batch > 0 && saved_batch != o.batch_size) {
-      const int64_t sample = at.batch * saved_batch;
-      if (sample % o.batch_size != 0) {
-        return InvalidArgumentError("--batch-size " + std::to_string(o.batch_size) + ": " + start_step +
+    // Another --batch-size or replica count: the same epoch and sample position, when it falls on a step of
+    // the new size (a step reads batch_size samples per replica).
+    const int64_t saved_batch = loaded->batch_size, saved_replicas = std::max<int64_t>(1, loaded->replicas);
+    if (saved_batch > 0 && (saved_batch != o.batch_size || saved_replicas != pos.replicas)) {
+      const int64_t sample = at.batch * saved_batch * saved_replicas, per_step = o.batch_size * pos.replicas;
+      if (sample % per_step != 0) {
+        return InvalidArgumentError("--batch-size " + std::to_string(o.batch_size) + " on " +
+                                    std::to_string(pos.replicas) + " replicas: " + start_step +
                                     " stopped after sample " + std::to_string(sample) + " of its epoch (batches of " +
-                                    std::to_string(saved_batch) + "), which no batch of " +
-                                    std::to_string(o.batch_size) + " starts at; resume with --batch-size " +
-                                    std::to_string(saved_batch) + " or a divisor of " + std::to_string(sample));
+                                    std::to_string(saved_batch) + " on " + std::to_string(saved_replicas) +
+                                    " replicas), where no step of " + std::to_string(per_step) +
+                                    " samples starts; resume with a batch that divides it");
       }
-      at.batch = sample / o.batch_size;
+      at.batch = sample / per_step;
+      if (at.batch >= (*train_data)->batches_per_epoch()) at = {at.epoch + 1, 0};  // the epoch's end: the next
     }
     if (Status r = (*train_data)->Restore(at); !r.ok()) {
       return r.Annotate("resuming " + start_step + " (epoch " + std::to_string(at.epoch) + ", batch " +
@@ -340,13 +356,17 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     double start_s = 0;
   } pending;
   double copy_wait_s = 0;
+  int64_t saved_step = -1;  // the last step a save was started for (every rank alike)
   auto save = [&](int64_t step) -> Status {
-    if (!ckpt || pos.replica != 0) return OkStatus();
+    if (!ckpt) return OkStatus();
+    saved_step = step;
+    if (pos.replica != 0) return OkStatus();
     const auto t0 = Clock::now();
     const LoaderState ls = prefetch->position();  // before the next batch the trainer takes
     const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()},
                                 {"step", step},        {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}},
                                 {"mesh", o.mesh},      {"data", o.data},  {"batch_size", o.batch_size},
+                                {"replicas", pos.replicas},
                                 {"domain_grid", grid.ToString()}, {"data_contract", DataContract(facts)}};
     // The blocks are copied during the next step's forward and backward (which only read them); the step
     // waits for the copy before its update. The previous save's verdict comes back here.
@@ -463,9 +483,10 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
                      }));
     const double seconds = Since(t0), wait = prefetch->TakeWaitSeconds();
     if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
-      // The weights are no longer finite: nothing after this is saved; a save in flight (of the weights
-      // before this step) is finished, so LATEST stays the last good step.
-      if (ckpt && pos.replica == 0) RETURN_IF_ERROR(saver.Wait());
+      // Nothing after this is saved. A save in flight of the weights this step ran with (saved_step ==
+      // r.step) is abandoned: the saver's destructor finishes its writes without committing them, so the
+      // next save removes them. One of earlier weights is committed: LATEST is the last good step.
+      if (ckpt && pos.replica == 0 && saved_step != r.step) RETURN_IF_ERROR(saver.Wait());
       const std::string times = batches->TimesOf(taking);
       return DataLossError("step " + std::to_string(r.step) + ": the loss is " + std::to_string(r.loss) +
                            " and the gradient norm " + std::to_string(r.grad_norm) + " on the samples of epoch " +
@@ -522,8 +543,9 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     report.gemm_flop_per_s = rates[rates.size() / 2];
   }
   if (!report.stopped_by_signal) RETURN_IF_ERROR(run_validation(report.last_step));
-  // A stop before any new step (a preemption right after a resume) has nothing new to save.
-  if (report.last_step > report.first_step) RETURN_IF_ERROR(save(report.last_step));
+  // A stop before any new step (a preemption right after a resume) has nothing new to save, nor a stop
+  // right after a periodic save of the same step.
+  if (report.last_step > report.first_step && report.last_step != saved_step) RETURN_IF_ERROR(save(report.last_step));
   if (ckpt && pos.replica == 0) RETURN_IF_ERROR(saver.Wait());
   RETURN_IF_ERROR(world->Barrier());
   if (leader) {

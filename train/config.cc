@@ -81,8 +81,13 @@ Result<DomainGrid> RunDomainGrid(const ModelConfig& c, int64_t s, int64_t lat, i
 DomainGrid LegacyDomainGrid(const nlohmann::json& model) {
   DomainGrid g;
   if (model.is_object()) {
-    g.lat = model.value("lat_parts", int64_t{1});
-    g.lon = model.value("lon_parts", int64_t{1});
+    auto part = [&](const char* key) -> int64_t {
+      const auto it = model.find(key);
+      if (it == model.end()) return 1;
+      return it->is_number_integer() ? it->get<int64_t>() : 0;  // 0: refused by the caller
+    };
+    g.lat = part("lat_parts");
+    g.lon = part("lon_parts");
   }
   return g;
 }

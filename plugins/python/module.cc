@@ -30,6 +30,25 @@ T Unwrap(Result<T> r) {
   return std::move(r).value();
 }
 
+// A partition spec from Python: None, or a list whose entries are None, an axis name, or a list of axis
+// names splitting one dimension together (as the manifests write them); parsed by the one parser.
+PartitionSpec SpecFromPython(const py::handle& spec) {
+  if (spec.is_none()) return {};
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& e : spec) {
+    if (e.is_none()) {
+      j.push_back(nullptr);
+    } else if (py::isinstance<py::str>(e)) {
+      j.push_back(e.cast<std::string>());
+    } else {
+      nlohmann::json axes = nlohmann::json::array();
+      for (const auto& a : e) axes.push_back(py::str(a).cast<std::string>());
+      j.push_back(axes);
+    }
+  }
+  return Unwrap(ParsePartitionSpec(j));
+}
+
 // C-order strides, always given explicitly: pybind11 2.10 left them zero when they were omitted here.
 std::vector<py::ssize_t> CStrides(const std::vector<py::ssize_t>& shape, py::ssize_t item) {
   std::vector<py::ssize_t> strides(shape.size());
@@ -275,14 +294,7 @@ struct PySave {
       s.dtype = Unwrap(DataTypeFromName(dt));
       for (py::ssize_t d = 0; d < a.ndim(); ++d) s.shape.push_back(a.shape(d));
       if (entry.size() > 3 && !entry[3].is_none()) s.shape = entry[3].cast<std::vector<int64_t>>();
-      if (!entry[1].is_none()) {
-        for (auto p : entry[1].cast<py::list>()) {
-          if (p.is_none())
-            s.partition.push_back(std::nullopt);
-          else
-            s.partition.push_back(p.cast<std::string>());
-        }
-      }
+      s.partition = SpecFromPython(entry[1]);
       specs.push_back(s);
       buffers.push_back({static_cast<const char*>(a.data()), std::vector<int64_t>(a.shape(), a.shape() + a.ndim())});
       arrays.push_back(a);
@@ -356,16 +368,7 @@ PYBIND11_MODULE(_jigsaw, m) {
   m.def(
       "tile_of",
       [](const std::vector<int64_t>& shape, const py::object& spec, const std::string& mesh, int64_t rank) {
-        PartitionSpec p;
-        if (!spec.is_none()) {
-          for (const auto& e : spec) {
-            if (e.is_none())
-              p.push_back(std::nullopt);
-            else
-              p.push_back(e.cast<std::string>());
-          }
-        }
-        Box b = Unwrap(TileOf(shape, p, Unwrap(Mesh::Parse(mesh)), rank));
+        Box b = Unwrap(TileOf(shape, SpecFromPython(spec), Unwrap(Mesh::Parse(mesh)), rank));
         return std::make_pair(b.origin, b.shape);
       },
       py::arg("shape"), py::arg("spec"), py::arg("mesh"), py::arg("rank"),

@@ -80,6 +80,19 @@ std::string PlanMessage(int64_t step, const Mesh& mesh, const std::vector<Tensor
       return InvalidArgumentError("mesh " + mesh.ToString() + " has " + std::to_string(mesh.size()) + " ranks but " +
                                   std::to_string(comm->size()) + " processes save it");
     }
+    // Every save path (import, the trainer, C, Python) under the same rules: a name is a store key (never ""
+    // or "../x") and appears once; a shape has no negative extent and its bytes do not overflow.
+    std::set<std::string> names;
+    for (const auto& t : tensors) {
+      if (Status key = ValidateKey(t.name); !key.ok())
+        return InvalidArgumentError("tensor name \"" + t.name + "\" cannot be a tensor's name: " + key.message());
+      if (!names.insert(t.name).second) return InvalidArgumentError("tensor " + t.name + " is given twice");
+      int64_t bytes = t.dtype.size;
+      for (int64_t d : t.shape) {
+        if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes))
+          return InvalidArgumentError("tensor " + t.name + " has an impossible shape [" + JoinShape(t.shape) + "]");
+      }
+    }
     for (const auto& t : tensors)
       for (int64_t r = 0; r < mesh.size(); ++r) RETURN_IF_ERROR(TileOf(t, mesh, r).status());
     return OkStatus();

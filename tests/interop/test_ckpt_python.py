@@ -186,3 +186,15 @@ def test_collective_save_under_mpirun(tmp_path):
                         str(tmp_path / "c"), pypath], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(p.name for p in tmp_path.glob("c.ok.*")) == [f"c.ok.{r}" for r in range(4)]
+
+
+def test_names_shapes_and_boxes_that_cannot_be_are_refused(tmp_path):
+    """Every save path takes the import's rules: a name is a store key (never "" or "../x"), a shape has no
+    negative extent; a box beyond int64 is a ValueError naming it, not a cast error."""
+    for bad in ("", "../../x"):
+        with pytest.raises(Exception, match="cannot be a tensor's name"):
+            jc.save(tmp_path / f"bad{len(bad)}", 0, "domain=1", {bad: np.zeros(2, dtype=np.float32)})
+        assert not (tmp_path / f"bad{len(bad)}" / "LATEST").exists()
+    jc.save(tmp_path / "ok", 0, "domain=1", {"w": np.arange(4, dtype=np.float32)})
+    with pytest.raises(ValueError, match="origin"):
+        jc.read(tmp_path / "ok", "w", origin=[2**64], shape=[1])

@@ -116,7 +116,9 @@ def test_a_second_trainer_on_one_root_is_refused(store, tmp_path):
 
 def test_a_stop_right_after_a_resume_exits_0(store, tmp_path):
     ck = tmp_path / "ck"
-    train(store, tmp_path, "--ckpt", ck, "--stop-at", "3", steps=6)
+    # A stop on a periodic save's step saves it once (a second save of one step raced its own commit).
+    p, _ = train(store, tmp_path, "--ckpt", ck, "--ckpt-every", "3", "--stop-at", "3", steps=6)
+    assert "stopped at step 3" in p.stdout
     p, losses = train(store, tmp_path, "--resume", "--ckpt", ck, "--stop-at", "3", steps=6)
     assert "stopped at step 3" in p.stdout and not losses
     assert (ck / "LATEST").read_text().strip() == "step-00000003"
@@ -132,6 +134,8 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_latest(store, t
     assert p.returncode == 1 and "the loss is" in p.stderr and "times 2020-01-0" in p.stderr, p.stderr
     assert "LATEST keeps the last good step" in p.stderr
     latest = (ck / "LATEST").read_text().strip()
+    # The save of the weights that gave the non-finite loss (step 5's, saved after step 4) is not committed.
+    assert latest == "step-00000004", (latest, p.stderr)
     from safetensors.numpy import load_file
     subprocess.run([str(BIN_DIR / "jigsaw-ckpt"), "export", str(ck), "--out", str(tmp_path / "m.safetensors")],
                    check=True, capture_output=True)
@@ -165,7 +169,7 @@ def test_a_resume_with_another_batch_size_continues_at_the_same_sample(store, tm
     ck2 = tmp_path / "ck2"
     train(store, tmp_path, "--ckpt", ck2, "--batch-size", "2", "--stop-at", "1", steps=6)  # 2 samples read
     p, _ = train(store, tmp_path, "--resume", "--ckpt", ck2, "--batch-size", "4", steps=3, check=False)
-    assert p.returncode == 2 and "stopped after sample 2 of its epoch (batches of 2)" in p.stderr, p.stderr
+    assert p.returncode == 2 and "stopped after sample 2 of its epoch (batches of 2 on 1 replicas)" in p.stderr, p.stderr
 
 
 def test_a_rollout_never_writes_over_what_it_did_not_make(jigsaw, store, tmp_path):

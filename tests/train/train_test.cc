@@ -113,6 +113,51 @@ TEST(Config, MeshMustBeSquareAndMatchTheStore) {
   EXPECT_NE(st.message().find("do not hold whole 2x16 patches"), std::string::npos) << st.message();
 }
 
+// The stored layout on a domain grid cut both ways (2x2 parts on a 4x4 mesh, uneven hidden sizes): every
+// rank's box of each token-mix tensor holds exactly its in-memory block, element for element, the block's
+// tokens being its domain part's patches row-major inside the part. The expected positions are worked out
+// here from the tile convention alone, not from TileOf.
+TEST(StoredLayout, TokenBoxesAreTheBlocksOnAGridCutBothWays) {
+  const DomainGrid grid{2, 2};
+  const int64_t s = grid.parts(), PR = 6, PC = 8, Hs = 10;  // 3x4 patches per part; Hs in parts 3,3,3,1
+  const Mesh stored = StoredMesh(grid);
+  auto part = [&](int64_t n, int64_t q) {
+    const int64_t c = (n + s - 1) / s;
+    return std::pair<int64_t, int64_t>{std::min(n, q * c), std::min(n, (q + 1) * c)};
+  };
+  // The global patch index of token t of domain part q (row-major inside the part).
+  auto token = [&](int64_t q, int64_t t) {
+    const int64_t a = q / grid.lon, b = q % grid.lon, rows = PR / grid.lat, cols = PC / grid.lon;
+    return (a * rows + t / cols) * PC + b * cols + t % cols;
+  };
+  const int64_t T = PR * PC / s;  // tokens per part
+  for (int64_t i = 0; i < s; ++i)
+    for (int64_t j = 0; j < s; ++j) {
+      Parameter w1, w2;
+      w1.stored_shape = {PR, PC, Hs};
+      w1.stored_partition = {"domain_lat", "domain_lon", kColumnsAxes};
+      w2.stored_shape = {Hs, PR, PC};
+      w2.stored_partition = {kRowsAxes, "tensor_lat", "tensor_lon"};
+      for (Parameter* p : {&w1, &w2}) {
+        auto box = TileOf(p->stored_shape, p->stored_partition, stored, i * s + j);
+        ASSERT_TRUE(box.ok()) << box.status().ToString();
+        p->stored_box = *box;
+      }
+      // token_w1 block (i, j): tokens of part i x Hs part j.
+      std::vector<int64_t> want;
+      const auto [h0, h1] = part(Hs, j);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = h0; h < h1; ++h) want.push_back(token(i, t) * Hs + h);
+      EXPECT_EQ(w1.StoredIndices(), want) << "token_w1 rank (" << i << ", " << j << ")";
+      // token_w2 block (i, j): Hs part i x tokens of part j (the mesh column's domain part).
+      want.clear();
+      const auto [g0, g1] = part(Hs, i);
+      for (int64_t h = g0; h < g1; ++h)
+        for (int64_t t = 0; t < T; ++t) want.push_back(h * PR * PC + token(j, t));
+      EXPECT_EQ(w2.StoredIndices(), want) << "token_w2 rank (" << i << ", " << j << ")";
+    }
+}
+
 TEST(Mesh, RefusesAJobThatHoldsNoWholeMeshes) {
   auto world = NewLocalCommunicator();
   auto mesh = SplitMesh(world.get(), 2);

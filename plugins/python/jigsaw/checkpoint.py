@@ -34,7 +34,20 @@ def tensors(path):
             for k, v in manifest(path)["tensors"].items()}
 
 
+def _int64s(values, what):
+    """A list of whole numbers that fit int64 (a box's origin or shape), or ValueError naming it."""
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not -2**63 <= int(v) < 2**63:
+            raise ValueError(f"{what} {list(values)!r}: each entry must be a whole number within int64")
+        out.append(int(v))
+    return out
+
+
 def read(path, name, origin=None, shape=None):
+    origin, shape = _int64s(origin, "origin"), _int64s(shape, "shape")
     return checkpoint_load(str(path), {name: (origin, shape)})[name]
 
 
@@ -90,6 +103,17 @@ class AsyncSaver:
         return self._impl.in_flight
 
 
+def _parts(entry, axes):
+    """How many parts a partition entry (None, an axis, or a list of axes splitting together) makes."""
+    if entry is None:
+        return 1
+    names = [entry] if isinstance(entry, str) else list(entry)
+    n = 1
+    for a in names:
+        n *= axes.get(a, 1)
+    return n
+
+
 def _save_args(root, step, mesh, state_dict, partition, metadata, sync, comm, shapes):
     axes = dict(_mesh_axes(mesh))
     comm = _communicator(comm)
@@ -110,8 +134,7 @@ def _save_args(root, step, mesh, state_dict, partition, metadata, sync, comm, sh
         if collective:
             shape = (shapes or {}).get(name)
             if shape is None:
-                shape = [n * (axes[a] if a is not None and a in axes else 1)
-                         for n, a in zip(value.shape, list(spec or []) + [None] * value.ndim)]
+                shape = [n * _parts(a, axes) for n, a in zip(value.shape, list(spec or []) + [None] * value.ndim)]
         arrays[name] = (value, spec, dtype, None if shape is None else [int(n) for n in shape])
     return str(root), int(step), mesh, arrays, json.dumps(metadata or {}), sync, comm
 

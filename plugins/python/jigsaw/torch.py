@@ -75,6 +75,7 @@ def _read_checkpoint(path):
     """The weights and the description of a jigsaw-train checkpoint (a root, its LATEST step, or a step)."""
     from . import checkpoint
 
+    path = checkpoint._step_path(path)  # one step throughout, even if a newer one commits meanwhile
     m = checkpoint.manifest(path)
     run = m.get("metadata", {}).get("jigsaw_train")
     if run is None:

@@ -112,6 +112,26 @@ int main(int argc, char** argv) {
   CHECK_FAILS(jigsaw_checkpoint_save_wait(s, err_), "no save was started");
   jigsaw_checkpoint_save_close(s);
   CHECK_FAILS(jigsaw_checkpoint_open(root, NULL, err_), "NULL");
+  /* The import's rules on every save path: a name that is no store key, a negative extent. */
+  {
+    const int64_t neg[2] = {-2, -2};
+    CHECK(jigsaw_checkpoint_save_open(root, 1, "domain=1", NULL, &s, &err) == 0);
+    if (jigsaw_checkpoint_save_add(s, "w", "float32", 2, neg, NULL, w, 0, &err) == 0) {
+      CHECK_FAILS(jigsaw_checkpoint_save_commit(s, err_), "impossible shape");
+    } else {
+      free(err);
+      err = NULL;
+    }
+    jigsaw_checkpoint_save_close(s);
+    CHECK(jigsaw_checkpoint_save_open(root, 1, "domain=1", NULL, &s, &err) == 0);
+    if (jigsaw_checkpoint_save_add(s, "../../x", "float32", 2, ws, NULL, w, sizeof w, &err) == 0) {
+      CHECK_FAILS(jigsaw_checkpoint_save_commit(s, err_), "cannot be a tensor's name");
+    } else {
+      free(err);
+      err = NULL;
+    }
+    jigsaw_checkpoint_save_close(s);
+  }
 
   /* A blocking save: a tensor split both ways, an uneven one, a replicated one, metadata. */
   CHECK(jigsaw_checkpoint_save_open(root, 1, "domain=2,tensor=2", "", &s, &err) == 0);
