@@ -198,3 +198,18 @@ def test_names_shapes_and_boxes_that_cannot_be_are_refused(tmp_path):
     jc.save(tmp_path / "ok", 0, "domain=1", {"w": np.arange(4, dtype=np.float32)})
     with pytest.raises(ValueError, match="origin"):
         jc.read(tmp_path / "ok", "w", origin=[2**64], shape=[1])
+
+
+def test_partition_entries_of_several_axes(tmp_path):
+    """A dimension split by several mesh axes together (JAX's P(("a", "b")); jigsaw-train's stored layout
+    writes them): saved, listed and read back by box from Python."""
+    from jigsaw._jigsaw import tile_of
+    mesh = "a=2,b=2,t=2"
+    w = np.arange(8 * 6, dtype=np.float32).reshape(8, 6)
+    jc.save(tmp_path / "ck", 0, mesh, {"w": w}, partition={"w": [["a", "b"], "t"]})
+    assert jc.tensors(tmp_path / "ck")["w"]["partition"] == [["a", "b"], "t"]
+    for rank in range(8):
+        origin, shape = tile_of([8, 6], [["a", "b"], "t"], mesh, rank)
+        assert shape == [2, 3] and origin == [2 * (rank // 2), 3 * (rank % 2)]
+        np.testing.assert_array_equal(jc.read(tmp_path / "ck", "w", origin, shape),
+                                      w[origin[0]:origin[0] + 2, origin[1]:origin[1] + 3])
