@@ -249,6 +249,14 @@ assert torch.equal(next(iter(again)), c)
 # Through a DataLoader, as the module's docstring says (batch_size=None: batches come whole).
 batches = list(torch.utils.data.DataLoader(TileDataset(path, dtype="bfloat16", **opts), batch_size=None))
 assert len(batches) == len(ds) and torch.equal(batches[0], a)
+# Worker processes would each read every sample: refused with the reason, under both start methods.
+for method in ("fork", "spawn"):
+    try:
+        list(torch.utils.data.DataLoader(TileDataset(path, **opts), batch_size=None, num_workers=2,
+                                         multiprocessing_context=method))
+        raise SystemExit(f"num_workers=2 ({method}) was not refused")
+    except RuntimeError as e:
+        assert "num_workers=0" in str(e), (method, str(e))
 print("torch dataset ok")
 """
 

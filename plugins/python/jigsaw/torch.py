@@ -27,7 +27,19 @@ class TileDataset(torch.utils.data.IterableDataset):
     def __len__(self):
         return self._open().batches_per_epoch
 
+    def __getstate__(self):
+        # Picklable (DataLoader's spawn start method pickles the dataset): the loader, threads and buffers
+        # of this process, stays behind.
+        state = dict(self.__dict__)
+        state["loader"] = None
+        return state
+
     def __iter__(self):
+        if torch.utils.data.get_worker_info() is not None:
+            raise RuntimeError(
+                "jigsaw.torch.TileDataset reads, decodes and prefetches on threads of its own and yields whole "
+                "batches: use DataLoader(dataset, batch_size=None, num_workers=0). Worker processes would each "
+                "read every sample (each batch twice with 2 workers)")
         loader = self._open()
         bf16 = self.options.get("dtype") == "bfloat16"
         for array in loader:
