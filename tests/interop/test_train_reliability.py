@@ -4,6 +4,7 @@ a fresh run into a root holding a finished run, two trainers on one root, a stop
 non-finite losses, and a resume with another batch size."""
 import json
 import os
+import signal
 import shutil
 import subprocess
 import threading
@@ -230,3 +231,57 @@ def test_a_member_of_a_source_without_members_is_refused(jigsaw, store):
     p = jigsaw.shard("plan", "--source", store / "src.zarr", "--vars", "t2m", "--start", "2020-01-01T00",
                      "--end", "2020-01-01T06", "--tiles", "1x1x1", "--member", "5", check=False)
     assert p.returncode == 2 and "--member 5: no source has a member dimension" in p.stderr, p.stderr
+
+
+def test_data_parallel_replicas_train_as_one_rank_with_their_batches_together(store, tmp_path):
+    """2 replicas x 1x1 and 2 replicas x 2x2, batch 1 each, against 1 rank with batch 2: replicas read
+    disjoint samples (replica r every other one), their averaged gradients give the same losses; validation
+    is averaged over them; a checkpoint of replicas resumes on one rank with batch 2 where they stopped."""
+    val = ["--val-start", "2020-01-03T00", "--val-end", "2020-01-03T18"]
+    log = tmp_path / "one.jsonl"
+    run_ranks([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--config", store / "model.json",
+               "--steps", "4", "--batch-size", "2", "--log", log, "--blas-threads", "1", *val], 1)
+    one = [json.loads(l) for l in log.read_text().splitlines()]
+    want = {r["step"]: r["loss"] for r in one if "loss" in r}
+    want_val = [r for r in one if "val_loss" in r][0]["val_loss"]
+    for ranks, mesh in ((2, "domain=1,tensor=1"), (8, "domain=2,tensor=2")):
+        log = tmp_path / f"r{ranks}.jsonl"
+        run_ranks([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--config", store / "model.json",
+                   "--mesh", mesh, "--steps", "4", "--batch-size", "1", "--log", log, "--blas-threads", "1", *val],
+                  ranks)
+        recs = [json.loads(l) for l in log.read_text().splitlines()]
+        got = {r["step"]: r["loss"] for r in recs if "loss" in r}
+        assert sorted(got) == sorted(want)
+        for s in want:
+            assert abs(got[s] - want[s]) <= 1e-4 * want[s], (ranks, s, got[s], want[s])
+        got_val = [r for r in recs if "val_loss" in r][0]["val_loss"]
+        assert abs(got_val - want_val) <= 1e-4 * want_val, (ranks, got_val, want_val)
+    ck = tmp_path / "ck"
+    run_ranks([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--config", store / "model.json",
+               "--steps", "4", "--batch-size", "1", "--stop-at", "2", "--ckpt", ck, "--blas-threads", "1"], 2)
+    p, rest = train(store, tmp_path, "--resume", "--ckpt", ck, "--batch-size", "2", steps=4)
+    assert sorted(rest) == [2, 3], p.stdout + p.stderr
+    for s in rest:
+        assert abs(rest[s] - want[s]) <= 1e-4 * want[s], (s, rest[s], want[s])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_by_a_signal_resumes_with_the_uninterrupted_losses(store, tmp_path, sig):
+    steps = 300  # long enough that the signal lands mid-run on a fast machine too
+    _, whole = train(store, tmp_path, steps=steps)
+    ck, log = tmp_path / "ck", tmp_path / "sig.jsonl"
+    proc = subprocess.Popen([str(BIN_DIR / "jigsaw-train"), "--data", str(store / "tiles.zarr"), "--config",
+                             str(store / "model.json"), "--steps", str(steps), "--ckpt", str(ck), "--log", str(log),
+                             "--blas-threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    first = {json.loads(l)["step"]: json.loads(l)["loss"] for l in log.read_text().splitlines() if '"loss"' in l}
+    stopped = int(out.split("stopped at step ")[1].split(",")[0])
+    assert 0 < stopped < steps, out
+    _, rest = train(store, tmp_path, "--resume", "--ckpt", ck, steps=steps)
+    assert sorted({**first, **rest}) == list(range(steps))
+    assert {**first, **rest} == whole  # bit for bit: weights, moments, schedule and loader position
