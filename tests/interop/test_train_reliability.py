@@ -285,3 +285,28 @@ def test_a_run_stopped_by_a_signal_resumes_with_the_uninterrupted_losses(store, 
     _, rest = train(store, tmp_path, "--resume", "--ckpt", ck, steps=steps)
     assert sorted({**first, **rest}) == list(range(steps))
     assert {**first, **rest} == whole  # bit for bit: weights, moments, schedule and loader position
+
+
+def test_rollout_targets_are_the_next_k_times_of_the_store(jigsaw, store, tmp_path):
+    """With --rollout-steps 2 the targets of a sample at t are the states at t + 1 and t + 2 steps: the
+    validation's persistence error per channel equals NumPy's over the window's (t, t + k) pairs (were every
+    target t + 1, it would not)."""
+    import xarray as xr
+    log = tmp_path / "k2.jsonl"
+    run_ranks([BIN_DIR / "jigsaw-train", "--data", store / "tiles.zarr", "--config", store / "model.json",
+               "--steps", "1", "--rollout-steps", "2", "--val-start", "2020-01-02T00", "--val-end", "2020-01-03T18",
+               "--log", log, "--blas-threads", "1"], 1)
+    rec = [json.loads(l) for l in log.read_text().splitlines() if "val_loss" in l][0]
+    ds = xr.open_zarr(store / "tiles.zarr")
+    x = ds.data.sel(time=slice("2020-01-02T00", "2020-01-03T18")).values.astype(np.float64)
+    x = (x - ds["mean"].values[None, :, None, None]) / ds["std"].values[None, :, None, None]
+    lat = np.deg2rad(ds.latitude.values)
+    edges = np.concatenate([[np.pi / 2], (lat[1:] + lat[:-1]) / 2, [-np.pi / 2]])
+    w = np.abs(np.sin(edges[:-1]) - np.sin(edges[1:]))
+    w = w / w.mean()
+    K, n = 2, x.shape[0] - 2
+    err = sum(((x[k:k + n] - x[0:n]) ** 2 * w[None, None, :, None]).sum(axis=(0, 2, 3)) for k in (1, 2))
+    want = err / (n * K * x.shape[2] * x.shape[3])
+    for c, name in enumerate(ds.channel.values):
+        got = rec["persistence_mse_by_channel"][str(name)]
+        assert abs(got - want[c]) <= 1e-5 * want[c], (name, got, want[c])
