@@ -232,6 +232,23 @@ Result<double> DecodeEveryMessage(const std::string& path, int64_t* bytes) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+Status CheckIndexedMessage(void* handle, const GribMessage& m) {
+  codes_handle* h = static_cast<codes_handle*>(handle);
+  GribMessage got;
+  got.short_name = GetString(h, "shortName");
+  got.level_type = GetString(h, "typeOfLevel");
+  got.level = GetDouble(h, "level").value_or(0);
+  if (auto member = GetLong(h, "number")) got.member = *member;
+  auto time = ValidityTime(h);
+  got.time = time.ok() ? *time : -1;
+  if (got.short_name != m.short_name || got.level_type != m.level_type || got.level != m.level ||
+      got.member != m.member || got.time != m.time) {
+    got.number = m.number;
+    return DataLossError("the index says " + m.Describe() + ", the file holds " + got.Describe() + " there");
+  }
+  return OkStatus();
+}
+
 std::string GribIndexCacheDir() {
   if (const char* d = std::getenv("JIGSAW_CACHE_DIR"); d && *d) return std::string(d) + "/grib-index";
   if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return std::string(d) + "/jigsaw/grib-index";
@@ -257,9 +274,17 @@ Result<GribIndex> LoadGribIndex(const std::string& path, const std::string& cach
       if (!j.is_discarded()) {
         auto cached = DecodeGribIndex(j);
         // A stale entry (the file changed, or another file had this key) is rebuilt, as is a damaged one.
-        if (cached.ok() && cached->path == absolute && cached->size == st.st_size && cached->mtime_ns == mtime_ns) {
+        bool inside = cached.ok();
+        int64_t end = 0;  // messages in file order, each inside the file, none overlapping the last
+        for (size_t k = 0; inside && k < cached->messages.size(); ++k) {
+          const GribMessage& m = cached->messages[k];
+          inside = m.offset >= end && m.length > 0 && m.length <= st.st_size && m.offset <= st.st_size - m.length;
+          end = m.offset + m.length;
+        }
+        if (inside && cached->path == absolute && cached->size == st.st_size && cached->mtime_ns == mtime_ns) {
           if (from_cache) *from_cache = true;
           cached->path = path;
+          cached->cache_entry = entry;
           return cached;
         }
       }

@@ -50,7 +50,13 @@ struct GribIndex {
   int64_t size = 0, mtime_ns = 0;  // of the file indexed
   GribGrid grid;                   // every message's (a message on another grid is refused when scanning)
   std::vector<GribMessage> messages;
+  std::string cache_entry;  // the cache file it came from ("" : scanned now); not part of the encoding
 };
+
+// Whether a message read at an index entry's place is the one the entry describes (parameter, level type,
+// level, validity time, member): a file rewritten with the same size and modification time, its messages
+// in another order, is caught here rather than read as the wrong field. The handle is ecCodes'.
+Status CheckIndexedMessage(void* codes_handle, const GribMessage& m);
 
 // Scans `bytes` (a whole GRIB file named `name` in messages). Refuses a message on a grid other than the
 // first message's, naming both; anything that is not a GRIB message between messages is skipped as ecCodes
@@ -66,7 +72,8 @@ Result<GribIndex> DecodeGribIndex(const nlohmann::json& j);
 // ~/.cache/jigsaw/grib-index.
 std::string GribIndexCacheDir();
 // The index of a local file: from `cache_dir` when an entry for this path, size and modification time is
-// there, else scanned and stored there (a cache that cannot be written is skipped, never an error).
+// there and every message it lists lies inside the file, else scanned and stored there (a cache that
+// cannot be written is skipped, never an error).
 // *from_cache (optional) says which.
 Result<GribIndex> LoadGribIndex(const std::string& path, const std::string& cache_dir, bool* from_cache = nullptr);
 

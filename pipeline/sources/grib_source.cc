@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <cmath>
 #include <map>
 #include <set>
@@ -92,6 +93,16 @@ class GribSource final : public Source {
   }
 
  private:
+  // The file no longer matches its index (rewritten with the same size and time): the cached index goes,
+  // so that the next run scans the file again; this one stops rather than read another field.
+  Status Stale(const std::string& what) const {
+    std::string removed;
+    if (!index_.cache_entry.empty() && std::filesystem::remove(index_.cache_entry)) {
+      removed = "; its cached index " + index_.cache_entry + " was removed: run again to index it anew";
+    }
+    return DataLossError(what + " (the file changed since it was indexed" + removed + ")");
+  }
+
   // The values of message `m` in scanning order, NaN where its bitmap says missing.
   Status Decode(const GribMessage& m, std::string* bytes, std::vector<double>* values) const {
     auto what = [&] { return path_ + ": " + m.Describe(); };  // for errors only: not on every message
@@ -114,7 +125,11 @@ class GribSource final : public Source {
     }
     std::lock_guard lock(EccodesLock());
     codes_handle* h = codes_handle_new_from_message(nullptr, data, m.length);
-    if (!h) return DataLossError(what() + ": not a GRIB message (the file changed since it was indexed?)");
+    if (!h) return Stale(what() + ": not a GRIB message");
+    if (Status same = CheckIndexedMessage(h, m); !same.ok()) {
+      codes_handle_delete(h);
+      return Stale(path_ + ": " + same.message());
+    }
     // Points the bitmap marks missing decode to `missingValue` (9999 unless the message says otherwise), a
     // number a field may hold (a geopotential of 9999 m2 s-2): they decode to a sentinel no packed value
     // can reach instead, and become NaN.

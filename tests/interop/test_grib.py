@@ -345,6 +345,35 @@ def test_the_index_is_read_from_the_cache_until_the_file_changes(jigsaw, tmp_pat
     jigsaw.shard("plan", "--source", grib, "--vars", "msl", *args)
 
 
+def test_a_cached_index_is_never_trusted_blindly(jigsaw, tmp_path, index_cache):
+    """A cached index with a message past the end of the file is rebuilt (no allocation of what it says); a
+    file rewritten with the same size and modification time, its messages in another order, stops the run
+    naming the mismatch (never another field's values), its cache entry goes, and the next run is right."""
+    grib = write_grib(tmp_path / "f.grib", 2, fields(seed=5))
+    args = ["--vars", "msl,t2m", "--start", "2020-01-01T00", "--end", "2020-01-01T12", "--tiles", "1x1x1"]
+    jigsaw.shard("run", "--source", grib, *args, "--out", tmp_path / "a.zarr")
+    want = xr.open_zarr(tmp_path / "a.zarr").data.values
+    (entry,) = index_cache.glob("grib-index/*-f.grib.json")
+    index = json.loads(entry.read_text())
+    index["messages"][0][2] = 10 ** 15
+    entry.write_text(json.dumps(index))
+    jigsaw.shard("run", "--source", grib, *args, "--out", tmp_path / "b.zarr")
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "b.zarr").data.values, want)
+    # Messages of one size in another order: the same bytes, size and modification time.
+    index = json.loads(entry.read_text())
+    raw = grib.read_bytes()
+    pieces = [raw[m[1]:m[1] + m[2]] for m in index["messages"]]
+    assert len({len(p) for p in pieces}) == 1 and sum(map(len, pieces)) == len(raw)
+    stat = grib.stat()
+    grib.write_bytes(b"".join(reversed(pieces)))
+    os.utime(grib, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    r = jigsaw.shard("run", "--source", grib, *args, "--out", tmp_path / "c.zarr", check=False)
+    assert r.returncode != 0 and "the file changed since it was indexed" in r.stderr, r.stderr
+    assert not entry.exists()
+    jigsaw.shard("run", "--source", grib, *args, "--out", tmp_path / "d.zarr")
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "d.zarr").data.values, want)
+
+
 def test_unknown_dimensions_are_refused_by_name(jigsaw, tmp_path):
     t = np.array(["2020-01-01T00", "2020-01-01T06"], dtype="datetime64[ns]")
     data = np.zeros((2, 3, NLAT, NLON), np.float32)
