@@ -12,7 +12,7 @@ std::string DeviceName(Device d) { return d == Device::kCpu ? "cpu" : "cuda"; }
 float* Backend::AllocHost(int64_t n) {
   const size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64) * 64;
   void* p = std::aligned_alloc(64, bytes);
-  if (!p) std::abort();
+  if (!p) throw OutOfMemory(bytes);
   return static_cast<float*>(p);
 }
 void Backend::FreeHost(float* p) { std::free(p); }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,6 +23,18 @@ namespace jigsaw::train {
 
 enum class Device { kCpu, kCuda };
 std::string DeviceName(Device d);
+
+// An allocation the backend could not make: a std::bad_alloc that names the bytes asked for.
+class OutOfMemory : public std::bad_alloc {
+ public:
+  explicit OutOfMemory(size_t bytes)
+      : text_("out of memory: " + std::to_string(bytes) + " bytes asked for (" + std::to_string(bytes >> 20) +
+              " MiB)") {}
+  const char* what() const noexcept override { return text_.c_str(); }
+
+ private:
+  std::string text_;
+};
 
 class Backend {
  public:
@@ -164,6 +177,8 @@ class Backend {
   }
 
  protected:
+  // Throws OutOfMemory (a std::bad_alloc naming the bytes) when the memory is not there; the model's
+  // entry points turn it into a Status.
   virtual float* AllocFloats(int64_t n) = 0;
   virtual void FreeFloats(float* p) = 0;
   void Account(int64_t bytes) {

@@ -195,10 +195,33 @@ void WeatherMixer::AddParameter(const std::string& name, Layout layout, std::vec
   params_.push_back(std::move(p));
 }
 
+namespace {
+
+// Runs `f`, whose allocations may fail: out of memory becomes an error naming the bytes, not an abort.
+template <typename F>
+Status Allocating(const char* what, F&& f) {
+  try {
+    f();
+    return OkStatus();
+  } catch (const std::bad_alloc& e) {
+    return FailedPreconditionError(std::string(what) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<WeatherMixer>> WeatherMixer::Create(const ModelConfig& c, Backend* be, MeshComms* mesh,
                                                            uint64_t seed, DomainGrid grid) {
+  RETURN_IF_ERROR(c.Validate(mesh->pos.s, grid));
+  std::unique_ptr<WeatherMixer> m;
+  RETURN_IF_ERROR(Allocating("the model's weights and activations on this rank",
+                             [&] { m = CreateAllocating(c, be, mesh, seed, grid); }));
+  return m;
+}
+
+std::unique_ptr<WeatherMixer> WeatherMixer::CreateAllocating(const ModelConfig& c, Backend* be, MeshComms* mesh,
+                                                             uint64_t seed, DomainGrid grid) {
   const auto& pos = mesh->pos;
-  RETURN_IF_ERROR(c.Validate(pos.s, grid));
   std::unique_ptr<WeatherMixer> m(new WeatherMixer(c, grid, be, mesh));
   const int64_t s = pos.s;
   const ModelSplits& sp = m->split_ = SplitModel(c, s);
@@ -516,14 +539,16 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targe
   if (steps < 1) return InvalidArgumentError("a rollout needs at least one step");
   if (batch < 1) return InvalidArgumentError("a batch needs at least one sample");
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
-  SetBatch(batch);
-  ConvertWeights();
   const int64_t n = tile_.size(), bn = batch * n;
-  while (static_cast<int64_t>(passes_.size()) < steps) passes_.push_back(MakePass());
-  if (targets_.size() < steps * bn) {
-    targets_ = Tensor(be_, steps * bn);
-    dloss_ = Tensor(be_, steps * bn);
-  }
+  RETURN_IF_ERROR(Allocating("activations for the batch", [&] {
+    SetBatch(batch);
+    while (static_cast<int64_t>(passes_.size()) < steps) passes_.push_back(MakePass());
+    if (targets_.size() < steps * bn) {
+      targets_ = Tensor(be_, steps * bn);
+      dloss_ = Tensor(be_, steps * bn);
+    }
+  }));
+  ConvertWeights();
   if (on_device) {
     be_->Copy(state_.data(), x0, bn);
     be_->Copy(targets_.data(), targets, steps * bn);
@@ -558,9 +583,11 @@ Result<double> WeatherMixer::ForwardBackward(const float* x0, const float* targe
 Status WeatherMixer::Predict(const float* x0, float* tendency, int64_t batch) {
   if (static_w_ && !static_set_) return FailedPreconditionError("the model has static channels: SetStatic first");
   if (batch < 1) return InvalidArgumentError("a batch needs at least one sample");
-  SetBatch(batch);
+  RETURN_IF_ERROR(Allocating("activations for the batch", [&] {
+    SetBatch(batch);
+    if (passes_.empty()) passes_.push_back(MakePass());
+  }));
   ConvertWeights();
-  if (passes_.empty()) passes_.push_back(MakePass());
   be_->Upload(state_.data(), x0, batch * tile_.size());
   RETURN_IF_ERROR(Forward(passes_[0], state_.data()));
   be_->Download(tendency, tendency_.data(), batch * tile_.size());

@@ -100,6 +100,9 @@ class WeatherMixer {
   struct BlockActivations;  // what one block's backward reads
   struct Pass;              // what one application of the model keeps for its backward
   WeatherMixer(const ModelConfig& c, DomainGrid grid, Backend* be, MeshComms* mesh);
+  // Create's work once the config is valid; its allocations may throw OutOfMemory (Create catches it).
+  static std::unique_ptr<WeatherMixer> CreateAllocating(const ModelConfig& c, Backend* be, MeshComms* mesh,
+                                                        uint64_t seed, DomainGrid grid);
   Pass MakePass();
   BlockActivations MakeBlockActivations();
   // One block's forward on z (in place), keeping in x what its backward reads; its backward, dz_ from the

@@ -310,3 +310,15 @@ def test_rollout_targets_are_the_next_k_times_of_the_store(jigsaw, store, tmp_pa
     for c, name in enumerate(ds.channel.values):
         got = rec["persistence_mse_by_channel"][str(name)]
         assert abs(got - want[c]) <= 1e-5 * want[c], (name, got, want[c])
+
+
+@pytest.mark.skipif("asan" in str(BIN_DIR), reason="AddressSanitizer reserves more address space than the limit")
+def test_a_model_that_does_not_fit_in_memory_is_an_error_not_an_abort(store, tmp_path):
+    import resource
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({**CONFIG, "dim": 100_000_000}))
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # noqa: E731
+    p = subprocess.run([str(BIN_DIR / "jigsaw-train"), "--data", str(store / "tiles.zarr"), "--config", str(big),
+                        "--steps", "1", "--blas-threads", "1"], capture_output=True, text=True, timeout=120,
+                       preexec_fn=limit)
+    assert p.returncode == 1 and "out of memory" in p.stderr and "bytes asked for" in p.stderr, (p.returncode, p.stderr)

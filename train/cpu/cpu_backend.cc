@@ -81,7 +81,7 @@ class CpuBackend final : public Backend {
   float* AllocFloats(int64_t n) override {
     const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
     void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
-    if (!p) std::abort();
+    if (!p) throw OutOfMemory(bytes);
     std::memset(p, 0, bytes);
     return static_cast<float*>(p);
   }
