@@ -68,7 +68,8 @@ struct PlanFlags {
     cmd->add_option("--stats-start", options.stats_start, "first time of the statistics window");
     cmd->add_option("--stats-end", options.stats_end, "last time of the statistics window");
     cmd->add_option("--lat-crop", options.lat_crop, "drop N southernmost latitude rows (e.g. 1: 721 -> 720)");
-    cmd->add_flag("--allow-missing", options.allow_missing, "write NaN for times no source holds (recorded)");
+    cmd->add_flag("--allow-missing", options.allow_missing, "write NaN for times no source holds (recorded) and keep values a source masks (GRIB bitmaps, fill "
+                  "values) as NaN; without it a value that is not finite is refused, naming channel and time");
     cmd->add_option("--static", statics,
                     "time-independent fields for the `static` array, comma-separated, e.g. "
                     "land_sea_mask,geopotential_at_surface,soil_type (lsm, z, slt in CDS/GRIB files)");

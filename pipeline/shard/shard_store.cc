@@ -323,6 +323,27 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
       if (rewrite) {
         buf.resize((t1 - t0) * sample);
         RETURN_IF_ERROR(ReadSources(p, sources, m, t0, t1, buf));
+        // A value that is not finite (NaN, infinite) trains to NaN weights: refused, naming channel and time,
+        // unless --allow-missing asked for missing values (times no source holds, points a field masks).
+        if (!p.options.allow_missing) {
+          std::atomic<size_t> first{buf.size()};
+          tbb::parallel_for(size_t{0}, buf.size(), [&](size_t i) {
+            if (!std::isfinite(buf[i]))
+              for (size_t seen = first.load(); i < seen && !first.compare_exchange_weak(seen, i);) {}
+          });
+          if (const size_t i = first.load(); i < buf.size()) {
+            const int64_t field = static_cast<int64_t>(i) / (p.nlat() * p.nlon());
+            const int64_t t = t0 + field / p.num_channels(), c = field % p.num_channels();
+            const float* plane = buf.data() + field * p.nlat() * p.nlon();
+            int64_t count = 0;
+            for (int64_t k = 0; k < p.nlat() * p.nlon(); ++k) count += !std::isfinite(plane[k]);
+            return InvalidArgumentError(p.channels[c].name + " at " + FormatIsoTime(p.times[t]) +
+                                        (ensemble ? " (member " + std::to_string(p.options.members[m]) + ")" : "") +
+                                        " holds " + std::to_string(count) + " values that are not finite (NaN or "
+                                        "infinite) of " + std::to_string(p.nlat() * p.nlon()) +
+                                        ": fix the source, or give --allow-missing to keep them as missing values");
+          }
+        }
         auto r1 = std::chrono::steady_clock::now();
         report.read_seconds += std::chrono::duration<double>(r1 - r0).count();
         std::string_view bytes(reinterpret_cast<const char*>(buf.data()), buf.size() * 4);

@@ -217,7 +217,8 @@ def test_a_value_equal_to_eccodes_default_missing_value_is_kept(jigsaw, tmp_path
     assert subprocess.run(["grib_get", "-p", "numberOfMissing", str(tmp_path / "m.grib")], capture_output=True,
                           text=True, check=True).stdout.split() == ["1"]
     jigsaw.shard("run", "--source", tmp_path / "m.grib", "--vars", "z", "--levels", "850", "--start",
-                 "2020-01-01T00", "--end", "2020-01-01T00", "--tiles", "1x1x1", "--out", tmp_path / "m.zarr")
+                 "2020-01-01T00", "--end", "2020-01-01T00", "--tiles", "1x1x1", "--allow-missing",
+                 "--out", tmp_path / "m.zarr")
     got = xr.open_zarr(tmp_path / "m.zarr").data.values[0, 0]
     assert got[0, 0] == 9999.0 and np.isnan(got[0, 1]) and np.isnan(got).sum() == 1
     np.testing.assert_array_equal(got.ravel()[2:], values[2:])
@@ -303,8 +304,9 @@ def test_cfgrib_samples_levels_in_pa_and_missing_values(jigsaw, cfgrib_samples, 
     plan = json.loads(jigsaw.shard("plan", "--source", hpa, "--vars", "t", "--start", "2017-09-27T00", "--end",
                                    "2017-09-27T00", "--tiles", "1x1x1", "--json").stdout)
     assert plan["channels"] == ["temperature_1", "temperature_0.1", "temperature_0.01"]
+    # Its 1 Pa field is wholly masked (NaN in cfgrib too): kept as missing values only when asked.
     jigsaw.shard("run", "--source", hpa, "--vars", "t", "--start", "2017-09-27T00", "--end", "2017-09-27T00",
-                 "--tiles", "1x1x1", "--out", tmp_path / "hpa.zarr")
+                 "--tiles", "1x1x1", "--allow-missing", "--out", tmp_path / "hpa.zarr")
     ours = xr.open_zarr(tmp_path / "hpa.zarr").data.values[0]
     np.testing.assert_array_equal(ours[0], cfgrib(hpa, typeOfLevel="isobaricInhPa").t.values)
     pa = cfgrib(hpa, typeOfLevel="isobaricInPa").t
@@ -312,8 +314,12 @@ def test_cfgrib_samples_levels_in_pa_and_missing_values(jigsaw, cfgrib_samples, 
     np.testing.assert_array_equal(ours[2], pa.sel(isobaricInPa=1).values)
 
     miss = cfgrib_samples / "fields_with_missing_values.grib"
+    # Points a field's bitmap masks are missing values: refused unless --allow-missing keeps them as NaN.
+    r = jigsaw.shard("run", "--source", miss, "--vars", "2t", "--start", "2017-10-18T00", "--end", "2017-10-18T12",
+                     "--step", "12h", "--tiles", "1x1x1", "--out", tmp_path / "refused.zarr", check=False)
+    assert r.returncode == 2 and "2m_temperature at 2017-10-18T00" in r.stderr and "not finite" in r.stderr, r.stderr
     jigsaw.shard("run", "--source", miss, "--vars", "2t", "--start", "2017-10-18T00", "--end", "2017-10-18T12",
-                 "--step", "12h", "--tiles", "1x1x1", "--out", tmp_path / "miss.zarr")
+                 "--step", "12h", "--tiles", "1x1x1", "--allow-missing", "--out", tmp_path / "miss.zarr")
     ours = xr.open_zarr(tmp_path / "miss.zarr").data.values[:, 0]
     want = cfgrib(miss).t2m.values
     assert np.isnan(want).any()
