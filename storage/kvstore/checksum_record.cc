@@ -1,5 +1,9 @@
 #include "storage/kvstore/checksum_record.h"
 
+#include <set>
+
+#include <mutex>
+
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -56,29 +60,53 @@ class CheckedKvStore final : public ForwardingKvStore {
       : ForwardingKvStore(std::move(base)), record_(std::move(record)) {}
 
   Result<ReadResult> Read(std::string_view key, ByteRange range) override {
+    if (!range.is_all()) RETURN_IF_ERROR(CheckWholeOnce(key));
     ASSIGN_OR_RETURN(ReadResult r, base()->Read(key, range));
     if (!r.missing && range.is_all()) RETURN_IF_ERROR(Check(key, r.value));
     return r;
   }
   Result<bool> ReadInto(std::string_view key, ByteRange range, std::string* value) override {
+    if (!range.is_all()) RETURN_IF_ERROR(CheckWholeOnce(key));
     ASSIGN_OR_RETURN(bool found, base()->ReadInto(key, range, value));
     if (found && range.is_all()) RETURN_IF_ERROR(Check(key, *value));
     return found;
   }
   Result<std::unique_ptr<MappedBytes>> Map(std::string_view key, ByteRange range) override {
+    if (!range.is_all()) RETURN_IF_ERROR(CheckWholeOnce(key));
     ASSIGN_OR_RETURN(auto mapped, base()->Map(key, range));
     if (mapped && range.is_all()) RETURN_IF_ERROR(Check(key, {mapped->data(), mapped->size()}));
     return mapped;
   }
 
  private:
-  Status Check(std::string_view key, std::string_view bytes) const {
+  Status Check(std::string_view key, std::string_view bytes) {
     if (!record_.contains(key)) return OkStatus();  // not written with the store (nothing to check it against)
     std::string problem = CheckObject(record_, url(), key, bytes);
-    return problem.empty() ? OkStatus() : DataLossError(problem);
+    if (!problem.empty()) return DataLossError(problem);
+    std::lock_guard<std::mutex> lock(mu_);
+    checked_.insert(std::string(key));
+    return OkStatus();
+  }
+
+  // Part of an object (a shard's chunk, by byte range) cannot be checked against the record of the whole:
+  // the whole object is checked the first time any part of it is read (a shard copied over another is
+  // caught), then its parts are read as asked.
+  Status CheckWholeOnce(std::string_view key) {
+    if (!record_.contains(key)) return OkStatus();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (checked_.count(std::string(key))) return OkStatus();
+    }
+    ASSIGN_OR_RETURN(auto mapped, base()->Map(key, ByteRange{}));
+    if (mapped) return Check(key, {mapped->data(), mapped->size()});
+    ASSIGN_OR_RETURN(ReadResult r, base()->Read(key, ByteRange{}));
+    if (r.missing) return OkStatus();  // absent: the read itself says so
+    return Check(key, r.value);
   }
 
   const ChecksumRecord record_;
+  std::mutex mu_;
+  std::set<std::string> checked_;  // objects whose whole bytes matched the record
 };
 
 }  // namespace

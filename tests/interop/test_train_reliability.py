@@ -322,3 +322,18 @@ def test_a_model_that_does_not_fit_in_memory_is_an_error_not_an_abort(store, tmp
                         "--steps", "1", "--blas-threads", "1"], capture_output=True, text=True, timeout=120,
                        preexec_fn=limit)
     assert p.returncode == 1 and "out of memory" in p.stderr and "bytes asked for" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_a_shard_copied_over_another_is_caught_when_first_read(jigsaw, store, tmp_path):
+    """A v3 store of 4 time steps per shard object: its chunks are read by byte range, which the checksum
+    record of whole objects cannot check piece by piece. The whole object is checked when first read, so a
+    shard copied over another is caught by the trainer and the rollout, not read as other times' data."""
+    out = tmp_path / "sharded.zarr"
+    jigsaw.shard("run", "--source", store / "src.zarr", "--vars", "t2m,msl,z,t", "--levels", "500,850", "--start",
+                 "2020-01-01T00", "--end", "2020-01-03T18", "--tiles", "1x2x2", "--time-per-shard", "4", "--out", out)
+    train(store, tmp_path, steps=1, data=out)  # intact: trains
+    first, second = out / "data" / "c" / "0" / "0" / "0" / "0", out / "data" / "c" / "1" / "0" / "0" / "0"
+    assert first.is_file() and second.is_file()
+    shutil.copyfile(first, second)
+    p, _ = train(store, tmp_path, steps=10, data=out, check=False)  # 10 of its 11 samples: shard 1 is read
+    assert p.returncode != 0 and "data/c/1/0/0/0" in p.stderr and "crc32c" in p.stderr, p.stderr
