@@ -167,15 +167,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
         return OkStatus();
       }
       // Never over a store this forecast did not make (the data store, a source, another tool's output).
-      auto root = ReadNodeMetadata(dst_store, "");
-      const bool ours_unfinished = root.ok() && root->attributes.contains("jigsaw") &&
-                                   root->attributes["jigsaw"].value("identity", nlohmann::json()) == identity;
-      if (!ours_unfinished) {
-        Status empty = RequireEmpty(dst_store);
-        if (!empty.ok())
-          return FailedPreconditionError("--out " + o.out + " holds something that is not this forecast: " +
-                                         empty.message() + " (remove it or write elsewhere)");
-      }
+      RETURN_IF_ERROR(RequireEmptyOrOurs(dst_store, identity, "--out " + o.out, "this forecast"));
       return CreateForecastStore(dst_store, o.zarr_format, f, inits, leads, identity);
     }();
   }

@@ -103,18 +103,7 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
                                    {"samples", used.size()}};
   // Never over what this climatology did not make: a non-empty --out must be an unfinished run of the same
   // climatology (same source data, span and window), which this run then finishes.
-  {
-    auto root = ReadNodeMetadata(out.get(), "");
-    const bool same = root.ok() && root->attributes.contains("jigsaw") &&
-                      root->attributes["jigsaw"].value("store", "") == "jigsaw-climatology" &&
-                      root->attributes["jigsaw"].value("identity", nlohmann::json()) == identity;
-    if (!same) {
-      Status empty = RequireEmpty(out.get());
-      if (!empty.ok())
-        return FailedPreconditionError("--out " + out_url + " holds something that is not this climatology (" +
-                                       empty.message() + "): remove it or write elsewhere");
-    }
-  }
+  RETURN_IF_ERROR(RequireEmptyOrOurs(out.get(), identity, "--out " + out_url, "this climatology"));
   RETURN_IF_ERROR(
       WriteGroup(dst, "", o.zarr_format,
                  {{"channels", channels},
@@ -183,20 +172,6 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
           }
       }
     }
-  // Never over what this climatology did not make: a non-empty --out must be an unfinished run of the same
-  // climatology (same source data, span and window), which this run then finishes.
-  {
-    auto root = ReadNodeMetadata(out.get(), "");
-    const bool same = root.ok() && root->attributes.contains("jigsaw") &&
-                      root->attributes["jigsaw"].value("store", "") == "jigsaw-climatology" &&
-                      root->attributes["jigsaw"].value("identity", nlohmann::json()) == identity;
-    if (!same) {
-      Status empty = RequireEmpty(out.get());
-      if (!empty.ok())
-        return FailedPreconditionError("--out " + out_url + " holds something that is not this climatology (" +
-                                       empty.message() + "): remove it or write elsewhere");
-    }
-  }
   RETURN_IF_ERROR(
       WriteGroup(dst, "", o.zarr_format,
                  {{"channels", channels},

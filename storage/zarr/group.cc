@@ -112,4 +112,15 @@ Status WriteConsolidated(KvStore* store, int zarr_format) {
   return store->Write("zarr.json", root.dump(2));
 }
 
+Status RequireEmptyOrOurs(KvStore* store, const json& identity, const std::string& where, const std::string& what) {
+  auto root = ReadNodeMetadata(store, "");
+  if (root.ok() && root->attributes.contains("jigsaw") && root->attributes["jigsaw"].is_object() &&
+      root->attributes["jigsaw"].value("identity", json()) == identity)
+    return OkStatus();
+  Status empty = RequireEmpty(store);
+  if (empty.ok()) return OkStatus();
+  return FailedPreconditionError(where + " holds something that is not " + what + " (" + empty.message() +
+                                 "): remove it or write elsewhere");
+}
+
 }  // namespace jigsaw

@@ -27,6 +27,11 @@ Result<std::vector<Node>> ListNodes(KvStore* store);
 // Writes group metadata (zarr.json or .zgroup + .zattrs) at `path`.
 Status WriteGroup(KvStore* store, const std::string& path, int zarr_format, const json& attributes);
 
+// Whether a tool may write its store into `store`: empty, or holding a write of the same identity (its
+// root's attributes "jigsaw" -> "identity"), which it then finishes. Otherwise kFailedPrecondition naming
+// `where` and `what` ("--out f.zarr", "this forecast"): never over a store the tool did not make.
+Status RequireEmptyOrOurs(KvStore* store, const json& identity, const std::string& where, const std::string& what);
+
 // The consolidated metadata document for the nodes of `store` as they are now.
 Result<json> BuildConsolidated(KvStore* store, int zarr_format);
 // Writes it: v2 .zmetadata, or v3 the root zarr.json with consolidated_metadata.
