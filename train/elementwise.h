@@ -45,7 +45,9 @@ struct LibmMath {
 // Stegun 7.1.26 on that Exp). Below the float32 rounding of the products a GELU feeds.
 struct FastMath {
   JIGSAW_HD static float Exp(float x) {
+    const float in = x;
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // (fminf and fmaxf are calls on the host: no vectors)
+    x = x == x ? x : 0.0f;  // NaN: worked as 0 (its conversion to int below is undefined), returned as NaN
     const float shifter = 12582912.0f;                  // 1.5 * 2^23: adding it rounds to the nearest integer
     const float n = (x * 1.44269504088896341f + shifter) - shifter;
     const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;  // x - n ln 2
@@ -59,7 +61,7 @@ struct FastMath {
     const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
     float scale;
     std::memcpy(&scale, &bits, 4);
-    return p * scale;
+    return in == in ? p * scale : in;
   }
   JIGSAW_HD static float Erf(float x) {
     const float a = x < 0.0f ? -x : x;

@@ -66,6 +66,9 @@ TEST(Elementwise, FastMathExpAndErf) {
   for (float x : Points()) worst_erf = std::max(worst_erf, std::abs(ew::FastMath::Erf(x) - std::erf(double(x))));
   EXPECT_LT(worst_exp, 3e-7);
   EXPECT_LT(worst_erf, 5e-7);  // A&S's 1.5e-7, Exp's error and float rounding
+  // NaN stays NaN (a NaN loss must be seen), and is never converted to an integer on the way (UBSan).
+  EXPECT_TRUE(std::isnan(ew::FastMath::Exp(NAN)));
+  EXPECT_TRUE(std::isnan(ew::FastMath::Erf(NAN)));
 }
 
 TEST(Elementwise, LayerNormOfARowAndItsInputGradient) {
