@@ -63,6 +63,7 @@ nlohmann::json ShardPlan::ToJson() const {
                        }()}};
   if (!options.members.empty()) j["members"] = options.members;
   if (options.member) j["member"] = *options.member;  // only when given: other plans keep their fingerprints
+  if (options.allow_missing) j["allow_missing"] = true;  // NaN in the data was asked for (verify)
   // Only when there are any: plans without static fields keep the fingerprint they had before them.
   if (!statics.empty()) {
     nlohmann::json names = nlohmann::json::array();

@@ -18,11 +18,7 @@
 #include "base/first_error.h"
 
 namespace jigsaw {
-namespace {
 
-DataType OutputType(const ShardPlan& p) { return DataTypeFromName(p.options.dtype).value(); }
-
-// Widens stored elements (float32, float16, bfloat16) to float32.
 void ToFloats(const std::string& bytes, const DataType& t, std::vector<float>* out) {
   const size_t n = bytes.size() / t.size;
   out->resize(n);
@@ -36,6 +32,11 @@ void ToFloats(const std::string& bytes, const DataType& t, std::vector<float>* o
     (*out)[i] = t.name == "float16" ? HalfToFloat(h) : BFloat16ToFloat(h);
   }
 }
+
+namespace {
+
+DataType OutputType(const ShardPlan& p) { return DataTypeFromName(p.options.dtype).value(); }
+
 
 Result<ArrayMetadata> DataMetadata(const ShardPlan& p) {
   auto tile = p.tile_shape();

@@ -17,6 +17,7 @@
 #include "pipeline/grid/tile_grid.h"
 #include "pipeline/shard/plan.h"
 #include "storage/kvstore/kvstore.h"
+#include "storage/zarr/dtype.h"
 
 namespace jigsaw {
 
@@ -54,6 +55,9 @@ Status WriteStatisticsArray(KvStore* out, int zarr_format, const std::string& na
                             const std::vector<double>& values);
 // The per-channel statistics arrays, in this order.
 inline constexpr const char* kShardStatNames[] = {"mean", "std", "min", "max", "tendency_mean", "tendency_std"};
+
+// Widens stored elements (float32, float16, bfloat16) to float32.
+void ToFloats(const std::string& bytes, const DataType& t, std::vector<float>* out);
 
 struct ShardStoreInfo {
   nlohmann::json attributes;  // the root's "jigsaw" attributes, whole

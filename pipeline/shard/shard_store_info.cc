@@ -1,5 +1,6 @@
 // Reading a jigsaw-shard store back: its recorded plan and layout (ReadShardStoreInfo), the description
 // `jigsaw-shard info` prints, and `jigsaw-shard verify`.
+#include <cmath>
 #include <ostream>
 
 #include "pipeline/shard/shard_store.h"
@@ -174,6 +175,36 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
                     present.insert(key);  // once per object
                   }
                 }
+        }
+        // Values that are not finite, each field read once (a sample at a time), unless the plan asked for
+        // missing values (--allow-missing): they would train to NaN weights.
+        if (!plan.value("allow_missing", false)) {
+          const int64_t H = want_shape[cd + 1], W = want_shape[cd + 2];
+          const auto channels = plan.value("channels", json::array());
+          std::string bytes;
+          std::vector<float> values;
+          for (int64_t t = 0; t < T; ++t) {
+            if (missing.count(FormatIsoTime(times[t]))) continue;
+            for (int64_t e = 0; e < M; ++e) {
+              Box box{DataIndex(ensemble, t, e, 0, 0, 0), DataIndex(ensemble, 1, 1, C, H, W)};
+              bytes.resize(box.num_elements() * m.dtype.size);
+              Status read = (*data)->Read(box, bytes);
+              if (!read.ok()) {
+                problems.push_back(store->url() + ": data at " + FormatIsoTime(times[t]) + ": " + read.message());
+                continue;
+              }
+              ToFloats(bytes, m.dtype, &values);
+              for (int64_t c = 0; c < C; ++c) {
+                int64_t bad = 0;
+                for (int64_t k = 0; k < H * W; ++k) bad += !std::isfinite(values[c * H * W + k]);
+                if (bad > 0) {
+                  problems.push_back(store->url() + ": " + channels[c].get<std::string>() + " at " +
+                                     FormatIsoTime(times[t]) + (ensemble ? " (member " + std::to_string(e) + ")" : "") +
+                                     " holds " + std::to_string(bad) + " values that are not finite");
+                }
+              }
+            }
+          }
         }
       }
     }

@@ -337,3 +337,25 @@ def test_a_shard_copied_over_another_is_caught_when_first_read(jigsaw, store, tm
     shutil.copyfile(first, second)
     p, _ = train(store, tmp_path, steps=10, data=out, check=False)  # 10 of its 11 samples: shard 1 is read
     assert p.returncode != 0 and "data/c/1/0/0/0" in p.stderr and "crc32c" in p.stderr, p.stderr
+
+
+def test_verify_reports_values_that_are_not_finite_unless_the_plan_asked_for_them(jigsaw, tmp_path):
+    import xarray as xr
+    t = np.array(["2020-01-01T00", "2020-01-01T06"], dtype="datetime64[ns]")
+    lat, lon = np.linspace(90, -90, 9), np.arange(0, 360, 22.5)
+    data = np.random.default_rng(0).standard_normal((2, 9, 16)).astype(np.float32) + 280
+    data[1, 2:4, 5:7] = np.nan  # a 2x2 corner of one field at one time
+    xr.Dataset({"2m_temperature": (("time", "latitude", "longitude"), data)},
+               coords={"time": t, "latitude": lat, "longitude": lon}).to_zarr(tmp_path / "src.zarr", zarr_format=2)
+    args = ["--source", tmp_path / "src.zarr", "--vars", "t2m", "--start", "2020-01-01T00", "--end",
+            "2020-01-01T06", "--tiles", "1x1x1"]
+    p = jigsaw.shard("run", *args, "--out", tmp_path / "refused.zarr", check=False)
+    assert p.returncode == 2 and "2m_temperature at 2020-01-01T06:00:00 holds 4 values that are not finite" in p.stderr
+    jigsaw.shard("run", *args, "--allow-missing", "--out", tmp_path / "kept.zarr")
+    assert jigsaw.shard("verify", tmp_path / "kept.zarr").returncode == 0  # asked for: not a problem
+    # A store whose plan did not ask for them (as one written before the run refused them): reported.
+    meta = json.loads((tmp_path / "kept.zarr" / "zarr.json").read_text())
+    del meta["attributes"]["jigsaw"]["plan"]["allow_missing"]
+    (tmp_path / "kept.zarr" / "zarr.json").write_text(json.dumps(meta))
+    p = jigsaw.shard("verify", tmp_path / "kept.zarr", check=False)
+    assert p.returncode == 1 and "2m_temperature at 2020-01-01T06:00:00 holds 4 values that are not finite" in p.stdout
