@@ -192,6 +192,17 @@ Result<std::vector<std::string>> CommittedSteps(KvStore* root) {
 }
 
 Result<std::string> StartingStep(KvStore* root, bool resume, std::string* note) {
+  // With LATEST, its step alone is read: the root's other steps (every manifest) only when it is missing.
+  Result<std::string> latest = resume ? LatestStep(root) : Result<std::string>(NotFoundError("not resuming"));
+  if (latest.ok()) {
+    if (Status m = ReadManifest(root, *latest).status(); !m.ok())
+      return DataLossError(root->url() + "/LATEST names " + *latest + ", which does not load: " + m.message());
+    return *latest;
+  }
+  if (latest.status().code() != StatusCode::kNotFound)
+    return DataLossError(root->url() + "/LATEST is damaged (" + latest.status().message() +
+                         "): repair it (echo step-NNNNNNNN > LATEST) or remove it to resume from the newest step "
+                         "that verifies");
   ASSIGN_OR_RETURN(std::vector<std::string> committed, CommittedSteps(root));
   auto named = [&] {
     std::string list;
@@ -209,16 +220,6 @@ Result<std::string> StartingStep(KvStore* root, bool resume, std::string* note) 
     return FailedPreconditionError(root->url() + " holds committed steps (" + named() +
                                    "): give --resume to continue that run, or another --ckpt for a new one");
   }
-  Result<std::string> latest = LatestStep(root);
-  if (latest.ok()) {
-    if (Status m = ReadManifest(root, *latest).status(); !m.ok())
-      return DataLossError(root->url() + "/LATEST names " + *latest + ", which does not load: " + m.message());
-    return *latest;
-  }
-  if (latest.status().code() != StatusCode::kNotFound)
-    return DataLossError(root->url() + "/LATEST is damaged (" + latest.status().message() +
-                         "): repair it (echo step-NNNNNNNN > LATEST) or remove it to resume from the newest step "
-                         "that verifies");
   for (size_t k = committed.size(); k-- > 0;) {
     // A step that cannot be read now (a network error) is no damaged step: stop rather than pass it over.
     ASSIGN_OR_RETURN(auto problems, VerifyCheckpoint(root, committed[k]));

@@ -259,15 +259,18 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   auto train_data = TileBatches::Open(o.data, facts, s, mesh_rank, lo, tile);
   if (!train_data.ok()) return train_data.status().Annotate(o.data);
 
-  // A validation window that holds no batch is refused now, not after the last step.
-  if (validate) {
+  // The validation batches, in order, from the start of the window: each validation opens them afresh. A
+  // window that holds no batch is refused now, not after the last step.
+  auto open_validation = [&]() -> Result<std::unique_ptr<TileBatches>> {
     LoaderOptions vo = lo;
     vo.shuffle = false;
     vo.start = o.val_start;
     vo.end = o.val_end;
     auto vd = TileBatches::Open(o.data, facts, s, mesh_rank, vo, tile);
     if (!vd.ok()) return vd.status().Annotate(o.data + " (validation window " + o.val_start + " to " + o.val_end + ")");
-  }
+    return vd;
+  };
+  if (validate) RETURN_IF_ERROR(open_validation().status());
 
   // ---- the checkpoint root: whose it is and where this run starts, before any work ----
   std::unique_ptr<KvStore> ckpt;
@@ -379,12 +382,8 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   // ---- validation ----
   auto run_validation = [&](int64_t step) -> Status {
     if (!validate) return OkStatus();
-    LoaderOptions vo = lo;
-    vo.shuffle = false;
-    vo.start = o.val_start;
-    vo.end = o.val_end;
-    auto vd = TileBatches::Open(o.data, facts, s, mesh_rank, vo, tile);
-    if (!vd.ok()) return vd.status().Annotate(o.data + " (validation window)");
+    auto vd = open_validation();
+    RETURN_IF_ERROR(vd.status());
     const int64_t n = o.val_batches > 0 ? o.val_batches : (*vd)->batches_per_epoch();
     // Per channel, the latitude-weighted squared error (normalised units) of the model's rollout and of
     // persistence, each rank adding its own channels' pixels; the losses are these weighted as in training.
