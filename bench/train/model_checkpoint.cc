@@ -1,6 +1,6 @@
 // Times a WeatherMixer checkpoint's save and load on an s x s mesh (mpirun -np s^2): every rank's blocks of
-// every parameter and its Adam moments, saved (StartModelCheckpoint, then Wait: written, synced, committed)
-// and loaded back (LoadModelCheckpoint) `--repeats` times; prints one JSON line from rank 0 with the median
+// every parameter and its Adam moments, saved by one saver for the run as jigsaw-train keeps it (StartModelCheckpoint, then Wait: written, synced,
+// committed) and loaded back (LoadModelCheckpoint) `--repeats` times; prints one JSON line from rank 0 with the median
 // seconds of each (the slowest rank's, every repeat) and the bytes. bench/RESULTS.md compares the stored
 // layout's times with those of the layout before it (the same driver built at commit c665c31).
 //   mpirun -np 4 model_checkpoint --dir /tmp/ck --s 2 --grid 180x360 --patch 4x4 --dim 256 --depth 4
@@ -71,11 +71,11 @@ int main(int argc, char** argv) {
   double bytes = 0;
   for (const auto& p : (*model)->parameters()) bytes += 3.0 * 4 * p.local_size();
   std::vector<double> save_s, load_s;
+  AsyncCheckpointSaver saver;  // one for the run, as jigsaw-train keeps it (its tile buffers are reused)
   for (int64_t r = 0; r < repeats; ++r) {
     (void)(*world)->Barrier();
     auto t0 = std::chrono::steady_clock::now();
     {
-      AsyncCheckpointSaver saver;
       Status st = StartModelCheckpoint(&saver, root->get(), r + 1, **model, {{"model", mc.ToJson()}},
                                        comms->group.get());
       if (!st.ok()) return Die(st);
