@@ -1,8 +1,9 @@
 // Times a WeatherMixer checkpoint's save and load on an s x s mesh (mpirun -np s^2): every rank's blocks of
-// every parameter and its Adam moments, saved by one saver for the run as jigsaw-train keeps it (StartModelCheckpoint, then Wait: written, synced,
-// committed) and loaded back (LoadModelCheckpoint) `--repeats` times; prints one JSON line from rank 0 with the median
-// seconds of each (the slowest rank's, every repeat) and the bytes. bench/RESULTS.md compares the stored
-// layout's times with those of the layout before it (the same driver built at commit c665c31).
+// every parameter and its Adam moments, saved by one saver for the run, as jigsaw-train keeps it
+// (StartModelCheckpoint, then Wait: written, synced, committed), and loaded back (LoadModelCheckpoint)
+// `--repeats` times; prints one JSON line from rank 0 with the median seconds of each (the slowest rank's,
+// every repeat) and the bytes. bench/RESULTS.md compares the stored layout's times with those of the layout
+// before it (the same driver built at commit c665c31).
 //   mpirun -np 4 model_checkpoint --dir /tmp/ck --s 2 --grid 180x360 --patch 4x4 --dim 256 --depth 4
 //          --token-hidden 1024 --channel-hidden 1024 --channels 8 --repeats 5
 #include <mpi.h>
