@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
                                 {"leads", report->leads},
                                 {"seconds", report->seconds},
                                 {"forecast_steps_per_s", report->forecast_steps_per_s},
+                                {"model_seconds", report->model_seconds},
                                 {"gb_written_rank0", report->gb_written},
                                 {"peak_rss_bytes_rank0", report->peak_rss_bytes}}
                      .dump()

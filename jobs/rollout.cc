@@ -237,10 +237,12 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
         per_element([&](int64_t e, double m, double sd) { state[e] = static_cast<float>((physical[e] - m) / sd); });
       } else {
         // x_{k+1} = x_k + tendency(x_k), in normalised units; back to physical units to write.
+        const auto m0 = Clock::now();
         RETURN_IF_ERROR(model->Predict(state.data(), tendency.data(), g));
         applications += g;
         for (int64_t e = 0; e < g * n; ++e) state[e] += tendency[e];
         per_element([&](int64_t e, double m, double sd) { physical[e] = static_cast<float>(state[e] * sd + m); });
+        report.model_seconds += std::chrono::duration<double>(Clock::now() - m0).count();
       }
       if (o.write) {
         for (int64_t q = 0; q < g; ++q) {

@@ -36,6 +36,7 @@ struct RolloutReport {
   int64_t inits = 0, inits_written = 0, inits_skipped = 0, leads = 0;  // leads: steps after the initial state
   double seconds = 0;
   double forecast_steps_per_s = 0;  // model applications per second (this job)
+  double model_seconds = 0;         // of `seconds`, in the model's steps (no reading, loading or writing)
   double gb_written = 0;            // decoded bytes of forecast tiles written by this rank
   int64_t peak_rss_bytes = 0;       // this process
 };

@@ -122,6 +122,7 @@ def test_a_rerun_finishes_a_killed_rollout(trained, tmp_path):
     p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", out, "--json")
     report = json.loads(p.stdout)
     assert report["written"] == 1 and report["skipped"] == 2
+    assert 0 < report["model_seconds"] < report["seconds"]  # the model's steps, one forecast's: part of the run
     assert 10 << 20 < report["peak_rss_bytes_rank0"] < 2 << 30  # bounded by the batch, not the lead or inits
     p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", out)
     m = re.search(r"3 forecasts of \d+ steps .*: 0 written, 3 already there; [0-9.e+]+ forecast steps/s, "

@@ -55,6 +55,24 @@ __attribute__((target("avx2,fma"))) void GeluGradAvx2(const float* __restrict a,
 }
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 
+// The sum over a row of x[c] (squared: of (x[c] - mean)^2), in double, in eight running sums that the
+// compiler keeps in vector registers (one running sum waits on every add: a quarter of the speed).
+template <bool kSquared>
+double RowSum(const float* x, int64_t n, float mean) {
+  double acc[8] = {};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int k = 0; k < 8; ++k) {
+      const double d = static_cast<double>(x[c + k] - mean);
+      acc[k] += kSquared ? d * d : d;
+    }
+  for (; c < n; ++c) {
+    const double d = static_cast<double>(x[c] - mean);
+    acc[0] += kSquared ? d * d : d;
+  }
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 class CpuBackend final : public Backend {
  public:
   // One pool of threads for everything: OpenBLAS runs single-threaded inside TBB tasks that split each
@@ -191,23 +209,16 @@ class CpuBackend final : public Backend {
   }
 
   void LayerNormSums(const float* x, int64_t m, int64_t n, float* sums) override {
-    for (int64_t r = 0; r < m; ++r) {
-      double s = 0.0;
-      for (int64_t c = 0; c < n; ++c) s += x[r * n + c];
-      sums[r] = static_cast<float>(s);
-    }
+    ForRange(m, n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) sums[r] = static_cast<float>(RowSum<false>(x + r * n, n, 0.0f));
+    });
   }
   void LayerNormCentredSquares(const float* x, int64_t m, int64_t n, const float* sums, int64_t width,
                                float* sq) override {
-    for (int64_t r = 0; r < m; ++r) {
-      const float mean = sums[r] / static_cast<float>(width);
-      double s = 0.0;
-      for (int64_t c = 0; c < n; ++c) {
-        const float d = x[r * n + c] - mean;
-        s += static_cast<double>(d) * d;
-      }
-      sq[r] = static_cast<float>(s);
-    }
+    ForRange(m, n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        sq[r] = static_cast<float>(RowSum<true>(x + r * n, n, sums[r] / static_cast<float>(width)));
+    });
   }
   void LayerNormApply(const float* x, int64_t m, int64_t n, const float* sums, const float* sq, int64_t width,
                       float eps, const float* gamma, const float* beta, float* xhat, float* rstd, float* y) override {
