@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   app.add_option("--data", o.data, "jigsaw-shard store with the initial states and statistics")->required();
   app.add_option("--mesh", o.mesh, "domain=s,tensor=s (s^2 processes)")->capture_default_str();
   app.add_option("--init", o.init, "first initial time, e.g. 2020-02-01T00")->required();
-  app.add_option("--init-end", o.init_end, "last initial time (default: --init)");
+  app.add_option("--init-end", o.init_end, "last initial time, inclusive (a bare date: the whole day; default: --init)");
   app.add_option("--init-every", o.init_every, "between initial times, e.g. 12h (default: the store's step)");
   app.add_option("--lead", o.lead, "forecast length, e.g. 10d or 240h: a multiple of the store's step")->required();
   app.add_option("--out", o.out, "the forecast store (path or URL)")->required();

@@ -57,7 +57,7 @@ struct PlanFlags {
     cmd->add_option("--levels", levels,
                     "pressure levels in hPa, comma-separated, in channel order (default: all, 1000 first)");
     cmd->add_option("--start", options.start, "first time, e.g. 2020-01-01T00")->required();
-    cmd->add_option("--end", options.end, "last time (inclusive)")->required();
+    cmd->add_option("--end", options.end, "last time, inclusive; a bare date, month or year means all of it (2019-12-31: up to 18 UTC of a 6-hourly store)")->required();
     cmd->add_option("--step", options.step, "time step: 6h, 1h, 30m, 1d (default 6h)");
     cmd->add_option("--tiles", options.tiles, "tile grid LATxLONxCH, e.g. 1x2x2")->required();
     cmd->add_option("--format", format, "zarr3 (default) or zarr2")->check(CLI::IsMember({"zarr2", "zarr3"}));
@@ -66,7 +66,7 @@ struct PlanFlags {
     cmd->add_option("--codec", options.codec, "blosc-lz4 (default), blosc-zstd, zstd, none, ...");
     cmd->add_option("--time-per-shard", options.time_per_shard, "v3: K time steps of a tile in one shard object");
     cmd->add_option("--stats-start", options.stats_start, "first time of the statistics window");
-    cmd->add_option("--stats-end", options.stats_end, "last time of the statistics window");
+    cmd->add_option("--stats-end", options.stats_end, "last time of the statistics window (inclusive; a bare date: the whole day)");
     cmd->add_option("--lat-crop", options.lat_crop, "drop N southernmost latitude rows (e.g. 1: 721 -> 720)");
     cmd->add_flag("--allow-missing", options.allow_missing, "write NaN for times no source holds (recorded) and keep values a source masks (GRIB bitmaps, fill "
                   "values) as NaN; without it a value that is not finite is refused, naming channel and time");
@@ -202,12 +202,19 @@ int main(int argc, char** argv) {
   std::string clim_out, clim_format = "zarr3";
   auto* clim =
       app.add_subcommand("climatology",
-                         "mean by day of year and hour of day over a span of a store, in a centred window of days "
-                         "(WeatherBench2's kind), for jigsaw-score's anomaly correlations");
+                         "mean by day of year and hour of day over a span of a store, as WeatherBench2's "
+                         "compute_hourly_stat makes it (years stacked by day of year, a year's missing days from its "
+                         "31 December, a triangular 61-day window), for jigsaw-score's anomaly correlations");
   clim->add_option("URL", url, "store written by jigsaw-shard run")->required();
-  clim->add_option("--start", clim_options.start, "first sample averaged (default: the store's first)");
-  clim->add_option("--end", clim_options.end, "last sample averaged, inclusive (default: the store's last)");
+  clim->add_option("--start", clim_options.start,
+                   "first sample averaged; a bare year or month starts at its first day (default: the store's first)");
+  clim->add_option("--end", clim_options.end,
+                   "last sample averaged, inclusive; a bare date, month or year means all of it, as WeatherBench2's "
+                   "slice('1990', '2019') (default: the store's last)");
   clim->add_option("--window", clim_options.window_days, "days in the centred window (odd)")->capture_default_str();
+  clim->add_flag("--uniform-window", clim_options.uniform_window,
+                 "weigh every day of the window alike (WeatherBench2, the default, weighs day k of the window "
+                 "1 - |k|/half: a triangle)");
   clim->add_option("--out", clim_out, "output store path or URL")->required();
   clim->add_option("--format", clim_format, "zarr3 or zarr2")
       ->check(CLI::IsMember({"zarr2", "zarr3"}))

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--train-start", o.train_start,
                  "first time of the training window (e.g. 2020-01-01T00; default: the store's first)");
-  app.add_option("--train-end", o.train_end, "last time of the training window, inclusive");
+  app.add_option("--train-end", o.train_end, "last time of the training window, inclusive (a bare date: the whole day)");
   app.add_option("--val-start", o.val_start, "first time of the validation window");
   app.add_option("--val-end", o.val_end, "last time of the validation window (validation runs when both are given)");
   app.add_option("--steps", o.steps, "total optimiser steps (also the cosine schedule's length)")

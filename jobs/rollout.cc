@@ -115,10 +115,10 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
                                 std::to_string(f.step_seconds / 3600) + "h)");
   }
   const int64_t leads = lead_seconds / f.step_seconds;
-  ASSIGN_OR_RETURN(const int64_t first, ParseIsoTime(o.init));
+  ASSIGN_OR_RETURN(const int64_t first, ParseTimeBound(o.init, false));
   int64_t last = first, every = f.step_seconds;
   if (!o.init_end.empty()) {
-    ASSIGN_OR_RETURN(last, ParseIsoTime(o.init_end));
+    ASSIGN_OR_RETURN(last, ParseTimeBound(o.init_end, true));
   }
   if (!o.init_every.empty()) {
     ASSIGN_OR_RETURN(every, ParseStep(o.init_every));

@@ -223,7 +223,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     const std::string* text[2] = {&a, &b};
     for (int k = 0; k < 2; ++k) {
       if (text[k]->empty()) continue;
-      auto parsed = ParseIsoTime(*text[k]);
+      auto parsed = ParseTimeBound(*text[k], k == 1);
       if (!parsed.ok()) return parsed.status().Annotate(std::string(flag) + (k ? "-end" : "-start"));
       t[k] = *parsed;
     }

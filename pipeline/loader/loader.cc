@@ -120,10 +120,10 @@ class LoaderImpl final : public Loader {
     const std::set<std::string>& missing = info.missing_times;
     int64_t w0 = times_.front(), w1 = times_.back();
     if (!o.start.empty()) {
-      ASSIGN_OR_RETURN(w0, ParseIsoTime(o.start));
+      ASSIGN_OR_RETURN(w0, ParseTimeBound(o.start, false));
     }
     if (!o.end.empty()) {
-      ASSIGN_OR_RETURN(w1, ParseIsoTime(o.end));
+      ASSIGN_OR_RETURN(w1, ParseTimeBound(o.end, true));
     }
     std::vector<int64_t> valid;
     for (int64_t i = 0; i + o.lead_steps < T; ++i) {

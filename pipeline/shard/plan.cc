@@ -99,8 +99,8 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
 
   // Times.
   if (o.start.empty() || o.end.empty()) return InvalidArgumentError("--start and --end are required");
-  ASSIGN_OR_RETURN(int64_t t0, ParseIsoTime(o.start));
-  ASSIGN_OR_RETURN(int64_t t1, ParseIsoTime(o.end));
+  ASSIGN_OR_RETURN(int64_t t0, ParseTimeBound(o.start, false));
+  ASSIGN_OR_RETURN(int64_t t1, ParseTimeBound(o.end, true));
   if (t1 < t0) return InvalidArgumentError("--end " + o.end + " is before --start " + o.start);
   for (int64_t t = t0; t <= t1; t += p.step_seconds) p.times.push_back(t);
 
@@ -236,10 +236,10 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
   // Statistics window.
   int64_t s0 = p.times.front(), s1 = p.times.back();
   if (!o.stats_start.empty()) {
-    ASSIGN_OR_RETURN(s0, ParseIsoTime(o.stats_start));
+    ASSIGN_OR_RETURN(s0, ParseTimeBound(o.stats_start, false));
   }
   if (!o.stats_end.empty()) {
-    ASSIGN_OR_RETURN(s1, ParseIsoTime(o.stats_end));
+    ASSIGN_OR_RETURN(s1, ParseTimeBound(o.stats_end, true));
   }
   p.stats_begin = std::lower_bound(p.times.begin(), p.times.end(), s0) - p.times.begin();
   p.stats_end = std::upper_bound(p.times.begin(), p.times.end(), s1) - p.times.begin();

@@ -97,6 +97,27 @@ Result<int64_t> ParseIsoTime(std::string_view text) {
   return DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
 }
 
+Result<int64_t> ParseTimeBound(std::string_view text, bool end) {
+  const bool has_time = text.find_first_of("T ") != std::string_view::npos;
+  if (has_time) return ParseIsoTime(text);
+  const size_t dashes = std::count(text.begin(), text.end(), '-');
+  if (dashes == 2) {
+    ASSIGN_OR_RETURN(int64_t day, ParseIsoTime(text));
+    return end ? day + 86399 : day;
+  }
+  std::string first(text);
+  if (dashes == 0) first += "-01";
+  if (dashes <= 1) first += "-01";
+  auto t0 = ParseIsoTime(first);
+  if (!t0.ok() || dashes > 2) return InvalidArgumentError("cannot read the date \"" + std::string(text) + "\"");
+  if (!end) return *t0;
+  // The last second of the month or year: the first second of the next, less one.
+  int64_t y = 0, m = 12;
+  std::sscanf(first.c_str(), "%ld-%ld", &y, &m);
+  if (dashes == 0) return DaysFromCivil(y + 1, 1, 1) * 86400 - 1;
+  return DaysFromCivil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * 86400 - 1;
+}
+
 std::string FormatIsoTime(int64_t t) {
   int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
   int64_t secs = t - days * 86400;
@@ -197,6 +218,12 @@ int DayOfYear(int64_t t) {
   const sys_days d{days{day}};
   const year_month_day ymd{d};
   return static_cast<int>((d - sys_days{ymd.year() / January / 1}).count()) + 1;
+}
+
+int64_t YearOf(int64_t t) {
+  using namespace std::chrono;
+  const int64_t day = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+  return static_cast<int>(year_month_day{sys_days{days{day}}}.year());
 }
 
 int64_t SecondOfDay(int64_t t) { return ((t % 86400) + 86400) % 86400; }

@@ -17,11 +17,17 @@ namespace jigsaw {
 
 // Seconds since 1970-01-01T00:00:00 of a date "YYYY-MM-DD[( |T)hh[:mm[:ss[.fff]]]][Z|+00:00]".
 Result<int64_t> ParseIsoTime(std::string_view text);
+// A bound of a span of times as a user writes it (--start, --end, ...): a date with an hour is that instant;
+// a bare date "YYYY-MM-DD", month "YYYY-MM" or year "YYYY" names the whole day, month or year, so that a
+// start is its first second and an end its last (as pandas' slice("1990", "2019"), which WeatherBench2
+// uses, includes all of 2019).
+Result<int64_t> ParseTimeBound(std::string_view text, bool end);
 // "YYYY-MM-DDThh:mm:ss".
 std::string FormatIsoTime(int64_t seconds_since_epoch);
 // Day of the year (1 = 1 January, 366 = 31 December of a leap year) and second of the day, UTC.
 int DayOfYear(int64_t seconds_since_epoch);
 int64_t SecondOfDay(int64_t seconds_since_epoch);
+int64_t YearOf(int64_t seconds_since_epoch);  // the calendar year, UTC
 
 class KvStore;
 // Writes a 1-D coordinate array `name` (one chunk, zstd, dimension `name`) of n elements of `dtype`

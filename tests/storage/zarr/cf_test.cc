@@ -18,6 +18,21 @@ TEST(Cf, IsoTimes) {
   EXPECT_EQ(FormatIsoTime(-2208988800), "1900-01-01T00:00:00");
 }
 
+// A bound names a whole day, month or year unless it names an hour: pandas' slice("1990", "2019").
+TEST(Cf, TimeBounds) {
+  const int64_t day = 86400;
+  EXPECT_EQ(*ParseTimeBound("2019-12-31", false), *ParseIsoTime("2019-12-31T00"));
+  EXPECT_EQ(*ParseTimeBound("2019-12-31", true), *ParseIsoTime("2020-01-01T00") - 1);
+  EXPECT_EQ(*ParseTimeBound("2019-12-31T06", true), *ParseIsoTime("2019-12-31T06"));
+  EXPECT_EQ(*ParseTimeBound("2019", false), *ParseIsoTime("2019-01-01"));
+  EXPECT_EQ(*ParseTimeBound("2019", true), *ParseIsoTime("2020-01-01") - 1);
+  EXPECT_EQ(*ParseTimeBound("2020-02", true), *ParseIsoTime("2020-02-29") + day - 1);  // a leap February
+  EXPECT_EQ(*ParseTimeBound("2019-12", true), *ParseIsoTime("2020-01-01") - 1);
+  EXPECT_EQ(*ParseTimeBound("2019-02", false), *ParseIsoTime("2019-02-01"));
+  for (const char* bad : {"2019-13", "19x", "", "2019-02-30", "2019-1-1-1"})
+    EXPECT_FALSE(ParseTimeBound(bad, true).ok()) << bad;
+}
+
 TEST(Cf, TimeUnitsAndCalendars) {
   auto u = ParseCfTimeUnits("hours since 1900-01-01 00:00:00.0", "gregorian");
   ASSERT_TRUE(u.ok());
