@@ -57,7 +57,10 @@ struct PlanFlags {
     cmd->add_option("--levels", levels,
                     "pressure levels in hPa, comma-separated, in channel order (default: all, 1000 first)");
     cmd->add_option("--start", options.start, "first time, e.g. 2020-01-01T00")->required();
-    cmd->add_option("--end", options.end, "last time, inclusive; a bare date, month or year means all of it (2019-12-31: up to 18 UTC of a 6-hourly store)")->required();
+    cmd->add_option("--end", options.end,
+                    "last time, inclusive; a bare date, month or year means all of it (2019-12-31: up to 18 UTC of a "
+                    "6-hourly store)")
+        ->required();
     cmd->add_option("--step", options.step, "time step: 6h, 1h, 30m, 1d (default 6h)");
     cmd->add_option("--tiles", options.tiles, "tile grid LATxLONxCH, e.g. 1x2x2")->required();
     cmd->add_option("--format", format, "zarr3 (default) or zarr2")->check(CLI::IsMember({"zarr2", "zarr3"}));
@@ -66,9 +69,11 @@ struct PlanFlags {
     cmd->add_option("--codec", options.codec, "blosc-lz4 (default), blosc-zstd, zstd, none, ...");
     cmd->add_option("--time-per-shard", options.time_per_shard, "v3: K time steps of a tile in one shard object");
     cmd->add_option("--stats-start", options.stats_start, "first time of the statistics window");
-    cmd->add_option("--stats-end", options.stats_end, "last time of the statistics window (inclusive; a bare date: the whole day)");
+    cmd->add_option("--stats-end", options.stats_end,
+                    "last time of the statistics window (inclusive; a bare date: the whole day)");
     cmd->add_option("--lat-crop", options.lat_crop, "drop N southernmost latitude rows (e.g. 1: 721 -> 720)");
-    cmd->add_flag("--allow-missing", options.allow_missing, "write NaN for times no source holds (recorded) and keep values a source masks (GRIB bitmaps, fill "
+    cmd->add_flag("--allow-missing", options.allow_missing,
+                  "write NaN for times no source holds (recorded) and keep values a source masks (GRIB bitmaps, fill "
                   "values) as NaN; without it a value that is not finite is refused, naming channel and time");
     cmd->add_option("--static", statics,
                     "time-independent fields for the `static` array, comma-separated, e.g. "

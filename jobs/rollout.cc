@@ -173,6 +173,9 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   }
   RETURN_IF_ERROR(AllOk(world, made));
   ASSIGN_OR_RETURN(auto forecast, Array::Open(dst_store, "forecast"));
+  // Every chunk is stored, a NaN one too: a rerun tells what is done by the chunks there, and jigsaw-score
+  // reads a chunk gone as a forecast lost.
+  forecast->KeepFillChunks(true);
   ASSIGN_OR_RETURN(auto src, OpenCheckedKvStore(o.data));
   ASSIGN_OR_RETURN(auto data, Array::Open(src.get(), "data"));
   data->RequireEveryChunk(true);  // a complete store (ReadStoreFacts): a missing chunk is corruption
@@ -246,8 +249,9 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
       }
       if (o.write) {
         for (int64_t q = 0; q < g; ++q) {
-          RETURN_IF_ERROR(forecast->Write(box_at(static_cast<int64_t>(todo[q]), lead),
-                                          std::string_view(reinterpret_cast<const char*>(physical.data() + q * n), n * 4)));
+          RETURN_IF_ERROR(
+              forecast->Write(box_at(static_cast<int64_t>(todo[q]), lead),
+                              std::string_view(reinterpret_cast<const char*>(physical.data() + q * n), n * 4)));
           report.gb_written += n * 4 / 1e9;
         }
       }

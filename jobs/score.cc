@@ -29,6 +29,12 @@ Result<std::vector<T>> ReadAll(KvStore* store, const std::string& name, int64_t*
   return v;
 }
 
+std::string FormatNumber(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.10g", v);
+  return text;
+}
+
 }  // namespace
 
 Result<Scores> ScoreForecast(const ScoreOptions& o) {
@@ -36,10 +42,31 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
   if (!truth_or.ok()) return truth_or.status().Annotate(o.truth);
   const StoreFacts& truth = *truth_or;
   RETURN_IF_ERROR(RequireSingleMember(truth, "jigsaw-score").Annotate(o.truth));
-  ASSIGN_OR_RETURN(auto fstore, OpenCheckedKvStore(o.forecast));
+  // The forecast's every object is checked against the checksum record jigsaw-rollout wrote beside it.
+  ASSIGN_OR_RETURN(auto fraw, OpenKvStore(o.forecast));
+  {
+    auto root = ReadNodeMetadata(fraw.get(), "");
+    if (!root.ok()) return root.status().Annotate(o.forecast);
+    const nlohmann::json mark = root->attributes.value("jigsaw", nlohmann::json());
+    if (!mark.is_object() || mark.value("store", "") != "jigsaw-rollout")
+      return InvalidArgumentError(o.forecast + ": not a jigsaw-rollout forecast (its group has no jigsaw mark)");
+    if (!mark.value("complete", false)) {
+      return FailedPreconditionError(o.forecast +
+                                     ": the forecast is not complete (jigsaw-rollout did not finish; rerun it with the "
+                                     "same arguments to finish it)");
+    }
+  }
+  ASSIGN_OR_RETURN(auto record, ReadChecksumRecord(fraw.get()));
+  if (!record) {
+    return DataLossError(
+        o.forecast + ": the forecast has no checksum record (jigsaw-rollout writes one last): it cannot be checked");
+  }
+  auto fstore = NewCheckedKvStore(std::move(fraw), std::move(*record));
+  RETURN_IF_ERROR(ReadNodeMetadata(fstore.get(), "").status().Annotate(o.forecast));  // the mark read, checked
   auto forecast_or = Array::Open(fstore.get(), "forecast");
   if (!forecast_or.ok()) return forecast_or.status().Annotate(o.forecast + " (not a jigsaw-rollout store?)");
   auto& forecast = *forecast_or;
+  forecast->RequireEveryChunk(true);  // a chunk gone is a forecast lost, not a time to skip
   const auto& fm = forecast->metadata();
   const std::vector<std::string> fchannels = fm.attributes.value("channels", std::vector<std::string>());
   int64_t n_init = 0, n_lead = 0;
@@ -50,6 +77,19 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
       static_cast<int64_t>(fchannels.size()) != fm.shape[2]) {
     return InvalidArgumentError(o.forecast + ": forecast is not [init_time, lead_time, channel, " + std::to_string(H) +
                                 ", " + std::to_string(W) + "] with its channel names, as the truth's grid");
+  }
+  // The forecast's grid is the truth's, value for value (the climatology is compared with the truth's).
+  for (const auto& [name, theirs] :
+       {std::pair{"latitude", &truth.latitudes}, std::pair{"longitude", &truth.longitudes}}) {
+    int64_t n = 0;
+    ASSIGN_OR_RETURN(auto ours, ReadAll<double>(fstore.get(), name, &n));
+    for (size_t k = 0; k < ours.size() && k < theirs->size(); ++k) {
+      if (std::abs(ours[k] - (*theirs)[k]) > 1e-9) {
+        return InvalidArgumentError(std::string(name) + "[" + std::to_string(k) + "] is " + FormatNumber(ours[k]) +
+                                    " in the forecast " + o.forecast + " but " + FormatNumber((*theirs)[k]) +
+                                    " in the truth " + o.truth + ": they are not on the same grid");
+      }
+    }
   }
   // Channels: as asked (names or short names), each in the forecast and in the truth.
   std::vector<std::string> names = o.channels.empty() ? fchannels : o.channels;
@@ -68,6 +108,7 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
     cs.lead_hours = lead_hours;
     for (auto* v : {&cs.rmse, &cs.bias, &cs.persistence_rmse, &cs.persistence_bias}) v->assign(n_lead, 0.0);
     cs.count.assign(n_lead, 0);
+    cs.forecast_nan.assign(n_lead, 0);
     scores.channels.push_back(std::move(cs));
   }
   // The climatology, when given (ours or WeatherBench2's layout), for the scored channels.
@@ -139,19 +180,22 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
       RETURN_IF_ERROR(read_truth(valid, &tsample));
       RETURN_IF_ERROR(forecast->Read(Box{{i, l, 0, 0, 0}, {1, 1, C, H, W}},
                                      std::span<char>(reinterpret_cast<char*>(fsample.data()), fsample.size() * 4)));
-      bool any_missing = false;
+      // Persistence compares the truth with itself: NaN there is the truth's missing value (skipped and
+      // counted). NaN left in the model's errors is the forecast's own, and its scores become NaN, counted.
+      bool truth_missing = false;
       std::vector<double> mse(fidx.size()), mean(fidx.size()), pmse(fidx.size()), pmean(fidx.size());
       for (size_t k = 0; k < fidx.size(); ++k) {
         errors(fsample.data() + fidx[k] * plane, tsample.data() + tidx[k] * plane, &mse[k], &mean[k]);
         errors(tinit.data() + tidx[k] * plane, tsample.data() + tidx[k] * plane, &pmse[k], &pmean[k]);
-        any_missing |= std::isnan(mse[k]) || std::isnan(pmse[k]);
+        truth_missing |= std::isnan(pmse[k]);
       }
-      if (any_missing) {
+      if (truth_missing) {
         ++scores.skipped;
         continue;
       }
       for (size_t k = 0; k < fidx.size(); ++k) {
         ChannelScores& cs = scores.channels[k];
+        if (std::isnan(mse[k])) ++cs.forecast_nan[l];
         cs.rmse[l] += mse[k];
         cs.bias[l] += mean[k];
         cs.persistence_rmse[l] += pmse[k];
@@ -167,7 +211,9 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
                        pa = acc(tinit.data() + tidx[k] * plane, tr, c);
           double cmse, cmean;
           errors(c, tr, &cmse, &cmean);
-          if (std::isnan(a) || std::isnan(pa) || std::isnan(cmse)) continue;  // the climatology does not cover it
+          if (std::isnan(pa) || std::isnan(cmse))
+            continue;  // the climatology does not cover it (a NaN forecast
+                       // makes the model's ACC NaN, as its RMSE)
           ChannelScores& cs = scores.channels[k];
           cs.acc[l] += a;
           cs.persistence_acc[l] += pa;
@@ -210,7 +256,8 @@ nlohmann::json Scores::ToJson() const {
                                 {"bias", nums(c.bias)},
                                 {"persistence_rmse", nums(c.persistence_rmse)},
                                 {"persistence_bias", nums(c.persistence_bias)},
-                                {"count", c.count}};
+                                {"count", c.count},
+                                {"forecast_nan_count", c.forecast_nan}};
     if (!c.acc.empty()) {
       auto& e = j["channels"][c.channel];
       e["acc"] = nums(c.acc);
@@ -266,6 +313,13 @@ void Scores::PrintTable(std::ostream& out) const {
     }
   }
   if (skipped) out << skipped << " (initial time, lead) pairs skipped: truth missing\n";
+  for (const auto& c : channels) {
+    int64_t nan = 0;
+    for (int64_t n : c.forecast_nan) nan += n;
+    if (nan)
+      out << c.channel << ": the forecast holds NaN at " << nan
+          << " (initial time, lead) pairs: its scores there are NaN\n";
+  }
 }
 
 }  // namespace jigsaw::train

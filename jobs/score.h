@@ -7,6 +7,8 @@
 // coefficient (uncentred: sum w f' t' / sqrt(sum w f'^2 sum w t'^2) per valid time, f' = forecast - clim,
 // t' = truth - clim, then the mean over initial times) of the model and of persistence, and the
 // climatology's own RMSE. Valid times the truth lacks, or holds as missing (NaN), are skipped and counted.
+// The forecast is read strictly: it must be a complete jigsaw-rollout store on the truth's grid, every chunk
+// present and matching its checksum record; NaN in it makes that lead's scores NaN, counted per channel.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +32,8 @@ struct ChannelScores {
   std::string channel;
   std::vector<int64_t> lead_hours;
   std::vector<double> rmse, bias, persistence_rmse, persistence_bias;
-  std::vector<int64_t> count;  // initial times scored at each lead
+  std::vector<int64_t> count;         // initial times scored at each lead
+  std::vector<int64_t> forecast_nan;  // of those, the ones whose forecast holds NaN (the lead's scores are NaN)
   // With a climatology (else empty):
   std::vector<double> acc, persistence_acc, climatology_rmse;
   std::vector<int64_t> acc_count;  // initial times whose valid time the climatology covers

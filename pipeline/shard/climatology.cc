@@ -235,8 +235,7 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log << "jigsaw-shard: climatology of " << report.samples << " samples (" << FormatIsoTime(times[used.front()])
       << " to " << FormatIsoTime(times[used.back()]) << "), " << o.window_days << "-day "
-      << (o.uniform_window ? "uniform" : "triangular") << " window, " << hours
-      << " hours of day: " << out_url << "\n";
+      << (o.uniform_window ? "uniform" : "triangular") << " window, " << hours << " hours of day: " << out_url << "\n";
   return report;
 }
 

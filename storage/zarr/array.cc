@@ -132,7 +132,7 @@ Status Array::MissingChunk(const std::string& key) const {
 
 Status Array::WriteChunk(std::span<const int64_t> index, std::string_view data) const {
   std::string key = ChunkKey(index);
-  if (AllEqualTo(data, meta_.fill)) return store_->Delete(key);
+  if (!keep_fill_chunks_ && AllEqualTo(data, meta_.fill)) return store_->Delete(key);
   thread_local std::string encoded;  // reused: no allocation or page faults per chunk
   RETURN_IF_ERROR(meta_.codecs->Encode(data, &encoded));
   return store_->Write(key, encoded);

@@ -48,6 +48,9 @@ class Array {
   // A missing chunk (or inner chunk of a shard) reads as the fill value, as Zarr says, unless the caller
   // knows the store to be complete: then it is kDataLoss naming the key (set before reading).
   void RequireEveryChunk(bool require) { require_every_chunk_ = require; }
+  // Stores a chunk that holds only the fill value too (zarr-python's write_empty_chunks=True), for arrays
+  // whose every chunk must be there to be read back (RequireEveryChunk): a forecast that is all NaN.
+  void KeepFillChunks(bool keep) { keep_fill_chunks_ = keep; }
 
  private:
   Array(KvStore* store, std::string path, ArrayMetadata meta)
@@ -61,6 +64,7 @@ class Array {
   std::string path_;
   ArrayMetadata meta_;
   bool require_every_chunk_ = false;
+  bool keep_fill_chunks_ = false;
 };
 
 // The values of a 1-D array (a coordinate, a statistic) read whole, as T: kInvalidArgument naming the array

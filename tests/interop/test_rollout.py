@@ -3,6 +3,7 @@ forecasts on 1 and 4 ranks from one checkpoint, the first lead against the PyTor
 killed rollout finished by a rerun, the forecast in xarray, and scores against an independent NumPy
 computation of WeatherBench2's formulas."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,16 @@ from conftest import BIN_DIR, debian_read, run_ranks
 from wb2_climatology import hourly_climatology
 
 HERE = Path(__file__).resolve().parent
+PYTHONPATH = os.environ.get("JIGSAW_PYTHONPATH", str(HERE.parents[1] / "build" / "python"))
+NAN_CHECKPOINT = """
+import sys, numpy as np, jigsaw.checkpoint as jc
+m = jc.manifest(sys.argv[1])
+state = {name: jc.read(sys.argv[1], name) for name in m["tensors"]}
+head = next(n for n in state if n.endswith("head_b") and "/" not in n)  # the weight, not its moments
+state[head] = np.full_like(state[head], np.nan)
+mesh = ",".join(f"{axis}={n}" for axis, n in m["mesh"])  # one rank: every tensor whole
+jc.save(sys.argv[2], m["step"], mesh, state, metadata=m["metadata"])
+"""
 CONFIG = {"patch": [3, 4], "dim": 32, "depth": 2, "token_hidden": 32, "channel_hidden": 64, "lr": 3e-3,
           "min_lr": 3e-4, "warmup_steps": 10, "weight_decay": 0.01, "clip": 1.0, "seed": 3}
 INIT = ["--init", "2020-01-05T06", "--init-end", "2020-01-05T18", "--lead", "1d"]
@@ -198,6 +209,48 @@ def test_refusals_name_the_problem(trained, tmp_path):
     assert p.returncode == 2 and "no state at 2021-01-01T00:00:00" in p.stderr
     p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--channels", "q700", check=False)
     assert p.returncode == 2 and "specific_humidity_700 is not in the forecast" in p.stderr
+
+
+def test_score_reads_the_forecast_strictly(trained, tmp_path):
+    """A chunk gone, a forecast not finished, another grid: refused, naming it. A NaN forecast (from NaN
+    weights) is scored NaN and said so, never taken for missing truth."""
+    def score(forecast, truth=trained / "tiles.zarr"):
+        return run("jigsaw-score", forecast, "--truth", truth, "--json", tmp_path / "s.json", check=False)
+
+    gone = tmp_path / "gone.zarr"
+    shutil.copytree(trained / "f1.zarr", gone)
+    chunk = sorted(p for p in (gone / "forecast").rglob("*") if p.is_file() and p.name not in ("zarr.json", ".zarray"))[3]
+    chunk.unlink()
+    p = score(gone)
+    assert p.returncode != 0 and chunk.name in p.stderr and "missing" in p.stderr, p.stderr
+
+    unfinished = tmp_path / "unfinished.zarr"
+    shutil.copytree(trained / "f1.zarr", unfinished)
+    meta = json.loads((unfinished / "zarr.json").read_text())
+    meta["attributes"]["jigsaw"]["complete"] = False
+    (unfinished / "zarr.json").write_text(json.dumps(meta))
+    p = score(unfinished)
+    assert p.returncode != 0 and "not complete" in p.stderr, p.stderr
+
+    no_record = tmp_path / "no_record.zarr"
+    shutil.copytree(trained / "f1.zarr", no_record)
+    (no_record / "jigsaw-checksums.json").unlink()
+    p = score(no_record)
+    assert p.returncode != 0 and "checksum record" in p.stderr, p.stderr
+
+    # NaN weights: a copy of the checkpoint with its head's bias NaN (written by the jigsaw Python module of the
+    # release build, whatever build is under test) gives a NaN forecast.
+    subprocess.run(["/usr/bin/python3", "-c", NAN_CHECKPOINT, str(trained / "ck"), str(tmp_path / "nan_ck")], check=True,
+                   env={**os.environ, "PYTHONPATH": PYTHONPATH})
+    run("jigsaw-rollout", "--ckpt", tmp_path / "nan_ck", "--data", trained / "tiles.zarr", *INIT, "--out",
+        tmp_path / "nan.zarr")
+    p = score(tmp_path / "nan.zarr")
+    assert p.returncode == 0, p.stderr
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["skipped_without_truth"] == 0
+    for name, c in scores["channels"].items():
+        assert c["rmse"][0] == 0 and c["rmse"][1] is None and c["forecast_nan_count"][1:] == [3] * 4, (name, c)
+    assert "the forecast holds NaN at 12 (initial time, lead) pairs" in p.stdout, p.stdout
 
 
 def test_climatology_and_acc_are_weatherbench2s(jigsaw, trained, tmp_path):
