@@ -37,4 +37,4 @@ $BIN/jigsaw-ckpt verify "$OUT/ckpt"
 # Forecast a day ahead from the last checkpoint on the same 4 ranks, and score it beside persistence.
 mpirun -np 4 --oversubscribe $BIN/jigsaw-rollout --ckpt "$OUT/ckpt" --data "$OUT/tiles.zarr" --mesh domain=2,tensor=2 \
   --init 2020-01-04T00 --lead 18h --out "$OUT/forecast.zarr" --blas-threads 1
-$BIN/jigsaw-score "$OUT/forecast.zarr" --truth "$OUT/tiles.zarr" --channels z500,t850,t2m --json "$OUT/scores.json"
+$BIN/jigsaw-score "$OUT/forecast.zarr" --truth "$OUT/tiles.zarr" --channels z500,t850,t2m --json-out "$OUT/scores.json"

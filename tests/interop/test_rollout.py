@@ -152,15 +152,26 @@ def test_a_rerun_finishes_a_killed_rollout(trained, tmp_path):
     assert p.returncode != 0 and "holds another forecast" in p.stderr
 
 
-def wb2_scores(forecast, truth_url, jigsaw, tmp_path):
-    """WeatherBench2's RMSE and bias, written out with NumPy from the stores' arrays."""
+def wb2_scores(forecast, truth_url, jigsaw, tmp_path, lats=(-90, 90), lons=None):
+    """WeatherBench2's RMSE and bias, written out with NumPy from the stores' arrays; over a region as WB2's
+    SliceRegion selects it (latitudes and longitudes within the bounds, inclusive; a longitude range whose
+    start exceeds its end wraps), the latitude weights of the whole grid restricted to it."""
     f = xr.open_zarr(forecast)
     lat = jigsaw.get(truth_url, "latitude", tmp_path)
+    lon = jigsaw.get(truth_url, "longitude", tmp_path)
     times = jigsaw.get(truth_url, "time", tmp_path)
     data = jigsaw.get(truth_url, "data", tmp_path)
     edges = np.concatenate([[90.0], (lat[1:] + lat[:-1]) / 2, [-90.0]])
     area = np.abs(np.sin(np.deg2rad(edges[:-1])) - np.sin(np.deg2rad(edges[1:])))
-    w = (area / area.mean())[:, None]
+    rows = (lat >= lats[0]) & (lat <= lats[1])
+    if lons is None:
+        cols = np.ones(lon.shape, bool)
+    elif lons[0] <= lons[1]:
+        cols = (lon >= lons[0]) & (lon <= lons[1])
+    else:
+        cols = (lon >= lons[0]) | (lon <= lons[1])
+    w = np.broadcast_to((area / area.mean())[rows][:, None], (rows.sum(), cols.sum()))
+    mean = lambda x: np.average(x[rows][:, cols], weights=w)
     inits = f.init_time.values.astype("datetime64[s]").astype(np.int64)
     leads = (f.lead_time.values / np.timedelta64(1, "s")).astype(np.int64)
     out = {}
@@ -172,9 +183,9 @@ def wb2_scores(forecast, truth_url, jigsaw, tmp_path):
                 v, t0 = np.searchsorted(times, t + lead), np.searchsorted(times, t)
                 truth = data[v, c].astype(np.float64)
                 e = f.forecast.values[i, l, c].astype(np.float64) - truth
-                mse.append((w * e ** 2).mean())
-                err.append((w * e).mean())
-                pmse.append((w * (data[t0, c] - truth) ** 2).mean())
+                mse.append(mean(e ** 2))
+                err.append(mean(e))
+                pmse.append(mean((data[t0, c] - truth) ** 2))
             rmse.append(np.sqrt(np.mean(mse)))
             bias.append(np.mean(err))
             prmse.append(np.sqrt(np.mean(pmse)))
@@ -183,8 +194,8 @@ def wb2_scores(forecast, truth_url, jigsaw, tmp_path):
 
 
 def test_scores_are_weatherbench2s_and_the_model_beats_persistence(jigsaw, trained, tmp_path):
-    p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--json", tmp_path / "s.json",
-            "--csv", tmp_path / "s.csv")
+    p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--json-out", tmp_path / "s.json",
+            "--csv", tmp_path / "s.csv", "--region", "box=-40:10,300:60")
     assert "latitude-weighted RMSE" in p.stdout
     got = json.loads((tmp_path / "s.json").read_text())
     want = wb2_scores(trained / "f1.zarr", trained / "tiles.zarr", jigsaw, tmp_path)
@@ -196,8 +207,55 @@ def test_scores_are_weatherbench2s_and_the_model_beats_persistence(jigsaw, train
         np.testing.assert_allclose(g["persistence_rmse"], prmse, rtol=1e-6)
         assert g["rmse"][0] == 0 and g["persistence_rmse"][0] == 0  # lead 0 is the initial state
         assert all(m < p for m, p in zip(g["rmse"][1:], g["persistence_rmse"][1:])), (name, g)
+    # Every region: WB2's five and the box given (its longitudes wrapping through 0), each against NumPy.
+    regions = got["forecasts"][0]["regions"]
+    assert got["regions"] == ["global", "tropics", "extra-tropics", "northern-hemisphere", "southern-hemisphere", "box"]
+    assert set(regions) == set(got["regions"])
+    for region, lats, lons in [("tropics", (-20, 20), None), ("northern-hemisphere", (20, 90), None),
+                               ("southern-hemisphere", (-90, -20), None), ("box", (-40, 10), (300, 60))]:
+        for name, (rmse, bias, prmse) in wb2_scores(trained / "f1.zarr", trained / "tiles.zarr", jigsaw, tmp_path,
+                                                    lats, lons).items():
+            g = regions[region]["channels"][name]
+            np.testing.assert_allclose(g["rmse"], rmse, rtol=1e-6, atol=1e-9 * np.abs(rmse).max(), err_msg=region)
+            np.testing.assert_allclose(g["bias"], bias, rtol=1e-6, atol=1e-6 * np.abs(rmse).max(), err_msg=region)
+            np.testing.assert_allclose(g["persistence_rmse"], prmse, rtol=1e-6, err_msg=region)
+        assert f"2m_temperature, {region}: latitude-weighted RMSE" in p.stdout
     csv = (tmp_path / "s.csv").read_text().splitlines()
-    assert csv[0].startswith("channel,lead_hours") and len(csv) == 1 + 6 * 5
+    assert csv[0].startswith("forecast,region,channel,lead_hours") and len(csv) == 1 + 6 * 6 * 5
+    # --json prints the same scores on stdout.
+    p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--json", "--regions", "tropics")
+    j = json.loads(p.stdout)
+    assert j["regions"] == ["global", "tropics"] and set(j["forecasts"][0]["regions"]) == {"global", "tropics"}
+    assert j["forecasts"][0]["regions"]["tropics"] == regions["tropics"]
+
+
+def test_forecasts_side_by_side_and_channels_by_short_name(trained, tmp_path):
+    """Two forecasts (here: one checkpoint's, under two labels, and one from another initial state set) in one
+    table, JSON and plot; channels asked as <short name><level>; an unknown one refused with the list."""
+    other = tmp_path / "f2.zarr"
+    run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", other,
+        "--batch", "1")
+    p = run("jigsaw-score", trained / "f1.zarr", other, "--truth", trained / "tiles.zarr", "--label", "together",
+            "--label", "one-by-one", "--channels", "z500,t850,t2m", "--regions", "global", "--json-out",
+            tmp_path / "s.json", "--plot", tmp_path / "s.png")
+    j = json.loads((tmp_path / "s.json").read_text())
+    assert [f["label"] for f in j["forecasts"]] == ["together", "one-by-one"]
+    assert [f["checkpoint_step"] for f in j["forecasts"]] == [300, 300]
+    assert set(j["channels"]) == {"geopotential_500", "temperature_850", "2m_temperature"}
+    a, b = (f["regions"]["global"]["channels"]["temperature_850"]["rmse"] for f in j["forecasts"])
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+    assert "latitude-weighted RMSE (together / one-by-one / persistence)" in p.stdout, p.stdout
+    png = (tmp_path / "s.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (360 * 3, 320 + 80), (width, height)  # a column per channel, one row (no climatology)
+    assert j["channel_names"] == ["geopotential_500", "temperature_850", "2m_temperature"]  # as asked
+    p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--channels", "z300", check=False)
+    assert p.returncode == 2 and "channel z300 is not in the forecast" in p.stderr and "geopotential_500" in p.stderr
+    p = run("jigsaw-score", trained / "f1.zarr", other, "--truth", trained / "tiles.zarr", "--label", "x", check=False)
+    assert p.returncode == 2 and "1 --label for 2 forecasts" in p.stderr
+    p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--region", "x=95:100", check=False)
+    assert p.returncode == 2 and "leave -90..90" in p.stderr
 
 
 def test_refusals_name_the_problem(trained, tmp_path):
@@ -208,14 +266,14 @@ def test_refusals_name_the_problem(trained, tmp_path):
             "--lead", "6h", "--out", tmp_path / "x.zarr", check=False)
     assert p.returncode == 2 and "no state at 2021-01-01T00:00:00" in p.stderr
     p = run("jigsaw-score", trained / "f1.zarr", "--truth", trained / "tiles.zarr", "--channels", "q700", check=False)
-    assert p.returncode == 2 and "specific_humidity_700 is not in the forecast" in p.stderr
+    assert p.returncode == 2 and "channel q700 is not in the forecast" in p.stderr and "temperature_850" in p.stderr
 
 
 def test_score_reads_the_forecast_strictly(trained, tmp_path):
     """A chunk gone, a forecast not finished, another grid: refused, naming it. A NaN forecast (from NaN
     weights) is scored NaN and said so, never taken for missing truth."""
     def score(forecast, truth=trained / "tiles.zarr"):
-        return run("jigsaw-score", forecast, "--truth", truth, "--json", tmp_path / "s.json", check=False)
+        return run("jigsaw-score", forecast, "--truth", truth, "--json-out", tmp_path / "s.json", check=False)
 
     gone = tmp_path / "gone.zarr"
     shutil.copytree(trained / "f1.zarr", gone)
@@ -269,15 +327,15 @@ def test_climatology_and_acc_are_weatherbench2s(jigsaw, trained, tmp_path):
     assert np.isnan(clim.sel(dayofyear=200, hour=0).values).all()  # no sample on that day
 
     p = run("jigsaw-score", trained / "f1.zarr", "--truth", url, "--climatology", tmp_path / "clim.zarr",
-            "--json", tmp_path / "s.json", "--plot", tmp_path / "s.png")
+            "--json-out", tmp_path / "s.json", "--plot", tmp_path / "s.png", "--regions", "global,tropics")
     scores = json.loads((tmp_path / "s.json").read_text())
     got = scores["channels"]
-    # The plot: one panel per headline channel (the table's), RMSE above ACC: 360 x 320 pixels each.
-    assert scores["headline"] and all(f"{n}: latitude-weighted RMSE" in p.stdout for n in scores["headline"])
+    # The table and the plot: every channel, RMSE above ACC for each region, 360 x 320 pixels a panel.
+    assert all(f"{n}, {r}: latitude-weighted RMSE" in p.stdout for n in got for r in ("global", "tropics"))
     png = (tmp_path / "s.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (width, height) == (360 * len(scores["headline"]), 640), (width, height)
+    assert (width, height) == (360 * len(got), 640 * 2 + 80), (width, height)
     f = xr.open_zarr(trained / "f1.zarr")
     lat = jigsaw.get(url, "latitude", tmp_path)
     edges = np.concatenate([[90.0], (lat[1:] + lat[:-1]) / 2, [-90.0]])
@@ -325,7 +383,7 @@ def test_a_weatherbench2_layout_climatology_scores_as_ours(jigsaw, trained, tmp_
             wb2[var] = (("hour", "dayofyear", "level", "longitude", "latitude"), v.transpose(1, 0, 2, 4, 3))
     wb2.to_zarr(tmp_path / "wb2.zarr", zarr_format=2, consolidated=True)
     for name, c in (("ours", tmp_path / "clim.zarr"), ("wb2", tmp_path / "wb2.zarr")):
-        run("jigsaw-score", trained / "f1.zarr", "--truth", url, "--climatology", c, "--json", tmp_path / f"{name}.json")
+        run("jigsaw-score", trained / "f1.zarr", "--truth", url, "--climatology", c, "--json-out", tmp_path / f"{name}.json")
     a = json.loads((tmp_path / "ours.json").read_text())["channels"]
     b = json.loads((tmp_path / "wb2.json").read_text())["channels"]
     for ch in a:
