@@ -15,6 +15,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "base/version.h"
 
 namespace jigsaw::cli {
 
@@ -39,6 +40,7 @@ struct CommonFlags {
 };
 
 inline void AddCommonFlags(CLI::App& app, CommonFlags* f) {
+  app.set_version_flag("--version", std::string("jigsaw ") + Version(), "the version and the commit it was built from");
   app.add_option("--threads", f->threads,
                  "limit on worker threads, I/O threads for object stores included (default: no limit)")
       ->check(AtLeast(1));

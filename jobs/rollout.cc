@@ -1,5 +1,7 @@
 #include "jobs/rollout.h"
 
+#include "base/version.h"
+
 #include "storage/codec/crc32c.h"
 #include "storage/kvstore/checksum_record.h"
 
@@ -51,7 +53,11 @@ Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const 
   ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
   RETURN_IF_ERROR(WriteGroup(out, "", format,
                              {{"channels", f.channels},
-                              {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", false}, {"identity", identity}}}}));
+                              {"jigsaw",
+                               {{"store", "jigsaw-rollout"},
+                                {"complete", false},
+                                {"written_by", std::string("jigsaw ") + Version()},
+                                {"identity", identity}}}}));
   RETURN_IF_ERROR(Array::Create(out, "forecast", std::move(m)).status());
   RETURN_IF_ERROR(WriteTextCoordinateArray(out, format, "channel", f.channels, {{"long_name", "channel"}}));
   RETURN_IF_ERROR(WriteCoordinateArray(out, format, "init_time", "int64",
@@ -273,10 +279,13 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
                          DecodeChecksumRecord(written[r], "rank " + std::to_string(r) + "'s record"));
         recording.Adopt(part);
       }
-      RETURN_IF_ERROR(
-          WriteGroup(dst_store, "", o.zarr_format,
-                     {{"channels", f.channels},
-                      {"jigsaw", {{"store", "jigsaw-rollout"}, {"complete", true}, {"identity", identity}}}}));
+      RETURN_IF_ERROR(WriteGroup(dst_store, "", o.zarr_format,
+                                 {{"channels", f.channels},
+                                  {"jigsaw",
+                                   {{"store", "jigsaw-rollout"},
+                                    {"complete", true},
+                                    {"written_by", std::string("jigsaw ") + Version()},
+                                    {"identity", identity}}}}));
       RETURN_IF_ERROR(WriteConsolidated(dst_store, o.zarr_format));
       return recording.WriteRecord();
     }();

@@ -1,5 +1,7 @@
 #include "pipeline/shard/shard_store.h"
 
+#include "base/version.h"
+
 #include "pipeline/shard/moments.h"
 #include "pipeline/shard/static_fields.h"
 
@@ -37,7 +39,6 @@ namespace {
 
 DataType OutputType(const ShardPlan& p) { return DataTypeFromName(p.options.dtype).value(); }
 
-
 Result<ArrayMetadata> DataMetadata(const ShardPlan& p) {
   auto tile = p.tile_shape();
   ArraySpec s;
@@ -69,6 +70,7 @@ json RootAttributes(const ShardPlan& p, bool complete, const json& statistics) {
            {{"store", "jigsaw-shard"},
             {"version", kShardStoreVersion},
             {"complete", complete},
+            {"written_by", std::string("jigsaw ") + Version()},
             {"plan", p.ToJson()},
             {"plan_fingerprint", p.fingerprint()},
             {"sources", p.sources},
@@ -340,8 +342,10 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
             for (int64_t k = 0; k < p.nlat() * p.nlon(); ++k) count += !std::isfinite(plane[k]);
             return InvalidArgumentError(p.channels[c].name + " at " + FormatIsoTime(p.times[t]) +
                                         (ensemble ? " (member " + std::to_string(p.options.members[m]) + ")" : "") +
-                                        " holds " + std::to_string(count) + " values that are not finite (NaN or "
-                                        "infinite) of " + std::to_string(p.nlat() * p.nlon()) +
+                                        " holds " + std::to_string(count) +
+                                        " values that are not finite (NaN or "
+                                        "infinite) of " +
+                                        std::to_string(p.nlat() * p.nlon()) +
                                         ": fix the source, or give --allow-missing to keep them as missing values");
           }
         }

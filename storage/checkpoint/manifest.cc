@@ -1,5 +1,7 @@
 #include "storage/checkpoint/manifest.h"
 
+#include "base/version.h"
+
 #include <cstdio>
 
 #include "storage/checkpoint/format.h"
@@ -48,6 +50,7 @@ nlohmann::json Manifest::ToJson() const {
           {"step", step},
           {"mesh", mesh_j},
           {"block_bytes", kBlock},
+          {"written_by", std::string("jigsaw ") + Version()},
           {"tensors", tj},
           {"metadata", metadata}};
 }

@@ -69,3 +69,22 @@ def test_quickstart_runs_as_the_readme_says(jigsaw, tmp_path):
     assert "step-00000060: ok" in r.stdout
     scores = json.loads((tmp_path / "qs" / "scores.json").read_text())
     assert set(scores["channels"]) == {"geopotential_500", "temperature_850", "2m_temperature"}
+
+
+def test_every_tool_says_its_version_and_commit(jigsaw, tmp_path):
+    import re
+    import subprocess
+    from conftest import BIN_DIR
+    commit = subprocess.run(["git", "-C", str(BIN_DIR), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    for tool in ("jigsaw-shard", "jigsaw-train", "jigsaw-rollout", "jigsaw-score", "jigsaw-ckpt", "jigsaw-store",
+                 "jigsaw-bench"):
+        p = subprocess.run([str(BIN_DIR / tool), "--version"], capture_output=True, text=True)
+        assert p.returncode == 0 and re.fullmatch(r"jigsaw \d+\.\d+\.\d+ \([0-9a-f]{12}(-dirty)?\)\n", p.stdout), (tool, p)
+        assert not commit or commit in p.stdout, (tool, p.stdout, commit)
+    # ... and what the tools write records it.
+    jigsaw.shard("synth", tmp_path / "src.zarr", "--grid", "8x16", "--times", "4")
+    jigsaw.shard("run", "--source", tmp_path / "src.zarr", "--vars", "t2m", "--end", "2020-01-01", "--start", "2020",
+                 "--tiles", "1x1x1", "--out", tmp_path / "t.zarr")
+    attrs = json.loads((tmp_path / "t.zarr" / "zarr.json").read_text())["attributes"]["jigsaw"]
+    assert attrs["written_by"] == p.stdout.strip() and attrs["plan"]["num_times"] == 4  # a bare --end: its whole day
