@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--train-start", o.train_start,
                  "first time of the training window (e.g. 2020-01-01T00; default: the store's first)");
-  app.add_option("--train-end", o.train_end, "last time of the training window, inclusive (a bare date: the whole day)");
+  app.add_option("--train-end", o.train_end,
+                 "last time of the training window, inclusive (a bare date: the whole day)");
   app.add_option("--val-start", o.val_start, "first time of the validation window");
   app.add_option("--val-end", o.val_end, "last time of the validation window (validation runs when both are given)");
   app.add_option("--steps", o.steps, "total optimiser steps (also the cosine schedule's length)")
@@ -55,10 +56,19 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", o.resume,
                "continue from the checkpoint root's LATEST, on any mesh and store tiling of the same data (without "
                "LATEST: the newest step that verifies); without it, a root holding committed steps is refused");
-  app.add_option("--val-every", o.val_every, "steps between validations (0: at the end only)")->capture_default_str();
+  app.add_option("--val-every", o.val_every, "steps between validations (0: about 10 times in the run, and at the end)")
+      ->capture_default_str();
   app.add_option("--val-batches", o.val_batches, "batches per validation (0: the whole window)")->capture_default_str();
-  app.add_option("--log", o.log, "JSON lines, one per step, validation and checkpoint (rank 0 writes)");
-  app.add_option("--backend", o.backend, "cpu (OpenBLAS), cpu:bf16 (bfloat16 products on the CPU: cuda:bf16's arithmetic), cuda (cuBLAS, float32), cuda:tf32 or cuda:bf16")->capture_default_str();
+  app.add_option("--log", o.log,
+                 "JSON lines, one per step, validation and checkpoint, each with its kind and time (rank 0 writes); "
+                 "jigsaw-plot-train draws it");
+  app.add_option("--print-every", o.print_every_s,
+                 "seconds between the progress lines printed without a terminal (mpirun, batch jobs)")
+      ->capture_default_str();
+  app.add_option("--backend", o.backend,
+                 "cpu (OpenBLAS), cpu:bf16 (bfloat16 products on the CPU: cuda:bf16's arithmetic), cuda (cuBLAS, "
+                 "float32), cuda:tf32 or cuda:bf16")
+      ->capture_default_str();
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)")
       ->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches the loader reads ahead")->capture_default_str();

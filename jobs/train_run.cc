@@ -1,5 +1,10 @@
 #include "jobs/train_run.h"
 
+#include <ctime>
+
+#include "base/human.h"
+#include "base/version.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -39,6 +44,22 @@ void OnStopSignal(int) { stop_requested = 1; }
 
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The local time of day, "14:05:33", for log lines.
+std::string WallClock() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[16];
+  std::strftime(text, sizeof(text), "%H:%M:%S", &local);
+  return text;
+}
+
+std::string Precise3(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3g", v);
+  return text;
+}
 
 // This rank's tile of every sample, batch after batch: one loader for its tile, or on a 1x1 mesh one per
 // tile of the store, assembled into whole samples (every loader with the same options yields the same times).
@@ -208,17 +229,19 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   if (o.steps < 1 || o.batch_size < 1 || o.rollout_steps < 1) {
     return InvalidArgumentError("--steps, --batch-size and --rollout-steps must be positive");
   }
-  if (o.micro_batch < 0) return InvalidArgumentError("--micro-batch must be 0 (about 1024 token rows per product) or positive");
+  if (o.micro_batch < 0)
+    return InvalidArgumentError("--micro-batch must be 0 (about 1024 token rows per product) or positive");
   if (o.stop_at < 0 || o.ckpt_every < 0 || o.val_every < 0 || o.val_batches < 0 || o.threads < 0 || o.prefetch < 1) {
-    return InvalidArgumentError("--stop-at, --ckpt-every, --val-every, --val-batches and --blas-threads must be 0 or "
-                                "positive, --prefetch positive");
+    return InvalidArgumentError(
+        "--stop-at, --ckpt-every, --val-every, --val-batches and --blas-threads must be 0 or "
+        "positive, --prefetch positive");
   }
   if (o.resume && o.ckpt.empty()) return InvalidArgumentError("--resume needs --ckpt, the checkpoint root to continue");
   if (o.val_start.empty() != o.val_end.empty()) {
     return InvalidArgumentError("give both --val-start and --val-end (validation runs over that window), or neither");
   }
-  for (const auto& [flag, a, b] : {std::tuple{"--train", o.train_start, o.train_end},
-                                   std::tuple{"--val", o.val_start, o.val_end}}) {
+  for (const auto& [flag, a, b] :
+       {std::tuple{"--train", o.train_start, o.train_end}, std::tuple{"--val", o.val_start, o.val_end}}) {
     int64_t t[2] = {0, 0};
     const std::string* text[2] = {&a, &b};
     for (int k = 0; k < 2; ++k) {
@@ -297,7 +320,8 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
       return Status(static_cast<StatusCode>(d["code"].get<int>()), d["error"].get<std::string>())
           .Annotate("--ckpt " + o.ckpt);
     start_step = d["step"].get<std::string>();
-    if (leader && !d["note"].get<std::string>().empty()) out << "jigsaw-train: " << d["note"].get<std::string>() << "\n";
+    if (leader && !d["note"].get<std::string>().empty())
+      out << "jigsaw-train: " << d["note"].get<std::string>() << "\n";
   }
   TrainRunReport report;
   const nlohmann::json model_json = mc.ToJson();
@@ -341,8 +365,12 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     log.open(o.log, std::ios::app);
     if (!log) return IoError("cannot open the log " + o.log);
   }
-  auto emit = [&](const nlohmann::json& j) {
-    if (log.is_open()) log << j.dump() << "\n" << std::flush;
+  // Every record says what it is (`kind`: step, validation, checkpoint) and when (`time`, Unix seconds).
+  auto emit = [&](nlohmann::json j, const char* kind) {
+    if (!log.is_open()) return;
+    j["kind"] = kind;
+    j["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    log << j.dump() << "\n" << std::flush;
   };
 
   // ---- the training batches: made and put on the device one step ahead, on a thread of their own ----
@@ -366,11 +394,16 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     if (pos.replica != 0) return OkStatus();
     const auto t0 = Clock::now();
     const LoaderState ls = prefetch->position();  // before the next batch the trainer takes
-    const nlohmann::json run = {{"model", model_json}, {"config", tc.ToJson()},
-                                {"step", step},        {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}},
-                                {"mesh", o.mesh},      {"data", o.data},  {"batch_size", o.batch_size},
+    const nlohmann::json run = {{"model", model_json},
+                                {"config", tc.ToJson()},
+                                {"step", step},
+                                {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}}},
+                                {"mesh", o.mesh},
+                                {"data", o.data},
+                                {"batch_size", o.batch_size},
                                 {"replicas", pos.replicas},
-                                {"domain_grid", grid.ToString()}, {"data_contract", DataContract(facts)}};
+                                {"domain_grid", grid.ToString()},
+                                {"data_contract", DataContract(facts)}};
     // The blocks are copied during the next step's forward and backward (which only read them); the step
     // waits for the copy before its update. The previous save's verdict comes back here.
     RETURN_IF_ERROR(StartModelCheckpoint(&saver, ckpt.get(), step, model, run, comms.group.get(),
@@ -443,7 +476,8 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
           {"persistence_loss", persistence},
           {"val_batches", n},
           {"val_mse_by_channel", by_channel},
-          {"persistence_mse_by_channel", persistence_by_channel}});
+          {"persistence_mse_by_channel", persistence_by_channel}},
+         "validation");
     if (leader) {
       if (o.progress) std::fprintf(stderr, "\n");
       out << "jigsaw-train: step " << step << ": validation loss " << loss << " (persistence " << persistence << ")\n";
@@ -451,12 +485,45 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     return OkStatus();
   };
 
+  // ---- what this run is, said once (rank 0), so that a log read later says what it was ----
+  const int64_t val_every = o.val_every > 0 ? o.val_every : std::max<int64_t>(1, (o.steps + 9) / 10);
+  {
+    double params = 0;
+    for (const auto& p : model.parameters()) params += static_cast<double>(p.local_size());
+    const double all_params = params;
+    float total = static_cast<float>(params);
+    RETURN_IF_ERROR(world->AllReduceSum(&total, 1));  // every replica's copy counted: divided below
+    int64_t val_samples = 0;
+    if (validate) {
+      ASSIGN_OR_RETURN(auto vd, open_validation());
+      val_samples = vd->batches_per_epoch() * o.batch_size * pos.replicas;
+    }
+    if (leader) {
+      const int64_t per_step = o.batch_size * pos.replicas, per_epoch = (*train_data)->batches_per_epoch() * per_step;
+      out << "jigsaw-train " << Version() << ": " << world->size() << (world->size() == 1 ? " rank" : " ranks") << " = "
+          << pos.replicas << (pos.replicas == 1 ? " replica" : " replicas") << " x mesh " << o.mesh << " (" << s * s
+          << (s == 1 ? " rank" : " ranks") << " a model), backend " << o.backend << "\n";
+      out << "  data " << o.data << ": " << HumanCount(per_epoch) << " samples an epoch in the training window";
+      if (validate)
+        out << ", " << HumanCount(val_samples) << " in the validation window (every " << val_every << " steps)";
+      out << "\n  " << o.steps << " steps of " << per_step << (per_step == 1 ? " sample" : " samples") << " ("
+          << Precise3(double(o.steps * per_step) / std::max<int64_t>(1, per_epoch)) << " epochs), "
+          << HumanCount(all_params) << " parameters on each rank, "
+          << HumanCount(total / std::max<int64_t>(1, pos.replicas)) << " in the model\n";
+      if (s == 1 && world->size() > 1) {
+        out << "  note: no --mesh: each of the " << world->size()
+            << " ranks trains a whole copy of the model on its own samples (data parallel); --mesh "
+               "domain=s,tensor=s splits the model over s x s ranks\n";
+      }
+    }
+  }
+
   // ---- the GEMM ceiling: this backend at this rank's own product shapes ----
   if (o.gemm_ceiling && report.first_step < o.steps) {
     report.gemm_ceiling_flop_per_s = MeasureGemmRate(backend.get(), RankGemmShapes(mc, s), 3).flop_per_s();
     if (leader) {
-      out << "jigsaw-train: GEMM ceiling " << report.gemm_ceiling_flop_per_s / 1e9 << " GFLOP/s per rank (" << o.backend
-          << " at this rank's product shapes)\n";
+      out << "jigsaw-train: GEMM ceiling " << Precise3(report.gemm_ceiling_flop_per_s / 1e9) << " GFLOP/s per rank ("
+          << o.backend << " at this rank's product shapes)\n";
     }
   }
   const double ceiling = report.gemm_ceiling_flop_per_s;
@@ -464,6 +531,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
 
   // ---- the loop ----
   const auto run_start = Clock::now();
+  auto last_print = run_start;
   for (int64_t step = trainer->step(); step < o.steps; ++step) {
     float stop = stop_requested || (o.stop_at > 0 && step >= o.stop_at) ? 1.0f : 0.0f;
     RETURN_IF_ERROR(world->AllReduceSum(&stop, 1));  // every rank stops at the same step
@@ -500,29 +568,43 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     const double rate = r.gemm_flops / seconds;
     rates.push_back(rate);
     nlohmann::json record = {{"step", r.step},
-          {"lr", r.lr},
-          {"loss", r.loss},
-          {"grad_norm", r.grad_norm},
-          {"seconds", seconds},
-          {"loader_wait_s", wait},
-          {"samples_per_s", samples},
-          {"gflop_per_s_per_rank", rate / 1e9},
-          {"gemm_flops_per_rank", r.gemm_flops},
-          {"bytes_sent_per_rank", r.bytes_sent}};
+                             {"lr", r.lr},
+                             {"loss", r.loss},
+                             {"grad_norm", r.grad_norm},
+                             {"seconds", seconds},
+                             {"loader_wait_s", wait},
+                             {"samples_per_s", samples},
+                             {"gflop_per_s_per_rank", rate / 1e9},
+                             {"gemm_flops_per_rank", r.gemm_flops},
+                             {"bytes_sent_per_rank", r.bytes_sent}};
     if (ceiling > 0) record["gemm_ceiling_share"] = rate / ceiling;
-    emit(record);
+    emit(record, "step");
     if (pending.step >= 0) {
       const double stall = pending.start_s + copy_wait_s;
       emit({{"checkpoint", pending.step},
             {"stall_s", stall},
             {"start_s", pending.start_s},
             {"copy_wait_s", copy_wait_s},
-            {"stall_share_of_step", stall / seconds}});
+            {"stall_share_of_step", stall / seconds}},
+           "checkpoint");
       if (leader && o.progress) {
         std::fprintf(stderr, "\ncheckpoint %lld: training stalled %.1f ms (%.1f%% of a step)\n",
                      static_cast<long long>(pending.step), 1e3 * stall, 100.0 * stall / seconds);
       }
       pending.step = -1;
+    }
+    // Without a terminal (mpirun, a batch job): a line every print_every_s, and for the first and last step.
+    if (leader && !o.progress &&
+        (r.step == report.first_step || r.step + 1 == o.steps || Since(last_print) >= o.print_every_s)) {
+      last_print = Clock::now();
+      const double done = static_cast<double>(r.step + 1 - report.first_step), elapsed = Since(run_start);
+      char line[256];
+      std::snprintf(line, sizeof(line), "step %lld/%lld  loss %.5g  lr %.3g  %s samples/s  loader wait %.0f%%  ",
+                    static_cast<long long>(r.step + 1), static_cast<long long>(o.steps), r.loss, r.lr,
+                    HumanCount(samples).c_str(), 100.0 * wait / seconds);
+      out << "jigsaw-train: " << line << "ETA " << HumanDuration(elapsed / done * double(o.steps - r.step - 1)) << "  ("
+          << WallClock() << ")\n"
+          << std::flush;
     }
     if (leader && o.progress) {
       char share[32] = "";
@@ -532,8 +614,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
                    share, 100.0 * wait / seconds);
     }
     if (o.ckpt_every > 0 && (r.step + 1) % o.ckpt_every == 0 && r.step + 1 < o.steps) RETURN_IF_ERROR(save(r.step + 1));
-    if (o.val_every > 0 && (r.step + 1) % o.val_every == 0 && r.step + 1 < o.steps)
-      RETURN_IF_ERROR(run_validation(r.step + 1));
+    if (validate && (r.step + 1) % val_every == 0 && r.step + 1 < o.steps) RETURN_IF_ERROR(run_validation(r.step + 1));
   }
   if (leader && o.progress) std::fprintf(stderr, "\n");
   report.last_step = trainer->step();
@@ -549,10 +630,14 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   RETURN_IF_ERROR(world->Barrier());
   if (leader) {
     out << "jigsaw-train: " << (report.stopped_by_signal ? "stopped at" : "finished") << " step " << report.last_step
-        << ", loss " << report.last_loss << ", " << Since(run_start) << " s";
+        << ", loss " << report.last_loss << ", " << HumanDuration(Since(run_start));
     if (report.gemm_flop_per_s > 0) {
-      out << ", " << report.gemm_flop_per_s / 1e9 << " GFLOP/s per rank";
-      if (ceiling > 0) out << " (" << 100 * report.gemm_flop_per_s / ceiling << "% of the GEMM ceiling)";
+      out << ", " << Precise3(report.gemm_flop_per_s / 1e9) << " GFLOP/s per rank in the model's products";
+      if (ceiling > 0) {
+        const double share = report.gemm_flop_per_s / ceiling;
+        out << " (" << Precise3(100 * share) << "% of the GEMM ceiling"
+            << (share < 0.2 ? ": a small model's step is mostly outside its products, which is expected" : "") << ")";
+      }
     }
     if (ckpt) out << "; checkpoint " << o.ckpt << "/" << StepDirectory(report.last_step);
     out << "\n";

@@ -30,13 +30,15 @@ struct TrainRunOptions {
   std::string ckpt;           // checkpoint root (empty: none)
   int64_t ckpt_every = 0;     // steps between saves (0: only at the end)
   bool resume = false;        // continue from ckpt's LATEST
-  int64_t val_every = 0;      // steps between validations (0: only at the end); needs val_start/val_end
+  int64_t val_every = 0;      // steps between validations (0: about 10 in the run); needs val_start/val_end
   int64_t val_batches = 0;    // batches per validation (0: one pass over the window)
   std::string log;            // JSON lines, one per step and per validation (rank 0)
   std::string backend = "cpu";
   int threads = 0;  // BLAS threads (0: the library's default)
   int64_t prefetch = 4;
-  bool progress = false;  // a progress line on stderr (rank 0)
+  bool progress = false;  // a progress line on stderr, redrawn (rank 0, on a terminal)
+  // Without `progress`: a line on `out` this often (rank 0), so that mpirun and batch logs show the run.
+  double print_every_s = 10;
   // Measure the backend's GEMM rate at this rank's own product shapes before the first step (the ceiling
   // each step's GEMM FLOP rate is shown against, as `jigsaw-bench gemm` measures it).
   bool gemm_ceiling = true;

@@ -3,6 +3,7 @@ same mesh bit for bit and on another mesh within float tolerance, a clean stop o
 beats persistence on a learnable signal, the exported checkpoint in the PyTorch oracle, and refusals."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -119,7 +120,8 @@ def test_micro_batches_train_alike(store, tmp_path):
     for s in a:
         assert abs(a[s] - b[s]) <= 1e-5 * abs(a[s]), (s, a[s], b[s])
     va, vb = [r["val_loss"] for r in whole if "val_loss" in r], [r["val_loss"] for r in ones if "val_loss" in r]
-    assert len(va) == 1 and abs(va[0] - vb[0]) <= 1e-5 * va[0], (va, vb)
+    # By default about 10 validations a run: here after each of the 4 steps.
+    assert len(va) == 4 and all(abs(x - y) <= 1e-5 * x for x, y in zip(va, vb)), (va, vb)
     p, _ = train(store, tmp_path, "--steps", "1", "--micro-batch", "-1", check=False)
     assert p.returncode == 2 and "--micro-batch" in p.stderr
 
@@ -200,7 +202,7 @@ def test_export_loads_into_the_pytorch_oracle(jigsaw, store, tmp_path):
     ck = tmp_path / "ck"
     _, recs = train(store, tmp_path, "--steps", "3", "--ckpt", ck, "--val-start", "2020-01-01T00",
                     "--val-end", "2020-01-01T06", "--batch-size", "1")
-    val = [r for r in recs if "val_loss" in r][0]
+    val = [r for r in recs if "val_loss" in r][-1]  # the last: of the weights the checkpoint holds
     jigsaw.ckpt("export", ck, "--out", tmp_path / "model.safetensors")
     url = store / "tiles.zarr"
     info = json.loads(jigsaw.shard("info", url, "--json").stdout)
@@ -420,3 +422,29 @@ def test_static_fields_are_inputs_alike_on_one_rank_and_a_2x2_mesh_and_in_torch(
     r = jigsaw.run("jigsaw-rollout", "--ckpt", ck, "--data", store / "tiles.zarr", "--init", "2020-01-03T00",
                    "--lead", "12h", "--out", tmp_path / "g.zarr", check=False)
     assert r.returncode == 2 and "0 static fields, but the checkpoint's model takes 2" in r.stderr, r.stderr
+
+
+def test_a_run_under_mpirun_says_what_it_is_and_how_it_goes(store, tmp_path):
+    """No terminal (mpirun, a batch job): rank 0 says what the run is, then a line per step here (the first,
+    the last, and every --print-every seconds: 0 here), each record of the log has its kind and time."""
+    t0 = time.time()
+    p, recs = train(store, tmp_path, "--steps", "4", "--val-start", "2020-01-02T00", "--val-end", "2020-01-03T18",
+                    "--print-every", "0", ranks=4, mesh="domain=1,tensor=1")
+    out = p.stdout
+    assert "4 ranks = 4 replicas x mesh domain=1,tensor=1" in out, out
+    assert "note: no --mesh: each of the 4 ranks trains a whole copy of the model" in out, out
+    assert re.search(r"samples an epoch in the training window, \d+ in the validation window \(every 1 steps\)", out), out
+    assert re.search(r"parameters on each rank, [0-9.]+k in the model", out), out
+    steps = re.findall(r"jigsaw-train: step (\d)/4  loss [0-9.e-]+  lr [0-9.e-]+  \S+ samples/s  loader wait \d+%  ETA ", out)
+    assert steps == ["1", "2", "3", "4"], out
+    assert out.count("jigsaw-train ") == 1  # the summary once, from rank 0
+    kinds = {r["kind"] for r in recs}
+    assert kinds == {"step", "validation", "checkpoint"} or kinds == {"step", "validation"}, kinds
+    assert all(t0 - 1 <= r["time"] <= time.time() + 1 for r in recs)
+    # jigsaw-plot-train draws that log: loss and validation beside persistence, learning rate, throughput.
+    log = sorted(tmp_path.glob("log-*.jsonl"))[-1]
+    p = subprocess.run([str(BIN_DIR / "jigsaw-plot-train"), str(log), "--out", str(tmp_path / "train.png")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "4 steps, 4 validations" in p.stdout, p.stdout + p.stderr
+    png = (tmp_path / "train.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 720
