@@ -29,11 +29,13 @@ inline std::string HumanBytes(double b) {
   return c + " B";
 }
 
-// 0.4 s, 12 s, 3m12s, 1h02m, 2d03h.
+// 0.129 s, 4.56 s, 12 s, 3m12s, 1h02m, 2d03h.
 inline std::string HumanDuration(double s) {
   char text[32];
-  if (s < 10) {
-    std::snprintf(text, sizeof(text), "%.1f s", s);
+  if (s < 1) {
+    std::snprintf(text, sizeof(text), "%.3f s", s);
+  } else if (s < 10) {
+    std::snprintf(text, sizeof(text), "%.2f s", s);
   } else if (s < 60) {
     std::snprintf(text, sizeof(text), "%.0f s", s);
   } else if (s < 3600) {

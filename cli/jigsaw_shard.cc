@@ -9,6 +9,7 @@
 
 #include "cli/common_flags.h"
 #include "cli/progress.h"
+#include "base/human.h"
 #include "pipeline/shard/climatology.h"
 #include "pipeline/shard/plan.h"
 #include "pipeline/shard/shard_store.h"
@@ -250,11 +251,12 @@ int main(int argc, char** argv) {
     bar.Finish();
     if (!report.ok()) return Fail(report.status());
     std::cout << (*out)->url() << ": " << report->times_written << " time steps written, " << report->times_skipped
-              << " already present; " << report->bytes_written / 1e9 << " GB in " << report->seconds << " s";
+              << " already present; " << HumanBytes(report->bytes_written) << " in " << HumanDuration(report->seconds);
     if (report->seconds > 0 && report->bytes_written > 0)
-      std::cout << " = " << report->bytes_written / 1e9 / report->seconds << " GB/s";
-    std::cout << " (reading sources " << report->read_seconds << " s, encoding and writing " << report->write_seconds
-              << " s, statistics " << report->stats_seconds << " s)\n";
+      std::cout << " = " << HumanBytes(report->bytes_written / report->seconds) << "/s";
+    std::cout << " (reading sources " << HumanDuration(report->read_seconds) << ", encoding and writing "
+              << HumanDuration(report->write_seconds) << ", statistics " << HumanDuration(report->stats_seconds)
+              << ")\n";
     return 0;
   }
   auto store = OpenKvStore(url);

@@ -81,6 +81,12 @@ Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const 
                               f.width, {{"units", "degrees_east"}, {"standard_name", "longitude"}});
 }
 
+std::string Precise3(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3g", v);
+  return text;
+}
+
 }  // namespace
 
 Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* world, std::ostream& out) {
@@ -297,8 +303,8 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   if (leader) {
     out << "jigsaw-rollout: " << report.inits << " forecasts of " << leads << " steps in " << o.out << ": "
         << report.inits_written << " written, " << report.inits_skipped << " already there; "
-        << report.forecast_steps_per_s << " forecast steps/s, peak memory " << report.peak_rss_bytes / (1 << 20)
-        << " MiB (rank 0)\n";
+        << Precise3(report.forecast_steps_per_s) << " forecast steps/s, peak memory "
+        << report.peak_rss_bytes / (1 << 20) << " MiB (rank 0)\n";
   }
   return report;
 }
