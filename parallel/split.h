@@ -1,4 +1,4 @@
-// The one split rule (DESIGN.md, "Tile geometry"): a dimension of n split in p parts uses the Zarr
+// The one split rule (docs/formats.md, "The tile convention"): a dimension of n split in p parts uses the Zarr
 // regular-chunk rule, c = ceil(n / p), part q covers [q*c, min((q+1)*c, n)); a split that leaves a part
 // empty is refused. Tile grids, checkpoint tiles and the trainer's blocks all split by it.
 #pragma once

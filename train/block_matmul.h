@@ -1,4 +1,4 @@
-// The Jigsaw block-matrix products (DESIGN.md, "Jigsaw partitioning"): three balanced SUMMA kernels that
+// The Jigsaw block-matrix products (docs/parallelism.md): three balanced SUMMA kernels that
 // do every product of the model, forward and backward, on an s x s mesh. Every operand is split into
 // s x s blocks and rank (i, j) holds block (i, j); a dimension's split is given by its part bounds (s + 1
 // numbers, see SplitBounds). In every kernel each rank runs s GEMMs and is the root of one broadcast per

@@ -1,4 +1,4 @@
-// What a WeatherMixer is (DESIGN.md, "Trainer") and how it is optimised. Plain structs; Validate refuses a
+// What a WeatherMixer is (docs/models.md, docs/parallelism.md) and how it is optimised. Plain structs; Validate refuses a
 // model that cannot run on an s x s mesh before any work, naming the numbers.
 #pragma once
 

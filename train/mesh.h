@@ -1,4 +1,4 @@
-// Where a rank sits in a Jigsaw job (DESIGN.md, "Jigsaw partitioning"): `replicas` data-parallel copies of
+// Where a rank sits in a Jigsaw job (docs/parallelism.md): `replicas` data-parallel copies of
 // a model-parallel group of s x s ranks. World rank = replica s^2 + i s + j; rank (i, j) of a group holds
 // block (i, j) of every matrix: rows part i, columns part j. The communicators along the mesh row (the s
 // ranks (i, *)), the mesh column ((*, j)), the group and the data-parallel peers (same (i, j), every
@@ -39,7 +39,7 @@ Result<JigsawMesh> ParseJigsawMesh(std::string_view text);
 
 // The mesh on which a run's parameters are stored (checkpoints): the mesh rows i = a LON + b and columns
 // j = c LON + d, each as (part row, part column) of the domain grid LAT x LON, so that a token dimension
-// kept by patch position splits into boxes (DESIGN.md): axes domain_lat=LAT, domain_lon=LON, tensor_lat=LAT,
+// kept by patch position splits into boxes (docs/models.md): axes domain_lat=LAT, domain_lon=LON, tensor_lat=LAT,
 // tensor_lon=LON, rank i s + j as on the run's mesh. A dimension the run splits along the mesh rows is
 // partitioned by "domain_lat*domain_lon", along the columns by "tensor_lat*tensor_lon"; patch rows and
 // columns of tokens by one axis each.

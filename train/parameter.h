@@ -1,7 +1,7 @@
 // One weight of the model as a rank holds it: its global shape, the block this rank owns, and the value,
 // gradient and AdamW moments of that block on the backend's device.
 //
-// How it splits (DESIGN.md): a matrix [R, C] is cut into s x s blocks, rank (i, j) holding block (i, j);
+// How it splits (docs/parallelism.md): a matrix [R, C] is cut into s x s blocks, rank (i, j) holding block (i, j);
 // a vector indexing a dimension split along the mesh columns (D, Hf, features) holds part j and is
 // replicated down the mesh column (every i), and one indexing a dimension split along the mesh rows
 // (tokens, Hs) holds part i and is replicated along the mesh row. Replicated copies get the same summed

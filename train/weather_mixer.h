@@ -1,4 +1,4 @@
-// WeatherMixer (DESIGN.md, "Trainer") on one rank of an s x s Jigsaw mesh: the rank's blocks of every
+// WeatherMixer (docs/models.md, docs/parallelism.md) on one rank of an s x s Jigsaw mesh: the rank's blocks of every
 // weight, the forward pass of a batch of samples' tiles and its hand-written backward, in reverse order, in
 // one readable function each (and one mixer block's forward and backward side by side). No autograd: the
 // forward keeps exactly what the backward reads.

@@ -1,4 +1,4 @@
-// The tile convention (DESIGN.md): a grid LATxLONxCH; rank r owns tile (i, j, k) with
+// The tile convention (docs/formats.md): a grid LATxLONxCH; rank r owns tile (i, j, k) with
 // r = (i * LON + j) * CH + k. Each dimension splits by the one rule of parallel/split.h.
 #pragma once
 

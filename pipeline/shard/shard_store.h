@@ -1,4 +1,4 @@
-// The dataset store written by jigsaw-shard (DESIGN.md, "Dataset store written by jigsaw-shard"):
+// The dataset store written by jigsaw-shard (docs/formats.md, "Dataset store"):
 //   data      [time, channel, latitude, longitude], chunk = one tile of one time step (a v3 shard may hold
 //             K time steps of one tile), fill NaN; with ensemble members (--members) [time, member, channel,
 //             latitude, longitude] and a `member` coordinate, a chunk one member's tile

@@ -1,4 +1,4 @@
-// Sharded checkpoints (DESIGN.md, "Sharded checkpoints"):
+// Sharded checkpoints (docs/formats.md, "Checkpoints"):
 //   ROOT/LATEST                       name of the newest committed step (replaced atomically)
 //   ROOT/step-00001000/manifest.json  mesh, tensors (dtype, shape, partition, tiles), step, metadata
 //   ROOT/step-00001000/rank-00003.bin the tiles rank 3 owns, each at a 4 KiB-aligned offset

@@ -1,4 +1,4 @@
-// What the save and read halves of checkpoints share (DESIGN.md, "Sharded checkpoints"): the rank file's
+// What the save and read halves of checkpoints share (docs/formats.md, "Checkpoints"): the rank file's
 // name and alignment, the checksum blocks, tile ownership, the manifest's text and tile records. Internal to
 // storage/checkpoint/.
 #pragma once

@@ -1,4 +1,4 @@
-// A checkpoint step's manifest (DESIGN.md, "Sharded checkpoints"): the mesh, each tensor's dtype, shape,
+// A checkpoint step's manifest (docs/formats.md, "Checkpoints"): the mesh, each tensor's dtype, shape,
 // partition spec and tiles (which rank file, where, and their crc32c), the step and free metadata. Written
 // last by a save; a step directory without one is unfinished.
 #pragma once

@@ -1,5 +1,6 @@
 """jigsaw-store as a user meets it: help, listing, slices, JSON output, the round trip of a copy."""
 import json
+import os
 
 import numpy as np
 import zarr
@@ -88,3 +89,27 @@ def test_every_tool_says_its_version_and_commit(jigsaw, tmp_path):
                  "--tiles", "1x1x1", "--out", tmp_path / "t.zarr")
     attrs = json.loads((tmp_path / "t.zarr" / "zarr.json").read_text())["attributes"]["jigsaw"]
     assert attrs["written_by"] == p.stdout.strip() and attrs["plan"]["num_times"] == 4  # a bare --end: its whole day
+
+
+def test_the_tutorial_runs_as_written(tmp_path):
+    """docs/tutorial.md: every command it shows runs, on cfgrib's sample GRIB, and says what the page shows."""
+    import re
+    import shutil
+    import subprocess
+    from conftest import BIN_DIR
+    from test_grib import cfgrib_sample_data
+    root = BIN_DIR.parents[1]
+    page = (root / "docs" / "tutorial.md").read_text()
+    shutil.copy(cfgrib_sample_data() / "era5-levels-members.grib", tmp_path)
+    (tmp_path / "model.json").write_text(re.search(r"```\n(\{\"patch\".*\})\n```", page).group(1))
+    blocks = re.findall(r"```\n\$ ([^\n]*)\n(.*?)\n```", page, re.S)
+    assert len(blocks) == 7
+    env = {**os.environ, "PATH": f"{BIN_DIR}:{os.environ['PATH']}"}
+    for cmd, shown in blocks:
+        p = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0, (cmd, p.stdout + p.stderr)
+        first = shown.splitlines()[0]
+        # The first line shown, but for what varies from run to run (timings, the commit, the clock).
+        pattern = re.sub(r"[0-9][0-9.]*", r"[0-9.]+", re.escape(re.sub(r"\([0-9a-f]{12}\)", "(COMMIT)", first)))
+        pattern = pattern.replace(r"\(COMMIT\)", r"\([0-9a-f]{12}(-dirty)?\)").replace(r"[0-9.]+\ kB", r"[0-9.]+\ [kM]?B")
+        assert re.search(pattern, (p.stdout + p.stderr).splitlines()[0]), (cmd, first, p.stdout + p.stderr)

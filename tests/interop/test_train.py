@@ -448,3 +448,23 @@ def test_a_run_under_mpirun_says_what_it_is_and_how_it_goes(store, tmp_path):
     assert p.returncode == 0 and "4 steps, 4 validations" in p.stdout, p.stdout + p.stderr
     png = (tmp_path / "train.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 720
+
+
+def test_the_multi_node_launch_script_runs_with_a_local_hostfile(store, tmp_path):
+    """examples/launch_mpirun.sh as a cluster user runs it, on this machine's hostfile: 4 ranks of a 2x2
+    mesh, stopped and resubmitted (the script always resumes)."""
+    from conftest import MPI_ENV
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("localhost slots=4\n")
+    script = HERE.parents[1] / "examples" / "launch_mpirun.sh"
+    env = {**os.environ, **MPI_ENV, "JIGSAW_BIN": str(BIN_DIR), "JIGSAW_MPIRUN_FLAGS": "--oversubscribe"}
+    args = [str(script), str(hosts), "4", "domain=2,tensor=2", str(store / "tiles.zarr"), str(store / "model.json"),
+            str(tmp_path / "ck"), "--blas-threads", "1", "--no-gemm-ceiling", "--resume"]
+    for steps in ("2", "3"):
+        p = subprocess.run(args + ["--steps", steps], capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "4 ranks = 1 replica x mesh domain=2,tensor=2" in p.stdout, p.stdout
+    assert (tmp_path / "ck" / "LATEST").read_text().strip() == "step-00000003"
+    assert "resumed from step-00000002" in p.stdout, p.stdout
+    p = subprocess.run([str(script)], capture_output=True, text=True)
+    assert p.returncode == 2 and "HOSTFILE RANKS MESH" in p.stderr

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The PyTorch oracle of WeatherMixer (DESIGN.md, "Trainer"): the model written plainly in torch, its
+"""The PyTorch oracle of WeatherMixer (docs/models.md, docs/parallelism.md): the model written plainly in torch, its
 gradients by torch.autograd and its optimiser by torch.optim.AdamW. jigsaw's native trainer is checked
 against what this file writes (llm.c's habit): weights, a batch, the loss, every gradient, and the
 losses and weights after a few AdamW steps, in one safetensors file.

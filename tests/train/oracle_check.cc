@@ -70,7 +70,7 @@ std::vector<float> CutTiles(const std::vector<float>& global, const ModelConfig&
   return out;
 }
 
-// Closed form of the products of one application of the model to B samples at once (DESIGN.md's kernels),
+// Closed form of the products of one application of the model to B samples at once (docs/parallelism.md's kernels),
 // as (kind, M, K, N): the samples' tokens are the rows (T B) of every product but the token mix's, whose
 // columns are the samples' features (D B).
 struct Product {
