@@ -7,6 +7,13 @@
 
 namespace jigsaw {
 
+// v to `digits` significant digits, as printf's %g: 0.0387, 1.23e-05, 42.
+inline std::string Significant(double v, int digits = 3) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.*g", digits, v);
+  return text;
+}
+
 // 950, 12.3k, 4.56M, 7.89G (three significant digits).
 inline std::string HumanCount(double n) {
   const char* units[] = {"", "k", "M", "G", "T"};

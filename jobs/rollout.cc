@@ -1,5 +1,6 @@
 #include "jobs/rollout.h"
 
+#include "base/human.h"
 #include "base/version.h"
 
 #include "storage/codec/crc32c.h"
@@ -79,12 +80,6 @@ Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const 
   return WriteCoordinateArray(out, format, "longitude", "float64",
                               std::string_view(reinterpret_cast<const char*>(f.longitudes.data()), f.width * 8),
                               f.width, {{"units", "degrees_east"}, {"standard_name", "longitude"}});
-}
-
-std::string Precise3(double v) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.3g", v);
-  return text;
 }
 
 }  // namespace
@@ -303,7 +298,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
   if (leader) {
     out << "jigsaw-rollout: " << report.inits << " forecasts of " << leads << " steps in " << o.out << ": "
         << report.inits_written << " written, " << report.inits_skipped << " already there; "
-        << Precise3(report.forecast_steps_per_s) << " forecast steps/s, peak memory "
+        << Significant(report.forecast_steps_per_s) << " forecast steps/s, peak memory "
         << report.peak_rss_bytes / (1 << 20) << " MiB (rank 0)\n";
   }
   return report;

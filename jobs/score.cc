@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "base/human.h"
 #include "jobs/climatology_source.h"
 #include "jobs/store_facts.h"
 #include "pipeline/sources/source.h"
@@ -25,12 +26,6 @@ Result<std::vector<T>> ReadAll(KvStore* store, const std::string& name, int64_t*
   ASSIGN_OR_RETURN(std::vector<T> v, ReadWhole1D<T>(*a));
   if (n) *n = static_cast<int64_t>(v.size());
   return v;
-}
-
-std::string Precise(double v) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.10g", v);
-  return text;
 }
 
 // A region's grid points: its rows (with their weights) and columns, and the sum of the weights over them.
@@ -184,8 +179,8 @@ Result<Scores> ScoreForecast(const ScoreOptions& o) {
     ASSIGN_OR_RETURN(auto ours, ReadAll<double>(fstore.get(), name, &n));
     for (size_t k = 0; k < ours.size() && k < theirs->size(); ++k) {
       if (std::abs(ours[k] - (*theirs)[k]) > 1e-9) {
-        return InvalidArgumentError(std::string(name) + "[" + std::to_string(k) + "] is " + Precise(ours[k]) +
-                                    " in the forecast " + o.forecast + " but " + Precise((*theirs)[k]) +
+        return InvalidArgumentError(std::string(name) + "[" + std::to_string(k) + "] is " + Significant(ours[k], 10) +
+                                    " in the forecast " + o.forecast + " but " + Significant((*theirs)[k], 10) +
                                     " in the truth " + o.truth + ": they are not on the same grid");
       }
     }

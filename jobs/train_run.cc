@@ -55,12 +55,6 @@ std::string WallClock() {
   return text;
 }
 
-std::string Precise3(double v) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.3g", v);
-  return text;
-}
-
 // This rank's tile of every sample, batch after batch: one loader for its tile, or on a 1x1 mesh one per
 // tile of the store, assembled into whole samples (every loader with the same options yields the same times).
 class TileBatches {
@@ -507,7 +501,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
       if (validate)
         out << ", " << HumanCount(val_samples) << " in the validation window (every " << val_every << " steps)";
       out << "\n  " << o.steps << " steps of " << per_step << (per_step == 1 ? " sample" : " samples") << " ("
-          << Precise3(double(o.steps * per_step) / std::max<int64_t>(1, per_epoch)) << " epochs), "
+          << Significant(double(o.steps * per_step) / std::max<int64_t>(1, per_epoch)) << " epochs), "
           << HumanCount(all_params) << " parameters on each rank, "
           << HumanCount(total / std::max<int64_t>(1, pos.replicas)) << " in the model\n";
       if (s == 1 && world->size() > 1) {
@@ -522,7 +516,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
   if (o.gemm_ceiling && report.first_step < o.steps) {
     report.gemm_ceiling_flop_per_s = MeasureGemmRate(backend.get(), RankGemmShapes(mc, s), 3).flop_per_s();
     if (leader) {
-      out << "jigsaw-train: GEMM ceiling " << Precise3(report.gemm_ceiling_flop_per_s / 1e9) << " GFLOP/s per rank ("
+      out << "jigsaw-train: GEMM ceiling " << Significant(report.gemm_ceiling_flop_per_s / 1e9) << " GFLOP/s per rank ("
           << o.backend << " at this rank's product shapes)\n";
     }
   }
@@ -632,10 +626,10 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     out << "jigsaw-train: " << (report.stopped_by_signal ? "stopped at" : "finished") << " step " << report.last_step
         << ", loss " << report.last_loss << ", " << HumanDuration(Since(run_start));
     if (report.gemm_flop_per_s > 0) {
-      out << ", " << Precise3(report.gemm_flop_per_s / 1e9) << " GFLOP/s per rank in the model's products";
+      out << ", " << Significant(report.gemm_flop_per_s / 1e9) << " GFLOP/s per rank in the model's products";
       if (ceiling > 0) {
         const double share = report.gemm_flop_per_s / ceiling;
-        out << " (" << Precise3(100 * share) << "% of the GEMM ceiling"
+        out << " (" << Significant(100 * share) << "% of the GEMM ceiling"
             << (share < 0.2 ? ": a small model's step is mostly outside its products, which is expected" : "") << ")";
       }
     }

@@ -17,7 +17,8 @@ from conftest import BIN_DIR, debian_read, run_ranks
 from wb2_climatology import hourly_climatology
 
 HERE = Path(__file__).resolve().parent
-PYTHONPATH = os.environ.get("JIGSAW_PYTHONPATH", str(HERE.parents[1] / "build" / "python"))
+# The jigsaw Python module of the release build (the sanitizer build makes none), for test data only.
+RELEASE_PYTHONPATH = str(HERE.parents[1] / "build" / "python")
 NAN_CHECKPOINT = """
 import sys, numpy as np, jigsaw.checkpoint as jc
 m = jc.manifest(sys.argv[1])
@@ -299,7 +300,7 @@ def test_score_reads_the_forecast_strictly(trained, tmp_path):
     # NaN weights: a copy of the checkpoint with its head's bias NaN (written by the jigsaw Python module of the
     # release build, whatever build is under test) gives a NaN forecast.
     subprocess.run(["/usr/bin/python3", "-c", NAN_CHECKPOINT, str(trained / "ck"), str(tmp_path / "nan_ck")], check=True,
-                   env={**os.environ, "PYTHONPATH": PYTHONPATH})
+                   env={**os.environ, "PYTHONPATH": RELEASE_PYTHONPATH})
     run("jigsaw-rollout", "--ckpt", tmp_path / "nan_ck", "--data", trained / "tiles.zarr", *INIT, "--out",
         tmp_path / "nan.zarr")
     p = score(tmp_path / "nan.zarr")
