@@ -23,9 +23,14 @@ Status ModelConfig::Validate(int64_t s, DomainGrid grid) const {
   }
   // Every size is a BLAS dimension (an int) and the weights must be countable: refused before any allocation.
   constexpr int64_t kMaxSize = (int64_t{1} << 31) - 1;
-  for (const auto& [name, v] : {std::pair{"channels", channels}, {"height", height}, {"width", width},
-                                {"dim", dim}, {"depth", depth}, {"token_hidden", token_hidden},
-                                {"channel_hidden", channel_hidden}, {"static_channels", static_channels}}) {
+  for (const auto& [name, v] : {std::pair{"channels", channels},
+                                {"height", height},
+                                {"width", width},
+                                {"dim", dim},
+                                {"depth", depth},
+                                {"token_hidden", token_hidden},
+                                {"channel_hidden", channel_hidden},
+                                {"static_channels", static_channels}}) {
     if (v > kMaxSize) return InvalidArgumentError(std::string("model: ") + name + " " + N(v) + " is over 2^31 - 1");
   }
   const double weights = double(channels + static_channels) * patch_h * patch_w * dim * 2 +
@@ -43,7 +48,9 @@ Status ModelConfig::Validate(int64_t s, DomainGrid grid) const {
   // Every domain part holds the same number of whole patches.
   if (height % lat_parts != 0 || (height / lat_parts) % patch_h != 0) {
     return InvalidArgumentError("model: " + N(height) + " latitude rows do not split into " + N(lat_parts) +
-                                " parts of whole " + N(patch_h) + "-row patches (crop the grid, e.g. 721 -> 720 rows)");
+                                " parts of whole " + N(patch_h) +
+                                "-row patches: shard the store again with jigsaw-shard run --lat-crop N, which drops "
+                                "the N southernmost rows (721 rows: --lat-crop 1 gives 720)");
   }
   if (width % lon_parts != 0 || (width / lon_parts) % patch_w != 0) {
     return InvalidArgumentError("model: " + N(width) + " longitude columns do not split into " + N(lon_parts) +

@@ -360,6 +360,7 @@ def test_the_shipped_configs_parse_and_fit_their_grids(store, tmp_path):
     c1 = HERE.parents[1] / "examples" / "model_c1.json"
     p, _ = train(store, tmp_path, "--steps", "1", config=c1, check=False)
     assert p.returncode == 2 and "33 latitude rows do not split into 1 parts of whole 60-row patches" in p.stderr, p.stderr
+    assert "jigsaw-shard run --lat-crop N" in p.stderr, p.stderr
     tiny = HERE.parents[1] / "examples" / "model_tiny.json"
     train(store, tmp_path, "--steps", "1", config=tiny)
 
