@@ -18,7 +18,7 @@ def train(rank, store, steps, results):
     torch.manual_seed(rank)
     data = jt.TileDataset(store, rank=rank, batch_size=2, lead_steps=1, normalize=True, seed=0)
     loader = torch.utils.data.DataLoader(data, batch_size=None)
-    channels = data._open().tile_shape[0]
+    channels = data.tile_shape[0]
     model = torch.nn.Conv2d(channels, channels, kernel_size=1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []

@@ -234,6 +234,7 @@ path = sys.argv[1]
 opts = dict(rank=1, batch_size=2, lead_steps=1, seed=3)
 ds = TileDataset(path, dtype="bfloat16", **opts)
 assert len(ds) == ds.loader.batches_per_epoch > 2
+assert ds.tile_shape == list(ds.loader.tile_shape) and ds.channels == list(ds.loader.channels) and ds.channels
 it = iter(ds)
 a, b = next(it), next(it)
 assert a.dtype == torch.bfloat16 and a.dim() == 5 and a.shape[:2] == (2, 2), (a.dtype, a.shape)

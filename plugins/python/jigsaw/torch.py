@@ -49,6 +49,16 @@ class TileDataset(torch.utils.data.IterableDataset):
                 yield torch.from_numpy(array)
 
     @property
+    def channels(self):
+        """This rank's channel names, in the order of a batch's channel dimension."""
+        return list(self._open().channels)
+
+    @property
+    def tile_shape(self):
+        """This rank's tile [channels, lat, lon]: a batch is [batch, 1 + lead_steps, *tile_shape]."""
+        return list(self._open().tile_shape)
+
+    @property
     def static_tile(self):
         """This rank's time-independent fields [static channels, lat, lon] as a float32 tensor (empty along
         the first dimension for a store without them): extra input channels, the same for every sample."""
