@@ -35,11 +35,13 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "zarr3 or zarr2")->check(CLI::IsMember({"zarr3", "zarr2"}))->capture_default_str();
   app.add_option("--backend", o.backend, "cpu, cpu:bf16, cuda, cuda:tf32 or cuda:bf16")->capture_default_str();
   app.add_option("--blas-threads", o.threads, "BLAS threads per rank (0: the library's default)");
-  app.add_option("--batch", o.batch,
-                 "forecasts through the model at once (0: enough for about 1024 token rows per product on a rank; "
-                 "their tokens are the rows of every product: larger GEMMs, more memory)")
+  // jigsaw-train's name for the same thing; --batch, its name before, still works.
+  app.add_option("--micro-batch,--batch", o.batch,
+                 "forecasts through the model at once, as jigsaw-train's --micro-batch (0: enough for about 1024 "
+                 "token rows per product on a rank; their tokens are the rows of every product: larger GEMMs, more "
+                 "memory)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::AtLeast(0));
   bool no_write = false;
   app.add_flag("--no-write", no_write, "forecast without writing the tiles (measures the rollout without its writer)");
   app.add_flag("--json", json, "print the run's figures as one JSON object on stdout");

@@ -70,12 +70,12 @@ def test_forecasts_together_or_one_at_a_time_alike(trained, tmp_path):
     for batch in ("1", "2"):
         out = tmp_path / f"b{batch}.zarr"
         run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", out,
-            "--batch", batch, "--blas-threads", "1")
+            "--micro-batch", batch, "--blas-threads", "1")
         b = xr.open_zarr(out).forecast.values
         assert (np.abs(a - b) / scale).max() < 1e-5, batch
     p = run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out",
             tmp_path / "b0.zarr", "--batch", "-1", check=False)
-    assert p.returncode != 0 and "--batch" in p.stderr
+    assert p.returncode != 0 and "--micro-batch: -1 is below 0" in p.stderr, p.stderr
 
 
 def test_xarray_opens_the_forecast_as_it_is(trained):
@@ -235,7 +235,7 @@ def test_forecasts_side_by_side_and_channels_by_short_name(trained, tmp_path):
     table, JSON and plot; channels asked as <short name><level>; an unknown one refused with the list."""
     other = tmp_path / "f2.zarr"
     run("jigsaw-rollout", "--ckpt", trained / "ck", "--data", trained / "tiles.zarr", *INIT, "--out", other,
-        "--batch", "1")
+        "--batch", "1")  # the old name still works
     p = run("jigsaw-score", trained / "f1.zarr", other, "--truth", trained / "tiles.zarr", "--label", "together",
             "--label", "one-by-one", "--channels", "z500,t850,t2m", "--regions", "global", "--json-out",
             tmp_path / "s.json", "--plot", tmp_path / "s.png")
