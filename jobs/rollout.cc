@@ -1,7 +1,6 @@
 #include "jobs/rollout.h"
 
 #include "base/human.h"
-#include "base/version.h"
 
 #include "storage/codec/crc32c.h"
 #include "storage/kvstore/checksum_record.h"
@@ -53,12 +52,7 @@ Status CreateForecastStore(KvStore* out, int format, const StoreFacts& f, const 
   s.attributes = {{"channels", f.channels}, {"long_name", "WeatherMixer forecast (jigsaw-rollout), physical units"}};
   ASSIGN_OR_RETURN(ArrayMetadata m, MakeArrayMetadata(s));
   RETURN_IF_ERROR(WriteGroup(out, "", format,
-                             {{"channels", f.channels},
-                              {"jigsaw",
-                               {{"store", "jigsaw-rollout"},
-                                {"complete", false},
-                                {"written_by", std::string("jigsaw ") + Version()},
-                                {"identity", identity}}}}));
+                             {{"channels", f.channels}, {"jigsaw", JigsawMark("jigsaw-rollout", false, identity)}}));
   RETURN_IF_ERROR(Array::Create(out, "forecast", std::move(m)).status());
   RETURN_IF_ERROR(WriteTextCoordinateArray(out, format, "channel", f.channels, {{"long_name", "channel"}}));
   RETURN_IF_ERROR(WriteCoordinateArray(out, format, "init_time", "int64",
@@ -281,12 +275,7 @@ Result<RolloutReport> RunRollout(const RolloutOptions& o, TensorCommunicator* wo
         recording.Adopt(part);
       }
       RETURN_IF_ERROR(WriteGroup(dst_store, "", o.zarr_format,
-                                 {{"channels", f.channels},
-                                  {"jigsaw",
-                                   {{"store", "jigsaw-rollout"},
-                                    {"complete", true},
-                                    {"written_by", std::string("jigsaw ") + Version()},
-                                    {"identity", identity}}}}));
+                                 {{"channels", f.channels}, {"jigsaw", JigsawMark("jigsaw-rollout", true, identity)}}));
       RETURN_IF_ERROR(WriteConsolidated(dst_store, o.zarr_format));
       return recording.WriteRecord();
     }();

@@ -1,6 +1,5 @@
 #include "pipeline/shard/climatology.h"
 
-#include "base/version.h"
 
 #include <algorithm>
 #include <chrono>
@@ -112,12 +111,7 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
   // climatology (same source data, span and window), which this run then finishes.
   RETURN_IF_ERROR(RequireEmptyOrOurs(out.get(), identity, "--out " + out_url, "this climatology"));
   RETURN_IF_ERROR(WriteGroup(dst, "", o.zarr_format,
-                             {{"channels", channels},
-                              {"jigsaw",
-                               {{"store", "jigsaw-climatology"},
-                                {"complete", false},
-                                {"written_by", std::string("jigsaw ") + Version()},
-                                {"identity", identity}}}}));
+                             {{"channels", channels}, {"jigsaw", JigsawMark("jigsaw-climatology", false, identity)}}));
   ASSIGN_OR_RETURN(auto clim, Array::Create(dst, "climatology", std::move(m)));
   std::vector<int64_t> doys(kDays), hour_values(hours);
   for (int64_t d = 0; d < kDays; ++d) doys[d] = d + 1;
@@ -232,12 +226,7 @@ Result<ClimatologyReport> WriteClimatology(const std::string& store_url, const s
       }
     }
   RETURN_IF_ERROR(WriteGroup(dst, "", o.zarr_format,
-                             {{"channels", channels},
-                              {"jigsaw",
-                               {{"store", "jigsaw-climatology"},
-                                {"complete", true},
-                                {"written_by", std::string("jigsaw ") + Version()},
-                                {"identity", identity}}}}));
+                             {{"channels", channels}, {"jigsaw", JigsawMark("jigsaw-climatology", true, identity)}}));
   RETURN_IF_ERROR(WriteConsolidated(dst, o.zarr_format));
   RETURN_IF_ERROR(recording.WriteRecord());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

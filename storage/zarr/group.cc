@@ -1,5 +1,7 @@
 #include "storage/zarr/group.h"
 
+#include "base/version.h"
+
 #include <set>
 
 namespace jigsaw {
@@ -110,6 +112,13 @@ Status WriteConsolidated(KvStore* store, int zarr_format) {
   ASSIGN_OR_RETURN(json root, ParseStoredJson(r.value, store->url() + "/zarr.json"));
   root["consolidated_metadata"] = c;
   return store->Write("zarr.json", root.dump(2));
+}
+
+json JigsawMark(const std::string& store, bool complete, const json& identity) {
+  return {{"store", store},
+          {"complete", complete},
+          {"written_by", std::string("jigsaw ") + Version()},
+          {"identity", identity}};
 }
 
 Status RequireEmptyOrOurs(KvStore* store, const json& identity, const std::string& where, const std::string& what) {

@@ -32,6 +32,10 @@ Status WriteGroup(KvStore* store, const std::string& path, int zarr_format, cons
 // `where` and `what` ("--out f.zarr", "this forecast"): never over a store the tool did not make.
 Status RequireEmptyOrOurs(KvStore* store, const json& identity, const std::string& where, const std::string& what);
 
+// The "jigsaw" attribute of a store a tool makes and finishes later: which tool (`store`), whether it is
+// `complete`, the version that wrote it, and its `identity` (what RequireEmptyOrOurs compares).
+json JigsawMark(const std::string& store, bool complete, const json& identity);
+
 // The consolidated metadata document for the nodes of `store` as they are now.
 Result<json> BuildConsolidated(KvStore* store, int zarr_format);
 // Writes it: v2 .zmetadata, or v3 the root zarr.json with consolidated_metadata.
