@@ -397,10 +397,13 @@ PYBIND11_MODULE(_jigsaw, m) {
       .def(py::init<const std::string&, int64_t, int64_t, int64_t, int64_t, int64_t, bool, const std::string&, uint64_t,
                     bool, const std::string&, const std::string&, int64_t, int>(),
            py::arg("url"), py::kw_only(), py::arg("rank") = 0, py::arg("dp_rank") = 0, py::arg("dp_size") = 1,
-           py::arg("batch_size") = 1, py::arg("lead_steps") = 1, py::arg("normalize") = false,
+           py::arg("batch_size") = 1, py::arg("lead_steps") = 1, py::arg("normalize") = true,
            py::arg("dtype") = "float32", py::arg("seed") = 0, py::arg("shuffle") = true, py::arg("start") = "",
            py::arg("end") = "", py::arg("prefetch") = 4, py::arg("threads") = 0,
-           "Opens a jigsaw-shard store for one model-parallel rank (its tile) and one data-parallel replica.")
+           "Opens a jigsaw-shard store for one model-parallel rank (its tile) and one data-parallel replica.\n"
+           "normalize (default True): each channel as (value - mean) / std with the store's statistics, as "
+           "jigsaw-train feeds its model and a training loop wants; normalize=False gives the stored values "
+           "(physical units).")
       .def("next_batch", &PyLoader::NextBatch,
            "The next batch: {'data': array [batch, 1 + lead_steps, channels, lat, lon] (float32, or uint16 words "
            "of bfloat16), 'times': input times (seconds since 1970), 'epoch', 'index'}.")

@@ -69,7 +69,7 @@ def test_bfloat16_output_from_a_sharded_bfloat16_store(stores):
     import tensorstore as ts  # zarr-python has no bfloat16; TensorStore reads it
     path = str(stores / "bf16.zarr")
     data = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": path + "/data"}}).result()
-    loader = jigsaw.Loader(path, rank=2, batch_size=2, lead_steps=1, dtype="bfloat16", seed=1)
+    loader = jigsaw.Loader(path, rank=2, batch_size=2, lead_steps=1, dtype="bfloat16", seed=1, normalize=False)
     b = loader.next_batch()
     assert b["data"].dtype == np.uint16
     as_f32 = (b["data"].astype(np.uint32) << 16).view(np.float32)
@@ -231,7 +231,7 @@ TORCH_DATASET = r"""
 import sys, torch
 from jigsaw.torch import TileDataset
 path = sys.argv[1]
-opts = dict(rank=1, batch_size=2, lead_steps=1, seed=3)
+opts = dict(rank=1, batch_size=2, lead_steps=1, seed=3, normalize=False)
 ds = TileDataset(path, dtype="bfloat16", **opts)
 assert len(ds) == ds.loader.batches_per_epoch > 2
 assert ds.tile_shape == list(ds.loader.tile_shape) and ds.channels == list(ds.loader.channels) and ds.channels

@@ -29,7 +29,7 @@ def test_the_loader_delivers_each_ranks_static_tile(jigsaw, synth, tmp_path):
         i, j, k = rank // 4, rank // 2 % 2, rank % 2
         groups = [slice(0, 2), slice(2, 3)][k]
         rows, cols = slice(3 * i, 3 * i + 3), slice(8 * j, 8 * j + 8)
-        loader = jg.Loader(str(out), rank=rank, batch_size=1)
+        loader = jg.Loader(str(out), rank=rank, batch_size=1, normalize=False)
         assert loader.static_channels == STATICS[groups]
         np.testing.assert_array_equal(loader.static_tile, static[groups, rows, cols])
         seen += loader.static_tile.size
@@ -47,7 +47,7 @@ def test_the_loader_delivers_each_ranks_static_tile(jigsaw, synth, tmp_path):
 def test_the_loader_draws_time_and_member(members_store):
     data = zarr.open_group(str(members_store), mode="r")["data"][...]
     times = zarr.open_group(str(members_store), mode="r")["time"][...]
-    loader = jg.Loader(str(members_store), rank=3, batch_size=5, lead_steps=1, seed=2)
+    loader = jg.Loader(str(members_store), rank=3, batch_size=5, lead_steps=1, seed=2, normalize=False)
     assert loader.batches_per_epoch == 6  # inputs at 3 times (the 4th has no target) x 10 members
     seen = set()
     for _ in range(loader.batches_per_epoch):
