@@ -11,6 +11,7 @@
 #include "cli/progress.h"
 #include "base/human.h"
 #include "pipeline/shard/climatology.h"
+#include "pipeline/shard/describe.h"
 #include "pipeline/shard/plan.h"
 #include "pipeline/shard/shard_store.h"
 #include "pipeline/shard/synthetic.h"
@@ -57,12 +58,12 @@ struct PlanFlags {
         ->required();
     cmd->add_option("--levels", levels,
                     "pressure levels in hPa, comma-separated, in channel order (default: all, 1000 first)");
-    cmd->add_option("--start", options.start, "first time, e.g. 2020-01-01T00")->required();
+    cmd->add_option("--start", options.start, "first time, e.g. 2020-01-01T00 (default: the sources' first)");
     cmd->add_option("--end", options.end,
                     "last time, inclusive; a bare date, month or year means all of it (2019-12-31: up to 18 UTC of a "
-                    "6-hourly store)")
-        ->required();
-    cmd->add_option("--step", options.step, "time step: 6h, 1h, 30m, 1d (default 6h)");
+                    "6-hourly store) (default: the sources' last)");
+    cmd->add_option("--step", options.step,
+                    "time step: 6h, 1h, 30m, 1d (default: the sources' own, their smallest gap between times)");
     cmd->add_option("--tiles", options.tiles, "tile grid LATxLONxCH, e.g. 1x2x2")->required();
     cmd->add_option("--format", format, "zarr3 (default) or zarr2")->check(CLI::IsMember({"zarr2", "zarr3"}));
     cmd->add_option("--dtype", options.dtype, "float32 (default), bfloat16 or float16")
@@ -171,6 +172,18 @@ int main(int argc, char** argv) {
   cli::AddCommonFlags(app, &common);
   bool as_json = false;
 
+  std::vector<std::string> describe_sources;
+  auto* describe = app.add_subcommand(
+      "describe",
+      "list what sources hold before sharding them: variables (WeatherBench2 and short names, levels, units), "
+      "times (first, last, step, gaps), grid, members and static fields");
+  describe
+      ->add_option("SOURCE", describe_sources,
+                   "Zarr store (path or URL), NetCDF or GRIB file or glob (its files described together); several "
+                   "are described one after another")
+      ->required();
+  describe->add_flag("--json", as_json, "machine-readable output: {\"sources\": [one object per SOURCE]}");
+
   PlanFlags plan_flags, run_flags;
   auto* plan =
       app.add_subcommand("plan", "print the channels, tiles, bytes and objects a run would write; writes nothing");
@@ -234,6 +247,17 @@ int main(int argc, char** argv) {
     return r.ok() ? 0 : Fail(r.status());
   }
 
+  if (describe->parsed()) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& spec : describe_sources) {
+      auto d = DescribeSource(spec);
+      if (!d.ok()) return Fail(d.status().Annotate(spec));
+      if (!as_json) PrintSourceDescription(*d, std::cout);
+      all.push_back(std::move(*d));
+    }
+    if (as_json) std::cout << nlohmann::json{{"sources", all}}.dump(2) << "\n";
+    return 0;
+  }
   if (plan->parsed()) {
     auto made = plan_flags.Make();
     if (!made.ok()) return Fail(made.status());

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "base/human.h"
 #include "storage/codec/crc32c.h"
 #include "storage/zarr/cf.h"
 #include "storage/zarr/dtype.h"
@@ -30,6 +31,22 @@ Result<int64_t> ParseStep(std::string_view text) {
   if (n > kMaxSeconds / mult)
     return InvalidArgumentError("time step \"" + std::string(text) + "\" is over a thousand years");
   return n * mult;
+}
+
+std::string FormatStep(int64_t seconds) {
+  if (seconds > 0 && seconds % 86400 == 0) return std::to_string(seconds / 86400) + "d";
+  if (seconds > 0 && seconds % 3600 == 0) return std::to_string(seconds / 3600) + "h";
+  if (seconds > 0 && seconds % 60 == 0) return std::to_string(seconds / 60) + "m";
+  return std::to_string(seconds) + "s";
+}
+
+int64_t SourceTimeStep(std::span<const int64_t> times) {
+  int64_t step = 0;
+  for (size_t i = 1; i < times.size(); ++i) {
+    const int64_t d = times[i] - times[i - 1];
+    if (d > 0 && (step == 0 || d < step)) step = d;
+  }
+  return step;
 }
 
 std::vector<int64_t> ShardPlan::tile_shape() const {
@@ -86,7 +103,6 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
   if (sources.empty()) return InvalidArgumentError("no --source given");
   if (o.vars.empty()) return InvalidArgumentError("no --vars given");
   ASSIGN_OR_RETURN(p.tiles, TileGrid::Parse(o.tiles));
-  ASSIGN_OR_RETURN(p.step_seconds, ParseStep(o.step));
   if (o.zarr_format != 2 && o.zarr_format != 3) return InvalidArgumentError("--format must be zarr2 or zarr3");
   if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "float16") {
     return InvalidArgumentError("--dtype must be float32, bfloat16 or float16");
@@ -97,12 +113,36 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
   RETURN_IF_ERROR(BytesCodecFromName(o.codec, 4));  // an unknown codec is refused at plan time
   for (const auto& s : sources) p.sources.push_back(s->url());
 
-  // Times.
-  if (o.start.empty() || o.end.empty()) return InvalidArgumentError("--start and --end are required");
-  ASSIGN_OR_RETURN(int64_t t0, ParseTimeBound(o.start, false));
-  ASSIGN_OR_RETURN(int64_t t1, ParseTimeBound(o.end, true));
-  if (t1 < t0) return InvalidArgumentError("--end " + o.end + " is before --start " + o.start);
+  // Times: by default the sources' whole span at their own step.
+  std::vector<int64_t> held;
+  for (const auto& s : sources) held.insert(held.end(), s->times().begin(), s->times().end());
+  std::sort(held.begin(), held.end());
+  held.erase(std::unique(held.begin(), held.end()), held.end());
+  if (held.empty()) return InvalidArgumentError("the sources hold no times");
+  const int64_t source_step = SourceTimeStep(held);
+  if (o.step.empty()) {
+    p.step_seconds = source_step > 0 ? source_step : 6 * 3600;
+  } else {
+    ASSIGN_OR_RETURN(p.step_seconds, ParseStep(o.step));
+  }
+  int64_t t0 = held.front(), t1 = held.back();
+  if (!o.start.empty()) {
+    ASSIGN_OR_RETURN(t0, ParseTimeBound(o.start, false));
+  }
+  if (!o.end.empty()) {
+    ASSIGN_OR_RETURN(t1, ParseTimeBound(o.end, true));
+  }
+  if (t1 < t0) {
+    return InvalidArgumentError("--end " + (o.end.empty() ? FormatIsoTime(t1) : o.end) + " is before --start " +
+                                (o.start.empty() ? FormatIsoTime(t0) : o.start));
+  }
   for (int64_t t = t0; t <= t1; t += p.step_seconds) p.times.push_back(t);
+  // Why a requested time is in no source, when the step explains it.
+  auto step_hint = [&]() -> std::string {
+    if (source_step <= 0 || p.step_seconds % source_step == 0) return "";
+    return "; --step " + o.step + " does not fit the sources' " + FormatStep(source_step) +
+           " step (leave --step out to use it, or give a multiple of it)";
+  };
 
   // Grid: every source must agree.
   const Source* first = sources.front().get();
@@ -192,6 +232,8 @@ Result<ShardPlan> MakeShardPlan(const ShardOptions& o, const std::vector<std::un
         read.index[ti] = -1;
       }
       if (!o.allow_missing) {
+        if (std::string hint = step_hint(); !hint.empty())
+          return InvalidArgumentError("no source holds " + var + " at " + FormatIsoTime(p.times[ti]) + hint);
         return InvalidArgumentError("no source holds " + var + " at " + FormatIsoTime(p.times[ti]) +
                                     " (use --allow-missing to write NaN there)");
       }
@@ -269,7 +311,7 @@ void PrintPlan(const ShardPlan& p, bool as_json, std::ostream& out) {
   out << "channels (" << p.num_channels() << "):";
   for (size_t i = 0; i < p.channels.size(); ++i) out << (i % 8 ? " " : "\n  ") << p.channels[i].name;
   out << "\ntimes: " << p.times.size() << " from " << FormatIsoTime(p.times.front()) << " to "
-      << FormatIsoTime(p.times.back()) << " every " << p.step_seconds / 3600.0 << " h";
+      << FormatIsoTime(p.times.back()) << " every " << FormatStep(p.step_seconds);
   if (!p.missing_times.empty()) out << " (" << p.missing_times.size() << " missing, written as NaN)";
   if (!p.options.members.empty()) {
     out << "\nmembers: " << p.num_members() << " (";
@@ -279,19 +321,20 @@ void PrintPlan(const ShardPlan& p, bool as_json, std::ostream& out) {
   out << "\ngrid: " << p.nlat() << " x " << p.nlon() << " (latitude " << p.grid.latitude.front() << " to "
       << p.grid.latitude.back() << ", longitude " << p.grid.longitude.front() << " to " << p.grid.longitude.back()
       << ")";
-  out << "\ntiles: " << p.tiles.ToString() << " = " << p.tiles.num_tiles() << " ranks; tile [" << tile[0] << " ch, "
-      << tile[1] << " lat, " << tile[2] << " lon] = " << tile_bytes / 1e6 << " MB per rank per sample ("
+  out << "\ntiles: " << p.tiles.ToString() << " = " << p.tiles.num_tiles() << (p.tiles.num_tiles() == 1 ? " rank" : " ranks")
+      << "; tile [" << tile[0] << " ch, " << tile[1] << " lat, " << tile[2] << " lon] = " << HumanBytes(tile_bytes)
+      << " per rank per sample ("
       << p.options.dtype << ")";
   out << "\noutput: " << (p.options.zarr_format == 3 ? "zarr3" : "zarr2") << ", " << p.options.codec << ", " << objects
       << " data objects" << (k > 1 ? " (" + std::to_string(k) + " time steps per shard)" : "") << ", "
-      << j["total_bytes_uncompressed"].get<int64_t>() / 1e9 << " GB uncompressed";
+      << HumanBytes(j["total_bytes_uncompressed"].get<int64_t>()) << " uncompressed";
   if (!p.statics.empty()) {
     out << "\nstatic fields (" << p.num_static() << "):";
     for (const auto& s : p.statics) out << " " << s.name;
     out << " [" << SplitLength(p.num_static(), p.tiles.ch) << " per tile]";
   }
   out << "\nstatistics over " << (p.stats_end - p.stats_begin) << " times from "
-      << FormatIsoTime(p.times[p.stats_begin]) << "\nfingerprint " << p.fingerprint() << "\n";
+      << FormatIsoTime(p.times[p.stats_begin]) << " to " << FormatIsoTime(p.times[p.stats_end - 1]) << "\nfingerprint " << p.fingerprint() << "\n";
 }
 
 }  // namespace jigsaw

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,8 @@ namespace jigsaw {
 struct ShardOptions {
   std::vector<std::string> vars;  // in output order; CDS short names accepted
   std::vector<double> levels;     // empty: every source level, 1000 hPa first
-  std::string start, end;         // inclusive, "2020-01-01T00"
-  std::string step = "6h";        // "6h", "30m", "1d", "3600s"
+  std::string start, end;         // inclusive, "2020-01-01T00"; empty: the sources' first / last time
+  std::string step;               // "6h", "30m", "1d", "3600s"; empty: the sources' own step
   std::string tiles = "1x1x1";    // LATxLONxCH
   int zarr_format = 3;
   std::string dtype = "float32";  // float32, bfloat16, float16
@@ -82,6 +83,9 @@ struct ShardPlan {
 };
 
 Result<int64_t> ParseStep(std::string_view text);  // seconds
+std::string FormatStep(int64_t seconds);            // 21600 -> "6h", 172800 -> "2d", 1800 -> "30m"
+// The sources' own time step: the smallest gap between the ascending `times` (0 for fewer than two).
+int64_t SourceTimeStep(std::span<const int64_t> times);
 
 Result<ShardPlan> MakeShardPlan(const ShardOptions& options, const std::vector<std::unique_ptr<Source>>& sources);
 

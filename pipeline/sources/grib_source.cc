@@ -209,7 +209,7 @@ class GribSource final : public Source {
       times.insert(m.time);
       if (!vars_.count(gv.name)) {
         vars_[gv.name].short_name = m.short_name;
-        variables_.push_back({gv.name, {}});
+        variables_.push_back({gv.name, {}, Era5Units(gv.name)});
       } else if (vars_[gv.name].short_name != m.short_name) {
         return InvalidArgumentError(path_ + ": " + m.Describe() + " and " + vars_[gv.name].short_name +
                                     " messages are both " + gv.name);

@@ -1,5 +1,6 @@
 // Names as found in the wild, mapped onto WeatherBench2's.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -9,8 +10,8 @@
 
 namespace jigsaw {
 
-std::string CanonicalVariableName(std::string_view name) {
-  static const std::pair<const char*, const char*> kAliases[] = {
+namespace {
+const std::pair<const char*, const char*> kAliases[] = {
       {"z", "geopotential"},
       {"t", "temperature"},
       {"q", "specific_humidity"},
@@ -33,10 +34,41 @@ std::string CanonicalVariableName(std::string_view name) {
       {"sp", "surface_pressure"},
       {"tp", "total_precipitation"},
       {"tcwv", "total_column_water_vapour"},
-  };
+};
+}  // namespace
+
+std::string CanonicalVariableName(std::string_view name) {
   for (const auto& [s, l] : kAliases)
     if (name == s) return l;
   return std::string(name);
+}
+
+std::vector<std::string> ShortVariableNames(std::string_view canonical) {
+  if (canonical == "geopotential_at_surface") canonical = "geopotential";  // z on a single level
+  std::vector<std::string> out;
+  for (const auto& [s, l] : kAliases)
+    if (canonical == l) out.push_back(s);
+  // CDS NetCDF files name the 10 m winds u10/v10, GRIB 10u/10v; t2m and 2t likewise: NetCDF's first.
+  std::stable_sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+    return !std::isdigit(static_cast<unsigned char>(a[0])) && std::isdigit(static_cast<unsigned char>(b[0]));
+  });
+  return out;
+}
+
+std::string Era5Units(std::string_view canonical) {
+  static const std::pair<const char*, const char*> kUnits[] = {
+      {"geopotential", "m**2 s**-2"}, {"geopotential_at_surface", "m**2 s**-2"},
+      {"temperature", "K"}, {"2m_temperature", "K"}, {"skin_temperature", "K"}, {"sea_surface_temperature", "K"},
+      {"specific_humidity", "kg kg**-1"}, {"relative_humidity", "%"},
+      {"u_component_of_wind", "m s**-1"}, {"v_component_of_wind", "m s**-1"},
+      {"10m_u_component_of_wind", "m s**-1"}, {"10m_v_component_of_wind", "m s**-1"},
+      {"vertical_velocity", "Pa s**-1"}, {"mean_sea_level_pressure", "Pa"}, {"surface_pressure", "Pa"},
+      {"total_precipitation", "m"}, {"total_column_water_vapour", "kg m**-2"}, {"land_sea_mask", "(0 - 1)"},
+      {"soil_type", "~"}, {"standard_deviation_of_orography", "m"},
+  };
+  for (const auto& [n, u] : kUnits)
+    if (canonical == n) return u;
+  return "";
 }
 
 std::string SingleLevelVariableName(std::string canonical) {
@@ -135,6 +167,8 @@ Result<PlaneOrientation> PlaneOrientation::From(const std::vector<double>& lat, 
   for (size_t i = 1; i < lat.size(); ++i)
     if ((lat[i] > lat[i - 1]) != asc || lat[i] == lat[i - 1]) return InvalidArgumentError("latitude is not monotonic");
   o.flip_lat = asc;
+  grid->as_stored = "latitude " + FormatNumber(lat.front()) + " to " + FormatNumber(lat.back()) + ", longitude " +
+                    FormatNumber(lon.front()) + " to " + FormatNumber(lon.back());
   grid->latitude = lat;
   if (asc) std::reverse(grid->latitude.begin(), grid->latitude.end());
   std::vector<double> wrapped(lon.size());

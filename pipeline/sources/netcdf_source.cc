@@ -234,6 +234,7 @@ class NetcdfSource final : public Source {
       }
       ReadPacking(varid, &v);
       VariableInfo info{CanonicalVariableName(name), {}};
+      if (auto units = TextAttribute(varid, "units"); units.ok()) info.units = *units;
       if (has[static_cast<int>(DimRole::kLevel)])
         info.levels = levels;
       else  // CDS single-level files name the surface geopotential (orography) z, like the pressure-level one

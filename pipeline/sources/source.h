@@ -19,11 +19,14 @@ namespace jigsaw {
 struct VariableInfo {
   std::string name;            // canonical long name ("temperature")
   std::vector<double> levels;  // pressure levels as stored (hPa), empty for a surface variable
+  std::string units;           // as the source says ("K", "m**2 s**-2"); "" when it does not
 };
 
 struct SourceGrid {
   std::vector<double> latitude;   // descending
   std::vector<double> longitude;  // ascending, in [0, 360)
+  // The source's own order before the canonical one: "latitude 90 to -90, longitude -180 to 179.75".
+  std::string as_stored;
 };
 
 class Source {
@@ -105,6 +108,11 @@ std::string FormatNumber(double v);
 
 // Name aliases: CDS short names and dimension names.
 std::string CanonicalVariableName(std::string_view name);  // "t2m" -> "2m_temperature"; others unchanged
+// The short names (CDS NetCDF, then GRIB where it differs) of a canonical name: "2m_temperature" -> t2m, 2t.
+std::vector<std::string> ShortVariableNames(std::string_view canonical);
+// ERA5's units of a canonical variable ("" for one jigsaw does not know), for sources that do not say (GRIB
+// files, whose ecCodes parameter tables give these).
+std::string Era5Units(std::string_view canonical);
 // A variable's name when it has a single level (no pressure levels): the geopotential there is the surface
 // geopotential (orography), named z in CDS and GRIB files alike; others unchanged.
 std::string SingleLevelVariableName(std::string canonical);

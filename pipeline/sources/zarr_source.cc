@@ -212,6 +212,7 @@ class ZarrSource final : public Source {
       }
       VariableInfo info{CanonicalVariableName(n.path), {}};
       if (has[static_cast<int>(DimRole::kLevel)]) info.levels = levels;
+      if (auto u = m.attributes.find("units"); u != m.attributes.end() && u->is_string()) info.units = *u;
       ASSIGN_OR_RETURN(v.array, Array::Open(store_.get(), n.path));
       v.array->RequireEveryChunk(true);
       v.packing = CfPackingOf(v.array->metadata());

@@ -103,7 +103,7 @@ def test_the_tutorial_runs_as_written(tmp_path):
     shutil.copy(cfgrib_sample_data() / "era5-levels-members.grib", tmp_path)
     (tmp_path / "model.json").write_text(re.search(r"```\n(\{\"patch\".*\})\n```", page).group(1))
     blocks = re.findall(r"```\n\$ ([^\n]*)\n(.*?)\n```", page, re.S)
-    assert len(blocks) == 7
+    assert len(blocks) == 8
     env = {**os.environ, "PATH": f"{BIN_DIR}:{os.environ['PATH']}"}
     for cmd, shown in blocks:
         p = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)

@@ -401,3 +401,60 @@ def test_unknown_dimensions_are_refused_by_name(jigsaw, tmp_path):
     jigsaw.shard("run", "--source", tmp_path / "m.zarr", "--member", "7", "--vars", "t2m", "--start",
                  "2020-01-01T00", "--end", "2020-01-01T06", "--tiles", "1x1x1", "--out", tmp_path / "m7.zarr")
     assert (xr.open_zarr(tmp_path / "m7.zarr").data.values == 2).all()
+
+
+def test_describe_says_what_cfgrib_and_xarray_read(jigsaw, cfgrib_samples, tmp_path):
+    """jigsaw-shard describe on the GRIB sample, its NetCDF sibling and a Zarr store with a gap, checked against
+    what cfgrib and xarray read from the same files (names, levels, units, times, grid, members)."""
+    grib, nc = cfgrib_samples / "era5-levels-members.grib", cfgrib_samples / "era5-levels-members.nc"
+    described = json.loads(jigsaw.shard("describe", grib, nc, "--json").stdout)["sources"]
+    for d, ref in zip(described, (cfgrib(grib), xr.open_dataset(nc))):
+        assert [v["name"] for v in d["variables"]] == ["geopotential", "temperature"]
+        for v, short in zip(d["variables"], ("z", "t")):
+            assert v["short_names"] == [short]
+            level_dim = "isobaricInhPa" if "isobaricInhPa" in ref.dims else "level"
+            assert v["levels"] == sorted(ref[level_dim].values.tolist(), reverse=True)
+            assert v["units"] == ref[short].attrs["units"]
+        times = ref["time"].values
+        assert d["times"]["count"] == len(times) == 4 and d["times"]["step"] == "12h" and d["times"]["gaps"] == []
+        assert d["times"]["first"] == str(times[0])[:19] and d["times"]["last"] == str(times[-1])[:19]
+        assert [d["grid"]["latitude"], d["grid"]["longitude"]] == [ref.sizes["latitude"], ref.sizes["longitude"]]
+        assert d["grid"]["latitude_range"] == [float(ref.latitude[0]), float(ref.latitude[-1])]
+        assert d["grid"]["resolution"] == [3.0, 3.0]
+        assert d["members"] == ref["number"].values.tolist()
+    text = jigsaw.shard("describe", grib).stdout
+    assert "geopotential (z), 2 levels: 850, 500 hPa  [m**2 s**-2]" in text
+    assert "times: 4 from 2017-01-01T00:00:00 to 2017-01-02T12:00:00, every 12h, no gaps" in text
+    assert "members: 10 (0, 1, 2" in text and "--member N" in text
+
+    # A Zarr store with two times taken out (after writing; xarray drops them), stored south to north from -180.
+    src = tmp_path / "src.zarr"
+    jigsaw.shard("synth", src, "--grid", "19x36", "--times", "12", "--lat-ascending", "--lon-signed")
+    gappy = xr.open_zarr(src).isel(time=[0, 1, 2, 3, 6, 7, 8, 9, 10, 11])
+    gappy.to_zarr(tmp_path / "gappy.zarr", zarr_format=2)
+    d = json.loads(jigsaw.shard("describe", tmp_path / "gappy.zarr", "--json").stdout)["sources"][0]
+    assert d["times"]["step"] == "6h" and d["times"]["count"] == 10
+    assert d["times"]["gaps"] == [{"after": "2020-01-01T18:00:00", "before": "2020-01-02T12:00:00",
+                                   "missing_steps": 2}]
+    assert d["grid"]["as_stored"] == "latitude -90 to 90, longitude -180 to 170"
+    assert d["grid"]["latitude_range"] == [90.0, -90.0] and d["static"] == sorted(d["static"]) != []
+    for v in d["variables"]:
+        assert v["units"] == gappy[v["name"]].attrs.get("units", ""), v
+    assert "1 gap:\n    after 2020-01-01T18:00:00 the next is 2020-01-02T12:00:00 (2 missing)" in \
+        jigsaw.shard("describe", tmp_path / "gappy.zarr").stdout
+    # A source that is not there is named.
+    r = jigsaw.shard("describe", tmp_path / "absent.zarr", check=False)
+    assert r.returncode != 0 and "absent.zarr" in r.stderr
+
+
+def test_run_defaults_to_the_sources_span_and_step(jigsaw, cfgrib_samples, tmp_path):
+    """Without --start, --end and --step, a run takes the whole file at its own (12-hourly) step: the store an
+    explicit run makes; a step that does not fit is refused naming the file's."""
+    grib = cfgrib_samples / "era5-levels-members.grib"
+    base = ["--source", grib, "--vars", "z,t", "--member", "0", "--tiles", "1x1x1"]
+    jigsaw.shard("run", *base, "--out", tmp_path / "implicit.zarr")
+    jigsaw.shard("run", *base, "--start", "2017-01-01T00", "--end", "2017-01-02T12", "--step", "12h",
+                 "--out", tmp_path / "explicit.zarr")
+    assert chunk_bytes(tmp_path / "implicit.zarr") == chunk_bytes(tmp_path / "explicit.zarr")
+    r = jigsaw.shard("plan", *base, "--step", "6h", check=False)
+    assert r.returncode == 2 and "--step 6h does not fit the sources' 12h step" in r.stderr, r.stderr

@@ -56,6 +56,36 @@ TEST(Plan, SyntheticSourceEndToEndInMemory) {
   for (int i = 0; i < 9 * 12; ++i) EXPECT_GT(f[i], f[9 * 12 + i]);
   o.end = "2020-01-02T00";
   EXPECT_NE(MakeShardPlan(o, sources).status().message().find("2020-01-02T00:00:00"), std::string::npos);
+
+  // No --start, --end or --step: the source's whole span at its own step, the plan an explicit one makes.
+  const std::string explicit_print = plan->ToJson().dump();
+  o.tiles = "1x2x3";
+  o.start = o.end = o.step = "";
+  auto whole = MakeShardPlan(o, sources);
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_EQ(whole->times, sources[0]->times());
+  EXPECT_EQ(whole->step_seconds, 6 * 3600);
+  EXPECT_EQ(whole->ToJson().dump(), explicit_print);
+  // Only an end: from the first time.
+  o.end = "2020-01-01T06";
+  EXPECT_EQ(MakeShardPlan(o, sources)->times.size(), 2u);
+  // A step that does not fit the source's says so and names the source's.
+  o.end = "";
+  o.step = "4h";
+  const std::string why = MakeShardPlan(o, sources).status().message();
+  EXPECT_NE(why.find("--step 4h does not fit the sources' 6h step"), std::string::npos) << why;
+  o.step = "12h";
+  EXPECT_EQ(MakeShardPlan(o, sources)->times.size(), 2u);
+}
+
+TEST(Plan, FormatStepAndSourceStep) {
+  EXPECT_EQ(FormatStep(21600), "6h");
+  EXPECT_EQ(FormatStep(86400), "1d");
+  EXPECT_EQ(FormatStep(1800), "30m");
+  EXPECT_EQ(FormatStep(7), "7s");
+  const std::vector<int64_t> gappy = {0, 43200, 86400, 172800};  // 12-hourly with a day missing
+  EXPECT_EQ(SourceTimeStep(gappy), 43200);
+  EXPECT_EQ(SourceTimeStep(std::vector<int64_t>{5}), 0);
 }
 
 // Two passes in long double: the reference for the one-pass vector kernels.
