@@ -62,6 +62,10 @@ int main(int argc, char** argv) {
   app.add_option("--log", o.log,
                  "JSON lines, one per step, validation and checkpoint, each with its kind and time (rank 0 writes); "
                  "jigsaw-plot-train draws it");
+  app.add_option("--tensorboard", o.tensorboard,
+                 "a folder for TensorBoard event files, written as the run goes (rank 0): train/loss, lr, grad_norm, "
+                 "samples_per_s, loader_wait_s; val/loss, persistence_loss and per-channel MSE; checkpoint stalls. "
+                 "Follow it with `tensorboard --logdir DIR`; W&B and MLflow import it");
   app.add_option("--print-every", o.print_every_s,
                  "seconds between the progress lines printed without a terminal (mpirun, batch jobs)")
       ->capture_default_str();

@@ -1,4 +1,5 @@
 #include "jobs/train_run.h"
+#include "jobs/tensorboard.h"
 
 #include <ctime>
 
@@ -359,11 +360,28 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
     log.open(o.log, std::ios::app);
     if (!log) return IoError("cannot open the log " + o.log);
   }
-  // Every record says what it is (`kind`: step, validation, checkpoint) and when (`time`, Unix seconds).
-  auto emit = [&](nlohmann::json j, const char* kind) {
+  std::unique_ptr<TensorBoardWriter> board;
+  if (leader && !o.tensorboard.empty()) {
+    ASSIGN_OR_RETURN(board, OpenTensorBoard(o.tensorboard));
+  }
+  // Every record says what it is (`kind`: step, validation, checkpoint) and when (`time`, Unix seconds). The
+  // same numbers go to TensorBoard as train/..., val/... and checkpoint/... scalars.
+  auto emit = [&](nlohmann::json j, const std::string& kind) {
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (board) {
+      const bool saved = kind == "checkpoint";
+      const int64_t at = j.value(saved ? "checkpoint" : "step", int64_t{0});
+      nlohmann::json numbers = j;
+      numbers.erase("checkpoint");
+      if (Status s = board->Record(kind == "step" ? "train" : kind == "validation" ? "val" : kind, at, numbers, now);
+          !s.ok()) {
+        out << "jigsaw-train: warning: " << s.message() << "; TensorBoard events stop here, training goes on\n";
+        board.reset();
+      }
+    }
     if (!log.is_open()) return;
     j["kind"] = kind;
-    j["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    j["time"] = now;
     log << j.dump() << "\n" << std::flush;
   };
 
@@ -504,6 +522,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& o, TensorCommunicator*
           << Significant(double(o.steps * per_step) / std::max<int64_t>(1, per_epoch)) << " epochs), "
           << HumanCount(all_params) << " parameters on each rank, "
           << HumanCount(total / std::max<int64_t>(1, pos.replicas)) << " in the model\n";
+      if (board) out << "  TensorBoard: " << board->path() << " (tensorboard --logdir " << o.tensorboard << ")\n";
       if (s == 1 && world->size() > 1) {
         out << "  note: no --mesh: each of the " << world->size()
             << " ranks trains a whole copy of the model on its own samples (data parallel); --mesh "

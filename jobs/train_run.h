@@ -33,6 +33,7 @@ struct TrainRunOptions {
   int64_t val_every = 0;      // steps between validations (0: about 10 in the run); needs val_start/val_end
   int64_t val_batches = 0;    // batches per validation (0: one pass over the window)
   std::string log;            // JSON lines, one per step and per validation (rank 0)
+  std::string tensorboard;    // a folder for TensorBoard event files, the same records as scalars (rank 0)
   std::string backend = "cpu";
   int threads = 0;  // BLAS threads (0: the library's default)
   int64_t prefetch = 4;

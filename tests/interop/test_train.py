@@ -451,6 +451,43 @@ def test_a_run_under_mpirun_says_what_it_is_and_how_it_goes(store, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 720
 
 
+def test_tensorboard_reads_every_number_of_the_log(store, tmp_path):
+    """--tensorboard on a 2x2 mesh: TensorBoard's own reader (EventAccumulator, which checks each record's
+    CRCs) finds every number of the JSON log under train/, val/ and checkpoint/ tags, at its step and time."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    board = tmp_path / "tb"
+    p, recs = train(store, tmp_path, "--steps", "4", "--val-start", "2020-01-02T00", "--val-end", "2020-01-03T18",
+                    "--val-every", "2", "--ckpt", tmp_path / "ck", "--ckpt-every", "2", "--tensorboard", board,
+                    "--no-gemm-ceiling", ranks=4, mesh="domain=2,tensor=2")
+    files = list(board.glob("events.out.tfevents.*"))
+    assert len(files) == 1 and f"TensorBoard: {files[0]}" in p.stdout, p.stdout
+    acc = EventAccumulator(str(board), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+
+    def check(tag, records, key, at="step"):
+        got = [(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)]
+        want = [(r[at], float(np.float32(r[key])), r["time"]) for r in records]
+        assert [g[:2] for g in got] == [w[:2] for w in want], (tag, got, want)
+        assert all(abs(g[2] - w[2]) < 1e-3 for g, w in zip(got, want)), tag
+
+    steps = [r for r in recs if r["kind"] == "step"]
+    assert len(steps) == 4
+    for key in ("loss", "lr", "grad_norm", "samples_per_s", "loader_wait_s", "seconds"):
+        check("train/" + key, steps, key)
+    vals = [r for r in recs if r["kind"] == "validation"]
+    assert [r["step"] for r in vals] == [2, 4]
+    check("val/loss", vals, "val_loss")
+    check("val/persistence_loss", vals, "persistence_loss")
+    for channel in vals[0]["val_mse_by_channel"]:
+        got = [e.value for e in acc.Scalars("val/mse_by_channel/" + channel)]
+        assert got == [float(np.float32(r["val_mse_by_channel"][channel])) for r in vals], channel
+    saves = [r for r in recs if r["kind"] == "checkpoint"]
+    if saves:
+        check("checkpoint/stall_s", saves, "stall_s", at="checkpoint")
+    assert "train/step" not in tags and "train/time" not in tags and "checkpoint/checkpoint" not in tags
+
+
 def test_the_multi_node_launch_script_runs_with_a_local_hostfile(store, tmp_path):
     """examples/launch_mpirun.sh as a cluster user runs it, on this machine's hostfile: 4 ranks of a 2x2
     mesh, stopped and resubmitted (the script always resumes)."""
