@@ -85,8 +85,8 @@ inline std::unique_ptr<tbb::global_control> ApplyCommonFlags(const CommonFlags& 
     }                                     \
   } while (0)
 
-inline int Fail(const char* tool, const Status& s) {
-  std::cerr << tool << ": " << s.message() << "\n";
+inline int Fail(const char* tool, const Status& s, bool print = true) {
+  if (print) std::cerr << tool << ": " << s.message() << "\n";
   return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ? 2 : 1;
 }
 

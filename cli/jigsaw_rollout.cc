@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   if (!world.status().ok()) return cli::Fail("jigsaw-rollout", world.status());
   o.progress = world->rank() == 0 && isatty(2);
   auto report = train::RunRollout(o, world.get(), json ? std::cerr : std::cout);
-  if (!report.ok()) return cli::Fail("jigsaw-rollout", world.Annotate(report.status()));
+  if (!report.ok()) return world.Fail("jigsaw-rollout", report.status());
   if (json && world->rank() == 0) {
     std::cout << nlohmann::json{{"inits", report->inits},
                                 {"written", report->inits_written},

@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   train::InstallStopHandlers();
   std::ostream& log = json ? std::cerr : std::cout;
   auto report = train::RunTraining(o, world.get(), log);
-  if (!report.ok()) return cli::Fail("jigsaw-train", world.Annotate(report.status()));
+  if (!report.ok()) return world.Fail("jigsaw-train", report.status());
   if (json && world->rank() == 0) {
     std::cout << nlohmann::json{{"first_step", report->first_step},
                                 {"last_step", report->last_step},

@@ -221,6 +221,9 @@ def test_export_loads_into_the_pytorch_oracle(jigsaw, store, tmp_path):
 def test_refusals_name_the_problem(store, tmp_path):
     p, _ = train(store, tmp_path, "--steps", "2", ranks=4, mesh="domain=4,tensor=1", check=False)
     assert p.returncode == 2 and "domain=4,tensor=1 is not" in p.stderr
+    # Every rank finds the same mistake: said once, by rank 0, with no rank prefix.
+    said = [l for l in p.stderr.splitlines() if "domain=4,tensor=1 is not" in l]
+    assert len(said) == 1 and said[0].startswith("jigsaw-train: a Jigsaw mesh"), p.stderr
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**CONFIG, "dimm": 3}))
     p, _ = train(store, tmp_path, "--steps", "2", config=bad, check=False)
@@ -311,6 +314,14 @@ def test_a_missing_chunk_of_a_complete_store_is_an_error_not_nan(store, tmp_path
     chunk.unlink()
     p, _ = train(broken, tmp_path, "--steps", "30", "--batch-size", "4", check=False)
     assert p.returncode != 0 and "is missing (data that must be there" in p.stderr, p.stderr
+    # On a 2x2 mesh only the rank whose tile it is fails; the others wait in the step's exchanges. It says its
+    # own error, named by rank, and ends the job (no hang).
+    t0 = time.monotonic()
+    p, _ = train(broken, tmp_path, "--steps", "30", "--batch-size", "4", "--no-gemm-ceiling", ranks=4,
+                 mesh="domain=2,tensor=2", check=False)
+    said = [l for l in p.stderr.splitlines() if "is missing (data that must be there" in l]
+    assert p.returncode != 0 and len(said) == 1 and re.match(r"jigsaw-train: rank \d: ", said[0]), p.stderr
+    assert time.monotonic() - t0 < 60
 
 
 def test_rollout_loss_trains_alike_on_one_rank_and_a_2x2_mesh(store, tmp_path):

@@ -4,9 +4,11 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "parallel/communicator.h"
+#include "parallel/failure_report.h"
 
 using namespace jigsaw;
 
@@ -112,6 +114,18 @@ int main(int argc, char** argv) {
     auto place = PlaceOnHost(world->get());
     CHECK(place.ok());
     CHECK(place->local_rank == rank && place->local_ranks == (*world)->size());
+  }
+  // A failure report: every rank's message at rank 0 when all fail; one line when they agree, grouped when not.
+  {
+    auto report = OpenFailureReport();
+    CHECK(report != nullptr);
+    auto same = report->Gather("no such store", 60);
+    CHECK(same.has_value());
+    if (rank == 0) CHECK(FailureLines(*same) == std::vector<std::string>{"no such store"} && same->size() == 4);
+    if (rank != 0) CHECK(same->empty());
+    auto differ = report->Gather(rank % 2 ? "odd" : "even", 60);
+    CHECK(differ.has_value());
+    if (rank == 0) CHECK((FailureLines(*differ) == std::vector<std::string>{"ranks 0, 2: even", "ranks 1, 3: odd"}));
   }
   if (rank == 0) std::printf("communicator checks passed\n");
   MPI_Finalize();

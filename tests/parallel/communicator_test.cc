@@ -1,6 +1,7 @@
 // The communicator's data calls on one process (the MPI backend runs the same checks on 4 processes in
 // communicator_mpi_test.cc).
 #include "parallel/communicator.h"
+#include "parallel/failure_report.h"
 
 #include <gtest/gtest.h>
 
@@ -25,6 +26,14 @@ TEST(LocalCommunicator, DataCallsAreIdentitiesAndSendReachesTheNextRecv) {
   EXPECT_EQ(c->Send(a.data(), 3, 1).code(), StatusCode::kInvalidArgument);       // no rank 1
   ASSERT_TRUE(c->Send(a.data(), 3, 0).ok());
   EXPECT_EQ(c->Recv(got.data(), 2, 0).code(), StatusCode::kInvalidArgument);  // sizes must match
+}
+
+TEST(FailureReport, LinesSayEachMessageOnceWithItsRanks) {
+  using Lines = std::vector<std::string>;
+  EXPECT_EQ(FailureLines({"bad flag", "bad flag", "bad flag"}), Lines{"bad flag"});
+  EXPECT_EQ(FailureLines({"a", "b", "a", "c"}), (Lines{"ranks 0, 2: a", "rank 1: b", "rank 3: c"}));
+  EXPECT_EQ(FailureLines({"x", "y"}), (Lines{"rank 0: x", "rank 1: y"}));
+  EXPECT_TRUE(FailureLines({}).empty());
 }
 
 }  // namespace
