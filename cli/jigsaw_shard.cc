@@ -8,11 +8,13 @@
 #include <iostream>
 
 #include "cli/common_flags.h"
+#include "cli/mpi_world.h"
 #include "cli/progress.h"
 #include "base/human.h"
 #include "pipeline/shard/climatology.h"
 #include "pipeline/shard/describe.h"
 #include "pipeline/shard/plan.h"
+#include "pipeline/shard/shard_parts.h"
 #include "pipeline/shard/shard_store.h"
 #include "pipeline/shard/synthetic.h"
 
@@ -190,12 +192,24 @@ int main(int argc, char** argv) {
   plan_flags.Add(plan);
   plan->add_flag("--json", as_json, "machine-readable output");
 
-  std::string out_url;
-  auto* run = app.add_subcommand("run", "write the store (resumes a store of the same plan; refuses another plan)");
+  std::string out_url, part_text;
+  auto* run = app.add_subcommand(
+      "run",
+      "write the store (resumes a store of the same plan; refuses another plan). Under mpirun the ranks split the "
+      "times among them and rank 0 finishes the store");
   run_flags.Add(run);
   run->add_option("--out", out_url, "output store path or URL")->required();
+  run->add_option("--part", part_text,
+                  "I/N: write part I of N (1 <= I <= N) of the times, for job arrays without MPI; every part runs the "
+                  "same flags, and the last to end finishes the store (or `jigsaw-shard finish`)");
+
+
 
   std::string url;
+  auto* finish = app.add_subcommand(
+      "finish", "merge the parts of a store written with --part (statistics, checksum record, completion mark); "
+                "refuses while parts are missing, naming them and their times");
+  finish->add_option("URL", url, "store written by jigsaw-shard run --part")->required();
   auto* verify = app.add_subcommand("verify", "check completeness, checksums and metadata against the plan");
   verify->add_option("URL", url, "store written by jigsaw-shard run")->required();
   verify->add_flag("--json", as_json, "machine-readable output");
@@ -265,16 +279,38 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) {
+    cli::MpiWorld world;
+    if (!world.status().ok()) return Fail(world.status());
+    ShardPart part;
+    if (!part_text.empty()) {
+      auto parsed = ParseShardPart(part_text);
+      if (!parsed.ok()) return Fail(parsed.status());
+      if (world->size() > 1)
+        return Fail(InvalidArgumentError("--part and mpirun: under mpirun each rank runs one part by itself"));
+      part = *parsed;
+    } else if (world->size() > 1) {
+      part = ShardPart{world->rank(), world->size()};
+    }
     auto made = run_flags.Make();
-    if (!made.ok()) return Fail(made.status());
+    if (!made.ok()) return world.Fail("jigsaw-shard", made.status());
     auto out = OpenKvStore(out_url);
-    if (!out.ok()) return Fail(out.status());
-    cli::ProgressBar bar("shard", true);
+    if (!out.ok()) return world.Fail("jigsaw-shard", out.status());
+    cli::ProgressBar bar(part.whole() ? "shard" : "shard part " + part.ToString(), true);
+    // Under mpirun rank 0 finishes once every rank's part is written (a barrier); job-array parts finish
+    // whoever ends last.
     auto report = RunShard(
-        made->first, made->second, out->get(), [&](int64_t d, int64_t t) { bar.Update(d, t); }, std::cerr);
+        made->first, made->second, out->get(), [&](int64_t d, int64_t t) { bar.Update(d, t); }, std::cerr, part,
+        world->size() == 1);
     bar.Finish();
-    if (!report.ok()) return Fail(report.status());
-    std::cout << (*out)->url() << ": " << report->times_written << " time steps written, " << report->times_skipped
+    if (!report.ok()) return world.Fail("jigsaw-shard", report.status());
+    if (world->size() > 1) {
+      if (Status s = world->Barrier(); !s.ok()) return world.Fail("jigsaw-shard", s);
+      if (world->rank() == 0) {
+        if (Status s = FinishShardParts(out->get(), std::cerr); !s.ok()) return Fail(s);
+      }
+    }
+    std::cout << (*out)->url() << (part.whole() ? "" : " part " + part.ToString()) << ": " << report->times_written
+              << " time steps written, " << report->times_skipped
               << " already present; " << HumanBytes(report->bytes_written) << " in " << HumanDuration(report->seconds);
     if (report->seconds > 0 && report->bytes_written > 0)
       std::cout << " = " << HumanBytes(report->bytes_written / report->seconds) << "/s";
@@ -285,6 +321,10 @@ int main(int argc, char** argv) {
   }
   auto store = OpenKvStore(url);
   if (!store.ok()) return Fail(store.status());
+  if (finish->parsed()) {
+    Status s = FinishShardParts(store->get(), std::cout);
+    return s.ok() ? 0 : Fail(s);
+  }
   if (verify->parsed()) {
     auto problems = VerifyShardStore(store->get());
     if (!problems.ok()) return Fail(problems.status());

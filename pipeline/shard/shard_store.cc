@@ -139,6 +139,13 @@ class StatisticsAccumulator {
 
   // `sample` is time step ti of member m: [channel][lat][lon] as stored (widened to float); `previous` is
   // the member's step ti - 1 (or null). Both must stay valid until the member's next call.
+  // Member m's step before the first one this process adds (a part's first time): whether it counts.
+  void Prime(int64_t m, bool previous_used) { prev_used_[m] = previous_used; }
+  bool Uses(int64_t ti) const {
+    return ti >= p_.stats_begin && ti < p_.stats_end && !missing_.count(p_.times[ti]);
+  }
+  PartMoments moments() const { return {value_, tendency_}; }
+
   void Add(int64_t ti, int64_t m, const float* sample, const float* previous) {
     const bool use = ti >= p_.stats_begin && ti < p_.stats_end && !missing_.count(p_.times[ti]);
     if (!use) {
@@ -155,22 +162,7 @@ class StatisticsAccumulator {
     prev_used_[m] = true;
   }
 
-  json Result() const {
-    json stats;
-    std::vector<double> cols[6];
-    for (int64_t c = 0; c < p_.num_channels(); ++c) {
-      const Moments& v = value_[c];
-      const Moments& d = tendency_[c];
-      cols[0].push_back(v.n ? v.mean : NAN);
-      cols[1].push_back(v.population_std());
-      cols[2].push_back(v.n ? v.min : NAN);
-      cols[3].push_back(v.n ? v.max : NAN);
-      cols[4].push_back(d.n ? d.mean : NAN);
-      cols[5].push_back(d.population_std());
-    }
-    for (int i = 0; i < 6; ++i) stats[kShardStatNames[i]] = cols[i];
-    return stats;
-  }
+  json Result() const { return ShardStatistics(moments()); }
 
  private:
   const ShardPlan& p_;
@@ -198,7 +190,8 @@ Status WriteStatisticsArray(KvStore* out, int zarr_format, const std::string& na
 }
 
 Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::unique_ptr<Source>>& sources,
-                                KvStore* destination, const ShardProgressFn& progress, std::ostream& log) {
+                                KvStore* destination, const ShardProgressFn& progress, std::ostream& log,
+                                const ShardPart& part, bool finish_when_last) {
   // Every object written is recorded; the checksum record is the last object of a complete store.
   RecordingKvStore recording(destination);
   KvStore* const out = &recording;
@@ -245,7 +238,34 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
     report.times_skipped = static_cast<int64_t>(p.times.size());
     return report;
   }
-  // Metadata first, marked incomplete; coordinates.
+  // Parts: this one's blocks of K times, claimed; a part already done has nothing to write.
+  const int64_t T_all = static_cast<int64_t>(p.times.size()), K_all = std::max<int64_t>(1, p.options.time_per_shard);
+  const int64_t num_blocks = (T_all + K_all - 1) / K_all;
+  if (part.count > num_blocks) {
+    return InvalidArgumentError("--part " + part.ToString() + ": " + std::to_string(part.count) + " parts of " +
+                                std::to_string(T_all) + " times (" + std::to_string(num_blocks) + " blocks of " +
+                                std::to_string(K_all) + ") would leave parts without a time; use at most " +
+                                std::to_string(num_blocks) + " parts");
+  }
+  const auto [block_begin, block_end] = PartBlocks(num_blocks, part);
+  std::unique_ptr<PartClaim> claim;
+  if (resume) {
+    ASSIGN_OR_RETURN(PartsState parts, ReadPartsState(out));
+    if (parts.count && parts.count != part.count) {
+      return FailedPreconditionError(
+          out->url() + " is being written in " + std::to_string(parts.count) + " parts" +
+          (part.whole() ? "" : "; --part " + part.ToString() + " is a split into " + std::to_string(part.count)) +
+          ": run its parts with --part i/" + std::to_string(parts.count) + " (then jigsaw-shard finish)");
+    }
+    if (!part.whole() && parts.manifests.count(part.index)) {
+      log << out->url() << ": part " << part.ToString() << " is already done\n";
+      report.times_skipped = std::min(T_all, block_end * K_all) - block_begin * K_all;
+      if (finish_when_last && parts.missing().empty()) RETURN_IF_ERROR(FinishShardParts(destination, log));
+      return report;
+    }
+  }
+  // Metadata first, marked incomplete; coordinates. The root group is a store's first object, parts' too, so
+  // that a part starting beside another sees either nothing or a jigsaw-shard store.
   RETURN_IF_ERROR(WriteGroup(out, "", format, RootAttributes(p, false, nullptr)));
   ASSIGN_OR_RETURN(ArrayMetadata dm, DataMetadata(p));
   ASSIGN_OR_RETURN(auto data, Array::Create(out, "data", dm));
@@ -271,6 +291,9 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
                            std::string_view(reinterpret_cast<const char*>(p.grid.longitude.data()), p.nlon() * 8),
                            p.nlon(), {{"units", "degrees_east"}, {"standard_name", "longitude"}}));
 
+  if (!part.whole()) {
+    ASSIGN_OR_RETURN(claim, ClaimPart(destination, part, p.fingerprint()));
+  }
   // Data, K time steps (one shard row) at a time, member by member; blocks whose objects all exist are
   // skipped.
   std::set<std::string> present;
@@ -279,7 +302,7 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   const bool ensemble = !p.options.members.empty();
   const int64_t T = static_cast<int64_t>(p.times.size()), K = dm.chunks[0], M = p.num_members();
   const int64_t sample = p.num_channels() * p.nlat() * p.nlon();
-  const int64_t total_bytes = T * M * sample * p.element_size();
+  const int64_t total_bytes = (std::min(T, block_end * K) - block_begin * K) * M * sample * p.element_size();
   const DataType dt = dm.dtype;
   const auto grid = dm.grid();
   const int cd = ensemble ? 2 : 1;  // the channel dimension of data
@@ -294,7 +317,29 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   bool have_prev_block = false;
   std::string converted;
   StatisticsAccumulator stats(p);
-  for (int64_t t0 = 0; t0 < T; t0 += K) {
+  if (block_begin > 0) {
+    // A part after the first: the tendency from the time before its first, as stored (read from the
+    // sources and rounded to the stored type), so that the pair straddling the boundary counts once, here.
+    const int64_t before = block_begin * K - 1;
+    const bool prev_in_window = before + 1 - K < p.stats_end && before + 1 > p.stats_begin;
+    for (int64_t m = 0; m < M && prev_in_window; ++m) {
+      std::vector<float> one(sample);
+      RETURN_IF_ERROR(ReadSources(p, sources, m, before, before + 1, one));
+      if (dt.size == 2) {
+        std::string narrow(one.size() * 2, '\0');
+        for (size_t i = 0; i < one.size(); ++i) {
+          const uint16_t h = dt.name == "float16" ? FloatToHalf(one[i]) : FloatToBFloat16(one[i]);
+          std::memcpy(&narrow[i * 2], &h, 2);
+        }
+        ToFloats(narrow, dt, &one);
+      }
+      prev_bufs[m].assign(K * sample, 0.0f);
+      std::copy(one.begin(), one.end(), prev_bufs[m].begin() + (K - 1) * sample);
+      stats.Prime(m, stats.Uses(before));
+    }
+    have_prev_block = prev_in_window;
+  }
+  for (int64_t t0 = block_begin * K; t0 < std::min(T, block_end * K); t0 += K) {
     const int64_t t1 = std::min(T, t0 + K);
     const bool in_window = t0 < p.stats_end && t1 > p.stats_begin;
     bool block_written = false;
@@ -388,13 +433,35 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
         }
       }
       report.stats_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-      if (progress) progress((t0 * M + (t1 - t0) * (m + 1)) * sample * p.element_size(), total_bytes);
+      if (progress) {
+        progress(((t0 - block_begin * K) * M + (t1 - t0) * (m + 1)) * sample * p.element_size(), total_bytes);
+      }
     }
     (block_written ? report.times_written : report.times_skipped) += t1 - t0;
     std::swap(bufs, prev_bufs);
     have_prev_block = in_window && t1 - t0 == K;
   }
-  RETURN_IF_ERROR(WriteStaticFields(p, sources, out));
+  if (part.index == 0) RETURN_IF_ERROR(WriteStaticFields(p, sources, out));
+  if (!part.whole()) {
+    // The part's manifest (its moments and what it wrote), then the claim goes; the last part finishes.
+    json manifest = {{"store", "jigsaw-shard part"},
+                     {"fingerprint", p.fingerprint()},
+                     {"part", part.index + 1},
+                     {"parts", part.count},
+                     {"blocks", {block_begin, block_end}},
+                     {"times", {FormatIsoTime(p.times[block_begin * K]), FormatIsoTime(p.times[std::min(T, block_end * K) - 1])}},
+                     {"moments", MomentsToJson(stats.moments())},
+                     {"objects", json::parse(EncodeChecksumRecord(recording.Recorded()))},
+                     {"written_by", std::string("jigsaw ") + Version()}};
+    RETURN_IF_ERROR(destination->Write(PartManifestKey(part), manifest.dump()));
+    RETURN_IF_ERROR(claim->Release());
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (finish_when_last) {
+      ASSIGN_OR_RETURN(PartsState parts, ReadPartsState(destination));
+      if (parts.missing().empty()) RETURN_IF_ERROR(FinishShardParts(destination, log));
+    }
+    return report;
+  }
   // Statistics arrays, then the last metadata write marks the store complete.
   json result = stats.Result();
   for (const char* name : kShardStatNames) {

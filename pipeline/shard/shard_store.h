@@ -16,6 +16,7 @@
 
 #include "pipeline/grid/tile_grid.h"
 #include "pipeline/shard/plan.h"
+#include "pipeline/shard/shard_parts.h"
 #include "storage/kvstore/kvstore.h"
 #include "storage/zarr/dtype.h"
 
@@ -32,9 +33,12 @@ struct ShardRunReport {
 };
 
 // Writes (or resumes) the store at `out` for `plan`. Refuses an output that holds another plan, naming the
-// difference, or anything that is not a jigsaw-shard store.
+// difference, or anything that is not a jigsaw-shard store. With a `part` of several (pipeline/shard/
+// shard_parts.h) it writes that part's times and its manifest, and, when `finish_when_last` and every other
+// part is done, finishes the store.
 Result<ShardRunReport> RunShard(const ShardPlan& plan, const std::vector<std::unique_ptr<Source>>& sources,
-                                KvStore* out, const ShardProgressFn& progress, std::ostream& log);
+                                KvStore* out, const ShardProgressFn& progress, std::ostream& log,
+                                const ShardPart& part = {}, bool finish_when_last = true);
 
 // A jigsaw-shard store's layout as its root attributes record it, typed: what the loader, the bench and the
 // trainer read instead of walking the JSON.

@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "pipeline/shard/shard_store.h"
+#include "pipeline/shard/shard_parts.h"
 #include "pipeline/shard/static_fields.h"
 #include "storage/zarr/cf.h"
 #include "storage/zarr/group.h"
@@ -67,13 +68,29 @@ Status PrintShardStoreInfo(KvStore* store, bool as_json, std::ostream& out) {
     if (!info.static_channels.empty())
       for (const char* name : kStaticStatNames) RETURN_IF_ERROR(read_stats(name));
   }
+  // A store written in parts: which are done, which to do.
+  ASSIGN_OR_RETURN(PartsState parts, ReadPartsState(store));
+  std::vector<std::string> to_do = DescribeMissingParts(info.attributes["plan"], parts);
+  if (parts.count) {
+    json done = json::array();
+    for (const auto& [i, manifest] : parts.manifests) done.push_back(i + 1);
+    j["parts"] = {{"count", parts.count}, {"done", done}, {"to_do", to_do}};
+  }
   if (as_json) {
     out << j.dump(2) << "\n";
     return OkStatus();
   }
   const json& plan = info.attributes["plan"];
-  out << store->url() << ": " << (info.complete ? "complete" : "INCOMPLETE (run jigsaw-shard run again to finish)")
+  out << store->url() << ": "
+      << (info.complete    ? "complete"
+          : parts.count    ? "INCOMPLETE (written in parts: run those to do, then jigsaw-shard finish)"
+                           : "INCOMPLETE (run jigsaw-shard run again to finish)")
       << "\n";
+  if (parts.count) {
+    out << "parts: " << parts.manifests.size() << " of " << parts.count << " done";
+    for (const auto& line : to_do) out << "\n  to do: " << line;
+    out << "\n";
+  }
   const size_t e = info.members.empty() ? 0 : 1;  // data's dimensions after time move by one with members
   out << "data " << m.dtype.name << " [" << m.shape[0] << " time, "
       << (e ? std::to_string(m.shape[1]) + " member, " : "") << m.shape[1 + e] << " channel, " << m.shape[2 + e]
@@ -115,6 +132,11 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
   std::vector<std::string> problems;
   ASSIGN_OR_RETURN(ShardStoreInfo info, ReadShardStoreInfo(store));
   if (!info.complete) problems.push_back(store->url() + ": the store is not complete (the run did not finish)");
+  if (!info.complete) {
+    ASSIGN_OR_RETURN(PartsState parts, ReadPartsState(store));
+    for (const auto& line : DescribeMissingParts(info.attributes["plan"], parts))
+      problems.push_back(store->url() + ": " + line + " is not done");
+  }
   // Written last, after the store is marked complete (VerifyStore checks it against the nodes when present).
   ASSIGN_OR_RETURN(NodeMetadata root, ReadNodeMetadata(store, ""));
   if (root.consolidated.is_null()) {

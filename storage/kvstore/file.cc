@@ -144,7 +144,16 @@ class FileWriter final : public KvWriter {
     }
     if (options_.sync && ::fsync(fd_.get()) != 0) return ErrnoToStatus(errno, "fsync " + tmp_);
     if (::close(fd_.release()) != 0) return ErrnoToStatus(errno, "close " + tmp_);
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) return ErrnoToStatus(errno, "rename to " + path_);
+    if (options_.if_absent) {
+      // link(2) fails when the name exists: the one atomic create-if-absent a file system offers.
+      const int linked = ::link(tmp_.c_str(), path_.c_str());
+      const int link_errno = errno;
+      ::unlink(tmp_.c_str());
+      if (linked != 0 && link_errno == EEXIST) return FailedPreconditionError(path_ + " already exists");
+      if (linked != 0) return ErrnoToStatus(link_errno, "link to " + path_);
+    } else if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      return ErrnoToStatus(errno, "rename to " + path_);
+    }
     committed_ = true;
     if (options_.sync) return FsyncPath(dir_);
     return OkStatus();

@@ -46,7 +46,17 @@ struct WriteOptions {
   // page cache where the store and file system allow (O_DIRECT): no kernel copy, and the cache keeps what
   // is read (the training data). Ignored elsewhere.
   bool direct = false;
+  // Create only: kFailedPrecondition ("already exists") when the key has a value, atomically against other
+  // writers of the same key (a file: link(2); S3: a conditional PUT, If-None-Match: *; memory: under its
+  // lock). Stores that cannot say so refuse it (kUnimplemented). For claims that two processes must not
+  // both win (jigsaw-shard --part).
+  bool if_absent = false;
 };
+
+// The status a Write with if_absent returns when the key has a value.
+inline bool IsAlreadyExists(const Status& s) {
+  return s.code() == StatusCode::kFailedPrecondition && s.message().find("already exists") != std::string::npos;
+}
 
 struct ListEntry {
   std::string key;

@@ -27,9 +27,11 @@ class MemoryKvStore final : public KvStore {
     return ReadResult{false, it->second.substr(span->first, span->second - span->first)};
   }
 
-  Status Write(std::string_view key, std::string_view value, WriteOptions) override {
+  Status Write(std::string_view key, std::string_view value, WriteOptions options) override {
     RETURN_IF_ERROR(ValidateKey(key));
     std::lock_guard lock(data_->mu);
+    if (options.if_absent && data_->values.count(std::string(key)))
+      return FailedPreconditionError(url() + "/" + std::string(key) + " already exists");
     data_->values.insert_or_assign(std::string(key), std::string(value));
     return OkStatus();
   }

@@ -68,9 +68,17 @@ class S3KvStore : public KvStore {
     return true;
   }
 
-  Status Write(std::string_view key, std::string_view value, WriteOptions) override {
+  Status Write(std::string_view key, std::string_view value, WriteOptions options) override {
     RETURN_IF_ERROR(ValidateKey(key));
     if (o_.read_only) return UnimplementedError(ObjectUrl(key) + ": this store is read-only");
+    if (options.if_absent) {
+      // S3's conditional write: 412 when the key exists (AWS since 2024, MinIO, moto).
+      std::string body;
+      ASSIGN_OR_RETURN(auto r, Send("PUT", ObjectPath(key), {}, {{"If-None-Match", "*"}}, value, &body));
+      if (r.status == 412) return FailedPreconditionError(ObjectUrl(key) + " already exists");
+      if (r.status != 200) return IoError(ObjectUrl(key) + ": conditional write: " + Describe(r, body));
+      return OkStatus();
+    }
     Status st = static_cast<int64_t>(value.size()) >= o_.multipart_threshold ? WriteMultipart(key, value)
                                                                              : WriteSingle(key, value);
     return st.Annotate(ObjectUrl(key));
