@@ -202,6 +202,10 @@ int main(int argc, char** argv) {
   run->add_option("--part", part_text,
                   "I/N: write part I of N (1 <= I <= N) of the times, for job arrays without MPI; every part runs the "
                   "same flags, and the last to end finishes the store (or `jigsaw-shard finish`)");
+  bool no_finish = false;
+  run->add_flag("--no-finish", no_finish,
+                "with --part: leave the finish to `jigsaw-shard finish` (a job that depends on the array's parts), "
+                "even when this part ends last");
 
 
 
@@ -300,7 +304,7 @@ int main(int argc, char** argv) {
     // whoever ends last.
     auto report = RunShard(
         made->first, made->second, out->get(), [&](int64_t d, int64_t t) { bar.Update(d, t); }, std::cerr, part,
-        world->size() == 1);
+        world->size() == 1 && !no_finish);
     bar.Finish();
     if (!report.ok()) return world.Fail("jigsaw-shard", report.status());
     if (world->size() > 1) {

@@ -135,7 +135,7 @@ Result<std::vector<std::string>> VerifyShardStore(KvStore* store) {
   if (!info.complete) {
     ASSIGN_OR_RETURN(PartsState parts, ReadPartsState(store));
     for (const auto& line : DescribeMissingParts(info.attributes["plan"], parts))
-      problems.push_back(store->url() + ": " + line + " is not done");
+      problems.push_back(store->url() + ": not done: " + line);
   }
   // Written last, after the store is marked complete (VerifyStore checks it against the nodes when present).
   ASSIGN_OR_RETURN(NodeMetadata root, ReadNodeMetadata(store, ""));
