@@ -1,7 +1,9 @@
 #include "pipeline/shard/shard_parts.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -120,7 +122,11 @@ Result<std::unique_ptr<PartClaim>> ClaimPart(KvStore* store, const ShardPart& pa
     if (!held.ok() && held.status().code() != StatusCode::kNotFound) return held.status();
     // An object store may answer a retried conditional write with 412 although the first one landed: ours.
     const bool ours = held.ok() && held->value("token", "") == token;
-    if (held.ok() && !ours && held->value("expires", 0.0) > Now()) {
+    // A claim of this host whose process is gone (killed, the node's job cancelled): no need to wait out
+    // its lease.
+    const bool gone = held.ok() && held->value("host", "") == host &&
+                      kill(static_cast<pid_t>(held->value("pid", int64_t{0})), 0) != 0 && errno == ESRCH;
+    if (held.ok() && !ours && !gone && held->value("expires", 0.0) > Now()) {
       return FailedPreconditionError(
           "part " + part.ToString() + " is being written by " + held->value("host", "?") + " (pid " +
           std::to_string(held->value("pid", int64_t{0})) + "), whose claim " + store->url() + "/" + key +

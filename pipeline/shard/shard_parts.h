@@ -11,7 +11,8 @@
 // Claims: a part first creates jigsaw-parts/part-I-of-N.claim with a conditional write (a file: link(2); S3:
 // If-None-Match: *, which S3, MinIO and moto honour; no locks needed), holding a lease it renews while it
 // runs. A second process claiming the same part is refused while the lease runs; a killed part's claim
-// lapses (kPartLeaseSeconds) and its rerun takes it over and resumes.
+// lapses (kPartLeaseSeconds), or at once on the host that held it when its process is gone, and its rerun
+// takes it over and resumes.
 #pragma once
 
 #include <map>

@@ -163,3 +163,32 @@ def test_parts_on_s3_through_faults(jigsaw, source, tmp_path):
         assert r.returncode == 1 and "being written by node3" in r.stderr, r.stderr
     assert sum(faults[k] for k in ("503", "reset", "truncate", "stall")) >= 3, faults
     assert_same_store(jigsaw, tmp_path / "copied.zarr", tmp_path / "whole.zarr")
+
+
+def test_a_part_killed_by_sigkill_reruns_alone_to_the_same_store(jigsaw, tmp_path):
+    """SIGKILL a part while it writes (its claim left behind, its process gone): rerun on this host, it takes
+    the claim over at once, writes what is missing, and the store equals one process's byte for byte."""
+    import signal
+    import subprocess
+    jigsaw.shard("synth", tmp_path / "src.zarr", "--grid", "91x180", "--times", "40")
+    args = ["--source", tmp_path / "src.zarr", "--vars", "z,t,u,v,q", "--tiles", "1x1x1"]
+    jigsaw.shard("run", *args, "--out", tmp_path / "whole.zarr")
+    out = tmp_path / "parts.zarr"
+    jigsaw.shard("run", *args, "--part", "1/2", "--out", out)
+    cmd = [str(BIN_DIR / "jigsaw-shard"), "run", *map(str, args), "--part", "2/2", "--threads", "1", "--out", str(out)]
+    for attempt in range(5):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline and p.poll() is None and not (out / "data" / "c" / "21").exists():
+            time.sleep(0.005)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        if not (out / "jigsaw-parts" / "part-0002-of-0002.json").exists():
+            break  # killed mid-way
+    assert (out / "jigsaw-parts" / "part-0002-of-0002.claim").exists()
+    assert not (out / "jigsaw-parts" / "part-0002-of-0002.json").exists()
+    written = len(list((out / "data" / "c").iterdir()))
+    assert 20 <= written < 40, written
+    r = jigsaw.shard("run", *args, "--part", "2/2", "--out", out)
+    assert "parts merged" in r.stderr, r.stderr
+    assert_same_store(jigsaw, out, tmp_path / "whole.zarr")
