@@ -64,6 +64,7 @@ def make_handler(state, upstream):
             return local.conn
 
         def _reset(self):
+            self._answered()
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
@@ -72,9 +73,17 @@ def make_handler(state, upstream):
             with state.lock:
                 state.in_flight += 1
                 state.counts["max_in_flight"] = max(state.counts["max_in_flight"], state.in_flight)
+            self.counted = True
             try:
                 self._serve()
             finally:
+                self._answered()
+
+        def _answered(self):
+            # A request stops counting before its answer leaves: the client may send its next request the
+            # moment it has the answer, before this thread would get back to the count.
+            if self.counted:
+                self.counted = False
                 with state.lock:
                     state.in_flight -= 1
 
@@ -99,6 +108,7 @@ def make_handler(state, upstream):
                 return self._reset()
             if kind in ("503", "429"):  # S3's SlowDown, and the Too Many Requests of HTTP servers and GCS
                 err = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                self._answered()
                 self.send_response(int(kind))
                 self.send_header("Content-Length", str(len(err)))
                 self.end_headers()
@@ -121,6 +131,7 @@ def make_handler(state, upstream):
                     local.conn = None
                     if attempt == 1:
                         return self._reset()
+            self._answered()
             self.send_response(resp.status, resp.reason)
             for k, v in resp.getheaders():
                 if k.lower() not in HOP_HEADERS and (k.lower() != "content-length" or self.command == "HEAD"):
