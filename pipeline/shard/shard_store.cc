@@ -13,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "storage/zarr/cf.h"
 #include "storage/zarr/group.h"
@@ -198,8 +199,15 @@ Result<ShardRunReport> RunShard(const ShardPlan& p, const std::vector<std::uniqu
   auto start = std::chrono::steady_clock::now();
   ShardRunReport report;
   const int format = p.options.zarr_format;
-  // What is there already?
+  // What is there already? Parts starting side by side (mpirun) may find another's first object half made
+  // (a temporary file before its rename): they wait for the root group it is writing.
   auto existing = ReadNodeMetadata(out, "");
+  for (int wait = 0; !part.whole() && wait < 100 && existing.status().code() == StatusCode::kNotFound; ++wait) {
+    ASSIGN_OR_RETURN(bool empty, out->IsEmpty());
+    if (empty) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    existing = ReadNodeMetadata(out, "");
+  }
   bool resume = false;
   if (existing.ok()) {
     const json& attrs = existing->attributes;
