@@ -50,15 +50,19 @@ class Fd {
 
 Status MakeDirs(const std::string& dir) {
   if (dir.empty()) return OkStatus();
-  struct stat st;
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return OkStatus();
-    return FailedPreconditionError("not a directory: " + dir);
+  for (int attempt = 0;; ++attempt) {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) return OkStatus();
+      return FailedPreconditionError("not a directory: " + dir);
+    }
+    size_t slash = dir.rfind('/');
+    if (slash != std::string::npos && slash > 0) RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
+    if (::mkdir(dir.c_str(), 0777) == 0 || errno == EEXIST) return OkStatus();
+    // ENOENT: another process (writers of one store side by side) removed the parent made above when it
+    // emptied it; make the chain again.
+    if (errno != ENOENT || attempt == 8) return ErrnoToStatus(errno, "mkdir " + dir);
   }
-  size_t slash = dir.rfind('/');
-  if (slash != std::string::npos && slash > 0) RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
-  if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) return ErrnoToStatus(errno, "mkdir " + dir);
-  return OkStatus();
 }
 
 Status FsyncPath(const std::string& path) {
