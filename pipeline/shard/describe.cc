@@ -14,14 +14,7 @@ namespace jigsaw {
 namespace {
 
 std::string KindOf(std::string_view url) {
-  auto ends = [&](std::string_view suffix) {
-    return url.size() >= suffix.size() && url.substr(url.size() - suffix.size()) == suffix;
-  };
-  for (auto s : {".nc", ".nc4", ".netcdf"})
-    if (ends(s)) return "NetCDF";
-  for (auto s : {".grib", ".grb", ".grib1", ".grib2", ".grb2"})
-    if (ends(s)) return "GRIB";
-  return "Zarr";
+  return IsNetcdfPath(url) ? "NetCDF" : IsGribPath(url) ? "GRIB" : "Zarr";
 }
 
 // The spacing of evenly spaced coordinates (the mean step; null when they are not evenly spaced).

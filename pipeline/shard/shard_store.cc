@@ -148,8 +148,7 @@ class StatisticsAccumulator {
   PartMoments moments() const { return {value_, tendency_}; }
 
   void Add(int64_t ti, int64_t m, const float* sample, const float* previous) {
-    const bool use = ti >= p_.stats_begin && ti < p_.stats_end && !missing_.count(p_.times[ti]);
-    if (!use) {
+    if (!Uses(ti)) {
       prev_used_[m] = false;
       return;
     }

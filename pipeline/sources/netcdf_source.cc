@@ -257,6 +257,8 @@ class NetcdfSource final : public Source {
   std::vector<int64_t> members_;  // along the member dimension, when longer than 1
 };
 
+}  // namespace
+
 bool IsNetcdfPath(std::string_view p) {
   return p.ends_with(".nc") || p.ends_with(".nc4") || p.ends_with(".netcdf") || p.ends_with(".cdf");
 }
@@ -265,8 +267,6 @@ bool IsGribPath(std::string_view p) {
   return p.ends_with(".grib") || p.ends_with(".grb") || p.ends_with(".grib1") || p.ends_with(".grib2") ||
          p.ends_with(".grb2");
 }
-
-}  // namespace
 
 Result<std::string> FetchSourceObject(std::string_view url) {
   size_t slash = url.rfind('/');

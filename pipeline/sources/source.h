@@ -93,6 +93,9 @@ Result<std::unique_ptr<Source>> OpenGribSource(std::string_view path, const Sour
 // Chooses by the path: *.nc / *.nc4 / *.netcdf files are NetCDF, *.grib / *.grb / *.grib2 / *.grb2 GRIB,
 // everything else Zarr; globs expand to one source per matching file (sorted), opened in parallel.
 Result<std::vector<std::unique_ptr<Source>>> OpenSources(std::string_view spec, const SourceOptions& options = {});
+// The suffixes OpenSources goes by: NetCDF files, GRIB files (anything else is a Zarr store).
+bool IsNetcdfPath(std::string_view path);
+bool IsGribPath(std::string_view path);
 
 // The whole object at `url` (a NetCDF or GRIB file in an object store), for libraries that read local files
 // or memory only.
