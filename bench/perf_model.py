@@ -15,13 +15,24 @@ one step's GEMM); the data-parallel sums beside the backward (each parameter's s
 final), except the embedding's, final only at the backward's end, whose sum is the step's tail.
 
   python3 bench/perf_model.py [--gemm-tflops 200] [--nvlink-gbs 450] [--ib-gbs 50] [--bytes-per-element 2]
+                              [--io-gbs 2] [--io-share-tiles S] [--io-share-whole S] [--stored-ratio R]
 
 The defaults: the bf16 rate cuBLAS reached at this model's own GEMM shapes on an H200 (bench/RESULTS.md:
 ~200 TFLOP/s for tokens of 1152; larger token counts run nearer 790), an H100/H200 node's NVLink (450 GB/s
 each way per GPU) and one 400 Gb/s InfiniBand port per GPU. The paper's 256-GPU run is the comparison:
 9-11 PFLOP/s and 68-72% weak-scaling efficiency (A100s, TF32).
+
+The I/O term: each GPU reads its step's data through a link of --io-gbs, of which a reader uses the share that
+bench_io_scaling.py measured; jigsaw reads the rank's tile of each sample (1/s^2 of it), whole-sample loaders
+the whole sample. The loader prefetches, so a step takes the larger of its compute time and its read time.
 """
 import argparse
+
+# The shares of a per-rank link's bandwidth that the readers used in bench_io_scaling.py (bench/RESULTS.md),
+# and the stored size of its synthetic ERA5 sample per float32 byte.
+IO_SHARE_TILES = 1.0
+IO_SHARE_WHOLE = 1.0
+STORED_RATIO = 0.6
 
 
 def products(T, D, F, Hs, Hf, L, B, phases=False):
@@ -67,7 +78,7 @@ def pipelined_seconds(costs, s, flop_rate, byte_rate):
     return total
 
 
-def main():
+def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--channels", type=int, default=69)
     p.add_argument("--grid", default="720x1440")
@@ -83,7 +94,21 @@ def main():
     p.add_argument("--ib-gbs", type=float, default=50.0)
     p.add_argument("--bytes-per-element", type=int, default=2,
                    help="a broadcast block's element: 2 with bf16 products, 4 with float32 (partial sums: 4)")
-    a = p.parse_args()
+    p.add_argument("--io-gbs", type=float, default=2.0,
+                   help="each GPU's read bandwidth from the data's storage, GB/s (its share of a node's NICs or "
+                        "of a parallel file system)")
+    p.add_argument("--io-share-tiles", type=float, default=IO_SHARE_TILES,
+                   help="the share of that bandwidth jigsaw's tile reads use (bench_io_scaling.py measures it)")
+    p.add_argument("--io-share-whole", type=float, default=IO_SHARE_WHOLE,
+                   help="the share whole-sample reads (xarray + zarr in a DataLoader) use (bench_io_scaling.py)")
+    p.add_argument("--stored-ratio", type=float, default=STORED_RATIO,
+                   help="stored bytes per float32 byte of a sample (its compression; bench_io_scaling.py prints it)")
+    return p
+
+
+def model(a):
+    """The model's sizes and, per replica count, the step's terms in seconds: no overlap, full overlap, as built,
+    and each rank's I/O per step with tile reads and with whole-sample reads."""
     h, w = map(int, a.grid.split("x"))
     T, F = (h // a.patch) * (w // a.patch), a.channels * a.patch ** 2
     s = a.mesh
@@ -95,23 +120,61 @@ def main():
                                                  a.bytes_per_element, a.batch, ph), s, a.gemm_tflops * 1e12,
                                    a.nvlink_gbs * 1e9) for ph in ("forward", "backward")}
     embed_share = a.dim * F / s ** 2 / params  # the embedding's gradient: summed after the backward
-    print(f"WeatherMixer D={a.dim}, {a.depth} blocks, {T} tokens, F={F}; mesh {s}x{s}, batch {a.batch} per replica")
-    print(f"per rank per step: {flops / 1e12:.2f} TFLOP, {mesh_bytes / 1e9:.2f} GB exchanged in the block products, "
-          f"{params * 4 / 1e9:.2f} GB of float32 gradients")
-    print(f"{'GPUs':>6} {'replicas':>8} {'step s (no overlap)':>20} {'step s (overlap)':>17} {'PFLOP/s':>16} "
-          f"{'weak scaling':>14} {'as built: s':>12} {'PFLOP/s':>8} {'scaling':>8}")
-    base = None
+    # A step reads `batch` samples per replica: the rank's tile of each (jigsaw), or each whole sample.
+    sample_bytes = a.channels * h * w * 4 * a.stored_ratio
+    io_tiles = a.batch * sample_bytes / s ** 2 / (a.io_gbs * 1e9 * a.io_share_tiles)
+    io_whole = a.batch * sample_bytes / (a.io_gbs * 1e9 * a.io_share_whole)
+    rows = []
     for r in (1, 2, 4, 8, 16, 32, 64):
         dp = 2 * (r - 1) / r * params * 4 / (a.ib_gbs * 1e9) if r > 1 else 0.0
         comm = mesh_comm + dp
         lo, hi = max(compute, comm), compute + comm
         mid = built["forward"] + max(built["backward"], (1 - embed_share) * dp) + embed_share * dp
+        rows.append({"gpus": r * s * s, "replicas": r, "no_overlap": hi, "overlap": lo, "built": mid,
+                     "io_tiles": io_tiles, "io_whole": io_whole})
+    return {"T": T, "F": F, "flops": flops, "mesh_bytes": mesh_bytes, "params": params,
+            "sample_bytes": sample_bytes, "rows": rows}
+
+
+def main():
+    a = parser().parse_args()
+    m = model(a)
+    s, flops = a.mesh, m["flops"]
+    print(f"WeatherMixer D={a.dim}, {a.depth} blocks, {m['T']} tokens, F={m['F']}; mesh {s}x{s}, batch {a.batch} "
+          f"per replica")
+    print(f"per rank per step: {flops / 1e12:.2f} TFLOP, {m['mesh_bytes'] / 1e9:.2f} GB exchanged in the block "
+          f"products, {m['params'] * 4 / 1e9:.2f} GB of float32 gradients")
+    print(f"{'GPUs':>6} {'replicas':>8} {'step s (no overlap)':>20} {'step s (overlap)':>17} {'PFLOP/s':>16} "
+          f"{'weak scaling':>14} {'as built: s':>12} {'PFLOP/s':>8} {'scaling':>8}")
+    base = None
+    for row in m["rows"]:
+        lo, hi, mid, gpus = row["overlap"], row["no_overlap"], row["built"], row["gpus"]
         base = base or (lo, hi, mid)
-        gpus = r * s * s
-        print(f"{gpus:>6} {r:>8} {hi:>20.4f} {lo:>17.4f} {gpus * flops / hi / 1e15:>7.2f}-{gpus * flops / lo / 1e15:<7.2f} "
+        print(f"{gpus:>6} {row['replicas']:>8} {hi:>20.4f} {lo:>17.4f} "
+              f"{gpus * flops / hi / 1e15:>7.2f}-{gpus * flops / lo / 1e15:<7.2f} "
               f"{100 * base[1] / hi:>5.0f}-{100 * base[0] / lo:<5.0f}% {mid:>12.4f} {gpus * flops / mid / 1e15:>8.2f} "
               f"{100 * base[2] / mid:>7.0f}%")
     print("the paper, 256 A100s (TF32): 9-11 PFLOP/s, 68-72% weak-scaling efficiency")
+
+    # I/O: the loader prefetches, so a step takes the larger of its compute-and-communication time and the
+    # time its rank needs to read the step's data; I/O bounds the run where the second is larger.
+    print(f"\nI/O: {a.io_gbs:g} GB/s per GPU; a sample is {m['sample_bytes'] / 1e6:.0f} MB stored "
+          f"({a.stored_ratio:.2f} of float32); jigsaw's tile reads use {100 * a.io_share_tiles:.0f}% of the link, "
+          f"whole-sample reads {100 * a.io_share_whole:.0f}% (bench_io_scaling.py)")
+    print(f"{'GPUs':>6} {'as built: s':>12} {'tile reads: s':>14} {'step s':>8} {'PFLOP/s':>8} {'bound':>8} "
+          f"{'whole reads: s':>15} {'step s':>8} {'PFLOP/s':>8} {'bound':>8}")
+    for row in m["rows"]:
+        cells = []
+        for io in (row["io_tiles"], row["io_whole"]):
+            step = max(row["built"], io)
+            cells.append(f"{io:>8.4f} {step:>8.4f} {row['gpus'] * flops / step / 1e15:>8.2f} "
+                         f"{'I/O' if io > row['built'] else 'compute':>8}")
+        print(f"{row['gpus']:>6} {row['built']:>12.4f} {cells[0]:>23} {cells[1]:>24}")
+    big = m["rows"][-1]
+    for name, share, io in (("tile reads", a.io_share_tiles, big["io_tiles"]),
+                            ("whole-sample reads", a.io_share_whole, big["io_whole"])):
+        need = io * a.io_gbs / big["built"]
+        print(f"{big['gpus']} GPUs, {name}: I/O stops bounding the step at {need:.1f} GB/s per GPU or more")
 
 
 if __name__ == "__main__":

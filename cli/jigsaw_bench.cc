@@ -12,6 +12,7 @@
 #include <optional>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "cli/common_flags.h"
 #include "pipeline/sources/grib_index.h"
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
 
   LoaderOptions lo;
   double seconds = 10;
+  double step_seconds = 0;
   auto* loader = app.add_subcommand("loader", "run the prefetch loader for one rank and report what it delivers");
   loader->add_option("URL", url, "store written by jigsaw-shard")->required();
   loader->add_option("--rank", lo.rank, "model-parallel rank (its tile)");
@@ -97,6 +99,13 @@ int main(int argc, char** argv) {
   std::string batch_type = "float32";
   loader->add_option("--dtype", batch_type, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
   loader->add_option("--seconds", seconds, "how long to run (default 10)")->check(cli::AtLeast(0.001));
+  loader->add_option("--step-seconds", step_seconds,
+                     "stand-in compute: sleep this long after each batch, as a training step would take "
+                     "(the loader prefetches meanwhile); the --json report's wait_share is then the run's share "
+                     "spent waiting for data, and steady_wait_share and steady_samples_per_s the same once the "
+                     "pipeline is full (from the arrival of batch --prefetch to the last's; first_batch_seconds "
+                     "is the fill)")
+      ->check(cli::AtLeast(0.0));
   loader->add_option("--max-batches", repeats, "stop after this many batches (default: by time)")
       ->check(cli::AtLeast(1));
 
@@ -255,14 +264,24 @@ int main(int argc, char** argv) {
     lo.threads = common.threads;
     lo.dtype = ParseBatchType(batch_type).value();  // checked by the flag
     if (loader->count("--max-batches") == 0) repeats = -1;
+    using Clock = std::chrono::steady_clock;
+    auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+    const auto opened = Clock::now();
     auto l = Loader::Open(url, lo);
     if (!l.ok()) return Fail(l.status());
-    auto start = std::chrono::steady_clock::now();
+    auto start = Clock::now();
     int64_t batches = 0;
+    // The steady state: from the arrival of batch `prefetch` (the pipeline's depth: the batches read at once
+    // while it fills, which arrive together where bandwidth is short) to the last's, and the waits in between.
+    std::vector<double> arrivals, waits;
     while (true) {
+      const auto asked = Clock::now();
       auto b = (*l)->Next();
       if (!b.ok()) return Fail(b.status());
+      waits.push_back(since(asked));
+      arrivals.push_back(since(opened));
       ++batches;
+      if (step_seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(step_seconds));
       if (repeats > 0 && batches >= repeats) break;
       if (repeats < 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= seconds)
         break;
@@ -278,9 +297,20 @@ int main(int argc, char** argv) {
                         {"gb_per_s", st.bytes_delivered / st.seconds / 1e9},
                         {"read_amplification", st.read_amplification()},
                         {"consumer_wait_seconds", st.consumer_wait_seconds},
+                        {"step_seconds", step_seconds},
+                        {"wait_share", st.consumer_wait_seconds / st.seconds},
+                        {"first_batch_seconds", arrivals.front()},
                         {"bytes_read", st.bytes_read},
                         {"batch_bytes", (*l)->batch_bytes()},
                         {"allocator", (*l)->allocator_name()}};
+    const size_t from = static_cast<size_t>(lo.prefetch);  // arrivals[from - 1]: the pipeline is full
+    if (arrivals.size() > from && arrivals.back() > arrivals[from - 1]) {
+      const double window = arrivals.back() - arrivals[from - 1];
+      double waited = 0;
+      for (size_t i = from; i < waits.size(); ++i) waited += waits[i];
+      j["steady_samples_per_s"] = static_cast<double>((arrivals.size() - from) * lo.batch_size) / window;
+      j["steady_wait_share"] = waited / window;
+    }
     if (as_json) {
       std::cout << j.dump(2) << "\n";
     } else {

@@ -254,6 +254,30 @@ def test_requests_in_flight_are_bounded_and_overlap(jigsaw, moto, source):
             assert seen >= 3, seen  # requests overlap, though this machine has 2 cores
 
 
+def test_the_capped_proxy_paces_every_connection_together(moto):
+    # bench_io_scaling.py's per-rank link: 4 MB over 4 connections at once through a 10 MB/s cap take 0.4 s
+    # (less a 256 kB burst), however many connections share it; boto3 reads the bytes unchanged.
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    import boto3
+    import botocore.config
+    body = np.random.default_rng(0).bytes(1_000_000)
+    moto.client().put_object(Bucket="bkt", Key="capped/obj", Body=body)
+    with FaultProxy(moto.endpoint, rate=0, cap_mb_s=10) as proxy:
+        client = boto3.client("s3", endpoint_url=proxy.url, aws_access_key_id="testing",
+                              aws_secret_access_key="testing", region_name="us-east-1",
+                              config=botocore.config.Config(max_pool_connections=4))
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(4) as ex:
+            got = list(ex.map(lambda _: client.get_object(Bucket="bkt", Key="capped/obj")["Body"].read(), range(4)))
+        seconds = time.perf_counter() - t0
+        stats = proxy.stats()
+    assert all(g == body for g in got)
+    assert stats["bytes_out"] == 4_000_000 and stats["max_in_flight"] >= 2, stats
+    assert 0.37 <= seconds <= 1.5, seconds
+    assert 0.37 <= stats["t_last_out"] - stats["t_first_out"] <= 0.5, stats
+
+
 def test_netcdf_sources_given_as_urls(jigsaw, moto, tmp_path):
     """A CDS NetCDF file read from an http(s) URL (nginx) and from s3:// (moto) makes the same store as from disk."""
     import netCDF4

@@ -4,9 +4,14 @@ chosen fraction of requests, returns a 503 SlowDown, resets the connection, trun
 
   fault_proxy.py --upstream http://127.0.0.1:9000 [--port 0] [--rate 0.1] [--seed 1]
                  [--kinds 503,429,reset,truncate,stall] [--stall-s 3] [--gone-after N] [--fail-parts]
+                 [--cap-mb-s R]
 
-Prints "port N" on stdout once listening. GET /__proxy_stats answers JSON counts of what it did, and the
-most requests it had in flight at once.
+Prints "port N" on stdout once listening. GET /__proxy_stats answers JSON counts of what it did, the most
+requests it had in flight at once, the answer bytes it sent and when it sent the first and the last (Unix
+seconds: bytes_out, t_first_out, t_last_out).
+With --cap-mb-s R the answers' bytes, over all connections together, leave at R MB/s at most (a token bucket
+with a 256 kB burst): one proxy per client stands in for that client's share of a link (a node's NIC, its
+share of a parallel file system). --rate 0 injects no faults.
 Requests that change state (PUT, POST, DELETE) are faulted only before they reach the server (503,
 reset, stall), as a dropped request would be; GET and HEAD can also be cut after the server answered
 (truncate). With --gone-after N the proxy stops listening after N requests, like a server that died.
@@ -26,12 +31,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"}
 
 
+class TokenBucket:
+    """Paces bytes to `rate` per second over every thread that sends through it, allowing `burst` at once."""
+
+    def __init__(self, rate, burst=256 * 1024):
+        self.rate, self.burst = rate, burst
+        self.lock = threading.Lock()
+        self.t = 0.0  # when the bytes granted so far will have left at `rate`
+
+    def take(self, n):
+        with self.lock:
+            now = time.monotonic()
+            self.t = max(self.t, now) + n / self.rate
+            wait = self.t - self.burst / self.rate - now
+        if wait > 0:
+            time.sleep(wait)
+
+
 class State:
     def __init__(self, args):
         self.args = args
         self.rng = random.Random(args.seed)
         self.lock = threading.Lock()
-        self.counts = {"requests": 0, "signed": 0, "503": 0, "429": 0, "reset": 0, "truncate": 0, "stall": 0, "max_in_flight": 0}
+        self.counts = {"requests": 0, "signed": 0, "503": 0, "429": 0, "reset": 0, "truncate": 0, "stall": 0, "max_in_flight": 0,
+                       "bytes_out": 0, "t_first_out": None, "t_last_out": None}
+        self.bucket = TokenBucket(args.cap_mb_s * 1e6) if args.cap_mb_s else None
         self.in_flight = 0
         self.kinds = [k for k in args.kinds.split(",") if k]
 
@@ -144,7 +168,19 @@ def make_handler(state, upstream):
                 self.wfile.flush()
                 return self._reset()
             if self.command != "HEAD":
-                self.wfile.write(data)
+                self._send_body(data)
+
+        def _send_body(self, data):
+            piece = 64 * 1024
+            for i in range(0, len(data), piece):
+                if state.bucket:
+                    state.bucket.take(min(piece, len(data) - i))
+                self.wfile.write(data[i:i + piece])
+                with state.lock:
+                    c = state.counts
+                    c["bytes_out"] += min(piece, len(data) - i)
+                    c["t_last_out"] = time.time()
+                    c["t_first_out"] = c["t_first_out"] or c["t_last_out"]
 
         do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 
@@ -161,6 +197,7 @@ def main():
     p.add_argument("--stall-s", type=float, default=3.0)
     p.add_argument("--fail-parts", action="store_true", help="answer 503 to every multipart part upload")
     p.add_argument("--gone-after", type=int, default=0)
+    p.add_argument("--cap-mb-s", type=float, default=0.0, help="the answers' bandwidth, all connections together")
     args = p.parse_args()
     state = State(args)
     ThreadingHTTPServer.allow_reuse_address = True

@@ -140,9 +140,10 @@ class FaultProxy:
     """fault_proxy.py in front of `upstream`; see its docstring for the options."""
 
     def __init__(self, upstream, rate=0.1, seed=1, kinds="503,429,reset,truncate,stall", stall_s=3.0, gone_after=0,
-                 port=0, fail_parts=False):
+                 port=0, fail_parts=False, cap_mb_s=0.0):
         self.args = ["--upstream", upstream, "--rate", str(rate), "--seed", str(seed), "--kinds", kinds,
-                     "--stall-s", str(stall_s), "--gone-after", str(gone_after), "--port", str(port)]
+                     "--stall-s", str(stall_s), "--gone-after", str(gone_after), "--port", str(port),
+                     "--cap-mb-s", str(cap_mb_s)]
         if fail_parts:
             self.args.append("--fail-parts")
 
