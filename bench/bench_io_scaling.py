@@ -31,6 +31,7 @@ time here runs (stands-for / cap) x (this grid's points / 0.25 degree's) times s
 
 usage: .venv/bin/python bench/bench_io_scaling.py [--grid 361x720] [--times 8] [--samples 12] [--cap-mb-s 8]
                                                   [--meshes 1,2,3] [--stands-for-gbs 2] [--json FILE]
+       .venv/bin/python bench/bench_io_scaling.py --from-json FILE   (the report of a saved run)
 Needs /usr/bin/python3 with python3-torch, python3-xarray, python3-zarr, python3-aiohttp (scripts/setup).
 """
 import argparse
@@ -52,7 +53,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import perf_model  # noqa: E402
 from servers import FaultProxy, Moto  # noqa: E402
 
-BIN = ROOT / "build" / "cli"
+BIN = Path(os.environ.get("JIGSAW_BIN_DIR") or ROOT / "build" / "cli")  # the tests point it at their build
 BUCKET = "era5"
 VARS = "z,t,q,u,v,t2m,msl,u10,v10"
 
@@ -175,8 +176,11 @@ def main():
                    help="the per-GPU read bandwidth the cap stands for at 0.25 degree (sets the stand-in step)")
     p.add_argument("--step-s", type=float, help="the stand-in compute step (default: derived, see above)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the uncapped runs")
-    p.add_argument("--json", help="write every row here")
+    p.add_argument("--json", help="write the run here (every row, as measured)")
+    p.add_argument("--from-json", help="print the report of a run --json wrote, and run nothing")
     a = p.parse_args()
+    if a.from_json:
+        return report(json.loads(Path(a.from_json).read_text()))
     meshes = [int(m) for m in a.meshes.split(",")]
     contenders = a.contenders.split(",")
     h, w = map(int, a.grid.split("x"))
@@ -226,15 +230,25 @@ def main():
                 print(f"  {c} {s}x{s}: {row['group_samples_per_s']:.3f} samples/s, cap share "
                       f"{100 * row['cap_share_min']:.0f}-{100 * row['cap_share_median']:.0f}%, CPU "
                       f"{100 * busy:.0f}%", flush=True)
-        stored_ratio = sum(sizes.tiles[max(meshes)]) / raw
 
+    run_ = {"grid": a.grid, "cap_mb_s": a.cap_mb_s, "step_s": step_s, "samples": a.samples, "rows": rows}
+    if a.json:
+        Path(a.json).write_text(json.dumps(run_, indent=1))
+    report(run_)
+
+
+def report(run):
+    """The table and the targets of a run: {grid, cap_mb_s, step_s, rows} (what --json writes)."""
+    rows, step_s, cap = run["rows"], run["step_s"], run["cap_mb_s"]
     capped = [r for r in rows if r["cap_mb_s"]]
     by = {(r["contender"], r["mesh"]): r for r in capped}
-    print(f"\n{'contender':<8}{'mesh':>5}{'MB read/rank/sample':>21}{'amplif.':>9}{'samples/s/group':>17}"
-          f"{'vs 1 rank':>10}{'of links':>9}{'cap share (min-med)':>21}{'waiting':>9}{'1st sample s':>13}{'CPU busy':>10}")
+    meshes = sorted({r["mesh"] for r in capped})
+    print(f"\n{'contender':<13}{'mesh':>5}{'MB read/rank/sample':>21}{'amplif.':>9}{'samples/s/group':>17}"
+          f"{'vs 1 rank':>10}{'of links':>9}{'cap share (min-med)':>21}{'waiting':>9}{'1st sample s':>13}"
+          f"{'CPU busy':>10}")
     for r in capped:
         one = by.get((r["contender"], 1))
-        print(f"{r['contender']:<8}{r['mesh']:>3}x{r['mesh']:<1}{r['bytes_per_sample'] / 1e6:>21.2f}"
+        print(f"{r['contender']:<13}{r['mesh']:>3}x{r['mesh']:<1}{r['bytes_per_sample'] / 1e6:>21.2f}"
               f"{r['read_amplification']:>9.2f}{r['group_samples_per_s']:>17.3f}"
               f"{r['group_samples_per_s'] / one['group_samples_per_s'] if one else float('nan'):>9.2f}x"
               f"{100 * r['share_of_link_bound']:>8.0f}%"
@@ -242,34 +256,38 @@ def main():
               f"{r['first_batch_seconds']:>13.1f}{100 * r['cpu_busy']:>9.0f}%")
     print()
     for s in meshes:
-        j = by.get(("jigsaw", s))
-        if not j:
-            continue
         for c in ("jigsaw-reads", "jigsaw"):
             if s > 1 and (c, 1) in by and (c, s) in by:
                 print(f"{c} {s}x{s} / 1 rank = {by[(c, s)]['group_samples_per_s'] / by[(c, 1)]['group_samples_per_s']:.2f}x"
-                      + (f"  (target: close to {s * s})" if c == "jigsaw-reads" else
+                      + (f"  (target: close to {s * s}; {100 * by[(c, s)]['share_of_link_bound']:.0f}% of what "
+                         f"the links allow: the largest tile is {cap / by[(c, s)]['link_bound_samples_per_s']:.2f} "
+                         f"MB, the mean {by[(c, s)]['bytes_per_sample'] / 1e6:.2f} MB)" if c == "jigsaw-reads" else
                          f"  (with the {step_s:.3f} s step, which bounds a group at {1 / step_s:.2f} samples/s)"))
+        j = by.get(("jigsaw", s))
         for c in ("whole", "crop"):
-            if (c, s) in by:
+            if j and (c, s) in by:
                 print(f"jigsaw / {c} at {s}x{s} = {j['group_samples_per_s'] / by[(c, s)]['group_samples_per_s']:.2f}x"
                       + ("  (target >= 3 for whole at 2x2)" if (c, s) == ("whole", 2) else ""))
-    print(f"jigsaw's ranks used {100 * min(r['cap_share_min'] for r in capped if r['contender'].startswith('jigsaw')):.0f}% "
-          f"of their cap or more (target: within 10%)")
+    for c in ("jigsaw-reads", "jigsaw"):
+        mine = [r for r in capped if r["contender"] == c]
+        if mine:
+            print(f"{c}: every rank used {100 * min(r['cap_share_min'] for r in mine):.0f}% of its cap or more "
+                  f"(target: within 10%)" + ("; where the step bounds the group, the link need not be full"
+                                              if c == "jigsaw" else ""))
     ceil = [r for r in rows if not r["cap_mb_s"]]
     if ceil:
         top = min(r["aggregate_mb_s"] for r in ceil)
-        load = max(meshes) ** 2 * a.cap_mb_s
+        load = max(meshes) ** 2 * cap
         print(f"I/O-bound check: capped aggregate at {max(meshes)}x{max(meshes)} = {load:.0f} MB/s against the "
               f"machine's uncapped ceiling of {top:.0f} MB/s (the slowest contender's) = {100 * load / top:.0f}% "
               f"(wants <= 50%); CPU busy at most {100 * max(r['cpu_busy'] for r in capped):.0f}% while capped")
-    whole = by.get(("whole", 1))
-    print("perf_model.py inputs: --stored-ratio {:.2f} --io-share-tiles {:.2f}{}".format(
-        stored_ratio, statistics.median(r["cap_share_median"] for r in capped if r["contender"].startswith("jigsaw")),
-        f" --io-share-whole {statistics.median(r['cap_share_median'] for r in capped if r['contender'] == 'whole'):.2f}"
-        if whole else ""))
-    if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=1))
+    h, w = map(int, run["grid"].split("x"))
+    big = by.get(("jigsaw", max(meshes))) or by.get(("jigsaw-reads", max(meshes)))
+    shares = lambda name: statistics.median(r["cap_share_median"] for r in capped if r["contender"] == name)  # noqa: E731
+    if big:
+        print(f"perf_model.py inputs: --stored-ratio {big['bytes_per_sample'] * big['ranks'] / (69 * h * w * 4):.2f}"
+              f" --io-share-tiles {shares('jigsaw-reads' if ('jigsaw-reads', 1) in by else 'jigsaw'):.2f}"
+              + (f" --io-share-whole {shares('whole'):.2f}" if ("whole", 1) in by else ""))
 
 
 if __name__ == "__main__":
