@@ -5,31 +5,36 @@ step after each. Side by side, in one run, on the same data:
   jigsaw  each rank's prefetch loader (jigsaw-bench loader, the loader jigsaw-train uses) reading its tile from
           a tile-aligned store that jigsaw-shard wrote for that mesh (tiles 1 x s x s); jigsaw-reads: the
           same with no stand-in step, for the rate the links alone allow
-  whole   the loader users run today: each rank reads whole samples of the WeatherBench2-layout store with
-          xarray + zarr-python over HTTP, in a PyTorch DataLoader with 2 workers (data parallelism, or "load,
-          then scatter the tiles"): bench/peer_io_torch.py whole
+  whole   the loader users run today: every rank reads whole samples of the WeatherBench2-layout store with
+          xarray + zarr-python over HTTP, in a PyTorch DataLoader with 2 workers, as a model-parallel rank
+          whose input is the whole sample does (bench/peer_io_torch.py whole)
   crop    the Jigsaw reference pattern: the same, but each rank crops its tile with xarray (isel): it fetches
           every chunk its tile touches (bench/peer_io_torch.py crop)
+  rotate  load, then scatter, the loading taken in turns: rank r reads whole samples r, r + s^2, ..., one
+          every s^2 steps. Its links carry what jigsaw's do; its loaders would also send (s^2 - 1) / s^2 of each
+          sample to the other ranks over the interconnect, which is not simulated here (reported as bytes)
 
 Each rank is a process with its own proxy (tests/tools/fault_proxy.py --cap-mb-s R: a token bucket over all of
-that rank's connections) standing in for its node's link. Reported per contender and mesh: bytes each rank
-reads per sample (the proxy counts them) and read amplification (against the store's own sample / s^2),
-samples/s of the group (it moves at its slowest rank's pace), the share of its cap each rank used while
-reading, the share of the rate the links allow that the group reached (the cap over the bytes of the rank
-with the most to read: the group moves at its pace), and the share of its steps each rank spent waiting. Rates and waiting are the steady state,
-from the arrival of the sample that fills the pipeline (4 asked for at once, by both) to the last's, as a
-long training run sees them; the first sample's latency
-(opening the store, the pipeline filling) is reported beside them, and the whole run's rate is in --json.
+that rank's connections) standing in for its node's link, and counting what it sends. Reported per contender
+and mesh, per sample of the group: the stored bytes each rank needs (from the bucket's listing; the proxies'
+counts beside them include metadata and jigsaw's read-ahead past the last sample) and read amplification
+(against the store's own sample / s^2); samples/s of the group, the minimum over its ranks (the ranks run
+unsynchronised, so for a group in lock step this is an upper bound); that rate's share of what the links
+allow (the cap over the bytes of the rank with the most to read); each proxy's bytes over the time from its
+first byte to its last, against the cap; and the share of the steady state each rank spent waiting. Rates
+and waiting are the steady state, from the arrival of the sample that fills the pipeline (4 asked for at
+once, by both kinds of loader) to the last's, as a long training run sees them; the first sample's latency
+(opening the store, the pipeline filling) is beside them, and the whole run's rate is in --json.
 
-Is the machine I/O-bound at the cap? Two checks, printed: the same contenders at the largest mesh with the caps
-lifted (the machine's own aggregate ceiling; the capped aggregate must stay under half of it), and the CPU's
-busy share (/proc/stat) during each capped run.
+Is the machine I/O-bound at the cap? Two checks, printed: the contenders at the largest mesh with the caps
+lifted (the machine's own aggregate ceiling, jigsaw's read-ahead included; the capped aggregate must stay
+under half of the slowest one's), and the CPU's busy share (/proc/stat) during each capped run.
 
-The stand-in step: the paper's C1 model's step as bench/perf_model.py builds it (2x2 mesh, batch 1), slowed by
-the factor this bench slows I/O by: the cap stands for --stands-for-gbs per GPU on a 0.25-degree sample, so
-time here runs (stands-for / cap) x (this grid's points / 0.25 degree's) times slower.
+The stand-in step, the same at every mesh: the paper's C1 model's step as bench/perf_model.py builds it (2x2
+mesh, batch 1), slowed by the factor this bench slows I/O by: the cap stands for --stands-for-gbs per GPU on a
+0.25-degree sample, so time here runs (stands-for / cap) x (this grid's points / 0.25 degree's) times slower.
 
-usage: .venv/bin/python bench/bench_io_scaling.py [--grid 361x720] [--times 8] [--samples 12] [--cap-mb-s 8]
+usage: .venv/bin/python bench/bench_io_scaling.py [--grid 361x720] [--times 8] [--samples 16] [--cap-mb-s 8]
                                                   [--meshes 1,2,3] [--stands-for-gbs 2] [--json FILE]
        .venv/bin/python bench/bench_io_scaling.py --from-json FILE   (the report of a saved run)
 Needs /usr/bin/python3 with python3-torch, python3-xarray, python3-zarr, python3-aiohttp (scripts/setup).
@@ -80,8 +85,10 @@ class Sizes:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
             for o in page.get("Contents", []):
                 k = o["Key"]
-                m = re.match(r"wb2\.zarr/([^/]+)/(\d+)(\.\d+)+$", k)
-                if m and m.group(1) not in ("latitude", "longitude", "level", "time"):
+                # time-dependent variables only: [time, level, lat, lon] or [time, lat, lon] chunks (the static
+                # fields' are [lat, lon], the coordinates' one index)
+                m = re.match(r"wb2\.zarr/([^/]+)/(\d+)(\.\d+){2,}$", k)
+                if m:
                     per.setdefault(("wb2", m.group(1)), []).append(o["Size"])
                 m = re.match(r"jigsaw-(\d)\.zarr/data/c/\d+/(\d+)/(\d+)/(\d+)$", k)
                 if m:
@@ -98,8 +105,14 @@ class Sizes:
         self.wb2_sample = sum(self.wb2.values())
 
 
+def per_rank_samples(contender, s):
+    """Group samples per sample a rank reads: s^2 where the ranks take turns loading (rotate), else 1."""
+    return s * s if contender == "rotate" else 1
+
+
 def run_group(moto, contender, s, cap, samples, step_s, workers):
-    """s^2 ranks side by side, each behind its own proxy; the per-rank reports, proxy counts and CPU share."""
+    """s^2 ranks side by side, each behind its own proxy and each reading `samples` samples (with `step_s`
+    after each, times s^2 where the ranks take turns); the per-rank reports, proxy counts and CPU share."""
     ranks = s * s
     with ExitStack() as stack:
         proxies = [stack.enter_context(FaultProxy(moto.endpoint, rate=0, cap_mb_s=cap)) for _ in range(ranks)]
@@ -113,7 +126,7 @@ def run_group(moto, contender, s, cap, samples, step_s, workers):
             else:
                 cmd = ["/usr/bin/python3", ROOT / "bench" / "peer_io_torch.py", contender,
                        f"{proxy.url}/{BUCKET}/wb2.zarr", "--mesh", s, "--rank", r, "--samples", samples,
-                       "--workers", workers, "--step-s", step_s]
+                       "--workers", workers, "--step-s", step_s * per_rank_samples(contender, s)]
             procs.append(subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True, env={**os.environ, **moto.env(proxy.url)}))
         reports = []
@@ -130,33 +143,35 @@ def run_group(moto, contender, s, cap, samples, step_s, workers):
 
 
 def summarise(contender, s, cap, samples, reports, stats, busy, sizes):
-    ranks = s * s
-    per_rank_read = []
+    ranks, g = s * s, per_rank_samples(contender, s)
+    per_rank_read = []  # per group sample
     for r in range(ranks):
         if contender.startswith("jigsaw"):
             per_rank_read.append(sizes.tiles[s][r])
         else:  # every chunk of the variables the rank's samples touch (crop: those of its channel group)
-            per_rank_read.append(sum(sizes.wb2[v] for v in reports[r]["variables"]))
+            per_rank_read.append(sum(sizes.wb2[v] for v in reports[r]["variables"]) / g)
     need = (sum(sizes.tiles[s]) if contender.startswith("jigsaw") else sizes.wb2_sample) / ranks
     shares = []
     for st in stats:
         window = (st["t_last_out"] or 0) - (st["t_first_out"] or 0)
         shares.append(st["bytes_out"] / window / (cap * 1e6) if cap and window > 0 else float("nan"))
     seconds = max(rep["seconds"] for rep in reports)
-    group = min(rep["steady_samples_per_s"] for rep in reports)
+    group = g * min(rep["steady_samples_per_s"] for rep in reports)
     return {"contender": contender, "mesh": s, "ranks": ranks, "cap_mb_s": cap, "samples": samples,
             # the ceiling the links set: the group moves at the pace of its rank with the most to read
             "link_bound_samples_per_s": cap * 1e6 / max(per_rank_read) if cap else float("nan"),
             "share_of_link_bound": group * max(per_rank_read) / (cap * 1e6) if cap else float("nan"),
             "bytes_per_sample": statistics.mean(per_rank_read),
-            "measured_bytes_per_sample": statistics.mean(st["bytes_out"] for st in stats) / samples,
+            "measured_bytes_per_sample": statistics.mean(st["bytes_out"] for st in stats) / samples / g,
             "read_amplification": statistics.mean(per_rank_read) / need,
             "group_samples_per_s": group,
-            "run_samples_per_s": samples / seconds,
+            "run_samples_per_s": g * samples / seconds,
             "first_batch_seconds": max(rep["first_batch_seconds"] for rep in reports),
             "cap_share_min": min(shares), "cap_share_median": statistics.median(shares),
             "wait_share": statistics.mean(rep["steady_wait_share"] for rep in reports),
             "aggregate_mb_s": sum(st["bytes_out"] for st in stats) / seconds / 1e6,
+            # what a rotating loader sends the other ranks over the interconnect, per group sample
+            "scatter_bytes_per_sample": sizes.wb2_sample * (ranks - 1) / ranks if contender == "rotate" else 0,
             "cpu_busy": busy}
 
 
@@ -165,11 +180,11 @@ def main():
     p.add_argument("--grid", default="361x720")
     p.add_argument("--times", type=int, default=8)
     p.add_argument("--samples", type=int, default=16,
-                   help="samples per model-parallel group, per run (a multiple of 4: the rates are counted from "
-                        "the 4th sample's arrival, when the pipelines are full)")
+                   help="samples each rank reads per run (more than 4: the rates are counted from the 4th "
+                        "sample's arrival, when the pipelines are full)")
     p.add_argument("--cap-mb-s", type=float, default=8.0, help="each rank's link, MB/s")
     p.add_argument("--meshes", default="1,2,3")
-    p.add_argument("--contenders", default="jigsaw,jigsaw-reads,whole,crop",
+    p.add_argument("--contenders", default="jigsaw,jigsaw-reads,whole,crop,rotate",
                    help="jigsaw-reads: jigsaw's loader with no stand-in step, reading as fast as its link allows")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers per peer rank")
     p.add_argument("--stands-for-gbs", type=float, default=2.0,
@@ -181,6 +196,9 @@ def main():
     a = p.parse_args()
     if a.from_json:
         return report(json.loads(Path(a.from_json).read_text()))
+    if a.samples <= max(4, 2 * a.workers):
+        p.error(f"--samples must be more than {max(4, 2 * a.workers)}: the steady state starts once the "
+                f"pipelines are full (jigsaw's 4 batches, the DataLoader's workers x 2)")
     meshes = [int(m) for m in a.meshes.split(",")]
     contenders = a.contenders.split(",")
     h, w = map(int, a.grid.split("x"))
@@ -243,12 +261,13 @@ def report(run):
     capped = [r for r in rows if r["cap_mb_s"]]
     by = {(r["contender"], r["mesh"]): r for r in capped}
     meshes = sorted({r["mesh"] for r in capped})
-    print(f"\n{'contender':<13}{'mesh':>5}{'MB read/rank/sample':>21}{'amplif.':>9}{'samples/s/group':>17}"
+    print(f"\n{'contender':<13}{'mesh':>5}{'MB/rank/sample':>16}{'proxy MB':>10}{'amplif.':>9}{'samples/s/group':>17}"
           f"{'vs 1 rank':>10}{'of links':>9}{'cap share (min-med)':>21}{'waiting':>9}{'1st sample s':>13}"
           f"{'CPU busy':>10}")
     for r in capped:
         one = by.get((r["contender"], 1))
-        print(f"{r['contender']:<13}{r['mesh']:>3}x{r['mesh']:<1}{r['bytes_per_sample'] / 1e6:>21.2f}"
+        print(f"{r['contender']:<13}{r['mesh']:>3}x{r['mesh']:<1}{r['bytes_per_sample'] / 1e6:>16.2f}"
+              f"{r['measured_bytes_per_sample'] / 1e6:>10.2f}"
               f"{r['read_amplification']:>9.2f}{r['group_samples_per_s']:>17.3f}"
               f"{r['group_samples_per_s'] / one['group_samples_per_s'] if one else float('nan'):>9.2f}x"
               f"{100 * r['share_of_link_bound']:>8.0f}%"
@@ -264,10 +283,13 @@ def report(run):
                          f"MB, the mean {by[(c, s)]['bytes_per_sample'] / 1e6:.2f} MB)" if c == "jigsaw-reads" else
                          f"  (with the {step_s:.3f} s step, which bounds a group at {1 / step_s:.2f} samples/s)"))
         j = by.get(("jigsaw", s))
-        for c in ("whole", "crop"):
+        for c in ("whole", "crop", "rotate"):
             if j and (c, s) in by:
                 print(f"jigsaw / {c} at {s}x{s} = {j['group_samples_per_s'] / by[(c, s)]['group_samples_per_s']:.2f}x"
-                      + ("  (target >= 3 for whole at 2x2)" if (c, s) == ("whole", 2) else ""))
+                      + ("  (target >= 3 for whole at 2x2)" if (c, s) == ("whole", 2) else "")
+                      + (f"  (rotate's loaders would also scatter "
+                         f"{by[(c, s)].get('scatter_bytes_per_sample', 0) / 1e6:.1f} MB a sample over the interconnect)"
+                         if c == "rotate" and s > 1 else ""))
     for c in ("jigsaw-reads", "jigsaw"):
         mine = [r for r in capped if r["contender"] == c]
         if mine:

@@ -24,7 +24,8 @@ each way per GPU) and one 400 Gb/s InfiniBand port per GPU. The paper's 256-GPU 
 9-11 PFLOP/s and 68-72% weak-scaling efficiency (A100s, TF32).
 
 The I/O term: each GPU reads its step's data through a link of --io-gbs, of which a reader uses the share that
-bench_io_scaling.py measured; jigsaw reads the rank's tile of each sample (1/s^2 of it, times the largest
+bench_io_scaling.py measured (behind 8 MB/s links on a 2-core machine: at GB/s a reader's decoding may bound it
+first; there the peer's 9 ranks decoded 237 MB/s in all on 2 cores, jigsaw's 506 MB/s); jigsaw reads the rank's tile of each sample (1/s^2 of it, times the largest
 tile's excess over the mean), whole-sample loaders the whole sample. The loader prefetches, so a step takes the larger of its compute time and its read time.
 """
 import argparse
@@ -179,7 +180,7 @@ def main():
     for name, share, io in (("tile reads", a.io_share_tiles, big["io_tiles"]),
                             ("whole-sample reads", a.io_share_whole, big["io_whole"])):
         need = io * a.io_gbs / big["built"]
-        print(f"{big['gpus']} GPUs, {name}: I/O stops bounding the step at {need:.1f} GB/s per GPU or more")
+        print(f"{big['gpus']} GPUs, {name}: I/O stops bounding the step above {need:.2f} GB/s per GPU")
 
 
 if __name__ == "__main__":

@@ -17,16 +17,19 @@ def test_the_io_scaling_benchmark_runs_and_counts_what_each_rank_reads(tmp_path)
                     "--json", str(out)], check=True, timeout=600, capture_output=True, text=True)
     run = json.loads(out.read_text())
     by = {(r["contender"], r["mesh"]): r for r in run["rows"]}
-    assert set(by) == {(c, s) for c in ("jigsaw", "jigsaw-reads", "whole", "crop") for s in (1, 2)}
+    assert set(by) == {(c, s) for c in ("jigsaw", "jigsaw-reads", "whole", "crop", "rotate") for s in (1, 2)}
     whole = by[("whole", 1)]["bytes_per_sample"]
     for (c, s), r in by.items():
         # The proxies' count: every byte the rank's samples need, plus metadata; jigsaw's loader also reads
         # ahead its 4 prefetched samples (of 8), the peer's DataLoader stops at the 8th.
         ratio = r["measured_bytes_per_sample"] / r["bytes_per_sample"]
         assert 0.99 <= ratio <= ((8 + 4 + 1) / 8 if c.startswith("jigsaw") else 1.05), (c, s, r)
-        assert r["cap_share_median"] <= 1.1, (c, s, r)  # the token bucket held
-    assert by[("jigsaw", 1)]["read_amplification"] == 1.0
-    assert abs(by[("jigsaw", 2)]["bytes_per_sample"] * 4 / by[("jigsaw", 1)]["bytes_per_sample"] - 1) < 0.02
-    assert abs(by[("whole", 2)]["read_amplification"] - 4) < 0.1  # a whole sample for a quarter of it
-    assert by[("whole", 2)]["bytes_per_sample"] == whole
-    assert whole / 4 < by[("crop", 2)]["bytes_per_sample"] < whole  # the chunks the tile touches
+        assert r["cap_share_min"] > 0 and r["cap_share_median"] <= 1.1, (c, s, r)  # the token bucket held
+    # What the proxies counted, per rank and group sample: a quarter of the sample for jigsaw's 2x2 tiles and
+    # for loaders taking turns, the whole sample for every rank that reads it, the touched chunks' for crops.
+    measured = {k: r["measured_bytes_per_sample"] for k, r in by.items()}
+    assert 0.22 < measured[("jigsaw-reads", 2)] / measured[("jigsaw-reads", 1)] < 0.3
+    assert 0.98 < measured[("whole", 2)] / whole < 1.05
+    assert 0.24 < measured[("rotate", 2)] / whole < 0.27
+    assert 0.26 < measured[("crop", 2)] / whole < 0.98
+    assert abs(by[("whole", 2)]["read_amplification"] - 4) < 0.05  # the static fields are not a sample's

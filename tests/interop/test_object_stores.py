@@ -255,8 +255,8 @@ def test_requests_in_flight_are_bounded_and_overlap(jigsaw, moto, source):
 
 
 def test_the_capped_proxy_paces_every_connection_together(moto):
-    # bench_io_scaling.py's per-rank link: 4 MB over 4 connections at once through a 10 MB/s cap take 0.4 s
-    # (less a 256 kB burst), however many connections share it; boto3 reads the bytes unchanged.
+    # bench_io_scaling.py's per-rank link: 4 MB over 4 connections at once through a 10 MB/s cap take about
+    # 0.4 s however many connections share it; boto3 reads the bytes unchanged.
     import time
     from concurrent.futures import ThreadPoolExecutor
     import boto3
@@ -274,8 +274,11 @@ def test_the_capped_proxy_paces_every_connection_together(moto):
         stats = proxy.stats()
     assert all(g == body for g in got)
     assert stats["bytes_out"] == 4_000_000 and stats["max_in_flight"] >= 2, stats
-    assert 0.37 <= seconds <= 1.5, seconds
-    assert 0.37 <= stats["t_last_out"] - stats["t_first_out"] <= 0.5, stats
+    # The first piece is stamped once sent; the bucket lets a 256 kB burst through at once: the rest, less
+    # that piece, leaves at 10 MB/s at most. (The upper bounds only catch a proxy far slower than its cap.)
+    window = stats["t_last_out"] - stats["t_first_out"]
+    assert (4_000_000 - 256 * 1024 - 64 * 1024) / 10e6 - 0.01 <= window <= 1.5, stats
+    assert window <= seconds <= 3.0, seconds
 
 
 def test_netcdf_sources_given_as_urls(jigsaw, moto, tmp_path):
