@@ -75,15 +75,18 @@ def test_bf16_products_train_close_to_float32_with_less_bytes_on_the_mesh(store,
 
 def test_steps_show_their_gemm_rate_beside_the_ceiling(store, tmp_path):
     # The ceiling: the backend's GEMM rate at the rank's own product shapes, measured before the first step;
-    # every step's rate is shown as a share of it (a step, which does more than its GEMMs, stays below it
-    # but for noise), and the summary has the median rate and the ceiling.
+    # every step's rate is shown as a share of it, and the summary has the median rate and the ceiling. (A step,
+    # which does more than its GEMMs, stays below the ceiling on a quiet machine; on a loaded one the ceiling's
+    # measurement can catch a busy moment and a step a quiet one, so the share is checked for what it is.)
     p, records = train(store, tmp_path, "--steps", "4", "--json")
     summary = json.loads(p.stdout)
     assert "GEMM ceiling" in p.stderr and summary["gemm_ceiling_flop_per_s_per_rank"] > 0
     steps = [r for r in records if "loss" in r and "step" in r]
     assert len(steps) == 4
+    ceiling = summary["gemm_ceiling_flop_per_s_per_rank"]
     for r in steps:
-        assert 0 < r["gemm_ceiling_share"] < 1.5, r
+        assert r["gemm_ceiling_share"] > 0, r
+        assert abs(r["gemm_ceiling_share"] - r["gflop_per_s_per_rank"] * 1e9 / ceiling) <= 1e-3 * r["gemm_ceiling_share"], r
     rates = sorted(r["gflop_per_s_per_rank"] * 1e9 for r in steps)
     # GFLOP/s in the log, FLOP/s in the summary: the same median to rounding (x / 1e9 * 1e9 need not be x).
     assert rates[1] * (1 - 1e-9) <= summary["gemm_flop_per_s_per_rank"] <= rates[2] * (1 + 1e-9)
