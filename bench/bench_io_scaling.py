@@ -118,7 +118,6 @@ def run_group(moto, contender, s, cap, samples, step_s, workers):
         proxies = [stack.enter_context(FaultProxy(moto.endpoint, rate=0, cap_mb_s=cap)) for _ in range(ranks)]
         procs = []
         c0 = cpu_times()
-        t0 = time.perf_counter()
         for r, proxy in enumerate(proxies):
             if contender.startswith("jigsaw"):
                 cmd = [BIN / "jigsaw-bench", "--json", "loader", f"s3://{BUCKET}/jigsaw-{s}.zarr", "--rank", r,
@@ -135,11 +134,10 @@ def run_group(moto, contender, s, cap, samples, step_s, workers):
             if p.returncode:
                 raise RuntimeError(f"{contender} rank {r} of {s}x{s} failed: {err.strip()[-2000:]}")
             reports.append(json.loads(out))
-        wall = time.perf_counter() - t0
         c1 = cpu_times()
         stats = [p.stats() for p in proxies]
     busy = 1 - (c1[1] - c0[1]) / max(1, c1[0] - c0[0])
-    return reports, stats, busy, wall
+    return reports, stats, busy
 
 
 def summarise(contender, s, cap, samples, reports, stats, busy, sizes):
@@ -234,7 +232,7 @@ def main():
         if not a.no_ceiling:
             s = max(meshes)
             for c in (c for c in contenders if c != "jigsaw-reads"):  # jigsaw with no caps reads only anyway
-                reps, stats, busy, wall = run_group(moto, c, s, 0, a.samples, 0.0, a.workers)
+                reps, stats, busy = run_group(moto, c, s, 0, a.samples, 0.0, a.workers)
                 row = summarise(c, s, 0, a.samples, reps, stats, busy, sizes)
                 rows.append(row)
                 print(f"ceiling, {c} at {s}x{s} with no caps: {row['aggregate_mb_s']:.0f} MB/s over all ranks, "
@@ -242,7 +240,7 @@ def main():
         for s in meshes:
             for c in contenders:
                 step = 0.0 if c == "jigsaw-reads" else step_s
-                reps, stats, busy, wall = run_group(moto, c, s, a.cap_mb_s, a.samples, step, a.workers)
+                reps, stats, busy = run_group(moto, c, s, a.cap_mb_s, a.samples, step, a.workers)
                 row = summarise(c, s, a.cap_mb_s, a.samples, reps, stats, busy, sizes)
                 rows.append(row)
                 print(f"  {c} {s}x{s}: {row['group_samples_per_s']:.3f} samples/s, cap share "

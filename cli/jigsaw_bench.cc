@@ -283,8 +283,7 @@ int main(int argc, char** argv) {
       ++batches;
       if (step_seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(step_seconds));
       if (repeats > 0 && batches >= repeats) break;
-      if (repeats < 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= seconds)
-        break;
+      if (repeats < 0 && since(start) >= seconds) break;
     }
     LoaderStats st = (*l)->stats();
     const double samples = static_cast<double>(batches * lo.batch_size);
